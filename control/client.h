@@ -1,0 +1,28 @@
+// `triglav tun`: brings up the TUN device, performs the handshake with the server
+// named by the AuthKey, and carries traffic until SIGINT/SIGTERM.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "control/runtime.h"
+#include "crypto/authkey.h"
+#include "io/endpoint.h"
+
+namespace triglav::ctl {
+
+struct ClientOptions {
+  crypto::AuthKey key;
+  std::vector<io::Endpoint> endpoints;  // from the AuthKey, or --endpoint
+  TunSetup tun;                         // default tg0, 10.0.85.2/24
+  int handshake_timeout_ms = 10'000;
+};
+
+// Returns the exit code; throws std::runtime_error for start-up failures (after
+// cleaning up what it set up), including a handshake that never completes.
+int run_client(const ClientOptions& opt);
+
+// The AuthKey's addresses as endpoints.
+std::vector<io::Endpoint> authkey_endpoints(const crypto::AuthKey& key);
+
+}  // namespace triglav::ctl

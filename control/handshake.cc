@@ -1,0 +1,114 @@
+#include "control/handshake.h"
+
+#include <cstring>
+
+namespace triglav::ctl {
+namespace {
+
+std::span<const std::uint8_t> prologue() {
+  return {reinterpret_cast<const std::uint8_t*>(kPrologue), sizeof kPrologue - 1};
+}
+
+}  // namespace
+
+ClientHandshake::ClientHandshake(const crypto::PublicKey& server_key,
+                                 const dp::InitPayload& payload)
+    : noise_(crypto::NoiseNk::initiator(server_key, prologue())),
+      sender_index_(payload.sender_index) {
+  dp::Header h;
+  h.type = dp::PacketType::Handshake;
+  h.uplink = payload.uplink;
+  h.aux = dp::kHandshakeInit;
+  h.receiver = 0;
+  h.counter = payload.sender_index;
+  dp::encode_header(h, init_.data());
+  std::uint8_t body[dp::kInitPayloadLen];
+  dp::encode_init_payload(payload, body);
+  // write_message only fails on a too-small buffer or a low-order key; the server key
+  // came from an AuthKey, and a low-order one simply never completes.
+  [[maybe_unused]] auto n = noise_.write_message(
+      body, std::span<std::uint8_t>(init_.data() + dp::kHeaderLen, init_.size() - dp::kHeaderLen));
+}
+
+std::optional<ClientHandshake::Established> ClientHandshake::finish(
+    std::span<const std::uint8_t> pkt) {
+  dp::Header h;
+  if (pkt.size() != dp::kResponseLen || dp::decode_header(pkt, h) != dp::HeaderError::Ok ||
+      h.type != dp::PacketType::Handshake || h.aux != dp::kHandshakeResponse ||
+      h.receiver != sender_index_) {
+    return std::nullopt;
+  }
+  std::uint8_t body[dp::kResponsePayloadLen];
+  auto n = noise_.read_message(pkt.subspan(dp::kHeaderLen), body);
+  Established e;
+  if (!n || *n != dp::kResponsePayloadLen ||
+      !dp::decode_response_payload({body, *n}, e.response) ||
+      e.response.sender_index != static_cast<std::uint32_t>(h.counter)) {
+    return std::nullopt;
+  }
+  e.keys = noise_.split();
+  return e;
+}
+
+std::optional<ServerHandshakeResult> answer_initiation(
+    std::span<const std::uint8_t, crypto::kKeyLen> static_private,
+    std::span<const std::uint8_t> pkt, HandshakeReject& reject, const MakeResponse& make_response) {
+  dp::Header h;
+  if (pkt.size() != dp::kInitLen || dp::decode_header(pkt, h) != dp::HeaderError::Ok ||
+      h.type != dp::PacketType::Handshake || h.aux != dp::kHandshakeInit || h.receiver != 0) {
+    reject = HandshakeReject::Malformed;
+    return std::nullopt;
+  }
+  auto noise = crypto::NoiseNk::responder(static_private, prologue());
+  std::uint8_t body[dp::kInitPayloadLen];
+  auto n = noise.read_message(pkt.subspan(dp::kHeaderLen), body);
+  if (!n) {
+    reject = HandshakeReject::Decrypt;
+    return std::nullopt;
+  }
+  ServerHandshakeResult r;
+  if (!dp::decode_init_payload({body, *n}, r.init) ||
+      r.init.sender_index != static_cast<std::uint32_t>(h.counter)) {
+    reject = HandshakeReject::Malformed;
+    return std::nullopt;
+  }
+  if (r.init.version != dp::kProtocolVersion) {
+    reject = HandshakeReject::BadVersion;
+    return std::nullopt;
+  }
+  r.uplink = h.uplink;
+  dp::ResponsePayload rp;
+  if (!make_response(r.init, rp)) {
+    reject = HandshakeReject::Refused;
+    return std::nullopt;
+  }
+  dp::Header out;
+  out.type = dp::PacketType::Handshake;
+  out.uplink = h.uplink;
+  out.aux = dp::kHandshakeResponse;
+  out.receiver = r.init.sender_index;
+  out.counter = rp.sender_index;
+  dp::encode_header(out, r.response.data());
+  std::uint8_t rbody[dp::kResponsePayloadLen];
+  dp::encode_response_payload(rp, rbody);
+  auto w = noise.write_message(rbody, std::span<std::uint8_t>(r.response.data() + dp::kHeaderLen,
+                                                             r.response.size() - dp::kHeaderLen));
+  if (!w) {
+    reject = HandshakeReject::Decrypt;
+    return std::nullopt;
+  }
+  r.keys = noise.split();
+  return r;
+}
+
+std::array<std::uint8_t, dp::kErrorLen> make_error(std::uint32_t receiver, dp::ErrorCode code) {
+  std::array<std::uint8_t, dp::kErrorLen> out{};
+  dp::Header h;
+  h.type = dp::PacketType::Error;
+  h.aux = static_cast<std::uint8_t>(code);
+  h.receiver = receiver;
+  dp::encode_header(h, out.data());
+  return out;
+}
+
+}  // namespace triglav::ctl

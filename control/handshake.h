@@ -1,0 +1,64 @@
+// Building and answering handshake packets: the Noise NK messages wrapped in our
+// header (docs/PROTOCOL.md, "Handshake"). Pure logic over byte buffers, used by the
+// control thread; tests drive both sides in memory.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "crypto/noise.h"
+#include "dataplane/wire.h"
+
+namespace triglav::ctl {
+
+inline constexpr char kPrologue[] = "triglav/1";
+
+// Client side of one handshake on one uplink.
+class ClientHandshake {
+ public:
+  ClientHandshake(const crypto::PublicKey& server_key, const dp::InitPayload& payload);
+
+  // The initiation packet (kInitLen bytes).
+  const std::array<std::uint8_t, dp::kInitLen>& initiation() const noexcept { return init_; }
+  std::uint32_t sender_index() const noexcept { return sender_index_; }
+
+  struct Established {
+    crypto::TransportKeys keys;
+    dp::ResponsePayload response;
+  };
+  // Consumes a response packet. nullopt if it is not a valid answer to our initiation.
+  [[nodiscard]] std::optional<Established> finish(std::span<const std::uint8_t> pkt);
+
+ private:
+  crypto::NoiseNk noise_;
+  std::uint32_t sender_index_;
+  std::array<std::uint8_t, dp::kInitLen> init_{};
+};
+
+// Server side: answers one initiation.
+struct ServerHandshakeResult {
+  std::array<std::uint8_t, dp::kResponseLen> response{};
+  crypto::TransportKeys keys;
+  dp::InitPayload init;
+  std::uint8_t uplink = 0;
+};
+
+enum class HandshakeReject : std::uint8_t { Malformed, Decrypt, BadVersion, Refused };
+
+// Fills the response payload once the initiation has authenticated (so the server can
+// pick an index and check the client's address); false refuses the client.
+using MakeResponse = std::function<bool(const dp::InitPayload&, dp::ResponsePayload&)>;
+
+// Answers one initiation packet. nullopt with reject set when it is refused.
+std::optional<ServerHandshakeResult> answer_initiation(
+    std::span<const std::uint8_t, crypto::kKeyLen> static_private,
+    std::span<const std::uint8_t> pkt, HandshakeReject& reject, const MakeResponse& make_response);
+
+// An unauthenticated Error packet addressed to a client's sender index.
+std::array<std::uint8_t, dp::kErrorLen> make_error(std::uint32_t receiver, dp::ErrorCode code);
+
+}  // namespace triglav::ctl

@@ -1,0 +1,153 @@
+#include "control/runtime.h"
+
+#include <signal.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "crypto/aead.h"
+#include "io/netlink.h"
+#include "io/ring.h"
+#include "io/tun_device.h"
+
+namespace triglav::ctl {
+namespace {
+constexpr std::uint64_t kTagSignal = 1;
+constexpr std::uint64_t kTagQueue = 2;
+
+sigset_t handled_signals() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGTERM);
+  sigaddset(&s, SIGHUP);
+  sigaddset(&s, SIGUSR1);
+  return s;
+}
+}  // namespace
+
+void block_signals() {
+  const sigset_t s = handled_signals();
+  pthread_sigmask(SIG_BLOCK, &s, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
+    : uplinks_(std::move(uplinks)), qsbr_(1), snapshots_(qsbr_) {
+  const sigset_t s = handled_signals();
+  signal_fd_ = signalfd(-1, &s, SFD_NONBLOCK | SFD_CLOEXEC);
+  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (signal_fd_ < 0 || event_fd_ < 0)
+    throw std::runtime_error("cannot create signalfd/eventfd: " + std::string(std::strerror(errno)));
+  ring_ = std::make_unique<io::Ring>(16);
+  arm(signal_fd_, kTagSignal);
+  arm(event_fd_, kTagQueue);
+
+  tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, 1));
+  nl_ = std::make_unique<io::Netlink>();
+  std::string err = nl_->link_up(tun_->ifindex(), tun.mtu);
+  if (!err.empty()) throw std::runtime_error("cannot bring up " + tun.name + ": " + err);
+  err = nl_->add_address(tun_->ifindex(), tun.address);
+  if (!err.empty())
+    throw std::runtime_error("cannot add address " + tun.address.to_string() + " to " + tun.name +
+                             ": " + err);
+  for (const auto& r : tun.routes) {
+    err = nl_->add_route(tun_->ifindex(), r);
+    if (!err.empty())
+      throw std::runtime_error("cannot add route " + r.to_string() + " via " + tun.name + ": " + err);
+    routes_.push_back(r);
+  }
+
+  dp::WorkerConfig wc;
+  wc.id = 0;
+  wc.tun_fd = tun_->queue_fd(0);
+  for (const auto& u : uplinks_) wc.uplink_fds.push_back(u.fd());
+  wc.snapshots = &snapshots_;
+  wc.qsbr = &qsbr_;
+  wc.to_control = &queue_;
+  wc.control_eventfd = event_fd_;
+  workers_.push_back(std::make_unique<dp::Worker>(std::move(wc)));
+}
+
+Runtime::~Runtime() {
+  stop_workers();
+  if (nl_ && tun_) {
+    for (const auto& r : routes_) nl_->del_route(tun_->ifindex(), r);
+  }
+  qsbr_.drain();
+  tun_.reset();  // closing the last queue removes the device
+  ring_.reset();
+  if (event_fd_ >= 0) close(event_fd_);
+  if (signal_fd_ >= 0) close(signal_fd_);
+}
+
+void Runtime::start_workers() {
+  for (auto& w : workers_) w->start();
+}
+
+void Runtime::stop_workers() noexcept {
+  for (auto& w : workers_) w->stop();
+}
+
+void Runtime::arm(int fd, std::uint64_t tag) {
+  io_uring_sqe* s = ring_->sqe();
+  io_uring_prep_poll_multishot(s, fd, POLLIN);
+  io_uring_sqe_set_data64(s, tag);
+}
+
+Runtime::Wake Runtime::wait(int timeout_ms) {
+  Wake w;
+  __kernel_timespec ts{timeout_ms / 1000, static_cast<long long>(timeout_ms % 1000) * 1'000'000};
+  io_uring_cqe* cqe = nullptr;
+  io_uring_submit_and_wait_timeout(ring_->get(), &cqe, 1, &ts, nullptr);
+  unsigned head;
+  unsigned n = 0;
+  io_uring_for_each_cqe(ring_->get(), head, cqe) {
+    ++n;
+    const std::uint64_t tag = io_uring_cqe_get_data64(cqe);
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (tag == kTagSignal) {
+      signalfd_siginfo si;
+      while (read(signal_fd_, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) w.stop = true;
+        if (si.ssi_signo == SIGUSR1) w.dump = true;
+      }
+      if (!more) arm(signal_fd_, kTagSignal);
+    } else if (tag == kTagQueue) {
+      std::uint64_t v;
+      [[maybe_unused]] auto r = read(event_fd_, &v, sizeof v);
+      if (!more) arm(event_fd_, kTagQueue);
+    }
+  }
+  io_uring_cq_advance(ring_->get(), n);
+  qsbr_.reclaim();
+  return w;
+}
+
+dp::CounterTotals Runtime::totals() const noexcept {
+  dp::CounterTotals t;
+  for (const auto& w : workers_) t.add(w->counters());
+  return t;
+}
+
+bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to) {
+  std::uint8_t pkt[dp::kHeaderLen + dp::kTagLen];
+  dp::Header h;
+  h.type = type;
+  h.flags = dp::flag::kEncrypted;
+  h.uplink = s.uplink;
+  h.receiver = s.remote_index;
+  auto& st = s.tx[dp::kControlSender];
+  h.counter = std::uint64_t{dp::kControlSender} << dp::kSenderShift | (st.next_counter++ & dp::kCounterMask);
+  dp::encode_header(h, pkt);
+  crypto::seal_in_place(s.tx_key, h.counter, {pkt, dp::kHeaderLen}, pkt + dp::kHeaderLen, 0);
+  const unsigned u = s.uplink < uplinks_.size() ? s.uplink : 0;
+  return uplinks_[u].send_to(pkt, sizeof pkt, to);
+}
+
+}  // namespace triglav::ctl

@@ -1,0 +1,85 @@
+// What the server and the client share: the TUN device and its addresses and routes,
+// the uplink sockets, the workers, the snapshot machinery, and the control thread's
+// wait for signals and worker messages (on its own io_uring).
+//
+// Construction sets everything up and the destructor undoes it in reverse (workers
+// stopped, routes deleted, TUN closed, which the kernel turns into device removal), so
+// every exit path, including exceptions during start-up, leaves nothing behind.
+// Control thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/counters.h"
+#include "dataplane/session.h"
+#include "dataplane/worker.h"
+#include "io/endpoint.h"
+#include "io/udp_socket.h"
+
+namespace triglav::io {
+class Ring;
+class Netlink;
+class TunDevice;
+}  // namespace triglav::io
+
+namespace triglav::ctl {
+
+struct TunSetup {
+  std::string name = "tg0";
+  io::Ipv4Prefix address;
+  int mtu = 1420;
+  std::vector<io::Ipv4Prefix> routes;
+};
+
+// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread (and so in every
+// thread it starts later); Runtime receives them through a signalfd.
+void block_signals();
+
+class Runtime {
+ public:
+  Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  void start_workers();
+  void stop_workers() noexcept;
+
+  struct Wake {
+    bool stop = false;  // SIGINT or SIGTERM
+    bool dump = false;  // SIGUSR1: log counters
+  };
+  // Waits up to timeout_ms for a signal or a worker message.
+  Wake wait(int timeout_ms);
+  bool pop(dp::ControlMessage& m) noexcept { return queue_.pop(m); }
+
+  dp::SnapshotHolder& snapshots() noexcept { return snapshots_; }
+  dp::Qsbr& qsbr() noexcept { return qsbr_; }
+  const io::UdpSocket& uplink(unsigned i) const noexcept { return uplinks_[i]; }
+  const io::TunDevice& tun() const noexcept { return *tun_; }
+  dp::CounterTotals totals() const noexcept;
+
+  // Seals and sends a transport packet from the control thread (sender kControlSender)
+  // to the session's peer. Only while the session's worker cannot write `peer`, or for
+  // a peer that does not move (the client's server).
+  bool send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to);
+
+ private:
+  void arm(int fd, std::uint64_t tag);
+
+  std::vector<io::UdpSocket> uplinks_;
+  std::unique_ptr<io::TunDevice> tun_;
+  std::unique_ptr<io::Netlink> nl_;
+  std::vector<io::Ipv4Prefix> routes_;
+  dp::Qsbr qsbr_;
+  dp::SnapshotHolder snapshots_;
+  dp::ControlQueue queue_;
+  int event_fd_ = -1;
+  int signal_fd_ = -1;
+  std::unique_ptr<io::Ring> ring_;
+  std::vector<std::unique_ptr<dp::Worker>> workers_;
+};
+
+}  // namespace triglav::ctl

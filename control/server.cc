@@ -1,0 +1,291 @@
+#include "control/server.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "control/handshake.h"
+#include "control/key_file.h"
+#include "crypto/authkey.h"
+#include "io/system.h"
+#include "io/tun_device.h"
+
+namespace triglav::ctl {
+namespace {
+
+std::int64_t mono_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+crypto::AuthKeyAddress to_authkey_address(const io::Endpoint& e) {
+  crypto::AuthKeyAddress a;
+  a.port = e.port();
+  if (e.family() == AF_INET6) {
+    a.v6 = true;
+    std::memcpy(a.ip.data(), &reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr, 16);
+  } else {
+    std::memcpy(a.ip.data(), &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr, 4);
+  }
+  return a;
+}
+
+// Addresses a client can reach us on when we listen on a wildcard address: every
+// address of every interface that is up, except loopback and link-local ones.
+std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen) {
+  std::vector<io::Endpoint> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    const int fam = i->ifa_addr->sa_family;
+    if (fam == AF_INET) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      const std::uint32_t h = ntohl(sin->sin_addr.s_addr);
+      if ((h >> 16) == 0xa9fe) continue;  // 169.254/16
+      out.push_back(io::Endpoint::from_ipv4(sin->sin_addr.s_addr, listen.port()));
+    } else if (fam == AF_INET6 && listen.family() == AF_INET6) {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) continue;
+      out.push_back(io::Endpoint::from_ipv6(sin6->sin6_addr.s6_addr, listen.port()));
+    }
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+class Server {
+ public:
+  Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt)
+      : opt_(opt), key_(std::move(key)), rt_(rt) {}
+
+  int run() {
+    rt_.start_workers();
+    spdlog::info("server listening on {}, tunnel {} {}", opt_.listen.to_string(),
+                 rt_.tun().name(), opt_.tun.address.to_string());
+    auto last_sweep = std::chrono::steady_clock::now();
+    for (;;) {
+      const auto w = rt_.wait(250);
+      if (w.dump) log_counters();
+      dp::ControlMessage m;
+      while (rt_.pop(m)) on_message(m);
+      if (w.stop) break;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_sweep >= std::chrono::seconds(1)) {
+        last_sweep = now;
+        sweep_idle();
+        tokens_ = kErrorTokens;
+      }
+    }
+    spdlog::info("shutting down: closing {} session(s)", sessions_.size());
+    rt_.stop_workers();  // from here on the control thread owns every session's state
+    for (auto& [idx, s] : sessions_) rt_.send_transport(*s, dp::PacketType::Close, s->peer);
+    log_counters();
+    return 0;
+  }
+
+ private:
+  static constexpr int kErrorTokens = 10;  // Error packets per second at most
+
+  void log_counters() {
+    spdlog::info("sessions={} handshake_rejects={} counters: {}", sessions_.size(), rejects_,
+                 rt_.totals().format());
+  }
+
+  void on_message(const dp::ControlMessage& m) {
+    if (m.kind == dp::ControlMessage::Kind::Close) {
+      auto it = sessions_.find(m.session_index);
+      if (it != sessions_.end()) {
+        spdlog::info("client {} ({}) closed its session", io::ipv4_to_string(it->second->peer_inner_ipv4_be),
+                     m.from.to_string());
+        remove(it->first);
+      }
+      return;
+    }
+    dp::Header h;
+    if (dp::decode_header({m.data.data(), m.len}, h) != dp::HeaderError::Ok) return;
+    if (h.type == dp::PacketType::Handshake && h.aux == dp::kHandshakeInit) {
+      on_initiation(m);
+    } else {
+      ++rejects_;  // responses and errors are for clients
+    }
+  }
+
+  void on_initiation(const dp::ControlMessage& m) {
+    HandshakeReject reject{};
+    dp::ErrorCode refuse = dp::ErrorCode::AddressRejected;
+    std::uint32_t index = 0;
+    auto r = answer_initiation(
+        key_.priv.span(), {m.data.data(), m.len}, reject,
+        [&](const dp::InitPayload& in, dp::ResponsePayload& out) {
+          if (!address_allowed(in.inner_ipv4_be)) return false;
+          auto ts = last_init_.find(in.inner_ipv4_be);
+          if (ts != last_init_.end() && in.timestamp_ns <= ts->second) {
+            refuse = dp::ErrorCode::HandshakeFailed;  // a replayed or stale initiation
+            return false;
+          }
+          index = new_index();
+          out.sender_index = index;
+          out.server_ipv4_be = opt_.tun.address.addr_be;
+          out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
+          out.mtu = static_cast<std::uint16_t>(opt_.tun.mtu);
+          return true;
+        });
+    if (!r) {
+      ++rejects_;
+      dp::Header h;
+      (void)dp::decode_header({m.data.data(), m.len}, h);
+      const char* why = reject == HandshakeReject::Decrypt ? "it is not encrypted to this server's key"
+                        : reject == HandshakeReject::BadVersion ? "unsupported protocol version"
+                        : reject == HandshakeReject::Refused ? "tunnel address refused or initiation replayed"
+                                                             : "malformed";
+      spdlog::warn("handshake from {} rejected: {}", m.from.to_string(), why);
+      if (reject != HandshakeReject::Malformed && tokens_ > 0) {
+        --tokens_;
+        const dp::ErrorCode code = reject == HandshakeReject::Decrypt ? dp::ErrorCode::HandshakeFailed
+                                   : reject == HandshakeReject::BadVersion ? dp::ErrorCode::BadVersion
+                                                                           : refuse;
+        const auto err = make_error(static_cast<std::uint32_t>(h.counter), code);
+        rt_.uplink(0).send_to(err.data(), err.size(), m.from);
+      }
+      return;
+    }
+    // A new handshake for a tunnel address replaces the session that held it.
+    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+      if (it->second->peer_inner_ipv4_be == r->init.inner_ipv4_be) {
+        remove(it->first, /*publish=*/false);
+        break;
+      }
+    }
+    last_init_[r->init.inner_ipv4_be] = r->init.timestamp_ns;
+    auto s = std::make_unique<dp::Session>();
+    s->local_index = index;
+    s->remote_index = r->init.sender_index;
+    s->uplink = r->uplink;
+    s->peer_inner_ipv4_be = r->init.inner_ipv4_be;
+    s->tx_key = std::move(r->keys.send);
+    s->rx_key = std::move(r->keys.recv);
+    s->peer = m.from;
+    s->last_rx_ns.store(mono_ns());
+    sessions_.emplace(index, std::move(s));
+    publish();
+    rt_.uplink(0).send_to(r->response.data(), r->response.size(), m.from);
+    spdlog::info("session up: client {} from {} (uplink {}, index {:08x})",
+                 io::ipv4_to_string(r->init.inner_ipv4_be), m.from.to_string(), r->uplink, index);
+  }
+
+  bool address_allowed(std::uint32_t ip_be) const {
+    io::Ipv4Prefix p{ip_be, opt_.tun.address.len};
+    if (p.network_be() != opt_.tun.address.network_be() || ip_be == opt_.tun.address.addr_be) {
+      spdlog::warn("client asked for tunnel address {}, outside {} or the server's own",
+                   io::ipv4_to_string(ip_be), opt_.tun.address.to_string());
+      return false;
+    }
+    return true;
+  }
+
+  std::uint32_t new_index() {
+    for (;;) {
+      std::uint32_t v;
+      crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
+      if (v != 0 && !sessions_.contains(v)) return v;
+    }
+  }
+
+  void sweep_idle() {
+    const std::int64_t limit = mono_ns() - std::int64_t{opt_.idle_timeout_s} * 1'000'000'000;
+    std::vector<std::uint32_t> idle;
+    for (const auto& [idx, s] : sessions_)
+      if (s->last_rx_ns.load(std::memory_order_relaxed) < limit) idle.push_back(idx);
+    for (auto idx : idle) {
+      spdlog::info("session {:08x} ({}) idle for {} s: removed", idx,
+                   io::ipv4_to_string(sessions_[idx]->peer_inner_ipv4_be), opt_.idle_timeout_s);
+      remove(idx);
+    }
+  }
+
+  void remove(std::uint32_t idx, bool do_publish = true) {
+    auto it = sessions_.find(idx);
+    if (it == sessions_.end()) return;
+    dp::Session* s = it->second.release();
+    sessions_.erase(it);
+    if (do_publish) publish();
+    rt_.qsbr().retire([s] { delete s; });
+  }
+
+  void publish() {
+    auto snap = std::make_unique<dp::Snapshot>();
+    for (const auto& [idx, s] : sessions_) {
+      snap->by_index.emplace(idx, s.get());
+      snap->by_inner_ipv4.emplace(s->peer_inner_ipv4_be, s.get());
+    }
+    rt_.snapshots().publish(std::move(snap));
+  }
+
+  const ServerOptions& opt_;
+  crypto::KeyPair key_;
+  Runtime& rt_;
+  std::unordered_map<std::uint32_t, std::unique_ptr<dp::Session>> sessions_;
+  std::unordered_map<std::uint32_t, std::uint64_t> last_init_;
+  std::uint64_t rejects_ = 0;
+  int tokens_ = kErrorTokens;
+};
+
+}  // namespace
+
+int run_server(const ServerOptions& opt) {
+  if (!io::has_net_admin())
+    throw std::runtime_error("triglav server needs root (CAP_NET_ADMIN) to create its TUN device");
+  ServerKeyFile kf;
+  bool have_key = false;
+  if (!opt.key_file.empty() && (!opt.generate_key || std::filesystem::exists(opt.key_file))) {
+    kf = load_key_file(opt.key_file);
+    have_key = true;
+  } else if (!opt.generate_key) {
+    throw std::runtime_error("the server needs a key: --key FILE or --generate-key");
+  }
+  if (!have_key) kf.key = crypto::KeyPair::generate();
+
+  std::vector<io::UdpSocket> socks;
+  socks.push_back(io::UdpSocket::bind(opt.listen));
+
+  crypto::AuthKey ak;
+  ak.server_key = kf.key.pub;
+  std::vector<io::Endpoint> adv = opt.advertise;
+  if (adv.empty()) {
+    for (const auto& a : kf.addresses) {
+      std::string err;
+      auto e = io::parse_endpoint(a, err);
+      if (!e) throw std::runtime_error("key file " + opt.key_file + ": " + err);
+      adv.push_back(*e);
+    }
+  }
+  if (adv.empty()) adv = opt.listen.is_unspecified() ? local_addresses(opt.listen)
+                                                      : std::vector<io::Endpoint>{opt.listen};
+  for (const auto& e : adv) ak.addresses.push_back(to_authkey_address(e));
+
+  if (opt.generate_key && !have_key && !opt.key_file.empty()) {
+    std::vector<std::string> texts;
+    for (const auto& e : adv) texts.push_back(e.to_string());
+    kf.addresses = texts;
+    save_key_file(opt.key_file, kf);
+    spdlog::info("new key saved to {}", opt.key_file);
+  }
+
+  Runtime rt(std::move(socks), opt.tun);
+  std::printf("%s\n", crypto::encode_authkey(ak).c_str());
+  std::fflush(stdout);
+  Server server(opt, std::move(kf.key), rt);
+  return server.run();
+}
+
+}  // namespace triglav::ctl

@@ -1,0 +1,26 @@
+// `triglav server`: answers handshakes, owns one session per client uplink, routes
+// TUN packets to clients by their tunnel address.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "control/runtime.h"
+#include "io/endpoint.h"
+
+namespace triglav::ctl {
+
+struct ServerOptions {
+  std::string key_file;        // load (or, with generate_key and missing, create)
+  bool generate_key = false;   // a new key; saved to key_file if one is given
+  io::Endpoint listen;         // default 0.0.0.0:7443
+  std::vector<io::Endpoint> advertise;  // AuthKey addresses; default: derived
+  TunSetup tun;                // default tg0, 10.0.85.1/24
+  int idle_timeout_s = 180;
+};
+
+// Runs until SIGINT/SIGTERM. Returns the process exit code; throws std::runtime_error
+// for start-up failures (after cleaning up what it set up).
+int run_server(const ServerOptions& opt);
+
+}  // namespace triglav::ctl

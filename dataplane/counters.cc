@@ -1,0 +1,50 @@
+#include "dataplane/counters.h"
+
+namespace triglav::dp {
+
+const char* counter_name(Counter c) noexcept {
+  switch (c) {
+    case Counter::RxPackets: return "rx_packets";
+    case Counter::RxBytes: return "rx_bytes";
+    case Counter::TxPackets: return "tx_packets";
+    case Counter::TxBytes: return "tx_bytes";
+    case Counter::HandshakePackets: return "handshake_packets";
+    case Counter::TunWriteErrors: return "tun_write_errors";
+    case Counter::UdpSendErrors: return "udp_send_errors";
+    case Counter::RxNoBuffers: return "rx_no_buffers";
+    case Counter::DropMalformed: return "drop_malformed";
+    case Counter::DropUnknownIndex: return "drop_unknown_index";
+    case Counter::DropAuth: return "drop_auth";
+    case Counter::DropReplay: return "drop_replay";
+    case Counter::DropBadInner: return "drop_bad_inner";
+    case Counter::DropBadSource: return "drop_bad_source";
+    case Counter::DropNoRoute: return "drop_no_route";
+    case Counter::DropQueueFull: return "drop_queue_full";
+    case Counter::DropUnexpected: return "drop_unexpected";
+    case Counter::kCount: break;
+  }
+  return "?";
+}
+
+void CounterTotals::add(const Counters& c) noexcept {
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] += c.v[i].load(std::memory_order_relaxed);
+}
+
+std::uint64_t CounterTotals::drops() const noexcept {
+  std::uint64_t n = 0;
+  for (auto i = static_cast<std::size_t>(Counter::DropMalformed); i < v.size(); ++i) n += v[i];
+  return n;
+}
+
+std::string CounterTotals::format() const {
+  std::string s;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!s.empty()) s += ' ';
+    s += counter_name(static_cast<Counter>(i));
+    s += '=';
+    s += std::to_string(v[i]);
+  }
+  return s;
+}
+
+}  // namespace triglav::dp

@@ -1,0 +1,59 @@
+// Per-worker counters: every packet outcome, including each drop reason, is a counter.
+// A worker writes its own block with relaxed stores (no read-modify-write, no sharing);
+// the control thread sums the blocks when it reports.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace triglav::dp {
+
+enum class Counter : std::uint8_t {
+  RxPackets,        // authenticated data packets written to the TUN
+  RxBytes,          // inner bytes of those
+  TxPackets,        // data packets sent to a peer
+  TxBytes,          // inner bytes of those
+  HandshakePackets, // handshake/error packets handed to the control thread
+  TunWriteErrors,
+  UdpSendErrors,
+  RxNoBuffers,      // the kernel had no free receive buffer (back-pressure)
+  // Drops (each a named reason).
+  DropMalformed,    // too short, bad version or type, truncated datagram
+  DropUnknownIndex, // no session has this receiver index
+  DropAuth,         // the AEAD tag did not verify (wrong key, tampering)
+  DropReplay,       // counter already seen or too old
+  DropBadInner,     // the decrypted payload is not an IP packet
+  DropBadSource,    // inner source address is not the one the session owns
+  DropNoRoute,      // no session for the inner destination
+  DropQueueFull,    // the control thread's queue was full
+  DropUnexpected,   // a valid packet of a type this side does not take
+  kCount
+};
+
+const char* counter_name(Counter c) noexcept;
+
+struct alignas(64) Counters {
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount)> v{};
+
+  void add(Counter c, std::uint64_t n = 1) noexcept {
+    auto& a = v[static_cast<std::size_t>(c)];
+    a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::uint64_t get(Counter c) const noexcept {
+    return v[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+  }
+};
+
+// A plain sum of several workers' counters.
+struct CounterTotals {
+  std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> v{};
+  void add(const Counters& c) noexcept;
+  std::uint64_t get(Counter c) const noexcept { return v[static_cast<std::size_t>(c)]; }
+  std::uint64_t drops() const noexcept;
+  // "rx_packets=1 rx_bytes=84 ... drop_auth=0 ..." on one line.
+  std::string format() const;
+};
+
+}  // namespace triglav::dp

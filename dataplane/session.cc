@@ -1,0 +1,38 @@
+#include "dataplane/session.h"
+
+#include <algorithm>
+
+namespace triglav::dp {
+
+void Qsbr::retire(std::function<void()> what) {
+  // Anything retired at epoch e is safe once every online worker has seen e + 1 or later.
+  const std::uint64_t e = global_.fetch_add(1, std::memory_order_seq_cst);
+  retired_.emplace_back(e, std::move(what));
+}
+
+std::size_t Qsbr::reclaim() {
+  std::uint64_t min_seen = UINT64_MAX;
+  for (const auto& s : slots_) {
+    const std::uint64_t v = s.seen.load(std::memory_order_seq_cst);
+    if (v != 0) min_seen = std::min(min_seen, v);
+  }
+  auto keep = std::stable_partition(retired_.begin(), retired_.end(),
+                                    [&](const auto& r) { return r.first >= min_seen; });
+  std::vector<std::function<void()>> run;
+  for (auto it = keep; it != retired_.end(); ++it) run.push_back(std::move(it->second));
+  retired_.erase(keep, retired_.end());
+  for (auto& f : run) f();
+  return retired_.size();
+}
+
+void Qsbr::drain() {
+  for (auto& r : retired_) r.second();
+  retired_.clear();
+}
+
+void SnapshotHolder::publish(std::unique_ptr<Snapshot> next) {
+  Snapshot* old = cur_.exchange(next.release(), std::memory_order_acq_rel);
+  qsbr_.retire([old] { delete old; });
+}
+
+}  // namespace triglav::dp

@@ -1,0 +1,107 @@
+// Sessions and the snapshot through which workers find them.
+//
+// A Session is one Noise session: one uplink of one client, with its own keys. The
+// control thread creates sessions and publishes an immutable Snapshot (lookup by
+// receiver index and by inner address) through an atomic pointer; workers load it once
+// per batch. Retired snapshots and sessions are freed by the control thread once every
+// worker has passed a quiescent point (Qsbr), so the packet path takes no lock and no
+// reference count.
+//
+// Mutable per-packet state inside a Session is split by owner: tx[w] and the peer
+// endpoint belong to worker w (one worker in this version, see ARCHITECTURE.md);
+// rx_windows[s] belong to the worker that receives sender s's packets.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "crypto/key.h"
+#include "dataplane/replay_window.h"
+#include "dataplane/wire.h"
+#include "io/endpoint.h"
+
+namespace triglav::dp {
+
+struct alignas(64) SenderState {
+  std::uint64_t next_counter = 0;  // low 56 bits of the nonce counter
+  std::uint32_t next_seq = 0;      // session sequence number for Data packets
+};
+
+struct Session {
+  std::uint32_t local_index = 0;   // receivers put this in packets to us
+  std::uint32_t remote_index = 0;  // we put this in packets to the peer
+  std::uint8_t uplink = 0;
+  std::uint32_t peer_inner_ipv4_be = 0;  // server side: the client's tunnel address
+  crypto::SecretKey tx_key;
+  crypto::SecretKey rx_key;
+  io::Endpoint peer;  // where packets go; follows the peer's authenticated source
+  std::array<SenderState, kMaxSenders> tx{};
+  std::array<ReplayWindow, kMaxSenders> rx_windows{};
+  std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
+};
+
+struct Snapshot {
+  std::unordered_map<std::uint32_t, Session*> by_index;
+  std::unordered_map<std::uint32_t, Session*> by_inner_ipv4;  // server routes
+  Session* default_session = nullptr;                         // client: the server
+
+  Session* find_index(std::uint32_t idx) const noexcept {
+    auto it = by_index.find(idx);
+    return it == by_index.end() ? nullptr : it->second;
+  }
+  Session* route_ipv4(std::uint32_t dst_be) const noexcept {
+    if (default_session != nullptr) return default_session;
+    auto it = by_inner_ipv4.find(dst_be);
+    return it == by_inner_ipv4.end() ? nullptr : it->second;
+  }
+};
+
+// Quiescent-state based reclamation for N workers and one reclaiming thread.
+class Qsbr {
+ public:
+  explicit Qsbr(unsigned workers) : slots_(workers) {}
+
+  // Worker w: call online() after waking, offline() before blocking, and quiescent()
+  // between batches. While offline or between batches it holds no snapshot pointer.
+  void online(unsigned w) noexcept { slots_[w].seen.store(global_.load(), std::memory_order_seq_cst); }
+  void quiescent(unsigned w) noexcept { online(w); }
+  void offline(unsigned w) noexcept { slots_[w].seen.store(0, std::memory_order_release); }
+
+  // Control thread: frees `what` once no worker can still see it.
+  void retire(std::function<void()> what);
+  // Control thread: runs deleters that are safe now. Returns how many remain.
+  std::size_t reclaim();
+  // Control thread, after workers stopped: runs every deleter.
+  void drain();
+
+ private:
+  struct alignas(64) Slot {
+    std::atomic<std::uint64_t> seen{0};  // 0 = offline
+  };
+  std::atomic<std::uint64_t> global_{1};
+  std::vector<Slot> slots_;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> retired_;
+};
+
+// The published pointer, owned by the control thread.
+class SnapshotHolder {
+ public:
+  explicit SnapshotHolder(Qsbr& qsbr) : qsbr_(qsbr), cur_(new Snapshot) {}
+  ~SnapshotHolder() { delete cur_.load(); }
+
+  // Workers.
+  const Snapshot* load() const noexcept { return cur_.load(std::memory_order_acquire); }
+  // Control thread: publishes next, retires the previous snapshot.
+  void publish(std::unique_ptr<Snapshot> next);
+
+ private:
+  Qsbr& qsbr_;
+  std::atomic<Snapshot*> cur_;
+};
+
+}  // namespace triglav::dp

@@ -1,0 +1,90 @@
+#include "dataplane/wire.h"
+
+#include <cstring>
+
+namespace triglav::dp {
+
+void encode_header(const Header& h, std::uint8_t out[kHeaderLen]) noexcept {
+  out[0] = static_cast<std::uint8_t>(kProtocolVersion << 4 | static_cast<std::uint8_t>(h.type));
+  out[1] = h.flags;
+  out[2] = h.uplink;
+  out[3] = h.aux;
+  store_le32(out + 4, h.receiver);
+  store_le64(out + 8, h.counter);
+}
+
+HeaderError decode_header(std::span<const std::uint8_t> pkt, Header& out) noexcept {
+  if (pkt.size() < kHeaderLen) return HeaderError::TooShort;
+  if ((pkt[0] >> 4) != kProtocolVersion) return HeaderError::BadVersion;
+  const std::uint8_t t = pkt[0] & 0x0f;
+  if (t < static_cast<std::uint8_t>(PacketType::Data) ||
+      t > static_cast<std::uint8_t>(PacketType::Error))
+    return HeaderError::BadType;
+  out.type = static_cast<PacketType>(t);
+  out.flags = pkt[1];
+  out.uplink = pkt[2];
+  out.aux = pkt[3];
+  out.receiver = load_le32(pkt.data() + 4);
+  out.counter = load_le64(pkt.data() + 8);
+  return HeaderError::Ok;
+}
+
+void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept {
+  out[0] = p.version;
+  out[1] = p.uplink;
+  out[2] = 0;
+  out[3] = 0;
+  store_le32(out + 4, p.sender_index);
+  std::memcpy(out + 8, &p.inner_ipv4_be, 4);
+  store_le64(out + 12, p.timestamp_ns);
+}
+
+bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noexcept {
+  if (in.size() != kInitPayloadLen) return false;
+  out.version = in[0];
+  out.uplink = in[1];
+  out.sender_index = load_le32(in.data() + 4);
+  std::memcpy(&out.inner_ipv4_be, in.data() + 8, 4);
+  out.timestamp_ns = load_le64(in.data() + 12);
+  return true;
+}
+
+void encode_response_payload(const ResponsePayload& p,
+                             std::uint8_t out[kResponsePayloadLen]) noexcept {
+  store_le32(out, p.sender_index);
+  std::memcpy(out + 4, &p.server_ipv4_be, 4);
+  out[8] = p.prefix_len;
+  out[9] = 0;
+  out[10] = static_cast<std::uint8_t>(p.mtu);
+  out[11] = static_cast<std::uint8_t>(p.mtu >> 8);
+}
+
+bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& out) noexcept {
+  if (in.size() != kResponsePayloadLen) return false;
+  out.sender_index = load_le32(in.data());
+  std::memcpy(&out.server_ipv4_be, in.data() + 4, 4);
+  out.prefix_len = in[8];
+  out.mtu = static_cast<std::uint16_t>(in[10] | in[11] << 8);
+  return out.prefix_len <= 32;
+}
+
+std::size_t inner_packet_length(const std::uint8_t* p, std::size_t len) noexcept {
+  if (len < 1) return 0;
+  const unsigned version = p[0] >> 4;
+  if (version == 4) {
+    if (len < 20) return 0;
+    const std::size_t ihl = std::size_t{p[0] & 0x0fu} * 4;
+    const std::size_t total = std::size_t{p[2]} << 8 | p[3];
+    if (ihl < 20 || total < ihl || total > len) return 0;
+    return total;
+  }
+  if (version == 6) {
+    if (len < 40) return 0;
+    const std::size_t total = 40 + (std::size_t{p[4]} << 8 | p[5]);
+    if (total > len) return 0;
+    return total;
+  }
+  return 0;
+}
+
+}  // namespace triglav::dp

@@ -1,0 +1,143 @@
+// The wire format (docs/PROTOCOL.md is the authority): one 16-byte outer header for
+// every packet type, little-endian fields.
+//
+//   0      version (high nibble, 1) | type (low nibble)
+//   1      flags
+//   2      uplink id of the sender's path
+//   3      aux: handshake message number, error code; 0 for transport packets
+//   4..7   receiver index (chosen by the receiver during the handshake)
+//   8..15  transport packets: 64-bit counter (AEAD nonce; top 8 bits = sender id)
+//          handshake packets: sender index (4 bytes) + 4 reserved zero bytes
+//
+// Transport packets authenticate the header as AEAD associated data; their plaintext
+// is a type-specific body (Data: 4-byte session sequence + inner IP packet), followed
+// by the 16-byte tag. Pure functions; any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace triglav::dp {
+
+inline constexpr std::uint8_t kProtocolVersion = 1;
+inline constexpr std::size_t kHeaderLen = 16;
+inline constexpr std::size_t kTagLen = 16;
+inline constexpr std::size_t kSeqLen = 4;
+// Bytes a Data packet adds to the inner packet (before UDP and IP).
+inline constexpr std::size_t kDataOverhead = kHeaderLen + kSeqLen + kTagLen;
+inline constexpr std::uint16_t kDefaultPort = 7443;
+inline constexpr int kDefaultMtu = 1420;
+
+enum class PacketType : std::uint8_t {
+  Data = 1,
+  Control = 2,
+  Ack = 3,
+  Nack = 4,
+  Ping = 5,
+  Pong = 6,
+  Handshake = 7,
+  Close = 8,
+  Error = 9,
+};
+
+namespace flag {
+inline constexpr std::uint8_t kNeedAck = 0x01;
+inline constexpr std::uint8_t kRetransmit = 0x02;
+inline constexpr std::uint8_t kFragment = 0x04;
+inline constexpr std::uint8_t kLastFragment = 0x08;
+inline constexpr std::uint8_t kEncrypted = 0x10;
+inline constexpr std::uint8_t kCompressed = 0x20;
+inline constexpr std::uint8_t kPriority = 0x40;
+inline constexpr std::uint8_t kProbe = 0x80;
+}  // namespace flag
+
+// Counter layout: the top 8 bits name the sender (a worker, or the control thread), so
+// senders never share a nonce and each has its own replay window at the receiver.
+inline constexpr int kSenderShift = 56;
+inline constexpr std::uint64_t kCounterMask = (std::uint64_t{1} << kSenderShift) - 1;
+inline constexpr unsigned kMaxSenders = 16;
+inline constexpr unsigned kControlSender = kMaxSenders - 1;
+inline constexpr unsigned kMaxWorkers = kMaxSenders - 1;
+
+struct Header {
+  PacketType type = PacketType::Data;
+  std::uint8_t flags = 0;
+  std::uint8_t uplink = 0;
+  std::uint8_t aux = 0;
+  std::uint32_t receiver = 0;
+  std::uint64_t counter = 0;  // handshake: low 32 bits = sender index
+
+  bool operator==(const Header&) const = default;
+};
+
+enum class HeaderError : std::uint8_t { Ok, TooShort, BadVersion, BadType };
+
+void encode_header(const Header& h, std::uint8_t out[kHeaderLen]) noexcept;
+[[nodiscard]] HeaderError decode_header(std::span<const std::uint8_t> pkt, Header& out) noexcept;
+
+// Whether a type travels under the transport AEAD (all but Handshake and Error).
+constexpr bool is_transport(PacketType t) noexcept {
+  return t != PacketType::Handshake && t != PacketType::Error;
+}
+
+// Handshake messages (aux = message number) and their Noise payloads.
+inline constexpr std::uint8_t kHandshakeInit = 1;
+inline constexpr std::uint8_t kHandshakeResponse = 2;
+inline constexpr std::size_t kInitPayloadLen = 20;
+inline constexpr std::size_t kResponsePayloadLen = 12;
+inline constexpr std::size_t kNoiseOverhead = 32 + 16;  // e.pub + tag
+inline constexpr std::size_t kInitLen = kHeaderLen + kNoiseOverhead + kInitPayloadLen;
+inline constexpr std::size_t kResponseLen = kHeaderLen + kNoiseOverhead + kResponsePayloadLen;
+inline constexpr std::size_t kErrorLen = kHeaderLen;
+
+struct InitPayload {
+  std::uint8_t version = kProtocolVersion;
+  std::uint8_t uplink = 0;
+  std::uint32_t sender_index = 0;
+  std::uint32_t inner_ipv4_be = 0;  // the tunnel address the client uses
+  std::uint64_t timestamp_ns = 0;   // strictly increasing per client (replayed inits lose)
+};
+
+struct ResponsePayload {
+  std::uint32_t sender_index = 0;
+  std::uint32_t server_ipv4_be = 0;  // the server's tunnel address
+  std::uint8_t prefix_len = 0;
+  std::uint16_t mtu = 0;
+};
+
+void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept;
+[[nodiscard]] bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noexcept;
+void encode_response_payload(const ResponsePayload& p,
+                             std::uint8_t out[kResponsePayloadLen]) noexcept;
+[[nodiscard]] bool decode_response_payload(std::span<const std::uint8_t> in,
+                                           ResponsePayload& out) noexcept;
+
+// Error codes (aux of an Error packet). Errors are unauthenticated hints.
+enum class ErrorCode : std::uint8_t {
+  HandshakeFailed = 1,  // the initiation did not decrypt: the client holds another key
+  ServerFull = 2,
+  AddressRejected = 3,  // the requested tunnel address is taken or outside the pool
+  BadVersion = 4,
+};
+
+// Minimal checks of an inner IP packet: version, header length, total length within
+// len. Returns the packet's own length (trailing bytes beyond it are ignored) or 0.
+[[nodiscard]] std::size_t inner_packet_length(const std::uint8_t* p, std::size_t len) noexcept;
+
+inline std::uint32_t load_le32(const std::uint8_t* p) noexcept {
+  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
+         std::uint32_t{p[3]} << 24;
+}
+inline void store_le32(std::uint8_t* p, std::uint32_t v) noexcept {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+inline std::uint64_t load_le64(const std::uint8_t* p) noexcept {
+  return std::uint64_t{load_le32(p)} | std::uint64_t{load_le32(p + 4)} << 32;
+}
+inline void store_le64(std::uint8_t* p, std::uint64_t v) noexcept {
+  store_le32(p, static_cast<std::uint32_t>(v));
+  store_le32(p + 4, static_cast<std::uint32_t>(v >> 32));
+}
+
+}  // namespace triglav::dp

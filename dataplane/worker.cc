@@ -1,0 +1,402 @@
+// Worker event loop.
+//
+// Receive (uplinks -> TUN), per completion batch:
+//   1. io: multishot recvmsg on each uplink socket fills provided buffers (BufRing);
+//      the buffer belongs to the worker from the completion on.
+//   2. classify: header check, session lookup by receiver index. Handshake and Error
+//      packets are copied to the control thread's queue; the buffer is recycled.
+//   3. open in place (AEAD over header = associated data); only then replay window,
+//      inner packet checks, source address check, peer roaming, last-receive time.
+//   4. emit: an io_uring write of the inner packet to the TUN queue, pointing into the
+//      receive buffer; the buffer returns to the BufRing when that write completes.
+//
+// Transmit (TUN -> uplinks), when the TUN queue is readable:
+//   1. read() inner packets (non-blocking, up to kBatch per loop) straight into a free
+//      transmit slot at the payload offset, leaving headroom for the header and sequence
+//      number and tailroom for the tag.
+//   2. route: the client sends everything to its session; the server picks the session
+//      by inner destination address.
+//   3. seal in place with this worker's counter (sender id in the top bits).
+//   4. emit: an io_uring sendmsg per packet; the slot is free again on its completion.
+#include "dataplane/worker.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "crypto/aead.h"
+#include "io/ring.h"
+
+namespace triglav::dp {
+namespace {
+
+enum Op : std::uint64_t { kOpRecv = 1, kOpTunPoll, kOpStop, kOpTunWrite, kOpSend };
+constexpr int kOpShift = 56;
+constexpr std::uint64_t ud(Op op, std::uint64_t idx) { return std::uint64_t{op} << kOpShift | idx; }
+
+constexpr unsigned kRingEntries = 512;
+constexpr unsigned kRxBuffers = 1024;
+constexpr unsigned kTxSlots = 512;
+constexpr unsigned kBatch = 64;
+constexpr std::size_t kPayloadOffset = kHeaderLen + kSeqLen;
+
+std::int64_t now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+class Worker::Loop {
+ public:
+  Loop(const WorkerConfig& cfg, Counters& counters, int stop_fd)
+      : cfg_(cfg),
+        c_(counters),
+        stop_fd_(stop_fd),
+        ring_(kRingEntries),
+        rx_(ring_, 0, kRxBuffers, cfg.max_packet + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage)),
+        tx_mem_(std::size_t{kTxSlots} * cfg.max_packet),
+        slots_(kTxSlots),
+        rearm_(cfg.uplink_fds.size(), false) {
+    recv_msg_.msg_namelen = sizeof(sockaddr_storage);
+    for (unsigned i = 0; i < kTxSlots; ++i) free_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
+  }
+
+  void run() noexcept {
+    for (unsigned u = 0; u < cfg_.uplink_fds.size(); ++u) arm_recv(u);
+    arm_poll(cfg_.tun_fd, kOpTunPoll);
+    arm_poll(stop_fd_, kOpStop);
+    Qsbr& q = *cfg_.qsbr;
+    q.online(cfg_.id);
+    while (running_) {
+      const bool can_tx = tun_ready_ && !free_.empty();
+      if (can_tx) {
+        io_uring_submit(ring_.get());
+      } else {
+        q.offline(cfg_.id);
+        io_uring_submit_and_wait(ring_.get(), 1);
+        q.online(cfg_.id);
+      }
+      now_ = now_ns();
+      snap_ = cfg_.snapshots->load();
+      recycled_ = 0;
+      drain_completions();
+      if (tun_ready_ && !free_.empty()) tx_batch();
+      rx_.flush();
+      for (unsigned u = 0; u < rearm_.size(); ++u) {
+        if (rearm_[u] && (recycled_ > 0 || tun_writes_ == 0)) {
+          rearm_[u] = false;
+          arm_recv(u);
+        }
+      }
+      snap_ = nullptr;
+      q.quiescent(cfg_.id);
+    }
+    q.offline(cfg_.id);
+  }
+
+ private:
+  struct TxSlot {
+    msghdr msg{};
+    iovec iov{};
+    io::Endpoint to;
+  };
+
+  void arm_recv(unsigned uplink) noexcept {
+    io_uring_sqe* s = ring_.sqe();
+    io_uring_prep_recvmsg_multishot(s, cfg_.uplink_fds[uplink], &recv_msg_, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = rx_.group();
+    io_uring_sqe_set_data64(s, ud(kOpRecv, uplink));
+  }
+
+  void arm_poll(int fd, Op op) noexcept {
+    io_uring_sqe* s = ring_.sqe();
+    io_uring_prep_poll_multishot(s, fd, POLLIN);
+    io_uring_sqe_set_data64(s, ud(op, 0));
+  }
+
+  void drain_completions() noexcept {
+    io_uring_cqe* cqes[kBatch * 2];
+    for (;;) {
+      const unsigned n = io_uring_peek_batch_cqe(ring_.get(), cqes, kBatch * 2);
+      if (n == 0) return;
+      for (unsigned i = 0; i < n; ++i) complete(cqes[i]);
+      io_uring_cq_advance(ring_.get(), n);
+      if (n < kBatch * 2) return;
+    }
+  }
+
+  void complete(const io_uring_cqe* cqe) noexcept {
+    const std::uint64_t data = io_uring_cqe_get_data64(cqe);
+    const auto op = static_cast<Op>(data >> kOpShift);
+    const std::uint64_t idx = data & ((std::uint64_t{1} << kOpShift) - 1);
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    switch (op) {
+      case kOpRecv:
+        on_recv(static_cast<unsigned>(idx), cqe);
+        if (!more) rearm_[idx] = true;
+        break;
+      case kOpTunPoll:
+        tun_ready_ = true;
+        if (!more) arm_poll(cfg_.tun_fd, kOpTunPoll);
+        break;
+      case kOpStop:
+        running_ = false;
+        break;
+      case kOpTunWrite:
+        --tun_writes_;
+        if (cqe->res < 0) c_.add(Counter::TunWriteErrors);
+        rx_.recycle(static_cast<std::uint16_t>(idx));
+        ++recycled_;
+        break;
+      case kOpSend:
+        if (cqe->res < 0) c_.add(Counter::UdpSendErrors);
+        free_.push_back(static_cast<std::uint16_t>(idx));
+        break;
+    }
+  }
+
+  // --- receive ---------------------------------------------------------------------
+
+  void on_recv(unsigned uplink, const io_uring_cqe* cqe) noexcept {
+    if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
+      if (cqe->res == -ENOBUFS) c_.add(Counter::RxNoBuffers);
+      return;  // error without a buffer: the request ended, run() re-arms it
+    }
+    const auto bid = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    std::uint8_t* buf = rx_.buf(bid);
+    if (!handle_datagram(uplink, bid, buf, cqe->res)) {
+      rx_.recycle(bid);
+      ++recycled_;
+    }
+  }
+
+  // Returns true if the buffer was kept (queued for a TUN write).
+  bool handle_datagram(unsigned uplink, std::uint16_t bid, std::uint8_t* buf, int res) noexcept {
+    io_uring_recvmsg_out* out = io_uring_recvmsg_validate(buf, res, &recv_msg_);
+    if (out == nullptr || (out->flags & MSG_TRUNC)) {
+      c_.add(Counter::DropMalformed);
+      return false;
+    }
+    auto* pkt = static_cast<std::uint8_t*>(io_uring_recvmsg_payload(out, &recv_msg_));
+    const std::size_t len = io_uring_recvmsg_payload_length(out, res, &recv_msg_);
+    const auto* from = static_cast<const sockaddr*>(io_uring_recvmsg_name(out));
+    const socklen_t from_len = out->namelen > sizeof(sockaddr_storage) ? sizeof(sockaddr_storage)
+                                                                        : out->namelen;
+    Header h;
+    if (decode_header({pkt, len}, h) != HeaderError::Ok) {
+      c_.add(Counter::DropMalformed);
+      return false;
+    }
+    if (!is_transport(h.type)) {
+      hand_to_control(ControlMessage::Kind::Packet, uplink, 0, pkt, len, from, from_len);
+      return false;
+    }
+    if (len < kHeaderLen + kTagLen) {
+      c_.add(Counter::DropMalformed);
+      return false;
+    }
+    const unsigned sender = static_cast<unsigned>(h.counter >> kSenderShift);
+    Session* s = snap_->find_index(h.receiver);
+    if (s == nullptr) {
+      c_.add(Counter::DropUnknownIndex);
+      return false;
+    }
+    if (sender >= kMaxSenders) {
+      c_.add(Counter::DropMalformed);
+      return false;
+    }
+    if (!crypto::open_in_place(s->rx_key, h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen,
+                               len - kHeaderLen)) {
+      c_.add(Counter::DropAuth);
+      return false;
+    }
+    if (!s->rx_windows[sender].check_and_update(h.counter)) {
+      c_.add(Counter::DropReplay);
+      return false;
+    }
+    // Authenticated: the peer may have moved (NAT rebinding, roaming).
+    const io::Endpoint src = io::Endpoint::from_sockaddr(from, from_len);
+    if (!(src == s->peer)) s->peer = src;
+    s->last_rx_ns.store(now_, std::memory_order_relaxed);
+    const std::size_t body = len - kHeaderLen - kTagLen;
+    if (h.type == PacketType::Close) {
+      hand_to_control(ControlMessage::Kind::Close, uplink, s->local_index, nullptr, 0, from, from_len);
+      return false;
+    }
+    if (h.type != PacketType::Data || body < kSeqLen) {
+      c_.add(h.type == PacketType::Data ? Counter::DropMalformed : Counter::DropUnexpected);
+      return false;
+    }
+    std::uint8_t* inner = pkt + kPayloadOffset;
+    const std::size_t inner_len = inner_packet_length(inner, body - kSeqLen);
+    if (inner_len == 0) {
+      c_.add(Counter::DropBadInner);
+      return false;
+    }
+    if (s->peer_inner_ipv4_be != 0) {  // server: a client may only use its own address
+      std::uint32_t src_ip;
+      std::memcpy(&src_ip, inner + 12, 4);
+      if ((inner[0] >> 4) != 4 || src_ip != s->peer_inner_ipv4_be) {
+        c_.add(Counter::DropBadSource);
+        return false;
+      }
+    }
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_write(sqe, cfg_.tun_fd, inner, static_cast<unsigned>(inner_len), 0);
+    io_uring_sqe_set_data64(sqe, ud(kOpTunWrite, bid));
+    ++tun_writes_;
+    c_.add(Counter::RxPackets);
+    c_.add(Counter::RxBytes, inner_len);
+    return true;
+  }
+
+  void hand_to_control(ControlMessage::Kind kind, unsigned uplink, std::uint32_t index,
+                       const std::uint8_t* pkt, std::size_t len, const sockaddr* from,
+                       socklen_t from_len) noexcept {
+    ControlMessage m;
+    if (len > m.data.size()) {
+      c_.add(Counter::DropMalformed);
+      return;
+    }
+    m.kind = kind;
+    m.uplink = static_cast<std::uint8_t>(uplink);
+    m.session_index = index;
+    m.len = static_cast<std::uint16_t>(len);
+    m.from = io::Endpoint::from_sockaddr(from, from_len);
+    if (len > 0) std::memcpy(m.data.data(), pkt, len);
+    if (!cfg_.to_control->push(m)) {
+      c_.add(Counter::DropQueueFull);
+      return;
+    }
+    c_.add(Counter::HandshakePackets);
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto r = write(cfg_.control_eventfd, &one, sizeof one);
+  }
+
+  // --- transmit --------------------------------------------------------------------
+
+  void tx_batch() noexcept {
+    const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
+    for (unsigned i = 0; i < kBatch; ++i) {
+      if (free_.empty()) return;  // back-pressure: wait for send completions
+      const std::uint16_t slot = free_.back();
+      std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
+      const ssize_t n = read(cfg_.tun_fd, buf + kPayloadOffset, room);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        tun_ready_ = false;  // EAGAIN (or the device went away): wait for the next poll
+        return;
+      }
+      const std::uint8_t* inner = buf + kPayloadOffset;
+      Session* s = nullptr;
+      if ((inner[0] >> 4) == 4 && n >= 20) {
+        std::uint32_t dst;
+        std::memcpy(&dst, inner + 16, 4);
+        s = snap_->route_ipv4(dst);
+      } else {
+        s = snap_->default_session;
+      }
+      if (s == nullptr || s->peer.len == 0) {
+        c_.add(Counter::DropNoRoute);
+        continue;
+      }
+      free_.pop_back();
+      seal_and_send(s, slot, buf, static_cast<std::size_t>(n));
+    }
+  }
+
+  void seal_and_send(Session* s, std::uint16_t slot, std::uint8_t* buf, std::size_t n) noexcept {
+    SenderState& st = s->tx[cfg_.id];
+    Header h;
+    h.type = PacketType::Data;
+    h.flags = flag::kEncrypted;
+    h.uplink = s->uplink;
+    h.receiver = s->remote_index;
+    h.counter = std::uint64_t{cfg_.id} << kSenderShift | (st.next_counter++ & kCounterMask);
+    encode_header(h, buf);
+    store_le32(buf + kHeaderLen, st.next_seq++);
+    crypto::seal_in_place(s->tx_key, h.counter, {buf, kHeaderLen}, buf + kHeaderLen, kSeqLen + n);
+    TxSlot& t = slots_[slot];
+    t.to = s->peer;
+    t.iov.iov_base = buf;
+    t.iov.iov_len = kDataOverhead + n;
+    t.msg.msg_name = &t.to.addr;
+    t.msg.msg_namelen = t.to.len;
+    t.msg.msg_iov = &t.iov;
+    t.msg.msg_iovlen = 1;
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_sendmsg(sqe, cfg_.uplink_fds[s->uplink < cfg_.uplink_fds.size() ? s->uplink : 0],
+                          &t.msg, 0);
+    io_uring_sqe_set_data64(sqe, ud(kOpSend, slot));
+    c_.add(Counter::TxPackets);
+    c_.add(Counter::TxBytes, n);
+  }
+
+  const WorkerConfig& cfg_;
+  Counters& c_;
+  int stop_fd_;
+  io::Ring ring_;
+  io::BufRing rx_;
+  msghdr recv_msg_{};
+  std::vector<std::uint8_t> tx_mem_;
+  std::vector<TxSlot> slots_;
+  std::vector<std::uint16_t> free_;
+  std::vector<bool> rearm_;
+  const Snapshot* snap_ = nullptr;
+  std::int64_t now_ = 0;
+  unsigned tun_writes_ = 0;
+  unsigned recycled_ = 0;
+  bool tun_ready_ = false;
+  bool running_ = true;
+};
+
+Worker::Worker(WorkerConfig cfg) : cfg_(std::move(cfg)) {
+  if (cfg_.id >= kMaxWorkers) throw std::runtime_error("too many workers");
+  stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0) throw std::runtime_error("eventfd: " + std::string(std::strerror(errno)));
+}
+
+Worker::~Worker() {
+  stop();
+  close(stop_fd_);
+}
+
+void Worker::start() {
+  std::promise<std::string> started;
+  auto result = started.get_future();
+  thread_ = std::thread([this, p = std::move(started)]() mutable { run(std::move(p)); });
+  const std::string err = result.get();
+  if (!err.empty()) {
+    thread_.join();
+    throw std::runtime_error(err);
+  }
+}
+
+void Worker::stop() noexcept {
+  if (!thread_.joinable()) return;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto r = write(stop_fd_, &one, sizeof one);
+  thread_.join();
+}
+
+void Worker::run(std::promise<std::string> started) noexcept {
+  std::unique_ptr<Loop> loop;
+  try {
+    loop = std::make_unique<Loop>(cfg_, counters_, stop_fd_);
+  } catch (const std::exception& e) {
+    started.set_value(std::string("worker ") + std::to_string(cfg_.id) + ": " + e.what());
+    return;
+  }
+  started.set_value({});
+  loop->run();
+}
+
+}  // namespace triglav::dp

@@ -1,0 +1,69 @@
+// A dataplane worker: one thread, one io_uring, one TUN queue and one UDP socket per
+// uplink. It moves packets in both directions and hands handshake traffic to the
+// control thread. See worker.cc for the stages of each direction.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dataplane/counters.h"
+#include "dataplane/session.h"
+#include "io/endpoint.h"
+#include "io/spsc_ring.h"
+
+namespace triglav::dp {
+
+// What a worker hands to the control thread: a handshake or error packet as received,
+// or an authenticated Close for a session.
+struct ControlMessage {
+  enum class Kind : std::uint8_t { Packet, Close } kind = Kind::Packet;
+  std::uint8_t uplink = 0;
+  std::uint16_t len = 0;
+  std::uint32_t session_index = 0;
+  io::Endpoint from;
+  std::array<std::uint8_t, 128> data{};
+};
+using ControlQueue = io::SpscRing<ControlMessage, 256>;
+
+struct WorkerConfig {
+  unsigned id = 0;
+  int tun_fd = -1;
+  std::vector<int> uplink_fds;  // index = uplink id
+  std::size_t max_packet = 2048;
+  const SnapshotHolder* snapshots = nullptr;
+  Qsbr* qsbr = nullptr;
+  ControlQueue* to_control = nullptr;
+  int control_eventfd = -1;  // written after pushing to to_control
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerConfig cfg);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the thread and waits until its ring is set up. Throws std::runtime_error
+  // naming the problem if it could not start.
+  void start();
+  // Asks the thread to finish and joins it. Idempotent.
+  void stop() noexcept;
+
+  const Counters& counters() const noexcept { return counters_; }
+
+ private:
+  class Loop;
+  void run(std::promise<std::string> started) noexcept;
+
+  WorkerConfig cfg_;
+  Counters counters_;
+  int stop_fd_ = -1;
+  std::thread thread_;
+};
+
+}  // namespace triglav::dp

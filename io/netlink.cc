@@ -1,0 +1,99 @@
+#include "io/netlink.h"
+
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/rtnetlink.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace triglav::io {
+namespace {
+constexpr std::size_t kMsgBuf = 8192;  // MNL_SOCKET_BUFFER_SIZE is not a constant
+}  // namespace
+
+Netlink::Netlink() {
+  nl_ = mnl_socket_open(NETLINK_ROUTE);
+  if (nl_ == nullptr || mnl_socket_bind(nl_, 0, MNL_SOCKET_AUTOPID) < 0) {
+    const int e = errno;
+    if (nl_ != nullptr) mnl_socket_close(nl_);
+    throw std::runtime_error("cannot open rtnetlink socket: " + std::string(std::strerror(e)));
+  }
+  port_id_ = mnl_socket_get_portid(nl_);
+}
+
+Netlink::~Netlink() { mnl_socket_close(nl_); }
+
+std::string Netlink::request(void* p) {
+  auto* nlh = static_cast<nlmsghdr*>(p);
+  nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  nlh->nlmsg_seq = seq_++;
+  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return std::strerror(errno);
+  std::vector<char> buf(kMsgBuf);
+  const ssize_t n = mnl_socket_recvfrom(nl_, buf.data(), buf.size());
+  if (n < 0) return std::strerror(errno);
+  if (mnl_cb_run(buf.data(), static_cast<size_t>(n), nlh->nlmsg_seq, port_id_, nullptr, nullptr) < 0)
+    return std::strerror(errno);
+  return {};
+}
+
+std::string Netlink::link_up(int ifindex, int mtu) {
+  char buf[kMsgBuf];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = RTM_NEWLINK;
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  ifi->ifi_flags = IFF_UP;
+  ifi->ifi_change = IFF_UP;
+  mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<std::uint32_t>(mtu));
+  return request(nlh);
+}
+
+std::string Netlink::add_address(int ifindex, const Ipv4Prefix& addr) {
+  char buf[kMsgBuf];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = RTM_NEWADDR;
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = static_cast<unsigned char>(addr.len);
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = static_cast<unsigned>(ifindex);
+  mnl_attr_put_u32(nlh, IFA_LOCAL, addr.addr_be);
+  mnl_attr_put_u32(nlh, IFA_ADDRESS, addr.addr_be);
+  return request(nlh);
+}
+
+namespace {
+nlmsghdr* route_msg(char* buf, int type, int ifindex, const Ipv4Prefix& dst) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = static_cast<std::uint16_t>(type);
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = static_cast<unsigned char>(dst.len);
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_scope = RT_SCOPE_LINK;
+  rtm->rtm_type = RTN_UNICAST;
+  mnl_attr_put_u32(nlh, RTA_DST, dst.network_be());
+  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<std::uint32_t>(ifindex));
+  return nlh;
+}
+}  // namespace
+
+std::string Netlink::add_route(int ifindex, const Ipv4Prefix& dst) {
+  char buf[kMsgBuf];
+  nlmsghdr* nlh = route_msg(buf, RTM_NEWROUTE, ifindex, dst);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  return request(nlh);
+}
+
+std::string Netlink::del_route(int ifindex, const Ipv4Prefix& dst) {
+  char buf[kMsgBuf];
+  return request(route_msg(buf, RTM_DELROUTE, ifindex, dst));
+}
+
+}  // namespace triglav::io

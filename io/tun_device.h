@@ -1,0 +1,34 @@
+// A layer-3 TUN interface with one queue per worker (IFF_MULTI_QUEUE, IFF_NO_PI).
+//
+// The device is not persistent: the kernel deletes it, with its addresses and routes,
+// when the last queue fd closes, so every exit path of the process cleans it up.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace triglav::io {
+
+class TunDevice {
+ public:
+  // Creates the interface with `queues` non-blocking queue fds. Refuses a name that
+  // already exists. Throws std::runtime_error with a one-line reason.
+  static TunDevice create(const std::string& name, int queues);
+  TunDevice() = default;
+  ~TunDevice();
+  TunDevice(TunDevice&& o) noexcept;
+  TunDevice& operator=(TunDevice&& o) noexcept;
+
+  const std::string& name() const noexcept { return name_; }
+  int ifindex() const noexcept { return ifindex_; }
+  int queue_fd(int i) const noexcept { return fds_[static_cast<std::size_t>(i)]; }
+  int queues() const noexcept { return static_cast<int>(fds_.size()); }
+
+ private:
+  void close_all() noexcept;
+  std::string name_;
+  int ifindex_ = 0;
+  std::vector<int> fds_;
+};
+
+}  // namespace triglav::io

@@ -1,0 +1,72 @@
+#include "io/udp_socket.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace triglav::io {
+namespace {
+constexpr int kSocketBuffer = 8 << 20;
+
+void set_buffer(int fd, int opt_force, int opt) {
+  // Root may exceed net.core.{r,w}mem_max; otherwise the kernel clamps, which is fine.
+  if (setsockopt(fd, SOL_SOCKET, opt_force, &kSocketBuffer, sizeof kSocketBuffer) != 0)
+    setsockopt(fd, SOL_SOCKET, opt, &kSocketBuffer, sizeof kSocketBuffer);
+}
+}  // namespace
+
+// The socket stays blocking: io_uring then waits for readiness itself instead of
+// completing sends with EAGAIN. The control path sends with MSG_DONTWAIT.
+UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device) {
+  const int fd = socket(local.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    throw std::runtime_error("cannot create UDP socket: " + std::string(std::strerror(errno)));
+  UdpSocket s(fd);
+  if (local.family() == AF_INET6) {
+    const int off = 0;  // dual-stack when listening on ::
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  }
+  set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+  set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+  if (!device.empty() &&
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
+                 static_cast<socklen_t>(device.size())) != 0) {
+    throw std::runtime_error("cannot bind UDP socket to interface " + device + ": " +
+                             std::strerror(errno));
+  }
+  if (::bind(fd, local.sa(), local.len) != 0) {
+    throw std::runtime_error("cannot listen on " + local.to_string() + ": " +
+                             std::strerror(errno));
+  }
+  return s;
+}
+
+UdpSocket::~UdpSocket() {
+  if (fd_ >= 0) close(fd_);
+}
+
+UdpSocket& UdpSocket::operator=(UdpSocket&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+Endpoint UdpSocket::local() const {
+  Endpoint e;
+  e.len = sizeof e.addr;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&e.addr), &e.len);
+  return e;
+}
+
+bool UdpSocket::send_to(const void* data, std::size_t len, const Endpoint& to) const noexcept {
+  return sendto(fd_, data, len, MSG_DONTWAIT, to.sa(), to.len) == static_cast<ssize_t>(len);
+}
+
+}  // namespace triglav::io

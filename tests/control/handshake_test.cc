@@ -1,0 +1,120 @@
+#include "control/handshake.h"
+
+#include <gtest/gtest.h>
+
+#include "crypto/aead.h"
+
+namespace triglav::ctl {
+namespace {
+
+struct Fixture : ::testing::Test {
+  void SetUp() override { ASSERT_TRUE(crypto::init()); }
+  crypto::KeyPair server = crypto::KeyPair::generate();
+  dp::InitPayload payload() {
+    dp::InitPayload p;
+    p.uplink = 2;
+    p.sender_index = 0x11223345;
+    p.inner_ipv4_be = 0x0255000a;  // 10.0.85.2
+    p.timestamp_ns = 42;
+    return p;
+  }
+  MakeResponse accept_with(std::uint32_t index) {
+    return [index](const dp::InitPayload&, dp::ResponsePayload& out) {
+      out.sender_index = index;
+      out.server_ipv4_be = 0x0155000a;
+      out.prefix_len = 24;
+      out.mtu = 1420;
+      return true;
+    };
+  }
+};
+
+TEST_F(Fixture, BothSidesAgreeOnKeysAndIndices) {
+  ClientHandshake c(server.pub, payload());
+  HandshakeReject why{};
+  auto r = answer_initiation(server.priv.span(), c.initiation(), why, accept_with(0xabcdef01));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->uplink, 2);
+  EXPECT_EQ(r->init.sender_index, 0x11223345u);
+  EXPECT_EQ(r->init.inner_ipv4_be, 0x0255000au);
+  EXPECT_EQ(r->init.timestamp_ns, 42u);
+  auto est = c.finish(r->response);
+  ASSERT_TRUE(est);
+  EXPECT_EQ(est->response.sender_index, 0xabcdef01u);
+  EXPECT_EQ(est->response.prefix_len, 24);
+  EXPECT_EQ(est->response.mtu, 1420);
+  // Client send key is server receive key and the other way round.
+  std::uint8_t buf[32] = {1, 2, 3};
+  crypto::seal_in_place(est->keys.send, 7, {}, buf, 16);
+  EXPECT_TRUE(crypto::open_in_place(r->keys.recv, 7, {}, buf, 32));
+  crypto::seal_in_place(r->keys.send, 9, {}, buf, 16);
+  EXPECT_TRUE(crypto::open_in_place(est->keys.recv, 9, {}, buf, 32));
+}
+
+TEST_F(Fixture, WrongServerKeyIsADecryptReject) {
+  crypto::KeyPair other = crypto::KeyPair::generate();
+  ClientHandshake c(other.pub, payload());
+  HandshakeReject why{};
+  EXPECT_FALSE(answer_initiation(server.priv.span(), c.initiation(), why, accept_with(1)));
+  EXPECT_EQ(why, HandshakeReject::Decrypt);
+}
+
+TEST_F(Fixture, MalformedInitiationsAreRejected) {
+  ClientHandshake c(server.pub, payload());
+  auto pkt = c.initiation();
+  HandshakeReject why{};
+  // Every length but the exact one.
+  for (std::size_t len = 0; len < pkt.size(); ++len) {
+    EXPECT_FALSE(answer_initiation(server.priv.span(), {pkt.data(), len}, why, accept_with(1)));
+    EXPECT_EQ(why, HandshakeReject::Malformed);
+  }
+  auto bad = pkt;
+  bad[3] = dp::kHandshakeResponse;  // wrong message number
+  EXPECT_FALSE(answer_initiation(server.priv.span(), bad, why, accept_with(1)));
+  EXPECT_EQ(why, HandshakeReject::Malformed);
+  bad = pkt;
+  bad[8] ^= 1;  // header sender index differs from the authenticated one
+  EXPECT_FALSE(answer_initiation(server.priv.span(), bad, why, accept_with(1)));
+  EXPECT_EQ(why, HandshakeReject::Malformed);
+  bad = pkt;
+  bad[40] ^= 1;  // tampered Noise message
+  EXPECT_FALSE(answer_initiation(server.priv.span(), bad, why, accept_with(1)));
+  EXPECT_EQ(why, HandshakeReject::Decrypt);
+}
+
+TEST_F(Fixture, RefusedClientGetsNoResponse) {
+  ClientHandshake c(server.pub, payload());
+  HandshakeReject why{};
+  auto r = answer_initiation(server.priv.span(), c.initiation(), why,
+                             [](const dp::InitPayload&, dp::ResponsePayload&) { return false; });
+  EXPECT_FALSE(r);
+  EXPECT_EQ(why, HandshakeReject::Refused);
+}
+
+TEST_F(Fixture, ClientIgnoresForeignOrTamperedResponses) {
+  ClientHandshake c(server.pub, payload());
+  HandshakeReject why{};
+  auto r = answer_initiation(server.priv.span(), c.initiation(), why, accept_with(5));
+  ASSERT_TRUE(r);
+  auto bad = r->response;
+  bad[4] ^= 1;  // addressed to another initiation
+  EXPECT_FALSE(c.finish(bad));
+  ClientHandshake c2(server.pub, payload());
+  auto bad2 = r->response;
+  bad2[60] ^= 1;
+  EXPECT_FALSE(c2.finish(bad2));
+  EXPECT_FALSE(c2.finish({bad2.data(), bad2.size() - 1}));
+}
+
+TEST_F(Fixture, ErrorPacketLayout) {
+  auto e = make_error(0x01020304, dp::ErrorCode::HandshakeFailed);
+  dp::Header h;
+  ASSERT_EQ(dp::decode_header(e, h), dp::HeaderError::Ok);
+  EXPECT_EQ(h.type, dp::PacketType::Error);
+  EXPECT_EQ(h.aux, static_cast<std::uint8_t>(dp::ErrorCode::HandshakeFailed));
+  EXPECT_EQ(h.receiver, 0x01020304u);
+  EXPECT_LT(e.size(), dp::kInitLen);  // never larger than what provoked it
+}
+
+}  // namespace
+}  // namespace triglav::ctl
