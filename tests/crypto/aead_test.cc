@@ -1,0 +1,135 @@
+#include "crypto/aead.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/vectors.h"
+
+namespace triglav::crypto {
+namespace {
+
+using test::unhex;
+
+TEST(Aead, Rfc8439Vectors) {
+  ASSERT_TRUE(init());
+  TRIGLAV_REQUIRE_VECTOR(text, "rfc8439_chacha20poly1305_aead.json");
+  const auto doc = nlohmann::json::parse(*text);
+  int n = 0;
+  for (const auto& v : doc["vectors"]) {
+    const auto key = unhex(v["key"]);
+    const auto nonce = unhex(v["nonce"]);
+    const auto aad = unhex(v["aad"]);
+    auto buf = unhex(v["plaintext"]);
+    const auto pt = buf;
+    auto expect = unhex(v["ciphertext"]);
+    const auto tag = unhex(v["tag"]);
+    expect.insert(expect.end(), tag.begin(), tag.end());
+    buf.resize(pt.size() + kTagLen);
+    seal_with_nonce(key.data(), nonce.data(), aad, buf.data(), pt.size());
+    EXPECT_EQ(buf, expect) << v["name"];
+    ASSERT_TRUE(open_with_nonce(key.data(), nonce.data(), aad, buf.data(), buf.size()));
+    EXPECT_EQ(std::vector<std::uint8_t>(buf.begin(), buf.begin() + pt.size()), pt);
+    ++n;
+  }
+  EXPECT_EQ(n, 2);
+}
+
+TEST(Aead, WycheproofVectors) {
+  ASSERT_TRUE(init());
+  TRIGLAV_REQUIRE_VECTOR(text, "wycheproof_chacha20_poly1305_test.json");
+  const auto doc = nlohmann::json::parse(*text);
+  int valid = 0, invalid = 0, other_nonce = 0;
+  for (const auto& g : doc["testGroups"]) {
+    for (const auto& t : g["tests"]) {
+      const auto iv = unhex(t["iv"]);
+      const bool ok = t["result"] == "valid";
+      if (iv.size() != kNonceLen) {  // our AEAD only takes 96-bit nonces
+        EXPECT_FALSE(ok) << "tcId " << t["tcId"];
+        ++other_nonce;
+        continue;
+      }
+      const auto key = unhex(t["key"]);
+      const auto aad = unhex(t["aad"]);
+      const auto msg = unhex(t["msg"]);
+      auto ct = unhex(t["ct"]);
+      const auto tag = unhex(t["tag"]);
+      ct.insert(ct.end(), tag.begin(), tag.end());
+      if (ok) {
+        std::vector<std::uint8_t> buf(msg);
+        buf.resize(msg.size() + kTagLen);
+        seal_with_nonce(key.data(), iv.data(), aad, buf.data(), msg.size());
+        EXPECT_EQ(buf, ct) << "tcId " << t["tcId"];
+        ++valid;
+      } else {
+        ++invalid;
+      }
+      std::vector<std::uint8_t> buf(ct);
+      EXPECT_EQ(open_with_nonce(key.data(), iv.data(), aad, buf.data(), buf.size()), ok)
+          << "tcId " << t["tcId"];
+    }
+  }
+  EXPECT_EQ(valid, 256);
+  EXPECT_EQ(invalid, 60);
+  EXPECT_EQ(other_nonce, 9);
+}
+
+TEST(Aead, CounterNonceLayout) {
+  std::uint8_t n[kNonceLen];
+  make_nonce(n, 0x0102030405060708ull);
+  const std::uint8_t expect[kNonceLen] = {0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1};
+  EXPECT_EQ(std::memcmp(n, expect, kNonceLen), 0);
+}
+
+TEST(Aead, WrongCounterKeyOrAdFails) {
+  ASSERT_TRUE(init());
+  KeyPair a = KeyPair::generate(), b = KeyPair::generate();
+  const std::uint8_t ad[4] = {1, 2, 3, 4};
+  std::uint8_t buf[64 + kTagLen] = {9};
+  seal_in_place(a.priv, 5, ad, buf, 64);
+  std::uint8_t copy[sizeof buf];
+  std::memcpy(copy, buf, sizeof buf);
+  EXPECT_FALSE(open_in_place(a.priv, 6, ad, copy, sizeof copy));
+  std::memcpy(copy, buf, sizeof buf);
+  EXPECT_FALSE(open_in_place(b.priv, 5, ad, copy, sizeof copy));
+  std::memcpy(copy, buf, sizeof buf);
+  const std::uint8_t ad2[4] = {1, 2, 3, 5};
+  EXPECT_FALSE(open_in_place(a.priv, 5, ad2, copy, sizeof copy));
+  std::memcpy(copy, buf, sizeof buf);
+  EXPECT_FALSE(open_in_place(a.priv, 5, ad, copy, kTagLen - 1));  // shorter than a tag
+  EXPECT_TRUE(open_in_place(a.priv, 5, ad, buf, sizeof buf));
+  EXPECT_EQ(buf[0], 9);
+}
+
+TEST(X25519, WycheproofVectors) {
+  ASSERT_TRUE(init());
+  TRIGLAV_REQUIRE_VECTOR(text, "wycheproof_x25519_test.json");
+  const auto doc = nlohmann::json::parse(*text);
+  int checked = 0;
+  for (const auto& g : doc["testGroups"]) {
+    for (const auto& t : g["tests"]) {
+      const auto priv = unhex(t["private"]);
+      const auto pub = unhex(t["public"]);
+      const auto shared = unhex(t["shared"]);
+      SecretKey sk(std::span<const std::uint8_t, kKeyLen>(priv.data(), kKeyLen));
+      std::array<std::uint8_t, kKeyLen> out{};
+      const bool ok = x25519(out, sk, std::span<const std::uint8_t, kKeyLen>(pub.data(), kKeyLen));
+      const bool zero = std::all_of(shared.begin(), shared.end(), [](auto c) { return c == 0; });
+      if (zero) {
+        EXPECT_FALSE(ok) << "tcId " << t["tcId"] << ": low-order point must be refused";
+      } else if (t["result"] == "valid") {
+        ASSERT_TRUE(ok) << "tcId " << t["tcId"];
+        EXPECT_EQ(std::vector<std::uint8_t>(out.begin(), out.end()), shared) << "tcId " << t["tcId"];
+      } else if (ok) {  // "acceptable": if computed, it must be right
+        EXPECT_EQ(std::vector<std::uint8_t>(out.begin(), out.end()), shared) << "tcId " << t["tcId"];
+      }
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 518);
+}
+
+}  // namespace
+}  // namespace triglav::crypto

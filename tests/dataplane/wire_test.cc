@@ -1,0 +1,161 @@
+#include "dataplane/wire.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace triglav::dp {
+namespace {
+
+TEST(Header, RoundTripAndByteLayout) {
+  Header h;
+  h.type = PacketType::Data;
+  h.flags = flag::kEncrypted | flag::kPriority;
+  h.uplink = 3;
+  h.aux = 0;
+  h.receiver = 0x11223344;
+  h.counter = 0x0102030405060708ull;
+  std::uint8_t b[kHeaderLen];
+  encode_header(h, b);
+  const std::uint8_t expect[kHeaderLen] = {0x11, 0x50, 3, 0, 0x44, 0x33, 0x22, 0x11,
+                                           8, 7, 6, 5, 4, 3, 2, 1};
+  EXPECT_EQ(std::memcmp(b, expect, kHeaderLen), 0);
+  Header back;
+  ASSERT_EQ(decode_header(b, back), HeaderError::Ok);
+  EXPECT_EQ(back, h);
+}
+
+TEST(Header, EveryTypeRoundTrips) {
+  for (int t = 1; t <= 9; ++t) {
+    Header h;
+    h.type = static_cast<PacketType>(t);
+    std::uint8_t b[kHeaderLen];
+    encode_header(h, b);
+    Header back;
+    ASSERT_EQ(decode_header(b, back), HeaderError::Ok);
+    EXPECT_EQ(back.type, h.type);
+  }
+}
+
+TEST(Header, EveryShortLengthIsRejected) {
+  std::uint8_t b[kHeaderLen];
+  encode_header(Header{}, b);
+  for (std::size_t len = 0; len < kHeaderLen; ++len) {
+    Header h;
+    EXPECT_EQ(decode_header({b, len}, h), HeaderError::TooShort) << len;
+  }
+}
+
+TEST(Header, BadVersionAndType) {
+  std::uint8_t b[kHeaderLen];
+  encode_header(Header{}, b);
+  Header h;
+  for (int v = 0; v < 16; ++v) {
+    if (v == kProtocolVersion) continue;
+    b[0] = static_cast<std::uint8_t>(v << 4 | 1);
+    EXPECT_EQ(decode_header(b, h), HeaderError::BadVersion) << v;
+  }
+  for (int t : {0, 10, 11, 15}) {
+    b[0] = static_cast<std::uint8_t>(kProtocolVersion << 4 | t);
+    EXPECT_EQ(decode_header(b, h), HeaderError::BadType) << t;
+  }
+}
+
+TEST(Wire, SizesMatchTheProtocolDocument) {
+  EXPECT_EQ(kDataOverhead, 36u);
+  EXPECT_EQ(kInitLen, 84u);
+  EXPECT_EQ(kResponseLen, 76u);
+  EXPECT_EQ(kErrorLen, 16u);
+  // Default MTU plus our overhead, UDP and IPv4 fit a 1500-byte path.
+  EXPECT_LE(kDefaultMtu + kDataOverhead + 8 + 20, 1500);
+  EXPECT_TRUE(is_transport(PacketType::Data));
+  EXPECT_TRUE(is_transport(PacketType::Close));
+  EXPECT_FALSE(is_transport(PacketType::Handshake));
+  EXPECT_FALSE(is_transport(PacketType::Error));
+}
+
+TEST(Payloads, InitRoundTripAndLength) {
+  InitPayload p;
+  p.uplink = 4;
+  p.sender_index = 0xdeadbeef;
+  p.inner_ipv4_be = 0x0255000a;
+  p.timestamp_ns = 1234567890123ull;
+  std::uint8_t b[kInitPayloadLen];
+  encode_init_payload(p, b);
+  InitPayload back;
+  ASSERT_TRUE(decode_init_payload(b, back));
+  EXPECT_EQ(back.uplink, 4);
+  EXPECT_EQ(back.sender_index, 0xdeadbeefu);
+  EXPECT_EQ(back.inner_ipv4_be, 0x0255000au);
+  EXPECT_EQ(back.timestamp_ns, 1234567890123ull);
+  for (std::size_t len = 0; len < kInitPayloadLen + 3; ++len) {
+    if (len == kInitPayloadLen) continue;
+    std::uint8_t big[kInitPayloadLen + 3] = {};
+    EXPECT_FALSE(decode_init_payload({big, len}, back)) << len;
+  }
+}
+
+TEST(Payloads, ResponseRoundTripAndBounds) {
+  ResponsePayload p;
+  p.sender_index = 77;
+  p.server_ipv4_be = 0x0155000a;
+  p.prefix_len = 24;
+  p.mtu = 1420;
+  std::uint8_t b[kResponsePayloadLen];
+  encode_response_payload(p, b);
+  ResponsePayload back;
+  ASSERT_TRUE(decode_response_payload(b, back));
+  EXPECT_EQ(back.sender_index, 77u);
+  EXPECT_EQ(back.prefix_len, 24);
+  EXPECT_EQ(back.mtu, 1420);
+  b[8] = 33;
+  EXPECT_FALSE(decode_response_payload(b, back));
+  EXPECT_FALSE(decode_response_payload({b, kResponsePayloadLen - 1}, back));
+}
+
+std::vector<std::uint8_t> ipv4_packet(std::size_t total, std::size_t buffer) {
+  std::vector<std::uint8_t> p(buffer, 0);
+  p[0] = 0x45;
+  p[2] = static_cast<std::uint8_t>(total >> 8);
+  p[3] = static_cast<std::uint8_t>(total);
+  return p;
+}
+
+TEST(InnerPacket, Ipv4AndIpv6Lengths) {
+  auto p = ipv4_packet(60, 60);
+  EXPECT_EQ(inner_packet_length(p.data(), p.size()), 60u);
+  p = ipv4_packet(60, 64);  // trailing bytes are ignored
+  EXPECT_EQ(inner_packet_length(p.data(), p.size()), 60u);
+  p = ipv4_packet(61, 60);  // claims more than it has
+  EXPECT_EQ(inner_packet_length(p.data(), p.size()), 0u);
+  p = ipv4_packet(19, 60);  // shorter than its header
+  EXPECT_EQ(inner_packet_length(p.data(), p.size()), 0u);
+  p = ipv4_packet(60, 60);
+  p[0] = 0x44;  // IHL 4 words < 20 bytes
+  EXPECT_EQ(inner_packet_length(p.data(), p.size()), 0u);
+  for (std::size_t len = 0; len < 20; ++len)
+    EXPECT_EQ(inner_packet_length(p.data(), len), 0u) << len;
+
+  std::vector<std::uint8_t> v6(48, 0);
+  v6[0] = 0x60;
+  v6[5] = 8;
+  EXPECT_EQ(inner_packet_length(v6.data(), v6.size()), 48u);
+  EXPECT_EQ(inner_packet_length(v6.data(), 47), 0u);
+  EXPECT_EQ(inner_packet_length(v6.data(), 39), 0u);
+  v6[0] = 0x50;  // neither 4 nor 6
+  EXPECT_EQ(inner_packet_length(v6.data(), v6.size()), 0u);
+}
+
+TEST(Counter, SenderBitsPartitionTheNonceSpace) {
+  const std::uint64_t w3 = std::uint64_t{3} << kSenderShift | 5;
+  const std::uint64_t ctl = std::uint64_t{kControlSender} << kSenderShift | 5;
+  EXPECT_NE(w3, ctl);
+  EXPECT_EQ(w3 >> kSenderShift, 3u);
+  EXPECT_EQ(w3 & kCounterMask, 5u);
+  EXPECT_LT(kMaxWorkers, kControlSender + 1);
+  // A wrapping local counter never leaks into the sender bits.
+  EXPECT_EQ((kCounterMask + 1) & kCounterMask, 0u);
+}
+
+}  // namespace
+}  // namespace triglav::dp

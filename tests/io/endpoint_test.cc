@@ -1,0 +1,54 @@
+#include "io/endpoint.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+namespace triglav::io {
+namespace {
+
+TEST(Endpoint, ParsesIpv4AndIpv6) {
+  std::string err;
+  auto a = parse_endpoint("10.1.2.3:7443", err);
+  ASSERT_TRUE(a) << err;
+  EXPECT_EQ(a->family(), AF_INET);
+  EXPECT_EQ(a->port(), 7443);
+  EXPECT_EQ(a->to_string(), "10.1.2.3:7443");
+  auto b = parse_endpoint("[2001:db8::1]:443", err);
+  ASSERT_TRUE(b) << err;
+  EXPECT_EQ(b->family(), AF_INET6);
+  EXPECT_EQ(b->to_string(), "[2001:db8::1]:443");
+  EXPECT_TRUE(parse_endpoint("0.0.0.0:1", err)->is_unspecified());
+  EXPECT_FALSE(a->is_unspecified());
+  EXPECT_TRUE(*a == *parse_endpoint("10.1.2.3:7443", err));
+  EXPECT_FALSE(*a == *parse_endpoint("10.1.2.3:7444", err));
+}
+
+TEST(Endpoint, Rejections) {
+  const char* bad[] = {"",          "1.2.3.4",        "1.2.3.4:",      "1.2.3.4:0",
+                       "1.2.3.4:65536", "1.2.3.4:x",  "300.1.1.1:7443", "host:7443",
+                       "2001:db8::1:443", "[2001:db8::1]", "[nope]:1",  "[::1]443",
+                       "1.2.3.4:12a"};
+  for (const char* t : bad) {
+    std::string err;
+    EXPECT_FALSE(parse_endpoint(t, err)) << t;
+    EXPECT_FALSE(err.empty()) << t;
+  }
+}
+
+TEST(Ipv4Prefix, ParseAndNetwork) {
+  std::string err;
+  auto p = parse_ipv4_prefix("10.0.85.2", 24, err);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->len, 24);
+  EXPECT_EQ(p->to_string(), "10.0.85.2/24");
+  EXPECT_EQ(ipv4_to_string(p->network_be()), "10.0.85.0");
+  p = parse_ipv4_prefix("192.168.7.9/0", 24, err);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->network_be(), 0u);
+  for (const char* t : {"abc", "10.0.0.1/33", "10.0.0.1/-1", "10.0.0.1/", "10.0.0/8", "/8"}) {
+    EXPECT_FALSE(parse_ipv4_prefix(t, 24, err)) << t;
+  }
+}
+
+}  // namespace
+}  // namespace triglav::io
