@@ -58,7 +58,7 @@ std::string Endpoint::to_string() const {
   if (family() == AF_INET6) {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr, buf,
               sizeof buf);
-    return "[" + std::string(buf) + "]:" + std::to_string(port());
+    return std::string("[") + buf + "]:" + std::to_string(port());
   }
   return "(none)";
 }
@@ -84,7 +84,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& error
   if (!text.empty() && text.front() == '[') {
     const auto close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      error = "address '" + std::string(text) + "' is not of the form [IPv6]:PORT";
+      error = std::string("address '") + std::string(text) + "' is not of the form [IPv6]:PORT";
       return std::nullopt;
     }
     host = text.substr(1, close - 1);
@@ -93,7 +93,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& error
   } else {
     const auto colon = text.rfind(':');
     if (colon == std::string_view::npos || text.find(':') != colon) {
-      error = "address '" + std::string(text) + "' is not of the form IP:PORT";
+      error = std::string("address '") + std::string(text) + "' is not of the form IP:PORT";
       return std::nullopt;
     }
     host = text.substr(0, colon);
@@ -103,7 +103,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& error
   auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 ||
       port > 65535) {
-    error = "address '" + std::string(text) + "' has an invalid port (1-65535)";
+    error = std::string("address '") + std::string(text) + "' has an invalid port (1-65535)";
     return std::nullopt;
   }
   const std::string h(host);
@@ -149,14 +149,14 @@ std::optional<Ipv4Prefix> parse_ipv4_prefix(std::string_view text, int default_l
     int len = -1;
     auto [ptr, ec] = std::from_chars(lt.data(), lt.data() + lt.size(), len);
     if (ec != std::errc() || ptr != lt.data() + lt.size() || len < 0 || len > 32) {
-      error = "'" + std::string(text) + "' has an invalid prefix length (0-32)";
+      error = std::string("'") + std::string(text) + "' has an invalid prefix length (0-32)";
       return std::nullopt;
     }
     p.len = len;
   }
   in_addr a;
   if (inet_pton(AF_INET, std::string(host).c_str(), &a) != 1) {
-    error = "'" + std::string(host) + "' is not an IPv4 address";
+    error = std::string("'") + std::string(host) + "' is not an IPv4 address";
     return std::nullopt;
   }
   p.addr_be = a.s_addr;
