@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -49,6 +50,12 @@ Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
   arm(event_fd_, kTagQueue);
 
   tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, 1));
+  // No IPv6 inside the tunnel yet: keep the kernel from sending router and multicast
+  // listener solicitations into it. Best effort (IPv6 may be off altogether).
+  if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + tun.name + "/disable_ipv6").c_str(), "w")) {
+    std::fputs("1", f);
+    std::fclose(f);
+  }
   nl_ = std::make_unique<io::Netlink>();
   std::string err = nl_->link_up(tun_->ifindex(), tun.mtu);
   if (!err.empty()) throw std::runtime_error("cannot bring up " + tun.name + ": " + err);
