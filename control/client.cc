@@ -18,6 +18,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kRetryInterval = std::chrono::milliseconds(1000);
 
+
 std::uint64_t realtime_ns() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -26,12 +27,19 @@ std::uint64_t realtime_ns() {
 
 class Client {
  public:
-  Client(const ClientOptions& opt, Runtime& rt) : opt_(opt), rt_(rt) {}
+  // Keepalives hold NAT bindings open and prove the session alive; after three and a
+  // half intervals of silence the client handshakes again.
+  Client(const ClientOptions& opt, Runtime& rt)
+      : opt_(opt),
+        rt_(rt),
+        keepalive_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.keepalive_s))),
+        dead_after_(keepalive_ * 7 / 2) {}
 
   int run() {
     rt_.start_workers();
-    if (!connect(true)) return 1;  // interrupted during the first handshake
-    for (;;) {
+    bool up = connect(true);  // false: a signal arrived during the first handshake
+    auto next_ping = Clock::now() + keepalive_;
+    while (up) {
       const auto w = rt_.wait(250);
       if (w.dump) log_counters();
       bool closed = false;
@@ -39,9 +47,19 @@ class Client {
       while (rt_.pop(m))
         if (m.kind == dp::ControlMessage::Kind::Close) closed = true;
       if (w.stop) break;
-      if (closed) {
-        spdlog::warn("the server closed the session; handshaking again");
-        if (!connect(false)) break;
+      const auto now = Clock::now();
+      if (now >= next_ping) {  // keepalive: the server answers with a Pong
+        next_ping = now + keepalive_;
+        send_ping();
+      }
+      if (closed || silent_for() > dead_after_) {
+        if (closed)
+          spdlog::warn("the server closed the session; handshaking again");
+        else
+          spdlog::warn("nothing from the server for {:.1f} s; handshaking again",
+                       std::chrono::duration<double>(dead_after_).count());
+        up = connect(false);
+        next_ping = Clock::now() + keepalive_;
       }
     }
     rt_.stop_workers();
@@ -52,6 +70,22 @@ class Client {
 
  private:
   void log_counters() { spdlog::info("counters: {}", rt_.totals().format()); }
+
+  // Control-thread Ping with an 8-byte body (a send timestamp the Pong echoes).
+  void send_ping() {
+    if (!session_) return;
+    std::uint8_t body[8];
+    const auto t = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+    dp::store_le64(body, t);
+    rt_.send_transport(*session_, dp::PacketType::Ping, server_, body);
+  }
+
+  std::chrono::nanoseconds silent_for() const {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    const std::int64_t now = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+    return std::chrono::nanoseconds(now - session_->last_rx_ns.load(std::memory_order_relaxed));
+  }
 
   // Handshakes until it succeeds. first: give up after the handshake timeout (throws);
   // otherwise retry until stopped. Returns false if a signal asked us to stop.
@@ -128,6 +162,9 @@ class Client {
     s->tx_key = std::move(est.keys.send);
     s->rx_key = std::move(est.keys.recv);
     s->peer = from;
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    s->last_rx_ns.store(std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
     server_ = from;
     auto snap = std::make_unique<dp::Snapshot>();
     snap->by_index.emplace(local_index, s.get());
@@ -142,6 +179,8 @@ class Client {
 
   const ClientOptions& opt_;
   Runtime& rt_;
+  Clock::duration keepalive_;
+  Clock::duration dead_after_;
   std::unique_ptr<dp::Session> session_;
   io::Endpoint server_;
 };

@@ -16,6 +16,9 @@ struct ClientOptions {
   std::vector<io::Endpoint> endpoints;  // from the AuthKey, or --endpoint
   TunSetup tun;                         // default tg0, 10.0.85.2/24
   int handshake_timeout_ms = 10'000;
+  // Keepalive interval; after 3.5 intervals without a packet from the server the client
+  // handshakes again (a server that restarted without a Close).
+  double keepalive_s = 10;
 };
 
 // Returns the exit code; throws std::runtime_error for start-up failures (after

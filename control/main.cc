@@ -37,6 +37,7 @@ struct Args {
   std::string endpoint;
   std::vector<std::string> routes;
   double handshake_timeout = 10;
+  double keepalive = 10;
   // both
   std::string tun_name = "tg0";
   std::string ipv4;
@@ -126,6 +127,7 @@ int cmd_tun(const Args& a) {
   o.tun.mtu = a.mtu;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout * 1000);
+  o.keepalive_s = a.keepalive;
   return ctl::run_client(o);
 }
 
@@ -169,6 +171,9 @@ int main(int argc, char** argv) {
   tun->add_option("--endpoint", a.endpoint, "server IP:PORT, instead of the AuthKey's addresses");
   tun->add_option("--handshake-timeout", a.handshake_timeout, "seconds to wait for the server")
       ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  tun->add_option("--keepalive", a.keepalive,
+                  "seconds between keepalives; 3.5 unanswered intervals mean a new handshake")
+      ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
   add_tun_options(tun, a, "10.0.85.2/24");
 
   try {

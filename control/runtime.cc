@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <poll.h>
+#include <net/if.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -87,7 +88,11 @@ Runtime::~Runtime() {
     for (const auto& r : routes_) nl_->del_route(tun_->ifindex(), r);
   }
   qsbr_.drain();
+  const std::string name = tun_ ? tun_->name() : std::string();
   tun_.reset();  // closing the last queue removes the device
+  // The kernel unregisters the device as the fd closes; make sure it is gone before we
+  // exit so that an immediate restart finds the name free (bounded: 1 s).
+  for (int i = 0; i < 1000 && !name.empty() && if_nametoindex(name.c_str()) != 0; ++i) usleep(1000);
   ring_.reset();
   if (event_fd_ >= 0) close(event_fd_);
   if (signal_fd_ >= 0) close(signal_fd_);
@@ -142,8 +147,10 @@ dp::CounterTotals Runtime::totals() const noexcept {
   return t;
 }
 
-bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to) {
-  std::uint8_t pkt[dp::kHeaderLen + dp::kTagLen];
+bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
+                             std::span<const std::uint8_t> body) {
+  std::uint8_t pkt[dp::kHeaderLen + 64 + dp::kTagLen];
+  if (body.size() > 64) return false;
   dp::Header h;
   h.type = type;
   h.flags = dp::flag::kEncrypted;
@@ -152,9 +159,10 @@ bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endp
   auto& st = s.tx[dp::kControlSender];
   h.counter = std::uint64_t{dp::kControlSender} << dp::kSenderShift | (st.next_counter++ & dp::kCounterMask);
   dp::encode_header(h, pkt);
-  crypto::seal_in_place(s.tx_key, h.counter, {pkt, dp::kHeaderLen}, pkt + dp::kHeaderLen, 0);
+  if (!body.empty()) std::memcpy(pkt + dp::kHeaderLen, body.data(), body.size());
+  crypto::seal_in_place(s.tx_key, h.counter, {pkt, dp::kHeaderLen}, pkt + dp::kHeaderLen, body.size());
   const unsigned u = s.uplink < uplinks_.size() ? s.uplink : 0;
-  return uplinks_[u].send_to(pkt, sizeof pkt, to);
+  return uplinks_[u].send_to(pkt, dp::kHeaderLen + body.size() + dp::kTagLen, to);
 }
 
 }  // namespace triglav::ctl

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,8 @@ class Runtime {
   // Seals and sends a transport packet from the control thread (sender kControlSender)
   // to the session's peer. Only while the session's worker cannot write `peer`, or for
   // a peer that does not move (the client's server).
-  bool send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to);
+  bool send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
+                      std::span<const std::uint8_t> body = {});
 
  private:
   void arm(int fd, std::uint64_t tag);

@@ -107,7 +107,7 @@ class Server {
       if (it != sessions_.end()) {
         spdlog::info("client {} ({}) closed its session", io::ipv4_to_string(it->second->peer_inner_ipv4_be),
                      m.from.to_string());
-        remove(it->first);
+        remove(it->first, true, /*notify=*/false);
       }
       return;
     }
@@ -162,7 +162,7 @@ class Server {
     // A new handshake for a tunnel address replaces the session that held it.
     for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
       if (it->second->peer_inner_ipv4_be == r->init.inner_ipv4_be) {
-        remove(it->first, /*publish=*/false);
+        remove(it->first, /*publish=*/false, /*notify=*/false);
         break;
       }
     }
@@ -213,13 +213,20 @@ class Server {
     }
   }
 
-  void remove(std::uint32_t idx, bool do_publish = true) {
+  // Unpublishes a session and frees it once no worker can see it. notify: tell the
+  // client with a Close, so it handshakes again rather than talking into the void. The
+  // Close is sent from the deleter, when no worker can still move `peer`.
+  void remove(std::uint32_t idx, bool do_publish = true, bool notify = true) {
     auto it = sessions_.find(idx);
     if (it == sessions_.end()) return;
     dp::Session* s = it->second.release();
     sessions_.erase(it);
     if (do_publish) publish();
-    rt_.qsbr().retire([s] { delete s; });
+    Runtime* rt = &rt_;
+    rt_.qsbr().retire([rt, s, notify] {
+      if (notify) rt->send_transport(*s, dp::PacketType::Close, s->peer);
+      delete s;
+    });
   }
 
   void publish() {

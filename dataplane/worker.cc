@@ -99,6 +99,29 @@ class Worker::Loop {
       q.quiescent(cfg_.id);
     }
     q.offline(cfg_.id);
+    cancel_all();
+  }
+
+  // Cancels every request and reaps the completions, so that when the ring goes away no
+  // request still holds the TUN queue or a socket: the process must leave the device and
+  // the port free the moment it exits. Bounded: at most ~1 s.
+  void cancel_all() noexcept {
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, 0);
+    io_uring_submit(ring_.get());
+    for (int quiet = 0, rounds = 0; quiet < 2 && rounds < 100; ++rounds) {
+      __kernel_timespec ts{0, 10'000'000};
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_wait_cqe_timeout(ring_.get(), &cqe, &ts) != 0) {
+        ++quiet;
+        continue;
+      }
+      quiet = 0;
+      unsigned head, n = 0;
+      io_uring_for_each_cqe(ring_.get(), head, cqe) { ++n; }
+      io_uring_cq_advance(ring_.get(), n);
+    }
   }
 
  private:
@@ -231,6 +254,11 @@ class Worker::Loop {
       hand_to_control(ControlMessage::Kind::Close, uplink, s->local_index, nullptr, 0, from, from_len);
       return false;
     }
+    if (h.type == PacketType::Ping) {
+      send_pong(s, pkt + kHeaderLen, body);
+      return false;
+    }
+    if (h.type == PacketType::Pong) return false;  // liveness: last_rx_ns is updated
     if (h.type != PacketType::Data || body < kSeqLen) {
       c_.add(h.type == PacketType::Data ? Counter::DropMalformed : Counter::DropUnexpected);
       return false;
@@ -314,20 +342,42 @@ class Worker::Loop {
   }
 
   void seal_and_send(Session* s, std::uint16_t slot, std::uint8_t* buf, std::size_t n) noexcept {
+    store_le32(buf + kHeaderLen, s->tx[cfg_.id].next_seq++);
+    emit(s, PacketType::Data, slot, buf, kSeqLen + n);
+    c_.add(Counter::TxPackets);
+    c_.add(Counter::TxBytes, n);
+  }
+
+  // A Ping's body comes back unchanged in the Pong (the prober matches and times it).
+  void send_pong(Session* s, const std::uint8_t* body, std::size_t n) noexcept {
+    if (free_.empty() || n > cfg_.max_packet - kHeaderLen - kTagLen) {
+      c_.add(Counter::DropQueueFull);
+      return;
+    }
+    const std::uint16_t slot = free_.back();
+    free_.pop_back();
+    std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
+    std::memcpy(buf + kHeaderLen, body, n);
+    emit(s, PacketType::Pong, slot, buf, n);
+  }
+
+  // Writes the header in front of buf[kHeaderLen, kHeaderLen + body), seals in place
+  // with this worker's counter and queues the send; the slot is freed on completion.
+  void emit(Session* s, PacketType type, std::uint16_t slot, std::uint8_t* buf,
+            std::size_t body) noexcept {
     SenderState& st = s->tx[cfg_.id];
     Header h;
-    h.type = PacketType::Data;
+    h.type = type;
     h.flags = flag::kEncrypted;
     h.uplink = s->uplink;
     h.receiver = s->remote_index;
     h.counter = std::uint64_t{cfg_.id} << kSenderShift | (st.next_counter++ & kCounterMask);
     encode_header(h, buf);
-    store_le32(buf + kHeaderLen, st.next_seq++);
-    crypto::seal_in_place(s->tx_key, h.counter, {buf, kHeaderLen}, buf + kHeaderLen, kSeqLen + n);
+    crypto::seal_in_place(s->tx_key, h.counter, {buf, kHeaderLen}, buf + kHeaderLen, body);
     TxSlot& t = slots_[slot];
     t.to = s->peer;
     t.iov.iov_base = buf;
-    t.iov.iov_len = kDataOverhead + n;
+    t.iov.iov_len = kHeaderLen + body + kTagLen;
     t.msg.msg_name = &t.to.addr;
     t.msg.msg_namelen = t.to.len;
     t.msg.msg_iov = &t.iov;
@@ -336,8 +386,6 @@ class Worker::Loop {
     io_uring_prep_sendmsg(sqe, cfg_.uplink_fds[s->uplink < cfg_.uplink_fds.size() ? s->uplink : 0],
                           &t.msg, 0);
     io_uring_sqe_set_data64(sqe, ud(kOpSend, slot));
-    c_.add(Counter::TxPackets);
-    c_.add(Counter::TxBytes, n);
   }
 
   const WorkerConfig& cfg_;

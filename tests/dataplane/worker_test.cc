@@ -183,6 +183,26 @@ TEST_F(WorkerPair, GarbageAndForgeriesAreCountedNotDelivered) {
   EXPECT_EQ(server.read_tun(), up);
 }
 
+TEST_F(WorkerPair, PingIsAnsweredWithPongThatProvesLiveness) {
+  // A keepalive as the client's control thread sends it: sender 15, 8-byte body.
+  std::uint8_t pkt[kHeaderLen + 8 + kTagLen] = {};
+  Header h;
+  h.type = PacketType::Ping;
+  h.flags = flag::kEncrypted;
+  h.receiver = client.session.remote_index;
+  h.counter = std::uint64_t{kControlSender} << kSenderShift;
+  encode_header(h, pkt);
+  store_le64(pkt + kHeaderLen, 0x1122334455667788ull);
+  crypto::seal_in_place(client.session.tx_key, h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen, 8);
+  client.session.last_rx_ns.store(0);
+  ASSERT_TRUE(client.udp.send_to(pkt, sizeof pkt, server.udp.local()));
+  for (int i = 0; i < 200 && client.session.last_rx_ns.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_NE(client.session.last_rx_ns.load(), 0);  // the Pong came back and verified
+  EXPECT_EQ(client.worker->counters().get(Counter::DropAuth), 0u);
+  EXPECT_EQ(client.worker->counters().get(Counter::DropUnexpected), 0u);
+}
+
 TEST_F(WorkerPair, ServerDropsPacketsForUnknownClients) {
   const auto down = ipv4_udp(kServerIp, 0x0755000a, 10, 1);  // 10.0.85.7: no session
   ASSERT_GT(write(server.tun_app, down.data(), down.size()), 0);
