@@ -2,6 +2,7 @@
 
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
+#include <linux/fib_rules.h>
 #include <linux/rtnetlink.h>
 
 #include <cerrno>
@@ -68,32 +69,58 @@ std::string Netlink::add_address(int ifindex, const Ipv4Prefix& addr) {
 }
 
 namespace {
-nlmsghdr* route_msg(char* buf, int type, int ifindex, const Ipv4Prefix& dst) {
+nlmsghdr* route_msg(char* buf, int type, int ifindex, const Ipv4Prefix& dst, unsigned table) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
   nlh->nlmsg_type = static_cast<std::uint16_t>(type);
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rtm->rtm_family = AF_INET;
   rtm->rtm_dst_len = static_cast<unsigned char>(dst.len);
-  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_table = table < 256 ? static_cast<unsigned char>(table) : RT_TABLE_UNSPEC;
   rtm->rtm_protocol = RTPROT_STATIC;
   rtm->rtm_scope = RT_SCOPE_LINK;
   rtm->rtm_type = RTN_UNICAST;
-  mnl_attr_put_u32(nlh, RTA_DST, dst.network_be());
+  if (dst.len > 0) mnl_attr_put_u32(nlh, RTA_DST, dst.network_be());
   mnl_attr_put_u32(nlh, RTA_OIF, static_cast<std::uint32_t>(ifindex));
+  mnl_attr_put_u32(nlh, RTA_TABLE, table);
+  return nlh;
+}
+
+nlmsghdr* rule_msg(char* buf, int type, const std::string& iif, unsigned table, unsigned priority) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = static_cast<std::uint16_t>(type);
+  auto* frh = static_cast<fib_rule_hdr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(fib_rule_hdr)));
+  frh->family = AF_INET;
+  frh->action = FR_ACT_TO_TBL;
+  frh->table = table < 256 ? static_cast<unsigned char>(table) : RT_TABLE_UNSPEC;
+  mnl_attr_put_strz(nlh, FRA_IIFNAME, iif.c_str());
+  mnl_attr_put_u32(nlh, FRA_TABLE, table);
+  mnl_attr_put_u32(nlh, FRA_PRIORITY, priority);
   return nlh;
 }
 }  // namespace
 
-std::string Netlink::add_route(int ifindex, const Ipv4Prefix& dst) {
+std::string Netlink::add_route(int ifindex, const Ipv4Prefix& dst, unsigned table) {
   char buf[kMsgBuf];
-  nlmsghdr* nlh = route_msg(buf, RTM_NEWROUTE, ifindex, dst);
+  nlmsghdr* nlh = route_msg(buf, RTM_NEWROUTE, ifindex, dst, table);
   nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
   return request(nlh);
 }
 
-std::string Netlink::del_route(int ifindex, const Ipv4Prefix& dst) {
+std::string Netlink::del_route(int ifindex, const Ipv4Prefix& dst, unsigned table) {
   char buf[kMsgBuf];
-  return request(route_msg(buf, RTM_DELROUTE, ifindex, dst));
+  return request(route_msg(buf, RTM_DELROUTE, ifindex, dst, table));
+}
+
+std::string Netlink::add_rule_iif(const std::string& iif, unsigned table, unsigned priority) {
+  char buf[kMsgBuf];
+  nlmsghdr* nlh = rule_msg(buf, RTM_NEWRULE, iif, table, priority);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  return request(nlh);
+}
+
+std::string Netlink::del_rule_iif(const std::string& iif, unsigned table, unsigned priority) {
+  char buf[kMsgBuf];
+  return request(rule_msg(buf, RTM_DELRULE, iif, table, priority));
 }
 
 }  // namespace triglav::io

@@ -21,8 +21,12 @@ class Netlink {
   // Each returns an empty string on success, else a one-line reason.
   std::string link_up(int ifindex, int mtu);
   std::string add_address(int ifindex, const Ipv4Prefix& addr);
-  std::string add_route(int ifindex, const Ipv4Prefix& dst);
-  std::string del_route(int ifindex, const Ipv4Prefix& dst);
+  // Routes through ifindex in `table` (254 = main).
+  std::string add_route(int ifindex, const Ipv4Prefix& dst, unsigned table = 254);
+  std::string del_route(int ifindex, const Ipv4Prefix& dst, unsigned table = 254);
+  // Policy rules "from all iif IFNAME lookup TABLE" at a priority (IPv4).
+  std::string add_rule_iif(const std::string& iif, unsigned table, unsigned priority);
+  std::string del_rule_iif(const std::string& iif, unsigned table, unsigned priority);
 
  private:
   std::string request(void* nlh);
