@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "tools/linkem/scenario.h"
 
 namespace triglav::linkem {
@@ -213,6 +215,23 @@ TEST(Scenario, ErrorsNameLineAndKey) {
             std::string::npos);
   EXPECT_NE(error_of("[[links]]\nname='a'\n[[links.segments]]\nrate='1mbit'\n").find("without 'at'"),
             std::string::npos);
+}
+
+TEST(Scenario, EveryShippedScenarioParses) {
+  const char* dir = std::getenv("TRIGLAV_SCENARIOS");
+  ASSERT_NE(dir, nullptr) << "TRIGLAV_SCENARIOS is set by meson";
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".toml") continue;
+    SCOPED_TRACE(e.path().string());
+    const Scenario sc = load_scenario(e.path().string());
+    EXPECT_EQ(sc.name + ".toml", e.path().filename().string());
+    EXPECT_FALSE(sc.about.empty());
+    EXPECT_GT(sc.duration_ns, 0);
+    EXPECT_FALSE(sc.links.empty());
+    ++n;
+  }
+  EXPECT_GE(n, 20);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 //
 // Output: one JSON object per line on stdout every --stats-interval and at exit, with
 // per-direction counters, the emulator's own drops and queueing, and how late it wrote.
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -44,9 +45,20 @@ std::int64_t mono_ns() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-void write_sysctl(const std::string& path, const char* value) {
+std::string read_sysctl(const std::string& path) {
+  std::string v;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[64] = {};
+    if (std::fgets(buf, sizeof buf, f) != nullptr) v = buf;
+    std::fclose(f);
+  }
+  while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.pop_back();
+  return v;
+}
+
+void write_sysctl(const std::string& path, const std::string& value) {
   if (FILE* f = std::fopen(path.c_str(), "w")) {
-    std::fputs(value, f);
+    std::fputs(value.c_str(), f);
     std::fclose(f);
   }
 }
@@ -76,11 +88,14 @@ class Steering {
     }
     add_rule(o.a, o.table);
     add_rule(o.b, o.table + 1);
-    write_sysctl("/proc/sys/net/ipv4/conf/all/rp_filter", "0");
-    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+    // Forwarding on, and no reverse-path filter (an injected packet's source is not
+    // reachable through the TUN it arrives on). Both are restored on exit.
+    set_sysctl("/proc/sys/net/ipv4/conf/all/rp_filter", "0");
+    set_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
   }
   ~Steering() {
     for (const auto& [iif, table] : rules_) nl_.del_rule_iif(iif, table, o_.priority);
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) write_sysctl(it->first, it->second);
   }
 
  private:
@@ -89,9 +104,16 @@ class Steering {
     if (!err.empty()) throw std::runtime_error("cannot add rule iif " + iif + " lookup " + std::to_string(table) + ": " + err);
     rules_.emplace_back(iif, table);
   }
+  void set_sysctl(const std::string& path, const std::string& value) {
+    const std::string old = read_sysctl(path);
+    if (old == value) return;
+    saved_.emplace_back(path, old);
+    write_sysctl(path, value);
+  }
   io::Netlink& nl_;
   const Options& o_;
   std::vector<std::pair<std::string, unsigned>> rules_;
+  std::vector<std::pair<std::string, std::string>> saved_;
 };
 
 struct Pending {
@@ -140,7 +162,7 @@ class Emulator {
       if (p[2].revents & POLLIN) {
         signalfd_siginfo si;
         if (read(sig_fd, &si, sizeof si) == sizeof si &&
-            (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)) {
+            (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP)) {
           print_stats(mono_ns(), true);
           return 0;
         }
@@ -153,6 +175,9 @@ class Emulator {
  private:
   void ingest(int d) {
     for (int i = 0; i < 256; ++i) {
+      // A long burst must not hold back departures that are due (before a slot is taken:
+      // delivering returns slots to the free list).
+      if (i > 0 && (i & 15) == 0) deliver_due(mono_ns());
       if (free_.empty()) {  // out of buffers: the packet is lost in the emulator
         char sink[65536];
         if (read(fds_[d], sink, sizeof sink) <= 0) return;
@@ -164,6 +189,7 @@ class Emulator {
       const ssize_t n = read(fds_[d], buf, slot_size_);
       if (n <= 0) return;
       const std::int64_t now = mono_ns();
+
       Direction& dir = dirs_[d];
       dir.set_params(sched_.at(now - start_, d == 0));
       const Verdict v = dir.on_packet(now, static_cast<std::size_t>(n));
@@ -233,8 +259,10 @@ class Emulator {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"triglav-linkem: emulate a link (rate, delay, jitter, loss, outages) between two interfaces"};
-  app.add_option("--a", o.a, "interface on the client side (its arrivals travel 'up')")->required();
-  app.add_option("--b", o.b, "interface on the server side (its arrivals travel 'down')")->required();
+  bool check_only = false;
+  app.add_flag("--check", check_only, "only parse the scenario and print its schedule");
+  app.add_option("--a", o.a, "interface on the client side (its arrivals travel 'up')");
+  app.add_option("--b", o.b, "interface on the server side (its arrivals travel 'down')");
   app.add_option("--scenario", o.scenario, "scenario file (TOML)")->required();
   app.add_option("--link", o.link, "which link of the scenario (default: the first)");
   app.add_option("--seed", o.seed, "seed for every random choice")->capture_default_str();
@@ -246,7 +274,25 @@ int main(int argc, char** argv) {
   app.add_option("--buffers", o.buffers, "packets that can be in flight")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
+    if (check_only) {
+      const Scenario sc = load_scenario(o.scenario);
+      std::printf("%s: %zu link(s), %.1f s\n", sc.name.c_str(), sc.links.size(),
+                  static_cast<double>(sc.duration_ns) / 1e9);
+      for (const auto& l : sc.links) {
+        for (const auto& seg : l.segments)
+          std::printf("  %-10s at %7.2f s%s: up %s %.1f Mbit/s %.1f ms, down %s %.1f Mbit/s %.1f ms\n",
+                      l.name.c_str(), static_cast<double>(seg.at_ns) / 1e9, seg.ramp ? " (ramp)" : "",
+                      seg.up.down ? "OUTAGE" : "", seg.up.rate_bps / 1e6, static_cast<double>(seg.up.delay_ns) / 1e6,
+                      seg.down.down ? "OUTAGE" : "", seg.down.rate_bps / 1e6,
+                      static_cast<double>(seg.down.delay_ns) / 1e6);
+      }
+      return 0;
+    }
+    if (o.a.empty() || o.b.empty()) throw std::runtime_error("--a and --b are required");
     if (!io::has_net_admin()) throw std::runtime_error("needs root (CAP_NET_ADMIN)");
+    for (const std::string* i : {&o.a, &o.b})
+      if (if_nametoindex(i->c_str()) == 0) throw std::runtime_error("no interface named '" + *i + "' here");
+    if (o.a == o.b) throw std::runtime_error("--a and --b must be different interfaces");
     const Scenario sc = load_scenario(o.scenario);
     const LinkSchedule* sched = o.link.empty() ? &sc.links.front() : sc.link(o.link);
     if (sched == nullptr) throw std::runtime_error("scenario " + o.scenario + " has no link '" + o.link + "'");
@@ -254,7 +300,9 @@ int main(int argc, char** argv) {
     sigemptyset(&ss);
     sigaddset(&ss, SIGINT);
     sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGHUP);
     sigprocmask(SIG_BLOCK, &ss, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a closed stdout must not skip the clean-up
     const int sig_fd = signalfd(-1, &ss, SFD_CLOEXEC);
     io::TunDevice up = io::TunDevice::create(o.prefix + "up", 1);
     io::TunDevice dn = io::TunDevice::create(o.prefix + "dn", 1);
