@@ -75,7 +75,7 @@ nlmsghdr* route_msg(char* buf, int type, int ifindex, const Ipv4Prefix& dst, uns
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rtm->rtm_family = AF_INET;
   rtm->rtm_dst_len = static_cast<unsigned char>(dst.len);
-  rtm->rtm_table = table < 256 ? static_cast<unsigned char>(table) : RT_TABLE_UNSPEC;
+  rtm->rtm_table = table < 256 ? static_cast<unsigned char>(table) : static_cast<unsigned char>(RT_TABLE_UNSPEC);
   rtm->rtm_protocol = RTPROT_STATIC;
   rtm->rtm_scope = RT_SCOPE_LINK;
   rtm->rtm_type = RTN_UNICAST;
@@ -91,7 +91,7 @@ nlmsghdr* rule_msg(char* buf, int type, const std::string& iif, unsigned table, 
   auto* frh = static_cast<fib_rule_hdr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(fib_rule_hdr)));
   frh->family = AF_INET;
   frh->action = FR_ACT_TO_TBL;
-  frh->table = table < 256 ? static_cast<unsigned char>(table) : RT_TABLE_UNSPEC;
+  frh->table = table < 256 ? static_cast<unsigned char>(table) : static_cast<unsigned char>(RT_TABLE_UNSPEC);
   mnl_attr_put_strz(nlh, FRA_IIFNAME, iif.c_str());
   mnl_attr_put_u32(nlh, FRA_TABLE, table);
   mnl_attr_put_u32(nlh, FRA_PRIORITY, priority);
