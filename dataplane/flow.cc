@@ -1,0 +1,89 @@
+#include "dataplane/flow.h"
+
+#include <cstring>
+
+namespace triglav::dp {
+namespace {
+
+constexpr std::uint64_t mix(std::uint64_t x) noexcept {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
+std::uint64_t load64(const std::uint8_t* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+bool has_ports(std::uint8_t proto) noexcept {
+  return proto == 6 || proto == 17 || proto == 132 || proto == 136;  // TCP, UDP, SCTP, UDP-Lite
+}
+
+}  // namespace
+
+std::uint64_t flow_hash(const std::uint8_t* p, std::size_t len) noexcept {
+  std::uint64_t h = 0;
+  if (len >= 20 && (p[0] >> 4) == 4) {
+    const std::size_t ihl = std::size_t{p[0] & 0x0fu} * 4;
+    const std::uint8_t proto = p[9];
+    const bool first_fragment = ((p[6] & 0x1f) | p[7]) == 0;
+    std::uint32_t ports = 0;
+    if (has_ports(proto) && first_fragment && len >= ihl + 4) std::memcpy(&ports, p + ihl, 4);
+    h = mix(load64(p + 12) ^ (std::uint64_t{proto} << 32 | ports) * 0x9e3779b97f4a7c15ull);
+  } else if (len >= 40 && (p[0] >> 4) == 6) {
+    const std::uint8_t proto = p[6];
+    std::uint32_t ports = 0;
+    if (has_ports(proto) && len >= 44) std::memcpy(&ports, p + 40, 4);
+    h = mix(load64(p + 8) ^ mix(load64(p + 16) ^ mix(load64(p + 24) ^ mix(load64(p + 32)))));
+    h = mix(h ^ (std::uint64_t{proto} << 32 | ports));
+  } else {
+    return 1;
+  }
+  return h == 0 ? 1 : h;
+}
+
+FlowTable::FlowTable(std::size_t capacity) {
+  std::size_t n = kProbe;
+  while (n < capacity) n <<= 1;
+  slots_.resize(n);
+  mask_ = n - 1;
+}
+
+void FlowTable::clear() noexcept {
+  for (auto& e : slots_) e = Entry{};
+  live_ = 0;
+}
+
+UplinkMask FlowTable::route(std::uint64_t hash, std::int64_t now_ns, Scheduler& sched) noexcept {
+  if (sched.config().strategy == Strategy::Redundant) return sched.pick(hash);
+  Entry* victim = nullptr;
+  for (unsigned i = 0; i < kProbe; ++i) {
+    Entry& e = slots_[(hash + i) & mask_];
+    if (e.hash == hash) {
+      e.last_ns = now_ns;
+      if (e.uplink & sched.usable_mask()) return e.uplink;
+      // Its uplink became unusable: move the flow now.
+      e.uplink = sched.pick(hash);
+      ++moved_;
+      return e.uplink;
+    }
+    const bool stale = e.hash != 0 && now_ns - e.last_ns > kIdleNs;
+    if (e.hash == 0 || stale) {
+      if (victim == nullptr || victim->hash != 0) victim = &e;  // prefer empty, then stale
+    } else if (victim == nullptr || (victim->hash != 0 && e.last_ns < victim->last_ns)) {
+      victim = &e;  // oldest live entry, if nothing better turns up
+    }
+  }
+  if (victim->hash == 0) ++live_;
+  victim->hash = hash;
+  victim->last_ns = now_ns;
+  victim->uplink = sched.pick(hash);
+  return victim->uplink;
+}
+
+}  // namespace triglav::dp

@@ -1,0 +1,43 @@
+#include "dataplane/path_stats.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace triglav::dp {
+
+void PathStats::on_rtt_sample(double r) noexcept {
+  if (!(r >= 0)) return;
+  if (!has_rtt_) {
+    srtt_ = r;
+    rttvar_ = r / 2;
+    has_rtt_ = true;
+    return;
+  }
+  rttvar_ = 0.75 * rttvar_ + 0.25 * std::fabs(srtt_ - r);
+  srtt_ = 0.875 * srtt_ + 0.125 * r;
+}
+
+double PathStats::rto_ms(double min_ms, double max_ms, double g) const noexcept {
+  if (!has_rtt_) return std::max(min_ms, 1000.0);  // RFC 6298 (2.1): 1 s before any sample
+  return std::clamp(srtt_ + std::max(g, 4 * rttvar_), min_ms, max_ms);
+}
+
+void PathStats::on_probe_result(bool answered) noexcept {
+  lost_[next_] = !answered;
+  next_ = (next_ + 1) % kLossWindow;
+  count_ = std::min(count_ + 1, kLossWindow);
+}
+
+double PathStats::loss() const noexcept {
+  if (count_ == 0) return 0;
+  return static_cast<double>(lost_.count()) / count_;
+}
+
+void PathStats::on_bytes(std::uint64_t bytes, double dt_s) noexcept {
+  if (dt_s <= 0) return;
+  const double sample = static_cast<double>(bytes) * 8 / dt_s;
+  throughput_bps_ = has_tp_ ? kThroughputAlpha * sample + (1 - kThroughputAlpha) * throughput_bps_ : sample;
+  has_tp_ = true;
+}
+
+}  // namespace triglav::dp

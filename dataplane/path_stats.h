@@ -1,0 +1,43 @@
+// Measurements of one uplink (control thread): RTT smoothed with Jacobson/Karels
+// (RFC 6298), loss over a sliding window of the last N probe outcomes, and throughput as
+// an exponential moving average (alpha = 0.2) of observed bytes. Pure: times are passed in.
+#pragma once
+
+#include <bitset>
+#include <cstdint>
+
+namespace triglav::dp {
+
+class PathStats {
+ public:
+  static constexpr unsigned kLossWindow = 32;  // probes/acks the loss rate covers
+  static constexpr double kThroughputAlpha = 0.2;
+
+  // RFC 6298 section 2: the first sample sets SRTT = R, RTTVAR = R/2; later ones
+  // RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|, SRTT = 7/8 SRTT + 1/8 R.
+  void on_rtt_sample(double rtt_ms) noexcept;
+  // One probe outcome into the loss window.
+  void on_probe_result(bool answered) noexcept;
+  // Bytes observed over an interval of dt_s seconds.
+  void on_bytes(std::uint64_t bytes, double dt_s) noexcept;
+
+  bool has_rtt() const noexcept { return has_rtt_; }
+  double srtt_ms() const noexcept { return srtt_; }
+  double rttvar_ms() const noexcept { return rttvar_; }
+  // RTO = SRTT + max(G, 4 RTTVAR), clamped to [min_ms, max_ms] (RFC 6298 (2.4), with a
+  // lower floor than its 1 s because probes, not TCP, depend on it).
+  double rto_ms(double min_ms = 200, double max_ms = 60'000, double granularity_ms = 1) const noexcept;
+  double loss() const noexcept;  // 0..1 over the window (0 with no samples)
+  unsigned samples() const noexcept { return count_; }
+  double throughput_bps() const noexcept { return throughput_bps_; }
+
+ private:
+  bool has_rtt_ = false;
+  double srtt_ = 0, rttvar_ = 0;
+  std::bitset<kLossWindow> lost_;
+  unsigned next_ = 0, count_ = 0;
+  bool has_tp_ = false;
+  double throughput_bps_ = 0;
+};
+
+}  // namespace triglav::dp

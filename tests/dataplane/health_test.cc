@@ -1,0 +1,143 @@
+#include "dataplane/health.h"
+
+#include <gtest/gtest.h>
+
+#include "dataplane/path_stats.h"
+
+namespace triglav::dp {
+namespace {
+
+Health after(std::initializer_list<int> events) {  // 1 = success, 0 = failure
+  Health h;
+  for (int e : events) e ? h.on_success() : h.on_failure();
+  return h;
+}
+
+TEST(Health, StartsUnknownAndASuccessMakesItHealthy) {
+  Health h;
+  EXPECT_EQ(h.state(), HealthState::Unknown);
+  h.on_success();
+  EXPECT_EQ(h.state(), HealthState::Healthy);
+}
+
+TEST(Health, FailureLadderExactly) {
+  Health h;
+  h.on_success();
+  const HealthState expect[] = {
+      HealthState::Healthy,   HealthState::Healthy,   HealthState::Degraded,   // failures 1-3
+      HealthState::Degraded,  HealthState::Degraded,  HealthState::Unhealthy,  // 4-6
+      HealthState::Unhealthy, HealthState::Unhealthy, HealthState::Unhealthy,  // 7-9
+      HealthState::Down,      HealthState::Down,                               // 10-11
+  };
+  for (std::size_t i = 0; i < std::size(expect); ++i) {
+    h.on_failure();
+    EXPECT_EQ(h.state(), expect[i]) << "after " << i + 1 << " failures";
+  }
+}
+
+TEST(Health, AnyStateToHealthyOnSuccess) {
+  for (int failures : {0, 3, 6, 10}) {
+    Health h;
+    h.on_success();
+    for (int i = 0; i < failures; ++i) h.on_failure();
+    h.on_success();
+    EXPECT_EQ(h.state(), HealthState::Healthy) << failures;
+    EXPECT_EQ(h.consecutive_failures(), 0u);
+  }
+  EXPECT_EQ(after({0, 0, 0, 1}).state(), HealthState::Healthy);  // from Degraded
+}
+
+TEST(Health, FailuresFromUnknownClimbTheSameLadder) {
+  EXPECT_EQ(after({0, 0}).state(), HealthState::Unknown);
+  EXPECT_EQ(after({0, 0, 0}).state(), HealthState::Degraded);
+  EXPECT_EQ(after({0, 0, 0, 0, 0, 0}).state(), HealthState::Unhealthy);
+  EXPECT_EQ(after({0, 0, 0, 0, 0, 0, 0, 0, 0, 0}).state(), HealthState::Down);
+}
+
+TEST(Health, MeasurementFloors) {
+  struct Case {
+    double loss, rtt;
+    HealthState expect;
+  } cases[] = {
+      {0.0, 50, HealthState::Healthy},    {0.10, 1000, HealthState::Healthy},
+      {0.11, 50, HealthState::Degraded},  {0.0, 1001, HealthState::Degraded},
+      {0.30, 5000, HealthState::Degraded}, {0.31, 50, HealthState::Unhealthy},
+      {0.0, 5001, HealthState::Unhealthy},
+  };
+  for (const auto& c : cases) {
+    Health h;
+    h.on_success();
+    h.on_metrics(c.loss, c.rtt);
+    EXPECT_EQ(h.state(), c.expect) << c.loss << " " << c.rtt;
+  }
+  // A floor never improves a worse state, and clears when the numbers recover.
+  Health h = after({1, 0, 0, 0, 0, 0, 0});
+  h.on_metrics(0.2, 50);
+  EXPECT_EQ(h.state(), HealthState::Unhealthy);
+  h.on_success();
+  EXPECT_EQ(h.state(), HealthState::Degraded);
+  h.on_metrics(0, 50);
+  EXPECT_EQ(h.state(), HealthState::Healthy);
+}
+
+TEST(Health, LinkEventsOverrideProbes) {
+  Health h;
+  h.on_success();
+  h.on_link_down();
+  EXPECT_EQ(h.state(), HealthState::Down);
+  h.on_success();  // a late probe answer does not revive a link the kernel says is down
+  EXPECT_EQ(h.state(), HealthState::Down);
+  h.on_link_up();
+  EXPECT_EQ(h.state(), HealthState::Unknown);
+  h.on_success();
+  EXPECT_EQ(h.state(), HealthState::Healthy);
+}
+
+TEST(Health, Usability) {
+  EXPECT_TRUE(usable(HealthState::Unknown));
+  EXPECT_TRUE(usable(HealthState::Healthy));
+  EXPECT_TRUE(usable(HealthState::Degraded));
+  EXPECT_FALSE(usable(HealthState::Unhealthy));
+  EXPECT_FALSE(usable(HealthState::Down));
+}
+
+TEST(PathStats, JacobsonKarels) {
+  PathStats s;
+  EXPECT_FALSE(s.has_rtt());
+  EXPECT_DOUBLE_EQ(s.rto_ms(), 1000);
+  s.on_rtt_sample(100);
+  EXPECT_DOUBLE_EQ(s.srtt_ms(), 100);
+  EXPECT_DOUBLE_EQ(s.rttvar_ms(), 50);
+  EXPECT_DOUBLE_EQ(s.rto_ms(), 300);
+  s.on_rtt_sample(200);
+  EXPECT_DOUBLE_EQ(s.rttvar_ms(), 0.75 * 50 + 0.25 * 100);
+  EXPECT_DOUBLE_EQ(s.srtt_ms(), 0.875 * 100 + 0.125 * 200);
+  for (int i = 0; i < 200; ++i) s.on_rtt_sample(40);
+  EXPECT_NEAR(s.srtt_ms(), 40, 0.01);
+  EXPECT_NEAR(s.rttvar_ms(), 0, 0.01);
+  EXPECT_DOUBLE_EQ(s.rto_ms(), 200);  // clamped to the floor
+}
+
+TEST(PathStats, LossOverTheLastWindow) {
+  PathStats s;
+  EXPECT_EQ(s.loss(), 0);
+  for (int i = 0; i < 10; ++i) s.on_probe_result(i % 2 == 0);
+  EXPECT_DOUBLE_EQ(s.loss(), 0.5);
+  for (unsigned i = 0; i < PathStats::kLossWindow; ++i) s.on_probe_result(true);
+  EXPECT_EQ(s.loss(), 0);  // old losses slid out
+  s.on_probe_result(false);
+  EXPECT_DOUBLE_EQ(s.loss(), 1.0 / PathStats::kLossWindow);
+}
+
+TEST(PathStats, ThroughputEma) {
+  PathStats s;
+  s.on_bytes(1'000'000, 1.0);
+  EXPECT_DOUBLE_EQ(s.throughput_bps(), 8e6);
+  s.on_bytes(2'000'000, 1.0);
+  EXPECT_DOUBLE_EQ(s.throughput_bps(), 0.2 * 16e6 + 0.8 * 8e6);
+  s.on_bytes(5, 0);  // no interval: ignored
+  EXPECT_DOUBLE_EQ(s.throughput_bps(), 0.2 * 16e6 + 0.8 * 8e6);
+}
+
+}  // namespace
+}  // namespace triglav::dp

@@ -1,0 +1,254 @@
+#include "dataplane/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "dataplane/dedup_window.h"
+#include "dataplane/flow.h"
+
+namespace triglav::dp {
+namespace {
+
+UplinkView up(std::uint8_t id, HealthState s, double rtt, double loss = 0, double bw = 0, double weight = 1,
+              bool nat = false) {
+  UplinkView u;
+  u.id = id;
+  u.state = s;
+  u.srtt_ms = rtt;
+  u.loss = loss;
+  u.throughput_bps = bw;
+  u.weight = weight;
+  u.behind_nat = nat;
+  return u;
+}
+
+Scheduler make(Strategy s, const std::vector<UplinkView>& v, std::int64_t now = 0) {
+  SchedulerConfig c;
+  c.strategy = s;
+  Scheduler sch(c);
+  sch.update(v, now);
+  return sch;
+}
+
+int index_of(UplinkMask m) { return m == 0 ? -1 : std::countr_zero(m); }
+
+// Share of picks per uplink over many flow hashes (or successive picks).
+std::map<int, double> shares(Scheduler& s, int n = 20000) {
+  std::map<int, double> c;
+  for (int i = 0; i < n; ++i) c[index_of(s.pick(0x1234567ull * (i + 1)))] += 1.0 / n;
+  return c;
+}
+
+const auto H = HealthState::Healthy;
+
+TEST(Strategy, NamesRoundTrip) {
+  for (auto s : {Strategy::Adaptive, Strategy::LowestLatency, Strategy::LowestLoss, Strategy::WeightedRoundRobin,
+                 Strategy::BandwidthProportional, Strategy::Redundant, Strategy::PrimaryBackup, Strategy::EcmpAware})
+    EXPECT_EQ(parse_strategy(strategy_name(s)), s);
+  EXPECT_FALSE(parse_strategy("fastest"));
+}
+
+TEST(Scheduler, NothingUsableMeansNoUplink) {
+  for (auto st : {Strategy::Adaptive, Strategy::Redundant, Strategy::PrimaryBackup, Strategy::EcmpAware}) {
+    Scheduler s = make(st, {up(0, HealthState::Down, 10), up(1, HealthState::Unhealthy, 10)});
+    EXPECT_EQ(s.pick(42), 0u) << strategy_name(st);
+  }
+}
+
+TEST(Scheduler, AdaptiveScoresAndSpread) {
+  // Uplink 1: twice the RTT, some loss, half the bandwidth, behind NAT: worst everywhere.
+  Scheduler s = make(Strategy::Adaptive, {up(0, H, 20, 0.0, 100e6), up(1, H, 40, 0.05, 50e6, 1, true)});
+  // Each term is value / largest value: uplink 0 has half the worst RTT and the best
+  // loss, bandwidth and NAT terms; uplink 1 the worst of all but bandwidth (1 - 50/100).
+  EXPECT_NEAR(s.score(0), 0.35 * 0.5, 1e-9);
+  EXPECT_NEAR(s.score(1), 0.35 + 0.35 + 0.20 * 0.5 + 0.10, 1e-9);
+  auto c = shares(s);
+  // Spread in proportion to 1 - score + 0.05: 0.875 : 0.15.
+  EXPECT_NEAR(c[0], 0.875 / 1.025, 0.02);
+  EXPECT_NEAR(c[1], 0.15 / 1.025, 0.02);
+  // Equal uplinks share equally; the same flow always gets the same answer.
+  Scheduler e = make(Strategy::Adaptive, {up(0, H, 20), up(1, H, 20)});
+  auto ce = shares(e);
+  EXPECT_NEAR(ce[0], 0.5, 0.02);
+  EXPECT_EQ(e.pick(77), e.pick(77));
+}
+
+TEST(Scheduler, AdaptiveWeightsAreConfigurable) {
+  SchedulerConfig c;
+  c.weights = {1, 0, 0, 0};  // RTT only
+  Scheduler s(c);
+  s.update(std::vector<UplinkView>{up(0, H, 10, 0.5), up(1, H, 20, 0.0)}, 0);
+  EXPECT_NEAR(s.score(0), 0.5, 1e-9);
+  EXPECT_NEAR(s.score(1), 1.0, 1e-9);
+}
+
+TEST(Scheduler, LowestLatencyAndLowestLoss) {
+  Scheduler l = make(Strategy::LowestLatency, {up(0, H, 30), up(1, H, 10), up(2, HealthState::Down, 1)});
+  EXPECT_EQ(index_of(l.pick(1)), 1);
+  Scheduler u = make(Strategy::LowestLatency, {up(0, HealthState::Unknown, -1), up(1, H, 80)});
+  EXPECT_EQ(index_of(u.pick(1)), 1);  // a measured RTT beats none
+  Scheduler o = make(Strategy::LowestLoss, {up(0, H, 10, 0.02), up(1, H, 50, 0.0), up(2, H, 40, 0.0)});
+  EXPECT_EQ(index_of(o.pick(1)), 2);  // equal loss: lower RTT
+}
+
+TEST(Scheduler, WeightedRoundRobinThreeToOne) {
+  Scheduler s = make(Strategy::WeightedRoundRobin, {up(0, H, 10, 0, 0, 3), up(1, H, 10, 0, 0, 1)});
+  std::vector<int> seq;
+  for (int i = 0; i < 8; ++i) seq.push_back(index_of(s.pick(0)));
+  EXPECT_EQ(std::count(seq.begin(), seq.end(), 0), 6);
+  EXPECT_EQ(std::count(seq.begin(), seq.end(), 1), 2);
+  // Smooth: never more than three in a row on uplink 0.
+  EXPECT_EQ(seq, (std::vector<int>{0, 0, 1, 0, 0, 0, 1, 0}));
+}
+
+TEST(Scheduler, BandwidthProportional) {
+  Scheduler s = make(Strategy::BandwidthProportional, {up(0, H, 10, 0, 50e6), up(1, H, 10, 0, 30e6)});
+  auto c = shares(s, 8000);
+  EXPECT_NEAR(c[0], 50.0 / 80, 0.01);
+  EXPECT_NEAR(c[1], 30.0 / 80, 0.01);
+}
+
+TEST(Scheduler, RedundantUsesEveryUsableUplink) {
+  Scheduler s = make(Strategy::Redundant, {up(0, H, 10), up(1, HealthState::Degraded, 10), up(2, HealthState::Down, 1)});
+  EXPECT_EQ(s.pick(5), 0b011u);
+}
+
+TEST(Scheduler, PrimaryBackupWithHysteresis) {
+  SchedulerConfig c;
+  c.strategy = Strategy::PrimaryBackup;
+  c.primary = 0;
+  c.hysteresis_ns = 3'000;
+  Scheduler s(c);
+  s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10), up(2, H, 30)}, 0);
+  EXPECT_EQ(index_of(s.pick(1)), 0);  // primary while usable, even if slower
+  s.update(std::vector<UplinkView>{up(0, HealthState::Degraded, 50), up(1, H, 10), up(2, H, 30)}, 100);
+  EXPECT_EQ(index_of(s.pick(1)), 0);  // Degraded is still usable
+  s.update(std::vector<UplinkView>{up(0, HealthState::Unhealthy, 50), up(1, H, 10), up(2, H, 30)}, 200);
+  EXPECT_EQ(index_of(s.pick(1)), 1);  // the best backup
+  s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10), up(2, H, 30)}, 1'000);
+  EXPECT_EQ(index_of(s.pick(1)), 1);  // healthy again, but not for long enough
+  s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10), up(2, H, 30)}, 3'999);
+  EXPECT_EQ(index_of(s.pick(1)), 1);
+  s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10), up(2, H, 30)}, 4'000);
+  EXPECT_EQ(index_of(s.pick(1)), 0);  // back after the hysteresis
+  // A wobble resets the clock.
+  s.update(std::vector<UplinkView>{up(0, HealthState::Down, 50), up(1, H, 10)}, 5'000);
+  s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10)}, 6'000);
+  s.update(std::vector<UplinkView>{up(0, HealthState::Degraded, 50), up(1, H, 10)}, 7'000);
+  s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10)}, 8'000);
+  s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10)}, 10'000);
+  EXPECT_EQ(index_of(s.pick(1)), 1);
+  s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10)}, 11'000);
+  EXPECT_EQ(index_of(s.pick(1)), 0);
+}
+
+TEST(Scheduler, EcmpIsStableAndMovesOnlyTheFailedUplinksFlows) {
+  std::vector<UplinkView> three{up(0, H, 10), up(1, H, 10), up(2, H, 10)};
+  Scheduler s = make(Strategy::EcmpAware, three);
+  std::vector<int> before;
+  for (int f = 0; f < 3000; ++f) before.push_back(index_of(s.pick(0xabcdefull * (f + 1))));
+  auto c = shares(s, 3000);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(c[i], 1.0 / 3, 0.05);
+  three[1].state = HealthState::Down;
+  s.update(three, 0);
+  for (int f = 0; f < 3000; ++f) {
+    const int now = index_of(s.pick(0xabcdefull * (f + 1)));
+    if (before[static_cast<std::size_t>(f)] != 1) EXPECT_EQ(now, before[static_cast<std::size_t>(f)]) << f;
+    else EXPECT_NE(now, 1);
+  }
+}
+
+std::vector<std::uint8_t> tcp4(std::uint32_t src, std::uint16_t sport) {
+  std::vector<std::uint8_t> p(40, 0);
+  p[0] = 0x45;
+  p[9] = 6;
+  std::memcpy(&p[12], &src, 4);
+  p[16] = 10;
+  p[20] = static_cast<std::uint8_t>(sport >> 8);
+  p[21] = static_cast<std::uint8_t>(sport);
+  p[23] = 80;
+  return p;
+}
+
+TEST(FlowHash, FiveTupleDecides) {
+  auto a = tcp4(1, 1000), b = tcp4(1, 1001), c = tcp4(2, 1000);
+  EXPECT_EQ(flow_hash(a.data(), a.size()), flow_hash(a.data(), a.size()));
+  EXPECT_NE(flow_hash(a.data(), a.size()), flow_hash(b.data(), b.size()));
+  EXPECT_NE(flow_hash(a.data(), a.size()), flow_hash(c.data(), c.size()));
+  a[8] = 3;  // TTL is not part of the flow
+  EXPECT_EQ(flow_hash(a.data(), a.size()), flow_hash(tcp4(1, 1000).data(), 40));
+  auto frag = tcp4(1, 1000);
+  frag[7] = 10;  // a later fragment has no ports: hashed without them
+  auto frag2 = tcp4(1, 2000);
+  frag2[7] = 10;
+  EXPECT_EQ(flow_hash(frag.data(), frag.size()), flow_hash(frag2.data(), frag2.size()));
+  std::uint8_t junk[3] = {0x45, 0, 0};
+  EXPECT_EQ(flow_hash(junk, 3), 1u);
+  std::vector<std::uint8_t> v6(60, 0);
+  v6[0] = 0x60;
+  v6[6] = 17;
+  v6[40] = 1;
+  const auto h6 = flow_hash(v6.data(), v6.size());
+  v6[41] = 1;
+  EXPECT_NE(h6, flow_hash(v6.data(), v6.size()));
+}
+
+TEST(FlowTable, FlowsStickUntilTheirUplinkFails) {
+  std::vector<UplinkView> two{up(0, H, 10), up(1, H, 10)};
+  SchedulerConfig c;
+  c.strategy = Strategy::WeightedRoundRobin;
+  Scheduler s(c);
+  s.update(two, 0);
+  FlowTable t(1024);
+  std::map<std::uint64_t, UplinkMask> first;
+  for (std::uint64_t f = 1; f <= 100; ++f) first[f] = t.route(f * 7919, 0, s);
+  EXPECT_EQ(t.size(), 100u);
+  for (int round = 0; round < 3; ++round)  // round robin would alternate; the table does not
+    for (std::uint64_t f = 1; f <= 100; ++f) EXPECT_EQ(t.route(f * 7919, 1, s), first[f]);
+  two[0].state = HealthState::Unhealthy;
+  s.update(two, 2);
+  for (std::uint64_t f = 1; f <= 100; ++f) EXPECT_EQ(t.route(f * 7919, 3, s), 0b10u);
+  EXPECT_GT(t.moved(), 0u);
+  two[0].state = H;  // recovery does not move flows back (no reordering)
+  s.update(two, 4);
+  for (std::uint64_t f = 1; f <= 100; ++f) EXPECT_EQ(t.route(f * 7919, 5, s), 0b10u);
+}
+
+TEST(FlowTable, FullTableEvictsTheOldest) {
+  Scheduler s = make(Strategy::Adaptive, {up(0, H, 10)});
+  FlowTable t(8);
+  for (std::uint64_t f = 1; f <= 100; ++f) EXPECT_EQ(t.route(f, static_cast<std::int64_t>(f), s), 1u);
+  EXPECT_LE(t.size(), 8u);
+}
+
+TEST(DedupWindow, ExactlyOnceAcrossWrap) {
+  DedupWindow d;
+  for (std::uint32_t s = 0xfffffff0u; s != 0x10u; ++s) {
+    ASSERT_TRUE(d.check_and_update(s)) << s;
+    ASSERT_FALSE(d.check_and_update(s)) << s;  // the copy from another uplink
+  }
+  EXPECT_TRUE(d.check_and_update(0x20));
+  EXPECT_TRUE(d.check_and_update(0x15));  // late but inside the window
+  EXPECT_FALSE(d.check_and_update(0x15));
+  EXPECT_TRUE(d.check_and_update(0xffffff00u));   // never seen, 288 behind: inside the window
+  EXPECT_FALSE(d.check_and_update(0xfffff000u));  // 4128 behind: too old
+}
+
+TEST(DedupWindow, ReorderedCopiesFromTwoUplinks) {
+  DedupWindow d;
+  int delivered = 0;
+  // Uplink A delivers 0..999 in order; uplink B the same numbers 40 behind.
+  for (std::uint32_t i = 0; i < 1040; ++i) {
+    if (i < 1000) delivered += d.check_and_update(i);
+    if (i >= 40) delivered += d.check_and_update(i - 40);
+  }
+  EXPECT_EQ(delivered, 1000);
+}
+
+}  // namespace
+}  // namespace triglav::dp
