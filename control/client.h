@@ -3,10 +3,12 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "control/runtime.h"
 #include "crypto/authkey.h"
+#include "dataplane/scheduler.h"
 #include "io/endpoint.h"
 
 namespace triglav::ctl {
@@ -19,6 +21,9 @@ struct ClientOptions {
   // Keepalive interval; after 3.5 intervals without a packet from the server the client
   // handshakes again (a server that restarted without a Close).
   double keepalive_s = 10;
+  std::vector<std::string> interfaces;  // -i: one uplink per interface; none = one unbound uplink
+  std::vector<double> weights;          // per uplink, for weighted_round_robin
+  dp::SchedulerConfig sched;
 };
 
 // Returns the exit code; throws std::runtime_error for start-up failures (after

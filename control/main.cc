@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -14,6 +15,7 @@
 #include "control/server.h"
 #include "crypto/aead.h"
 #include "crypto/authkey.h"
+#include "dataplane/scheduler.h"
 #include "dataplane/wire.h"
 #include "triglav_version.h"
 
@@ -38,6 +40,9 @@ struct Args {
   std::vector<std::string> routes;
   double handshake_timeout = 10;
   double keepalive = 10;
+  std::vector<std::string> interfaces;
+  std::string strategy = "adaptive";
+  std::vector<double> weights;
   // both
   std::string tun_name = "tg0";
   std::string ipv4;
@@ -58,6 +63,16 @@ io::Ipv4Prefix prefix_or_fail(const std::string& text, int default_len, const ch
   auto p = io::parse_ipv4_prefix(text, default_len, err);
   if (!p) fail(std::string(what) + ": " + err);
   return *p;
+}
+
+dp::SchedulerConfig scheduler_or_fail(const Args& a) {
+  dp::SchedulerConfig c;
+  auto s = dp::parse_strategy(a.strategy);
+  if (!s)
+    fail("--strategy: '" + a.strategy + "' is not one of adaptive, lowest_latency, lowest_loss, "
+         "weighted_round_robin, bandwidth_proportional, redundant, primary_backup, ecmp_aware");
+  c.strategy = *s;
+  return c;
 }
 
 void setup_logging(const Args& a) {
@@ -113,6 +128,7 @@ int cmd_server(const Args& a) {
   o.tun.mtu = a.mtu;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = a.idle_timeout;
+  o.sched = scheduler_or_fail(a);
   return ctl::run_server(o);
 }
 
@@ -128,7 +144,20 @@ int cmd_tun(const Args& a) {
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout * 1000);
   o.keepalive_s = a.keepalive;
+  o.interfaces = a.interfaces;
+  o.weights = a.weights;
+  o.sched = scheduler_or_fail(a);
+  if (!o.weights.empty() && o.weights.size() != std::max<std::size_t>(1, o.interfaces.size()))
+    fail("--weights: give one weight per uplink (" + std::to_string(std::max<std::size_t>(1, o.interfaces.size())) +
+         "), in the order of -i");
   return ctl::run_client(o);
+}
+
+void add_strategy_option(CLI::App* c, Args& a) {
+  c->add_option("--strategy", a.strategy,
+                "how packets spread over uplinks: adaptive, lowest_latency, lowest_loss, weighted_round_robin, "
+                "bandwidth_proportional, redundant, primary_backup, ecmp_aware")
+      ->capture_default_str();
 }
 
 void add_tun_options(CLI::App* c, Args& a, const char* default_ipv4) {
@@ -165,6 +194,7 @@ int main(int argc, char** argv) {
   server->add_option("--idle-timeout", a.idle_timeout, "seconds before an idle session is dropped")
       ->capture_default_str()->check(CLI::Range(1, 86400));
   add_tun_options(server, a, "10.0.85.1/24");
+  add_strategy_option(server, a);
 
   auto* tun = app.add_subcommand("tun", "run a client: bring up a TUN device and connect");
   tun->add_option("authkey", a.authkey, "the server's AuthKey (tg1_...)")->required();
@@ -175,6 +205,10 @@ int main(int argc, char** argv) {
                   "seconds between keepalives; 3.5 unanswered intervals mean a new handshake")
       ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
   add_tun_options(tun, a, "10.0.85.2/24");
+  tun->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; default: one uplink by the routing table)");
+  add_strategy_option(tun, a);
+  tun->add_option("--weights", a.weights, "per-uplink weights for weighted_round_robin, in -i order")
+      ->delimiter(',')->check(CLI::PositiveNumber);
 
   try {
     app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -97,16 +98,24 @@ class Server {
   static constexpr int kErrorTokens = 10;  // Error packets per second at most
 
   void log_counters() {
-    spdlog::info("sessions={} handshake_rejects={} counters: {}", sessions_.size(), rejects_,
-                 rt_.totals().format());
+    spdlog::info("clients={} sessions={} handshake_rejects={} counters: {}", clients_.size(), sessions_.size(),
+                 rejects_, rt_.totals().format());
   }
+
+  // One client: its group (shared with the workers) and its uplinks' sessions.
+  struct Client {
+    std::unique_ptr<dp::Group> group;
+    std::array<std::uint32_t, dp::kMaxUplinks> index{};  // session index per uplink id (0: none)
+    std::array<std::uint64_t, dp::kMaxUplinks> last_ts{};  // newest accepted initiation per uplink
+    std::uint64_t newest_ts = 0;
+  };
 
   void on_message(const dp::ControlMessage& m) {
     if (m.kind == dp::ControlMessage::Kind::Close) {
       auto it = sessions_.find(m.session_index);
       if (it != sessions_.end()) {
-        spdlog::info("client {} ({}) closed its session", io::ipv4_to_string(it->second->peer_inner_ipv4_be),
-                     m.from.to_string());
+        spdlog::info("client {} ({}) closed its session on uplink {}",
+                     io::ipv4_to_string(it->second->group->inner_ipv4_be), m.from.to_string(), it->second->uplink);
         remove(it->first, true, /*notify=*/false);
       }
       return;
@@ -120,19 +129,33 @@ class Server {
     }
   }
 
+  // May this initiation (already authenticated) create or replace a session?
+  bool admissible(const dp::InitPayload& in, std::uint8_t uplink, dp::ErrorCode& refuse) {
+    if (!address_allowed(in.inner_ipv4_be)) return false;
+    if (uplink >= dp::kMaxUplinks) {
+      spdlog::warn("client {} uses uplink id {} (at most {} uplinks)", io::ipv4_to_string(in.inner_ipv4_be),
+                   uplink, dp::kMaxUplinks);
+      return false;
+    }
+    refuse = dp::ErrorCode::HandshakeFailed;  // below: replayed or stale initiations
+    auto owner = by_ip_.find(in.inner_ipv4_be);
+    if (owner == by_ip_.end()) return true;
+    const Client& c = clients_.at(owner->second);
+    if (owner->second == in.client_id) return in.timestamp_ns > c.last_ts[uplink];
+    // Another client run holds the address: only a newer one may take it over.
+    return in.timestamp_ns > c.newest_ts;
+  }
+
   void on_initiation(const dp::ControlMessage& m) {
     HandshakeReject reject{};
     dp::ErrorCode refuse = dp::ErrorCode::AddressRejected;
     std::uint32_t index = 0;
+    dp::Header h;
+    (void)dp::decode_header({m.data.data(), m.len}, h);
     auto r = answer_initiation(
         key_.priv.span(), {m.data.data(), m.len}, reject,
         [&](const dp::InitPayload& in, dp::ResponsePayload& out) {
-          if (!address_allowed(in.inner_ipv4_be)) return false;
-          auto ts = last_init_.find(in.inner_ipv4_be);
-          if (ts != last_init_.end() && in.timestamp_ns <= ts->second) {
-            refuse = dp::ErrorCode::HandshakeFailed;  // a replayed or stale initiation
-            return false;
-          }
+          if (!admissible(in, h.uplink, refuse)) return false;
           index = new_index();
           out.sender_index = index;
           out.server_ipv4_be = opt_.tun.address.addr_be;
@@ -142,8 +165,6 @@ class Server {
         });
     if (!r) {
       ++rejects_;
-      dp::Header h;
-      (void)dp::decode_header({m.data.data(), m.len}, h);
       const char* why = reject == HandshakeReject::Decrypt ? "it is not encrypted to this server's key"
                         : reject == HandshakeReject::BadVersion ? "unsupported protocol version"
                         : reject == HandshakeReject::Refused ? "tunnel address refused or initiation replayed"
@@ -159,28 +180,35 @@ class Server {
       }
       return;
     }
-    // A new handshake for a tunnel address replaces the session that held it.
-    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-      if (it->second->peer_inner_ipv4_be == r->init.inner_ipv4_be) {
-        remove(it->first, /*publish=*/false, /*notify=*/false);
-        break;
-      }
+    const dp::InitPayload& in = r->init;
+    // A different client run on this address: it restarted, drop the old one whole.
+    auto owner = by_ip_.find(in.inner_ipv4_be);
+    if (owner != by_ip_.end() && owner->second != in.client_id) remove_client(owner->second, false);
+    Client& c = clients_[in.client_id];
+    if (!c.group) {
+      c.group = std::make_unique<dp::Group>();
+      c.group->client_id = in.client_id;
+      c.group->inner_ipv4_be = in.inner_ipv4_be;
+      by_ip_[in.inner_ipv4_be] = in.client_id;
     }
-    last_init_[r->init.inner_ipv4_be] = r->init.timestamp_ns;
+    if (c.index[r->uplink] != 0) remove(c.index[r->uplink], /*publish=*/false, /*notify=*/false);
+    c.last_ts[r->uplink] = in.timestamp_ns;
+    c.newest_ts = std::max(c.newest_ts, in.timestamp_ns);
     auto s = std::make_unique<dp::Session>();
     s->local_index = index;
-    s->remote_index = r->init.sender_index;
+    s->remote_index = in.sender_index;
     s->uplink = r->uplink;
-    s->peer_inner_ipv4_be = r->init.inner_ipv4_be;
+    s->group = c.group.get();
     s->tx_key = std::move(r->keys.send);
     s->rx_key = std::move(r->keys.recv);
     s->peer = m.from;
     s->last_rx_ns.store(mono_ns());
     sessions_.emplace(index, std::move(s));
+    c.index[r->uplink] = index;
     publish();
     rt_.uplink(0).send_to(r->response.data(), r->response.size(), m.from);
-    spdlog::info("session up: client {} from {} (uplink {}, index {:08x})",
-                 io::ipv4_to_string(r->init.inner_ipv4_be), m.from.to_string(), r->uplink, index);
+    spdlog::info("session up: client {} from {} (uplink {}, index {:08x})", io::ipv4_to_string(in.inner_ipv4_be),
+                 m.from.to_string(), r->uplink, index);
   }
 
   bool address_allowed(std::uint32_t ip_be) const {
@@ -207,33 +235,69 @@ class Server {
     for (const auto& [idx, s] : sessions_)
       if (s->last_rx_ns.load(std::memory_order_relaxed) < limit) idle.push_back(idx);
     for (auto idx : idle) {
-      spdlog::info("session {:08x} ({}) idle for {} s: removed", idx,
-                   io::ipv4_to_string(sessions_[idx]->peer_inner_ipv4_be), opt_.idle_timeout_s);
+      const dp::Session& s = *sessions_[idx];
+      spdlog::info("session {:08x} (client {}, uplink {}) idle for {} s: removed", idx,
+                   io::ipv4_to_string(s.group->inner_ipv4_be), s.uplink, opt_.idle_timeout_s);
       remove(idx);
     }
   }
 
-  // Unpublishes a session and frees it once no worker can see it. notify: tell the
-  // client with a Close, so it handshakes again rather than talking into the void. The
-  // Close is sent from the deleter, when no worker can still move `peer`.
+  // Unpublishes a session and frees it once no worker can see it; a client left without
+  // uplinks goes too. notify: tell the client with a Close, so it handshakes again rather
+  // than talking into the void. The Close is sent from the deleter, when no worker can
+  // still move `peer`.
   void remove(std::uint32_t idx, bool do_publish = true, bool notify = true) {
     auto it = sessions_.find(idx);
     if (it == sessions_.end()) return;
     dp::Session* s = it->second.release();
     sessions_.erase(it);
-    if (do_publish) publish();
+    const std::uint64_t cid = s->group->client_id;
+    Client& c = clients_.at(cid);
+    c.index[s->uplink] = 0;
+    const bool last = std::all_of(c.index.begin(), c.index.end(), [](std::uint32_t i) { return i == 0; });
     Runtime* rt = &rt_;
+    if (last) {
+      dp::Group* g = c.group.release();
+      by_ip_.erase(g->inner_ipv4_be);
+      clients_.erase(cid);
+      if (do_publish) publish();
+      rt_.qsbr().retire([rt, s, g, notify] {
+        if (notify) rt->send_transport(*s, dp::PacketType::Close, s->peer);
+        delete s;
+        delete g;
+      });
+      return;
+    }
+    if (do_publish) publish();
     rt_.qsbr().retire([rt, s, notify] {
       if (notify) rt->send_transport(*s, dp::PacketType::Close, s->peer);
       delete s;
     });
   }
 
+  void remove_client(std::uint64_t cid, bool notify) {
+    auto it = clients_.find(cid);
+    if (it == clients_.end()) return;
+    const auto idx = it->second.index;
+    for (std::uint32_t i : idx)
+      if (i != 0) remove(i, /*publish=*/false, notify);
+  }
+
   void publish() {
     auto snap = std::make_unique<dp::Snapshot>();
-    for (const auto& [idx, s] : sessions_) {
-      snap->by_index.emplace(idx, s.get());
-      snap->by_inner_ipv4.emplace(s->peer_inner_ipv4_be, s.get());
+    ++version_;
+    for (auto& [cid, c] : clients_) {
+      std::array<dp::Session*, dp::kMaxUplinks> ups{};
+      std::array<dp::UplinkView, dp::kMaxUplinks> views{};
+      for (std::size_t u = 0; u < dp::kMaxUplinks; ++u) {
+        if (c.index[u] == 0) continue;
+        dp::Session* s = sessions_.at(c.index[u]).get();
+        ups[u] = s;
+        snap->by_index.emplace(c.index[u], s);
+      }
+      auto route = dp::make_route(c.group.get(), ups, views, opt_.sched, version_);
+      snap->by_inner_ipv4.emplace(c.group->inner_ipv4_be, route.get());
+      snap->routes.push_back(std::move(route));
     }
     rt_.snapshots().publish(std::move(snap));
   }
@@ -242,7 +306,9 @@ class Server {
   crypto::KeyPair key_;
   Runtime& rt_;
   std::unordered_map<std::uint32_t, std::unique_ptr<dp::Session>> sessions_;
-  std::unordered_map<std::uint32_t, std::uint64_t> last_init_;
+  std::unordered_map<std::uint64_t, Client> clients_;      // by client id
+  std::unordered_map<std::uint32_t, std::uint64_t> by_ip_;  // tunnel address -> client id
+  std::uint64_t version_ = 0;
   std::uint64_t rejects_ = 0;
   int tokens_ = kErrorTokens;
 };

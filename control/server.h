@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "control/runtime.h"
+#include "dataplane/scheduler.h"
 #include "io/endpoint.h"
 
 namespace triglav::ctl {
@@ -17,6 +18,7 @@ struct ServerOptions {
   std::vector<io::Endpoint> advertise;  // AuthKey addresses; default: derived
   TunSetup tun;                // default tg0, 10.0.85.1/24
   int idle_timeout_s = 180;
+  dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks
 };
 
 // Runs until SIGINT/SIGTERM. Returns the process exit code; throws std::runtime_error

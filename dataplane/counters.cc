@@ -16,6 +16,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::DropUnknownIndex: return "drop_unknown_index";
     case Counter::DropAuth: return "drop_auth";
     case Counter::DropReplay: return "drop_replay";
+    case Counter::DropDuplicate: return "drop_duplicate";
     case Counter::DropBadInner: return "drop_bad_inner";
     case Counter::DropBadSource: return "drop_bad_source";
     case Counter::DropNoRoute: return "drop_no_route";

@@ -24,9 +24,10 @@ enum class Counter : std::uint8_t {
   DropUnknownIndex, // no session has this receiver index
   DropAuth,         // the AEAD tag did not verify (wrong key, tampering)
   DropReplay,       // counter already seen or too old
+  DropDuplicate,    // session sequence number already delivered (a copy from another uplink)
   DropBadInner,     // the decrypted payload is not an IP packet
   DropBadSource,    // inner source address is not the one the session owns
-  DropNoRoute,      // no session for the inner destination
+  DropNoRoute,      // no client for the inner destination, or none of its uplinks usable
   DropQueueFull,    // the control thread's queue was full
   DropUnexpected,   // a valid packet of a type this side does not take
   kCount

@@ -28,7 +28,7 @@
 
 namespace triglav::dp {
 
-inline constexpr unsigned kMaxUplinks = 64;
+inline constexpr unsigned kMaxUplinks = 16;  // uplinks per client (uplink ids 0-15)
 using UplinkMask = std::uint64_t;  // bit i = uplink i
 
 enum class Strategy : std::uint8_t {
@@ -68,7 +68,8 @@ struct SchedulerConfig {
 
 class Scheduler {
  public:
-  explicit Scheduler(const SchedulerConfig& cfg = {}) : cfg_(cfg) {}
+  Scheduler() = default;
+  explicit Scheduler(const SchedulerConfig& cfg) : cfg_(cfg) {}
 
   void set_config(const SchedulerConfig& cfg) noexcept { cfg_ = cfg; }
   const SchedulerConfig& config() const noexcept { return cfg_; }

@@ -1,15 +1,17 @@
-// Sessions and the snapshot through which workers find them.
+// Sessions, groups and the snapshot through which workers find them.
 //
-// A Session is one Noise session: one uplink of one client, with its own keys. The
-// control thread creates sessions and publishes an immutable Snapshot (lookup by
-// receiver index and by inner address) through an atomic pointer; workers load it once
-// per batch. Retired snapshots and sessions are freed by the control thread once every
-// worker has passed a quiescent point (Qsbr), so the packet path takes no lock and no
-// reference count.
+// A Session is one Noise session: one uplink of one client, with its own keys. A Group
+// is one client (its tunnel address and its uplinks' sessions, one per uplink id). The
+// control thread creates both and publishes an immutable Snapshot (sessions by receiver
+// index; a GroupRoute per client with its uplinks and their measurements, by tunnel
+// address) through an atomic pointer; workers load it once per batch. Retired snapshots,
+// routes, sessions and groups are freed by the control thread once every worker has
+// passed a quiescent point (Qsbr), so the packet path takes no lock and no reference
+// count.
 //
-// Mutable per-packet state inside a Session is split by owner: tx[w] and the peer
-// endpoint belong to worker w (one worker in this version, see ARCHITECTURE.md);
-// rx_windows[s] belong to the worker that receives sender s's packets.
+// Mutable per-packet state is split by owner: Session::tx[w], Session::peer and
+// Group::workers[w] belong to worker w; Session::rx_windows[s] and Group::dedup[s] to the
+// worker that receives sender s's packets (one worker in this version).
 #pragma once
 
 #include <array>
@@ -21,7 +23,9 @@
 #include <vector>
 
 #include "crypto/key.h"
+#include "dataplane/dedup_window.h"
 #include "dataplane/replay_window.h"
+#include "dataplane/scheduler.h"
 #include "dataplane/wire.h"
 #include "io/endpoint.h"
 
@@ -29,37 +33,71 @@ namespace triglav::dp {
 
 struct alignas(64) SenderState {
   std::uint64_t next_counter = 0;  // low 56 bits of the nonce counter
-  std::uint32_t next_seq = 0;      // session sequence number for Data packets
 };
+
+struct Group;
 
 struct Session {
   std::uint32_t local_index = 0;   // receivers put this in packets to us
   std::uint32_t remote_index = 0;  // we put this in packets to the peer
   std::uint8_t uplink = 0;
-  std::uint32_t peer_inner_ipv4_be = 0;  // server side: the client's tunnel address
   crypto::SecretKey tx_key;
   crypto::SecretKey rx_key;
   io::Endpoint peer;  // where packets go; follows the peer's authenticated source
   std::array<SenderState, kMaxSenders> tx{};
   std::array<ReplayWindow, kMaxSenders> rx_windows{};
   std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
+  Group* group = nullptr;                    // the client this uplink belongs to
+};
+
+// Per (client, worker): the worker's scheduler for this client's uplinks and the
+// sequence numbers it stamps on the client's Data packets.
+struct alignas(64) GroupWorkerState {
+  Scheduler sched;
+  std::uint64_t views_version = 0;  // the GroupRoute version sched was last updated from
+  std::uint32_t next_seq = 0;
+};
+
+struct Group {
+  std::uint64_t client_id = 0;
+  std::uint32_t inner_ipv4_be = 0;  // server side: the client's tunnel address
+  std::array<GroupWorkerState, kMaxWorkers> workers{};
+  std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
+};
+
+// Immutable once published: a client's uplinks (index = uplink id; null where absent)
+// and their latest measurements for the schedulers.
+struct GroupRoute {
+  Group* group = nullptr;
+  std::array<Session*, kMaxUplinks> uplinks{};
+  std::array<UplinkView, kMaxUplinks> views{};
+  std::size_t n_views = 0;  // 1 + highest uplink id present
+  SchedulerConfig sched;    // strategy and weights the workers apply
+  std::uint64_t version = 0;
 };
 
 struct Snapshot {
   std::unordered_map<std::uint32_t, Session*> by_index;
-  std::unordered_map<std::uint32_t, Session*> by_inner_ipv4;  // server routes
-  Session* default_session = nullptr;                         // client: the server
+  std::unordered_map<std::uint32_t, const GroupRoute*> by_inner_ipv4;  // server routes
+  const GroupRoute* default_route = nullptr;                          // client: the server
+  std::vector<std::unique_ptr<GroupRoute>> routes;                    // owned
 
   Session* find_index(std::uint32_t idx) const noexcept {
     auto it = by_index.find(idx);
     return it == by_index.end() ? nullptr : it->second;
   }
-  Session* route_ipv4(std::uint32_t dst_be) const noexcept {
-    if (default_session != nullptr) return default_session;
+  const GroupRoute* route_ipv4(std::uint32_t dst_be) const noexcept {
+    if (default_route != nullptr) return default_route;
     auto it = by_inner_ipv4.find(dst_be);
     return it == by_inner_ipv4.end() ? nullptr : it->second;
   }
 };
+
+// Builds the GroupRoute of a group from its sessions by uplink id; `views` gives the
+// measurements (state Down where there is no session).
+std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMaxUplinks>& uplinks,
+                                       const std::array<UplinkView, kMaxUplinks>& views,
+                                       const SchedulerConfig& sched, std::uint64_t version);
 
 // Quiescent-state based reclamation for N workers and one reclaiming thread.
 class Qsbr {

@@ -37,6 +37,7 @@ void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]
   store_le32(out + 4, p.sender_index);
   std::memcpy(out + 8, &p.inner_ipv4_be, 4);
   store_le64(out + 12, p.timestamp_ns);
+  store_le64(out + 20, p.client_id);
 }
 
 bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noexcept {
@@ -46,6 +47,7 @@ bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noe
   out.sender_index = load_le32(in.data() + 4);
   std::memcpy(&out.inner_ipv4_be, in.data() + 8, 4);
   out.timestamp_ns = load_le64(in.data() + 12);
+  out.client_id = load_le64(in.data() + 20);
   return true;
 }
 

@@ -84,7 +84,7 @@ constexpr bool is_transport(PacketType t) noexcept {
 // Handshake messages (aux = message number) and their Noise payloads.
 inline constexpr std::uint8_t kHandshakeInit = 1;
 inline constexpr std::uint8_t kHandshakeResponse = 2;
-inline constexpr std::size_t kInitPayloadLen = 20;
+inline constexpr std::size_t kInitPayloadLen = 28;
 inline constexpr std::size_t kResponsePayloadLen = 12;
 inline constexpr std::size_t kNoiseOverhead = 32 + 16;  // e.pub + tag
 inline constexpr std::size_t kInitLen = kHeaderLen + kNoiseOverhead + kInitPayloadLen;
@@ -97,6 +97,7 @@ struct InitPayload {
   std::uint32_t sender_index = 0;
   std::uint32_t inner_ipv4_be = 0;  // the tunnel address the client uses
   std::uint64_t timestamp_ns = 0;   // strictly increasing per client (replayed inits lose)
+  std::uint64_t client_id = 0;      // random per client run; the same on all its uplinks
 };
 
 struct ResponsePayload {

@@ -29,7 +29,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <bit>
+
 #include "crypto/aead.h"
+#include "dataplane/flow.h"
 #include "io/ring.h"
 
 namespace triglav::dp {
@@ -269,13 +272,19 @@ class Worker::Loop {
       c_.add(Counter::DropBadInner);
       return false;
     }
-    if (s->peer_inner_ipv4_be != 0) {  // server: a client may only use its own address
+    Group* g = s->group;
+    if (g->inner_ipv4_be != 0) {  // server: a client may only use its own address
       std::uint32_t src_ip;
       std::memcpy(&src_ip, inner + 12, 4);
-      if ((inner[0] >> 4) != 4 || src_ip != s->peer_inner_ipv4_be) {
+      if ((inner[0] >> 4) != 4 || src_ip != g->inner_ipv4_be) {
         c_.add(Counter::DropBadSource);
         return false;
       }
+    }
+    // Copies of a packet sent on several uplinks share its sequence number: deliver once.
+    if (!g->dedup[sender].check_and_update(load_le32(pkt + kHeaderLen))) {
+      c_.add(Counter::DropDuplicate);
+      return false;
     }
     io_uring_sqe* sqe = ring_.sqe();
     io_uring_prep_write(sqe, cfg_.tun_fd, inner, static_cast<unsigned>(inner_len), 0);
@@ -324,28 +333,62 @@ class Worker::Loop {
         return;
       }
       const std::uint8_t* inner = buf + kPayloadOffset;
-      Session* s = nullptr;
+      const GroupRoute* r = snap_->default_route;
       if ((inner[0] >> 4) == 4 && n >= 20) {
         std::uint32_t dst;
         std::memcpy(&dst, inner + 16, 4);
-        s = snap_->route_ipv4(dst);
-      } else {
-        s = snap_->default_session;
+        r = snap_->route_ipv4(dst);
       }
-      if (s == nullptr || s->peer.len == 0) {
+      if (r == nullptr) {
         c_.add(Counter::DropNoRoute);
         continue;
       }
       free_.pop_back();
-      seal_and_send(s, slot, buf, static_cast<std::size_t>(n));
+      send_data(*r, slot, buf, static_cast<std::size_t>(n));
     }
   }
 
-  void seal_and_send(Session* s, std::uint16_t slot, std::uint8_t* buf, std::size_t n) noexcept {
-    store_le32(buf + kHeaderLen, s->tx[cfg_.id].next_seq++);
-    emit(s, PacketType::Data, slot, buf, kSeqLen + n);
-    c_.add(Counter::TxPackets);
-    c_.add(Counter::TxBytes, n);
+  // Schedules one inner packet (in slot, at kPayloadOffset) onto the client's uplinks:
+  // the flow keeps its uplink while usable; redundant sends a copy on each. All copies
+  // carry the same sequence number and each is sealed under its own uplink's keys.
+  void send_data(const GroupRoute& r, std::uint16_t slot, std::uint8_t* buf, std::size_t n) noexcept {
+    GroupWorkerState& gw = r.group->workers[cfg_.id];
+    if (gw.views_version != r.version) {
+      gw.sched.set_config(r.sched);
+      gw.sched.update({r.views.data(), r.n_views}, now_);
+      gw.views_version = r.version;
+    }
+    UplinkMask m = flows_.route(flow_hash(buf + kPayloadOffset, n), now_, gw.sched);
+    std::uint16_t cur = slot;
+    bool sent = false;
+    store_le32(buf + kHeaderLen, gw.next_seq++);
+    while (m != 0) {
+      const unsigned id = static_cast<unsigned>(std::countr_zero(m));
+      m &= m - 1;
+      Session* s = r.uplinks[id];
+      if (s == nullptr || s->peer.len == 0) continue;
+      std::uint8_t* b = tx_mem_.data() + std::size_t{cur} * cfg_.max_packet;
+      std::uint16_t next = 0;
+      const bool more = m != 0 && !free_.empty();
+      if (more) {  // keep the plaintext for the next copy before sealing this one
+        next = free_.back();
+        free_.pop_back();
+        std::memcpy(tx_mem_.data() + std::size_t{next} * cfg_.max_packet + kHeaderLen, b + kHeaderLen,
+                    kSeqLen + n);
+      }
+      emit(s, PacketType::Data, cur, b, kSeqLen + n);
+      c_.add(Counter::TxPackets);
+      c_.add(Counter::TxBytes, n);
+      sent = true;
+      if (!more) return;
+      cur = next;
+    }
+    if (!sent) {
+      c_.add(Counter::DropNoRoute);
+      free_.push_back(slot);
+    } else {
+      free_.push_back(cur);  // an unused copy slot
+    }
   }
 
   // A Ping's body comes back unchanged in the Pong (the prober matches and times it).
@@ -398,6 +441,7 @@ class Worker::Loop {
   std::vector<TxSlot> slots_;
   std::vector<std::uint16_t> free_;
   std::vector<bool> rearm_;
+  FlowTable flows_;
   const Snapshot* snap_ = nullptr;
   std::int64_t now_ = 0;
   unsigned tun_writes_ = 0;

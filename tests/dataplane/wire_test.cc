@@ -63,7 +63,7 @@ TEST(Header, BadVersionAndType) {
 
 TEST(Wire, SizesMatchTheProtocolDocument) {
   EXPECT_EQ(kDataOverhead, 36u);
-  EXPECT_EQ(kInitLen, 84u);
+  EXPECT_EQ(kInitLen, 92u);
   EXPECT_EQ(kResponseLen, 76u);
   EXPECT_EQ(kErrorLen, 16u);
   // Default MTU plus our overhead, UDP and IPv4 fit a 1500-byte path.
@@ -80,6 +80,7 @@ TEST(Payloads, InitRoundTripAndLength) {
   p.sender_index = 0xdeadbeef;
   p.inner_ipv4_be = 0x0255000a;
   p.timestamp_ns = 1234567890123ull;
+  p.client_id = 0x0102030405060708ull;
   std::uint8_t b[kInitPayloadLen];
   encode_init_payload(p, b);
   InitPayload back;
@@ -88,6 +89,8 @@ TEST(Payloads, InitRoundTripAndLength) {
   EXPECT_EQ(back.sender_index, 0xdeadbeefu);
   EXPECT_EQ(back.inner_ipv4_be, 0x0255000au);
   EXPECT_EQ(back.timestamp_ns, 1234567890123ull);
+  EXPECT_EQ(back.client_id, 0x0102030405060708ull);
+  EXPECT_EQ(b[20], 8);  // little-endian
   for (std::size_t len = 0; len < kInitPayloadLen + 3; ++len) {
     if (len == kInitPayloadLen) continue;
     std::uint8_t big[kInitPayloadLen + 3] = {};

@@ -51,7 +51,8 @@ struct Side {
     udp = io::UdpSocket::bind(io::Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0));
     session.local_index = server ? 2 : 1;
     session.remote_index = server ? 1 : 2;
-    session.peer_inner_ipv4_be = server ? kClientIp : 0;
+    session.group = &group;
+    group.inner_ipv4_be = server ? kClientIp : 0;
   }
   ~Side() {
     if (worker) worker->stop();
@@ -62,10 +63,14 @@ struct Side {
   void start(bool is_client) {
     auto snap = std::make_unique<Snapshot>();
     snap->by_index.emplace(session.local_index, &session);
+    std::array<Session*, kMaxUplinks> ups{};
+    ups[0] = &session;
+    auto route = make_route(&group, ups, {}, SchedulerConfig{}, 1);
     if (is_client)
-      snap->default_session = &session;
+      snap->default_route = route.get();
     else
-      snap->by_inner_ipv4.emplace(session.peer_inner_ipv4_be, &session);
+      snap->by_inner_ipv4.emplace(group.inner_ipv4_be, route.get());
+    snap->routes.push_back(std::move(route));
     snaps.publish(std::move(snap));
     WorkerConfig c;
     c.id = 0;
@@ -98,6 +103,7 @@ struct Side {
   Qsbr qsbr;
   SnapshotHolder snaps;
   ControlQueue queue;
+  Group group;
   Session session;
   io::UdpSocket udp;
   int tun_app = -1, tun_worker = -1, evfd = -1;
