@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "control/handshake.h"
+#include "control/prober.h"
 #include "crypto/aead.h"
 #include "io/system.h"
 #include "io/tun_device.h"
@@ -28,8 +29,8 @@ std::uint64_t realtime_ns() {
   return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
 }
 
-// One uplink of the client: its socket (Runtime::uplink(id)), its handshake in flight or
-// its session, and its keepalive clock.
+// One uplink of the client: its socket (Runtime::uplink(id)), and its handshake in flight
+// or its session.
 struct Uplink {
   unsigned id = 0;
   std::string name;  // interface, or "default"
@@ -38,19 +39,14 @@ struct Uplink {
   Clock::time_point next_try{};
   unsigned attempt = 0;
   std::unique_ptr<dp::Session> session;
-  Clock::time_point next_ping{};
 };
 
 class Client {
  public:
-  // Keepalives hold NAT bindings open and prove a session alive; after three and a half
-  // intervals of silence that uplink handshakes again.
+  // Probes measure each uplink and double as keepalives (NAT bindings stay open); an
+  // uplink whose probes go unanswered until it is Down handshakes again.
   Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks)
-      : opt_(opt),
-        rt_(rt),
-        keepalive_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.keepalive_s))),
-        dead_after_(keepalive_ * 7 / 2),
-        ups_(uplinks) {
+      : opt_(opt), rt_(rt), prober_(opt.probe), ups_(uplinks) {
     group_.client_id = random_u64();
     for (unsigned i = 0; i < ups_.size(); ++i) {
       ups_[i].id = i;
@@ -63,7 +59,7 @@ class Client {
     const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.handshake_timeout_ms);
     bool ever_up = false;
     for (;;) {
-      const auto w = rt_.wait(50);
+      const auto w = rt_.wait(20);
       if (w.dump) log_counters();
       dp::ControlMessage m;
       while (rt_.pop(m)) on_message(m);
@@ -71,13 +67,14 @@ class Client {
       const auto now = Clock::now();
       for (Uplink& u : ups_) {
         ever_up |= u.session != nullptr;
-        tick(u, now);
+        if (!u.session && now >= u.next_try) send_initiation(u, now);
       }
+      probe(monotonic_ns());
       if (!ever_up && now >= deadline) fail();
     }
     rt_.stop_workers();
     for (Uplink& u : ups_)
-      if (u.session) rt_.send_transport(*u.session, dp::PacketType::Close, u.session->peer);
+      if (u.session) rt_.send_transport(*u.session, dp::PacketType::Close, u.session->peer_copy());
     log_counters();
     return 0;
   }
@@ -96,6 +93,10 @@ class Client {
   }
 
   void on_message(const dp::ControlMessage& m) {
+    if (m.kind == dp::ControlMessage::Kind::Pong) {
+      if (m.len == 8 && prober_.on_pong(m.session_index, dp::load_le64(m.data.data()), monotonic_ns())) publish();
+      return;
+    }
     if (m.kind == dp::ControlMessage::Kind::Close) {
       for (Uplink& u : ups_) {
         if (u.session && u.session->local_index == m.session_index) {
@@ -128,24 +129,22 @@ class Client {
     }
   }
 
-  // Per-uplink timers: (re)send the initiation until a session exists; keepalives and
-  // the silence check once it does.
-  void tick(Uplink& u, Clock::time_point now) {
-    if (!u.session) {
-      if (now >= u.next_try) send_initiation(u, now);
-      return;
+  // Probes, health changes (re-published at once; measurements at least every second),
+  // and a new handshake for an uplink whose probes went unanswered until it is Down.
+  void probe(std::int64_t now) {
+    bool changed = prober_.tick(now, [this](dp::Session& s, std::uint64_t body) {
+      std::uint8_t b[8];
+      dp::store_le64(b, body);
+      rt_.send_transport(s, dp::PacketType::Ping, s.peer_copy(), b);
+    });
+    for (Uplink& u : ups_) {
+      if (u.session && prober_.state(u.session.get()) == dp::HealthState::Down) {
+        spdlog::warn("uplink {} ({}) is down: no answer from the server; handshaking again", u.id, u.name);
+        drop_session(u);
+        changed = true;
+      }
     }
-    if (now >= u.next_ping) {
-      u.next_ping = now + keepalive_;
-      std::uint8_t body[8];
-      dp::store_le64(body, static_cast<std::uint64_t>(now.time_since_epoch().count()));
-      rt_.send_transport(*u.session, dp::PacketType::Ping, u.session->peer, body);
-    }
-    if (silent_for(*u.session) > dead_after_) {
-      spdlog::warn("nothing from the server on uplink {} ({}) for {:.1f} s; handshaking again", u.id, u.name,
-                   std::chrono::duration<double>(dead_after_).count());
-      drop_session(u);
-    }
+    if (changed || now - last_publish_ >= 1'000'000'000) publish();
   }
 
   void send_initiation(Uplink& u, Clock::time_point now) {
@@ -183,13 +182,6 @@ class Client {
                              " s (server down, unreachable, or holding a different key)");
   }
 
-  static std::chrono::nanoseconds silent_for(const dp::Session& s) {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    const std::int64_t now = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-    return std::chrono::nanoseconds(now - s.last_rx_ns.load(std::memory_order_relaxed));
-  }
-
   void install(Uplink& u, ClientHandshake::Established& est, const io::Endpoint& from) {
     auto s = std::make_unique<dp::Session>();
     s->local_index = u.hs->sender_index();
@@ -204,9 +196,9 @@ class Client {
     s->last_rx_ns.store(std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
     u.hs.reset();
     u.attempt = 0;
-    u.next_ping = Clock::now() + keepalive_;
     retire(std::move(u.session));
     u.session = std::move(s);
+    prober_.add(u.session.get(), monotonic_ns());
     publish();
   }
 
@@ -218,6 +210,7 @@ class Client {
 
   void retire(std::unique_ptr<dp::Session> s) {
     if (!s) return;
+    prober_.remove(s.get());
     dp::Session* old = s.release();
     rt_.qsbr().retire([old] { delete old; });
   }
@@ -230,6 +223,7 @@ class Client {
     for (const Uplink& u : ups_) {
       if (!u.session) continue;
       sessions[u.id] = u.session.get();
+      views[u.id] = prober_.view(u.session.get());
       views[u.id].weight = u.id < opt_.weights.size() ? opt_.weights[u.id] : 1.0;
       snap->by_index.emplace(u.session->local_index, u.session.get());
     }
@@ -237,12 +231,13 @@ class Client {
     snap->default_route = route.get();
     snap->routes.push_back(std::move(route));
     rt_.snapshots().publish(std::move(snap));
+    last_publish_ = monotonic_ns();
   }
 
   const ClientOptions& opt_;
   Runtime& rt_;
-  Clock::duration keepalive_;
-  Clock::duration dead_after_;
+  Prober prober_;
+  std::int64_t last_publish_ = 0;
   dp::Group group_;
   std::vector<Uplink> ups_;
   std::optional<dp::ErrorCode> last_error_;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "control/prober.h"
 #include "control/runtime.h"
 #include "crypto/authkey.h"
 #include "dataplane/scheduler.h"
@@ -18,9 +19,7 @@ struct ClientOptions {
   std::vector<io::Endpoint> endpoints;  // from the AuthKey, or --endpoint
   TunSetup tun;                         // default tg0, 10.0.85.2/24
   int handshake_timeout_ms = 10'000;
-  // Keepalive interval; after 3.5 intervals without a packet from the server the client
-  // handshakes again (a server that restarted without a Close).
-  double keepalive_s = 10;
+  ProbeConfig probe;  // uplink probes, which are also the keepalives
   std::vector<std::string> interfaces;  // -i: one uplink per interface; none = one unbound uplink
   std::vector<double> weights;          // per uplink, for weighted_round_robin
   dp::SchedulerConfig sched;

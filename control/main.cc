@@ -39,7 +39,7 @@ struct Args {
   std::string endpoint;
   std::vector<std::string> routes;
   double handshake_timeout = 10;
-  double keepalive = 10;
+  double probe_interval = 1;
   std::vector<std::string> interfaces;
   std::string strategy = "adaptive";
   std::vector<double> weights;
@@ -129,6 +129,7 @@ int cmd_server(const Args& a) {
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = a.idle_timeout;
   o.sched = scheduler_or_fail(a);
+  o.probe.interval_ns = static_cast<std::int64_t>(a.probe_interval * 1e9);
   return ctl::run_server(o);
 }
 
@@ -143,7 +144,7 @@ int cmd_tun(const Args& a) {
   o.tun.mtu = a.mtu;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout * 1000);
-  o.keepalive_s = a.keepalive;
+  o.probe.interval_ns = static_cast<std::int64_t>(a.probe_interval * 1e9);
   o.interfaces = a.interfaces;
   o.weights = a.weights;
   o.sched = scheduler_or_fail(a);
@@ -158,6 +159,12 @@ void add_strategy_option(CLI::App* c, Args& a) {
                 "how packets spread over uplinks: adaptive, lowest_latency, lowest_loss, weighted_round_robin, "
                 "bandwidth_proportional, redundant, primary_backup, ecmp_aware")
       ->capture_default_str();
+}
+
+void add_probe_option(CLI::App* c, Args& a) {
+  c->add_option("--probe-interval", a.probe_interval,
+                "seconds between probes of each uplink (faster while one fails); probes are also keepalives")
+      ->capture_default_str()->check(CLI::Range(0.05, 60.0));
 }
 
 void add_tun_options(CLI::App* c, Args& a, const char* default_ipv4) {
@@ -195,18 +202,18 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 86400));
   add_tun_options(server, a, "10.0.85.1/24");
   add_strategy_option(server, a);
+  add_probe_option(server, a);
 
   auto* tun = app.add_subcommand("tun", "run a client: bring up a TUN device and connect");
   tun->add_option("authkey", a.authkey, "the server's AuthKey (tg1_...)")->required();
   tun->add_option("--endpoint", a.endpoint, "server IP:PORT, instead of the AuthKey's addresses");
   tun->add_option("--handshake-timeout", a.handshake_timeout, "seconds to wait for the server")
       ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-  tun->add_option("--keepalive", a.keepalive,
-                  "seconds between keepalives; 3.5 unanswered intervals mean a new handshake")
-      ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
+
   add_tun_options(tun, a, "10.0.85.2/24");
   tun->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; default: one uplink by the routing table)");
   add_strategy_option(tun, a);
+  add_probe_option(tun, a);
   tun->add_option("--weights", a.weights, "per-uplink weights for weighted_round_robin, in -i order")
       ->delimiter(',')->check(CLI::PositiveNumber);
 

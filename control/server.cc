@@ -75,11 +75,12 @@ class Server {
                  rt_.tun().name(), opt_.tun.address.to_string());
     auto last_sweep = std::chrono::steady_clock::now();
     for (;;) {
-      const auto w = rt_.wait(250);
+      const auto w = rt_.wait(20);
       if (w.dump) log_counters();
       dp::ControlMessage m;
       while (rt_.pop(m)) on_message(m);
       if (w.stop) break;
+      probe();
       const auto now = std::chrono::steady_clock::now();
       if (now - last_sweep >= std::chrono::seconds(1)) {
         last_sweep = now;
@@ -89,7 +90,7 @@ class Server {
     }
     spdlog::info("shutting down: closing {} session(s)", sessions_.size());
     rt_.stop_workers();  // from here on the control thread owns every session's state
-    for (auto& [idx, s] : sessions_) rt_.send_transport(*s, dp::PacketType::Close, s->peer);
+    for (auto& [idx, s] : sessions_) rt_.send_transport(*s, dp::PacketType::Close, s->peer_copy());
     log_counters();
     return 0;
   }
@@ -111,6 +112,10 @@ class Server {
   };
 
   void on_message(const dp::ControlMessage& m) {
+    if (m.kind == dp::ControlMessage::Kind::Pong) {
+      if (m.len == 8 && prober_.on_pong(m.session_index, dp::load_le64(m.data.data()), monotonic_ns())) publish();
+      return;
+    }
     if (m.kind == dp::ControlMessage::Kind::Close) {
       auto it = sessions_.find(m.session_index);
       if (it != sessions_.end()) {
@@ -203,6 +208,7 @@ class Server {
     s->rx_key = std::move(r->keys.recv);
     s->peer = m.from;
     s->last_rx_ns.store(mono_ns());
+    prober_.add(s.get(), monotonic_ns());
     sessions_.emplace(index, std::move(s));
     c.index[r->uplink] = index;
     publish();
@@ -251,6 +257,7 @@ class Server {
     if (it == sessions_.end()) return;
     dp::Session* s = it->second.release();
     sessions_.erase(it);
+    prober_.remove(s);
     const std::uint64_t cid = s->group->client_id;
     Client& c = clients_.at(cid);
     c.index[s->uplink] = 0;
@@ -293,6 +300,7 @@ class Server {
         if (c.index[u] == 0) continue;
         dp::Session* s = sessions_.at(c.index[u]).get();
         ups[u] = s;
+        views[u] = prober_.view(s);
         snap->by_index.emplace(c.index[u], s);
       }
       auto route = dp::make_route(c.group.get(), ups, views, opt_.sched, version_);
@@ -300,6 +308,19 @@ class Server {
       snap->routes.push_back(std::move(route));
     }
     rt_.snapshots().publish(std::move(snap));
+    last_publish_ = monotonic_ns();
+  }
+
+  // Probes every client uplink (return traffic needs to know which ones work); health
+  // changes are published at once, measurements at least every second.
+  void probe() {
+    const std::int64_t now = monotonic_ns();
+    const bool changed = prober_.tick(now, [this](dp::Session& s, std::uint64_t body) {
+      std::uint8_t b[8];
+      dp::store_le64(b, body);
+      rt_.send_transport(s, dp::PacketType::Ping, s.peer_copy(), b);
+    });
+    if (changed || (!sessions_.empty() && now - last_publish_ >= 1'000'000'000)) publish();
   }
 
   const ServerOptions& opt_;
@@ -309,6 +330,8 @@ class Server {
   std::unordered_map<std::uint64_t, Client> clients_;      // by client id
   std::unordered_map<std::uint32_t, std::uint64_t> by_ip_;  // tunnel address -> client id
   std::uint64_t version_ = 0;
+  Prober prober_{opt_.probe};
+  std::int64_t last_publish_ = 0;
   std::uint64_t rejects_ = 0;
   int tokens_ = kErrorTokens;
 };

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "control/prober.h"
 #include "control/runtime.h"
 #include "dataplane/scheduler.h"
 #include "io/endpoint.h"
@@ -19,6 +20,7 @@ struct ServerOptions {
   TunSetup tun;                // default tg0, 10.0.85.1/24
   int idle_timeout_s = 180;
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks
+  ProbeConfig probe;           // the server probes each client uplink too
 };
 
 // Runs until SIGINT/SIGTERM. Returns the process exit code; throws std::runtime_error

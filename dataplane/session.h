@@ -32,7 +32,8 @@
 namespace triglav::dp {
 
 struct alignas(64) SenderState {
-  std::uint64_t next_counter = 0;  // low 56 bits of the nonce counter
+  std::uint64_t next_counter = 0;        // low 56 bits of the nonce counter
+  std::atomic<std::uint64_t> bytes{0};   // Data bytes sent; the control thread samples it
 };
 
 struct Group;
@@ -44,10 +45,28 @@ struct Session {
   crypto::SecretKey tx_key;
   crypto::SecretKey rx_key;
   io::Endpoint peer;  // where packets go; follows the peer's authenticated source
-  std::array<SenderState, kMaxSenders> tx{};
+  std::atomic<std::uint32_t> peer_seq{0};  // seqlock over `peer` (odd while it changes)
+  std::array<SenderState, kMaxSenders> tx;
   std::array<ReplayWindow, kMaxSenders> rx_windows{};
   std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
   Group* group = nullptr;                    // the client this uplink belongs to
+
+  // The owning worker moves the peer (roaming); other threads read a consistent copy.
+  void set_peer(const io::Endpoint& e) noexcept {
+    const std::uint32_t v = peer_seq.load(std::memory_order_relaxed);
+    peer_seq.store(v + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    peer = e;
+    peer_seq.store(v + 2, std::memory_order_release);
+  }
+  io::Endpoint peer_copy() const noexcept {
+    for (;;) {
+      const std::uint32_t v1 = peer_seq.load(std::memory_order_acquire);
+      io::Endpoint e = peer;
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if ((v1 & 1) == 0 && peer_seq.load(std::memory_order_relaxed) == v1) return e;
+    }
+  }
 };
 
 // Per (client, worker): the worker's scheduler for this client's uplinks and the

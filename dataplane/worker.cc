@@ -250,7 +250,7 @@ class Worker::Loop {
     }
     // Authenticated: the peer may have moved (NAT rebinding, roaming).
     const io::Endpoint src = io::Endpoint::from_sockaddr(from, from_len);
-    if (!(src == s->peer)) s->peer = src;
+    if (!(src == s->peer)) s->set_peer(src);
     s->last_rx_ns.store(now_, std::memory_order_relaxed);
     const std::size_t body = len - kHeaderLen - kTagLen;
     if (h.type == PacketType::Close) {
@@ -261,7 +261,11 @@ class Worker::Loop {
       send_pong(s, pkt + kHeaderLen, body);
       return false;
     }
-    if (h.type == PacketType::Pong) return false;  // liveness: last_rx_ns is updated
+    if (h.type == PacketType::Pong) {  // a probe answer: the control thread times it
+      hand_to_control(ControlMessage::Kind::Pong, uplink, s->local_index, pkt + kHeaderLen,
+                      std::min<std::size_t>(body, 8), from, from_len);
+      return false;
+    }
     if (h.type != PacketType::Data || body < kSeqLen) {
       c_.add(h.type == PacketType::Data ? Counter::DropMalformed : Counter::DropUnexpected);
       return false;
@@ -313,7 +317,7 @@ class Worker::Loop {
       c_.add(Counter::DropQueueFull);
       return;
     }
-    c_.add(Counter::HandshakePackets);
+    if (kind == ControlMessage::Kind::Packet) c_.add(Counter::HandshakePackets);
     const std::uint64_t one = 1;
     [[maybe_unused]] auto r = write(cfg_.control_eventfd, &one, sizeof one);
   }
@@ -360,7 +364,7 @@ class Worker::Loop {
     }
     UplinkMask m = flows_.route(flow_hash(buf + kPayloadOffset, n), now_, gw.sched);
     std::uint16_t cur = slot;
-    bool sent = false;
+    bool any = false;
     store_le32(buf + kHeaderLen, gw.next_seq++);
     while (m != 0) {
       const unsigned id = static_cast<unsigned>(std::countr_zero(m));
@@ -377,13 +381,15 @@ class Worker::Loop {
                     kSeqLen + n);
       }
       emit(s, PacketType::Data, cur, b, kSeqLen + n);
+      auto& sent = s->tx[cfg_.id].bytes;
+      sent.store(sent.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
       c_.add(Counter::TxPackets);
       c_.add(Counter::TxBytes, n);
-      sent = true;
+      any = true;
       if (!more) return;
       cur = next;
     }
-    if (!sent) {
+    if (!any) {
       c_.add(Counter::DropNoRoute);
       free_.push_back(slot);
     } else {

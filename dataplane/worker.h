@@ -19,9 +19,9 @@
 namespace triglav::dp {
 
 // What a worker hands to the control thread: a handshake or error packet as received,
-// or an authenticated Close for a session.
+// or, for a session, an authenticated Close or the body of a Pong (a probe answer).
 struct ControlMessage {
-  enum class Kind : std::uint8_t { Packet, Close } kind = Kind::Packet;
+  enum class Kind : std::uint8_t { Packet, Close, Pong } kind = Kind::Packet;
   std::uint8_t uplink = 0;
   std::uint16_t len = 0;
   std::uint32_t session_index = 0;

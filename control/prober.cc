@@ -1,0 +1,125 @@
+#include "control/prober.h"
+
+#include <time.h>
+
+#include <algorithm>
+
+namespace triglav::ctl {
+
+std::int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+namespace {
+constexpr std::int64_t kFirstProbeDelayNs = 100'000'000;
+// Loss over a handful of probes says little: one lost probe of one is "100 %". The loss
+// floors of the health state apply once the window holds this many outcomes.
+constexpr unsigned kMinLossSamples = dp::PathStats::kLossWindow / 2;
+
+double loss_for_health(const dp::PathStats& s) {
+  return s.samples() >= kMinLossSamples ? s.loss() : 0.0;
+}
+
+std::uint64_t tx_bytes(const dp::Session& s) {
+  std::uint64_t n = 0;
+  for (const auto& t : s.tx) n += t.bytes.load(std::memory_order_relaxed);
+  return n;
+}
+}  // namespace
+
+void Prober::add(dp::Session* s, std::int64_t now_ns) {
+  Path p;
+  p.session = s;
+  // Probe soon (the first answer makes the uplink Healthy), but not before the peer can
+  // have installed the session the handshake response creates.
+  p.next_probe_ns = now_ns + kFirstProbeDelayNs;
+  p.last_bytes = tx_bytes(*s);
+  p.last_bytes_ns = now_ns;
+  paths_[s->local_index] = p;
+}
+
+void Prober::remove(const dp::Session* s) { paths_.erase(s->local_index); }
+
+std::int64_t Prober::timeout_ns(const Path& p) const {
+  return static_cast<std::int64_t>(std::max(cfg_.min_timeout_ms, p.stats.rto_ms(cfg_.min_timeout_ms)) * 1e6);
+}
+
+void Prober::reschedule(Path& p, std::int64_t now_ns) {
+  const bool fast = p.health.state() != dp::HealthState::Healthy;
+  p.next_probe_ns = now_ns + (fast ? cfg_.fast_interval_ns : cfg_.interval_ns);
+}
+
+bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, std::uint64_t)>& send) {
+  bool changed = false;
+  for (auto& [idx, p] : paths_) {
+    if (p.outstanding && now_ns - static_cast<std::int64_t>(p.sent_ns) > timeout_ns(p)) {
+      const dp::HealthState before = p.health.state();
+      p.outstanding = false;
+      p.stats.on_probe_result(false);
+      p.health.on_failure();
+      p.health.on_metrics(loss_for_health(p.stats), p.stats.has_rtt() ? p.stats.srtt_ms() : -1);
+      changed |= p.health.state() != before;
+      p.next_probe_ns = now_ns;  // a failure: probe again at once, then fast
+    }
+    if (!p.outstanding && now_ns >= p.next_probe_ns) {
+      p.outstanding = true;
+      p.sent_ns = static_cast<std::uint64_t>(now_ns);
+      reschedule(p, now_ns);
+      send(*p.session, p.sent_ns);
+    }
+    if (now_ns - p.last_bytes_ns >= 1'000'000'000) {
+      const std::uint64_t b = tx_bytes(*p.session);
+      p.stats.on_bytes(b - p.last_bytes, static_cast<double>(now_ns - p.last_bytes_ns) / 1e9);
+      p.last_bytes = b;
+      p.last_bytes_ns = now_ns;
+    }
+  }
+  return changed;
+}
+
+bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns) {
+  auto it = paths_.find(local_index);
+  if (it == paths_.end()) return false;
+  Path& p = it->second;
+  if (!p.outstanding || body != p.sent_ns) return false;  // late answer to a probe that timed out
+  const dp::HealthState before = p.health.state();
+  p.outstanding = false;
+  p.stats.on_rtt_sample(static_cast<double>(now_ns - static_cast<std::int64_t>(body)) / 1e6);
+  p.stats.on_probe_result(true);
+  p.health.on_success();
+  p.health.on_metrics(loss_for_health(p.stats), p.stats.srtt_ms());
+  p.next_probe_ns = static_cast<std::int64_t>(body);
+  reschedule(p, p.next_probe_ns);
+  return p.health.state() != before;
+}
+
+bool Prober::on_link(const dp::Session* s, bool up) {
+  auto it = paths_.find(s->local_index);
+  if (it == paths_.end()) return false;
+  const dp::HealthState before = it->second.health.state();
+  if (up) it->second.health.on_link_up();
+  else it->second.health.on_link_down();
+  return it->second.health.state() != before;
+}
+
+dp::HealthState Prober::state(const dp::Session* s) const {
+  auto it = paths_.find(s->local_index);
+  return it == paths_.end() ? dp::HealthState::Unknown : it->second.health.state();
+}
+
+dp::UplinkView Prober::view(const dp::Session* s) const {
+  dp::UplinkView v;
+  v.id = s->uplink;
+  auto it = paths_.find(s->local_index);
+  if (it == paths_.end()) return v;
+  const Path& p = it->second;
+  v.state = p.health.state();
+  v.srtt_ms = p.stats.has_rtt() ? p.stats.srtt_ms() : -1;
+  v.loss = p.stats.loss();
+  v.throughput_bps = p.stats.throughput_bps();
+  return v;
+}
+
+}  // namespace triglav::ctl

@@ -1,0 +1,65 @@
+// Probing the uplink sessions (control thread, client and server alike): a Ping per
+// session every probe interval, faster (every fast interval) while the last probe failed
+// or the uplink is not Healthy; the Pong's echoed send time gives an RTT sample. A probe
+// not answered within max(RTO, min timeout) is a failure. PathStats and Health turn the
+// outcomes into the UplinkView the schedulers read; silence long enough to reach Down
+// tells the client to handshake that uplink again.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <unordered_map>
+
+#include "dataplane/health.h"
+#include "dataplane/path_stats.h"
+#include "dataplane/scheduler.h"
+#include "dataplane/session.h"
+
+namespace triglav::ctl {
+
+struct ProbeConfig {
+  std::int64_t interval_ns = 1'000'000'000;
+  std::int64_t fast_interval_ns = 50'000'000;
+  double min_timeout_ms = 100;
+};
+
+class Prober {
+ public:
+  explicit Prober(const ProbeConfig& cfg = {}) : cfg_(cfg) {}
+
+  void add(dp::Session* s, std::int64_t now_ns);
+  void remove(const dp::Session* s);
+  void clear() { paths_.clear(); }
+
+  // Sends due probes through `send(session, body)`, times out unanswered ones and samples
+  // throughput. Returns true if some uplink changed health state.
+  bool tick(std::int64_t now_ns, const std::function<void(dp::Session&, std::uint64_t)>& send);
+  // A Pong for the session with this receiver index. True if its state changed.
+  bool on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns);
+  // Kernel link events for an uplink's interface.
+  bool on_link(const dp::Session* s, bool up);
+
+  dp::UplinkView view(const dp::Session* s) const;
+  dp::HealthState state(const dp::Session* s) const;
+
+ private:
+  struct Path {
+    dp::Session* session = nullptr;
+    dp::PathStats stats;
+    dp::Health health;
+    bool outstanding = false;
+    std::uint64_t sent_ns = 0;  // the body of the outstanding probe
+    std::int64_t next_probe_ns = 0;
+    std::uint64_t last_bytes = 0;
+    std::int64_t last_bytes_ns = 0;
+  };
+  std::int64_t timeout_ns(const Path& p) const;
+  void reschedule(Path& p, std::int64_t now_ns);
+
+  ProbeConfig cfg_;
+  std::unordered_map<std::uint32_t, Path> paths_;  // by session receiver index
+};
+
+std::int64_t monotonic_ns();
+
+}  // namespace triglav::ctl
