@@ -1,5 +1,6 @@
 #include "control/client.h"
 
+#include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
 
@@ -39,6 +40,8 @@ struct Uplink {
   Clock::time_point next_try{};
   unsigned attempt = 0;
   std::unique_ptr<dp::Session> session;
+  int ifindex = 0;  // of the pinned interface (0: not pinned)
+  dp::HealthState logged = dp::HealthState::Down;  // last state reported in the log
 };
 
 class Client {
@@ -51,11 +54,14 @@ class Client {
     for (unsigned i = 0; i < ups_.size(); ++i) {
       ups_[i].id = i;
       ups_[i].name = i < opt.interfaces.size() ? opt.interfaces[i] : "default";
+      if (i < opt.interfaces.size()) ups_[i].ifindex = static_cast<int>(if_nametoindex(ups_[i].name.c_str()));
     }
   }
 
   int run() {
     rt_.start_workers();
+    // An uplink whose interface goes down is Down at once, not after its probes time out.
+    if (!opt_.interfaces.empty()) rt_.watch_links([this](int ifindex, bool up) { on_link(ifindex, up); });
     const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.handshake_timeout_ms);
     bool ever_up = false;
     for (;;) {
@@ -144,7 +150,34 @@ class Client {
         changed = true;
       }
     }
+    log_health();
     if (changed || now - last_publish_ >= 1'000'000'000) publish();
+  }
+
+  void on_link(int ifindex, bool up) {
+    for (Uplink& u : ups_) {
+      if (u.ifindex != ifindex) continue;
+      if (up && !u.session) u.next_try = Clock::now();  // back: handshake without waiting
+      if (u.session && prober_.on_link(u.session.get(), up)) {
+        log_health();
+        publish();
+      }
+    }
+  }
+
+  void log_health() {
+    for (Uplink& u : ups_) {
+      const dp::HealthState st = u.session ? prober_.state(u.session.get()) : dp::HealthState::Down;
+      if (st == u.logged) continue;
+      if (st == dp::HealthState::Unknown) {  // a new session: its first probe answer tells more
+        u.logged = st;
+        continue;
+      }
+      const dp::UplinkView v = u.session ? prober_.view(u.session.get()) : dp::UplinkView{};
+      spdlog::info("uplink {} ({}): {} -> {} (srtt {:.2f} ms, loss {:.0f} %)", u.id, u.name,
+                   dp::health_name(u.logged), dp::health_name(st), v.srtt_ms, v.loss * 100);
+      u.logged = st;
+    }
   }
 
   void send_initiation(Uplink& u, Clock::time_point now) {

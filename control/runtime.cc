@@ -21,6 +21,7 @@ namespace triglav::ctl {
 namespace {
 constexpr std::uint64_t kTagSignal = 1;
 constexpr std::uint64_t kTagQueue = 2;
+constexpr std::uint64_t kTagLinks = 3;
 
 sigset_t handled_signals() {
   sigset_t s;
@@ -89,6 +90,7 @@ Runtime::~Runtime() {
   }
   qsbr_.drain();
   const std::string name = tun_ ? tun_->name() : std::string();
+  links_.reset();
   tun_.reset();  // closing the last queue removes the device
   // The kernel unregisters the device as the fd closes; make sure it is gone before we
   // exit so that an immediate restart finds the name free (bounded: 1 s).
@@ -130,6 +132,9 @@ Runtime::Wake Runtime::wait(int timeout_ms) {
         if (si.ssi_signo == SIGUSR1) w.dump = true;
       }
       if (!more) arm(signal_fd_, kTagSignal);
+    } else if (tag == kTagLinks) {
+      links_->drain(on_link_);
+      if (!more) arm(links_->fd(), kTagLinks);
     } else if (tag == kTagQueue) {
       std::uint64_t v;
       [[maybe_unused]] auto r = read(event_fd_, &v, sizeof v);
@@ -139,6 +144,12 @@ Runtime::Wake Runtime::wait(int timeout_ms) {
   io_uring_cq_advance(ring_->get(), n);
   qsbr_.reclaim();
   return w;
+}
+
+void Runtime::watch_links(std::function<void(int, bool)> cb) {
+  links_ = std::make_unique<io::LinkMonitor>();
+  on_link_ = std::move(cb);
+  arm(links_->fd(), kTagLinks);
 }
 
 dp::CounterTotals Runtime::totals() const noexcept {

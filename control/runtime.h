@@ -8,6 +8,7 @@
 // Control thread only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,6 +23,7 @@
 namespace triglav::io {
 class Ring;
 class Netlink;
+class LinkMonitor;
 class TunDevice;
 }  // namespace triglav::io
 
@@ -52,6 +54,8 @@ class Runtime {
     bool stop = false;  // SIGINT or SIGTERM
     bool dump = false;  // SIGUSR1: log counters
   };
+  // Starts watching kernel link events; wait() then delivers them to cb(ifindex, up).
+  void watch_links(std::function<void(int ifindex, bool up)> cb);
   // Waits up to timeout_ms for a signal or a worker message.
   Wake wait(int timeout_ms);
   bool pop(dp::ControlMessage& m) noexcept { return queue_.pop(m); }
@@ -81,6 +85,8 @@ class Runtime {
   int event_fd_ = -1;
   int signal_fd_ = -1;
   std::unique_ptr<io::Ring> ring_;
+  std::unique_ptr<io::LinkMonitor> links_;
+  std::function<void(int, bool)> on_link_;
   std::vector<std::unique_ptr<dp::Worker>> workers_;
 };
 

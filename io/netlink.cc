@@ -123,4 +123,32 @@ std::string Netlink::del_rule_iif(const std::string& iif, unsigned table, unsign
   return request(rule_msg(buf, RTM_DELRULE, iif, table, priority));
 }
 
+LinkMonitor::LinkMonitor() {
+  nl_ = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (nl_ == nullptr || mnl_socket_bind(nl_, RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0) {
+    const int e = errno;
+    if (nl_ != nullptr) mnl_socket_close(nl_);
+    throw std::runtime_error("cannot watch link events: " + std::string(std::strerror(e)));
+  }
+}
+
+LinkMonitor::~LinkMonitor() { mnl_socket_close(nl_); }
+
+int LinkMonitor::fd() const noexcept { return mnl_socket_get_fd(nl_); }
+
+void LinkMonitor::drain(const std::function<void(int, bool)>& cb) {
+  std::vector<char> buf(kMsgBuf * 4);
+  for (int round = 0; round < 64; ++round) {
+    const ssize_t n = mnl_socket_recvfrom(nl_, buf.data(), buf.size());
+    if (n <= 0) return;  // EAGAIN: drained (ENOBUFS: events were lost; the next ones still come)
+    int len = static_cast<int>(n);
+    for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+      if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) continue;
+      const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+      const bool up = nlh->nlmsg_type == RTM_NEWLINK && (ifi->ifi_flags & IFF_UP) && (ifi->ifi_flags & IFF_LOWER_UP);
+      cb(ifi->ifi_index, up);
+    }
+  }
+}
+
 }  // namespace triglav::io

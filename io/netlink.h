@@ -2,6 +2,7 @@
 // addresses and routes, delete routes. Built on libmnl. Control thread only.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "io/endpoint.h"
@@ -33,6 +34,23 @@ class Netlink {
   mnl_socket* nl_ = nullptr;
   unsigned port_id_ = 0;
   unsigned seq_ = 1;
+};
+
+// Kernel link events (RTNLGRP_LINK): interfaces going up or down, appearing or going
+// away. Non-blocking; the owner polls fd() and calls drain().
+class LinkMonitor {
+ public:
+  LinkMonitor();  // throws std::runtime_error
+  ~LinkMonitor();
+  LinkMonitor(const LinkMonitor&) = delete;
+  LinkMonitor& operator=(const LinkMonitor&) = delete;
+
+  int fd() const noexcept;
+  // Calls cb(ifindex, up) for every pending event; up = administratively up with carrier.
+  void drain(const std::function<void(int ifindex, bool up)>& cb);
+
+ private:
+  mnl_socket* nl_ = nullptr;
 };
 
 }  // namespace triglav::io

@@ -42,20 +42,6 @@ def udp_flows(lab, ns, src_ip, dst_ip):
     time.sleep(0.3)
 
 
-def two_uplinks(lab, phase, server_args, client_args):
-    """Server and client namespaces joined by two veth pairs (the client's two uplinks)."""
-    ns_s = lab.netns("s" if phase == 1 else "t")
-    ns_c = lab.netns("c" if phase == 1 else "d")
-    _, c_a, _, _ = lab.veth(ns_s, ns_c, subnet=20 + 2 * phase)
-    _, c_b, _, _ = lab.veth(ns_s, ns_c, subnet=21 + 2 * phase)
-    server, authkey = lab.start_server(ns_s, *server_args, label=f"server{phase}")
-    client = lab.start(f"client{phase}", [lab.binary, "tun", authkey, "-i", c_a, "-i", c_b, *client_args], ns_c)
-    client.wait_for(r"handshake complete .* on uplink 0 ", timeout=10)
-    client.wait_for(r"handshake complete .* on uplink 1 ", timeout=10)
-    server.wait_for(r"session up: client 10.0.85.2 .*uplink 1,", timeout=5)
-    return ns_s, ns_c, (c_a, c_b), server, client
-
-
 def stop_all(lab, procs):
     for p in procs:
         rc, _ = p.stop(signal.SIGTERM, timeout=5)
@@ -64,8 +50,8 @@ def stop_all(lab, procs):
 
 def body(lab, checks):
     # 1. weighted_round_robin 3:1 upload, and the download spread by the server.
-    ns_s, ns_c, ifs, server, client = two_uplinks(
-        lab, 1, [], ["--strategy", "weighted_round_robin", "--weights", "3,1"])
+    ns_s, ns_c, ifs, server, client = lab.bonded(
+        1, [], ["--strategy", "weighted_round_robin", "--weights", "3,1"])
     checks.append("client handshook on both uplinks; the server grouped them into one client")
     before = counters(ns_c, ifs, "tx_packets")
     udp_flows(lab, ns_c, CLIENT_TUN_IP, SERVER_TUN_IP)
@@ -85,7 +71,7 @@ def body(lab, checks):
     stop_all(lab, [client, server])
 
     # 2. redundant: exactly once, and no loss when an uplink dies mid-stream.
-    ns_s, ns_c, ifs, server, client = two_uplinks(lab, 2, ["--strategy", "redundant"], ["--strategy", "redundant"])
+    ns_s, ns_c, ifs, server, client = lab.bonded(2, ["--strategy", "redundant"], ["--strategy", "redundant"])
     argv = tglib.ns_cmd(ns_c, ["ping", "-n", "-c", "300", "-i", "0.01", "-W", "1", SERVER_TUN_IP])
     ping = lab.start("ping", argv)
     time.sleep(1.0)

@@ -536,6 +536,22 @@ class Lab:
         return dict(ns_s=ns_s, ns_c=ns_c, if_s=if_s, if_c=if_c, ip_s=ip_s, ip_c=ip_c,
                     server=server, client=client, authkey=authkey, handshake=hs)
 
+    def bonded(self, phase, server_args=(), client_args=()):
+        """Server and client namespaces joined by two veth pairs, the client bonding both
+        (-i A -i B); returns (ns_s, ns_c, (if_a, if_b), server, client) once both uplinks
+        have handshaken. phase (1-3) keeps names and subnets apart within one test."""
+        ns_s = self.netns("stu"[phase - 1])
+        ns_c = self.netns("cde"[phase - 1])
+        _, c_a, _, _ = self.veth(ns_s, ns_c, subnet=20 + 2 * phase)
+        _, c_b, _, _ = self.veth(ns_s, ns_c, subnet=21 + 2 * phase)
+        server, authkey = self.start_server(ns_s, *server_args, label=f"server{phase}")
+        client = self.start(f"client{phase}", [self.binary, "tun", authkey, "-i", c_a, "-i", c_b, *client_args],
+                            ns_c)
+        client.wait_for(r"handshake complete .* on uplink 0 ", timeout=10)
+        client.wait_for(r"handshake complete .* on uplink 1 ", timeout=10)
+        server.wait_for(r"session up: client 10.0.85.2 .*uplink 1,", timeout=5)
+        return ns_s, ns_c, (c_a, c_b), server, client
+
     def ping(self, ns, dst, count=20, interval=0.05, wait=2, timeout=None):
         """Runs ping in ns; returns (transmitted, received, rtt, output)."""
         argv = ns_cmd(ns, ["ping", "-n", "-q", "-c", str(count), "-i", str(interval),
