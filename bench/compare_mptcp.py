@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Aggregation side by side: triglav bonding two tbf-shaped veth uplinks (8 TCP streams
+through the tunnel) and kernel MPTCP over the same shaping (one connection,
+../shared/lab/netns-mptcp.sh), in one sitting, alternating. Prints each as a fraction of
+the summed link rates.
+
+  sudo bench/compare_mptcp.py [path/to/triglav] [--rates 50+30,400+300] [-t SECONDS] [--rounds N]
+
+Needs root, iperf3, mptcpd (mptcpize). Exits 77 with a message when the anchor script or
+tools are absent.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MPTCP = os.path.join(ROOT, "..", "shared", "lab", "netns-mptcp.sh")
+NS_C, NS_S = "tgbmc", "tgbms"
+
+
+def sh(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+
+def cleanup():
+    for ns in (NS_C, NS_S):
+        for pid in sh(["ip", "netns", "pids", ns]).stdout.split():
+            sh(["kill", "-TERM", pid])
+    time.sleep(0.5)
+    for ns in (NS_C, NS_S):
+        sh(["ip", "netns", "del", ns])
+
+
+def triglav(binary, r1, r2, seconds, strategy):
+    cleanup()
+    try:
+        for ns in (NS_C, NS_S):
+            sh(["ip", "netns", "add", ns], check=True)
+            sh(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        ifs = []
+        for i, rate in ((1, r1), (2, r2)):
+            c, s = f"bmc{i}", f"bms{i}"
+            sh(["ip", "link", "add", c, "netns", NS_C, "type", "veth", "peer", "name", s, "netns", NS_S], check=True)
+            sh(["ip", "-n", NS_C, "addr", "add", f"10.210.{i}.2/24", "dev", c], check=True)
+            sh(["ip", "-n", NS_S, "addr", "add", f"10.210.{i}.1/24", "dev", s], check=True)
+            sh(["ip", "-n", NS_C, "link", "set", c, "up"], check=True)
+            sh(["ip", "-n", NS_S, "link", "set", s, "up"], check=True)
+            # The same shaping as the MPTCP anchor: the client's egress on each path.
+            sh(["tc", "-n", NS_C, "qdisc", "add", "dev", c, "root", "tbf", "rate", f"{rate}mbit", "burst", "32kb",
+                "latency", "50ms"], check=True)
+            ifs.append(c)
+        server = subprocess.Popen(["ip", "netns", "exec", NS_S, binary, "server", "--generate-key", "--listen",
+                                   "0.0.0.0:7443", "--strategy", strategy], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+        key = server.stdout.readline().strip()
+        client = subprocess.Popen(["ip", "netns", "exec", NS_C, binary, "tun", key, "-i", ifs[0], "-i", ifs[1],
+                                   "--strategy", strategy], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)
+        up = 0
+        deadline = time.monotonic() + 15
+        while up < 2 and time.monotonic() < deadline:
+            line = client.stderr.readline()
+            up += "handshake complete" in line
+        if up < 2:
+            raise RuntimeError("triglav client did not bring up both uplinks")
+        time.sleep(1.5)  # a few probe rounds
+        sh(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-D", "-1", "-p", "5203"], check=True)
+        time.sleep(0.5)
+        r = sh(["ip", "netns", "exec", NS_C, "iperf3", "-c", "10.0.85.1", "-p", "5203", "-P", "8", "-t", str(seconds),
+                "--json"], timeout=seconds + 60)
+        if r.returncode != 0:
+            raise RuntimeError(f"iperf3 through triglav failed: {r.stdout[-300:]} {r.stderr[-300:]}")
+        return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+    finally:
+        cleanup()
+
+
+def mptcp(r1, r2, seconds):
+    env = dict(os.environ, R1=str(r1), R2=str(r2), T=str(seconds))
+    p = sh(["bash", MPTCP], env=env, timeout=seconds + 60)
+    m = re.search(r"([\d.]+)\s+([KMG])bits/sec\s+receiver", p.stdout)
+    if not m:
+        raise RuntimeError(f"netns-mptcp.sh failed: {(p.stdout + p.stderr)[-400:]}")
+    return float(m.group(1)) * {"K": 1e-3, "M": 1.0, "G": 1e3}[m.group(2)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("binary", nargs="?", default=os.path.join(ROOT, "build", "triglav"))
+    ap.add_argument("--rates", default="50+30,400+300")
+    ap.add_argument("-t", "--time", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--strategy", default="adaptive")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("SKIP: compare_mptcp.py needs root", file=sys.stderr)
+        return 77
+    if not os.path.exists(MPTCP):
+        print(f"SKIP: anchor script {MPTCP} not found (../shared/lab absent)", file=sys.stderr)
+        return 77
+    for tool in ("mptcpize", "iperf3", "tc"):
+        if shutil.which(tool) is None:
+            print(f"SKIP: {tool} is not installed (apt-get install mptcpd iperf3 iproute2)", file=sys.stderr)
+            return 77
+    binary = os.path.abspath(a.binary)
+    print(f"{'paths (Mbit/s)':>15}  {'triglav 8 streams':>18}  {'MPTCP 1 conn':>13}   (fraction of the summed rates)")
+    for pair in a.rates.split(","):
+        r1, r2 = (int(x) for x in pair.split("+"))
+        total = r1 + r2
+        ours, theirs = [], []
+        for _ in range(a.rounds):
+            ours.append(triglav(binary, r1, r2, a.time, a.strategy))
+            theirs.append(mptcp(r1, r2, a.time))
+        o, t = statistics.median(ours), statistics.median(theirs)
+        print(f"{pair:>15}  {o:8.1f} ({o / total * 100:5.1f} %)  {t:6.1f} ({t / total * 100:5.1f} %)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
