@@ -2,7 +2,6 @@
 
 #include <net/if.h>
 #include <spdlog/spdlog.h>
-#include <time.h>
 
 #include <chrono>
 #include <cstring>
@@ -12,6 +11,7 @@
 #include <stdexcept>
 
 #include "control/handshake.h"
+#include "io/clock.h"
 #include "control/prober.h"
 #include "crypto/aead.h"
 #include "io/system.h"
@@ -24,11 +24,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kRetryInterval = std::chrono::milliseconds(1000);
 
 
-std::uint64_t realtime_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
-}
 
 // One uplink of the client: its socket (Runtime::uplink(id)), and its handshake in flight
 // or its session.
@@ -185,7 +180,7 @@ class Client {
     p.uplink = static_cast<std::uint8_t>(u.id);
     p.sender_index = static_cast<std::uint32_t>(random_u64()) | 1;  // never 0, which marks an initiation
     p.inner_ipv4_be = opt_.tun.address.addr_be;
-    p.timestamp_ns = realtime_ns();
+    p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
     p.client_id = group_.client_id;
     u.hs.emplace(opt_.key.server_key, p);
     u.hs_sent = now;
@@ -224,9 +219,7 @@ class Client {
     s->tx_key = std::move(est.keys.send);
     s->rx_key = std::move(est.keys.recv);
     s->peer = from;
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    s->last_rx_ns.store(std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
+    s->last_rx_ns.store(io::coarse_ns());
     u.hs.reset();
     u.attempt = 0;
     retire(std::move(u.session));

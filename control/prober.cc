@@ -1,16 +1,8 @@
 #include "control/prober.h"
 
-#include <time.h>
-
 #include <algorithm>
 
 namespace triglav::ctl {
-
-std::int64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 namespace {
 constexpr std::int64_t kFirstProbeDelayNs = 100'000'000;

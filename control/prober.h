@@ -14,6 +14,7 @@
 #include "dataplane/path_stats.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/session.h"
+#include "io/clock.h"
 
 namespace triglav::ctl {
 
@@ -60,6 +61,6 @@ class Prober {
   std::unordered_map<std::uint32_t, Path> paths_;  // by session receiver index
 };
 
-std::int64_t monotonic_ns();
+using io::monotonic_ns;
 
 }  // namespace triglav::ctl

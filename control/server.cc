@@ -4,7 +4,6 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
-#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +13,7 @@
 #include <unordered_map>
 
 #include "control/handshake.h"
+#include "io/clock.h"
 #include "control/key_file.h"
 #include "crypto/authkey.h"
 #include "io/system.h"
@@ -21,12 +21,6 @@
 
 namespace triglav::ctl {
 namespace {
-
-std::int64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 crypto::AuthKeyAddress to_authkey_address(const io::Endpoint& e) {
   crypto::AuthKeyAddress a;
@@ -207,7 +201,7 @@ class Server {
     s->tx_key = std::move(r->keys.send);
     s->rx_key = std::move(r->keys.recv);
     s->peer = m.from;
-    s->last_rx_ns.store(mono_ns());
+    s->last_rx_ns.store(io::coarse_ns());
     prober_.add(s.get(), monotonic_ns());
     sessions_.emplace(index, std::move(s));
     c.index[r->uplink] = index;
@@ -236,7 +230,7 @@ class Server {
   }
 
   void sweep_idle() {
-    const std::int64_t limit = mono_ns() - std::int64_t{opt_.idle_timeout_s} * 1'000'000'000;
+    const std::int64_t limit = io::coarse_ns() - std::int64_t{opt_.idle_timeout_s} * 1'000'000'000;
     std::vector<std::uint32_t> idle;
     for (const auto& [idx, s] : sessions_)
       if (s->last_rx_ns.load(std::memory_order_relaxed) < limit) idle.push_back(idx);

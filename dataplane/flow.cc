@@ -2,17 +2,10 @@
 
 #include <cstring>
 
+#include "dataplane/mix.h"
+
 namespace triglav::dp {
 namespace {
-
-constexpr std::uint64_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
 
 std::uint64_t load64(const std::uint8_t* p) noexcept {
   std::uint64_t v;
@@ -34,13 +27,13 @@ std::uint64_t flow_hash(const std::uint8_t* p, std::size_t len) noexcept {
     const bool first_fragment = ((p[6] & 0x1f) | p[7]) == 0;
     std::uint32_t ports = 0;
     if (has_ports(proto) && first_fragment && len >= ihl + 4) std::memcpy(&ports, p + ihl, 4);
-    h = mix(load64(p + 12) ^ (std::uint64_t{proto} << 32 | ports) * 0x9e3779b97f4a7c15ull);
+    h = mix64(load64(p + 12) ^ (std::uint64_t{proto} << 32 | ports) * 0x9e3779b97f4a7c15ull);
   } else if (len >= 40 && (p[0] >> 4) == 6) {
     const std::uint8_t proto = p[6];
     std::uint32_t ports = 0;
     if (has_ports(proto) && len >= 44) std::memcpy(&ports, p + 40, 4);
-    h = mix(load64(p + 8) ^ mix(load64(p + 16) ^ mix(load64(p + 24) ^ mix(load64(p + 32)))));
-    h = mix(h ^ (std::uint64_t{proto} << 32 | ports));
+    h = mix64(load64(p + 8) ^ mix64(load64(p + 16) ^ mix64(load64(p + 24) ^ mix64(load64(p + 32)))));
+    h = mix64(h ^ (std::uint64_t{proto} << 32 | ports));
   } else {
     return 1;
   }

@@ -22,9 +22,9 @@ void Health::on_success() noexcept {
 
 void Health::on_failure() noexcept {
   ++failures_;
-  if (failures_ >= kToDown) base_ = HealthState::Down;
-  else if (failures_ >= kToUnhealthy) base_ = HealthState::Unhealthy;
-  else if (failures_ >= kToDegraded) base_ = HealthState::Degraded;
+  if (failures_ >= kFailuresDown) base_ = HealthState::Down;
+  else if (failures_ >= kFailuresUnhealthy) base_ = HealthState::Unhealthy;
+  else if (failures_ >= kFailuresDegraded) base_ = HealthState::Degraded;
 }
 
 void Health::on_metrics(double loss, double srtt_ms) noexcept {

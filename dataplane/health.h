@@ -22,9 +22,9 @@ constexpr bool usable(HealthState s) noexcept {
 
 class Health {
  public:
-  static constexpr unsigned kToDegraded = 3;
-  static constexpr unsigned kToUnhealthy = kToDegraded + 3;
-  static constexpr unsigned kToDown = kToUnhealthy + 4;
+  static constexpr unsigned kFailuresDegraded = 3;
+  static constexpr unsigned kFailuresUnhealthy = kFailuresDegraded + 3;
+  static constexpr unsigned kFailuresDown = kFailuresUnhealthy + 4;
 
   void on_success() noexcept;
   void on_failure() noexcept;

@@ -3,17 +3,10 @@
 #include <algorithm>
 #include <limits>
 
+#include "dataplane/mix.h"
+
 namespace triglav::dp {
 namespace {
-
-constexpr std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64 finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
 
 constexpr UplinkMask bit(std::size_t i) noexcept { return UplinkMask{1} << i; }
 
@@ -115,7 +108,7 @@ UplinkMask Scheduler::pick_weighted_hash(std::uint64_t h) const noexcept {
   double total = 0;
   for (std::size_t i = 0; i < n_; ++i) total += share_[i];
   if (total <= 0) return 0;
-  const double x = static_cast<double>(mix(h) >> 11) * 0x1.0p-53 * total;
+  const double x = static_cast<double>(mix64(h) >> 11) * 0x1.0p-53 * total;
   double acc = 0;
   std::size_t last = 0;
   for (std::size_t i = 0; i < n_; ++i) {
@@ -169,7 +162,7 @@ UplinkMask Scheduler::pick(std::uint64_t h) noexcept {
     }
     case Strategy::EcmpAware: {
       // Rendezvous (highest random weight) hashing over the usable uplinks' ids.
-      const auto weight = [&](std::size_t i) { return mix(h ^ mix(0x9e3779b97f4a7c15ull * (up_[i].id + 1u))); };
+      const auto weight = [&](std::size_t i) { return mix64(h ^ mix64(0x9e3779b97f4a7c15ull * (up_[i].id + 1u))); };
       return best_by([&](std::size_t a, std::size_t b) { return weight(a) > weight(b); });
     }
   }

@@ -22,7 +22,6 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -33,6 +32,7 @@
 
 #include "crypto/aead.h"
 #include "dataplane/flow.h"
+#include "io/clock.h"
 #include "io/ring.h"
 
 namespace triglav::dp {
@@ -47,12 +47,6 @@ constexpr unsigned kRxBuffers = 1024;
 constexpr unsigned kTxSlots = 512;
 constexpr unsigned kBatch = 64;
 constexpr std::size_t kPayloadOffset = kHeaderLen + kSeqLen;
-
-std::int64_t now_ns() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 }  // namespace
 
@@ -86,7 +80,7 @@ class Worker::Loop {
         io_uring_submit_and_wait(ring_.get(), 1);
         q.online(cfg_.id);
       }
-      now_ = now_ns();
+      now_ = io::coarse_ns();
       snap_ = cfg_.snapshots->load();
       recycled_ = 0;
       drain_completions();

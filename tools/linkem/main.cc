@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "io/clock.h"
 #include "io/endpoint.h"
 #include "io/netlink.h"
 #include "io/system.h"
@@ -38,12 +39,6 @@ namespace {
 
 using namespace triglav;
 using namespace triglav::linkem;
-
-std::int64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 std::string read_sysctl(const std::string& path) {
   std::string v;
@@ -142,10 +137,10 @@ class Emulator {
   ~Emulator() { munmap(pool_, pool_bytes_); }
 
   int run(int sig_fd) {
-    start_ = mono_ns();
+    start_ = io::monotonic_ns();
     std::int64_t next_stats = start_ + static_cast<std::int64_t>(o_.stats_interval * 1e9);
     for (;;) {
-      std::int64_t now = mono_ns();
+      std::int64_t now = io::monotonic_ns();
       deliver_due(now);
       if (now >= next_stats) {
         print_stats(now, false);
@@ -163,7 +158,7 @@ class Emulator {
         signalfd_siginfo si;
         if (read(sig_fd, &si, sizeof si) == sizeof si &&
             (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP)) {
-          print_stats(mono_ns(), true);
+          print_stats(io::monotonic_ns(), true);
           return 0;
         }
       }
@@ -177,7 +172,7 @@ class Emulator {
     for (int i = 0; i < 256; ++i) {
       // A long burst must not hold back departures that are due (before a slot is taken:
       // delivering returns slots to the free list).
-      if (i > 0 && (i & 15) == 0) deliver_due(mono_ns());
+      if (i > 0 && (i & 15) == 0) deliver_due(io::monotonic_ns());
       if (free_.empty()) {  // out of buffers: the packet is lost in the emulator
         char sink[65536];
         if (read(fds_[d], sink, sizeof sink) <= 0) return;
@@ -188,7 +183,7 @@ class Emulator {
       std::uint8_t* buf = pool_ + std::size_t{slot} * slot_size_;
       const ssize_t n = read(fds_[d], buf, slot_size_);
       if (n <= 0) return;
-      const std::int64_t now = mono_ns();
+      const std::int64_t now = io::monotonic_ns();
 
       Direction& dir = dirs_[d];
       dir.set_params(sched_.at(now - start_, d == 0));
@@ -214,7 +209,7 @@ class Emulator {
       if (late > 1'000'000) ++late_over_1ms_;
       if (write(fds_[p.dir], pool_ + std::size_t{p.slot} * slot_size_, p.len) < 0) ++write_errors_;
       free_.push_back(p.slot);
-      now = mono_ns();
+      now = io::monotonic_ns();
     }
   }
 

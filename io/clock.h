@@ -1,0 +1,22 @@
+// Clocks, in nanoseconds. coarse_ns() is the cheap tick-resolution clock the packet path
+// stamps sessions with (and the control thread compares against); monotonic_ns() is the
+// precise one for RTT samples and emulation; realtime_ns() is wall-clock time for the
+// handshake timestamps.
+#pragma once
+
+#include <time.h>
+
+#include <cstdint>
+
+namespace triglav::io {
+
+inline std::int64_t clock_ns(clockid_t id) noexcept {
+  timespec ts;
+  clock_gettime(id, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+inline std::int64_t coarse_ns() noexcept { return clock_ns(CLOCK_MONOTONIC_COARSE); }
+inline std::int64_t monotonic_ns() noexcept { return clock_ns(CLOCK_MONOTONIC); }
+inline std::int64_t realtime_ns() noexcept { return clock_ns(CLOCK_REALTIME); }
+
+}  // namespace triglav::io
