@@ -43,6 +43,12 @@ void Prober::reschedule(Path& p, std::int64_t now_ns) {
   p.next_probe_ns = now_ns + (fast ? cfg_.fast_interval_ns : cfg_.interval_ns);
 }
 
+void Prober::note_state(Path& p, dp::HealthState before, std::int64_t now_ns) {
+  const dp::HealthState now = p.health.state();
+  if (now == dp::HealthState::Healthy && before != dp::HealthState::Healthy) p.healthy_since_ns = now_ns;
+  if (now != dp::HealthState::Healthy) p.healthy_since_ns = -1;
+}
+
 bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, std::uint64_t)>& send) {
   bool changed = false;
   for (auto& [idx, p] : paths_) {
@@ -52,6 +58,7 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
       p.stats.on_probe_result(false);
       p.health.on_failure();
       p.health.on_metrics(loss_for_health(p.stats), p.stats.has_rtt() ? p.stats.srtt_ms() : -1);
+      note_state(p, before, now_ns);
       changed |= p.health.state() != before;
       p.next_probe_ns = now_ns;  // a failure: probe again at once, then fast
     }
@@ -82,6 +89,7 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
   p.stats.on_probe_result(true);
   p.health.on_success();
   p.health.on_metrics(loss_for_health(p.stats), p.stats.srtt_ms());
+  note_state(p, before, now_ns);
   p.next_probe_ns = static_cast<std::int64_t>(body);
   reschedule(p, p.next_probe_ns);
   return p.health.state() != before;
@@ -93,6 +101,7 @@ bool Prober::on_link(const dp::Session* s, bool up) {
   const dp::HealthState before = it->second.health.state();
   if (up) it->second.health.on_link_up();
   else it->second.health.on_link_down();
+  note_state(it->second, before, monotonic_ns());
   return it->second.health.state() != before;
 }
 
@@ -111,6 +120,7 @@ dp::UplinkView Prober::view(const dp::Session* s) const {
   v.srtt_ms = p.stats.has_rtt() ? p.stats.srtt_ms() : -1;
   v.loss = p.stats.loss();
   v.throughput_bps = p.stats.throughput_bps();
+  v.healthy_since_ns = p.healthy_since_ns;
   return v;
 }
 

@@ -51,11 +51,13 @@ class Prober {
     bool outstanding = false;
     std::uint64_t sent_ns = 0;  // the body of the outstanding probe
     std::int64_t next_probe_ns = 0;
+    std::int64_t healthy_since_ns = -1;
     std::uint64_t last_bytes = 0;
     std::int64_t last_bytes_ns = 0;
   };
   std::int64_t timeout_ns(const Path& p) const;
   void reschedule(Path& p, std::int64_t now_ns);
+  static void note_state(Path& p, dp::HealthState before, std::int64_t now_ns);
 
   ProbeConfig cfg_;
   std::unordered_map<std::uint32_t, Path> paths_;  // by session receiver index

@@ -36,6 +36,7 @@ void Health::on_metrics(double loss, double srtt_ms) noexcept {
 void Health::on_link_down() noexcept { link_down_ = true; }
 
 void Health::on_link_up() noexcept {
+  if (!link_down_) return;  // the kernel repeats link messages; only a real return resets
   link_down_ = false;
   base_ = HealthState::Unknown;
   floor_ = HealthState::Unknown;

@@ -79,17 +79,20 @@ void Scheduler::update(std::span<const UplinkView> uplinks, std::int64_t now_ns)
   }
   // primary_backup: leave the primary as soon as it is unusable; return only after it
   // has been Healthy for the hysteresis time without interruption.
+  // The time it became Healthy comes from the prober when known (updates may be rare while
+  // no packets flow); otherwise from the first update that saw it Healthy.
   const std::size_t p = cfg_.primary;
   const HealthState ps = p < n_ ? up_[p].state : HealthState::Down;
+  std::int64_t since = -1;
   if (ps == HealthState::Healthy) {
     if (primary_healthy_since_ < 0) primary_healthy_since_ = now_ns;
+    since = up_[p].healthy_since_ns >= 0 ? up_[p].healthy_since_ns : primary_healthy_since_;
   } else {
     primary_healthy_since_ = -1;
   }
   if (!usable(ps)) {
     on_primary_ = false;
-  } else if (!on_primary_ && primary_healthy_since_ >= 0 &&
-             now_ns - primary_healthy_since_ >= cfg_.hysteresis_ns) {
+  } else if (!on_primary_ && since >= 0 && now_ns - since >= cfg_.hysteresis_ns) {
     on_primary_ = true;
   }
 }

@@ -53,6 +53,7 @@ struct UplinkView {
   double throughput_bps = 0;
   bool behind_nat = false;
   double weight = 1;    // weighted_round_robin
+  std::int64_t healthy_since_ns = -1;  // when it last became Healthy (-1: not Healthy, or not known)
 };
 
 struct AdaptiveWeights {

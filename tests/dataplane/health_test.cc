@@ -91,6 +91,8 @@ TEST(Health, LinkEventsOverrideProbes) {
   EXPECT_EQ(h.state(), HealthState::Unknown);
   h.on_success();
   EXPECT_EQ(h.state(), HealthState::Healthy);
+  h.on_link_up();  // a repeated "up" message for a link that never went down changes nothing
+  EXPECT_EQ(h.state(), HealthState::Healthy);
 }
 
 TEST(Health, Usability) {

@@ -147,6 +147,22 @@ TEST(Scheduler, PrimaryBackupWithHysteresis) {
   EXPECT_EQ(index_of(s.pick(1)), 0);
 }
 
+TEST(Scheduler, PrimaryBackupUsesTheProbersHealthySinceTime) {
+  SchedulerConfig c;
+  c.strategy = Strategy::PrimaryBackup;
+  c.hysteresis_ns = 3'000;
+  Scheduler s(c);
+  s.update(std::vector<UplinkView>{up(0, HealthState::Down, 50), up(1, H, 10)}, 0);
+  EXPECT_EQ(index_of(s.pick(1)), 1);
+  // No update while idle; the next one comes long after the primary became Healthy.
+  auto p = up(0, H, 50);
+  p.healthy_since_ns = 1'000;
+  s.update(std::vector<UplinkView>{p, up(1, H, 10)}, 3'500);
+  EXPECT_EQ(index_of(s.pick(1)), 1);  // 2.5 units of Healthy: not yet
+  s.update(std::vector<UplinkView>{p, up(1, H, 10)}, 4'000);
+  EXPECT_EQ(index_of(s.pick(1)), 0);
+}
+
 TEST(Scheduler, EcmpIsStableAndMovesOnlyTheFailedUplinksFlows) {
   std::vector<UplinkView> three{up(0, H, 10), up(1, H, 10), up(2, H, 10)};
   Scheduler s = make(Strategy::EcmpAware, three);

@@ -539,9 +539,9 @@ class Lab:
     def bonded(self, phase, server_args=(), client_args=()):
         """Server and client namespaces joined by two veth pairs, the client bonding both
         (-i A -i B); returns (ns_s, ns_c, (if_a, if_b), server, client) once both uplinks
-        have handshaken. phase (1-3) keeps names and subnets apart within one test."""
-        ns_s = self.netns("stu"[phase - 1])
-        ns_c = self.netns("cde"[phase - 1])
+        have handshaken. phase (1-4) keeps names and subnets apart within one test."""
+        ns_s = self.netns("stuv"[phase - 1])
+        ns_c = self.netns("cdef"[phase - 1])
         _, c_a, _, _ = self.veth(ns_s, ns_c, subnet=20 + 2 * phase)
         _, c_b, _, _ = self.veth(ns_s, ns_c, subnet=21 + 2 * phase)
         server, authkey = self.start_server(ns_s, *server_args, label=f"server{phase}")
