@@ -1,9 +1,14 @@
 #include "control/client.h"
 
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
+#include <functional>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -36,6 +41,8 @@ struct Uplink {
   unsigned attempt = 0;
   std::unique_ptr<dp::Session> session;
   int ifindex = 0;  // of the pinned interface (0: not pinned)
+  bool active = false;     // this uplink id is in use
+  bool discovered = false; // added by --auto-discover (and removed when its interface goes)
   dp::HealthState logged = dp::HealthState::Down;  // last state reported in the log
 };
 
@@ -44,10 +51,11 @@ class Client {
   // Probes measure each uplink and double as keepalives (NAT bindings stay open); an
   // uplink whose probes go unanswered until it is Down handshakes again.
   Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks)
-      : opt_(opt), rt_(rt), prober_(opt.probe), ups_(uplinks) {
+      : opt_(opt), rt_(rt), prober_(opt.probe) {
     group_.client_id = random_u64();
-    for (unsigned i = 0; i < ups_.size(); ++i) {
-      ups_[i].id = i;
+    for (unsigned i = 0; i < ups_.size(); ++i) ups_[i].id = i;
+    for (unsigned i = 0; i < uplinks; ++i) {
+      ups_[i].active = true;
       ups_[i].name = i < opt.interfaces.size() ? opt.interfaces[i] : "default";
       if (i < opt.interfaces.size()) ups_[i].ifindex = static_cast<int>(if_nametoindex(ups_[i].name.c_str()));
     }
@@ -56,7 +64,12 @@ class Client {
   int run() {
     rt_.start_workers();
     // An uplink whose interface goes down is Down at once, not after its probes time out.
-    if (!opt_.interfaces.empty()) rt_.watch_links([this](int ifindex, bool up) { on_link(ifindex, up); });
+    if (!opt_.interfaces.empty() || opt_.auto_discover)
+      rt_.watch_links([this](int ifindex, bool up) {
+        on_link(ifindex, up);
+        rescan_at_ = Clock::now();  // an interface changed: look again now
+      });
+    if (opt_.auto_discover) rescan();
     const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.handshake_timeout_ms);
     bool ever_up = false;
     for (;;) {
@@ -66,7 +79,8 @@ class Client {
       while (rt_.pop(m)) on_message(m);
       if (w.stop) break;
       const auto now = Clock::now();
-      for (Uplink& u : ups_) {
+      if (opt_.auto_discover && now >= rescan_at_) rescan();
+      for (Uplink& u : active_uplinks()) {
         ever_up |= u.session != nullptr;
         if (!u.session && now >= u.next_try) send_initiation(u, now);
       }
@@ -74,13 +88,20 @@ class Client {
       if (!ever_up && now >= deadline) fail();
     }
     rt_.stop_workers();
-    for (Uplink& u : ups_)
+    for (Uplink& u : active_uplinks())
       if (u.session) rt_.send_transport(*u.session, dp::PacketType::Close, u.session->peer_copy());
     log_counters();
     return 0;
   }
 
  private:
+  std::vector<std::reference_wrapper<Uplink>> active_uplinks() {
+    std::vector<std::reference_wrapper<Uplink>> v;
+    for (Uplink& u : ups_)
+      if (u.active) v.emplace_back(u);
+    return v;
+  }
+
   static std::uint64_t random_u64() {
     std::uint64_t v;
     crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
@@ -89,17 +110,21 @@ class Client {
 
   void log_counters() {
     std::string ups;
-    for (const Uplink& u : ups_) ups += " " + u.name + "=" + (u.session ? "up" : "down");
+    for (Uplink& u : active_uplinks()) ups += " " + u.name + "=" + (u.session ? "up" : "down");
     spdlog::info("uplinks:{} counters: {}", ups, rt_.totals().format());
   }
 
   void on_message(const dp::ControlMessage& m) {
+    if (m.kind == dp::ControlMessage::Kind::UplinkReleased) {
+      if (m.uplink < ups_.size() && !ups_[m.uplink].active) rt_.close_uplink(m.uplink);
+      return;
+    }
     if (m.kind == dp::ControlMessage::Kind::Pong) {
       if (m.len == 8 && prober_.on_pong(m.session_index, dp::load_le64(m.data.data()), monotonic_ns())) publish();
       return;
     }
     if (m.kind == dp::ControlMessage::Kind::Close) {
-      for (Uplink& u : ups_) {
+      for (Uplink& u : active_uplinks()) {
         if (u.session && u.session->local_index == m.session_index) {
           spdlog::warn("the server closed the session on uplink {} ({}); handshaking again", u.id, u.name);
           drop_session(u);
@@ -109,7 +134,7 @@ class Client {
     }
     dp::Header h;
     if (dp::decode_header({m.data.data(), m.len}, h) != dp::HeaderError::Ok) return;
-    for (Uplink& u : ups_) {
+    for (Uplink& u : active_uplinks()) {
       if (!u.hs || h.receiver != u.hs->sender_index()) continue;
       if (h.type == dp::PacketType::Error && m.len == dp::kErrorLen) {
         // Unauthenticated: remembered to explain a failure, nothing more.
@@ -138,7 +163,7 @@ class Client {
       dp::store_le64(b, body);
       rt_.send_transport(s, dp::PacketType::Ping, s.peer_copy(), b);
     });
-    for (Uplink& u : ups_) {
+    for (Uplink& u : active_uplinks()) {
       if (u.session && prober_.state(u.session.get()) == dp::HealthState::Down) {
         spdlog::warn("uplink {} ({}) is down: no answer from the server; handshaking again", u.id, u.name);
         drop_session(u);
@@ -150,7 +175,7 @@ class Client {
   }
 
   void on_link(int ifindex, bool up) {
-    for (Uplink& u : ups_) {
+    for (Uplink& u : active_uplinks()) {
       if (u.ifindex != ifindex) continue;
       if (up && !u.session) u.next_try = Clock::now();  // back: handshake without waiting
       if (u.session && prober_.on_link(u.session.get(), up)) {
@@ -161,7 +186,7 @@ class Client {
   }
 
   void log_health() {
-    for (Uplink& u : ups_) {
+    for (Uplink& u : active_uplinks()) {
       const dp::HealthState st = u.session ? prober_.state(u.session.get()) : dp::HealthState::Down;
       if (st == u.logged) continue;
       if (st == dp::HealthState::Unknown) {  // a new session: its first probe answer tells more
@@ -194,7 +219,82 @@ class Client {
     }
   }
 
+  // --auto-discover: every interface that is up with carrier and an IPv4 address, except
+  // loopback, point-to-point links (tunnels), TUN/TAP devices (ours and others) becomes an
+  // uplink; one that vanishes is removed, one that goes down or loses its address is Down.
+  void rescan() {
+    rescan_at_ = Clock::now() + std::chrono::seconds(1);
+    std::vector<std::string> names;
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) == 0) {
+      for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+        if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+        const unsigned f = i->ifa_flags;
+        if (!(f & IFF_UP) || !(f & IFF_RUNNING) || (f & IFF_LOOPBACK) || (f & IFF_POINTOPOINT)) continue;
+        const std::string n = i->ifa_name;
+        if (n == rt_.tun().name() || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
+        if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+      }
+      freeifaddrs(list);
+    }
+    for (Uplink& u : active_uplinks()) {
+      if (!u.discovered) continue;
+      const bool present = std::find(names.begin(), names.end(), u.name) != names.end();
+      const int idx = static_cast<int>(if_nametoindex(u.name.c_str()));
+      if (idx == 0 || idx != u.ifindex) {
+        remove_uplink(u);  // the interface went away (or is another one by now)
+      } else if (u.session && prober_.on_link(u.session.get(), present)) {
+        log_health();
+        publish();
+      }
+    }
+    for (const std::string& n : names) {
+      bool known = false;
+      for (Uplink& u : active_uplinks()) known |= u.name == n;
+      if (!known) add_uplink(n);
+    }
+  }
+
+  void add_uplink(const std::string& name) {
+    Uplink* free = nullptr;
+    for (Uplink& u : ups_)
+      if (!u.active && rt_.uplink(u.id).fd() < 0) {
+        free = &u;
+        break;
+      }
+    if (free == nullptr) return;  // all 16 ids in use
+    const bool v6 = opt_.endpoints.front().family() == AF_INET6;
+    const std::uint8_t any6[16] = {};
+    try {
+      rt_.add_uplink(free->id, io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0)
+                                                      : io::Endpoint::from_ipv4(0, 0), name));
+    } catch (const std::exception& e) {
+      spdlog::warn("cannot use {} as an uplink: {}", name, e.what());
+      return;
+    }
+    Uplink& u = *free;
+    u.active = true;
+    u.discovered = true;
+    u.name = name;
+    u.ifindex = static_cast<int>(if_nametoindex(name.c_str()));
+    u.attempt = 0;
+    u.hs.reset();
+    u.logged = dp::HealthState::Down;
+    u.next_try = Clock::now();
+    spdlog::info("uplink {} ({}) added", u.id, u.name);
+  }
+
+  void remove_uplink(Uplink& u) {
+    spdlog::info("uplink {} ({}) removed: the interface is gone", u.id, u.name);
+    drop_session(u);
+    u.active = false;
+    u.hs.reset();
+    rt_.release_uplink(u.id);  // the socket closes when the workers let go of it
+  }
+
   [[noreturn]] void fail() {
+    if (active_uplinks().empty())
+      throw std::runtime_error("no uplink: no interface is up with an IPv4 address (--auto-discover)");
     std::string where;
     for (const auto& e : opt_.endpoints) where += (where.empty() ? "" : ", ") + e.to_string();
     const std::string secs = std::to_string(opt_.handshake_timeout_ms / 1000.0).substr(0, 4);
@@ -215,6 +315,7 @@ class Client {
     s->local_index = u.hs->sender_index();
     s->remote_index = est.response.sender_index;
     s->uplink = static_cast<std::uint8_t>(u.id);
+    s->socket = static_cast<std::uint8_t>(u.id);
     s->group = &group_;
     s->tx_key = std::move(est.keys.send);
     s->rx_key = std::move(est.keys.recv);
@@ -246,7 +347,7 @@ class Client {
     auto snap = std::make_unique<dp::Snapshot>();
     std::array<dp::Session*, dp::kMaxUplinks> sessions{};
     std::array<dp::UplinkView, dp::kMaxUplinks> views{};
-    for (const Uplink& u : ups_) {
+    for (Uplink& u : active_uplinks()) {
       if (!u.session) continue;
       sessions[u.id] = u.session.get();
       views[u.id] = prober_.view(u.session.get());
@@ -265,9 +366,10 @@ class Client {
   Prober prober_;
   std::int64_t last_publish_ = 0;
   dp::Group group_;
-  std::vector<Uplink> ups_;
+  std::array<Uplink, dp::kMaxUplinks> ups_;  // by uplink id
   std::optional<dp::ErrorCode> last_error_;
   std::uint64_t version_ = 0;
+  Clock::time_point rescan_at_{};
 };
 
 }  // namespace
@@ -297,8 +399,10 @@ int run_client(const ClientOptions& opt) {
   const std::uint8_t any6[16] = {};
   const io::Endpoint any = v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0);
   // One socket per uplink, pinned to its interface so its packets really leave there.
+  if (opt.auto_discover && !opt.interfaces.empty())
+    throw std::runtime_error("use either -i or --auto-discover, not both");
   std::vector<io::UdpSocket> socks;
-  if (opt.interfaces.empty()) socks.push_back(io::UdpSocket::bind(any));
+  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(io::UdpSocket::bind(any));
   for (const auto& i : opt.interfaces) socks.push_back(io::UdpSocket::bind(any, i));
   const std::size_t n = socks.size();
   Runtime rt(std::move(socks), opt.tun);

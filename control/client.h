@@ -21,6 +21,7 @@ struct ClientOptions {
   int handshake_timeout_ms = 10'000;
   ProbeConfig probe;  // uplink probes, which are also the keepalives
   std::vector<std::string> interfaces;  // -i: one uplink per interface; none = one unbound uplink
+  bool auto_discover = false;           // uplinks follow the interfaces that are up
   std::vector<double> weights;          // per uplink, for weighted_round_robin
   dp::SchedulerConfig sched;
 };

@@ -41,6 +41,7 @@ struct Args {
   double handshake_timeout = 10;
   double probe_interval = 1;
   std::vector<std::string> interfaces;
+  bool auto_discover = false;
   std::string strategy = "adaptive";
   std::vector<double> weights;
   // both
@@ -146,6 +147,7 @@ int cmd_tun(const Args& a) {
   o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout * 1000);
   o.probe.interval_ns = static_cast<std::int64_t>(a.probe_interval * 1e9);
   o.interfaces = a.interfaces;
+  o.auto_discover = a.auto_discover;
   o.weights = a.weights;
   o.sched = scheduler_or_fail(a);
   if (!o.weights.empty() && o.weights.size() != std::max<std::size_t>(1, o.interfaces.size()))
@@ -212,6 +214,8 @@ int main(int argc, char** argv) {
 
   add_tun_options(tun, a, "10.0.85.2/24");
   tun->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; default: one uplink by the routing table)");
+  tun->add_flag("--auto-discover", a.auto_discover,
+                "use every interface that is up with an IPv4 address as an uplink, and follow them");
   add_strategy_option(tun, a);
   add_probe_option(tun, a);
   tun->add_option("--weights", a.weights, "per-uplink weights for weighted_round_robin, in -i order")

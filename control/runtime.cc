@@ -41,7 +41,9 @@ void block_signals() {
 }
 
 Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
-    : uplinks_(std::move(uplinks)), qsbr_(1), snapshots_(qsbr_) {
+    : qsbr_(1), snapshots_(qsbr_) {
+  if (uplinks.size() > dp::kMaxUplinks) throw std::runtime_error("too many uplinks");
+  for (std::size_t i = 0; i < uplinks.size(); ++i) uplinks_[i] = std::move(uplinks[i]);
   const sigset_t s = handled_signals();
   signal_fd_ = signalfd(-1, &s, SFD_NONBLOCK | SFD_CLOEXEC);
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -75,7 +77,7 @@ Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
   dp::WorkerConfig wc;
   wc.id = 0;
   wc.tun_fd = tun_->queue_fd(0);
-  for (const auto& u : uplinks_) wc.uplink_fds.push_back(u.fd());
+  for (const auto& u : uplinks_) wc.uplink_fds.push_back(u.fd());  // -1 where none
   wc.snapshots = &snapshots_;
   wc.qsbr = &qsbr_;
   wc.to_control = &queue_;
@@ -146,6 +148,16 @@ Runtime::Wake Runtime::wait(int timeout_ms) {
   return w;
 }
 
+void Runtime::add_uplink(unsigned id, io::UdpSocket s) {
+  const int fd = s.fd();
+  uplinks_[id] = std::move(s);
+  for (auto& w : workers_) w->command({static_cast<std::uint8_t>(id), fd});
+}
+
+void Runtime::release_uplink(unsigned id) {
+  for (auto& w : workers_) w->command({static_cast<std::uint8_t>(id), -1});
+}
+
 void Runtime::watch_links(std::function<void(int, bool)> cb) {
   links_ = std::make_unique<io::LinkMonitor>();
   on_link_ = std::move(cb);
@@ -172,8 +184,8 @@ bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endp
   dp::encode_header(h, pkt);
   if (!body.empty()) std::memcpy(pkt + dp::kHeaderLen, body.data(), body.size());
   crypto::seal_in_place(s.tx_key, h.counter, {pkt, dp::kHeaderLen}, pkt + dp::kHeaderLen, body.size());
-  const unsigned u = s.uplink < uplinks_.size() ? s.uplink : 0;
-  return uplinks_[u].send_to(pkt, dp::kHeaderLen + body.size() + dp::kTagLen, to);
+  if (s.socket >= uplinks_.size() || uplinks_[s.socket].fd() < 0) return false;
+  return uplinks_[s.socket].send_to(pkt, dp::kHeaderLen + body.size() + dp::kTagLen, to);
 }
 
 }  // namespace triglav::ctl

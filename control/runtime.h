@@ -8,6 +8,7 @@
 // Control thread only.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <span>
@@ -63,6 +64,12 @@ class Runtime {
   dp::SnapshotHolder& snapshots() noexcept { return snapshots_; }
   dp::Qsbr& qsbr() noexcept { return qsbr_; }
   const io::UdpSocket& uplink(unsigned i) const noexcept { return uplinks_[i]; }
+  // Uplinks added and removed at run time (auto-discovery). add_uplink hands the socket
+  // to the workers at once; release_uplink asks them to stop using it, and the socket is
+  // closed when the UplinkReleased answer arrives (close_uplink).
+  void add_uplink(unsigned id, io::UdpSocket s);
+  void release_uplink(unsigned id);
+  void close_uplink(unsigned id) { uplinks_[id] = io::UdpSocket(); }
   const io::TunDevice& tun() const noexcept { return *tun_; }
   dp::CounterTotals totals() const noexcept;
 
@@ -75,7 +82,7 @@ class Runtime {
  private:
   void arm(int fd, std::uint64_t tag);
 
-  std::vector<io::UdpSocket> uplinks_;
+  std::array<io::UdpSocket, dp::kMaxUplinks> uplinks_;  // by uplink id; fd -1 where none
   std::unique_ptr<io::TunDevice> tun_;
   std::unique_ptr<io::Netlink> nl_;
   std::vector<io::Ipv4Prefix> routes_;

@@ -41,7 +41,8 @@ struct Group;
 struct Session {
   std::uint32_t local_index = 0;   // receivers put this in packets to us
   std::uint32_t remote_index = 0;  // we put this in packets to the peer
-  std::uint8_t uplink = 0;
+  std::uint8_t uplink = 0;  // the client's uplink id (header field, slot in its Group)
+  std::uint8_t socket = 0;  // which of this side's sockets the session uses (client: = uplink)
   crypto::SecretKey tx_key;
   crypto::SecretKey rx_key;
   io::Endpoint peer;  // where packets go; follows the peer's authenticated source

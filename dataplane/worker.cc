@@ -38,7 +38,7 @@
 namespace triglav::dp {
 namespace {
 
-enum Op : std::uint64_t { kOpRecv = 1, kOpTunPoll, kOpStop, kOpTunWrite, kOpSend };
+enum Op : std::uint64_t { kOpRecv = 1, kOpTunPoll, kOpStop, kOpTunWrite, kOpSend, kOpCommand };
 constexpr int kOpShift = 56;
 constexpr std::uint64_t ud(Op op, std::uint64_t idx) { return std::uint64_t{op} << kOpShift | idx; }
 
@@ -52,23 +52,29 @@ constexpr std::size_t kPayloadOffset = kHeaderLen + kSeqLen;
 
 class Worker::Loop {
  public:
-  Loop(const WorkerConfig& cfg, Counters& counters, int stop_fd)
+  Loop(const WorkerConfig& cfg, Counters& counters, int stop_fd, int cmd_fd, CommandQueue& commands)
       : cfg_(cfg),
         c_(counters),
         stop_fd_(stop_fd),
+        cmd_fd_(cmd_fd),
+        commands_(commands),
         ring_(kRingEntries),
         rx_(ring_, 0, kRxBuffers, cfg.max_packet + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage)),
         tx_mem_(std::size_t{kTxSlots} * cfg.max_packet),
         slots_(kTxSlots),
-        rearm_(cfg.uplink_fds.size(), false) {
+        rearm_(kMaxUplinks, false) {
+    fds_.fill(-1);
+    for (std::size_t i = 0; i < cfg.uplink_fds.size() && i < kMaxUplinks; ++i) fds_[i] = cfg.uplink_fds[i];
     recv_msg_.msg_namelen = sizeof(sockaddr_storage);
     for (unsigned i = 0; i < kTxSlots; ++i) free_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
   }
 
   void run() noexcept {
-    for (unsigned u = 0; u < cfg_.uplink_fds.size(); ++u) arm_recv(u);
+    for (unsigned u = 0; u < kMaxUplinks; ++u)
+      if (fds_[u] >= 0) arm_recv(u);
     arm_poll(cfg_.tun_fd, kOpTunPoll);
     arm_poll(stop_fd_, kOpStop);
+    arm_poll(cmd_fd_, kOpCommand);
     Qsbr& q = *cfg_.qsbr;
     q.online(cfg_.id);
     while (running_) {
@@ -87,6 +93,7 @@ class Worker::Loop {
       if (tun_ready_ && !free_.empty()) tx_batch();
       rx_.flush();
       for (unsigned u = 0; u < rearm_.size(); ++u) {
+        if (rearm_[u] && fds_[u] < 0) rearm_[u] = false;  // the uplink went away
         if (rearm_[u] && (recycled_ > 0 || tun_writes_ == 0)) {
           rearm_[u] = false;
           arm_recv(u);
@@ -130,7 +137,7 @@ class Worker::Loop {
 
   void arm_recv(unsigned uplink) noexcept {
     io_uring_sqe* s = ring_.sqe();
-    io_uring_prep_recvmsg_multishot(s, cfg_.uplink_fds[uplink], &recv_msg_, 0);
+    io_uring_prep_recvmsg_multishot(s, fds_[uplink], &recv_msg_, 0);
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = rx_.group();
     io_uring_sqe_set_data64(s, ud(kOpRecv, uplink));
@@ -170,6 +177,10 @@ class Worker::Loop {
       case kOpStop:
         running_ = false;
         break;
+      case kOpCommand:
+        run_commands();
+        if (!more) arm_poll(cmd_fd_, kOpCommand);
+        break;
       case kOpTunWrite:
         --tun_writes_;
         if (cqe->res < 0) c_.add(Counter::TunWriteErrors);
@@ -180,6 +191,31 @@ class Worker::Loop {
         if (cqe->res < 0) c_.add(Counter::UdpSendErrors);
         free_.push_back(static_cast<std::uint16_t>(idx));
         break;
+    }
+  }
+
+  // Uplinks come and go at run time (auto-discovery). A removed uplink's receive is
+  // cancelled and the control thread told, so it closes the socket only once this ring
+  // no longer submits anything on it.
+  void run_commands() noexcept {
+    std::uint64_t v;
+    [[maybe_unused]] auto r = read(cmd_fd_, &v, sizeof v);
+    UplinkCommand c;
+    while (commands_.pop(c)) {
+      if (c.id >= kMaxUplinks) continue;
+      if (c.fd >= 0) {
+        fds_[c.id] = c.fd;
+        arm_recv(c.id);
+        continue;
+      }
+      if (fds_[c.id] >= 0) {
+        io_uring_sqe* s = ring_.sqe();
+        io_uring_prep_cancel64(s, ud(kOpRecv, c.id), 0);
+        io_uring_sqe_set_data64(s, 0);
+        fds_[c.id] = -1;
+      }
+      io_uring_submit(ring_.get());
+      hand_to_control(ControlMessage::Kind::UplinkReleased, c.id, 0, nullptr, 0, nullptr, 0);
     }
   }
 
@@ -305,7 +341,7 @@ class Worker::Loop {
     m.uplink = static_cast<std::uint8_t>(uplink);
     m.session_index = index;
     m.len = static_cast<std::uint16_t>(len);
-    m.from = io::Endpoint::from_sockaddr(from, from_len);
+    if (from != nullptr) m.from = io::Endpoint::from_sockaddr(from, from_len);
     if (len > 0) std::memcpy(m.data.data(), pkt, len);
     if (!cfg_.to_control->push(m)) {
       c_.add(Counter::DropQueueFull);
@@ -364,7 +400,7 @@ class Worker::Loop {
       const unsigned id = static_cast<unsigned>(std::countr_zero(m));
       m &= m - 1;
       Session* s = r.uplinks[id];
-      if (s == nullptr || s->peer.len == 0) continue;
+      if (s == nullptr || s->peer.len == 0 || fds_[s->socket] < 0) continue;
       std::uint8_t* b = tx_mem_.data() + std::size_t{cur} * cfg_.max_packet;
       std::uint16_t next = 0;
       const bool more = m != 0 && !free_.empty();
@@ -393,7 +429,7 @@ class Worker::Loop {
 
   // A Ping's body comes back unchanged in the Pong (the prober matches and times it).
   void send_pong(Session* s, const std::uint8_t* body, std::size_t n) noexcept {
-    if (free_.empty() || n > cfg_.max_packet - kHeaderLen - kTagLen) {
+    if (free_.empty() || n > cfg_.max_packet - kHeaderLen - kTagLen || fds_[s->socket] < 0) {
       c_.add(Counter::DropQueueFull);
       return;
     }
@@ -426,14 +462,16 @@ class Worker::Loop {
     t.msg.msg_iov = &t.iov;
     t.msg.msg_iovlen = 1;
     io_uring_sqe* sqe = ring_.sqe();
-    io_uring_prep_sendmsg(sqe, cfg_.uplink_fds[s->uplink < cfg_.uplink_fds.size() ? s->uplink : 0],
-                          &t.msg, 0);
+    io_uring_prep_sendmsg(sqe, fds_[s->socket], &t.msg, 0);
     io_uring_sqe_set_data64(sqe, ud(kOpSend, slot));
   }
 
   const WorkerConfig& cfg_;
   Counters& c_;
   int stop_fd_;
+  int cmd_fd_;
+  CommandQueue& commands_;
+  std::array<int, kMaxUplinks> fds_{};  // uplink id -> socket (-1: none)
   io::Ring ring_;
   io::BufRing rx_;
   msghdr recv_msg_{};
@@ -453,12 +491,21 @@ class Worker::Loop {
 Worker::Worker(WorkerConfig cfg) : cfg_(std::move(cfg)) {
   if (cfg_.id >= kMaxWorkers) throw std::runtime_error("too many workers");
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) throw std::runtime_error("eventfd: " + std::string(std::strerror(errno)));
+  cmd_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0 || cmd_fd_ < 0) throw std::runtime_error("eventfd: " + std::string(std::strerror(errno)));
 }
 
 Worker::~Worker() {
   stop();
   close(stop_fd_);
+  close(cmd_fd_);
+}
+
+bool Worker::command(const UplinkCommand& c) noexcept {
+  if (!commands_.push(c)) return false;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto r = write(cmd_fd_, &one, sizeof one);
+  return true;
 }
 
 void Worker::start() {
@@ -482,7 +529,7 @@ void Worker::stop() noexcept {
 void Worker::run(std::promise<std::string> started) noexcept {
   std::unique_ptr<Loop> loop;
   try {
-    loop = std::make_unique<Loop>(cfg_, counters_, stop_fd_);
+    loop = std::make_unique<Loop>(cfg_, counters_, stop_fd_, cmd_fd_, commands_);
   } catch (const std::exception& e) {
     started.set_value(std::string("worker ") + std::to_string(cfg_.id) + ": " + e.what());
     return;

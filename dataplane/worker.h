@@ -21,7 +21,8 @@ namespace triglav::dp {
 // What a worker hands to the control thread: a handshake or error packet as received,
 // or, for a session, an authenticated Close or the body of a Pong (a probe answer).
 struct ControlMessage {
-  enum class Kind : std::uint8_t { Packet, Close, Pong } kind = Kind::Packet;
+  // UplinkReleased: the worker no longer uses uplink `uplink`'s socket (it may be closed).
+  enum class Kind : std::uint8_t { Packet, Close, Pong, UplinkReleased } kind = Kind::Packet;
   std::uint8_t uplink = 0;
   std::uint16_t len = 0;
   std::uint32_t session_index = 0;
@@ -30,10 +31,18 @@ struct ControlMessage {
 };
 using ControlQueue = io::SpscRing<ControlMessage, 256>;
 
+// From the control thread: start using `fd` as uplink `id`'s socket, or (fd = -1) stop
+// using that uplink's socket and answer with UplinkReleased.
+struct UplinkCommand {
+  std::uint8_t id = 0;
+  int fd = -1;
+};
+using CommandQueue = io::SpscRing<UplinkCommand, 64>;
+
 struct WorkerConfig {
   unsigned id = 0;
   int tun_fd = -1;
-  std::vector<int> uplink_fds;  // index = uplink id
+  std::vector<int> uplink_fds;  // index = uplink id (-1: none); more come by command
   std::size_t max_packet = 2048;
   const SnapshotHolder* snapshots = nullptr;
   Qsbr* qsbr = nullptr;
@@ -56,6 +65,10 @@ class Worker {
 
   const Counters& counters() const noexcept { return counters_; }
 
+  // Control thread: hands the worker an uplink command (see UplinkCommand). False if
+  // the command queue is full.
+  bool command(const UplinkCommand& c) noexcept;
+
  private:
   class Loop;
   void run(std::promise<std::string> started) noexcept;
@@ -63,6 +76,8 @@ class Worker {
   WorkerConfig cfg_;
   Counters counters_;
   int stop_fd_ = -1;
+  int cmd_fd_ = -1;
+  CommandQueue commands_;
   std::thread thread_;
 };
 

@@ -1,0 +1,63 @@
+#!/usr/bin/python3
+"""--auto-discover: the client uses every interface that is up with an IPv4 address (not
+loopback, not its own TUN) as an uplink, picks up an interface created while it runs
+within 2 s, and drops one that is deleted, while traffic carries on.
+
+usage: test_autodiscover.py /path/to/triglav; root; exit 0/1/77
+"""
+import os
+import re
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tglib  # noqa: E402
+from tglib import SERVER_TUN_IP, check, run  # noqa: E402
+
+
+def body(lab, checks):
+    ns_s = lab.netns("s")
+    ns_c = lab.netns("c")
+    _, c_a, _, _ = lab.veth(ns_s, ns_c, subnet=31)
+    server, authkey = lab.start_server(ns_s)
+    client = lab.start("client", [lab.binary, "tun", authkey, "--auto-discover"], ns_c)
+    client.wait_for(rf"uplink 0 \({c_a}\) added", timeout=5)
+    client.wait_for(r"handshake complete .* on uplink 0 ", timeout=10)
+    log = client.stderr()
+    check(not re.search(r"\((lo|tg0)\) added", log), f"loopback or the TUN became an uplink:\n{log}")
+    checks.append(f"started with one interface: uplink 0 ({c_a}); lo and tg0 ignored")
+
+    offset = client.stderr_size()
+    t0 = time.monotonic()
+    _, c_b, _, _ = lab.veth(ns_s, ns_c, subnet=32)
+    client.wait_for(rf"uplink 1 \({c_b}\) added", timeout=5, after=offset)
+    added = time.monotonic() - t0
+    client.wait_for(r"handshake complete .* on uplink 1 ", timeout=10, after=offset)
+    up = time.monotonic() - t0
+    check(added <= 2.0, f"new interface {c_b} became an uplink after {added:.2f} s (target 2 s)")
+    server.wait_for(r"session up: client 10.0.85.2 .*uplink 1,", timeout=5)
+    checks.append(f"interface {c_b} created at run time: uplink after {added * 1000:.0f} ms, "
+                  f"handshake done after {up * 1000:.0f} ms")
+
+    offset = client.stderr_size()
+    run(["ip", "-n", ns_c, "link", "del", c_b])
+    client.wait_for(rf"uplink 1 \({c_b}\) removed", timeout=5, after=offset)
+    tx, rx, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=10, interval=0.02)
+    check(rx == 10, f"ping after the second uplink went away: {rx}/{tx}\n{out}")
+    checks.append(f"interface {c_b} deleted: uplink removed, traffic goes on ({rx}/{tx} pings)")
+
+    # Recreated under the same name: a new uplink again.
+    offset = client.stderr_size()
+    lab.veth(ns_s, ns_c, subnet=33)
+    client.wait_for(r"uplink \d+ \(\S+\) added", timeout=5, after=offset)
+    client.wait_for(r"handshake complete .* on uplink 1 ", timeout=10, after=offset)
+    checks.append("a new interface afterwards is picked up again")
+    for p in (client, server):
+        rc, _ = p.stop(signal.SIGTERM, timeout=5)
+        check(rc == 0, f"{p.label} exited {rc}\n{p.describe()}")
+
+
+if __name__ == "__main__":
+    tglib.main("autodiscover", body, "uplinks follow the client's interfaces")
