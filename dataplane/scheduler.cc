@@ -47,10 +47,16 @@ void Scheduler::update(std::span<const UplinkView> uplinks, std::int64_t now_ns)
   n_ = std::min<std::size_t>(uplinks.size(), kMaxUplinks);
   usable_ = 0;
   double max_rtt = 0, max_loss = 0, max_bw = 0;
+  for (std::size_t i = 0; i < n_; ++i) up_[i] = uplinks[i];
+  for (std::size_t i = 0; i < n_; ++i)
+    if (usable(up_[i].state)) usable_ |= bit(i);
+  // Last resort: when every uplink is Unhealthy or Down, the Unhealthy ones still carry
+  // some traffic (often they are only slow or lossy); dropping everything would not.
+  if (usable_ == 0)
+    for (std::size_t i = 0; i < n_; ++i)
+      if (up_[i].state == HealthState::Unhealthy) usable_ |= bit(i);
   for (std::size_t i = 0; i < n_; ++i) {
-    up_[i] = uplinks[i];
-    if (!usable(up_[i].state)) continue;
-    usable_ |= bit(i);
+    if (!(usable_ & bit(i))) continue;
     max_rtt = std::max(max_rtt, up_[i].srtt_ms);
     max_loss = std::max(max_loss, up_[i].loss);
     max_bw = std::max(max_bw, up_[i].throughput_bps);

@@ -14,6 +14,9 @@
 //   ecmp_aware              rendezvous hash of the flow: stable like an ECMP router, and
 //                           only the flows of an uplink that goes away move
 //
+// Flows use Unknown, Healthy and Degraded uplinks; only when none is left do they fall
+// back to Unhealthy ones (never to Down ones).
+//
 // One Scheduler per worker; update() with each new uplink snapshot, pick() per new flow.
 // Pure and single-threaded; no allocation in pick().
 #pragma once

@@ -55,8 +55,18 @@ TEST(Strategy, NamesRoundTrip) {
 
 TEST(Scheduler, NothingUsableMeansNoUplink) {
   for (auto st : {Strategy::Adaptive, Strategy::Redundant, Strategy::PrimaryBackup, Strategy::EcmpAware}) {
-    Scheduler s = make(st, {up(0, HealthState::Down, 10), up(1, HealthState::Unhealthy, 10)});
+    Scheduler s = make(st, {up(0, HealthState::Down, 10), up(1, HealthState::Down, 10)});
     EXPECT_EQ(s.pick(42), 0u) << strategy_name(st);
+  }
+}
+
+TEST(Scheduler, UnhealthyUplinksAreTheLastResort) {
+  for (auto st : {Strategy::Adaptive, Strategy::LowestLatency, Strategy::Redundant, Strategy::PrimaryBackup,
+                  Strategy::EcmpAware, Strategy::WeightedRoundRobin}) {
+    Scheduler s = make(st, {up(0, HealthState::Down, 10), up(1, HealthState::Unhealthy, 900)});
+    EXPECT_EQ(s.pick(42), 0b10u) << strategy_name(st);  // slow beats nothing; Down never
+    Scheduler t = make(st, {up(0, HealthState::Degraded, 10), up(1, HealthState::Unhealthy, 10)});
+    EXPECT_EQ(t.pick(42), 0b01u) << strategy_name(st);  // while something usable is left, not at all
   }
 }
 
