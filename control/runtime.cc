@@ -12,7 +12,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "crypto/aead.h"
 #include "io/netlink.h"
 #include "io/ring.h"
 #include "io/tun_device.h"
@@ -173,19 +172,10 @@ dp::CounterTotals Runtime::totals() const noexcept {
 bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
                              std::span<const std::uint8_t> body) {
   std::uint8_t pkt[dp::kHeaderLen + 64 + dp::kTagLen];
-  if (body.size() > 64) return false;
-  dp::Header h;
-  h.type = type;
-  h.flags = dp::flag::kEncrypted;
-  h.uplink = s.uplink;
-  h.receiver = s.remote_index;
-  auto& st = s.tx[dp::kControlSender];
-  h.counter = std::uint64_t{dp::kControlSender} << dp::kSenderShift | (st.next_counter++ & dp::kCounterMask);
-  dp::encode_header(h, pkt);
+  if (body.size() > 64 || s.socket >= uplinks_.size() || uplinks_[s.socket].fd() < 0) return false;
   if (!body.empty()) std::memcpy(pkt + dp::kHeaderLen, body.data(), body.size());
-  crypto::seal_in_place(s.tx_key, h.counter, {pkt, dp::kHeaderLen}, pkt + dp::kHeaderLen, body.size());
-  if (s.socket >= uplinks_.size() || uplinks_[s.socket].fd() < 0) return false;
-  return uplinks_[s.socket].send_to(pkt, dp::kHeaderLen + body.size() + dp::kTagLen, to);
+  const std::size_t len = dp::seal_transport(s, dp::kControlSender, type, pkt, body.size());
+  return uplinks_[s.socket].send_to(pkt, len, to);
 }
 
 }  // namespace triglav::ctl

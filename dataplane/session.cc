@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "crypto/aead.h"
+
 namespace triglav::dp {
 
 void Qsbr::retire(std::function<void()> what) {
@@ -28,6 +30,19 @@ std::size_t Qsbr::reclaim() {
 void Qsbr::drain() {
   for (auto& r : retired_) r.second();
   retired_.clear();
+}
+
+std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
+                           std::size_t body) noexcept {
+  Header h;
+  h.type = type;
+  h.flags = flag::kEncrypted;
+  h.uplink = s.uplink;
+  h.receiver = s.remote_index;
+  h.counter = std::uint64_t{sender} << kSenderShift | (s.tx[sender].next_counter++ & kCounterMask);
+  encode_header(h, buf);
+  crypto::seal_in_place(s.tx_key, h.counter, {buf, kHeaderLen}, buf + kHeaderLen, body);
+  return kHeaderLen + body + kTagLen;
 }
 
 std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMaxUplinks>& uplinks,

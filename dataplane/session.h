@@ -113,6 +113,13 @@ struct Snapshot {
   }
 };
 
+// Seals a transport packet in place for the session's peer: writes the header (type,
+// ENCRYPTED, uplink, the peer's receiver index, the next counter of `sender`) into
+// buf[0, 16) and encrypts buf[16, 16 + body) with the tag after it. Only the thread that
+// owns tx[sender] may call it. Returns the datagram's length.
+std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
+                           std::size_t body) noexcept;
+
 // Builds the GroupRoute of a group from its sessions by uplink id; `views` gives the
 // measurements (state Down where there is no session).
 std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMaxUplinks>& uplinks,

@@ -444,19 +444,10 @@ class Worker::Loop {
   // with this worker's counter and queues the send; the slot is freed on completion.
   void emit(Session* s, PacketType type, std::uint16_t slot, std::uint8_t* buf,
             std::size_t body) noexcept {
-    SenderState& st = s->tx[cfg_.id];
-    Header h;
-    h.type = type;
-    h.flags = flag::kEncrypted;
-    h.uplink = s->uplink;
-    h.receiver = s->remote_index;
-    h.counter = std::uint64_t{cfg_.id} << kSenderShift | (st.next_counter++ & kCounterMask);
-    encode_header(h, buf);
-    crypto::seal_in_place(s->tx_key, h.counter, {buf, kHeaderLen}, buf + kHeaderLen, body);
     TxSlot& t = slots_[slot];
     t.to = s->peer;
     t.iov.iov_base = buf;
-    t.iov.iov_len = kHeaderLen + body + kTagLen;
+    t.iov.iov_len = seal_transport(*s, cfg_.id, type, buf, body);
     t.msg.msg_name = &t.to.addr;
     t.msg.msg_namelen = t.to.len;
     t.msg.msg_iov = &t.iov;
