@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <functional>
+#include <ranges>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -61,6 +62,11 @@ class Client {
     }
   }
 
+  // The uplink ids in use, without copying anything.
+  auto active_uplinks() {
+    return ups_ | std::views::filter([](const Uplink& u) { return u.active; });
+  }
+
   int run() {
     rt_.start_workers();
     // An uplink whose interface goes down is Down at once, not after its probes time out.
@@ -95,13 +101,6 @@ class Client {
   }
 
  private:
-  std::vector<std::reference_wrapper<Uplink>> active_uplinks() {
-    std::vector<std::reference_wrapper<Uplink>> v;
-    for (Uplink& u : ups_)
-      if (u.active) v.emplace_back(u);
-    return v;
-  }
-
   static std::uint64_t random_u64() {
     std::uint64_t v;
     crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
