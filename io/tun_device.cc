@@ -11,12 +11,22 @@
 #include <stdexcept>
 
 namespace triglav::io {
+namespace {
+constexpr int kLingerWaitMs = 2000;
+constexpr int kPollMs = 20;
+}  // namespace
 
 TunDevice TunDevice::create(const std::string& name, int queues) {
   if (name.empty() || name.size() >= IFNAMSIZ)
     throw std::runtime_error("TUN name '" + name + "' must be 1-15 characters");
-  if (if_nametoindex(name.c_str()) != 0)
-    throw std::runtime_error("network interface " + name + " already exists");
+  // A TUN of a process that was just killed lingers until the kernel has released its
+  // queue fds (io_uring drops its file references asynchronously), so an immediate
+  // restart would collide with it. Give such a device a moment to disappear.
+  for (int waited_ms = 0; if_nametoindex(name.c_str()) != 0; waited_ms += kPollMs) {
+    if (waited_ms >= kLingerWaitMs)
+      throw std::runtime_error("network interface " + name + " already exists");
+    usleep(kPollMs * 1000);
+  }
   TunDevice t;
   t.name_ = name;
   for (int q = 0; q < queues; ++q) {

@@ -12,7 +12,7 @@ namespace triglav::io {
 class TunDevice {
  public:
   // Creates the interface with `queues` non-blocking queue fds. Refuses a name that
-  // already exists. Throws std::runtime_error with a one-line reason.
+  // still exists after 2 s (a killed predecessor's device is given that long to go). Throws std::runtime_error with a one-line reason.
   static TunDevice create(const std::string& name, int queues);
   TunDevice() = default;
   ~TunDevice();
