@@ -40,6 +40,7 @@ struct Args {
   std::vector<std::string> routes;
   double handshake_timeout = 10;
   double probe_interval = 1;
+  double busy_probe_interval = 0.25;
   std::vector<std::string> interfaces;
   bool auto_discover = false;
   std::string strategy = "adaptive";
@@ -131,6 +132,7 @@ int cmd_server(const Args& a) {
   o.idle_timeout_s = a.idle_timeout;
   o.sched = scheduler_or_fail(a);
   o.probe.interval_ns = static_cast<std::int64_t>(a.probe_interval * 1e9);
+  o.probe.busy_interval_ns = static_cast<std::int64_t>(a.busy_probe_interval * 1e9);
   return ctl::run_server(o);
 }
 
@@ -146,6 +148,7 @@ int cmd_tun(const Args& a) {
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout * 1000);
   o.probe.interval_ns = static_cast<std::int64_t>(a.probe_interval * 1e9);
+  o.probe.busy_interval_ns = static_cast<std::int64_t>(a.busy_probe_interval * 1e9);
   o.interfaces = a.interfaces;
   o.auto_discover = a.auto_discover;
   o.weights = a.weights;
@@ -165,8 +168,13 @@ void add_strategy_option(CLI::App* c, Args& a) {
 
 void add_probe_option(CLI::App* c, Args& a) {
   c->add_option("--probe-interval", a.probe_interval,
-                "seconds between probes of each uplink (faster while one fails); probes are also keepalives")
+                "seconds between probes of an idle uplink (every 50 ms while one fails); probes are also "
+                "keepalives")
       ->capture_default_str()->check(CLI::Range(0.05, 60.0));
+  c->add_option("--busy-probe-interval", a.busy_probe_interval,
+                "seconds between probes of an uplink that carries data, so that a path dying under "
+                "traffic is noticed quickly (at most --probe-interval)")
+      ->capture_default_str()->check(CLI::Range(0.02, 60.0));
 }
 
 void add_tun_options(CLI::App* c, Args& a, const char* default_ipv4) {

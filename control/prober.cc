@@ -27,7 +27,7 @@ void Prober::add(dp::Session* s, std::int64_t now_ns) {
   // Probe soon (the first answer makes the uplink Healthy), but not before the peer can
   // have installed the session the handshake response creates.
   p.next_probe_ns = now_ns + kFirstProbeDelayNs;
-  p.last_bytes = tx_bytes(*s);
+  p.last_bytes = p.probe_bytes = tx_bytes(*s);
   p.last_bytes_ns = now_ns;
   paths_[s->local_index] = p;
 }
@@ -39,8 +39,10 @@ std::int64_t Prober::timeout_ns(const Path& p) const {
 }
 
 void Prober::reschedule(Path& p, std::int64_t now_ns) {
-  const bool fast = p.health.state() != dp::HealthState::Healthy;
-  p.next_probe_ns = now_ns + (fast ? cfg_.fast_interval_ns : cfg_.interval_ns);
+  std::int64_t wait = cfg_.interval_ns;
+  if (p.health.state() != dp::HealthState::Healthy) wait = cfg_.fast_interval_ns;
+  else if (p.busy) wait = std::min(cfg_.busy_interval_ns, cfg_.interval_ns);
+  p.next_probe_ns = now_ns + wait;
 }
 
 void Prober::note_state(Path& p, dp::HealthState before, std::int64_t now_ns) {
@@ -65,6 +67,9 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
     if (!p.outstanding && now_ns >= p.next_probe_ns) {
       p.outstanding = true;
       p.sent_ns = static_cast<std::uint64_t>(now_ns);
+      const std::uint64_t b = tx_bytes(*p.session);
+      p.busy = b != p.probe_bytes;
+      p.probe_bytes = b;
       reschedule(p, now_ns);
       send(*p.session, p.sent_ns);
     }

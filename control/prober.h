@@ -1,6 +1,7 @@
 // Probing the uplink sessions (control thread, client and server alike): a Ping per
-// session every probe interval, faster (every fast interval) while the last probe failed
-// or the uplink is not Healthy; the Pong's echoed send time gives an RTT sample. A probe
+// session every probe interval, every busy interval while the uplink carries data (so a
+// path that dies under traffic is noticed quickly), and every fast interval while the
+// last probe failed or the uplink is not Healthy; the Pong's echoed send time gives an RTT sample. A probe
 // not answered within max(RTO, min timeout) is a failure. PathStats and Health turn the
 // outcomes into the UplinkView the schedulers read; silence long enough to reach Down
 // tells the client to handshake that uplink again.
@@ -20,6 +21,7 @@ namespace triglav::ctl {
 
 struct ProbeConfig {
   std::int64_t interval_ns = 1'000'000'000;
+  std::int64_t busy_interval_ns = 250'000'000;  // capped at interval_ns
   std::int64_t fast_interval_ns = 50'000'000;
   double min_timeout_ms = 100;
 };
@@ -53,6 +55,8 @@ class Prober {
     std::int64_t next_probe_ns = 0;
     std::int64_t healthy_since_ns = -1;
     std::uint64_t last_bytes = 0;
+    std::uint64_t probe_bytes = 0;  // Data bytes sent when the last probe went out
+    bool busy = false;              // Data was sent between the last two probes
     std::int64_t last_bytes_ns = 0;
   };
   std::int64_t timeout_ns(const Path& p) const;

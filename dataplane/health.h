@@ -15,7 +15,8 @@ enum class HealthState : std::uint8_t { Unknown, Healthy, Degraded, Unhealthy, D
 
 const char* health_name(HealthState s) noexcept;
 
-// Usable for new and existing flows: everything but Unhealthy and Down.
+// Carries flows in normal operation: everything but Unhealthy and Down. (The scheduler
+// prefers Healthy and Unknown uplinks to Degraded ones: dataplane/scheduler.h.)
 constexpr bool usable(HealthState s) noexcept {
   return s == HealthState::Unknown || s == HealthState::Healthy || s == HealthState::Degraded;
 }

@@ -48,13 +48,19 @@ void Scheduler::update(std::span<const UplinkView> uplinks, std::int64_t now_ns)
   usable_ = 0;
   double max_rtt = 0, max_loss = 0, max_bw = 0;
   for (std::size_t i = 0; i < n_; ++i) up_[i] = uplinks[i];
-  for (std::size_t i = 0; i < n_; ++i)
-    if (usable(up_[i].state)) usable_ |= bit(i);
-  // Last resort: when every uplink is Unhealthy or Down, the Unhealthy ones still carry
-  // some traffic (often they are only slow or lossy); dropping everything would not.
-  if (usable_ == 0)
+  // Tiers: Healthy and Unknown uplinks; Degraded ones only when no such uplink is left
+  // (except for redundant, where a copy on a lossy uplink still helps), so that flows
+  // leave an uplink after its third failed probe rather than its sixth. Last resort:
+  // when every uplink is Unhealthy or Down, the Unhealthy ones still carry some traffic
+  // (often they are only slow or lossy); dropping everything would not.
+  const auto tier = [&](auto in_tier) {
     for (std::size_t i = 0; i < n_; ++i)
-      if (up_[i].state == HealthState::Unhealthy) usable_ |= bit(i);
+      if (in_tier(up_[i].state)) usable_ |= bit(i);
+  };
+  tier([](HealthState s) { return s == HealthState::Healthy || s == HealthState::Unknown; });
+  if (usable_ == 0 || cfg_.strategy == Strategy::Redundant)
+    tier([](HealthState s) { return s == HealthState::Degraded; });
+  if (usable_ == 0) tier([](HealthState s) { return s == HealthState::Unhealthy; });
   for (std::size_t i = 0; i < n_; ++i) {
     if (!(usable_ & bit(i))) continue;
     max_rtt = std::max(max_rtt, up_[i].srtt_ms);
@@ -96,7 +102,7 @@ void Scheduler::update(std::span<const UplinkView> uplinks, std::int64_t now_ns)
   } else {
     primary_healthy_since_ = -1;
   }
-  if (!usable(ps)) {
+  if (p >= n_ || !(usable_ & bit(p))) {  // Down, or a lower tier than some backup
     on_primary_ = false;
   } else if (!on_primary_ && since >= 0 && now_ns - since >= cfg_.hysteresis_ns) {
     on_primary_ = true;

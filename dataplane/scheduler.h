@@ -14,8 +14,9 @@
 //   ecmp_aware              rendezvous hash of the flow: stable like an ECMP router, and
 //                           only the flows of an uplink that goes away move
 //
-// Flows use Unknown, Healthy and Degraded uplinks; only when none is left do they fall
-// back to Unhealthy ones (never to Down ones).
+// Flows use Healthy and Unknown uplinks; Degraded ones only when none of those is left
+// (redundant sends copies on Degraded ones too); Unhealthy ones only when nothing else is
+// left; Down ones never. A flow leaves its uplink when it drops out of the usable tier.
 //
 // One Scheduler per worker; update() with each new uplink snapshot, pick() per new flow.
 // Pure and single-threaded; no allocation in pick().

@@ -70,6 +70,20 @@ TEST(Scheduler, UnhealthyUplinksAreTheLastResort) {
   }
 }
 
+TEST(Scheduler, DegradedUplinksOnlyWhenNothingBetter) {
+  for (int i = 0; i <= static_cast<int>(Strategy::EcmpAware); ++i) {
+    const auto st = static_cast<Strategy>(i);
+    // Faster, more weight, more bandwidth: still not while a Healthy uplink is left.
+    Scheduler s = make(st, {up(0, HealthState::Degraded, 5, 0, 100e6, 10), up(1, H, 50, 0, 1e6, 1)});
+    for (std::uint64_t h = 1; h <= 64; ++h) {
+      if (st == Strategy::Redundant) EXPECT_EQ(s.pick(h), 0b11u) << "a copy on a lossy uplink still helps";
+      else EXPECT_EQ(s.pick(h), 0b10u) << strategy_name(st);
+    }
+    Scheduler t = make(st, {up(0, HealthState::Degraded, 5), up(1, HealthState::Unhealthy, 1)});
+    EXPECT_EQ(t.pick(7), 0b01u) << strategy_name(st);
+  }
+}
+
 TEST(Scheduler, AdaptiveScoresAndSpread) {
   // Uplink 1: twice the RTT, some loss, half the bandwidth, behind NAT: worst everywhere.
   Scheduler s = make(Strategy::Adaptive, {up(0, H, 20, 0.0, 100e6), up(1, H, 40, 0.05, 50e6, 1, true)});
@@ -136,8 +150,10 @@ TEST(Scheduler, PrimaryBackupWithHysteresis) {
   Scheduler s(c);
   s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10), up(2, H, 30)}, 0);
   EXPECT_EQ(index_of(s.pick(1)), 0);  // primary while usable, even if slower
+  s.update(std::vector<UplinkView>{up(0, HealthState::Degraded, 50), up(1, HealthState::Degraded, 10)}, 50);
+  EXPECT_EQ(index_of(s.pick(1)), 0);  // Degraded, but nothing is better
   s.update(std::vector<UplinkView>{up(0, HealthState::Degraded, 50), up(1, H, 10), up(2, H, 30)}, 100);
-  EXPECT_EQ(index_of(s.pick(1)), 0);  // Degraded is still usable
+  EXPECT_EQ(index_of(s.pick(1)), 1);  // a Degraded primary gives way to a Healthy backup
   s.update(std::vector<UplinkView>{up(0, HealthState::Unhealthy, 50), up(1, H, 10), up(2, H, 30)}, 200);
   EXPECT_EQ(index_of(s.pick(1)), 1);  // the best backup
   s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10), up(2, H, 30)}, 1'000);
@@ -243,6 +259,13 @@ TEST(FlowTable, FlowsStickUntilTheirUplinkFails) {
   two[0].state = H;  // recovery does not move flows back (no reordering)
   s.update(two, 4);
   for (std::uint64_t f = 1; f <= 100; ++f) EXPECT_EQ(t.route(f * 7919, 5, s), 0b10u);
+  // A flow leaves a Degraded uplink (three failed probes) while a Healthy one is left.
+  two[1].state = HealthState::Degraded;
+  s.update(two, 6);
+  for (std::uint64_t f = 1; f <= 100; ++f) EXPECT_EQ(t.route(f * 7919, 7, s), 0b01u);
+  two[1].state = H;
+  s.update(two, 8);
+  for (std::uint64_t f = 1; f <= 100; ++f) EXPECT_EQ(t.route(f * 7919, 9, s), 0b01u);
 }
 
 TEST(FlowTable, FullTableEvictsTheOldest) {
