@@ -9,6 +9,8 @@
 #include <random>
 #include <string>
 
+#include "io/units.h"
+
 namespace triglav::linkem {
 
 struct LinkParams {
@@ -67,10 +69,10 @@ class Direction {
   DirectionStats stats_;
 };
 
-// Parsers for scenario values; each returns false on a malformed value.
-bool parse_rate(const std::string& s, double& bps);         // "20mbit", "1gbit", "500kbit", "0"
-bool parse_duration(const std::string& s, std::int64_t& ns);  // "60ms", "1.5s", "250us", "0"
-bool parse_percent(const std::string& s, double& p);         // "2%", "0.5%"
-bool parse_size(const std::string& s, std::size_t& bytes);   // "64kb", "1mb", "1500"
+// Parsers for scenario values (shared with the config files).
+using io::parse_duration;
+using io::parse_percent;
+using io::parse_rate;
+using io::parse_size;
 
 }  // namespace triglav::linkem
