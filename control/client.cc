@@ -19,7 +19,9 @@
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/prober.h"
+#include "control/status_server.h"
 #include "crypto/aead.h"
+#include "triglav_version.h"
 #include "io/system.h"
 #include "io/tun_device.h"
 
@@ -27,7 +29,6 @@ namespace triglav::ctl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto kRetryInterval = std::chrono::milliseconds(1000);
 
 
 
@@ -45,14 +46,15 @@ struct Uplink {
   bool active = false;     // this uplink id is in use
   bool discovered = false; // added by --auto-discover (and removed when its interface goes)
   dp::HealthState logged = dp::HealthState::Down;  // last state reported in the log
+  std::uint64_t handshakes = 0;
 };
 
 class Client {
  public:
   // Probes measure each uplink and double as keepalives (NAT bindings stay open); an
   // uplink whose probes go unanswered until it is Down handshakes again.
-  Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks)
-      : opt_(opt), rt_(rt), prober_(opt.probe) {
+  Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks, StatusServer& ops)
+      : opt_(opt), rt_(rt), ops_(ops), prober_(opt.probe) {
     group_.client_id = random_u64();
     for (unsigned i = 0; i < ups_.size(); ++i) ups_[i].id = i;
     for (unsigned i = 0; i < uplinks; ++i) {
@@ -81,8 +83,10 @@ class Client {
     for (;;) {
       const auto w = rt_.wait(20);
       if (w.dump) log_counters();
+      if (w.reload) reload();
       dp::ControlMessage m;
       while (rt_.pop(m)) on_message(m);
+      ops_.poll([this] { return status(); });
       if (w.stop) break;
       const auto now = Clock::now();
       if (opt_.auto_discover && now >= rescan_at_) rescan();
@@ -105,6 +109,61 @@ class Client {
     std::uint64_t v;
     crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
     return v;
+  }
+
+  // What `triglav status` and the metrics show.
+  Status status() const {
+    Status st;
+    st.role = "client";
+    st.version = TRIGLAV_VERSION;
+    st.uptime_s = std::chrono::duration<double>(Clock::now() - started_).count();
+    st.tun = rt_.tun().name();
+    st.address = opt_.tun.address.to_string();
+    st.strategy = dp::strategy_name(sched_.strategy);
+    st.state = "connecting";
+    for (const Uplink& u : ups_) {
+      if (!u.active) continue;
+      UplinkStatus us;
+      us.id = u.id;
+      us.name = u.name;
+      us.handshakes = u.handshakes;
+      us.state = dp::health_name(dp::HealthState::Down);
+      if (u.session) {
+        st.state = "connected";
+        const dp::UplinkView v = prober_.view(u.session.get());
+        us.connected = true;
+        us.state = dp::health_name(v.state);
+        us.srtt_ms = v.srtt_ms;
+        us.rttvar_ms = prober_.rttvar_ms(u.session.get());
+        us.loss = v.loss;
+        us.throughput_bps = v.throughput_bps;
+        for (const auto& t : u.session->tx) us.tx_bytes += t.bytes.load(std::memory_order_relaxed);
+        us.peer = u.session->peer_copy().to_string();
+      }
+      st.uplinks.push_back(std::move(us));
+    }
+    st.counters = rt_.totals();
+    st.handshakes = handshakes_;
+    return st;
+  }
+
+  // SIGHUP: the scheduler settings from the configuration, published at once; on a
+  // mistake the old ones stay.
+  void reload() {
+    if (!opt_.reload) {
+      spdlog::info("SIGHUP: no --config file to re-read");
+      return;
+    }
+    try {
+      Reloadable r = opt_.reload();
+      sched_ = r.sched;
+      weights_ = std::move(r.weights);
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: {}; keeping the running settings", e.what());
+      return;
+    }
+    spdlog::info("SIGHUP: reloaded; strategy {}", dp::strategy_name(sched_.strategy));
+    publish();
   }
 
   void log_counters() {
@@ -147,6 +206,8 @@ class Client {
       }
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - u.hs_sent).count();
       install(u, *est, m.from);
+      ++handshakes_;
+      ++u.handshakes;
       spdlog::info("handshake complete with {} in {:.3f} ms; tunnel {} {} (server {}) on uplink {} ({})",
                    m.from.to_string(), ms, rt_.tun().name(), opt_.tun.address.to_string(),
                    io::ipv4_to_string(est->response.server_ipv4_be), u.id, u.name);
@@ -208,7 +269,7 @@ class Client {
     p.client_id = group_.client_id;
     u.hs.emplace(opt_.key.server_key, p);
     u.hs_sent = now;
-    u.next_try = now + kRetryInterval;
+    u.next_try = now + std::chrono::milliseconds(opt_.retry_delay_ms);
     const io::Endpoint& to = opt_.endpoints[u.attempt++ % opt_.endpoints.size()];
     if (!rt_.uplink(u.id).send_to(u.hs->initiation().data(), u.hs->initiation().size(), to)) {
       // Typically no route to this address through this uplink: try the next one soon.
@@ -262,6 +323,11 @@ class Client {
         break;
       }
     if (free == nullptr) return;  // all 16 ids in use
+    if (std::ranges::distance(active_uplinks()) >= opt_.max_uplinks) {
+      if (!warned_max_) spdlog::info("not adding {} as an uplink: max_uplinks ({}) reached", name, opt_.max_uplinks);
+      warned_max_ = true;
+      return;
+    }
     const bool v6 = opt_.endpoints.front().family() == AF_INET6;
     const std::uint8_t any6[16] = {};
     try {
@@ -303,6 +369,8 @@ class Client {
     if (last_error_ == dp::ErrorCode::AddressRejected)
       throw std::runtime_error("handshake with " + where + " failed: the server refused tunnel address " +
                                opt_.tun.address.to_string());
+    if (last_error_ == dp::ErrorCode::ServerFull)
+      throw std::runtime_error("handshake with " + where + " failed: the server is full (its max_connections)");
     if (last_error_ == dp::ErrorCode::BadVersion)
       throw std::runtime_error("handshake with " + where + " failed: protocol version mismatch");
     throw std::runtime_error("handshake with " + where + " failed: no valid answer within " + secs +
@@ -350,10 +418,10 @@ class Client {
       if (!u.session) continue;
       sessions[u.id] = u.session.get();
       views[u.id] = prober_.view(u.session.get());
-      views[u.id].weight = u.id < opt_.weights.size() ? opt_.weights[u.id] : 1.0;
+      views[u.id].weight = u.id < weights_.size() ? weights_[u.id] : 1.0;
       snap->by_index.emplace(u.session->local_index, u.session.get());
     }
-    auto route = dp::make_route(&group_, sessions, views, opt_.sched, ++version_);
+    auto route = dp::make_route(&group_, sessions, views, sched_, ++version_);
     snap->default_route = route.get();
     snap->routes.push_back(std::move(route));
     rt_.snapshots().publish(std::move(snap));
@@ -362,6 +430,12 @@ class Client {
 
   const ClientOptions& opt_;
   Runtime& rt_;
+  StatusServer& ops_;
+  const Clock::time_point started_ = Clock::now();
+  std::uint64_t handshakes_ = 0;
+  dp::SchedulerConfig sched_ = opt_.sched;  // SIGHUP may change these two
+  std::vector<double> weights_ = opt_.weights;
+  bool warned_max_ = false;
   Prober prober_;
   std::int64_t last_publish_ = 0;
   dp::Group group_;
@@ -392,8 +466,8 @@ int run_client(const ClientOptions& opt) {
     throw std::runtime_error("triglav tun needs root (CAP_NET_ADMIN) to create its TUN device");
   if (opt.endpoints.empty())
     throw std::runtime_error("the AuthKey holds no server address; give one with --endpoint IP:PORT");
-  if (opt.interfaces.size() > dp::kMaxUplinks)
-    throw std::runtime_error("at most " + std::to_string(dp::kMaxUplinks) + " uplinks (-i)");
+  if (opt.interfaces.size() > static_cast<std::size_t>(opt.max_uplinks))
+    throw std::runtime_error("at most " + std::to_string(opt.max_uplinks) + " uplinks (-i; max_uplinks)");
   const bool v6 = opt.endpoints.front().family() == AF_INET6;
   const std::uint8_t any6[16] = {};
   const io::Endpoint any = v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0);
@@ -405,7 +479,8 @@ int run_client(const ClientOptions& opt) {
   for (const auto& i : opt.interfaces) socks.push_back(io::UdpSocket::bind(any, i));
   const std::size_t n = socks.size();
   Runtime rt(std::move(socks), opt.tun);
-  Client c(opt, rt, n);
+  StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
+  Client c(opt, rt, n, ops);
   return c.run();
 }
 

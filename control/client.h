@@ -8,6 +8,7 @@
 
 #include "control/prober.h"
 #include "control/runtime.h"
+#include "control/status_server.h"
 #include "crypto/authkey.h"
 #include "dataplane/scheduler.h"
 #include "io/endpoint.h"
@@ -24,6 +25,10 @@ struct ClientOptions {
   bool auto_discover = false;           // uplinks follow the interfaces that are up
   std::vector<double> weights;          // per uplink, for weighted_round_robin
   dp::SchedulerConfig sched;
+  int max_uplinks = 16;           // at most dp::kMaxUplinks
+  int retry_delay_ms = 1000;      // between handshake attempts of an uplink
+  ReloadFn reload;                // SIGHUP; empty without a config file
+  StatusServerConfig status;      // control socket and metrics
 };
 
 // Returns the exit code; throws std::runtime_error for start-up failures (after

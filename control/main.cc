@@ -1,15 +1,21 @@
-// The triglav command line: keygen, server, tun, version.
+// The triglav command line: keygen, config, server, tun, version.
 #include <mimalloc-new-delete.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <optional>
 #include <cstdio>
 #include <exception>
 #include <string>
 
 #include "control/client.h"
+#include "control/config.h"
+#include "control/status_cli.h"
 #include "control/key_file.h"
 #include "control/runtime.h"
 #include "control/server.h"
@@ -23,32 +29,15 @@ namespace {
 
 using namespace triglav;
 
-struct Args {
+// Everything the command line sets: the settings a config file can carry too (the file
+// is read first, the flags then override it), and what only the command line has.
+struct Args : ctl::Settings {
   int verbose = 0;
-  std::string log_level = "info";
-  // keygen
-  std::string output;
-  std::vector<std::string> addresses;
-  // server
-  std::string key_file;
+  std::string config;     // --config FILE
+  std::string output;     // keygen, config
   bool generate_key = false;
-  std::string listen = "0.0.0.0:" + std::to_string(dp::kDefaultPort);
-  int idle_timeout = 180;
-  // tun
-  std::string authkey;
-  std::string endpoint;
-  std::vector<std::string> routes;
-  double handshake_timeout = 10;
-  double probe_interval = 1;
-  double busy_probe_interval = 0.25;
-  std::vector<std::string> interfaces;
-  bool auto_discover = false;
-  std::string strategy = "adaptive";
-  std::vector<double> weights;
-  // both
-  std::string tun_name = "tg0";
-  std::string ipv4;
-  int mtu = dp::kDefaultMtu;
+  bool server_config = false, client_config = false;  // triglav config --server|--client
+  ctl::StatusQuery query;  // status, uplink
 };
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
@@ -67,26 +56,43 @@ io::Ipv4Prefix prefix_or_fail(const std::string& text, int default_len, const ch
   return *p;
 }
 
-dp::SchedulerConfig scheduler_or_fail(const Args& a) {
+dp::SchedulerConfig scheduler_or_fail(const ctl::Settings& a) {
   dp::SchedulerConfig c;
   auto s = dp::parse_strategy(a.strategy);
   if (!s)
     fail("--strategy: '" + a.strategy + "' is not one of adaptive, lowest_latency, lowest_loss, "
          "weighted_round_robin, bandwidth_proportional, redundant, primary_backup, ecmp_aware");
   c.strategy = *s;
+  c.weights = {a.rtt_weight, a.loss_weight, a.bandwidth_weight, a.nat_weight};
+  if (c.weights.rtt + c.weights.loss + c.weights.bandwidth + c.weights.nat <= 0)
+    fail("[multipath.scheduler]: the adaptive weights must not all be 0");
+  c.primary = static_cast<std::uint8_t>(a.primary);
+  c.hysteresis_ns = static_cast<std::int64_t>(a.hysteresis_s * 1e9);
   return c;
+}
+
+// The tunnel address: --ipv4 / ipv4_addr and ipv4_netmask, else the role's default.
+io::Ipv4Prefix tunnel_address(const ctl::Settings& a, const char* default_addr) {
+  std::string text = a.ipv4;
+  if (text.empty()) text = std::string(default_addr) + "/24";
+  else if (text.front() == '/') text = default_addr + text;  // only ipv4_netmask in the file
+  return prefix_or_fail(text, 24, "--ipv4");
+}
+
+spdlog::level::level_enum log_level_or_fail(const Args& a) {
+  auto level = spdlog::level::from_str(a.log_level);
+  if (a.log_level != "off" && level == spdlog::level::off)
+    fail("--log-level: '" + a.log_level + "' is not one of trace, debug, info, warn, error, off");
+  if (a.verbose == 1 && level > spdlog::level::debug) level = spdlog::level::debug;
+  if (a.verbose >= 2) level = spdlog::level::trace;
+  return level;
 }
 
 void setup_logging(const Args& a) {
   auto logger = spdlog::stderr_color_st("triglav");
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   spdlog::set_default_logger(logger);
-  auto level = spdlog::level::from_str(a.log_level);
-  if (a.log_level != "off" && level == spdlog::level::off)
-    fail("--log-level: '" + a.log_level + "' is not one of trace, debug, info, warn, error, off");
-  if (a.verbose == 1 && level > spdlog::level::debug) level = spdlog::level::debug;
-  if (a.verbose >= 2) level = spdlog::level::trace;
-  spdlog::set_level(level);
+  spdlog::set_level(log_level_or_fail(a));
 }
 
 int cmd_keygen(const Args& a) {
@@ -119,44 +125,89 @@ int cmd_keygen(const Args& a) {
   return 0;
 }
 
-int cmd_server(const Args& a) {
+void check_weights(const ctl::Settings& a);
+
+// The control socket (unless "none") and, when enabled, the metrics listener.
+ctl::StatusServerConfig status_config(const ctl::Settings& a, const char* role) {
+  ctl::StatusServerConfig c;
+  if (a.control_socket != "none")
+    c.socket_path = a.control_socket.empty() ? ctl::default_socket_path(role, a.tun_name) : a.control_socket;
+  c.socket_required = !a.control_socket.empty();
+  c.metrics = a.metrics;
+  if (c.metrics) c.metrics_listen = endpoint_or_fail(a.metrics_listen, "--metrics-listen");
+  return c;
+}
+
+ctl::ProbeConfig probe_config(const ctl::Settings& a) {
+  ctl::ProbeConfig p;
+  p.interval_ns = static_cast<std::int64_t>(a.probe_interval_s * 1e9);
+  p.busy_interval_ns = static_cast<std::int64_t>(a.busy_probe_interval_s * 1e9);
+  return p;
+}
+
+int cmd_server(const Args& a, ctl::ReloadFn reload) {
   ctl::ServerOptions o;
   o.key_file = a.key_file;
   o.generate_key = a.generate_key;
-  o.listen = endpoint_or_fail(a.listen, "--listen");
+  for (const auto& t : a.listen) o.listen.push_back(endpoint_or_fail(t, "--listen"));
   for (const auto& t : a.addresses) o.advertise.push_back(endpoint_or_fail(t, "--address"));
   o.tun.name = a.tun_name;
-  o.tun.address = prefix_or_fail(a.ipv4.empty() ? "10.0.85.1/24" : a.ipv4, 24, "--ipv4");
+  o.tun.address = tunnel_address(a, "10.0.85.1");
   o.tun.mtu = a.mtu;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
-  o.idle_timeout_s = a.idle_timeout;
+  o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
+  o.max_connections = a.max_connections;
   o.sched = scheduler_or_fail(a);
-  o.probe.interval_ns = static_cast<std::int64_t>(a.probe_interval * 1e9);
-  o.probe.busy_interval_ns = static_cast<std::int64_t>(a.busy_probe_interval * 1e9);
+  o.probe = probe_config(a);
+  o.reload = std::move(reload);
+  o.status = status_config(a, "server");
   return ctl::run_server(o);
 }
 
-int cmd_tun(const Args& a) {
+int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   ctl::ClientOptions o;
+  if (a.authkey.empty()) fail("the client needs the server's AuthKey: as the argument, or auth_key in [client]");
   std::string err;
   if (!crypto::decode_authkey(a.authkey, o.key, err)) fail("bad AuthKey: " + err);
   o.endpoints = a.endpoint.empty() ? ctl::authkey_endpoints(o.key)
                                    : std::vector<io::Endpoint>{endpoint_or_fail(a.endpoint, "--endpoint")};
   o.tun.name = a.tun_name;
-  o.tun.address = prefix_or_fail(a.ipv4.empty() ? "10.0.85.2/24" : a.ipv4, 24, "--ipv4");
+  o.tun.address = tunnel_address(a, "10.0.85.2");
   o.tun.mtu = a.mtu;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
-  o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout * 1000);
-  o.probe.interval_ns = static_cast<std::int64_t>(a.probe_interval * 1e9);
-  o.probe.busy_interval_ns = static_cast<std::int64_t>(a.busy_probe_interval * 1e9);
+  o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
+  o.probe = probe_config(a);
+  o.max_uplinks = a.max_uplinks;
+  o.retry_delay_ms = static_cast<int>(a.retry_delay_s * 1000);
+  o.reload = std::move(reload);
+  o.status = status_config(a, "client");
   o.interfaces = a.interfaces;
   o.auto_discover = a.auto_discover;
   o.weights = a.weights;
   o.sched = scheduler_or_fail(a);
-  if (!o.weights.empty() && o.weights.size() != std::max<std::size_t>(1, o.interfaces.size()))
-    fail("--weights: give one weight per uplink (" + std::to_string(std::max<std::size_t>(1, o.interfaces.size())) +
-         "), in the order of -i");
+  check_weights(a);
   return ctl::run_client(o);
+}
+
+int cmd_config(const Args& a) {
+  if (a.server_config == a.client_config) fail("config: give one of --server or --client");
+  const std::string text = ctl::default_config(a.server_config ? ctl::Role::Server : ctl::Role::Client);
+  if (a.output.empty() || a.output == "-") {
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  }
+  FILE* f = std::fopen(a.output.c_str(), "wx");  // never overwrite
+  if (f == nullptr)
+    fail("cannot create " + a.output + ": " + std::strerror(errno) + (errno == EEXIST ? " (refusing to overwrite)" : ""));
+  const bool ok = std::fputs(text.c_str(), f) >= 0;
+  if (std::fclose(f) != 0 || !ok) fail("cannot write " + a.output);
+  return 0;
+}
+
+void check_weights(const ctl::Settings& a) {
+  const std::size_t n = std::max<std::size_t>(1, a.interfaces.size());
+  if (!a.weights.empty() && a.weights.size() != n)
+    fail("--weights: give one weight per uplink (" + std::to_string(n) + "), in the order of -i");
 }
 
 void add_strategy_option(CLI::App* c, Args& a) {
@@ -167,14 +218,32 @@ void add_strategy_option(CLI::App* c, Args& a) {
 }
 
 void add_probe_option(CLI::App* c, Args& a) {
-  c->add_option("--probe-interval", a.probe_interval,
+  c->add_option("--probe-interval", a.probe_interval_s,
                 "seconds between probes of an idle uplink (every 50 ms while one fails); probes are also "
                 "keepalives")
       ->capture_default_str()->check(CLI::Range(0.05, 60.0));
-  c->add_option("--busy-probe-interval", a.busy_probe_interval,
+  c->add_option("--busy-probe-interval", a.busy_probe_interval_s,
                 "seconds between probes of an uplink that carries data, so that a path dying under "
                 "traffic is noticed quickly (at most --probe-interval)")
       ->capture_default_str()->check(CLI::Range(0.02, 60.0));
+}
+
+void add_ops_options(CLI::App* c, Args& a) {
+  c->add_option("--control-socket", a.control_socket,
+                "unix socket for `triglav status` (default /run/triglav/ROLE-TUN.sock; 'none': no socket)");
+  c->add_option_function<std::string>(
+      "--metrics-listen",
+      [&a](const std::string& v) {
+        a.metrics = true;
+        a.metrics_listen = v;
+      },
+      "serve Prometheus metrics at http://IP:PORT/metrics (e.g. 127.0.0.1:9090)");
+}
+
+void add_query_options(CLI::App* c, Args& a) {
+  c->add_option("--socket", a.query.socket, "control socket (default: the only one in /run/triglav)");
+  c->add_flag("--json", a.query.json, "print the JSON answer");
+  c->add_flag("--detailed", a.query.detailed, "RTT variance, handshakes, peers and every counter");
 }
 
 void add_tun_options(CLI::App* c, Args& a, const char* default_ipv4) {
@@ -185,67 +254,144 @@ void add_tun_options(CLI::App* c, Args& a, const char* default_ipv4) {
   c->add_option("--route", a.routes, "extra prefix to route through the tunnel (repeatable)");
 }
 
-}  // namespace
+// The command line over `a` (subcommands are found again by name).
+std::unique_ptr<CLI::App> make_app(Args& a) {
+  auto app = std::make_unique<CLI::App>("triglav: a multipath VPN that bonds several uplinks into one encrypted tunnel");
+  app->require_subcommand(1);
+  app->set_help_all_flag("--help-all", "help for every subcommand");
+  app->add_flag("-v,--verbose", a.verbose, "more log output (-v debug, -vv trace)");
+  app->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
 
-int main(int argc, char** argv) {
-  Args a;
-  CLI::App app{"triglav: a multipath VPN that bonds several uplinks into one encrypted tunnel"};
-  app.require_subcommand(1);
-  app.set_help_all_flag("--help-all", "help for every subcommand");
-  app.add_flag("-v,--verbose", a.verbose, "more log output (-v debug, -vv trace)");
-  app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")
-      ->capture_default_str();
+  app->add_subcommand("version", "print the version");
 
-  auto* version = app.add_subcommand("version", "print the version");
-
-  auto* keygen = app.add_subcommand("keygen", "create a server key file and print its AuthKey");
+  auto* keygen = app->add_subcommand("keygen", "create a server key file and print its AuthKey");
   keygen->add_option("-o,--output", a.output, "key file to create (mode 0600)");
   keygen->add_option("--address", a.addresses, "IP:PORT clients should use (repeatable)");
 
-  auto* server = app.add_subcommand("server", "run a server (concentrator)");
+  auto* config = app->add_subcommand("config", "print (or write) a complete, commented config file with the defaults");
+  config->add_flag("--server", a.server_config, "a server config");
+  config->add_flag("--client", a.client_config, "a client config");
+  config->add_option("-o,--output", a.output, "file to create instead of printing (never overwritten)");
+
+  auto* server = app->add_subcommand("server", "run a server (concentrator)");
+  server->add_option("--config", a.config, "config file (see `triglav config --server`); flags override it");
   server->add_option("--key", a.key_file, "key file (from `triglav keygen`)");
-  server->add_flag("--generate-key", a.generate_key,
-                   "generate a key (saved to --key FILE if given and missing)");
-  server->add_option("--listen", a.listen, "UDP address to listen on")->capture_default_str();
+  server->add_flag("--generate-key", a.generate_key, "generate a key (saved to --key FILE if given and missing)");
+  server->add_option("--listen", a.listen, "UDP address to listen on (repeatable)")->capture_default_str();
   server->add_option("--address", a.addresses, "IP:PORT for the AuthKey (repeatable)");
-  server->add_option("--idle-timeout", a.idle_timeout, "seconds before an idle session is dropped")
-      ->capture_default_str()->check(CLI::Range(1, 86400));
+  server->add_option("--idle-timeout", a.idle_timeout_s, "seconds before an idle session is dropped")
+      ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
+  server->add_option("--max-connections", a.max_connections, "clients served at once")
+      ->capture_default_str()->check(CLI::Range(1, 1'000'000));
   add_tun_options(server, a, "10.0.85.1/24");
   add_strategy_option(server, a);
   add_probe_option(server, a);
+  add_ops_options(server, a);
 
-  auto* tun = app.add_subcommand("tun", "run a client: bring up a TUN device and connect");
-  tun->add_option("authkey", a.authkey, "the server's AuthKey (tg1_...)")->required();
+  auto* tun = app->add_subcommand("tun", "run a client: bring up a TUN device and connect");
+  tun->add_option("--config", a.config, "config file (see `triglav config --client`); flags override it");
+  tun->add_option("authkey", a.authkey, "the server's AuthKey (tg1_...); or auth_key in the config");
   tun->add_option("--endpoint", a.endpoint, "server IP:PORT, instead of the AuthKey's addresses");
-  tun->add_option("--handshake-timeout", a.handshake_timeout, "seconds to wait for the server")
+  tun->add_option("--handshake-timeout", a.handshake_timeout_s, "seconds to wait for the server")
       ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-
   add_tun_options(tun, a, "10.0.85.2/24");
   tun->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; default: one uplink by the routing table)");
   tun->add_flag("--auto-discover", a.auto_discover,
                 "use every interface that is up with an IPv4 address as an uplink, and follow them");
+  tun->add_option("--max-uplinks", a.max_uplinks, "uplinks at most")
+      ->capture_default_str()->check(CLI::Range(1, static_cast<int>(dp::kMaxUplinks)));
   add_strategy_option(tun, a);
   add_probe_option(tun, a);
+  add_ops_options(tun, a);
   tun->add_option("--weights", a.weights, "per-uplink weights for weighted_round_robin, in -i order")
       ->delimiter(',')->check(CLI::PositiveNumber);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+  auto* status = app->add_subcommand("status", "show a running client's or server's uplinks, health and traffic");
+  add_query_options(status, a);
+  status->add_flag("--watch", a.query.watch, "redraw every --interval, like top (Ctrl-C ends)");
+  status->add_option("--interval", a.query.interval_s, "seconds between redraws")
+      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  status->add_option("--count", a.query.count, "with --watch: stop after this many redraws")->check(CLI::Range(0, 1'000'000));
+
+  auto* uplink = app->add_subcommand("uplink", "list the uplinks of a running client or server, or show one");
+  uplink->require_subcommand(1);
+  auto* list = uplink->add_subcommand("list", "every uplink, one per line");
+  add_query_options(list, a);
+  auto* show = uplink->add_subcommand("show", "one uplink in detail");
+  add_query_options(show, a);
+  show->add_option("uplink", a.query.uplink, "interface name, uplink id, or (server) peer address")->required();
+  return app;
+}
+
+// `server` or `tun` and the value of --config, found before parsing so that the file
+// can be read first and the flags parsed over it.
+std::optional<ctl::Role> role_in(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view v = argv[i];
+    if (v == "server") return ctl::Role::Server;
+    if (v == "tun") return ctl::Role::Client;
+    if (v == "keygen" || v == "config" || v == "version" || v == "status" || v == "uplink") return std::nullopt;
   }
+  return std::nullopt;
+}
+
+std::string config_in(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view v = argv[i];
+    if (v == "--config" && i + 1 < argc) return argv[i + 1];
+    if (v.starts_with("--config=")) return std::string(v.substr(9));
+  }
+  return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  const auto role = role_in(argc, argv);
+  const std::string config = role ? config_in(argc, argv) : std::string();
+  try {
+    if (!config.empty()) ctl::load_config(config, *role, a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "triglav: error: %s\n", e.what());
+    return 1;
+  }
+  auto app = make_app(a);
+  try {
+    app->parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app->exit(e);
+  }
+  // SIGHUP: the file again, the same flags over it; what may change at run time.
+  ctl::ReloadFn reload;
+  if (!config.empty())
+    reload = [argc, argv, config, r = *role] {
+      Args b;
+      ctl::load_config(config, r, b);
+      auto again = make_app(b);
+      again->parse(argc, argv);
+      spdlog::set_level(log_level_or_fail(b));
+      check_weights(b);
+      return ctl::Reloadable{scheduler_or_fail(b), b.weights};
+    };
 
   try {
     setup_logging(a);
     if (!crypto::init()) fail("libsodium failed to initialise");
-    if (*version) {
+    if (app->got_subcommand("version")) {
       std::printf("triglav %s\n", TRIGLAV_VERSION);
       return 0;
     }
+    if (app->got_subcommand("config")) return cmd_config(a);
+    if (app->got_subcommand("status")) return ctl::run_status(a.query);
+    if (auto* up = app->get_subcommand("uplink"); up->parsed()) {
+      a.query.what = up->got_subcommand("show") ? ctl::StatusQuery::What::UplinkShow : ctl::StatusQuery::What::UplinkList;
+      return ctl::run_status(a.query);
+    }
     ctl::block_signals();
-    if (*keygen) return cmd_keygen(a);
-    if (*server) return cmd_server(a);
-    if (*tun) return cmd_tun(a);
+    if (app->got_subcommand("keygen")) return cmd_keygen(a);
+    if (app->got_subcommand("server")) return cmd_server(a, std::move(reload));
+    if (app->got_subcommand("tun")) return cmd_tun(a, std::move(reload));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "triglav: error: %s\n", e.what());
     return 1;

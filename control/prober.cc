@@ -110,6 +110,11 @@ bool Prober::on_link(const dp::Session* s, bool up) {
   return it->second.health.state() != before;
 }
 
+double Prober::rttvar_ms(const dp::Session* s) const {
+  auto it = paths_.find(s->local_index);
+  return it == paths_.end() ? 0.0 : it->second.stats.rttvar_ms();
+}
+
 dp::HealthState Prober::state(const dp::Session* s) const {
   auto it = paths_.find(s->local_index);
   return it == paths_.end() ? dp::HealthState::Unknown : it->second.health.state();

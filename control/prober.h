@@ -43,6 +43,7 @@ class Prober {
   bool on_link(const dp::Session* s, bool up);
 
   dp::UplinkView view(const dp::Session* s) const;
+  double rttvar_ms(const dp::Session* s) const;
   dp::HealthState state(const dp::Session* s) const;
 
  private:

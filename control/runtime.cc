@@ -131,6 +131,7 @@ Runtime::Wake Runtime::wait(int timeout_ms) {
       while (read(signal_fd_, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) w.stop = true;
         if (si.ssi_signo == SIGUSR1) w.dump = true;
+        if (si.ssi_signo == SIGHUP) w.reload = true;
       }
       if (!more) arm(signal_fd_, kTagSignal);
     } else if (tag == kTagLinks) {

@@ -30,6 +30,15 @@ class TunDevice;
 
 namespace triglav::ctl {
 
+// What SIGHUP can change while traffic flows: how packets spread over uplinks.
+struct Reloadable {
+  dp::SchedulerConfig sched;
+  std::vector<double> weights;  // per uplink (client)
+};
+// Re-reads the configuration; throws std::runtime_error (the old settings stay) on a
+// mistake. Empty when there is nothing to re-read.
+using ReloadFn = std::function<Reloadable()>;
+
 struct TunSetup {
   std::string name = "tg0";
   io::Ipv4Prefix address;
@@ -54,6 +63,7 @@ class Runtime {
   struct Wake {
     bool stop = false;  // SIGINT or SIGTERM
     bool dump = false;  // SIGUSR1: log counters
+    bool reload = false;  // SIGHUP: re-read what can change at run time
   };
   // Starts watching kernel link events; wait() then delivers them to cb(ifindex, up).
   void watch_links(std::function<void(int ifindex, bool up)> cb);

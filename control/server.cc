@@ -18,6 +18,7 @@
 #include "crypto/authkey.h"
 #include "io/system.h"
 #include "io/tun_device.h"
+#include "triglav_version.h"
 
 namespace triglav::ctl {
 namespace {
@@ -60,19 +61,22 @@ std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen) {
 
 class Server {
  public:
-  Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt)
-      : opt_(opt), key_(std::move(key)), rt_(rt) {}
+  Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt, StatusServer& ops)
+      : opt_(opt), key_(std::move(key)), rt_(rt), ops_(ops) {}
 
   int run() {
     rt_.start_workers();
-    spdlog::info("server listening on {}, tunnel {} {}", opt_.listen.to_string(),
-                 rt_.tun().name(), opt_.tun.address.to_string());
+    std::string listening;
+    for (const auto& e : opt_.listen) listening += (listening.empty() ? "" : ", ") + e.to_string();
+    spdlog::info("server listening on {}, tunnel {} {}", listening, rt_.tun().name(), opt_.tun.address.to_string());
     auto last_sweep = std::chrono::steady_clock::now();
     for (;;) {
       const auto w = rt_.wait(20);
       if (w.dump) log_counters();
+      if (w.reload) reload();
       dp::ControlMessage m;
       while (rt_.pop(m)) on_message(m);
+      ops_.poll([this] { return status(); });
       if (w.stop) break;
       probe();
       const auto now = std::chrono::steady_clock::now();
@@ -92,6 +96,65 @@ class Server {
  private:
   static constexpr int kErrorTokens = 10;  // Error packets per second at most
 
+  // What `triglav status` and the metrics show: every client and its uplinks.
+  Status status() const {
+    Status st;
+    st.role = "server";
+    st.version = TRIGLAV_VERSION;
+    st.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    st.tun = rt_.tun().name();
+    st.address = opt_.tun.address.to_string();
+    st.strategy = dp::strategy_name(sched_.strategy);
+    st.state = "serving";
+    for (const auto& [cid, c] : clients_) {
+      ClientStatus cs;
+      cs.address = io::ipv4_to_string(c.group->inner_ipv4_be);
+      char id[17];
+      std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(cid));
+      cs.id = id;
+      for (unsigned u = 0; u < dp::kMaxUplinks; ++u) {
+        if (c.index[u] == 0) continue;
+        const dp::Session* s = sessions_.at(c.index[u]).get();
+        const dp::UplinkView v = prober_.view(s);
+        UplinkStatus us;
+        us.id = u;
+        us.peer = s->peer_copy().to_string();
+        us.name = us.peer;
+        us.connected = true;
+        us.state = dp::health_name(v.state);
+        us.srtt_ms = v.srtt_ms;
+        us.rttvar_ms = prober_.rttvar_ms(s);
+        us.loss = v.loss;
+        us.throughput_bps = v.throughput_bps;
+        for (const auto& t : s->tx) us.tx_bytes += t.bytes.load(std::memory_order_relaxed);
+        us.handshakes = c.handshakes[u];
+        cs.uplinks.push_back(std::move(us));
+      }
+      st.clients.push_back(std::move(cs));
+    }
+    st.counters = rt_.totals();
+    st.handshakes = handshakes_;
+    st.handshake_rejects = rejects_;
+    return st;
+  }
+
+  // SIGHUP: the scheduler settings from the configuration, published at once; on a
+  // mistake the old ones stay.
+  void reload() {
+    if (!opt_.reload) {
+      spdlog::info("SIGHUP: no --config file to re-read");
+      return;
+    }
+    try {
+      sched_ = opt_.reload().sched;
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: {}; keeping the running settings", e.what());
+      return;
+    }
+    spdlog::info("SIGHUP: reloaded; strategy {}", dp::strategy_name(sched_.strategy));
+    publish();
+  }
+
   void log_counters() {
     spdlog::info("clients={} sessions={} handshake_rejects={} counters: {}", clients_.size(), sessions_.size(),
                  rejects_, rt_.totals().format());
@@ -103,6 +166,7 @@ class Server {
     std::array<std::uint32_t, dp::kMaxUplinks> index{};  // session index per uplink id (0: none)
     std::array<std::uint64_t, dp::kMaxUplinks> last_ts{};  // newest accepted initiation per uplink
     std::uint64_t newest_ts = 0;
+    std::array<std::uint64_t, dp::kMaxUplinks> handshakes{};  // completed, per uplink id
   };
 
   void on_message(const dp::ControlMessage& m) {
@@ -138,7 +202,14 @@ class Server {
     }
     refuse = dp::ErrorCode::HandshakeFailed;  // below: replayed or stale initiations
     auto owner = by_ip_.find(in.inner_ipv4_be);
-    if (owner == by_ip_.end()) return true;
+    if (owner == by_ip_.end()) {
+      if (clients_.contains(in.client_id) || clients_.size() < static_cast<std::size_t>(opt_.max_connections))
+        return true;
+      refuse = dp::ErrorCode::ServerFull;
+      spdlog::warn("client {} refused: {} clients connected (max_connections)", io::ipv4_to_string(in.inner_ipv4_be),
+                   clients_.size());
+      return false;
+    }
     const Client& c = clients_.at(owner->second);
     if (owner->second == in.client_id) return in.timestamp_ns > c.last_ts[uplink];
     // Another client run holds the address: only a newer one may take it over.
@@ -166,7 +237,9 @@ class Server {
       ++rejects_;
       const char* why = reject == HandshakeReject::Decrypt ? "it is not encrypted to this server's key"
                         : reject == HandshakeReject::BadVersion ? "unsupported protocol version"
-                        : reject == HandshakeReject::Refused ? "tunnel address refused or initiation replayed"
+                        : reject == HandshakeReject::Refused
+                            ? (refuse == dp::ErrorCode::ServerFull ? "the server is full"
+                                                                   : "tunnel address refused or initiation replayed")
                                                              : "malformed";
       spdlog::warn("handshake from {} rejected: {}", m.from.to_string(), why);
       if (reject != HandshakeReject::Malformed && tokens_ > 0) {
@@ -175,7 +248,7 @@ class Server {
                                    : reject == HandshakeReject::BadVersion ? dp::ErrorCode::BadVersion
                                                                            : refuse;
         const auto err = make_error(static_cast<std::uint32_t>(h.counter), code);
-        rt_.uplink(0).send_to(err.data(), err.size(), m.from);
+        rt_.uplink(m.uplink).send_to(err.data(), err.size(), m.from);
       }
       return;
     }
@@ -197,6 +270,7 @@ class Server {
     s->local_index = index;
     s->remote_index = in.sender_index;
     s->uplink = r->uplink;
+    s->socket = m.uplink;  // answer on the listening socket the client reached
     s->group = c.group.get();
     s->tx_key = std::move(r->keys.send);
     s->rx_key = std::move(r->keys.recv);
@@ -205,8 +279,10 @@ class Server {
     prober_.add(s.get(), monotonic_ns());
     sessions_.emplace(index, std::move(s));
     c.index[r->uplink] = index;
+    ++c.handshakes[r->uplink];
+    ++handshakes_;
     publish();
-    rt_.uplink(0).send_to(r->response.data(), r->response.size(), m.from);
+    rt_.uplink(m.uplink).send_to(r->response.data(), r->response.size(), m.from);
     spdlog::info("session up: client {} from {} (uplink {}, index {:08x})", io::ipv4_to_string(in.inner_ipv4_be),
                  m.from.to_string(), r->uplink, index);
   }
@@ -297,7 +373,7 @@ class Server {
         views[u] = prober_.view(s);
         snap->by_index.emplace(c.index[u], s);
       }
-      auto route = dp::make_route(c.group.get(), ups, views, opt_.sched, version_);
+      auto route = dp::make_route(c.group.get(), ups, views, sched_, version_);
       snap->by_inner_ipv4.emplace(c.group->inner_ipv4_be, route.get());
       snap->routes.push_back(std::move(route));
     }
@@ -318,8 +394,12 @@ class Server {
   }
 
   const ServerOptions& opt_;
+  dp::SchedulerConfig sched_ = opt_.sched;  // SIGHUP may change it
   crypto::KeyPair key_;
   Runtime& rt_;
+  StatusServer& ops_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::uint64_t handshakes_ = 0;
   std::unordered_map<std::uint32_t, std::unique_ptr<dp::Session>> sessions_;
   std::unordered_map<std::uint64_t, Client> clients_;      // by client id
   std::unordered_map<std::uint32_t, std::uint64_t> by_ip_;  // tunnel address -> client id
@@ -345,8 +425,10 @@ int run_server(const ServerOptions& opt) {
   }
   if (!have_key) kf.key = crypto::KeyPair::generate();
 
+  if (opt.listen.empty() || opt.listen.size() > dp::kMaxUplinks)
+    throw std::runtime_error("listen on 1 to " + std::to_string(dp::kMaxUplinks) + " addresses");
   std::vector<io::UdpSocket> socks;
-  socks.push_back(io::UdpSocket::bind(opt.listen));
+  for (const auto& e : opt.listen) socks.push_back(io::UdpSocket::bind(e));
 
   crypto::AuthKey ak;
   ak.server_key = kf.key.pub;
@@ -359,8 +441,9 @@ int run_server(const ServerOptions& opt) {
       adv.push_back(*e);
     }
   }
-  if (adv.empty()) adv = opt.listen.is_unspecified() ? local_addresses(opt.listen)
-                                                      : std::vector<io::Endpoint>{opt.listen};
+  if (adv.empty())  // neither given nor in the key file: where we listen
+    for (const auto& l : opt.listen)
+      for (const auto& e : l.is_unspecified() ? local_addresses(l) : std::vector<io::Endpoint>{l}) adv.push_back(e);
   for (const auto& e : adv) ak.addresses.push_back(to_authkey_address(e));
 
   if (opt.generate_key && !have_key && !opt.key_file.empty()) {
@@ -374,7 +457,8 @@ int run_server(const ServerOptions& opt) {
   Runtime rt(std::move(socks), opt.tun);
   std::printf("%s\n", crypto::encode_authkey(ak).c_str());
   std::fflush(stdout);
-  Server server(opt, std::move(kf.key), rt);
+  StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
+  Server server(opt, std::move(kf.key), rt, ops);
   return server.run();
 }
 

@@ -7,6 +7,7 @@
 
 #include "control/prober.h"
 #include "control/runtime.h"
+#include "control/status_server.h"
 #include "dataplane/scheduler.h"
 #include "io/endpoint.h"
 
@@ -15,12 +16,15 @@ namespace triglav::ctl {
 struct ServerOptions {
   std::string key_file;        // load (or, with generate_key and missing, create)
   bool generate_key = false;   // a new key; saved to key_file if one is given
-  io::Endpoint listen;         // default 0.0.0.0:7443
+  std::vector<io::Endpoint> listen;  // one UDP socket each; default 0.0.0.0:7443
   std::vector<io::Endpoint> advertise;  // AuthKey addresses; default: derived
   TunSetup tun;                // default tg0, 10.0.85.1/24
   int idle_timeout_s = 180;
+  int max_connections = 1024;  // clients at once
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks
   ProbeConfig probe;           // the server probes each client uplink too
+  ReloadFn reload;             // SIGHUP; empty without a config file
+  StatusServerConfig status;   // control socket and metrics
 };
 
 // Runs until SIGINT/SIGTERM. Returns the process exit code; throws std::runtime_error

@@ -12,6 +12,8 @@ const char* counter_name(Counter c) noexcept {
     case Counter::TunWriteErrors: return "tun_write_errors";
     case Counter::UdpSendErrors: return "udp_send_errors";
     case Counter::RxNoBuffers: return "rx_no_buffers";
+    case Counter::TunReadPackets: return "tun_read_packets";
+    case Counter::TxRedundantCopies: return "tx_redundant_copies";
     case Counter::DropMalformed: return "drop_malformed";
     case Counter::DropUnknownIndex: return "drop_unknown_index";
     case Counter::DropAuth: return "drop_auth";

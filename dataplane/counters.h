@@ -19,6 +19,8 @@ enum class Counter : std::uint8_t {
   TunWriteErrors,
   UdpSendErrors,
   RxNoBuffers,      // the kernel had no free receive buffer (back-pressure)
+  TunReadPackets,   // inner packets read from the TUN
+  TxRedundantCopies,// Data packets sent again on another uplink (redundant strategy)
   // Drops (each a named reason).
   DropMalformed,    // too short, bad version or type, truncated datagram
   DropUnknownIndex, // no session has this receiver index

@@ -366,6 +366,7 @@ class Worker::Loop {
         tun_ready_ = false;  // EAGAIN (or the device went away): wait for the next poll
         return;
       }
+      c_.add(Counter::TunReadPackets);
       const std::uint8_t* inner = buf + kPayloadOffset;
       const GroupRoute* r = snap_->default_route;
       if ((inner[0] >> 4) == 4 && n >= 20) {
@@ -415,6 +416,7 @@ class Worker::Loop {
       sent.store(sent.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
       c_.add(Counter::TxPackets);
       c_.add(Counter::TxBytes, n);
+      if (any) c_.add(Counter::TxRedundantCopies);
       any = true;
       if (!more) return;
       cur = next;

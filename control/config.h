@@ -1,0 +1,66 @@
+// Configuration: every setting of `triglav server` and `triglav tun`, its default, and
+// the TOML files that carry them (`--config FILE`; `triglav config` writes a commented
+// file with the defaults). The command line and the file fill the same Settings: the
+// file first, then the flags given on the command line, so flags override the file.
+//
+// A file is checked strictly: an unknown section or key, a value of the wrong type or
+// out of range is an error naming the file, the line, the key and what is allowed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/wire.h"
+
+namespace triglav::ctl {
+
+enum class Role : std::uint8_t { Server, Client };
+
+struct Settings {
+  // [log]
+  std::string log_level = "info";
+  // [control]
+  std::string control_socket;  // empty: /run/triglav/ROLE-TUN.sock; "none": no socket
+  // [metrics]
+  bool metrics = false;
+  std::string metrics_listen = "127.0.0.1:9090";
+  // [server]
+  std::vector<std::string> listen{"0.0.0.0:" + std::to_string(dp::kDefaultPort)};
+  std::string key_file;
+  std::vector<std::string> addresses;  // advertised in the AuthKey (keygen, server)
+  int max_connections = 1024;
+  double idle_timeout_s = 180;
+  // [client]
+  std::string authkey;
+  std::string endpoint;
+  std::vector<std::string> interfaces;  // uplinks
+  bool auto_discover = false;
+  double handshake_timeout_s = 10;
+  // [tun]
+  std::string tun_name = "tg0";
+  std::string ipv4;  // "ADDR/LEN"; empty: the role's default
+  int mtu = dp::kDefaultMtu;
+  std::vector<std::string> routes;
+  // [multipath]
+  int max_uplinks = 16;
+  double retry_delay_s = 1;
+  double probe_interval_s = 1;
+  double busy_probe_interval_s = 0.25;
+  // [multipath.scheduler]
+  std::string strategy = "adaptive";
+  std::vector<double> weights;  // weighted_round_robin, per uplink
+  double rtt_weight = 0.35, loss_weight = 0.35, bandwidth_weight = 0.20, nat_weight = 0.10;
+  int primary = 0;
+  double hysteresis_s = 3;
+};
+
+// Reads `path` into s (only the keys present change s). Throws std::runtime_error with
+// "config PATH line N: ..." on any mistake.
+void load_config(const std::string& path, Role role, Settings& s);
+void parse_config(const std::string& text, const std::string& source, Role role, Settings& s);
+
+// A complete, commented config file for the role with the default values.
+std::string default_config(Role role);
+
+}  // namespace triglav::ctl

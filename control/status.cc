@@ -1,0 +1,188 @@
+#include "control/status.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace triglav::ctl {
+namespace {
+
+nlohmann::json uplink_json(const UplinkStatus& u) {
+  return {{"id", u.id},
+          {"name", u.name},
+          {"state", u.state},
+          {"connected", u.connected},
+          {"srtt_ms", u.srtt_ms},
+          {"rttvar_ms", u.rttvar_ms},
+          {"loss", u.loss},
+          {"throughput_bps", u.throughput_bps},
+          {"tx_bytes", u.tx_bytes},
+          {"handshakes", u.handshakes},
+          {"peer", u.peer}};
+}
+
+// A label value in the exposition format: backslash, quote and newline escaped.
+std::string label(const std::string& v) {
+  std::string o;
+  for (char c : v) {
+    if (c == '\\' || c == '"') o += '\\';
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
+    o += c;
+  }
+  return o;
+}
+
+std::string num(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.9g", v);
+  return b;
+}
+
+class Exposition {
+ public:
+  // A metric family: HELP and TYPE once, then its samples.
+  void family(const char* name, const char* type, const char* help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  void sample(const char* name, const std::string& labels, double v) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += ' ';
+    out_ += num(v);
+    out_ += '\n';
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// Each uplink with its labels: the client's interface, or the server's client and id.
+struct LabelledUplink {
+  std::string labels;
+  const UplinkStatus* u;
+};
+
+std::vector<LabelledUplink> labelled(const Status& s) {
+  std::vector<LabelledUplink> out;
+  for (const auto& u : s.uplinks)
+    out.push_back({"uplink=\"" + label(u.name) + "\",id=\"" + std::to_string(u.id) + "\"", &u});
+  for (const auto& c : s.clients)
+    for (const auto& u : c.uplinks)
+      out.push_back({"client=\"" + label(c.address) + "\",id=\"" + std::to_string(u.id) + "\"", &u});
+  return out;
+}
+
+}  // namespace
+
+int health_value(const std::string& state) {
+  if (state == "healthy") return 1;
+  if (state == "degraded") return 2;
+  if (state == "unhealthy") return 3;
+  if (state == "down") return 4;
+  return 0;
+}
+
+std::string to_json(const Status& s) {
+  nlohmann::json j = {{"role", s.role},         {"version", s.version}, {"uptime_s", s.uptime_s},
+                      {"tun", s.tun},           {"address", s.address}, {"strategy", s.strategy},
+                      {"state", s.state},       {"handshakes", s.handshakes},
+                      {"handshake_rejects", s.handshake_rejects}};
+  nlohmann::json ups = nlohmann::json::array();
+  for (const auto& u : s.uplinks) ups.push_back(uplink_json(u));
+  j["uplinks"] = ups;
+  nlohmann::json clients = nlohmann::json::array();
+  for (const auto& c : s.clients) {
+    nlohmann::json cu = nlohmann::json::array();
+    for (const auto& u : c.uplinks) cu.push_back(uplink_json(u));
+    clients.push_back({{"address", c.address}, {"id", c.id}, {"uplinks", cu}});
+  }
+  j["clients"] = clients;
+  nlohmann::json counters = nlohmann::json::object();
+  for (std::size_t i = 0; i < s.counters.v.size(); ++i)
+    counters[dp::counter_name(static_cast<dp::Counter>(i))] = s.counters.v[i];
+  j["counters"] = counters;
+  return j.dump();
+}
+
+std::string to_prometheus(const Status& s) {
+  using dp::Counter;
+  Exposition e;
+  const std::string role = "role=\"" + s.role + "\"";
+  e.family("triglav_info", "gauge", "Constant 1, with the version and role as labels.");
+  e.sample("triglav_info", role + ",version=\"" + label(s.version) + "\"", 1);
+  e.family("triglav_connection_state", "gauge",
+           "Client: 1 while at least one uplink has a session, else 0. Server: 1 while serving.");
+  e.sample("triglav_connection_state", role, s.state == "connected" || s.state == "serving" ? 1 : 0);
+  const auto ups = labelled(s);
+  int active = 0;
+  for (const auto& l : ups) active += l.u->connected && (l.u->state == "healthy" || l.u->state == "degraded" ||
+                                                         l.u->state == "unknown");
+  e.family("triglav_active_uplinks", "gauge", "Uplinks with a session that carry traffic (not Unhealthy or Down).");
+  e.sample("triglav_active_uplinks", "", active);
+  if (s.role == "server") {
+    e.family("triglav_clients", "gauge", "Clients with at least one uplink session.");
+    e.sample("triglav_clients", "", static_cast<double>(s.clients.size()));
+  }
+  e.family("triglav_uplink_health", "gauge", "Uplink health: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy, 4 down.");
+  for (const auto& l : ups) e.sample("triglav_uplink_health", l.labels, health_value(l.u->state));
+  e.family("triglav_uplink_rtt_seconds", "gauge", "Smoothed probe round-trip time (absent before the first sample).");
+  for (const auto& l : ups)
+    if (l.u->srtt_ms >= 0) e.sample("triglav_uplink_rtt_seconds", l.labels, l.u->srtt_ms / 1000);
+  e.family("triglav_uplink_loss_ratio", "gauge", "Probe loss over the last 32 probes (0..1).");
+  for (const auto& l : ups) e.sample("triglav_uplink_loss_ratio", l.labels, l.u->loss);
+  e.family("triglav_uplink_throughput_bits_per_second", "gauge", "Data sent on the uplink, EMA over 1 s samples.");
+  for (const auto& l : ups) e.sample("triglav_uplink_throughput_bits_per_second", l.labels, l.u->throughput_bps);
+  e.family("triglav_uplink_sent_bytes_total", "counter", "Inner bytes of Data sent on the uplink's current session.");
+  for (const auto& l : ups) e.sample("triglav_uplink_sent_bytes_total", l.labels, static_cast<double>(l.u->tx_bytes));
+
+  const auto c = [&](Counter k) { return static_cast<double>(s.counters.get(k)); };
+  struct Total {
+    const char* name;
+    Counter k;
+    const char* help;
+  };
+  static const Total totals[] = {
+      {"triglav_bytes_sent_total", Counter::TxBytes, "Inner bytes sent to the peer (each redundant copy counted)."},
+      {"triglav_bytes_received_total", Counter::RxBytes, "Inner bytes received, authenticated and delivered."},
+      {"triglav_packets_sent_total", Counter::TxPackets, "Data packets sent to the peer (each copy counted)."},
+      {"triglav_packets_received_total", Counter::RxPackets, "Data packets received and delivered to the TUN."},
+      {"triglav_packets_retransmitted_total", Counter::TxRedundantCopies,
+       "Data packets sent again on another uplink: the redundant strategy's extra copies."},
+      {"triglav_tun_packets_read_total", Counter::TunReadPackets, "Inner packets read from the TUN device."},
+      {"triglav_tun_packets_written_total", Counter::RxPackets, "Inner packets written to the TUN device."},
+      {"triglav_tun_write_errors_total", Counter::TunWriteErrors, "TUN writes the kernel refused."},
+      {"triglav_udp_send_errors_total", Counter::UdpSendErrors, "UDP sends the kernel refused."},
+      {"triglav_rx_no_buffers_total", Counter::RxNoBuffers, "Receives that found no free buffer (back-pressure)."},
+  };
+  for (const auto& t : totals) {
+    e.family(t.name, "counter", t.help);
+    e.sample(t.name, "", c(t.k));
+  }
+  e.family("triglav_drops_total", "counter", "Packets dropped, by reason.");
+  for (auto i = static_cast<std::size_t>(Counter::DropMalformed); i < s.counters.v.size(); ++i) {
+    const std::string reason = std::string(dp::counter_name(static_cast<Counter>(i))).substr(5);  // "drop_"
+    e.sample("triglav_drops_total", "reason=\"" + reason + "\"", static_cast<double>(s.counters.v[i]));
+  }
+  e.family("triglav_handshakes_total", "counter", "Handshakes completed (one per uplink session).");
+  e.sample("triglav_handshakes_total", "", static_cast<double>(s.handshakes));
+  if (s.role == "server") {
+    e.family("triglav_handshake_rejects_total", "counter", "Initiations refused or invalid.");
+    e.sample("triglav_handshake_rejects_total", "", static_cast<double>(s.handshake_rejects));
+  }
+  e.family("triglav_uptime_seconds", "gauge", "Seconds since start.");
+  e.sample("triglav_uptime_seconds", "", s.uptime_s);
+  return e.take();
+}
+
+}  // namespace triglav::ctl

@@ -1,0 +1,55 @@
+// The operator's view of a running client or server: a Status the control thread fills
+// on request, rendered as JSON (the control socket, `triglav status`) and as Prometheus
+// text (the metrics endpoint). See docs/OPERATIONS.md, "Status and metrics".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/counters.h"
+
+namespace triglav::ctl {
+
+struct UplinkStatus {
+  unsigned id = 0;
+  std::string name;        // client: the interface ("default" when unbound); server: the peer
+  std::string state;       // unknown, healthy, degraded, unhealthy, down
+  bool connected = false;  // has a session
+  double srtt_ms = -1;     // -1: no sample yet
+  double rttvar_ms = 0;
+  double loss = 0;         // 0..1 over the probe window
+  double throughput_bps = 0;
+  std::uint64_t tx_bytes = 0;  // Data bytes sent on this uplink
+  std::uint64_t handshakes = 0;
+  std::string peer;        // the other end's address
+};
+
+struct ClientStatus {  // one client of a server
+  std::string address;  // tunnel address
+  std::string id;       // client id, hex
+  std::vector<UplinkStatus> uplinks;
+};
+
+struct Status {
+  std::string role;  // "client" or "server"
+  std::string version;
+  double uptime_s = 0;
+  std::string tun;
+  std::string address;  // tunnel address with prefix
+  std::string strategy;
+  std::string state;    // client: "connected" or "connecting"; server: "serving"
+  std::vector<UplinkStatus> uplinks;  // client
+  std::vector<ClientStatus> clients;  // server
+  dp::CounterTotals counters;
+  std::uint64_t handshakes = 0;          // completed
+  std::uint64_t handshake_rejects = 0;   // server: refused or invalid initiations
+};
+
+std::string to_json(const Status& s);
+std::string to_prometheus(const Status& s);
+
+// Health state name -> the number exported (0 unknown .. 4 down).
+int health_value(const std::string& state);
+
+}  // namespace triglav::ctl

@@ -1,0 +1,23 @@
+// `triglav status` and `triglav uplink list|show`: ask a running client or server over
+// its control socket and print the answer as tables (or the JSON itself).
+#pragma once
+
+#include <string>
+
+namespace triglav::ctl {
+
+struct StatusQuery {
+  std::string socket;      // empty: the only socket in /run/triglav
+  bool json = false;
+  bool detailed = false;   // RTT variance, handshakes, every counter
+  bool watch = false;      // redraw every interval, like top
+  double interval_s = 1;
+  int count = 0;           // with watch: stop after this many redraws (0: until Ctrl-C)
+  enum class What { Status, UplinkList, UplinkShow } what = What::Status;
+  std::string uplink;      // UplinkShow: interface name or id
+};
+
+// Returns the exit code; throws std::runtime_error with a one-line reason.
+int run_status(const StatusQuery& q);
+
+}  // namespace triglav::ctl

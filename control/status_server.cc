@@ -1,0 +1,197 @@
+#include "control/status_server.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "io/clock.h"
+
+namespace triglav::ctl {
+namespace {
+
+constexpr std::int64_t kRequestTimeoutNs = 1'000'000'000;
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Sends all of `data` within a short bound (the answers are small; a reader that does
+// not take them loses them).
+void send_all(int fd, const std::string& data) {
+  const int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  timeval tv{0, 200'000};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  std::size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+std::string http_response(int code, const char* reason, const char* type, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\nContent-Type: " + type +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+int bind_unix(const std::string& path) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) throw std::runtime_error("control socket path too long: " + path);
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  const auto dir = path.substr(0, path.find_last_of('/'));
+  if (!dir.empty() && dir != path) mkdir(dir.c_str(), 0755);  // /run/triglav; fine if it exists
+  // A socket file left by a process that died is replaced; one that answers is not ours.
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe >= 0) {
+    const bool live = connect(probe, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+    close(probe);
+    if (live) throw std::runtime_error("control socket " + path + " is in use by another running process");
+  }
+  unlink(path.c_str());
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("control socket: " + errno_text());
+  const mode_t old = umask(0177);  // root only: 0600 from the start, no window
+  const bool ok = bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 && listen(fd, 16) == 0;
+  const int err = errno;
+  umask(old);
+  if (!ok) {
+    close(fd);
+    throw std::runtime_error("control socket " + path + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+int bind_tcp(const io::Endpoint& e) {
+  const int fd = socket(e.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("metrics socket: " + errno_text());
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&e.addr), e.len) != 0 || listen(fd, 16) != 0) {
+    const int err = errno;
+    close(fd);
+    throw std::runtime_error("metrics listen " + e.to_string() + ": " + std::strerror(err) +
+                             (err == EADDRINUSE ? " (another process has this port)" : ""));
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string default_socket_path(const std::string& role, const std::string& tun) {
+  return "/run/triglav/" + role + "-" + tun + ".sock";
+}
+
+StatusServer::StatusServer(const StatusServerConfig& cfg) {
+  if (cfg.metrics) http_fd_ = bind_tcp(cfg.metrics_listen);
+  if (!cfg.socket_path.empty()) {
+    try {
+      unix_fd_ = bind_unix(cfg.socket_path);
+      path_ = cfg.socket_path;
+    } catch (const std::exception& e) {
+      if (cfg.socket_required) {
+        if (http_fd_ >= 0) close(http_fd_);
+        throw;
+      }
+      // The default path is per TUN name, and /run is shared by network namespaces:
+      // another instance may hold it. Run on; status needs --control-socket then.
+      spdlog::warn("{}; running without a control socket (set one with --control-socket)", e.what());
+    }
+  }
+}
+
+StatusServer::~StatusServer() {
+  for (auto& c : conns_) close(c.fd);
+  if (http_fd_ >= 0) close(http_fd_);
+  if (unix_fd_ >= 0) {
+    close(unix_fd_);
+    unlink(path_.c_str());
+  }
+}
+
+void StatusServer::accept_from(int listen_fd, bool http) {
+  for (;;) {
+    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or an aborted connection
+    if (conns_.size() >= kMaxConnections) {
+      close(fd);
+      continue;
+    }
+    conns_.push_back({fd, http, {}, io::monotonic_ns() + kRequestTimeoutNs});
+  }
+}
+
+bool StatusServer::serve(Conn& c, const std::function<Status()>& status) {
+  char buf[2048];
+  for (;;) {
+    const ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+    if (n == 0) return true;  // closed before a whole request
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return true;
+    }
+    c.in.append(buf, static_cast<std::size_t>(n));
+    if (c.in.size() > kMaxRequest) {
+      if (c.http) send_all(c.fd, http_response(413, "Payload Too Large", "text/plain", "request too large\n"));
+      else send_all(c.fd, "{\"error\":\"request too large\"}\n");
+      return true;
+    }
+  }
+  if (!c.http) {
+    const auto nl = c.in.find('\n');
+    if (nl == std::string::npos) return io::monotonic_ns() > c.deadline_ns;
+    std::string answer;
+    try {
+      const auto req = nlohmann::json::parse(c.in.substr(0, nl));
+      const std::string cmd = req.value("cmd", "");
+      if (cmd == "status") answer = to_json(status());
+      else answer = nlohmann::json{{"error", "unknown command '" + cmd + "' (known: status)"}}.dump();
+    } catch (const nlohmann::json::exception&) {
+      answer = R"({"error":"the request is not a JSON object such as {\"cmd\":\"status\"}"})";
+    }
+    send_all(c.fd, answer + "\n");
+    return true;
+  }
+  const auto end = c.in.find("\r\n\r\n");
+  if (end == std::string::npos && c.in.find("\n\n") == std::string::npos) return io::monotonic_ns() > c.deadline_ns;
+  const std::string line = c.in.substr(0, c.in.find_first_of("\r\n"));
+  const auto sp1 = line.find(' ');
+  const auto sp2 = line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);
+  const std::string method = line.substr(0, sp1);
+  const std::string target = sp1 == std::string::npos ? "" : line.substr(sp1 + 1, sp2 - sp1 - 1);
+  if (method != "GET" && method != "HEAD") {
+    send_all(c.fd, http_response(405, "Method Not Allowed", "text/plain", "only GET\n"));
+  } else if (target == "/metrics") {
+    std::string body = to_prometheus(status());
+    std::string resp = http_response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+    if (method == "HEAD") resp.resize(resp.size() - body.size());
+    send_all(c.fd, resp);
+  } else {
+    send_all(c.fd, http_response(404, "Not Found", "text/plain", "triglav serves /metrics\n"));
+  }
+  return true;
+}
+
+void StatusServer::poll(const std::function<Status()>& status) {
+  if (unix_fd_ >= 0) accept_from(unix_fd_, false);
+  if (http_fd_ >= 0) accept_from(http_fd_, true);
+  for (std::size_t i = 0; i < conns_.size();) {
+    if (serve(conns_[i], status)) {
+      close(conns_[i].fd);
+      conns_[i] = conns_.back();
+      conns_.pop_back();
+    } else {
+      ++i;
+    }
+  }
+}
+
+}  // namespace triglav::ctl

@@ -1,0 +1,65 @@
+// The control socket and the metrics endpoint, served by the control thread between its
+// other work (poll() after every wake-up, at least every 20 ms). Both are tiny
+// request/response protocols on non-blocking sockets; a connection that has not sent a
+// complete request within a second is closed, and at most kMaxConnections are open.
+//
+//   control socket (unix stream, mode 0600, root only): one JSON line in, one out.
+//     {"cmd":"status"} -> the Status as JSON (control/status.h)
+//   metrics (TCP, HTTP/1.x): GET /metrics -> Prometheus text exposition format 0.0.4.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "control/status.h"
+#include "io/endpoint.h"
+
+namespace triglav::ctl {
+
+struct StatusServerConfig {
+  std::string socket_path;  // empty: no control socket
+  bool socket_required = true;  // false (the default path): if taken, warn and run without
+  bool metrics = false;
+  io::Endpoint metrics_listen;
+};
+
+class StatusServer {
+ public:
+  static constexpr std::size_t kMaxConnections = 16;
+  static constexpr std::size_t kMaxRequest = 8192;
+
+  // Throws std::runtime_error if the metrics address cannot be bound (busy port) or the
+  // control socket cannot be made (a required one held by another running process).
+  explicit StatusServer(const StatusServerConfig& cfg);
+  ~StatusServer();
+  StatusServer(const StatusServer&) = delete;
+  StatusServer& operator=(const StatusServer&) = delete;
+
+  // Accepts, reads and answers what is ready; `status` is called once per answer.
+  void poll(const std::function<Status()>& status);
+
+  const std::string& socket_path() const noexcept { return path_; }
+
+ private:
+  struct Conn {
+    int fd = -1;
+    bool http = false;
+    std::string in;
+    std::int64_t deadline_ns = 0;
+  };
+  void accept_from(int listen_fd, bool http);
+  // True when the connection is finished (answered, closed by the peer, or bad).
+  bool serve(Conn& c, const std::function<Status()>& status);
+
+  std::string path_;
+  int unix_fd_ = -1;
+  int http_fd_ = -1;
+  std::vector<Conn> conns_;
+};
+
+// The default control socket of a role and TUN name: /run/triglav/ROLE-TUN.sock.
+std::string default_socket_path(const std::string& role, const std::string& tun);
+
+}  // namespace triglav::ctl

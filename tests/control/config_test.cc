@@ -1,0 +1,145 @@
+// Config files: the generated defaults read back as the defaults, values in every form,
+// and each class of mistake names the line and the key.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "control/config.h"
+
+namespace triglav::ctl {
+namespace {
+
+Settings parse(const std::string& text, Role role = Role::Client) {
+  Settings s;
+  parse_config(text, "test.toml", role, s);
+  return s;
+}
+
+// The error message of parsing `text`, or "" if it parsed.
+std::string error_of(const std::string& text, Role role = Role::Client) {
+  try {
+    parse(text, role);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsRoundTrip) {
+  for (Role role : {Role::Server, Role::Client}) {
+    const Settings d;
+    Settings s = parse(default_config(role), role);
+    EXPECT_EQ(s.log_level, d.log_level);
+    EXPECT_EQ(s.control_socket, d.control_socket);
+    EXPECT_EQ(s.metrics, d.metrics);
+    EXPECT_EQ(s.metrics_listen, d.metrics_listen);
+    EXPECT_EQ(s.listen, d.listen);
+    EXPECT_EQ(s.max_connections, d.max_connections);
+    EXPECT_DOUBLE_EQ(s.idle_timeout_s, d.idle_timeout_s);
+    EXPECT_EQ(s.tun_name, d.tun_name);
+    EXPECT_EQ(s.mtu, d.mtu);
+    EXPECT_EQ(s.ipv4, role == Role::Server ? "10.0.85.1/24" : "10.0.85.2/24");
+    EXPECT_EQ(s.strategy, d.strategy);
+    EXPECT_DOUBLE_EQ(s.probe_interval_s, d.probe_interval_s);
+    EXPECT_DOUBLE_EQ(s.busy_probe_interval_s, d.busy_probe_interval_s);
+    EXPECT_DOUBLE_EQ(s.rtt_weight, d.rtt_weight);
+    EXPECT_DOUBLE_EQ(s.nat_weight, d.nat_weight);
+    EXPECT_DOUBLE_EQ(s.hysteresis_s, d.hysteresis_s);
+    EXPECT_EQ(s.max_uplinks, d.max_uplinks);
+    EXPECT_DOUBLE_EQ(s.retry_delay_s, d.retry_delay_s);
+    EXPECT_DOUBLE_EQ(s.handshake_timeout_s, d.handshake_timeout_s);
+  }
+}
+
+TEST(Config, ValuesInEveryForm) {
+  Settings s = parse(R"(
+[client]
+auth_key = "tg1_x"
+uplinks = ["eth1", "wwan0"]
+auto_discover = true
+handshake_timeout = "1m"
+[tun]
+ipv4_addr = "10.9.0.7"
+ipv4_netmask = "255.255.0.0"
+routes = ["192.168.0.0/16", "10.1.2.3"]
+[multipath]
+retry_delay = "250ms"
+probe_interval = 2
+busy_probe_interval = 0.5
+max_uplinks = 3
+[multipath.scheduler]
+strategy = "weighted_round_robin"
+weights = [3, 1.5]
+hysteresis = "1.5s"
+)");
+  EXPECT_EQ(s.authkey, "tg1_x");
+  EXPECT_EQ(s.interfaces, (std::vector<std::string>{"eth1", "wwan0"}));
+  EXPECT_TRUE(s.auto_discover);
+  EXPECT_DOUBLE_EQ(s.handshake_timeout_s, 60);
+  EXPECT_EQ(s.ipv4, "10.9.0.7/16");
+  EXPECT_EQ(s.routes.size(), 2u);
+  EXPECT_DOUBLE_EQ(s.retry_delay_s, 0.25);
+  EXPECT_DOUBLE_EQ(s.probe_interval_s, 2);
+  EXPECT_DOUBLE_EQ(s.busy_probe_interval_s, 0.5);
+  EXPECT_EQ(s.max_uplinks, 3);
+  EXPECT_EQ(s.strategy, "weighted_round_robin");
+  EXPECT_EQ(s.weights, (std::vector<double>{3, 1.5}));
+  EXPECT_DOUBLE_EQ(s.hysteresis_s, 1.5);
+  // The netmask alone keeps the role's default address for main() to fill in.
+  EXPECT_EQ(parse("[tun]\nipv4_netmask = 16\n").ipv4, "/16");
+  Settings srv = parse("[server]\nlisten = [\"0.0.0.0:7443\", \"[::]:7444\"]\nidle_timeout = \"5m\"\n", Role::Server);
+  EXPECT_EQ(srv.listen.size(), 2u);
+  EXPECT_DOUBLE_EQ(srv.idle_timeout_s, 300);
+}
+
+TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
+  struct Case {
+    const char* text;
+    Role role;
+    const char* expect;
+  } cases[] = {
+      {"[client\nauth_key = 1\n", Role::Client, "test.toml line 1"},
+      {"\n\n[nonsense]\n", Role::Client, "line 3: unknown section or key 'nonsense'"},
+      {"level = \"info\"\n", Role::Client, "unknown section or key 'level'"},
+      {"[server]\nlisten = []\n", Role::Client, "[server] belongs in a server config"},
+      {"[client]\nauth_key = \"x\"\n", Role::Server, "[client] belongs in a client config"},
+      {"[tun]\n\nmtux = 1400\n", Role::Client, "line 3: unknown key 'mtux' in [tun] (allowed: name, ipv4_addr"},
+      {"[tun]\nmtu = \"big\"\n", Role::Client, "line 2: [tun] mtu: expected an integer from 576 to 1980"},
+      {"[tun]\nmtu = 9000\n", Role::Client, "[tun] mtu: expected an integer from 576 to 1980"},
+      {"[tun]\nipv4_addr = \"10.0.0.1/24\"\n", Role::Client, "[tun] ipv4_addr: expected an IPv4 address"},
+      {"[tun]\nipv4_netmask = \"255.0.255.0\"\n", Role::Client, "[tun] ipv4_netmask: expected a prefix length"},
+      {"[tun]\nroutes = [\"10.0.0.0/33\"]\n", Role::Client, "[tun] routes: expected IPv4 prefixes"},
+      {"[tun]\nname = \"a-very-long-interface\"\n", Role::Client, "[tun] name: expected an interface name"},
+      {"[server]\nlisten = [\"nowhere\"]\n", Role::Server, "[server] listen: expected IP:PORT addresses ('nowhere'"},
+      {"[server]\nlisten = \"0.0.0.0:1\"\n", Role::Server, "[server] listen: expected an array of strings"},
+      {"[server]\nmax_connections = 0\n", Role::Server, "[server] max_connections: expected an integer from 1"},
+      {"[server]\nidle_timeout = \"forever\"\n", Role::Server, "[server] idle_timeout: expected a duration"},
+      {"[client]\nauto_discover = \"yes\"\n", Role::Client, "[client] auto_discover: expected true or false"},
+      {"[client]\nuplinks = [\"eth0\", 1]\n", Role::Client, "[client] uplinks: expected an array of strings"},
+      {"[client]\nuplinks = [\"a/b\"]\n", Role::Client, "[client] uplinks: expected interface names"},
+      {"[client]\nendpoint = \"1.2.3.4\"\n", Role::Client, "[client] endpoint: expected IP:PORT"},
+      {"[multipath]\nprobe_interval = \"1us\"\n", Role::Client, "[multipath] probe_interval: expected a duration from 0.05s"},
+      {"[multipath]\nmax_uplinks = 17\n", Role::Client, "[multipath] max_uplinks: expected an integer from 1 to 16"},
+      {"[multipath]\nmax_uplinks = 2\n", Role::Server, "unknown key 'max_uplinks' in [multipath]"},
+      {"[multipath.scheduler]\nstrategy = \"fastest\"\n", Role::Client, "strategy: expected one of adaptive"},
+      {"[multipath.scheduler]\nweights = [1, -2]\n", Role::Client, "weights: expected an array of positive numbers"},
+      {"[multipath.scheduler]\nrtt_weight = 2\n", Role::Client, "rtt_weight: expected a number from 0"},
+      {"[multipath]\n[multipath.scheduler]\nspeed = 1\n", Role::Client, "line 3: unknown key 'speed' in [multipath.scheduler]"},
+      {"[log]\nlevel = \"loud\"\n", Role::Client, "[log] level: expected one of trace, debug"},
+      {"[metrics]\nlisten = \"localhost\"\n", Role::Server, "[metrics] listen: expected IP:PORT"},
+      {"[metrics]\nenabled = 1\n", Role::Server, "[metrics] enabled: expected true or false"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = error_of(c.text, c.role);
+    EXPECT_NE(e.find(c.expect), std::string::npos) << "config:\n" << c.text << "error: " << e;
+    EXPECT_EQ(e.rfind("config test.toml line ", 0), 0u) << e;
+  }
+}
+
+TEST(Config, MissingFileIsAnError) {
+  Settings s;
+  EXPECT_THROW(load_config("/nonexistent/triglav.toml", Role::Client, s), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace triglav::ctl
