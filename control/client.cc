@@ -130,15 +130,7 @@ class Client {
       us.state = dp::health_name(dp::HealthState::Down);
       if (u.session) {
         st.state = "connected";
-        const dp::UplinkView v = prober_.view(u.session.get());
-        us.connected = true;
-        us.state = dp::health_name(v.state);
-        us.srtt_ms = v.srtt_ms;
-        us.rttvar_ms = prober_.rttvar_ms(u.session.get());
-        us.loss = v.loss;
-        us.throughput_bps = v.throughput_bps;
-        for (const auto& t : u.session->tx) us.tx_bytes += t.bytes.load(std::memory_order_relaxed);
-        us.peer = u.session->peer_copy().to_string();
+        prober_.fill(us, *u.session);
       }
       st.uplinks.push_back(std::move(us));
     }
@@ -147,23 +139,13 @@ class Client {
     return st;
   }
 
-  // SIGHUP: the scheduler settings from the configuration, published at once; on a
-  // mistake the old ones stay.
+  // SIGHUP: the scheduler settings from the configuration, published at once.
   void reload() {
-    if (!opt_.reload) {
-      spdlog::info("SIGHUP: no --config file to re-read");
-      return;
+    if (auto r = reload_settings(opt_.reload)) {
+      sched_ = r->sched;
+      weights_ = std::move(r->weights);
+      publish();
     }
-    try {
-      Reloadable r = opt_.reload();
-      sched_ = r.sched;
-      weights_ = std::move(r.weights);
-    } catch (const std::exception& e) {
-      spdlog::error("SIGHUP: {}; keeping the running settings", e.what());
-      return;
-    }
-    spdlog::info("SIGHUP: reloaded; strategy {}", dp::strategy_name(sched_.strategy));
-    publish();
   }
 
   void log_counters() {

@@ -110,9 +110,17 @@ bool Prober::on_link(const dp::Session* s, bool up) {
   return it->second.health.state() != before;
 }
 
-double Prober::rttvar_ms(const dp::Session* s) const {
-  auto it = paths_.find(s->local_index);
-  return it == paths_.end() ? 0.0 : it->second.stats.rttvar_ms();
+void Prober::fill(UplinkStatus& out, const dp::Session& s) const {
+  const dp::UplinkView v = view(&s);
+  out.connected = true;
+  out.state = dp::health_name(v.state);
+  out.srtt_ms = v.srtt_ms;
+  out.loss = v.loss;
+  out.throughput_bps = v.throughput_bps;
+  auto it = paths_.find(s.local_index);
+  out.rttvar_ms = it == paths_.end() ? 0.0 : it->second.stats.rttvar_ms();
+  out.tx_bytes = tx_bytes(s);
+  out.peer = s.peer_copy().to_string();
 }
 
 dp::HealthState Prober::state(const dp::Session* s) const {

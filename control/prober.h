@@ -11,6 +11,7 @@
 #include <functional>
 #include <unordered_map>
 
+#include "control/status.h"
 #include "dataplane/health.h"
 #include "dataplane/path_stats.h"
 #include "dataplane/scheduler.h"
@@ -43,7 +44,8 @@ class Prober {
   bool on_link(const dp::Session* s, bool up);
 
   dp::UplinkView view(const dp::Session* s) const;
-  double rttvar_ms(const dp::Session* s) const;
+  // The session's measurements, health, Data bytes sent and peer, for status.
+  void fill(UplinkStatus& out, const dp::Session& s) const;
   dp::HealthState state(const dp::Session* s) const;
 
  private:

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
 #include "io/netlink.h"
 #include "io/ring.h"
 #include "io/tun_device.h"
@@ -99,6 +101,21 @@ Runtime::~Runtime() {
   ring_.reset();
   if (event_fd_ >= 0) close(event_fd_);
   if (signal_fd_ >= 0) close(signal_fd_);
+}
+
+std::optional<Reloadable> reload_settings(const ReloadFn& reload) {
+  if (!reload) {
+    spdlog::info("SIGHUP: no --config file to re-read");
+    return std::nullopt;
+  }
+  try {
+    Reloadable r = reload();
+    spdlog::info("SIGHUP: reloaded; strategy {}", dp::strategy_name(r.sched.strategy));
+    return r;
+  } catch (const std::exception& e) {
+    spdlog::error("SIGHUP: {}; keeping the running settings", e.what());
+    return std::nullopt;
+  }
 }
 
 void Runtime::start_workers() {

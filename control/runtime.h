@@ -11,6 +11,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct Reloadable {
 // Re-reads the configuration; throws std::runtime_error (the old settings stay) on a
 // mistake. Empty when there is nothing to re-read.
 using ReloadFn = std::function<Reloadable()>;
+// SIGHUP: runs reload and logs the outcome. The new settings, or nothing when there is no
+// file to re-read or it has a mistake (the running settings stay).
+std::optional<Reloadable> reload_settings(const ReloadFn& reload);
 
 struct TunSetup {
   std::string name = "tg0";

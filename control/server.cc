@@ -115,18 +115,10 @@ class Server {
       for (unsigned u = 0; u < dp::kMaxUplinks; ++u) {
         if (c.index[u] == 0) continue;
         const dp::Session* s = sessions_.at(c.index[u]).get();
-        const dp::UplinkView v = prober_.view(s);
         UplinkStatus us;
         us.id = u;
-        us.peer = s->peer_copy().to_string();
+        prober_.fill(us, *s);
         us.name = us.peer;
-        us.connected = true;
-        us.state = dp::health_name(v.state);
-        us.srtt_ms = v.srtt_ms;
-        us.rttvar_ms = prober_.rttvar_ms(s);
-        us.loss = v.loss;
-        us.throughput_bps = v.throughput_bps;
-        for (const auto& t : s->tx) us.tx_bytes += t.bytes.load(std::memory_order_relaxed);
         us.handshakes = c.handshakes[u];
         cs.uplinks.push_back(std::move(us));
       }
@@ -138,21 +130,12 @@ class Server {
     return st;
   }
 
-  // SIGHUP: the scheduler settings from the configuration, published at once; on a
-  // mistake the old ones stay.
+  // SIGHUP: the scheduler settings from the configuration, published at once.
   void reload() {
-    if (!opt_.reload) {
-      spdlog::info("SIGHUP: no --config file to re-read");
-      return;
+    if (auto r = reload_settings(opt_.reload)) {
+      sched_ = r->sched;
+      publish();
     }
-    try {
-      sched_ = opt_.reload().sched;
-    } catch (const std::exception& e) {
-      spdlog::error("SIGHUP: {}; keeping the running settings", e.what());
-      return;
-    }
-    spdlog::info("SIGHUP: reloaded; strategy {}", dp::strategy_name(sched_.strategy));
-    publish();
   }
 
   void log_counters() {
