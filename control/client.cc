@@ -313,8 +313,9 @@ class Client {
     const bool v6 = opt_.endpoints.front().family() == AF_INET6;
     const std::uint8_t any6[16] = {};
     try {
-      rt_.add_uplink(free->id, io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0)
-                                                      : io::Endpoint::from_ipv4(0, 0), name));
+      io::UdpSocket s = io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), name);
+      if (opt_.tun.full_tunnel) s.set_mark(kUplinkMark);
+      rt_.add_uplink(free->id, std::move(s));
     } catch (const std::exception& e) {
       spdlog::warn("cannot use {} as an uplink: {}", name, e.what());
       return;
@@ -459,6 +460,8 @@ int run_client(const ClientOptions& opt) {
   std::vector<io::UdpSocket> socks;
   if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(io::UdpSocket::bind(any));
   for (const auto& i : opt.interfaces) socks.push_back(io::UdpSocket::bind(any, i));
+  if (opt.tun.full_tunnel)
+    for (auto& s : socks) s.set_mark(kUplinkMark);  // the uplinks' packets keep the main table
   const std::size_t n = socks.size();
   Runtime rt(std::move(socks), opt.tun);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first

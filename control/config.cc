@@ -211,6 +211,10 @@ std::vector<Section> sections(Role role) {
                    }},
                   {"mtu", int_key(&Settings::mtu, 576, 1980)},
                   {"routes", strings_key(&Settings::routes, check_prefix)}}});
+  if (role == Role::Client)
+    out.push_back({"routing",
+                   {{"full_tunnel", bool_key(&Settings::full_tunnel)},
+                    {"exclude_routes", strings_key(&Settings::exclude, check_prefix)}}});
   std::vector<Key> mp = {{"probe_interval", duration_key(&Settings::probe_interval_s, 0.05, 60)},
                          {"busy_probe_interval", duration_key(&Settings::busy_probe_interval_s, 0.02, 60)}};
   if (role == Role::Client) {
@@ -387,6 +391,11 @@ std::string default_config(Role role) {
   o += "ipv4_netmask = 24\nmtu = " + std::to_string(d.mtu) + "\n";
   o += server ? "# Prefixes routed into the tunnel (networks of the clients).\nroutes = []\n\n"
               : "# Prefixes routed through the tunnel (networks behind the server).\nroutes = []\n\n";
+  if (!server) {
+    o += "[routing]\n# Send all traffic through the tunnel (policy routing; the main table is left\n"
+         "# alone), except the uplinks' own packets and exclude_routes.\nfull_tunnel = false\n";
+    o += "# Prefixes that bypass the tunnel in full_tunnel mode, e.g. the local LAN.\nexclude_routes = []\n\n";
+  }
   o += "[multipath]\n";
   if (!server) {
     o += "# Uplinks at most (auto_discover stops adding beyond it).\nmax_uplinks = " +

@@ -42,6 +42,9 @@ struct Settings {
   std::string ipv4;  // "ADDR/LEN"; empty: the role's default
   int mtu = dp::kDefaultMtu;
   std::vector<std::string> routes;
+  // [routing] (client)
+  bool full_tunnel = false;
+  std::vector<std::string> exclude;
   // [multipath]
   int max_uplinks = 16;
   double retry_delay_s = 1;

@@ -175,6 +175,10 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.tun.address = tunnel_address(a, "10.0.85.2");
   o.tun.mtu = a.mtu;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
+  o.tun.full_tunnel = a.full_tunnel;
+  for (const auto& r : a.exclude) o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
+  if (!o.tun.exclude.empty() && !o.tun.full_tunnel) fail("--exclude only applies with --full-tunnel");
+  if (o.tun.exclude.size() > 30) fail("--exclude: at most 30 prefixes");
   o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
   o.probe = probe_config(a);
   o.max_uplinks = a.max_uplinks;
@@ -298,6 +302,9 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   tun->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; default: one uplink by the routing table)");
   tun->add_flag("--auto-discover", a.auto_discover,
                 "use every interface that is up with an IPv4 address as an uplink, and follow them");
+  tun->add_flag("--full-tunnel", a.full_tunnel,
+                "send all traffic through the tunnel (policy routing), except the uplinks' own and --exclude");
+  tun->add_option("--exclude", a.exclude, "with --full-tunnel: a prefix that bypasses the tunnel, e.g. the LAN (repeatable)");
   tun->add_option("--max-uplinks", a.max_uplinks, "uplinks at most")
       ->capture_default_str()->check(CLI::Range(1, static_cast<int>(dp::kMaxUplinks)));
   add_strategy_option(tun, a);

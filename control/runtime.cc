@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <poll.h>
 #include <net/if.h>
+#include <linux/rtnetlink.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -74,6 +75,14 @@ Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
       throw std::runtime_error("cannot add route " + r.to_string() + " via " + tun.name + ": " + err);
     routes_.push_back(r);
   }
+  if (tun.full_tunnel) {
+    try {
+      route_everything(tun);
+    } catch (...) {
+      remove_policy();  // no destructor runs for a half-built Runtime
+      throw;
+    }
+  }
 
   dp::WorkerConfig wc;
   wc.id = 0;
@@ -91,6 +100,7 @@ Runtime::~Runtime() {
   if (nl_ && tun_) {
     for (const auto& r : routes_) nl_->del_route(tun_->ifindex(), r);
   }
+  remove_policy();
   qsbr_.drain();
   const std::string name = tun_ ? tun_->name() : std::string();
   links_.reset();
@@ -116,6 +126,94 @@ std::optional<Reloadable> reload_settings(const ReloadFn& reload) {
     spdlog::error("SIGHUP: {}; keeping the running settings", e.what());
     return std::nullopt;
   }
+}
+
+namespace {
+bool ipv6_available() { return access("/proc/sys/net/ipv6", F_OK) == 0; }
+
+io::Rule rule(int family, unsigned prio, unsigned table) {
+  io::Rule r;
+  r.family = family;
+  r.priority = kRulePriority + prio;
+  r.table = table;
+  return r;
+}
+}  // namespace
+
+// Removes what a previous run may have left (a crash cannot undo its rules), then
+// installs the rules and the tunnel table's default routes.
+void Runtime::route_everything(const TunSetup& tun) {
+  for (int fam : {AF_INET, AF_INET6})
+    for (unsigned p = 0; p < 100; ++p)
+      for (int i = 0; i < 16 && nl_->del_rule_at(fam, kRulePriority + p).empty(); ++i) {
+      }
+  for (int fam : {AF_INET, AF_INET6})
+    for (int i = 0; i < 8 && nl_->del_default_route(fam, 0, kTunnelTable).empty(); ++i) {
+    }
+  const bool v6 = ipv6_available();
+  if (v6) {  // IPv6 on the TUN, so that its default route can lead there (and nowhere else)
+    if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + tun.name + "/disable_ipv6").c_str(), "w")) {
+      std::fputs("0", f);
+      std::fclose(f);
+    }
+  }
+  tunnel_table_ = true;
+  auto fail = [&](const std::string& what, const std::string& err) {
+    throw std::runtime_error("full tunnel: cannot add " + what + ": " + err);
+  };
+  std::string err = nl_->add_default_route(AF_INET, tun_->ifindex(), kTunnelTable);
+  if (!err.empty()) fail("the IPv4 default route of table " + std::to_string(kTunnelTable), err);
+  if (v6) {
+    err = nl_->add_default_route(AF_INET6, tun_->ifindex(), kTunnelTable);
+    if (!err.empty()) fail("the IPv6 default route of table " + std::to_string(kTunnelTable), err);
+  }
+  std::vector<io::Rule> rules;
+  for (int fam : {AF_INET, AF_INET6}) {
+    if (fam == AF_INET6 && !v6) continue;
+    io::Rule own = rule(fam, 0, RT_TABLE_MAIN);  // the uplinks' own packets
+    own.fwmark = kUplinkMark;
+    own.mark_set = true;
+    rules.push_back(own);
+    io::Rule rest = rule(fam, 90, kTunnelTable);  // everything else
+    rest.fwmark = kUplinkMark;
+    rest.mark_set = true;
+    rest.invert = true;
+    rules.push_back(rest);
+  }
+  for (std::size_t i = 0; i < tun.exclude.size() && i < 30; ++i) {
+    io::Rule ex = rule(AF_INET, 10 + static_cast<unsigned>(i), RT_TABLE_MAIN);
+    const std::uint32_t net = tun.exclude[i].network_be();
+    std::memcpy(ex.dst, &net, 4);
+    ex.dst_len = tun.exclude[i].len;
+    rules.push_back(ex);
+  }
+  if (v6) {  // link-local and multicast stay on the links (neighbour discovery)
+    io::Rule ll = rule(AF_INET6, 40, RT_TABLE_MAIN);
+    ll.dst[0] = 0xfe;
+    ll.dst[1] = 0x80;
+    ll.dst_len = 10;
+    rules.push_back(ll);
+    io::Rule mc = rule(AF_INET6, 41, RT_TABLE_MAIN);
+    mc.dst[0] = 0xff;
+    mc.dst_len = 8;
+    rules.push_back(mc);
+  }
+  for (const auto& r : rules) {
+    err = nl_->add_rule(r);
+    if (!err.empty()) fail("policy rule " + std::to_string(r.priority), err);
+    rules_.emplace_back(r.family, r.priority);
+  }
+}
+
+void Runtime::remove_policy() noexcept {
+  if (!nl_) return;
+  for (const auto& [fam, prio] : rules_) nl_->del_rule_at(fam, prio);
+  rules_.clear();
+  if (tunnel_table_ && tun_) {
+    nl_->del_default_route(AF_INET, tun_->ifindex(), kTunnelTable);
+    if (ipv6_available()) nl_->del_default_route(AF_INET6, tun_->ifindex(), kTunnelTable);
+  }
+  tunnel_table_ = false;
 }
 
 void Runtime::start_workers() {

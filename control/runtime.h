@@ -48,7 +48,18 @@ struct TunSetup {
   io::Ipv4Prefix address;
   int mtu = 1420;
   std::vector<io::Ipv4Prefix> routes;
+  // Client: every packet into the tunnel but the uplinks' own and these prefixes
+  // (policy routing; the main table is left alone). docs/OPERATIONS.md, "Routing modes".
+  bool full_tunnel = false;
+  std::vector<io::Ipv4Prefix> exclude;
 };
+
+// Full tunnel: uplink sockets carry kUplinkMark and keep to the main table; all other
+// traffic looks up kTunnelTable, whose default routes lead into the TUN. Our rules use
+// priorities kRulePriority .. kRulePriority + 99 (what a start cleans up after a crash).
+inline constexpr std::uint32_t kUplinkMark = 0x7467;
+inline constexpr unsigned kTunnelTable = 0x7467;
+inline constexpr unsigned kRulePriority = 29700;
 
 // Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread (and so in every
 // thread it starts later); Runtime receives them through a signalfd.
@@ -100,6 +111,10 @@ class Runtime {
   std::unique_ptr<io::TunDevice> tun_;
   std::unique_ptr<io::Netlink> nl_;
   std::vector<io::Ipv4Prefix> routes_;
+  std::vector<std::pair<int, unsigned>> rules_;  // (family, priority) we added
+  bool tunnel_table_ = false;
+  void route_everything(const TunSetup& tun);
+  void remove_policy() noexcept;
   dp::Qsbr qsbr_;
   dp::SnapshotHolder snapshots_;
   dp::ControlQueue queue_;

@@ -111,6 +111,69 @@ std::string Netlink::del_route(int ifindex, const Ipv4Prefix& dst, unsigned tabl
   return request(route_msg(buf, RTM_DELROUTE, ifindex, dst, table));
 }
 
+namespace {
+nlmsghdr* rule_header(char* buf, int type, int family, unsigned priority) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = static_cast<std::uint16_t>(type);
+  auto* frh = static_cast<fib_rule_hdr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(fib_rule_hdr)));
+  frh->family = static_cast<unsigned char>(family);
+  mnl_attr_put_u32(nlh, FRA_PRIORITY, priority);
+  return nlh;
+}
+
+nlmsghdr* default_route_msg(char* buf, int type, int family, int ifindex, unsigned table) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = static_cast<std::uint16_t>(type);
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<unsigned char>(family);
+  rtm->rtm_dst_len = 0;
+  rtm->rtm_table = table < 256 ? static_cast<unsigned char>(table) : static_cast<unsigned char>(RT_TABLE_UNSPEC);
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_scope = RT_SCOPE_LINK;
+  rtm->rtm_type = RTN_UNICAST;
+  if (ifindex > 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<std::uint32_t>(ifindex));
+  mnl_attr_put_u32(nlh, RTA_TABLE, table);
+  return nlh;
+}
+}  // namespace
+
+std::string Netlink::add_rule(const Rule& r) {
+  char buf[kMsgBuf];
+  nlmsghdr* nlh = rule_header(buf, RTM_NEWRULE, r.family, r.priority);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  auto* frh = static_cast<fib_rule_hdr*>(mnl_nlmsg_get_payload(nlh));
+  frh->action = FR_ACT_TO_TBL;
+  frh->table = r.table < 256 ? static_cast<unsigned char>(r.table) : static_cast<unsigned char>(RT_TABLE_UNSPEC);
+  if (r.invert) frh->flags |= FIB_RULE_INVERT;
+  mnl_attr_put_u32(nlh, FRA_TABLE, r.table);
+  if (r.mark_set) {
+    mnl_attr_put_u32(nlh, FRA_FWMARK, r.fwmark);
+    mnl_attr_put_u32(nlh, FRA_FWMASK, 0xffffffffu);
+  }
+  if (r.dst_len >= 0) {
+    frh->dst_len = static_cast<unsigned char>(r.dst_len);
+    mnl_attr_put(nlh, FRA_DST, r.family == AF_INET6 ? 16 : 4, r.dst);
+  }
+  return request(nlh);
+}
+
+std::string Netlink::del_rule_at(int family, unsigned priority) {
+  char buf[kMsgBuf];
+  return request(rule_header(buf, RTM_DELRULE, family, priority));
+}
+
+std::string Netlink::add_default_route(int family, int ifindex, unsigned table) {
+  char buf[kMsgBuf];
+  nlmsghdr* nlh = default_route_msg(buf, RTM_NEWROUTE, family, ifindex, table);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  return request(nlh);
+}
+
+std::string Netlink::del_default_route(int family, int ifindex, unsigned table) {
+  char buf[kMsgBuf];
+  return request(default_route_msg(buf, RTM_DELROUTE, family, ifindex, table));
+}
+
 std::string Netlink::add_rule_iif(const std::string& iif, unsigned table, unsigned priority) {
   char buf[kMsgBuf];
   nlmsghdr* nlh = rule_msg(buf, RTM_NEWRULE, iif, table, priority);

@@ -2,6 +2,7 @@
 // addresses and routes, delete routes. Built on libmnl. Control thread only.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -10,6 +11,18 @@
 struct mnl_socket;
 
 namespace triglav::io {
+
+// A policy routing rule (ip rule): traffic matching every set selector looks up `table`.
+struct Rule {
+  int family = 2;           // AF_INET, or AF_INET6 (10)
+  unsigned priority = 0;
+  unsigned table = 0;
+  std::uint32_t fwmark = 0;  // matched with mask 0xffffffff when mark_set
+  bool mark_set = false;
+  bool invert = false;       // "not": the selectors must not match
+  std::uint8_t dst[16] = {}; // network byte order (4 bytes used for IPv4)
+  int dst_len = -1;          // < 0: any destination
+};
 
 class Netlink {
  public:
@@ -28,6 +41,13 @@ class Netlink {
   // Policy rules "from all iif IFNAME lookup TABLE" at a priority (IPv4).
   std::string add_rule_iif(const std::string& iif, unsigned table, unsigned priority);
   std::string del_rule_iif(const std::string& iif, unsigned table, unsigned priority);
+  std::string add_rule(const Rule& r);
+  // Deletes one rule of this family and priority, whatever its selectors.
+  std::string del_rule_at(int family, unsigned priority);
+  // The default route of `family` (AF_INET, AF_INET6) through ifindex in `table`, and its
+  // removal (ifindex 0: whichever device).
+  std::string add_default_route(int family, int ifindex, unsigned table);
+  std::string del_default_route(int family, int ifindex, unsigned table);
 
  private:
   std::string request(void* nlh);

@@ -69,4 +69,9 @@ bool UdpSocket::send_to(const void* data, std::size_t len, const Endpoint& to) c
   return sendto(fd_, data, len, MSG_DONTWAIT, to.sa(), to.len) == static_cast<ssize_t>(len);
 }
 
+void UdpSocket::set_mark(std::uint32_t mark) {
+  if (setsockopt(fd_, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0)
+    throw std::runtime_error(std::string("cannot mark the uplink socket (SO_MARK): ") + std::strerror(errno));
+}
+
 }  // namespace triglav::io

@@ -1,6 +1,7 @@
 // A UDP socket bound to a local endpoint, with large kernel buffers.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "io/endpoint.h"
@@ -18,6 +19,8 @@ class UdpSocket {
   UdpSocket& operator=(UdpSocket&& o) noexcept;
 
   int fd() const noexcept { return fd_; }
+  // Marks every packet of the socket (SO_MARK), for policy routing. Throws on failure.
+  void set_mark(std::uint32_t mark);
   Endpoint local() const;
   // Blocking-free send of one datagram (control path only). Returns false on error.
   bool send_to(const void* data, std::size_t len, const Endpoint& to) const noexcept;
