@@ -2,7 +2,8 @@
 """Scheduling on measured latency: the client has a direct uplink and one through a
 router namespace where triglav-linkem adds 30 ms each way. The probes measure both;
 lowest_latency puts new flows on the direct uplink, and adaptive gives the slow uplink
-the smaller share.
+the smaller share; with a few of the direct uplink's probes dropped, lowest_loss puts new
+flows on the slow but lossless one.
 
 usage: test_latency_strategy.py /path/to/triglav [/path/to/triglav-linkem]; root; exit 0/1/77
 """
@@ -89,6 +90,26 @@ def body(lab, checks):
     a, b = split(ns_c, ifs, 23000)
     check(0 < b < a, f"adaptive: direct {a}, slow {b} (the slow uplink should get less, but some)")
     checks.append(f"adaptive: the slower uplink got the smaller share of {FLOWS} new flows ({a}:{b} packets)")
+    check(client.stop(signal.SIGTERM)[0] == 0, "client-adaptive did not exit 0")
+
+    # lowest_loss: the direct (fast) uplink loses exactly every 20th of its probes (5 %,
+    # below the 10 % Degraded floor, so it stays Healthy); the slow one loses none.
+    for cmd in (["add", "table", "inet", "tgt"],
+                ["add", "chain", "inet", "tgt", "out", "{ type filter hook output priority 0 ; }"],
+                ["add", "rule", "inet", "tgt", "out", "oifname", ifs[0], "udp", "dport", "7443",
+                 "@th,64,8", "0x15", "numgen", "inc", "mod", "20", "19", "drop"]):  # 0x15: version 1, Ping
+        run(tglib.ns_cmd(ns_c, ["nft", *cmd]))
+    client = lab.start("client-loss", [lab.binary, "tun", authkey, "-i", ifs[0], "-i", ifs[1], "--strategy",
+                                       "lowest_loss", "--probe-interval", "0.1"], ns_c)
+    client.wait_for(r"uplink 0 \(\S+\): \S+ -> healthy", timeout=10)
+    client.wait_for(r"uplink 1 \(\S+\): \S+ -> healthy", timeout=10)
+    time.sleep(4.0)  # 40 probes: the direct uplink has lost 2, and the measurement is published
+    a, b = split(ns_c, ifs, 24000)
+    check(b >= 0.95 * (a + b), f"lowest_loss: direct (lossy) {a}, slow (lossless) {b}")
+    check("-> degraded" not in client.stderr(), f"8 % probe loss must not degrade the uplink\n{client.describe()}")
+    checks.append(f"lowest_loss: with every 20th probe of the fast uplink dropped, {FLOWS} new flows went to the "
+                  f"slower lossless one ({a}:{b} packets)")
+    run(tglib.ns_cmd(ns_c, ["nft", "delete", "table", "inet", "tgt"]))
     for p in (client, server):
         check(p.stop(signal.SIGTERM)[0] == 0, f"{p.label} did not exit 0")
     check(em.stop(signal.SIGTERM)[0] == 0, "linkem did not exit 0")
