@@ -16,6 +16,7 @@
 #include <vector>
 #include <stdexcept>
 
+#include "control/dns.h"
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/prober.h"
@@ -463,7 +464,21 @@ int run_client(const ClientOptions& opt) {
   if (opt.tun.full_tunnel)
     for (auto& s : socks) s.set_mark(kUplinkMark);  // the uplinks' packets keep the main table
   const std::size_t n = socks.size();
-  Runtime rt(std::move(socks), opt.tun);
+  // --dns: the servers are reached through the tunnel (in split mode by a route each).
+  TunSetup tun = opt.tun;
+  if (!tun.full_tunnel)
+    for (const auto& d : opt.dns) {
+      const io::Ipv4Prefix host{d.addr_be, 32};
+      const bool covered = io::Ipv4Prefix{d.addr_be, tun.address.len}.network_be() == tun.address.network_be() ||
+                           std::any_of(tun.routes.begin(), tun.routes.end(), [&](const io::Ipv4Prefix& r) {
+                             return io::Ipv4Prefix{d.addr_be, r.len}.network_be() == r.network_be();
+                           });
+      if (!covered) tun.routes.push_back(host);
+    }
+  ResolverOverride::restore_leftover(tun.name);  // a previous run that died with --dns
+  Runtime rt(std::move(socks), tun);
+  std::optional<ResolverOverride> resolver;
+  if (!opt.dns.empty()) resolver.emplace(opt.dns, tun.name);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Client c(opt, rt, n, ops);
   return c.run();

@@ -29,6 +29,7 @@ struct ClientOptions {
   int retry_delay_ms = 1000;      // between handshake attempts of an uplink
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics
+  std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)
 };
 
 // Returns the exit code; throws std::runtime_error for start-up failures (after

@@ -214,7 +214,13 @@ std::vector<Section> sections(Role role) {
   if (role == Role::Client)
     out.push_back({"routing",
                    {{"full_tunnel", bool_key(&Settings::full_tunnel)},
-                    {"exclude_routes", strings_key(&Settings::exclude, check_prefix)}}});
+                    {"exclude_routes", strings_key(&Settings::exclude, check_prefix)},
+                    {"dns_servers", strings_key(&Settings::dns, [](const std::string& v, std::string& why) {
+                       std::string err;
+                       if (v.find('/') == std::string::npos && io::parse_ipv4_prefix(v, 32, err)) return true;
+                       why = "IPv4 addresses such as \"10.0.85.1\"";
+                       return false;
+                     })}}});
   std::vector<Key> mp = {{"probe_interval", duration_key(&Settings::probe_interval_s, 0.05, 60)},
                          {"busy_probe_interval", duration_key(&Settings::busy_probe_interval_s, 0.02, 60)}};
   if (role == Role::Client) {
@@ -394,7 +400,9 @@ std::string default_config(Role role) {
   if (!server) {
     o += "[routing]\n# Send all traffic through the tunnel (policy routing; the main table is left\n"
          "# alone), except the uplinks' own packets and exclude_routes.\nfull_tunnel = false\n";
-    o += "# Prefixes that bypass the tunnel in full_tunnel mode, e.g. the local LAN.\nexclude_routes = []\n\n";
+    o += "# Prefixes that bypass the tunnel in full_tunnel mode, e.g. the local LAN.\nexclude_routes = []\n";
+    o += "# DNS servers (1-3) to use through the tunnel while it runs; /etc/resolv.conf is\n"
+         "# restored on exit. Empty: the resolver is left alone.\ndns_servers = []\n\n";
   }
   o += "[multipath]\n";
   if (!server) {

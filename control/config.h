@@ -45,6 +45,7 @@ struct Settings {
   // [routing] (client)
   bool full_tunnel = false;
   std::vector<std::string> exclude;
+  std::vector<std::string> dns;
   // [multipath]
   int max_uplinks = 16;
   double retry_delay_s = 1;

@@ -179,6 +179,11 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   for (const auto& r : a.exclude) o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
   if (!o.tun.exclude.empty() && !o.tun.full_tunnel) fail("--exclude only applies with --full-tunnel");
   if (o.tun.exclude.size() > 30) fail("--exclude: at most 30 prefixes");
+  for (const auto& d : a.dns) {
+    if (d.find('/') != std::string::npos) fail("--dns " + d + ": an address, not a prefix");
+    o.dns.push_back(prefix_or_fail(d, 32, "--dns"));
+  }
+  if (o.dns.size() > 3) fail("--dns: at most 3 servers (the resolver reads no more)");
   o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
   o.probe = probe_config(a);
   o.max_uplinks = a.max_uplinks;
@@ -305,6 +310,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   tun->add_flag("--full-tunnel", a.full_tunnel,
                 "send all traffic through the tunnel (policy routing), except the uplinks' own and --exclude");
   tun->add_option("--exclude", a.exclude, "with --full-tunnel: a prefix that bypasses the tunnel, e.g. the LAN (repeatable)");
+  tun->add_option("--dns", a.dns, "DNS server to use through the tunnel while connected (repeatable, up to 3); "
+                                  "/etc/resolv.conf is restored on exit");
   tun->add_option("--max-uplinks", a.max_uplinks, "uplinks at most")
       ->capture_default_str()->check(CLI::Range(1, static_cast<int>(dp::kMaxUplinks)));
   add_strategy_option(tun, a);
