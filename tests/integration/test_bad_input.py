@@ -134,7 +134,7 @@ def body(lab, checks):
     # (e) bad AuthKeys
     c.expect("AuthKey with wrong prefix", ["tun", "tg2_" + good[4:], *hs],
              r"bad AuthKey: AuthKey must start with 'tg1_'")
-    c.expect("empty AuthKey", ["tun", "", *hs], r"bad AuthKey")
+    c.expect("empty AuthKey", ["tun", "", *hs], r"the client needs the server's AuthKey")
     c.expect("AuthKey truncated (10 bytes)", ["tun", "tg1_" + b64(os.urandom(10)), *hs],
              r"bad AuthKey: .*truncated")
     c.expect("AuthKey with invalid base64url characters", ["tun", "tg1_" + good[4:20] + "$%+/" + good[24:], *hs],
