@@ -164,6 +164,7 @@ std::string to_prometheus(const Status& s) {
       {"triglav_tun_write_errors_total", Counter::TunWriteErrors, "TUN writes the kernel refused."},
       {"triglav_udp_send_errors_total", Counter::UdpSendErrors, "UDP sends the kernel refused."},
       {"triglav_rx_no_buffers_total", Counter::RxNoBuffers, "Receives that found no free buffer (back-pressure)."},
+      {"triglav_udp_gso_sends_total", Counter::TxGsoSends, "Sends that carried several datagrams (UDP GSO)."},
   };
   for (const auto& t : totals) {
     e.family(t.name, "counter", t.help);

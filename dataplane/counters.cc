@@ -14,6 +14,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::RxNoBuffers: return "rx_no_buffers";
     case Counter::TunReadPackets: return "tun_read_packets";
     case Counter::TxRedundantCopies: return "tx_redundant_copies";
+    case Counter::TxGsoSends: return "tx_gso_sends";
     case Counter::DropMalformed: return "drop_malformed";
     case Counter::DropUnknownIndex: return "drop_unknown_index";
     case Counter::DropAuth: return "drop_auth";

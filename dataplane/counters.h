@@ -21,6 +21,7 @@ enum class Counter : std::uint8_t {
   RxNoBuffers,      // the kernel had no free receive buffer (back-pressure)
   TunReadPackets,   // inner packets read from the TUN
   TxRedundantCopies,// Data packets sent again on another uplink (redundant strategy)
+  TxGsoSends,       // sendmsg calls that carried several datagrams (UDP GSO)
   // Drops (each a named reason).
   DropMalformed,    // too short, bad version or type, truncated datagram
   DropUnknownIndex, // no session has this receiver index

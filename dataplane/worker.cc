@@ -17,11 +17,16 @@
 //   2. route: the client sends everything to its session; the server picks the session
 //      by inner destination address.
 //   3. seal in place with this worker's counter (sender id in the top bits).
-//   4. emit: an io_uring sendmsg per packet; the slot is free again on its completion.
+//   4. emit: consecutive datagrams of one size to one peer on one socket are gathered
+//      into one sendmsg with UDP GSO (UDP_SEGMENT, one iovec per slot, up to 64 or
+//      64 KB), submitted at the end of the loop iteration; the slots are free again on
+//      its completion. Without kernel GSO support every datagram is its own sendmsg.
 #include "dataplane/worker.h"
 
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,6 +52,20 @@ constexpr unsigned kRxBuffers = 1024;
 constexpr unsigned kTxSlots = 512;
 constexpr unsigned kBatch = 64;
 constexpr std::size_t kPayloadOffset = kHeaderLen + kSeqLen;
+constexpr unsigned kMaxSegments = 64;          // datagrams per GSO send (the kernel's limit)
+constexpr std::size_t kMaxGsoBytes = 65000;    // and their total, within one IP datagram
+constexpr std::size_t kMaxGsoSegment4 = 1500 - 28;  // a datagram that fits a 1500-byte path
+constexpr std::size_t kMaxGsoSegment6 = 1500 - 48;
+
+// Whether the kernel takes UDP_SEGMENT (UDP GSO, Linux 4.18).
+bool kernel_has_udp_gso() noexcept {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int v = 0;
+  const bool ok = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, sizeof v) == 0;
+  close(fd);
+  return ok;
+}
 
 }  // namespace
 
@@ -61,12 +80,15 @@ class Worker::Loop {
         ring_(kRingEntries),
         rx_(ring_, 0, kRxBuffers, cfg.max_packet + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage)),
         tx_mem_(std::size_t{kTxSlots} * cfg.max_packet),
-        slots_(kTxSlots),
-        rearm_(kMaxUplinks, false) {
+        batches_(kTxSlots),
+        rearm_(kMaxUplinks, false),
+        gso_(kernel_has_udp_gso()) {
     fds_.fill(-1);
     for (std::size_t i = 0; i < cfg.uplink_fds.size() && i < kMaxUplinks; ++i) fds_[i] = cfg.uplink_fds[i];
     recv_msg_.msg_namelen = sizeof(sockaddr_storage);
     for (unsigned i = 0; i < kTxSlots; ++i) free_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
+    for (unsigned i = 0; i < kTxSlots; ++i) free_batches_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
+    open_.reserve(kTxSlots);
   }
 
   void run() noexcept {
@@ -99,6 +121,7 @@ class Worker::Loop {
           arm_recv(u);
         }
       }
+      flush_sends();
       snap_ = nullptr;
       q.quiescent(cfg_.id);
     }
@@ -129,10 +152,18 @@ class Worker::Loop {
   }
 
  private:
-  struct TxSlot {
+  // One sendmsg: 1..kMaxSegments sealed datagrams in their slots, all `seg` bytes long
+  // but the last (which may be shorter), to one peer through one socket.
+  struct SendBatch {
     msghdr msg{};
-    iovec iov{};
+    std::array<iovec, kMaxSegments> iov{};
+    std::array<std::uint16_t, kMaxSegments> slot{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint16_t))]{};
     io::Endpoint to;
+    int fd = -1;
+    unsigned n = 0;
+    std::size_t seg = 0;
+    bool closed = false;  // a shorter datagram ended it
   };
 
   void arm_recv(unsigned uplink) noexcept {
@@ -187,10 +218,22 @@ class Worker::Loop {
         rx_.recycle(static_cast<std::uint16_t>(idx));
         ++recycled_;
         break;
-      case kOpSend:
-        if (cqe->res < 0) c_.add(Counter::UdpSendErrors);
-        free_.push_back(static_cast<std::uint16_t>(idx));
+      case kOpSend: {
+        SendBatch& b = batches_[idx];
+        const int res = cqe->res;
+        if (res < 0 && b.n > 1 && (res == -EIO || res == -EINVAL || res == -EOPNOTSUPP || res == -EMSGSIZE)) {
+          // A device or path that refuses segmentation (e.g. an uplink MTU below the
+          // datagram size): one datagram per send from now on, these ones included.
+          gso_ = false;
+          resend_one_by_one(static_cast<std::uint16_t>(idx));
+          break;
+        }
+        if (res < 0) c_.add(Counter::UdpSendErrors, b.n);
+        for (unsigned i = 0; i < b.n; ++i) free_.push_back(b.slot[i]);
+        b.n = 0;
+        free_batches_.push_back(static_cast<std::uint16_t>(idx));
         break;
+      }
     }
   }
 
@@ -443,20 +486,88 @@ class Worker::Loop {
   }
 
   // Writes the header in front of buf[kHeaderLen, kHeaderLen + body), seals in place
-  // with this worker's counter and queues the send; the slot is freed on completion.
+  // with this worker's counter and adds the datagram to the open send batch for its
+  // socket and peer (a new one when it does not fit); the slot is freed on completion.
   void emit(Session* s, PacketType type, std::uint16_t slot, std::uint8_t* buf,
             std::size_t body) noexcept {
-    TxSlot& t = slots_[slot];
-    t.to = s->peer;
-    t.iov.iov_base = buf;
-    t.iov.iov_len = seal_transport(*s, cfg_.id, type, buf, body);
-    t.msg.msg_name = &t.to.addr;
-    t.msg.msg_namelen = t.to.len;
-    t.msg.msg_iov = &t.iov;
-    t.msg.msg_iovlen = 1;
+    const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body);
+    const int fd = fds_[s->socket];
+    const io::Endpoint& to = s->peer;
+    // The kernel refuses to segment beyond the path MTU; larger datagrams (a TUN MTU above
+    // the default) go alone and may be fragmented as usual.
+    const bool batchable = gso_ && len <= (to.family() == AF_INET6 ? kMaxGsoSegment6 : kMaxGsoSegment4);
+    for (std::size_t i = 0; i < open_.size(); ++i) {
+      SendBatch& b = batches_[open_[i]];
+      if (b.fd != fd || b.to.len != to.len || std::memcmp(&b.to.addr, &to.addr, to.len) != 0) continue;
+      if (batchable && !b.closed && len <= b.seg && b.n < kMaxSegments && (b.n + 1) * b.seg <= kMaxGsoBytes) {
+        b.iov[b.n] = {buf, len};
+        b.slot[b.n++] = slot;
+        b.closed = len < b.seg;
+        return;
+      }
+      submit(open_[i]);  // full, or the sizes differ: send it, keeping the order
+      open_[i] = open_.back();
+      open_.pop_back();
+      break;
+    }
+    const std::uint16_t id = free_batches_.back();  // never empty: a batch holds >= 1 slot
+    free_batches_.pop_back();
+    SendBatch& b = batches_[id];
+    b.fd = fd;
+    b.to = to;
+    b.seg = len;
+    b.closed = false;
+    b.iov[0] = {buf, len};
+    b.slot[0] = slot;
+    b.n = 1;
+    if (batchable) open_.push_back(id);
+    else submit(id);
+  }
+
+  void submit(std::uint16_t id) noexcept {
+    SendBatch& b = batches_[id];
+    b.msg = {};
+    b.msg.msg_name = &b.to.addr;
+    b.msg.msg_namelen = b.to.len;
+    b.msg.msg_iov = b.iov.data();
+    b.msg.msg_iovlen = b.n;
+    if (b.n > 1) {  // the kernel cuts the payload into b.seg-byte datagrams
+      c_.add(Counter::TxGsoSends);
+      b.msg.msg_control = b.control;
+      b.msg.msg_controllen = sizeof b.control;
+      cmsghdr* cm = CMSG_FIRSTHDR(&b.msg);
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+      const auto seg = static_cast<std::uint16_t>(b.seg);
+      std::memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+    }
     io_uring_sqe* sqe = ring_.sqe();
-    io_uring_prep_sendmsg(sqe, fds_[s->socket], &t.msg, 0);
-    io_uring_sqe_set_data64(sqe, ud(kOpSend, slot));
+    io_uring_prep_sendmsg(sqe, b.fd, &b.msg, 0);
+    io_uring_sqe_set_data64(sqe, ud(kOpSend, id));
+  }
+
+  void resend_one_by_one(std::uint16_t id) noexcept {
+    const SendBatch old = batches_[id];
+    batches_[id].n = 0;
+    free_batches_.push_back(id);
+    for (unsigned i = 0; i < old.n; ++i) {
+      const std::uint16_t nid = free_batches_.back();
+      free_batches_.pop_back();
+      SendBatch& b = batches_[nid];
+      b.fd = old.fd;
+      b.to = old.to;
+      b.seg = old.iov[i].iov_len;
+      b.iov[0] = old.iov[i];
+      b.slot[0] = old.slot[i];
+      b.n = 1;
+      submit(nid);
+    }
+  }
+
+  void flush_sends() noexcept {
+    for (std::uint16_t id : open_) submit(id);
+    open_.clear();
   }
 
   const WorkerConfig& cfg_;
@@ -469,7 +580,9 @@ class Worker::Loop {
   io::BufRing rx_;
   msghdr recv_msg_{};
   std::vector<std::uint8_t> tx_mem_;
-  std::vector<TxSlot> slots_;
+  std::vector<SendBatch> batches_;
+  std::vector<std::uint16_t> free_batches_;
+  std::vector<std::uint16_t> open_;  // batches still taking datagrams this iteration
   std::vector<std::uint16_t> free_;
   std::vector<bool> rearm_;
   FlowTable flows_;
@@ -479,6 +592,7 @@ class Worker::Loop {
   unsigned recycled_ = 0;
   bool tun_ready_ = false;
   bool running_ = true;
+  bool gso_ = false;
 };
 
 Worker::Worker(WorkerConfig cfg) : cfg_(std::move(cfg)) {

@@ -56,8 +56,10 @@ def body(lab, checks):
            for k in ("drop_auth", "drop_replay", "drop_malformed", "drop_bad_inner", "tun_write_errors")
            if v.get(k)}
     check(not bad, f"unexpected non-zero counters: {bad}")
+    check(c["tx_gso_sends"] > 0, "the client never sent several datagrams at once (UDP GSO)")
     checks.append(f"server rx_packets={s['rx_packets']} rx_bytes={s['rx_bytes']}; "
                   f"client udp_send_errors={c['udp_send_errors']} rx_no_buffers={c['rx_no_buffers']}; "
+                  f"client GSO sends {c['tx_gso_sends']} for {c['tx_packets']} packets; "
                   "no auth/replay/malformed drops; both exited 0")
 
 
