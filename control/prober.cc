@@ -6,6 +6,7 @@ namespace triglav::ctl {
 
 namespace {
 constexpr std::int64_t kFirstProbeDelayNs = 100'000'000;
+constexpr std::int64_t kMinRateSampleNs = 200'000'000;  // delivered-rate samples at least this apart
 // Loss over a handful of probes says little: one lost probe of one is "100 %". The loss
 // floors of the health state apply once the window holds this many outcomes.
 constexpr unsigned kMinLossSamples = dp::PathStats::kLossWindow / 2;
@@ -83,7 +84,8 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
   return changed;
 }
 
-bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns) {
+bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns,
+                     std::optional<std::uint64_t> peer_rx_bytes) {
   auto it = paths_.find(local_index);
   if (it == paths_.end()) return false;
   Path& p = it->second;
@@ -92,6 +94,18 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
   p.outstanding = false;
   p.stats.on_rtt_sample(static_cast<double>(now_ns - static_cast<std::int64_t>(body)) / 1e6);
   p.stats.on_probe_result(true);
+  // What the path delivered to the peer since the last report: the throughput that
+  // counts (what we send into a congested path is more than it carries).
+  // An interval in which we sent no Data says nothing about the path: no sample, so an
+  // idle uplink keeps what it was last seen to carry.
+  if (peer_rx_bytes && (p.peer_rx_ns < 0 || now_ns - p.peer_rx_ns >= kMinRateSampleNs)) {
+    const std::uint64_t sent = tx_bytes(*p.session);
+    if (p.peer_rx_ns >= 0 && *peer_rx_bytes >= p.peer_rx && sent != p.sent_at_peer_rx)
+      p.stats.on_delivered(*peer_rx_bytes - p.peer_rx, static_cast<double>(now_ns - p.peer_rx_ns) / 1e9);
+    p.peer_rx = *peer_rx_bytes;
+    p.peer_rx_ns = now_ns;
+    p.sent_at_peer_rx = sent;
+  }
   p.health.on_success();
   p.health.on_metrics(loss_for_health(p.stats), p.stats.srtt_ms());
   note_state(p, before, now_ns);
@@ -137,7 +151,7 @@ dp::UplinkView Prober::view(const dp::Session* s) const {
   v.state = p.health.state();
   v.srtt_ms = p.stats.has_rtt() ? p.stats.srtt_ms() : -1;
   v.loss = p.stats.loss();
-  v.throughput_bps = p.stats.throughput_bps();
+  v.throughput_bps = p.stats.has_delivered() ? p.stats.delivered_bps() : p.stats.throughput_bps();
   v.healthy_since_ns = p.healthy_since_ns;
   return v;
 }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 
 #include "control/status.h"
@@ -38,8 +39,10 @@ class Prober {
   // Sends due probes through `send(session, body)`, times out unanswered ones and samples
   // throughput. Returns true if some uplink changed health state.
   bool tick(std::int64_t now_ns, const std::function<void(dp::Session&, std::uint64_t)>& send);
-  // A Pong for the session with this receiver index. True if its state changed.
-  bool on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns);
+  // A Pong for the session with this receiver index, with the Data bytes the peer has
+  // received on it when the Pong carries them. True if its state changed.
+  bool on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns,
+               std::optional<std::uint64_t> peer_rx_bytes = std::nullopt);
   // Kernel link events for an uplink's interface.
   bool on_link(const dp::Session* s, bool up);
 
@@ -59,6 +62,9 @@ class Prober {
     std::int64_t healthy_since_ns = -1;
     std::uint64_t last_bytes = 0;
     std::uint64_t probe_bytes = 0;  // Data bytes sent when the last probe went out
+    std::uint64_t peer_rx = 0;      // the peer's received-bytes count at the last Pong
+    std::int64_t peer_rx_ns = -1;   // when it arrived (-1: none yet)
+    std::uint64_t sent_at_peer_rx = 0;  // our Data bytes sent by then
     bool busy = false;              // Data was sent between the last two probes
     std::int64_t last_bytes_ns = 0;
   };

@@ -154,7 +154,9 @@ class Server {
 
   void on_message(const dp::ControlMessage& m) {
     if (m.kind == dp::ControlMessage::Kind::Pong) {
-      if (m.len == 8 && prober_.on_pong(m.session_index, dp::load_le64(m.data.data()), monotonic_ns())) publish();
+      if (m.len >= 8 && prober_.on_pong(m.session_index, dp::load_le64(m.data.data()), monotonic_ns(),
+                                        m.len >= 16 ? std::optional(dp::load_le64(m.data.data() + 8)) : std::nullopt))
+        publish();
       return;
     }
     if (m.kind == dp::ControlMessage::Kind::Close) {

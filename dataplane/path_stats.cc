@@ -33,11 +33,20 @@ double PathStats::loss() const noexcept {
   return static_cast<double>(lost_.count()) / count_;
 }
 
-void PathStats::on_bytes(std::uint64_t bytes, double dt_s) noexcept {
+namespace {
+// One rate sample (bytes over dt_s) into an EMA with alpha = kThroughputAlpha.
+void ema_rate(double& bps, bool& has, std::uint64_t bytes, double dt_s) noexcept {
   if (dt_s <= 0) return;
   const double sample = static_cast<double>(bytes) * 8 / dt_s;
-  throughput_bps_ = has_tp_ ? kThroughputAlpha * sample + (1 - kThroughputAlpha) * throughput_bps_ : sample;
-  has_tp_ = true;
+  bps = has ? PathStats::kThroughputAlpha * sample + (1 - PathStats::kThroughputAlpha) * bps : sample;
+  has = true;
+}
+}  // namespace
+
+void PathStats::on_bytes(std::uint64_t bytes, double dt_s) noexcept { ema_rate(throughput_bps_, has_tp_, bytes, dt_s); }
+
+void PathStats::on_delivered(std::uint64_t bytes, double dt_s) noexcept {
+  ema_rate(delivered_bps_, has_delivered_, bytes, dt_s);
 }
 
 }  // namespace triglav::dp

@@ -20,6 +20,8 @@ class PathStats {
   void on_probe_result(bool answered) noexcept;
   // Bytes observed over an interval of dt_s seconds.
   void on_bytes(std::uint64_t bytes, double dt_s) noexcept;
+  // Bytes the peer reports having received over an interval of dt_s seconds (same EMA).
+  void on_delivered(std::uint64_t bytes, double dt_s) noexcept;
 
   bool has_rtt() const noexcept { return has_rtt_; }
   double srtt_ms() const noexcept { return srtt_; }
@@ -29,7 +31,9 @@ class PathStats {
   double rto_ms(double min_ms = 200, double max_ms = 60'000, double granularity_ms = 1) const noexcept;
   double loss() const noexcept;  // 0..1 over the window (0 with no samples)
   unsigned samples() const noexcept { return count_; }
-  double throughput_bps() const noexcept { return throughput_bps_; }
+  double throughput_bps() const noexcept { return throughput_bps_; }  // sent
+  bool has_delivered() const noexcept { return has_delivered_; }
+  double delivered_bps() const noexcept { return delivered_bps_; }
 
  private:
   bool has_rtt_ = false;
@@ -38,6 +42,8 @@ class PathStats {
   unsigned next_ = 0, count_ = 0;
   bool has_tp_ = false;
   double throughput_bps_ = 0;
+  bool has_delivered_ = false;
+  double delivered_bps_ = 0;
 };
 
 }  // namespace triglav::dp

@@ -50,6 +50,9 @@ struct Session {
   std::array<SenderState, kMaxSenders> tx;
   std::array<ReplayWindow, kMaxSenders> rx_windows{};
   std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
+  // Inner bytes of authenticated Data received on this session (copies included): what
+  // the path delivered. Written by the receiving worker, reported to the peer in Pongs.
+  std::atomic<std::uint64_t> rx_bytes{0};
   Group* group = nullptr;                    // the client this uplink belongs to
 
   // The owning worker moves the peer (roaming); other threads read a consistent copy.

@@ -52,6 +52,7 @@ constexpr unsigned kRxBuffers = 1024;
 constexpr unsigned kTxSlots = 512;
 constexpr unsigned kBatch = 64;
 constexpr std::size_t kPayloadOffset = kHeaderLen + kSeqLen;
+constexpr std::size_t kPongBody = 16;  // echoed Ping body (8), Data bytes received (8)
 constexpr unsigned kMaxSegments = 64;          // datagrams per GSO send (the kernel's limit)
 constexpr std::size_t kMaxGsoBytes = 65000;    // and their total, within one IP datagram
 constexpr std::size_t kMaxGsoSegment4 = 1500 - 28;  // a datagram that fits a 1500-byte path
@@ -336,7 +337,7 @@ class Worker::Loop {
     }
     if (h.type == PacketType::Pong) {  // a probe answer: the control thread times it
       hand_to_control(ControlMessage::Kind::Pong, uplink, s->local_index, pkt + kHeaderLen,
-                      std::min<std::size_t>(body, 8), from, from_len);
+                      std::min<std::size_t>(body, kPongBody), from, from_len);
       return false;
     }
     if (h.type != PacketType::Data || body < kSeqLen) {
@@ -358,6 +359,7 @@ class Worker::Loop {
         return false;
       }
     }
+    s->rx_bytes.store(s->rx_bytes.load(std::memory_order_relaxed) + inner_len, std::memory_order_relaxed);
     // Copies of a packet sent on several uplinks share its sequence number: deliver once.
     if (!g->dedup[sender].check_and_update(load_le32(pkt + kHeaderLen))) {
       c_.add(Counter::DropDuplicate);
@@ -472,17 +474,24 @@ class Worker::Loop {
     }
   }
 
-  // A Ping's body comes back unchanged in the Pong (the prober matches and times it).
+  // A Ping's first 8 bytes come back in the Pong (the prober matches and times them),
+  // followed by the Data bytes this session has received (the peer measures what its
+  // path delivers).
   void send_pong(Session* s, const std::uint8_t* body, std::size_t n) noexcept {
-    if (free_.empty() || n > cfg_.max_packet - kHeaderLen - kTagLen || fds_[s->socket] < 0) {
+    if (n != 8) {
+      c_.add(Counter::DropMalformed);
+      return;
+    }
+    if (free_.empty() || fds_[s->socket] < 0) {
       c_.add(Counter::DropQueueFull);
       return;
     }
     const std::uint16_t slot = free_.back();
     free_.pop_back();
     std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
-    std::memcpy(buf + kHeaderLen, body, n);
-    emit(s, PacketType::Pong, slot, buf, n);
+    std::memcpy(buf + kHeaderLen, body, 8);
+    store_le64(buf + kHeaderLen + 8, s->rx_bytes.load(std::memory_order_relaxed));
+    emit(s, PacketType::Pong, slot, buf, kPongBody);
   }
 
   // Writes the header in front of buf[kHeaderLen, kHeaderLen + body), seals in place
