@@ -48,6 +48,7 @@ struct Uplink {
   bool discovered = false; // added by --auto-discover (and removed when its interface goes)
   dp::HealthState logged = dp::HealthState::Down;  // last state reported in the log
   std::uint64_t handshakes = 0;
+  bool behind_nat = false;  // as the last handshake showed
 };
 
 class Client {
@@ -132,6 +133,7 @@ class Client {
       if (u.session) {
         st.state = "connected";
         prober_.fill(us, *u.session);
+        us.behind_nat = u.behind_nat;
       }
       st.uplinks.push_back(std::move(us));
     }
@@ -363,6 +365,25 @@ class Client {
                              " s (server down, unreachable, or holding a different key)");
   }
 
+  // NAT between this uplink and the server: the server saw another source port than the
+  // socket's, or a source address that is none of the uplink interface's (of any
+  // interface for an unbound uplink). A server that does not report (port 0) says nothing.
+  bool behind_nat(const Uplink& u, const dp::ResponsePayload& r) const {
+    if (r.observed_port == 0) return false;
+    if (r.observed_port != rt_.uplink(u.id).local().port()) return true;
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) != 0) return false;
+    bool ours = false;
+    for (ifaddrs* i = list; i != nullptr && !ours; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)) continue;
+      if (u.ifindex != 0 && static_cast<int>(if_nametoindex(i->ifa_name)) != u.ifindex) continue;
+      const socklen_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      ours = address_digest(io::Endpoint::from_sockaddr(i->ifa_addr, len)) == r.observed_digest;
+    }
+    freeifaddrs(list);
+    return !ours;
+  }
+
   void install(Uplink& u, ClientHandshake::Established& est, const io::Endpoint& from) {
     auto s = std::make_unique<dp::Session>();
     s->local_index = u.hs->sender_index();
@@ -374,6 +395,10 @@ class Client {
     s->rx_key = std::move(est.keys.recv);
     s->peer = from;
     s->last_rx_ns.store(io::coarse_ns());
+    const bool nat = behind_nat(u, est.response);
+    if (nat && !u.behind_nat)
+      spdlog::info("uplink {} ({}) is behind NAT: the server saw another source address or port", u.id, u.name);
+    u.behind_nat = nat;
     u.hs.reset();
     u.attempt = 0;
     retire(std::move(u.session));
@@ -405,6 +430,7 @@ class Client {
       sessions[u.id] = u.session.get();
       views[u.id] = prober_.view(u.session.get());
       views[u.id].weight = u.id < weights_.size() ? weights_[u.id] : 1.0;
+      views[u.id].behind_nat = u.behind_nat;
       snap->by_index.emplace(u.session->local_index, u.session.get());
     }
     auto route = dp::make_route(&group_, sessions, views, sched_, ++version_);

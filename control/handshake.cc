@@ -1,5 +1,7 @@
 #include "control/handshake.h"
 
+#include <netinet/in.h>
+
 #include <cstring>
 
 namespace triglav::ctl {
@@ -99,6 +101,22 @@ std::optional<ServerHandshakeResult> answer_initiation(
   }
   r.keys = noise.split();
   return r;
+}
+
+std::array<std::uint8_t, dp::kAddressDigestLen> address_digest(const io::Endpoint& e) {
+  std::uint8_t in[1 + 16] = {};
+  if (e.family() == AF_INET6) {
+    in[0] = 6;
+    std::memcpy(in + 1, &reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr, 16);
+  } else {
+    in[0] = 4;
+    std::memcpy(in + 1, &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr, 4);
+  }
+  std::array<std::uint8_t, crypto::kHashLen> h{};
+  crypto::blake2b(h, in);
+  std::array<std::uint8_t, dp::kAddressDigestLen> out{};
+  std::memcpy(out.data(), h.data(), out.size());
+  return out;
 }
 
 std::array<std::uint8_t, dp::kErrorLen> make_error(std::uint32_t receiver, dp::ErrorCode code) {

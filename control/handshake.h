@@ -12,6 +12,7 @@
 
 #include "crypto/noise.h"
 #include "dataplane/wire.h"
+#include "io/endpoint.h"
 
 namespace triglav::ctl {
 
@@ -52,6 +53,10 @@ enum class HandshakeReject : std::uint8_t { Malformed, Decrypt, BadVersion, Refu
 // Fills the response payload once the initiation has authenticated (so the server can
 // pick an index and check the client's address); false refuses the client.
 using MakeResponse = std::function<bool(const dp::InitPayload&, dp::ResponsePayload&)>;
+
+// The digest of an endpoint's address that the response carries (BLAKE2b, 8 bytes, over
+// the family and the address bytes).
+std::array<std::uint8_t, dp::kAddressDigestLen> address_digest(const io::Endpoint& e);
 
 // Answers one initiation packet. nullopt with reject set when it is refused.
 std::optional<ServerHandshakeResult> answer_initiation(

@@ -216,6 +216,8 @@ class Server {
           out.server_ipv4_be = opt_.tun.address.addr_be;
           out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
           out.mtu = static_cast<std::uint16_t>(opt_.tun.mtu);
+          out.observed_port = m.from.port();  // lets the client tell whether it is behind NAT
+          out.observed_digest = address_digest(m.from);
           return true;
         });
     if (!r) {

@@ -17,7 +17,8 @@ nlohmann::json uplink_json(const UplinkStatus& u) {
           {"throughput_bps", u.throughput_bps},
           {"tx_bytes", u.tx_bytes},
           {"handshakes", u.handshakes},
-          {"peer", u.peer}};
+          {"peer", u.peer},
+          {"behind_nat", u.behind_nat}};
 }
 
 // A label value in the exposition format: backslash, quote and newline escaped.
@@ -143,6 +144,10 @@ std::string to_prometheus(const Status& s) {
   for (const auto& l : ups) e.sample("triglav_uplink_loss_ratio", l.labels, l.u->loss);
   e.family("triglav_uplink_throughput_bits_per_second", "gauge", "Data sent on the uplink, EMA over 1 s samples.");
   for (const auto& l : ups) e.sample("triglav_uplink_throughput_bits_per_second", l.labels, l.u->throughput_bps);
+  if (s.role == "client") {
+    e.family("triglav_uplink_behind_nat", "gauge", "1 when the server saw the uplink's packets from another address or port.");
+    for (const auto& l : ups) e.sample("triglav_uplink_behind_nat", l.labels, l.u->behind_nat ? 1 : 0);
+  }
   e.family("triglav_uplink_sent_bytes_total", "counter", "Inner bytes of Data sent on the uplink's current session.");
   for (const auto& l : ups) e.sample("triglav_uplink_sent_bytes_total", l.labels, static_cast<double>(l.u->tx_bytes));
 

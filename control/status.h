@@ -23,6 +23,7 @@ struct UplinkStatus {
   std::uint64_t tx_bytes = 0;  // Data bytes sent on this uplink
   std::uint64_t handshakes = 0;
   std::string peer;        // the other end's address
+  bool behind_nat = false; // client: NAT between the uplink and the server
 };
 
 struct ClientStatus {  // one client of a server

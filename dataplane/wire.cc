@@ -59,6 +59,9 @@ void encode_response_payload(const ResponsePayload& p,
   out[9] = 0;
   out[10] = static_cast<std::uint8_t>(p.mtu);
   out[11] = static_cast<std::uint8_t>(p.mtu >> 8);
+  out[12] = static_cast<std::uint8_t>(p.observed_port);
+  out[13] = static_cast<std::uint8_t>(p.observed_port >> 8);
+  std::memcpy(out + 14, p.observed_digest.data(), kAddressDigestLen);
 }
 
 bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& out) noexcept {
@@ -67,6 +70,8 @@ bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& 
   std::memcpy(&out.server_ipv4_be, in.data() + 4, 4);
   out.prefix_len = in[8];
   out.mtu = static_cast<std::uint16_t>(in[10] | in[11] << 8);
+  out.observed_port = static_cast<std::uint16_t>(in[12] | in[13] << 8);
+  std::memcpy(out.observed_digest.data(), in.data() + 14, kAddressDigestLen);
   return out.prefix_len <= 32;
 }
 

@@ -85,7 +85,7 @@ constexpr bool is_transport(PacketType t) noexcept {
 inline constexpr std::uint8_t kHandshakeInit = 1;
 inline constexpr std::uint8_t kHandshakeResponse = 2;
 inline constexpr std::size_t kInitPayloadLen = 28;
-inline constexpr std::size_t kResponsePayloadLen = 12;
+inline constexpr std::size_t kResponsePayloadLen = 22;
 inline constexpr std::size_t kNoiseOverhead = 32 + 16;  // e.pub + tag
 inline constexpr std::size_t kInitLen = kHeaderLen + kNoiseOverhead + kInitPayloadLen;
 inline constexpr std::size_t kResponseLen = kHeaderLen + kNoiseOverhead + kResponsePayloadLen;
@@ -100,11 +100,18 @@ struct InitPayload {
   std::uint64_t client_id = 0;      // random per client run; the same on all its uplinks
 };
 
+inline constexpr std::size_t kAddressDigestLen = 8;
+
 struct ResponsePayload {
   std::uint32_t sender_index = 0;
   std::uint32_t server_ipv4_be = 0;  // the server's tunnel address
   std::uint8_t prefix_len = 0;
   std::uint16_t mtu = 0;
+  // Where the initiation came from, as the server saw it: the source port and a digest
+  // of the source address (the client compares them with its own to detect NAT; a
+  // digest keeps the response no larger than the initiation).
+  std::uint16_t observed_port = 0;
+  std::array<std::uint8_t, kAddressDigestLen> observed_digest{};
 };
 
 void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept;

@@ -116,5 +116,17 @@ TEST_F(Fixture, ErrorPacketLayout) {
   EXPECT_LT(e.size(), dp::kInitLen);  // never larger than what provoked it
 }
 
+TEST(Handshake, AddressDigestIgnoresThePortAndTellsAddressesApart) {
+  const io::Endpoint a = io::Endpoint::from_ipv4(0x0100000a, 7443);
+  const io::Endpoint a2 = io::Endpoint::from_ipv4(0x0100000a, 1);
+  const io::Endpoint b = io::Endpoint::from_ipv4(0x0200000a, 7443);
+  std::uint8_t v6[16] = {0xfd};
+  const io::Endpoint c = io::Endpoint::from_ipv6(v6, 7443);
+  EXPECT_EQ(address_digest(a), address_digest(a2));
+  EXPECT_NE(address_digest(a), address_digest(b));
+  EXPECT_NE(address_digest(a), address_digest(c));
+  EXPECT_LE(dp::kResponseLen, dp::kInitLen);  // no amplification
+}
+
 }  // namespace
 }  // namespace triglav::ctl

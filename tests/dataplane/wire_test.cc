@@ -64,7 +64,7 @@ TEST(Header, BadVersionAndType) {
 TEST(Wire, SizesMatchTheProtocolDocument) {
   EXPECT_EQ(kDataOverhead, 36u);
   EXPECT_EQ(kInitLen, 92u);
-  EXPECT_EQ(kResponseLen, 76u);
+  EXPECT_EQ(kResponseLen, 86u);
   EXPECT_EQ(kErrorLen, 16u);
   // Default MTU plus our overhead, UDP and IPv4 fit a 1500-byte path.
   EXPECT_LE(kDefaultMtu + kDataOverhead + 8 + 20, 1500);
@@ -104,6 +104,8 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   p.server_ipv4_be = 0x0155000a;
   p.prefix_len = 24;
   p.mtu = 1420;
+  p.observed_port = 40123;
+  p.observed_digest = {1, 2, 3, 4, 5, 6, 7, 8};
   std::uint8_t b[kResponsePayloadLen];
   encode_response_payload(p, b);
   ResponsePayload back;
@@ -111,6 +113,8 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_EQ(back.sender_index, 77u);
   EXPECT_EQ(back.prefix_len, 24);
   EXPECT_EQ(back.mtu, 1420);
+  EXPECT_EQ(back.observed_port, 40123);
+  EXPECT_EQ(back.observed_digest, p.observed_digest);
   b[8] = 33;
   EXPECT_FALSE(decode_response_payload(b, back));
   EXPECT_FALSE(decode_response_payload({b, kResponsePayloadLen - 1}, back));
