@@ -15,6 +15,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::TunReadPackets: return "tun_read_packets";
     case Counter::TxRedundantCopies: return "tx_redundant_copies";
     case Counter::TxGsoSends: return "tx_gso_sends";
+    case Counter::RxGroReceives: return "rx_gro_receives";
     case Counter::DropMalformed: return "drop_malformed";
     case Counter::DropUnknownIndex: return "drop_unknown_index";
     case Counter::DropAuth: return "drop_auth";

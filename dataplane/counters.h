@@ -22,6 +22,7 @@ enum class Counter : std::uint8_t {
   TunReadPackets,   // inner packets read from the TUN
   TxRedundantCopies,// Data packets sent again on another uplink (redundant strategy)
   TxGsoSends,       // sendmsg calls that carried several datagrams (UDP GSO)
+  RxGroReceives,    // receives that carried several datagrams (UDP GRO)
   // Drops (each a named reason).
   DropMalformed,    // too short, bad version or type, truncated datagram
   DropUnknownIndex, // no session has this receiver index

@@ -2,13 +2,16 @@
 //
 // Receive (uplinks -> TUN), per completion batch:
 //   1. io: multishot recvmsg on each uplink socket fills provided buffers (BufRing);
-//      the buffer belongs to the worker from the completion on.
+//      the buffer belongs to the worker from the completion on. With UDP GRO (probed
+//      at start) one buffer holds up to 64 KB: consecutive datagrams of one size from
+//      one sender, cut apart again here by the size the kernel reports.
 //   2. classify: header check, session lookup by receiver index. Handshake and Error
 //      packets are copied to the control thread's queue; the buffer is recycled.
 //   3. open in place (AEAD over header = associated data); only then replay window,
 //      inner packet checks, source address check, peer roaming, last-receive time.
 //   4. emit: an io_uring write of the inner packet to the TUN queue, pointing into the
-//      receive buffer; the buffer returns to the BufRing when that write completes.
+//      receive buffer; the buffer returns to the BufRing when the last of its writes
+//      completes.
 //
 // Transmit (TUN -> uplinks), when the TUN queue is readable:
 //   1. read() inner packets (non-blocking, up to kBatch per loop) straight into a free
@@ -48,15 +51,28 @@ constexpr int kOpShift = 56;
 constexpr std::uint64_t ud(Op op, std::uint64_t idx) { return std::uint64_t{op} << kOpShift | idx; }
 
 constexpr unsigned kRingEntries = 512;
-constexpr unsigned kRxBuffers = 1024;
+constexpr unsigned kRxBuffers = 1024;        // without GRO: one datagram each
+constexpr unsigned kRxGroBuffers = 256;       // with GRO: up to 64 KB each
+constexpr std::size_t kGroBufferPayload = 65536;
 constexpr unsigned kTxSlots = 512;
 constexpr unsigned kBatch = 64;
 constexpr std::size_t kPayloadOffset = kHeaderLen + kSeqLen;
 constexpr std::size_t kPongBody = 16;  // echoed Ping body (8), Data bytes received (8)
+constexpr std::size_t kControlSpace = 64;  // recvmsg control room (holds the UDP_GRO cmsg)
 constexpr unsigned kMaxSegments = 64;          // datagrams per GSO send (the kernel's limit)
 constexpr std::size_t kMaxGsoBytes = 65000;    // and their total, within one IP datagram
 constexpr std::size_t kMaxGsoSegment4 = 1500 - 28;  // a datagram that fits a 1500-byte path
 constexpr std::size_t kMaxGsoSegment6 = 1500 - 48;
+
+// Whether the kernel takes UDP_GRO on a socket (Linux 5.0).
+bool kernel_has_udp_gro() noexcept {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int v = 0;
+  const bool ok = setsockopt(fd, SOL_UDP, UDP_GRO, &v, sizeof v) == 0;
+  close(fd);
+  return ok;
+}
 
 // Whether the kernel takes UDP_SEGMENT (UDP GSO, Linux 4.18).
 bool kernel_has_udp_gso() noexcept {
@@ -79,7 +95,11 @@ class Worker::Loop {
         cmd_fd_(cmd_fd),
         commands_(commands),
         ring_(kRingEntries),
-        rx_(ring_, 0, kRxBuffers, cfg.max_packet + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage)),
+        gro_(kernel_has_udp_gro()),
+        rx_(ring_, 0, gro_ ? kRxGroBuffers : kRxBuffers,
+            (gro_ ? kGroBufferPayload : cfg.max_packet) + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) +
+                kControlSpace),
+        rx_refs_(gro_ ? kRxGroBuffers : kRxBuffers, 0),
         tx_mem_(std::size_t{kTxSlots} * cfg.max_packet),
         batches_(kTxSlots),
         rearm_(kMaxUplinks, false),
@@ -87,6 +107,8 @@ class Worker::Loop {
     fds_.fill(-1);
     for (std::size_t i = 0; i < cfg.uplink_fds.size() && i < kMaxUplinks; ++i) fds_[i] = cfg.uplink_fds[i];
     recv_msg_.msg_namelen = sizeof(sockaddr_storage);
+    recv_msg_.msg_controllen = gro_ ? kControlSpace : 0;  // room for the UDP_GRO segment size
+    for (int fd : fds_) enable_gro(fd);
     for (unsigned i = 0; i < kTxSlots; ++i) free_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
     for (unsigned i = 0; i < kTxSlots; ++i) free_batches_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
     open_.reserve(kTxSlots);
@@ -216,8 +238,10 @@ class Worker::Loop {
       case kOpTunWrite:
         --tun_writes_;
         if (cqe->res < 0) c_.add(Counter::TunWriteErrors);
-        rx_.recycle(static_cast<std::uint16_t>(idx));
-        ++recycled_;
+        if (--rx_refs_[idx] == 0) {  // the buffer's last packet is written
+          rx_.recycle(static_cast<std::uint16_t>(idx));
+          ++recycled_;
+        }
         break;
       case kOpSend: {
         SendBatch& b = batches_[idx];
@@ -249,6 +273,7 @@ class Worker::Loop {
       if (c.id >= kMaxUplinks) continue;
       if (c.fd >= 0) {
         fds_[c.id] = c.fd;
+        enable_gro(c.fd);
         arm_recv(c.id);
         continue;
       }
@@ -272,24 +297,49 @@ class Worker::Loop {
     }
     const auto bid = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     std::uint8_t* buf = rx_.buf(bid);
-    if (!handle_datagram(uplink, bid, buf, cqe->res)) {
+    io_uring_recvmsg_out* out = io_uring_recvmsg_validate(buf, cqe->res, &recv_msg_);
+    unsigned writes = 0;
+    if (out == nullptr || (out->flags & MSG_TRUNC)) {
+      c_.add(Counter::DropMalformed);
+    } else {
+      auto* payload = static_cast<std::uint8_t*>(io_uring_recvmsg_payload(out, &recv_msg_));
+      const std::size_t total = io_uring_recvmsg_payload_length(out, cqe->res, &recv_msg_);
+      const auto* from = static_cast<const sockaddr*>(io_uring_recvmsg_name(out));
+      const socklen_t from_len = out->namelen > sizeof(sockaddr_storage) ? sizeof(sockaddr_storage) : out->namelen;
+      std::size_t seg = total;  // GRO: the datagrams' size, the last one may be shorter
+      for (cmsghdr* cm = io_uring_recvmsg_cmsg_firsthdr(out, &recv_msg_); cm != nullptr;
+           cm = io_uring_recvmsg_cmsg_nexthdr(out, &recv_msg_, cm)) {
+        if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+          int v = 0;
+          std::memcpy(&v, CMSG_DATA(cm), sizeof v);
+          if (v > 0) seg = static_cast<std::size_t>(v);
+        }
+      }
+      if (total == 0) c_.add(Counter::DropMalformed);  // an empty datagram
+      if (seg < total) c_.add(Counter::RxGroReceives);
+      for (std::size_t off = 0; off < total; off += seg)
+        writes += handle_datagram(uplink, bid, payload + off, std::min(seg, total - off), from, from_len) ? 1 : 0;
+    }
+    if (writes == 0) {
       rx_.recycle(bid);
       ++recycled_;
+    } else {
+      rx_refs_[bid] = static_cast<std::uint16_t>(writes);
     }
   }
 
-  // Returns true if the buffer was kept (queued for a TUN write).
-  bool handle_datagram(unsigned uplink, std::uint16_t bid, std::uint8_t* buf, int res) noexcept {
-    io_uring_recvmsg_out* out = io_uring_recvmsg_validate(buf, res, &recv_msg_);
-    if (out == nullptr || (out->flags & MSG_TRUNC)) {
-      c_.add(Counter::DropMalformed);
-      return false;
-    }
-    auto* pkt = static_cast<std::uint8_t*>(io_uring_recvmsg_payload(out, &recv_msg_));
-    const std::size_t len = io_uring_recvmsg_payload_length(out, res, &recv_msg_);
-    const auto* from = static_cast<const sockaddr*>(io_uring_recvmsg_name(out));
-    const socklen_t from_len = out->namelen > sizeof(sockaddr_storage) ? sizeof(sockaddr_storage)
-                                                                        : out->namelen;
+  // Asks the kernel to hand over coalesced datagrams (best effort: without it they come
+  // one by one, which the loop handles the same way).
+  void enable_gro(int fd) noexcept {
+    if (!gro_ || fd < 0) return;
+    const int one = 1;
+    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
+  }
+
+  // One datagram (of a buffer that may hold several). True when it was queued for the
+  // TUN, pointing into the buffer.
+  bool handle_datagram(unsigned uplink, std::uint16_t bid, std::uint8_t* pkt, std::size_t len,
+                       const sockaddr* from, socklen_t from_len) noexcept {
     Header h;
     if (decode_header({pkt, len}, h) != HeaderError::Ok) {
       c_.add(Counter::DropMalformed);
@@ -586,7 +636,9 @@ class Worker::Loop {
   CommandQueue& commands_;
   std::array<int, kMaxUplinks> fds_{};  // uplink id -> socket (-1: none)
   io::Ring ring_;
+  bool gro_ = false;
   io::BufRing rx_;
+  std::vector<std::uint16_t> rx_refs_;  // TUN writes still pointing into each receive buffer
   msghdr recv_msg_{};
   std::vector<std::uint8_t> tx_mem_;
   std::vector<SendBatch> batches_;
