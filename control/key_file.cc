@@ -1,9 +1,11 @@
 #include "control/key_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <toml++/toml.h>
@@ -13,6 +15,14 @@
 namespace triglav::ctl {
 
 ServerKeyFile load_key_file(const std::string& path) {
+  // A private key others can read is no longer private: refuse it rather than use it.
+  struct stat st{};
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw std::runtime_error("key file " + path + " is readable or writable by group or others (mode " + mode +
+                             "): chmod 600 " + path);
+  }
   toml::table t;
   try {
     t = toml::parse_file(path);

@@ -20,8 +20,9 @@ struct KeyFileTest : ::testing::Test {
     dir = tmpl;
   }
   void TearDown() override { std::filesystem::remove_all(dir); }
-  std::string write(const std::string& name, const std::string& text) {
+  std::string write(const std::string& name, const std::string& text, mode_t mode = 0600) {
     std::ofstream(dir + "/" + name) << text;
+    chmod((dir + "/" + name).c_str(), mode);
     return dir + "/" + name;
   }
   std::string error_of(const std::string& path) {
@@ -48,6 +49,21 @@ TEST_F(KeyFileTest, SaveLoadRoundTripWithMode0600) {
   EXPECT_EQ(back.key.pub, kf.key.pub);
   EXPECT_EQ(back.addresses, kf.addresses);
   EXPECT_THROW(save_key_file(path, kf), std::runtime_error);  // never overwrites
+}
+
+TEST_F(KeyFileTest, RefusesAFileOthersCanRead) {
+  ServerKeyFile kf;
+  kf.key = crypto::KeyPair::generate();
+  const std::string path = dir + "/server.key";
+  save_key_file(path, kf);
+  for (mode_t m : {0640, 0604, 0660, 0602}) {
+    chmod(path.c_str(), m);
+    const std::string e = error_of(path);
+    EXPECT_NE(e.find("readable or writable by group or others"), std::string::npos) << e;
+    EXPECT_NE(e.find("chmod 600 " + path), std::string::npos) << e;
+  }
+  chmod(path.c_str(), 0400);  // read-only for its owner is fine
+  EXPECT_EQ(error_of(path), "");
 }
 
 TEST_F(KeyFileTest, ErrorsNameTheProblem) {

@@ -10,6 +10,7 @@ usage: test_bad_input.py [/path/to/triglav]   (or TRIGLAV_BIN); root; exit 0/1/7
 """
 import base64
 import os
+import shutil
 import re
 import shlex
 import sys
@@ -155,12 +156,19 @@ def body(lab, checks):
     bad_toml = os.path.join(lab.tmp, "bad.key")
     with open(bad_toml, "w") as f:
         f.write("private_key = \"unterminated\nthis is not toml\n")
+    os.chmod(bad_toml, 0o600)
     c.expect("server --key with a malformed file", ["server", "--key", bad_toml], r"bad\.key")
     short_key = os.path.join(lab.tmp, "short.key")
     with open(short_key, "w") as f:
         f.write(f'private_key = "{b64(os.urandom(16))}"\n')
+    os.chmod(short_key, 0o600)
     c.expect("server --key with a 16-byte private key", ["server", "--key", short_key], r"32 bytes")
     c.expect("server without --key or --generate-key", ["server"], r"needs a key")
+    open_key = os.path.join(lab.tmp, "open.key")
+    shutil.copy(keyfile, open_key)
+    os.chmod(open_key, 0o644)
+    c.expect("server --key readable by others", ["server", "--key", open_key],
+             r"readable or writable by group or others \(mode 0644\): chmod 600 ")
     before = open(keyfile).read()
     c.expect("keygen onto an existing file", ["keygen", "--output", keyfile], r"already exists")
     check(open(keyfile).read() == before, "keygen changed an existing key file")
