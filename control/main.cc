@@ -15,6 +15,7 @@
 
 #include "control/client.h"
 #include "control/config.h"
+#include "control/diagnose.h"
 #include "control/status_cli.h"
 #include "control/key_file.h"
 #include "control/runtime.h"
@@ -38,6 +39,7 @@ struct Args : ctl::Settings {
   bool generate_key = false;
   bool server_config = false, client_config = false;  // triglav config --server|--client
   ctl::StatusQuery query;  // status, uplink
+  ctl::DiagnoseOptions diag;
 };
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
@@ -327,6 +329,13 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
       ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
   status->add_option("--count", a.query.count, "with --watch: stop after this many redraws")->check(CLI::Range(0, 1'000'000));
 
+  auto* diagnose = app->add_subcommand("diagnose", "check this machine for what triglav needs, and say how to fix what is missing");
+  diagnose->add_option("-i,--interface", a.diag.interfaces, "uplink to check (repeatable; default: every one up with IPv4)");
+  diagnose->add_option("--mtu", a.diag.mtu, "tunnel MTU the uplinks must carry")->capture_default_str()->check(CLI::Range(576, 1980));
+  diagnose->add_flag("--full", a.diag.full, "also forwarding and IPv6");
+  diagnose->add_flag("--connectivity", a.diag.connectivity, "send a handshake to the server through each uplink");
+  diagnose->add_option("authkey", a.diag.authkey, "the server's AuthKey (for --connectivity)");
+
   auto* uplink = app->add_subcommand("uplink", "list the uplinks of a running client or server, or show one");
   uplink->require_subcommand(1);
   auto* list = uplink->add_subcommand("list", "every uplink, one per line");
@@ -344,7 +353,8 @@ std::optional<ctl::Role> role_in(int argc, char** argv) {
     const std::string_view v = argv[i];
     if (v == "server") return ctl::Role::Server;
     if (v == "tun") return ctl::Role::Client;
-    if (v == "keygen" || v == "config" || v == "version" || v == "status" || v == "uplink") return std::nullopt;
+    if (v == "keygen" || v == "config" || v == "version" || v == "status" || v == "uplink" || v == "diagnose")
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -398,6 +408,7 @@ int main(int argc, char** argv) {
     }
     if (app->got_subcommand("config")) return cmd_config(a);
     if (app->got_subcommand("status")) return ctl::run_status(a.query);
+    if (app->got_subcommand("diagnose")) return ctl::run_diagnose(a.diag);
     if (auto* up = app->get_subcommand("uplink"); up->parsed()) {
       a.query.what = up->got_subcommand("show") ? ctl::StatusQuery::What::UplinkShow : ctl::StatusQuery::What::UplinkList;
       return ctl::run_status(a.query);

@@ -42,6 +42,7 @@
 #include "dataplane/flow.h"
 #include "io/clock.h"
 #include "io/ring.h"
+#include "io/system.h"
 
 namespace triglav::dp {
 namespace {
@@ -64,26 +65,6 @@ constexpr std::size_t kMaxGsoBytes = 65000;    // and their total, within one IP
 constexpr std::size_t kMaxGsoSegment4 = 1500 - 28;  // a datagram that fits a 1500-byte path
 constexpr std::size_t kMaxGsoSegment6 = 1500 - 48;
 
-// Whether the kernel takes UDP_GRO on a socket (Linux 5.0).
-bool kernel_has_udp_gro() noexcept {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  int v = 0;
-  const bool ok = setsockopt(fd, SOL_UDP, UDP_GRO, &v, sizeof v) == 0;
-  close(fd);
-  return ok;
-}
-
-// Whether the kernel takes UDP_SEGMENT (UDP GSO, Linux 4.18).
-bool kernel_has_udp_gso() noexcept {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  int v = 0;
-  const bool ok = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, sizeof v) == 0;
-  close(fd);
-  return ok;
-}
-
 }  // namespace
 
 class Worker::Loop {
@@ -95,7 +76,7 @@ class Worker::Loop {
         cmd_fd_(cmd_fd),
         commands_(commands),
         ring_(kRingEntries),
-        gro_(kernel_has_udp_gro()),
+        gro_(io::udp_gro_supported()),
         rx_(ring_, 0, gro_ ? kRxGroBuffers : kRxBuffers,
             (gro_ ? kGroBufferPayload : cfg.max_packet) + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) +
                 kControlSpace),
@@ -103,7 +84,7 @@ class Worker::Loop {
         tx_mem_(std::size_t{kTxSlots} * cfg.max_packet),
         batches_(kTxSlots),
         rearm_(kMaxUplinks, false),
-        gso_(kernel_has_udp_gso()) {
+        gso_(io::udp_gso_supported()) {
     fds_.fill(-1);
     for (std::size_t i = 0; i < cfg.uplink_fds.size() && i < kMaxUplinks; ++i) fds_[i] = cfg.uplink_fds[i];
     recv_msg_.msg_namelen = sizeof(sockaddr_storage);

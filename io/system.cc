@@ -1,10 +1,26 @@
 #include "io/system.h"
 
 #include <linux/capability.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 namespace triglav::io {
+
+namespace {
+bool udp_option_supported(int opt) noexcept {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int v = 0;
+  const bool ok = setsockopt(fd, SOL_UDP, opt, &v, sizeof v) == 0;
+  close(fd);
+  return ok;
+}
+}  // namespace
+
+bool udp_gso_supported() noexcept { return udp_option_supported(UDP_SEGMENT); }
+bool udp_gro_supported() noexcept { return udp_option_supported(UDP_GRO); }
 
 bool has_net_admin() noexcept {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};

@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+"""triglav diagnose names what is wrong: strict rp_filter on an uplink (a warning), no
+/dev/net/tun and an unknown interface (failures, exit 1); with --connectivity it tells a
+server that answers with the right key from one that holds another key and from one that
+does not answer at all.
+
+usage: test_diagnose.py /path/to/triglav; root; exit 0/1/77
+"""
+import os
+import re
+import signal
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tglib  # noqa: E402
+from tglib import check, run  # noqa: E402
+
+NO_TUN = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /dev/net && exec "$0" "$@"']
+
+
+def diagnose(lab, ns, *args, wrap=()):
+    return run(tglib.ns_cmd(ns, [*wrap, lab.binary, "diagnose", *args]), check=False, timeout=30)
+
+
+def body(lab, checks):
+    ns_s, ns_c = lab.netns("s"), lab.netns("c")
+    _, c_if, ip_s, _ = lab.veth(ns_s, ns_c, subnet=91)
+    run(tglib.ns_cmd(ns_c, ["sysctl", "-qw", f"net.ipv4.conf.{c_if}.rp_filter=1"]))
+    r = diagnose(lab, ns_c, "-i", c_if)
+    check(r.returncode == 0 and re.search(rf"^ok\s+tun\s", r.stdout, re.M) and
+          re.search(rf"^warn\s+uplink {c_if}\s+rp_filter is strict", r.stdout, re.M) and
+          f"net.ipv4.conf.{c_if}.rp_filter=2" in r.stdout, f"rp_filter: exit {r.returncode}\n{r.stdout}{r.stderr}")
+    checks.append("strict rp_filter on the uplink: a warning with the sysctl that fixes it; exit 0")
+
+    r = diagnose(lab, ns_c, "-i", c_if, wrap=NO_TUN)
+    check(r.returncode == 1 and re.search(r"^FAIL\s+tun\s+/dev/net/tun does not exist", r.stdout, re.M) and
+          "modprobe tun" in r.stdout, f"no TUN: exit {r.returncode}\n{r.stdout}{r.stderr}")
+    r = diagnose(lab, ns_c, "-i", "nosuch0")
+    check(r.returncode == 1 and re.search(r"^FAIL\s+uplink nosuch0\s+no such interface", r.stdout, re.M),
+          f"unknown interface: exit {r.returncode}\n{r.stdout}")
+    checks.append("no /dev/net/tun and an unknown uplink: FAIL lines with their fixes, exit 1")
+
+    server, authkey = lab.start_server(ns_s)
+    r = diagnose(lab, ns_c, "-i", c_if, "--connectivity", authkey)
+    check(r.returncode == 0 and re.search(rf"^ok\s+server {re.escape(ip_s)}:7443 via {c_if}\s+answers in [\d.]+ ms; "
+                                          r"the key is right", r.stdout, re.M), f"good key:\n{r.stdout}")
+    other = run([lab.binary, "keygen", "--output", os.path.join(lab.tmp, "other.key"), "--address",
+                 f"{ip_s}:7443"]).stdout.strip()
+    r = diagnose(lab, ns_c, "-i", c_if, "--connectivity", other)
+    check(r.returncode == 1 and "holds another key" in r.stdout, f"wrong key:\n{r.stdout}")
+    check(server.stop(signal.SIGTERM)[0] == 0, "server did not exit 0")
+    r = diagnose(lab, ns_c, "-i", c_if, "--connectivity", authkey)
+    check(r.returncode == 1 and "no answer within 2 s" in r.stdout, f"server gone:\n{r.stdout}")
+    checks.append("--connectivity: the right key answered, a wrong key is named as such, a stopped server "
+                  "does not answer")
+
+
+if __name__ == "__main__":
+    tglib.main("diagnose", body, "triglav diagnose names the problem and its fix")
