@@ -14,6 +14,7 @@
 #include <string>
 
 #include "control/client.h"
+#include "control/completions.h"
 #include "control/config.h"
 #include "control/diagnose.h"
 #include "control/status_cli.h"
@@ -40,6 +41,7 @@ struct Args : ctl::Settings {
   bool server_config = false, client_config = false;  // triglav config --server|--client
   ctl::StatusQuery query;  // status, uplink
   ctl::DiagnoseOptions diag;
+  std::string shell;  // completions
 };
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
@@ -336,6 +338,9 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   diagnose->add_flag("--connectivity", a.diag.connectivity, "send a handshake to the server through each uplink");
   diagnose->add_option("authkey", a.diag.authkey, "the server's AuthKey (for --connectivity)");
 
+  auto* completions = app->add_subcommand("completions", "print a shell completion script");
+  completions->add_option("shell", a.shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
+
   auto* uplink = app->add_subcommand("uplink", "list the uplinks of a running client or server, or show one");
   uplink->require_subcommand(1);
   auto* list = uplink->add_subcommand("list", "every uplink, one per line");
@@ -353,7 +358,8 @@ std::optional<ctl::Role> role_in(int argc, char** argv) {
     const std::string_view v = argv[i];
     if (v == "server") return ctl::Role::Server;
     if (v == "tun") return ctl::Role::Client;
-    if (v == "keygen" || v == "config" || v == "version" || v == "status" || v == "uplink" || v == "diagnose")
+    if (v == "keygen" || v == "config" || v == "version" || v == "status" || v == "uplink" || v == "diagnose" ||
+        v == "completions")
       return std::nullopt;
   }
   return std::nullopt;
@@ -409,6 +415,10 @@ int main(int argc, char** argv) {
     if (app->got_subcommand("config")) return cmd_config(a);
     if (app->got_subcommand("status")) return ctl::run_status(a.query);
     if (app->got_subcommand("diagnose")) return ctl::run_diagnose(a.diag);
+    if (app->got_subcommand("completions")) {
+      std::fputs(ctl::completion_script(*app, a.shell).c_str(), stdout);
+      return 0;
+    }
     if (auto* up = app->get_subcommand("uplink"); up->parsed()) {
       a.query.what = up->got_subcommand("show") ? ctl::StatusQuery::What::UplinkShow : ctl::StatusQuery::What::UplinkList;
       return ctl::run_status(a.query);
