@@ -509,6 +509,7 @@ int run_client(const ClientOptions& opt) {
   if (!opt.dns.empty()) resolver.emplace(opt.dns, tun.name);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Client c(opt, rt, n, ops);
+  if (opt.on_ready) opt.on_ready("");
   return c.run();
 }
 

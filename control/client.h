@@ -2,6 +2,7 @@
 // named by the AuthKey, and carries traffic until SIGINT/SIGTERM.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ struct ClientOptions {
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics
   std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)
+  std::function<void(const std::string&)> on_ready;  // --daemon: the TUN is up
 };
 
 // Returns the exit code; throws std::runtime_error for start-up failures (after

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <filesystem>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "control/client.h"
 #include "control/completions.h"
 #include "control/config.h"
+#include "control/daemon.h"
 #include "control/diagnose.h"
 #include "control/status_cli.h"
 #include "control/key_file.h"
@@ -42,6 +44,8 @@ struct Args : ctl::Settings {
   ctl::StatusQuery query;  // status, uplink
   ctl::DiagnoseOptions diag;
   std::string shell;  // completions
+  bool daemon = false;
+  std::string pid_file;
 };
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
@@ -149,6 +153,26 @@ ctl::ProbeConfig probe_config(const ctl::Settings& a) {
   return p;
 }
 
+// --daemon / --pid-file around a server or client run: the parent reports the child's
+// start (or its error) and exits; the pid file lives as long as the process.
+template <typename Options, typename Run>
+int run_maybe_daemon(const Args& a, Options& o, Run run) {
+  const std::string pid_path = a.pid_file.empty() ? std::string() : std::filesystem::absolute(a.pid_file).string();
+  std::optional<ctl::Daemon> d;
+  if (a.daemon) d.emplace(ctl::Daemon::start());  // only the child returns
+  try {
+    std::optional<ctl::PidFile> pid;
+    if (!pid_path.empty()) pid.emplace(pid_path);
+    o.on_ready = [&d](const std::string& m) {
+      if (d) d->ready(m);
+    };
+    return run(o);
+  } catch (const std::exception& e) {
+    if (d) d->failed(e.what());
+    throw;
+  }
+}
+
 int cmd_server(const Args& a, ctl::ReloadFn reload) {
   ctl::ServerOptions o;
   o.key_file = a.key_file;
@@ -165,7 +189,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.probe = probe_config(a);
   o.reload = std::move(reload);
   o.status = status_config(a, "server");
-  return ctl::run_server(o);
+  return run_maybe_daemon(a, o, ctl::run_server);
 }
 
 int cmd_tun(const Args& a, ctl::ReloadFn reload) {
@@ -199,7 +223,7 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.weights = a.weights;
   o.sched = scheduler_or_fail(a);
   check_weights(a);
-  return ctl::run_client(o);
+  return run_maybe_daemon(a, o, ctl::run_client);
 }
 
 int cmd_config(const Args& a) {
@@ -242,6 +266,9 @@ void add_probe_option(CLI::App* c, Args& a) {
 }
 
 void add_ops_options(CLI::App* c, Args& a) {
+  c->add_flag("--daemon", a.daemon,
+              "run in the background (logs to syslog); returns once started, or with the start-up error");
+  c->add_option("--pid-file", a.pid_file, "write the process id here (removed on exit; refused if one is running)");
   c->add_option("--control-socket", a.control_socket,
                 "unix socket for `triglav status` (default /run/triglav/ROLE-TUN.sock; 'none': no socket)");
   c->add_option_function<std::string>(

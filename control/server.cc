@@ -442,10 +442,12 @@ int run_server(const ServerOptions& opt) {
   }
 
   Runtime rt(std::move(socks), opt.tun);
-  std::printf("%s\n", crypto::encode_authkey(ak).c_str());
-  std::fflush(stdout);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Server server(opt, std::move(kf.key), rt, ops);
+  const std::string authkey = crypto::encode_authkey(ak) + "\n";
+  std::fputs(authkey.c_str(), stdout);
+  std::fflush(stdout);
+  if (opt.on_ready) opt.on_ready(authkey);
   return server.run();
 }
 

@@ -2,6 +2,7 @@
 // TUN packets to clients by their tunnel address.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@ struct ServerOptions {
   ProbeConfig probe;           // the server probes each client uplink too
   ReloadFn reload;             // SIGHUP; empty without a config file
   StatusServerConfig status;   // control socket and metrics
+  std::function<void(const std::string&)> on_ready;  // --daemon: serving; gets the AuthKey line
 };
 
 // Runs until SIGINT/SIGTERM. Returns the process exit code; throws std::runtime_error
