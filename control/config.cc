@@ -364,7 +364,7 @@ std::string default_config(Role role) {
               : "# triglav client configuration: `triglav tun --config FILE`.\n";
   o += "# Flags given on the command line override these values. Durations take a unit\n"
        "# (\"100ms\", \"30s\", \"5m\"); a bare number is seconds. SIGHUP re-reads the\n"
-       "# [multipath.scheduler] and [log] sections.\n\n";
+       "# [multipath.scheduler], [metrics] and [log] sections.\n\n";
   o += "[log]\n# trace, debug, info, warn, error or off.\nlevel = \"" + d.log_level + "\"\n\n";
   o += "[control]\n# Unix socket for `triglav status` (root only); empty: /run/triglav/" +
        std::string(server ? "server" : "client") + "-TUN.sock; \"none\": no socket.\nsocket = \"\"\n\n";

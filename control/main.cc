@@ -429,7 +429,8 @@ int main(int argc, char** argv) {
       again->parse(argc, argv);
       spdlog::set_level(log_level_or_fail(b));
       check_weights(b);
-      return ctl::Reloadable{scheduler_or_fail(b), b.weights};
+      const ctl::StatusServerConfig st = status_config(b, r == ctl::Role::Server ? "server" : "client");
+      return ctl::Reloadable{scheduler_or_fail(b), b.weights, st.metrics, st.metrics_listen};
     };
 
   try {

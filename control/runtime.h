@@ -35,6 +35,8 @@ namespace triglav::ctl {
 struct Reloadable {
   dp::SchedulerConfig sched;
   std::vector<double> weights;  // per uplink (client)
+  bool metrics = false;         // [metrics] enabled
+  io::Endpoint metrics_listen;
 };
 // Re-reads the configuration; throws std::runtime_error (the old settings stay) on a
 // mistake. Empty when there is nothing to re-read.

@@ -133,6 +133,11 @@ class Server {
   // SIGHUP: the scheduler settings from the configuration, published at once.
   void reload() {
     if (auto r = reload_settings(opt_.reload)) {
+      try {
+        ops_.set_metrics(r->metrics, r->metrics_listen);
+      } catch (const std::exception& e) {
+        spdlog::error("SIGHUP: {}; metrics unchanged", e.what());
+      }
       sched_ = r->sched;
       publish();
     }

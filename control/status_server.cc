@@ -91,7 +91,10 @@ std::string default_socket_path(const std::string& role, const std::string& tun)
 }
 
 StatusServer::StatusServer(const StatusServerConfig& cfg) {
-  if (cfg.metrics) http_fd_ = bind_tcp(cfg.metrics_listen);
+  if (cfg.metrics) {
+    http_fd_ = bind_tcp(cfg.metrics_listen);
+    http_at_ = cfg.metrics_listen;
+  }
   if (!cfg.socket_path.empty()) {
     try {
       unix_fd_ = bind_unix(cfg.socket_path);
@@ -115,6 +118,29 @@ StatusServer::~StatusServer() {
     close(unix_fd_);
     unlink(path_.c_str());
   }
+}
+
+void StatusServer::set_metrics(bool enabled, const io::Endpoint& listen) {
+  if (!enabled && http_fd_ < 0) return;              // off, and stays off
+  if (enabled && http_fd_ >= 0 && listen == http_at_) return;  // unchanged
+  int fd = -1;
+  if (enabled) fd = bind_tcp(listen);  // may throw: then nothing changes
+  if (http_fd_ >= 0) {
+    for (std::size_t i = 0; i < conns_.size();) {  // answers in progress on the old one end
+      if (conns_[i].http) {
+        close(conns_[i].fd);
+        conns_[i] = conns_.back();
+        conns_.pop_back();
+      } else {
+        ++i;
+      }
+    }
+    close(http_fd_);
+  }
+  http_fd_ = fd;
+  http_at_ = listen;
+  if (enabled) spdlog::info("metrics at http://{}/metrics", listen.to_string());
+  else spdlog::info("metrics off");
 }
 
 void StatusServer::accept_from(int listen_fd, bool http) {

@@ -37,6 +37,10 @@ class StatusServer {
   StatusServer(const StatusServer&) = delete;
   StatusServer& operator=(const StatusServer&) = delete;
 
+  // SIGHUP: starts, moves or stops the metrics listener. Throws std::runtime_error (the
+  // old listener stays) if the new address cannot be bound.
+  void set_metrics(bool enabled, const io::Endpoint& listen);
+
   // Accepts, reads and answers what is ready; `status` is called once per answer.
   void poll(const std::function<Status()>& status);
 
@@ -56,6 +60,7 @@ class StatusServer {
   std::string path_;
   int unix_fd_ = -1;
   int http_fd_ = -1;
+  io::Endpoint http_at_;  // where http_fd_ listens
   std::vector<Conn> conns_;
 };
 

@@ -97,6 +97,23 @@ def body(lab, checks):
     check(client.poll() is None and rx == 5, f"after a broken reload: alive {client.poll() is None}, ping {rx}/5")
     checks.append("a broken edit on SIGHUP was reported with its line and key; the client kept running")
 
+    # Metrics switched on and off again by SIGHUP.
+    edit(cli_cfg, r'^strategy = .*$', 'strategy = "redundant"')
+    edit(cli_cfg, r'^enabled = .*$', 'enabled = true')
+    edit(cli_cfg, r'^listen = "127.0.0.1:9090"$', 'listen = "127.0.0.1:9095"')
+    size = client.stderr_size()
+    client.send_signal(signal.SIGHUP)
+    client.wait_for(r"metrics at http://127\.0\.0\.1:9095/metrics", timeout=3, after=size)
+    r = run(tglib.ns_cmd(ns_c, ["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9095/metrics"]), check=False)
+    check(r.returncode == 0 and "triglav_uplink_health" in r.stdout, f"metrics after SIGHUP: {r.returncode} {r.stderr}")
+    edit(cli_cfg, r'^enabled = .*$', 'enabled = false')
+    size = client.stderr_size()
+    client.send_signal(signal.SIGHUP)
+    client.wait_for(r"metrics off", timeout=3, after=size)
+    r = run(tglib.ns_cmd(ns_c, ["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9095/metrics"]), check=False)
+    check(r.returncode != 0, "metrics still served after SIGHUP turned them off")
+    checks.append("SIGHUP turned metrics on (curl /metrics answered) and off again")
+
     server.send_signal(signal.SIGHUP)
     server.wait_for(r"SIGHUP: reloaded; strategy adaptive", timeout=3)
     for p in (client, server):
