@@ -120,7 +120,7 @@ class Client {
     st.version = TRIGLAV_VERSION;
     st.uptime_s = std::chrono::duration<double>(Clock::now() - started_).count();
     st.tun = rt_.tun().name();
-    st.address = opt_.tun.address.to_string();
+    st.address = address_.addr_be != 0 ? address_.to_string() : "(not assigned yet)";
     st.strategy = dp::strategy_name(sched_.strategy);
     st.state = "connecting";
     for (const Uplink& u : ups_) {
@@ -197,11 +197,22 @@ class Client {
         return;
       }
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - u.hs_sent).count();
+      if (address_.addr_be == 0) {  // the server chose our tunnel address
+        const io::Ipv4Prefix a{est->response.client_ipv4_be, est->response.prefix_len};
+        const std::string err = a.addr_be == 0 ? "the server sent none" : rt_.set_address(a);
+        if (!err.empty()) {
+          spdlog::error("cannot use tunnel address {}: {}", a.to_string(), err);
+          u.hs.reset();
+          return;
+        }
+        address_ = a;
+        spdlog::info("tunnel address {} assigned by the server", address_.to_string());
+      }
       install(u, *est, m.from);
       ++handshakes_;
       ++u.handshakes;
       spdlog::info("handshake complete with {} in {:.3f} ms; tunnel {} {} (server {}) on uplink {} ({})",
-                   m.from.to_string(), ms, rt_.tun().name(), opt_.tun.address.to_string(),
+                   m.from.to_string(), ms, rt_.tun().name(), address_.to_string(),
                    io::ipv4_to_string(est->response.server_ipv4_be), u.id, u.name);
       return;
     }
@@ -256,7 +267,7 @@ class Client {
     dp::InitPayload p;
     p.uplink = static_cast<std::uint8_t>(u.id);
     p.sender_index = static_cast<std::uint32_t>(random_u64()) | 1;  // never 0, which marks an initiation
-    p.inner_ipv4_be = opt_.tun.address.addr_be;
+    p.inner_ipv4_be = address_.addr_be;  // 0 until the server assigned one
     p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
     p.client_id = group_.client_id;
     u.hs.emplace(opt_.key.server_key, p);
@@ -359,9 +370,11 @@ class Client {
     if (last_error_ == dp::ErrorCode::HandshakeFailed)
       throw std::runtime_error("handshake with " + where + " failed: the server could not decrypt it "
                                "(this AuthKey does not hold the server's key)");
+    if (last_error_ == dp::ErrorCode::AddressRejected && address_.addr_be == 0)
+      throw std::runtime_error("handshake with " + where + " failed: the server has no free address in its pool");
     if (last_error_ == dp::ErrorCode::AddressRejected)
       throw std::runtime_error("handshake with " + where + " failed: the server refused tunnel address " +
-                               opt_.tun.address.to_string());
+                               address_.to_string());
     if (last_error_ == dp::ErrorCode::ServerFull)
       throw std::runtime_error("handshake with " + where + " failed: the server is full (its max_connections)");
     if (last_error_ == dp::ErrorCode::BadVersion)
@@ -450,6 +463,7 @@ class Client {
   StatusServer& ops_;
   const Clock::time_point started_ = Clock::now();
   std::uint64_t handshakes_ = 0;
+  io::Ipv4Prefix address_ = opt_.tun.address;  // our tunnel address (0 until assigned)
   dp::SchedulerConfig sched_ = opt_.sched;  // SIGHUP may change these two
   std::vector<double> weights_ = opt_.weights;
   bool warned_max_ = false;
@@ -502,7 +516,8 @@ int run_client(const ClientOptions& opt) {
   if (!tun.full_tunnel)
     for (const auto& d : opt.dns) {
       const io::Ipv4Prefix host{d.addr_be, 32};
-      const bool covered = io::Ipv4Prefix{d.addr_be, tun.address.len}.network_be() == tun.address.network_be() ||
+      const bool covered = (tun.address.addr_be != 0 &&
+                            io::Ipv4Prefix{d.addr_be, tun.address.len}.network_be() == tun.address.network_be()) ||
                            std::any_of(tun.routes.begin(), tun.routes.end(), [&](const io::Ipv4Prefix& r) {
                              return io::Ipv4Prefix{d.addr_be, r.len}.network_be() == r.network_be();
                            });

@@ -186,6 +186,11 @@ std::vector<Section> sections(Role role) {
                   {"ipv4_addr", [](const toml::node& n, Settings& s, std::string& why) {
                      auto v = n.value<std::string>();
                      std::string err;
+                     if (v && v->empty()) {  // client: the server assigns one
+                       const auto slash = s.ipv4.find('/');
+                       s.ipv4 = slash == std::string::npos ? "" : s.ipv4.substr(slash);
+                       return true;
+                     }
                      if (!v || v->find('/') != std::string::npos || !io::parse_ipv4_prefix(*v, 32, err))
                        return why = "an IPv4 address such as \"10.0.85.2\" (the prefix length is ipv4_netmask)", false;
                      const auto slash = s.ipv4.find('/');
@@ -392,8 +397,9 @@ std::string default_config(Role role) {
          secs(d.handshake_timeout_s) + "\n\n";
   }
   o += "[tun]\nname = \"" + d.tun_name + "\"\n";
-  o += "# The tunnel address and its prefix length (or a mask such as \"255.255.255.0\").\n";
-  o += server ? "ipv4_addr = \"10.0.85.1\"\n" : "ipv4_addr = \"10.0.85.2\"\n";
+  o += server ? "# The tunnel address and its prefix length (or a mask such as \"255.255.255.0\"); clients\n"
+                "# that ask get the other addresses of the prefix.\nipv4_addr = \"10.0.85.1\"\n"
+              : "# The tunnel address and its prefix length; empty: the server assigns one.\nipv4_addr = \"\"\n";
   o += "ipv4_netmask = 24\nmtu = " + std::to_string(d.mtu) + "\n";
   o += server ? "# Prefixes routed into the tunnel (networks of the clients).\nroutes = []\n\n"
               : "# Prefixes routed through the tunnel (networks behind the server).\nroutes = []\n\n";

@@ -200,7 +200,8 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.endpoints = a.endpoint.empty() ? ctl::authkey_endpoints(o.key)
                                    : std::vector<io::Endpoint>{endpoint_or_fail(a.endpoint, "--endpoint")};
   o.tun.name = a.tun_name;
-  o.tun.address = tunnel_address(a, "10.0.85.2");
+  if (!a.ipv4.empty() && a.ipv4.front() != '/') o.tun.address = tunnel_address(a, "10.0.85.2");
+  // else: the server assigns one from its pool (address 0 in the initiation)
   o.tun.mtu = a.mtu;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.tun.full_tunnel = a.full_tunnel;
@@ -334,7 +335,7 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   tun->add_option("--endpoint", a.endpoint, "server IP:PORT, instead of the AuthKey's addresses");
   tun->add_option("--handshake-timeout", a.handshake_timeout_s, "seconds to wait for the server")
       ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-  add_tun_options(tun, a, "10.0.85.2/24");
+  add_tun_options(tun, a, "assigned by the server from its tunnel prefix");
   tun->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; default: one uplink by the routing table)");
   tun->add_flag("--auto-discover", a.auto_discover,
                 "use every interface that is up with an IPv4 address as an uplink, and follow them");

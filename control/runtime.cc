@@ -65,10 +65,11 @@ Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
   nl_ = std::make_unique<io::Netlink>();
   std::string err = nl_->link_up(tun_->ifindex(), tun.mtu);
   if (!err.empty()) throw std::runtime_error("cannot bring up " + tun.name + ": " + err);
-  err = nl_->add_address(tun_->ifindex(), tun.address);
-  if (!err.empty())
-    throw std::runtime_error("cannot add address " + tun.address.to_string() + " to " + tun.name +
-                             ": " + err);
+  if (tun.address.addr_be != 0) {
+    err = nl_->add_address(tun_->ifindex(), tun.address);
+    if (!err.empty())
+      throw std::runtime_error("cannot add address " + tun.address.to_string() + " to " + tun.name + ": " + err);
+  }
   for (const auto& r : tun.routes) {
     err = nl_->add_route(tun_->ifindex(), r);
     if (!err.empty())
@@ -215,6 +216,8 @@ void Runtime::remove_policy() noexcept {
   }
   tunnel_table_ = false;
 }
+
+std::string Runtime::set_address(const io::Ipv4Prefix& addr) { return nl_->add_address(tun_->ifindex(), addr); }
 
 void Runtime::start_workers() {
   for (auto& w : workers_) w->start();

@@ -47,7 +47,7 @@ std::optional<Reloadable> reload_settings(const ReloadFn& reload);
 
 struct TunSetup {
   std::string name = "tg0";
-  io::Ipv4Prefix address;
+  io::Ipv4Prefix address;  // client: addr_be 0 = the server assigns one
   int mtu = 1420;
   std::vector<io::Ipv4Prefix> routes;
   // Client: every packet into the tunnel but the uplinks' own and these prefixes
@@ -98,6 +98,9 @@ class Runtime {
   void release_uplink(unsigned id);
   void close_uplink(unsigned id) { uplinks_[id] = io::UdpSocket(); }
   const io::TunDevice& tun() const noexcept { return *tun_; }
+  // Puts the tunnel address on the TUN once the server assigned it (TunSetup left it
+  // 0). Empty on success, else the reason.
+  std::string set_address(const io::Ipv4Prefix& addr);
   dp::CounterTotals totals() const noexcept;
 
   // Seals and sends a transport packet from the control thread (sender kControlSender)

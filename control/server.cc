@@ -183,20 +183,25 @@ class Server {
   }
 
   // May this initiation (already authenticated) create or replace a session?
-  bool admissible(const dp::InitPayload& in, std::uint8_t uplink, dp::ErrorCode& refuse) {
-    if (!address_allowed(in.inner_ipv4_be)) return false;
+  bool admissible(const dp::InitPayload& in, std::uint32_t addr, std::uint8_t uplink, dp::ErrorCode& refuse) {
+    if (addr == 0) {
+      spdlog::warn("client {:016x} asked for an address: the pool {} has none free", in.client_id,
+                   opt_.tun.address.to_string());
+      return false;
+    }
+    if (!address_allowed(addr)) return false;
     if (uplink >= dp::kMaxUplinks) {
-      spdlog::warn("client {} uses uplink id {} (at most {} uplinks)", io::ipv4_to_string(in.inner_ipv4_be),
+      spdlog::warn("client {} uses uplink id {} (at most {} uplinks)", io::ipv4_to_string(addr),
                    uplink, dp::kMaxUplinks);
       return false;
     }
     refuse = dp::ErrorCode::HandshakeFailed;  // below: replayed or stale initiations
-    auto owner = by_ip_.find(in.inner_ipv4_be);
+    auto owner = by_ip_.find(addr);
     if (owner == by_ip_.end()) {
       if (clients_.contains(in.client_id) || clients_.size() < static_cast<std::size_t>(opt_.max_connections))
         return true;
       refuse = dp::ErrorCode::ServerFull;
-      spdlog::warn("client {} refused: {} clients connected (max_connections)", io::ipv4_to_string(in.inner_ipv4_be),
+      spdlog::warn("client {} refused: {} clients connected (max_connections)", io::ipv4_to_string(addr),
                    clients_.size());
       return false;
     }
@@ -210,12 +215,15 @@ class Server {
     HandshakeReject reject{};
     dp::ErrorCode refuse = dp::ErrorCode::AddressRejected;
     std::uint32_t index = 0;
+    std::uint32_t addr = 0;  // the client's tunnel address, as asked or from the pool
     dp::Header h;
     (void)dp::decode_header({m.data.data(), m.len}, h);
     auto r = answer_initiation(
         key_.priv.span(), {m.data.data(), m.len}, reject,
         [&](const dp::InitPayload& in, dp::ResponsePayload& out) {
-          if (!admissible(in, h.uplink, refuse)) return false;
+          addr = in.inner_ipv4_be != 0 ? in.inner_ipv4_be : assign_address(in.client_id);
+          if (!admissible(in, addr, h.uplink, refuse)) return false;
+          out.client_ipv4_be = addr;
           index = new_index();
           out.sender_index = index;
           out.server_ipv4_be = opt_.tun.address.addr_be;
@@ -246,14 +254,14 @@ class Server {
     }
     const dp::InitPayload& in = r->init;
     // A different client run on this address: it restarted, drop the old one whole.
-    auto owner = by_ip_.find(in.inner_ipv4_be);
+    auto owner = by_ip_.find(addr);
     if (owner != by_ip_.end() && owner->second != in.client_id) remove_client(owner->second, false);
     Client& c = clients_[in.client_id];
     if (!c.group) {
       c.group = std::make_unique<dp::Group>();
       c.group->client_id = in.client_id;
-      c.group->inner_ipv4_be = in.inner_ipv4_be;
-      by_ip_[in.inner_ipv4_be] = in.client_id;
+      c.group->inner_ipv4_be = addr;
+      by_ip_[addr] = in.client_id;
     }
     if (c.index[r->uplink] != 0) remove(c.index[r->uplink], /*publish=*/false, /*notify=*/false);
     c.last_ts[r->uplink] = in.timestamp_ns;
@@ -275,8 +283,24 @@ class Server {
     ++handshakes_;
     publish();
     rt_.uplink(m.uplink).send_to(r->response.data(), r->response.size(), m.from);
-    spdlog::info("session up: client {} from {} (uplink {}, index {:08x})", io::ipv4_to_string(in.inner_ipv4_be),
+    spdlog::info("session up: client {} from {} (uplink {}, index {:08x})", io::ipv4_to_string(addr),
                  m.from.to_string(), r->uplink, index);
+  }
+
+  // An address for a client that asks for one: the one it already has (another of its
+  // uplinks handshook first), else the lowest free one of the tunnel prefix (not the
+  // network, broadcast or our own address). 0 when the pool is exhausted.
+  std::uint32_t assign_address(std::uint64_t client_id) const {
+    if (auto it = clients_.find(client_id); it != clients_.end() && it->second.group)
+      return it->second.group->inner_ipv4_be;
+    const io::Ipv4Prefix& p = opt_.tun.address;
+    const std::uint32_t net = __builtin_bswap32(p.network_be());
+    const std::uint32_t size = p.len >= 31 ? 0 : (std::uint32_t{1} << (32 - p.len));
+    for (std::uint32_t i = 1; i + 1 < size; ++i) {
+      const std::uint32_t be = __builtin_bswap32(net + i);
+      if (be != p.addr_be && !by_ip_.contains(be)) return be;
+    }
+    return 0;
   }
 
   bool address_allowed(std::uint32_t ip_be) const {

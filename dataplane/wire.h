@@ -85,7 +85,7 @@ constexpr bool is_transport(PacketType t) noexcept {
 inline constexpr std::uint8_t kHandshakeInit = 1;
 inline constexpr std::uint8_t kHandshakeResponse = 2;
 inline constexpr std::size_t kInitPayloadLen = 28;
-inline constexpr std::size_t kResponsePayloadLen = 22;
+inline constexpr std::size_t kResponsePayloadLen = 26;
 inline constexpr std::size_t kNoiseOverhead = 32 + 16;  // e.pub + tag
 inline constexpr std::size_t kInitLen = kHeaderLen + kNoiseOverhead + kInitPayloadLen;
 inline constexpr std::size_t kResponseLen = kHeaderLen + kNoiseOverhead + kResponsePayloadLen;
@@ -95,7 +95,7 @@ struct InitPayload {
   std::uint8_t version = kProtocolVersion;
   std::uint8_t uplink = 0;
   std::uint32_t sender_index = 0;
-  std::uint32_t inner_ipv4_be = 0;  // the tunnel address the client uses
+  std::uint32_t inner_ipv4_be = 0;  // the tunnel address the client uses (0: assign me one)
   std::uint64_t timestamp_ns = 0;   // strictly increasing per client (replayed inits lose)
   std::uint64_t client_id = 0;      // random per client run; the same on all its uplinks
 };
@@ -112,6 +112,7 @@ struct ResponsePayload {
   // digest keeps the response no larger than the initiation).
   std::uint16_t observed_port = 0;
   std::array<std::uint8_t, kAddressDigestLen> observed_digest{};
+  std::uint32_t client_ipv4_be = 0;  // the client's tunnel address (assigned, or as asked)
 };
 
 void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept;

@@ -38,7 +38,7 @@ TEST(Config, DefaultsRoundTrip) {
     EXPECT_DOUBLE_EQ(s.idle_timeout_s, d.idle_timeout_s);
     EXPECT_EQ(s.tun_name, d.tun_name);
     EXPECT_EQ(s.mtu, d.mtu);
-    EXPECT_EQ(s.ipv4, role == Role::Server ? "10.0.85.1/24" : "10.0.85.2/24");
+    EXPECT_EQ(s.ipv4, role == Role::Server ? "10.0.85.1/24" : "/24");  // client: assigned by the server
     EXPECT_EQ(s.strategy, d.strategy);
     EXPECT_DOUBLE_EQ(s.probe_interval_s, d.probe_interval_s);
     EXPECT_DOUBLE_EQ(s.busy_probe_interval_s, d.busy_probe_interval_s);

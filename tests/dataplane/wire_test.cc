@@ -64,7 +64,7 @@ TEST(Header, BadVersionAndType) {
 TEST(Wire, SizesMatchTheProtocolDocument) {
   EXPECT_EQ(kDataOverhead, 36u);
   EXPECT_EQ(kInitLen, 92u);
-  EXPECT_EQ(kResponseLen, 86u);
+  EXPECT_EQ(kResponseLen, 90u);
   EXPECT_EQ(kErrorLen, 16u);
   // Default MTU plus our overhead, UDP and IPv4 fit a 1500-byte path.
   EXPECT_LE(kDefaultMtu + kDataOverhead + 8 + 20, 1500);
@@ -106,6 +106,7 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   p.mtu = 1420;
   p.observed_port = 40123;
   p.observed_digest = {1, 2, 3, 4, 5, 6, 7, 8};
+  p.client_ipv4_be = 0x0255000a;
   std::uint8_t b[kResponsePayloadLen];
   encode_response_payload(p, b);
   ResponsePayload back;
@@ -115,6 +116,7 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_EQ(back.mtu, 1420);
   EXPECT_EQ(back.observed_port, 40123);
   EXPECT_EQ(back.observed_digest, p.observed_digest);
+  EXPECT_EQ(back.client_ipv4_be, 0x0255000au);
   b[8] = 33;
   EXPECT_FALSE(decode_response_payload(b, back));
   EXPECT_FALSE(decode_response_payload({b, kResponsePayloadLen - 1}, back));
