@@ -249,7 +249,8 @@ std::vector<Section> sections(Role role) {
       {"bandwidth_weight", number_key(&Settings::bandwidth_weight, 0, 1)},
       {"nat_weight", number_key(&Settings::nat_weight, 0, 1)},
       {"primary", int_key(&Settings::primary, 0, static_cast<std::int64_t>(dp::kMaxUplinks) - 1)},
-      {"hysteresis", duration_key(&Settings::hysteresis_s, 0, 3600)}};
+      {"hysteresis", duration_key(&Settings::hysteresis_s, 0, 3600)},
+      {"prefer_healthy", bool_key(&Settings::prefer_healthy)}};
   if (role == Role::Client)
     sched.push_back({"weights", [](const toml::node& n, Settings& s, std::string& why) {
                        const toml::array* a = n.as_array();
@@ -432,6 +433,10 @@ std::string default_config(Role role) {
   o += "# primary_backup: the primary uplink (its index), and how long it must be\n"
        "# Healthy again before traffic returns to it.\nprimary = " + std::to_string(d.primary) +
        "\nhysteresis = " + secs(d.hysteresis_s) + "\n";
+  o += "# Flows leave a Degraded uplink (three probes lost) while a Healthy one is left,\n"
+       "# rather than only once it is Unhealthy (six): faster failover (docs/LINKEM.md).\n"
+       "# Redundant and primary_backup keep using Degraded uplinks either way.\nprefer_healthy = " +
+       std::string(d.prefer_healthy ? "true" : "false") + "\n";
   return o;
 }
 

@@ -57,6 +57,7 @@ struct Settings {
   double rtt_weight = 0.35, loss_weight = 0.35, bandwidth_weight = 0.20, nat_weight = 0.10;
   int primary = 0;
   double hysteresis_s = 3;
+  bool prefer_healthy = true;
 };
 
 // Reads `path` into s (only the keys present change s). Throws std::runtime_error with

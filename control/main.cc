@@ -76,6 +76,7 @@ dp::SchedulerConfig scheduler_or_fail(const ctl::Settings& a) {
     fail("[multipath.scheduler]: the adaptive weights must not all be 0");
   c.primary = static_cast<std::uint8_t>(a.primary);
   c.hysteresis_ns = static_cast<std::int64_t>(a.hysteresis_s * 1e9);
+  c.prefer_healthy = a.prefer_healthy;
   return c;
 }
 

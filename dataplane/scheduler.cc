@@ -49,8 +49,9 @@ void Scheduler::update(std::span<const UplinkView> uplinks, std::int64_t now_ns)
   double max_rtt = 0, max_loss = 0, max_bw = 0;
   for (std::size_t i = 0; i < n_; ++i) up_[i] = uplinks[i];
   // Tiers: Healthy and Unknown uplinks; Degraded ones only when no such uplink is left
-  // (except for redundant, where a copy on a lossy uplink still helps), so that flows
-  // leave an uplink after its third failed probe rather than its sixth. Last resort:
+  // (except for redundant, where a copy on a lossy uplink still helps, and
+  // primary_backup, which keeps its primary until it is Unhealthy), so that flows leave
+  // an uplink after its third failed probe rather than its sixth. Last resort:
   // when every uplink is Unhealthy or Down, the Unhealthy ones still carry some traffic
   // (often they are only slow or lossy); dropping everything would not.
   const auto tier = [&](auto in_tier) {
@@ -58,7 +59,8 @@ void Scheduler::update(std::span<const UplinkView> uplinks, std::int64_t now_ns)
       if (in_tier(up_[i].state)) usable_ |= bit(i);
   };
   tier([](HealthState s) { return s == HealthState::Healthy || s == HealthState::Unknown; });
-  if (usable_ == 0 || cfg_.strategy == Strategy::Redundant)
+  if (usable_ == 0 || !cfg_.prefer_healthy || cfg_.strategy == Strategy::Redundant ||
+      cfg_.strategy == Strategy::PrimaryBackup)
     tier([](HealthState s) { return s == HealthState::Degraded; });
   if (usable_ == 0) tier([](HealthState s) { return s == HealthState::Unhealthy; });
   for (std::size_t i = 0; i < n_; ++i) {

@@ -15,7 +15,8 @@
 //                           only the flows of an uplink that goes away move
 //
 // Flows use Healthy and Unknown uplinks; Degraded ones only when none of those is left
-// (redundant sends copies on Degraded ones too); Unhealthy ones only when nothing else is
+// (prefer_healthy, the default; redundant sends copies on Degraded ones too, and
+// primary_backup keeps a Degraded primary); Unhealthy ones only when nothing else is
 // left; Down ones never. A flow leaves its uplink when it drops out of the usable tier.
 //
 // One Scheduler per worker; update() with each new uplink snapshot, pick() per new flow.
@@ -69,6 +70,9 @@ struct SchedulerConfig {
   AdaptiveWeights weights;
   std::uint8_t primary = 0;                  // primary_backup
   std::int64_t hysteresis_ns = 3'000'000'000;  // primary Healthy this long before we return
+  // Degraded uplinks only when no Healthy or Unknown one is left (all strategies but
+  // redundant and primary_backup). Off: Degraded counts as fully usable.
+  bool prefer_healthy = true;
 };
 
 class Scheduler {

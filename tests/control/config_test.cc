@@ -45,6 +45,7 @@ TEST(Config, DefaultsRoundTrip) {
     EXPECT_DOUBLE_EQ(s.rtt_weight, d.rtt_weight);
     EXPECT_DOUBLE_EQ(s.nat_weight, d.nat_weight);
     EXPECT_DOUBLE_EQ(s.hysteresis_s, d.hysteresis_s);
+    EXPECT_EQ(s.prefer_healthy, d.prefer_healthy);
     EXPECT_EQ(s.max_uplinks, d.max_uplinks);
     EXPECT_DOUBLE_EQ(s.retry_delay_s, d.retry_delay_s);
     EXPECT_DOUBLE_EQ(s.handshake_timeout_s, d.handshake_timeout_s);

@@ -77,8 +77,16 @@ TEST(Scheduler, DegradedUplinksOnlyWhenNothingBetter) {
     Scheduler s = make(st, {up(0, HealthState::Degraded, 5, 0, 100e6, 10), up(1, H, 50, 0, 1e6, 1)});
     for (std::uint64_t h = 1; h <= 64; ++h) {
       if (st == Strategy::Redundant) EXPECT_EQ(s.pick(h), 0b11u) << "a copy on a lossy uplink still helps";
+      else if (st == Strategy::PrimaryBackup) EXPECT_EQ(s.pick(h), 0b01u) << "the primary until Unhealthy";
       else EXPECT_EQ(s.pick(h), 0b10u) << strategy_name(st);
     }
+    // prefer_healthy off: Degraded is as usable as Healthy.
+    SchedulerConfig c;
+    c.strategy = st;
+    c.prefer_healthy = false;
+    Scheduler o(c);
+    o.update(std::vector<UplinkView>{up(0, HealthState::Degraded, 5, 0, 100e6, 10), up(1, H, 50, 0, 1e6, 1)}, 0);
+    EXPECT_EQ(o.usable_mask(), 0b11u) << strategy_name(st);
     Scheduler t = make(st, {up(0, HealthState::Degraded, 5), up(1, HealthState::Unhealthy, 1)});
     EXPECT_EQ(t.pick(7), 0b01u) << strategy_name(st);
   }
@@ -153,7 +161,7 @@ TEST(Scheduler, PrimaryBackupWithHysteresis) {
   s.update(std::vector<UplinkView>{up(0, HealthState::Degraded, 50), up(1, HealthState::Degraded, 10)}, 50);
   EXPECT_EQ(index_of(s.pick(1)), 0);  // Degraded, but nothing is better
   s.update(std::vector<UplinkView>{up(0, HealthState::Degraded, 50), up(1, H, 10), up(2, H, 30)}, 100);
-  EXPECT_EQ(index_of(s.pick(1)), 1);  // a Degraded primary gives way to a Healthy backup
+  EXPECT_EQ(index_of(s.pick(1)), 0);  // the primary until it is Unhealthy or Down
   s.update(std::vector<UplinkView>{up(0, HealthState::Unhealthy, 50), up(1, H, 10), up(2, H, 30)}, 200);
   EXPECT_EQ(index_of(s.pick(1)), 1);  // the best backup
   s.update(std::vector<UplinkView>{up(0, H, 50), up(1, H, 10), up(2, H, 30)}, 1'000);

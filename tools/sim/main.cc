@@ -32,7 +32,7 @@ struct Args {
   double pps = 50;
   std::string deadline = "150ms", duration = "0", probe_interval = "1s", fast_interval = "50ms";
   std::vector<double> weights;
-  bool per_scenario = false, markdown = false;
+  bool per_scenario = false, markdown = false, no_prefer_healthy = false;
   std::string json;
 };
 
@@ -101,6 +101,7 @@ int run(const Args& a) {
   base.probe.interval_ns = duration_arg("--probe-interval", a.probe_interval);
   base.probe.fast_interval_ns = duration_arg("--fast-interval", a.fast_interval);
   base.weights = a.weights;
+  base.sched.prefer_healthy = !a.no_prefer_healthy;
 
   const std::size_t per_strategy = scs.size() * a.seeds;
   const std::size_t jobs = strategies.size() * per_strategy;
@@ -209,6 +210,7 @@ int main(int argc, char** argv) {
   app.add_option("--fast-interval", a.fast_interval, "probe interval of an uplink that is not Healthy")->capture_default_str();
   app.add_option("--weights", a.weights, "weighted_round_robin weights by uplink");
   app.add_flag("--per-scenario", a.per_scenario, "also print on-time percentages per scenario and strategy");
+  app.add_flag("--no-prefer-healthy", a.no_prefer_healthy, "Degraded uplinks as usable as Healthy ones");
   app.add_flag("--markdown", a.markdown, "print Markdown tables");
   app.add_option("--json", a.json, "write the results as JSON to this file");
   CLI11_PARSE(app, argc, argv);
