@@ -161,7 +161,8 @@ std::vector<Section> sections(Role role) {
                     {"key_file", string_key(&Settings::key_file)},
                     {"addresses", strings_key(&Settings::addresses, check_endpoint)},
                     {"max_connections", int_key(&Settings::max_connections, 1, 1'000'000)},
-                    {"idle_timeout", duration_key(&Settings::idle_timeout_s, 1, 86'400)}}});
+                    {"idle_timeout", duration_key(&Settings::idle_timeout_s, 1, 86'400)},
+                    {"nat_outbound", bool_key(&Settings::nat_outbound)}}});
   } else {
     out.push_back({"client",
                    {{"auth_key", string_key(&Settings::authkey)},
@@ -385,7 +386,9 @@ std::string default_config(Role role) {
     o += "# Clients served at once; handshakes of further clients are refused.\nmax_connections = " +
          std::to_string(d.max_connections) + "\n";
     o += "# A client uplink that sends nothing for this long is removed.\nidle_timeout = " +
-         secs(d.idle_timeout_s) + "\n\n";
+         secs(d.idle_timeout_s) + "\n";
+    o += "# Forward the clients' traffic and masquerade it on the other interfaces, so they\n"
+         "# reach the server's networks and the internet (nftables; undone on exit).\nnat_outbound = false\n\n";
   } else {
     o += "[client]\n";
     o += "# The server's AuthKey (tg1_...), as printed by `triglav keygen` or the server.\nauth_key = \"\"\n";

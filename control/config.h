@@ -31,6 +31,7 @@ struct Settings {
   std::vector<std::string> addresses;  // advertised in the AuthKey (keygen, server)
   int max_connections = 1024;
   double idle_timeout_s = 180;
+  bool nat_outbound = false;
   // [client]
   std::string authkey;
   std::string endpoint;

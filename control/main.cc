@@ -186,6 +186,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
+  o.nat_outbound = a.nat_outbound;
   o.sched = scheduler_or_fail(a);
   o.probe = probe_config(a);
   o.reload = std::move(reload);
@@ -323,6 +324,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   server->add_option("--address", a.addresses, "IP:PORT for the AuthKey (repeatable)");
   server->add_option("--idle-timeout", a.idle_timeout_s, "seconds before an idle session is dropped")
       ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
+  server->add_flag("--nat-outbound", a.nat_outbound,
+                   "forward the clients' traffic and masquerade it on the other interfaces (nftables)");
   server->add_option("--max-connections", a.max_connections, "clients served at once")
       ->capture_default_str()->check(CLI::Range(1, 1'000'000));
   add_tun_options(server, a, "10.0.85.1/24");

@@ -9,12 +9,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/key_file.h"
+#include "control/nat_outbound.h"
 #include "crypto/authkey.h"
 #include "io/system.h"
 #include "io/tun_device.h"
@@ -471,6 +473,8 @@ int run_server(const ServerOptions& opt) {
   }
 
   Runtime rt(std::move(socks), opt.tun);
+  std::optional<OutboundNat> nat;
+  if (opt.nat_outbound) nat.emplace(rt.tun().name(), opt.tun.address);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Server server(opt, std::move(kf.key), rt, ops);
   const std::string authkey = crypto::encode_authkey(ak) + "\n";

@@ -22,6 +22,7 @@ struct ServerOptions {
   TunSetup tun;                // default tg0, 10.0.85.1/24
   int idle_timeout_s = 180;
   int max_connections = 1024;  // clients at once
+  bool nat_outbound = false;   // forward and masquerade the clients' traffic
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks
   ProbeConfig probe;           // the server probes each client uplink too
   ReloadFn reload;             // SIGHUP; empty without a config file
