@@ -13,8 +13,20 @@ namespace {
 
 using test::unhex;
 
-TEST(Aead, Rfc8439Vectors) {
-  ASSERT_TRUE(init());
+// Every AEAD test runs under both implementations.
+class AeadBackends : public ::testing::TestWithParam<AeadBackend> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(init());
+    set_aead_backend(GetParam());
+  }
+  void TearDown() override { set_aead_backend(AeadBackend::Sodium); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Aead, AeadBackends, ::testing::Values(AeadBackend::Sodium, AeadBackend::OpenSsl),
+                         [](const auto& info) { return std::string(aead_backend_name(info.param)); });
+
+TEST_P(AeadBackends, Rfc8439Vectors) {
   TRIGLAV_REQUIRE_VECTOR(text, "rfc8439_chacha20poly1305_aead.json");
   const auto doc = nlohmann::json::parse(*text);
   int n = 0;
@@ -37,8 +49,7 @@ TEST(Aead, Rfc8439Vectors) {
   EXPECT_EQ(n, 2);
 }
 
-TEST(Aead, WycheproofVectors) {
-  ASSERT_TRUE(init());
+TEST_P(AeadBackends, WycheproofVectors) {
   TRIGLAV_REQUIRE_VECTOR(text, "wycheproof_chacha20_poly1305_test.json");
   const auto doc = nlohmann::json::parse(*text);
   int valid = 0, invalid = 0, other_nonce = 0;
@@ -76,6 +87,41 @@ TEST(Aead, WycheproofVectors) {
   EXPECT_EQ(other_nonce, 9);
 }
 
+TEST(Aead, BackendsInteroperate) {
+  ASSERT_TRUE(init());
+  KeyPair k = KeyPair::generate();
+  const std::uint8_t ad[16] = {7};
+  for (std::size_t len : {0u, 1u, 63u, 64u, 1420u}) {
+    for (auto [from, to] : {std::pair{AeadBackend::Sodium, AeadBackend::OpenSsl},
+                            std::pair{AeadBackend::OpenSsl, AeadBackend::Sodium}}) {
+      std::vector<std::uint8_t> buf(len + kTagLen, 0x42), plain(len, 0x42);
+      set_aead_backend(from);
+      seal_in_place(k.priv, 99, ad, buf.data(), len);
+      set_aead_backend(to);
+      ASSERT_TRUE(open_in_place(k.priv, 99, ad, buf.data(), buf.size())) << len;
+      EXPECT_EQ(std::vector<std::uint8_t>(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(len)), plain);
+      buf[0] ^= 1;  // and a flipped bit fails under both
+      if (len > 0) {
+        set_aead_backend(from);
+        seal_in_place(k.priv, 100, ad, buf.data(), len);
+        buf[0] ^= 1;
+        set_aead_backend(to);
+        EXPECT_FALSE(open_in_place(k.priv, 100, ad, buf.data(), buf.size())) << len;
+      }
+    }
+  }
+  set_aead_backend(AeadBackend::Sodium);
+}
+
+TEST(Aead, FastestBackendIsMeasured) {
+  ASSERT_TRUE(init());
+  double sodium_ns = 0, openssl_ns = 0;
+  const AeadBackend b = fastest_aead_backend(&sodium_ns, &openssl_ns);
+  EXPECT_GT(sodium_ns, 0);
+  EXPECT_GT(openssl_ns, 0);
+  EXPECT_EQ(b, openssl_ns < sodium_ns ? AeadBackend::OpenSsl : AeadBackend::Sodium);
+}
+
 TEST(Aead, CounterNonceLayout) {
   std::uint8_t n[kNonceLen];
   make_nonce(n, 0x0102030405060708ull);
@@ -83,8 +129,7 @@ TEST(Aead, CounterNonceLayout) {
   EXPECT_EQ(std::memcmp(n, expect, kNonceLen), 0);
 }
 
-TEST(Aead, WrongCounterKeyOrAdFails) {
-  ASSERT_TRUE(init());
+TEST_P(AeadBackends, WrongCounterKeyOrAdFails) {
   KeyPair a = KeyPair::generate(), b = KeyPair::generate();
   const std::uint8_t ad[4] = {1, 2, 3, 4};
   std::uint8_t buf[64 + kTagLen] = {9};
