@@ -122,6 +122,7 @@ class Client {
     st.tun = rt_.tun().name();
     st.address = address_.addr_be != 0 ? address_.to_string() : "(not assigned yet)";
     st.strategy = dp::strategy_name(sched_.strategy);
+    st.aead = crypto::aead_backend_name(crypto::aead_backend());
     st.state = "connecting";
     for (const Uplink& u : ups_) {
       if (!u.active) continue;

@@ -53,14 +53,15 @@ struct Args : ctl::Settings {
 void select_aead(const Args& a) {
   if (a.aead == "libsodium" || a.aead == "openssl") {
     crypto::set_aead_backend(a.aead == "openssl" ? crypto::AeadBackend::OpenSsl : crypto::AeadBackend::Sodium);
-    spdlog::info("AEAD: {} (chosen with --aead)", a.aead);
+    spdlog::debug("AEAD: {} (chosen with --aead)", a.aead);
     return;
   }
   double sodium_ns = 0, openssl_ns = 0;
   const crypto::AeadBackend b = crypto::fastest_aead_backend(&sodium_ns, &openssl_ns);
   crypto::set_aead_backend(b);
-  spdlog::info("AEAD: {}, the faster here (ChaCha20-Poly1305 per 1420-byte packet: libsodium {:.0f} ns, "
-               "openssl {:.0f} ns)", crypto::aead_backend_name(b), sodium_ns, openssl_ns);
+  // Debug level: a start-up error stays the only line; `triglav status` shows the choice.
+  spdlog::debug("AEAD: {}, the faster here (ChaCha20-Poly1305 per 1420-byte packet: libsodium {:.0f} ns, "
+                "openssl {:.0f} ns)", crypto::aead_backend_name(b), sodium_ns, openssl_ns);
 }
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }

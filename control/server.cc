@@ -17,6 +17,7 @@
 #include "io/clock.h"
 #include "control/key_file.h"
 #include "control/nat_outbound.h"
+#include "crypto/aead.h"
 #include "crypto/authkey.h"
 #include "io/system.h"
 #include "io/tun_device.h"
@@ -107,6 +108,7 @@ class Server {
     st.tun = rt_.tun().name();
     st.address = opt_.tun.address.to_string();
     st.strategy = dp::strategy_name(sched_.strategy);
+    st.aead = crypto::aead_backend_name(crypto::aead_backend());
     st.state = "serving";
     for (const auto& [cid, c] : clients_) {
       ClientStatus cs;

@@ -39,6 +39,7 @@ struct Status {
   std::string tun;
   std::string address;  // tunnel address with prefix
   std::string strategy;
+  std::string aead;     // the ChaCha20-Poly1305 implementation in use
   std::string state;    // client: "connected" or "connecting"; server: "serving"
   std::vector<UplinkStatus> uplinks;  // client
   std::vector<ClientStatus> clients;  // server

@@ -77,6 +77,7 @@ def body(lab, checks):
 
     j = json.loads(tg(lab, "status", "--socket", sock_c, "--json").stdout)
     check(j["role"] == "client" and j["state"] == "connected", f"client status: {j['role']} {j['state']}")
+    check(j["aead"] in ("libsodium", "openssl"), f"status names no AEAD implementation: {j.get('aead')!r}")
     names = [u["name"] for u in j["uplinks"]]
     check(names == list(ifs), f"uplinks {names}, expected {list(ifs)}")
     for u in j["uplinks"]:
