@@ -22,7 +22,6 @@
 #include "control/prober.h"
 #include "control/status_server.h"
 #include "crypto/aead.h"
-#include "triglav_version.h"
 #include "io/system.h"
 #include "io/tun_device.h"
 
@@ -30,6 +29,17 @@ namespace triglav::ctl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// An uplink's socket: any address of the server's family, pinned to its interface (if
+// one) so its packets really leave there, and marked in full-tunnel mode so they keep to
+// the main table.
+io::UdpSocket uplink_socket(const ClientOptions& opt, const std::string& device) {
+  const std::uint8_t any6[16] = {};
+  const bool v6 = opt.endpoints.front().family() == AF_INET6;
+  io::UdpSocket s = io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), device);
+  if (opt.tun.full_tunnel) s.set_mark(kUplinkMark);
+  return s;
+}
 
 
 
@@ -115,14 +125,8 @@ class Client {
 
   // What `triglav status` and the metrics show.
   Status status() const {
-    Status st;
-    st.role = "client";
-    st.version = TRIGLAV_VERSION;
-    st.uptime_s = std::chrono::duration<double>(Clock::now() - started_).count();
-    st.tun = rt_.tun().name();
-    st.address = address_.addr_be != 0 ? address_.to_string() : "(not assigned yet)";
-    st.strategy = dp::strategy_name(sched_.strategy);
-    st.aead = crypto::aead_backend_name(crypto::aead_backend());
+    Status st = rt_.status_header("client", address_.addr_be != 0 ? address_.to_string() : "(not assigned yet)",
+                                  sched_.strategy);
     st.state = "connecting";
     for (const Uplink& u : ups_) {
       if (!u.active) continue;
@@ -138,19 +142,13 @@ class Client {
       }
       st.uplinks.push_back(std::move(us));
     }
-    st.counters = rt_.totals();
     st.handshakes = handshakes_;
     return st;
   }
 
   // SIGHUP: the scheduler settings from the configuration, published at once.
   void reload() {
-    if (auto r = reload_settings(opt_.reload)) {
-      try {
-        ops_.set_metrics(r->metrics, r->metrics_listen);
-      } catch (const std::exception& e) {
-        spdlog::error("SIGHUP: {}; metrics unchanged", e.what());
-      }
+    if (auto r = reload_settings(opt_.reload, ops_)) {
       sched_ = r->sched;
       weights_ = std::move(r->weights);
       publish();
@@ -332,12 +330,8 @@ class Client {
       warned_max_ = true;
       return;
     }
-    const bool v6 = opt_.endpoints.front().family() == AF_INET6;
-    const std::uint8_t any6[16] = {};
     try {
-      io::UdpSocket s = io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), name);
-      if (opt_.tun.full_tunnel) s.set_mark(kUplinkMark);
-      rt_.add_uplink(free->id, std::move(s));
+      rt_.add_uplink(free->id, uplink_socket(opt_, name));
     } catch (const std::exception& e) {
       spdlog::warn("cannot use {} as an uplink: {}", name, e.what());
       return;
@@ -462,7 +456,6 @@ class Client {
   const ClientOptions& opt_;
   Runtime& rt_;
   StatusServer& ops_;
-  const Clock::time_point started_ = Clock::now();
   std::uint64_t handshakes_ = 0;
   io::Ipv4Prefix address_ = opt_.tun.address;  // our tunnel address (0 until assigned)
   dp::SchedulerConfig sched_ = opt_.sched;  // SIGHUP may change these two
@@ -500,17 +493,11 @@ int run_client(const ClientOptions& opt) {
     throw std::runtime_error("the AuthKey holds no server address; give one with --endpoint IP:PORT");
   if (opt.interfaces.size() > static_cast<std::size_t>(opt.max_uplinks))
     throw std::runtime_error("at most " + std::to_string(opt.max_uplinks) + " uplinks (-i; max_uplinks)");
-  const bool v6 = opt.endpoints.front().family() == AF_INET6;
-  const std::uint8_t any6[16] = {};
-  const io::Endpoint any = v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0);
-  // One socket per uplink, pinned to its interface so its packets really leave there.
   if (opt.auto_discover && !opt.interfaces.empty())
     throw std::runtime_error("use either -i or --auto-discover, not both");
   std::vector<io::UdpSocket> socks;
-  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(io::UdpSocket::bind(any));
-  for (const auto& i : opt.interfaces) socks.push_back(io::UdpSocket::bind(any, i));
-  if (opt.tun.full_tunnel)
-    for (auto& s : socks) s.set_mark(kUplinkMark);  // the uplinks' packets keep the main table
+  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(uplink_socket(opt, {}));
+  for (const auto& i : opt.interfaces) socks.push_back(uplink_socket(opt, i));
   const std::size_t n = socks.size();
   // --dns: the servers are reached through the tunnel (in split mode by a route each).
   TunSetup tun = opt.tun;

@@ -15,7 +15,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "control/status_server.h"
+#include "crypto/aead.h"
+#include "io/clock.h"
 #include "io/netlink.h"
+#include "triglav_version.h"
 #include "io/ring.h"
 #include "io/tun_device.h"
 
@@ -43,7 +47,7 @@ void block_signals() {
 }
 
 Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
-    : qsbr_(1), snapshots_(qsbr_) {
+    : started_ns_(io::monotonic_ns()), qsbr_(1), snapshots_(qsbr_) {
   if (uplinks.size() > dp::kMaxUplinks) throw std::runtime_error("too many uplinks");
   for (std::size_t i = 0; i < uplinks.size(); ++i) uplinks_[i] = std::move(uplinks[i]);
   const sigset_t s = handled_signals();
@@ -114,19 +118,38 @@ Runtime::~Runtime() {
   if (signal_fd_ >= 0) close(signal_fd_);
 }
 
-std::optional<Reloadable> reload_settings(const ReloadFn& reload) {
+std::optional<Reloadable> reload_settings(const ReloadFn& reload, StatusServer& ops) {
   if (!reload) {
     spdlog::info("SIGHUP: no --config file to re-read");
     return std::nullopt;
   }
+  std::optional<Reloadable> r;
   try {
-    Reloadable r = reload();
-    spdlog::info("SIGHUP: reloaded; strategy {}", dp::strategy_name(r.sched.strategy));
-    return r;
+    r = reload();
   } catch (const std::exception& e) {
     spdlog::error("SIGHUP: {}; keeping the running settings", e.what());
     return std::nullopt;
   }
+  try {
+    ops.set_metrics(r->metrics, r->metrics_listen);
+  } catch (const std::exception& e) {
+    spdlog::error("SIGHUP: {}; metrics unchanged", e.what());
+  }
+  spdlog::info("SIGHUP: reloaded; strategy {}", dp::strategy_name(r->sched.strategy));
+  return r;
+}
+
+Status Runtime::status_header(const char* role, const std::string& address, dp::Strategy strategy) const {
+  Status st;
+  st.role = role;
+  st.version = TRIGLAV_VERSION;
+  st.uptime_s = static_cast<double>(io::monotonic_ns() - started_ns_) / 1e9;
+  st.tun = tun_->name();
+  st.address = address;
+  st.strategy = dp::strategy_name(strategy);
+  st.aead = crypto::aead_backend_name(crypto::aead_backend());
+  st.counters = totals();
+  return st;
 }
 
 namespace {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "control/status.h"
 #include "dataplane/counters.h"
 #include "dataplane/session.h"
 #include "dataplane/worker.h"
@@ -41,9 +42,11 @@ struct Reloadable {
 // Re-reads the configuration; throws std::runtime_error (the old settings stay) on a
 // mistake. Empty when there is nothing to re-read.
 using ReloadFn = std::function<Reloadable()>;
-// SIGHUP: runs reload and logs the outcome. The new settings, or nothing when there is no
-// file to re-read or it has a mistake (the running settings stay).
-std::optional<Reloadable> reload_settings(const ReloadFn& reload);
+class StatusServer;
+// SIGHUP: runs reload, applies its metrics settings to ops and logs the outcome. The new
+// settings, or nothing when there is no file to re-read or it has a mistake (the running
+// settings stay).
+std::optional<Reloadable> reload_settings(const ReloadFn& reload, StatusServer& ops);
 
 struct TunSetup {
   std::string name = "tg0";
@@ -102,6 +105,9 @@ class Runtime {
   // 0). Empty on success, else the reason.
   std::string set_address(const io::Ipv4Prefix& addr);
   dp::CounterTotals totals() const noexcept;
+  // What client and server status have in common: role, version, uptime, TUN, address,
+  // strategy, AEAD and the counters.
+  Status status_header(const char* role, const std::string& address, dp::Strategy strategy) const;
 
   // Seals and sends a transport packet from the control thread (sender kControlSender)
   // to the session's peer. Only while the session's worker cannot write `peer`, or for
@@ -114,6 +120,7 @@ class Runtime {
 
   std::array<io::UdpSocket, dp::kMaxUplinks> uplinks_;  // by uplink id; fd -1 where none
   std::unique_ptr<io::TunDevice> tun_;
+  std::int64_t started_ns_ = 0;
   std::unique_ptr<io::Netlink> nl_;
   std::vector<io::Ipv4Prefix> routes_;
   std::vector<std::pair<int, unsigned>> rules_;  // (family, priority) we added

@@ -17,11 +17,9 @@
 #include "io/clock.h"
 #include "control/key_file.h"
 #include "control/nat_outbound.h"
-#include "crypto/aead.h"
 #include "crypto/authkey.h"
 #include "io/system.h"
 #include "io/tun_device.h"
-#include "triglav_version.h"
 
 namespace triglav::ctl {
 namespace {
@@ -101,14 +99,7 @@ class Server {
 
   // What `triglav status` and the metrics show: every client and its uplinks.
   Status status() const {
-    Status st;
-    st.role = "server";
-    st.version = TRIGLAV_VERSION;
-    st.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    st.tun = rt_.tun().name();
-    st.address = opt_.tun.address.to_string();
-    st.strategy = dp::strategy_name(sched_.strategy);
-    st.aead = crypto::aead_backend_name(crypto::aead_backend());
+    Status st = rt_.status_header("server", opt_.tun.address.to_string(), sched_.strategy);
     st.state = "serving";
     for (const auto& [cid, c] : clients_) {
       ClientStatus cs;
@@ -128,7 +119,6 @@ class Server {
       }
       st.clients.push_back(std::move(cs));
     }
-    st.counters = rt_.totals();
     st.handshakes = handshakes_;
     st.handshake_rejects = rejects_;
     return st;
@@ -136,12 +126,7 @@ class Server {
 
   // SIGHUP: the scheduler settings from the configuration, published at once.
   void reload() {
-    if (auto r = reload_settings(opt_.reload)) {
-      try {
-        ops_.set_metrics(r->metrics, r->metrics_listen);
-      } catch (const std::exception& e) {
-        spdlog::error("SIGHUP: {}; metrics unchanged", e.what());
-      }
+    if (auto r = reload_settings(opt_.reload, ops_)) {
       sched_ = r->sched;
       publish();
     }
@@ -418,7 +403,6 @@ class Server {
   crypto::KeyPair key_;
   Runtime& rt_;
   StatusServer& ops_;
-  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::uint64_t handshakes_ = 0;
   std::unordered_map<std::uint32_t, std::unique_ptr<dp::Session>> sessions_;
   std::unordered_map<std::uint64_t, Client> clients_;      // by client id
