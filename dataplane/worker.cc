@@ -296,10 +296,13 @@ class Worker::Loop {
           if (v > 0) seg = static_cast<std::size_t>(v);
         }
       }
-      if (total == 0) c_.add(Counter::DropMalformed);  // an empty datagram
       if (seg < total) c_.add(Counter::RxGroReceives);
-      for (std::size_t off = 0; off < total; off += seg)
+      // At least once: an empty datagram is classified (and counted) like any other.
+      std::size_t off = 0;
+      do {
         writes += handle_datagram(uplink, bid, payload + off, std::min(seg, total - off), from, from_len) ? 1 : 0;
+        off += seg;
+      } while (off < total);
     }
     if (writes == 0) {
       rx_.recycle(bid);
