@@ -21,20 +21,6 @@ RATES = (20, 5)  # Mbit/s
 FLOWS = 400
 
 
-def tx_bytes(ns, ifs):
-    return [int(run(tglib.ns_cmd(ns, ["cat", f"/sys/class/net/{i}/statistics/tx_bytes"])).stdout) for i in ifs]
-
-
-def new_flows(ns, base):
-    code = ("import socket\n"
-            f"for p in range({FLOWS}):\n"
-            "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-            f"    s.bind(('{CLIENT_TUN_IP}', {base} + p))\n"
-            f"    s.sendto(bytes(500), ('{SERVER_TUN_IP}', 9))\n"
-            "    s.close()\n")
-    run(tglib.ns_cmd(ns, [sys.executable, "-c", code]), timeout=30)
-
-
 def body(lab, checks):
     sock = os.path.join(lab.tmp, "client.sock")
     ns_s, ns_c, ifs, server, client = lab.bonded(1, ["--strategy", "bandwidth_proportional"],
@@ -44,10 +30,10 @@ def body(lab, checks):
                                 "burst", "32kb", "latency", "50ms"]))
     iperf_s = lab.start("iperf3-server", ["iperf3", "-s", "-1", "-B", SERVER_TUN_IP], ns_s)
     time.sleep(0.5)
-    before = tx_bytes(ns_c, ifs)
+    before = tglib.iface_counters(ns_c, ifs, "tx_bytes")
     r = run(tglib.ns_cmd(ns_c, ["iperf3", "-c", SERVER_TUN_IP, "-P", "8", "-t", "6", "-J"]), timeout=40,
             check=False)
-    after = tx_bytes(ns_c, ifs)
+    after = tglib.iface_counters(ns_c, ifs, "tx_bytes")
     check(r.returncode == 0, f"iperf3 failed: {r.stderr[-300:]}")
     iperf_s.wait_exit(timeout=10)
     carried = [(b - a) * 8 / 6 / 1e6 for a, b in zip(before, after)]
@@ -64,10 +50,10 @@ def body(lab, checks):
     want = RATES[0] / sum(RATES)
     check(abs(measured - want) <= 0.10, f"measured throughput {tp[0]:.1f} and {tp[1]:.1f} Mbit/s: share "
                                         f"{measured:.2f}, the links' is {want:.2f}")
-    before = tx_bytes(ns_c, ifs)
-    new_flows(ns_c, 26000)
+    before = tglib.iface_counters(ns_c, ifs, "tx_bytes")
+    tglib.udp_flows(ns_c, CLIENT_TUN_IP, SERVER_TUN_IP, FLOWS, base_port=26000)
     time.sleep(0.3)
-    after = tx_bytes(ns_c, ifs)
+    after = tglib.iface_counters(ns_c, ifs, "tx_bytes")
     a, b = (y - x for x, y in zip(before, after))
     share = a / max(1, a + b)
     check(abs(share - measured) <= 0.10, f"new flows: {a}:{b} bytes, share {share:.2f} on the faster uplink "

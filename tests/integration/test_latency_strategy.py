@@ -27,26 +27,12 @@ def linkem_binary():
     return os.path.join(os.path.dirname(tglib.binary_from_argv()), "tools", "triglav-linkem")
 
 
-def tx_bytes(ns, ifs):
-    """Bytes each uplink sent (not packets: veth counts a GSO send as one packet)."""
-    return [int(run(tglib.ns_cmd(ns, ["cat", f"/sys/class/net/{i}/statistics/tx_bytes"])).stdout) for i in ifs]
-
-
-def flows(ns, base):
-    code = ("import socket\n"
-            f"for p in range({FLOWS}):\n"
-            "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-            f"    s.bind(('{CLIENT_TUN_IP}', {base} + p))\n"
-            f"    for k in range(3): s.sendto(bytes(500), ('{SERVER_TUN_IP}', 9))\n"
-            "    s.close()\n")
-    run(tglib.ns_cmd(ns, [sys.executable, "-c", code]), timeout=30)
-    time.sleep(0.3)
-
-
 def split(ns, ifs, base):
-    before = tx_bytes(ns, ifs)
-    flows(ns, base)
-    after = tx_bytes(ns, ifs)
+    """Bytes each uplink carried for FLOWS new flows of 3 datagrams."""
+    before = tglib.iface_counters(ns, ifs, "tx_bytes")
+    tglib.udp_flows(ns, CLIENT_TUN_IP, SERVER_TUN_IP, FLOWS, 3, 500, base)
+    time.sleep(0.3)
+    after = tglib.iface_counters(ns, ifs, "tx_bytes")
     return [a - b for a, b in zip(after, before)]
 
 

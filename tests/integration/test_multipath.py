@@ -24,24 +24,12 @@ PER_FLOW = 3
 
 
 def counters(ns, ifs, what):
-    out = {}
-    for i in ifs:
-        r = run(tglib.ns_cmd(ns, ["cat", f"/sys/class/net/{i}/statistics/{what}"]))
-        out[i] = int(r.stdout.strip())
-    return out
+    return dict(zip(ifs, tglib.iface_counters(ns, ifs, what)))
 
 
 def udp_flows(lab, ns, src_ip, dst_ip, base_port=20000):
     """FLOWS flows (distinct source ports), PER_FLOW 1000-byte datagrams each."""
-    code = (
-        "import socket\n"
-        f"for p in range({FLOWS}):\n"
-        "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-        f"    s.bind(('{src_ip}', {base_port} + p))\n"
-        f"    for k in range({PER_FLOW}):\n"
-        f"        s.sendto(bytes(1000), ('{dst_ip}', 9))\n"
-        "    s.close()\n")
-    run(tglib.ns_cmd(ns, [sys.executable, "-c", code]), timeout=30)
+    tglib.udp_flows(ns, src_ip, dst_ip, FLOWS, PER_FLOW, 1000, base_port)
     time.sleep(0.3)
 
 

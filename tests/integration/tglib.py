@@ -192,6 +192,25 @@ def parse_counters_line(line):
     return out
 
 
+def iface_counters(ns, ifs, what):
+    """An interface statistics counter (tx_bytes, rx_bytes, ...) of each of ifs in ns.
+    Count bytes to compare uplinks: veth counts a GSO send as one packet."""
+    return [int(run(ns_cmd(ns, ["cat", f"/sys/class/net/{i}/statistics/{what}"])).stdout) for i in ifs]
+
+
+def udp_flows(ns, src_ip, dst_ip, flows, per_flow=1, size=500, base_port=20000):
+    """`flows` new UDP flows from src_ip (one source port each, from base_port), each
+    `per_flow` datagrams of `size` bytes to dst_ip port 9; bounded at 30 s."""
+    code = ("import socket\n"
+            f"for p in range({flows}):\n"
+            "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"    s.bind(('{src_ip}', {base_port} + p))\n"
+            f"    for k in range({per_flow}):\n"
+            f"        s.sendto(bytes({size}), ('{dst_ip}', 9))\n"
+            "    s.close()\n")
+    run(ns_cmd(ns, [PYTHON, "-c", code]), timeout=30)
+
+
 def parse_ping(output):
     """(transmitted, received, (min, avg, max) or None) from iputils ping output."""
     m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", output)
