@@ -167,9 +167,7 @@ class Client {
       return;
     }
     if (m.kind == dp::ControlMessage::Kind::Pong) {
-      if (m.len >= 8 && prober_.on_pong(m.session_index, dp::load_le64(m.data.data()), monotonic_ns(),
-                                        m.len >= 16 ? std::optional(dp::load_le64(m.data.data() + 8)) : std::nullopt))
-        publish();
+      if (prober_.on_pong(m.session_index, {m.data.data(), m.len}, monotonic_ns())) publish();
       return;
     }
     if (m.kind == dp::ControlMessage::Kind::Close) {

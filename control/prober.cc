@@ -114,6 +114,12 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
   return p.health.state() != before;
 }
 
+bool Prober::on_pong(std::uint32_t local_index, std::span<const std::uint8_t> body, std::int64_t now_ns) {
+  if (body.size() < 8) return false;
+  return on_pong(local_index, dp::load_le64(body.data()), now_ns,
+                 body.size() >= 16 ? std::optional(dp::load_le64(body.data() + 8)) : std::nullopt);
+}
+
 bool Prober::on_link(const dp::Session* s, bool up) {
   auto it = paths_.find(s->local_index);
   if (it == paths_.end()) return false;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <unordered_map>
 
 #include "control/status.h"
@@ -43,6 +44,9 @@ class Prober {
   // received on it when the Pong carries them. True if its state changed.
   bool on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns,
                std::optional<std::uint64_t> peer_rx_bytes = std::nullopt);
+  // The same from a Pong's body as it came (docs/PROTOCOL.md: the echoed 8 bytes, then
+  // optionally the peer's received-bytes count). False for a body too short to match.
+  bool on_pong(std::uint32_t local_index, std::span<const std::uint8_t> body, std::int64_t now_ns);
   // Kernel link events for an uplink's interface.
   bool on_link(const dp::Session* s, bool up);
 
