@@ -265,7 +265,7 @@ class Worker::Loop {
         fds_[c.id] = -1;
       }
       io_uring_submit(ring_.get());
-      hand_to_control(ControlMessage::Kind::UplinkReleased, c.id, 0, nullptr, 0, nullptr, 0);
+      hand_to_control(ControlMessage::Kind::UplinkReleased, c.id, 0, nullptr, 0, nullptr);
     }
   }
 
@@ -285,8 +285,10 @@ class Worker::Loop {
     } else {
       auto* payload = static_cast<std::uint8_t*>(io_uring_recvmsg_payload(out, &recv_msg_));
       const std::size_t total = io_uring_recvmsg_payload_length(out, cqe->res, &recv_msg_);
-      const auto* from = static_cast<const sockaddr*>(io_uring_recvmsg_name(out));
+      // Every datagram of a GRO batch comes from the same sender: one endpoint per buffer.
       const socklen_t from_len = out->namelen > sizeof(sockaddr_storage) ? sizeof(sockaddr_storage) : out->namelen;
+      const io::Endpoint from =
+          io::Endpoint::from_sockaddr(static_cast<const sockaddr*>(io_uring_recvmsg_name(out)), from_len);
       std::size_t seg = total;  // GRO: the datagrams' size, the last one may be shorter
       for (cmsghdr* cm = io_uring_recvmsg_cmsg_firsthdr(out, &recv_msg_); cm != nullptr;
            cm = io_uring_recvmsg_cmsg_nexthdr(out, &recv_msg_, cm)) {
@@ -300,7 +302,7 @@ class Worker::Loop {
       // At least once: an empty datagram is classified (and counted) like any other.
       std::size_t off = 0;
       do {
-        writes += handle_datagram(uplink, bid, payload + off, std::min(seg, total - off), from, from_len) ? 1 : 0;
+        writes += handle_datagram(uplink, bid, payload + off, std::min(seg, total - off), from) ? 1 : 0;
         off += seg;
       } while (off < total);
     }
@@ -323,14 +325,14 @@ class Worker::Loop {
   // One datagram (of a buffer that may hold several). True when it was queued for the
   // TUN, pointing into the buffer.
   bool handle_datagram(unsigned uplink, std::uint16_t bid, std::uint8_t* pkt, std::size_t len,
-                       const sockaddr* from, socklen_t from_len) noexcept {
+                       const io::Endpoint& from) noexcept {
     Header h;
     if (decode_header({pkt, len}, h) != HeaderError::Ok) {
       c_.add(Counter::DropMalformed);
       return false;
     }
     if (!is_transport(h.type)) {
-      hand_to_control(ControlMessage::Kind::Packet, uplink, 0, pkt, len, from, from_len);
+      hand_to_control(ControlMessage::Kind::Packet, uplink, 0, pkt, len, &from);
       return false;
     }
     if (len < kHeaderLen + kTagLen) {
@@ -357,12 +359,11 @@ class Worker::Loop {
       return false;
     }
     // Authenticated: the peer may have moved (NAT rebinding, roaming).
-    const io::Endpoint src = io::Endpoint::from_sockaddr(from, from_len);
-    if (!(src == s->peer)) s->set_peer(src);
+    if (!(from == s->peer)) s->set_peer(from);
     s->last_rx_ns.store(now_, std::memory_order_relaxed);
     const std::size_t body = len - kHeaderLen - kTagLen;
     if (h.type == PacketType::Close) {
-      hand_to_control(ControlMessage::Kind::Close, uplink, s->local_index, nullptr, 0, from, from_len);
+      hand_to_control(ControlMessage::Kind::Close, uplink, s->local_index, nullptr, 0, &from);
       return false;
     }
     if (h.type == PacketType::Ping) {
@@ -371,7 +372,7 @@ class Worker::Loop {
     }
     if (h.type == PacketType::Pong) {  // a probe answer: the control thread times it
       hand_to_control(ControlMessage::Kind::Pong, uplink, s->local_index, pkt + kHeaderLen,
-                      std::min<std::size_t>(body, kPongBody), from, from_len);
+                      std::min<std::size_t>(body, kPongBody), &from);
       return false;
     }
     if (h.type != PacketType::Data || body < kSeqLen) {
@@ -409,8 +410,7 @@ class Worker::Loop {
   }
 
   void hand_to_control(ControlMessage::Kind kind, unsigned uplink, std::uint32_t index,
-                       const std::uint8_t* pkt, std::size_t len, const sockaddr* from,
-                       socklen_t from_len) noexcept {
+                       const std::uint8_t* pkt, std::size_t len, const io::Endpoint* from) noexcept {
     ControlMessage m;
     if (len > m.data.size()) {
       c_.add(Counter::DropMalformed);
@@ -420,7 +420,7 @@ class Worker::Loop {
     m.uplink = static_cast<std::uint8_t>(uplink);
     m.session_index = index;
     m.len = static_cast<std::uint16_t>(len);
-    if (from != nullptr) m.from = io::Endpoint::from_sockaddr(from, from_len);
+    if (from != nullptr) m.from = *from;
     if (len > 0) std::memcpy(m.data.data(), pkt, len);
     if (!cfg_.to_control->push(m)) {
       c_.add(Counter::DropQueueFull);
