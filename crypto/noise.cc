@@ -11,9 +11,11 @@ namespace {
 
 constexpr std::size_t kBlockLen = 128;  // BLAKE2b block size, Noise spec 4.3
 
-// HKDF from the Noise spec (section 4.3) with two or three outputs of kHashLen bytes.
+// HKDF from the Noise spec (section 4.3) with two or three (out3 set) outputs of
+// kHashLen bytes.
 void hkdf(std::span<const std::uint8_t> ck, std::span<const std::uint8_t> ikm,
-          std::uint8_t out1[kHashLen], std::uint8_t out2[kHashLen]) noexcept {
+          std::uint8_t out1[kHashLen], std::uint8_t out2[kHashLen],
+          std::uint8_t* out3 = nullptr) noexcept {
   std::uint8_t temp[kHashLen];
   hmac_blake2b(std::span<std::uint8_t, kHashLen>(temp, kHashLen), ck, ikm);
   const std::uint8_t one = 0x01;
@@ -23,6 +25,12 @@ void hkdf(std::span<const std::uint8_t> ck, std::span<const std::uint8_t> ikm,
   buf[kHashLen] = 0x02;
   hmac_blake2b(std::span<std::uint8_t, kHashLen>(out2, kHashLen), {temp, kHashLen},
                {buf, sizeof buf});
+  if (out3 != nullptr) {
+    std::memcpy(buf, out2, kHashLen);
+    buf[kHashLen] = 0x03;
+    hmac_blake2b(std::span<std::uint8_t, kHashLen>(out3, kHashLen), {temp, kHashLen},
+                 {buf, sizeof buf});
+  }
   sodium_memzero(temp, sizeof temp);
   sodium_memzero(buf, sizeof buf);
 }
@@ -58,12 +66,15 @@ void hmac_blake2b(std::span<std::uint8_t, kHashLen> out, std::span<const std::ui
   sodium_memzero(inner, sizeof inner);
 }
 
-NoiseNk::NoiseNk(bool initiator, std::span<const std::uint8_t> prologue) noexcept
-    : initiator_(initiator) {
+NoiseNk::NoiseNk(bool initiator, bool psk_mode, std::span<const std::uint8_t> prologue) noexcept
+    : initiator_(initiator), psk_mode_(psk_mode) {
   // InitializeSymmetric: the name fits in HASHLEN, so h = name padded with zeros.
-  static_assert(sizeof kNoiseProtocolName - 1 <= kHashLen);
+  static_assert(sizeof kNoisePskProtocolName - 1 <= kHashLen);
   h_.fill(0);
-  std::memcpy(h_.data(), kNoiseProtocolName, sizeof kNoiseProtocolName - 1);
+  if (psk_mode)
+    std::memcpy(h_.data(), kNoisePskProtocolName, sizeof kNoisePskProtocolName - 1);
+  else
+    std::memcpy(h_.data(), kNoiseProtocolName, sizeof kNoiseProtocolName - 1);
   std::memcpy(ck_lo_.data(), h_.data(), kKeyLen);
   std::memcpy(ck_hi_.data(), h_.data() + kKeyLen, kKeyLen);
   mix_hash(prologue);
@@ -71,15 +82,37 @@ NoiseNk::NoiseNk(bool initiator, std::span<const std::uint8_t> prologue) noexcep
 
 NoiseNk NoiseNk::initiator(const PublicKey& responder_static,
                            std::span<const std::uint8_t> prologue) noexcept {
-  NoiseNk n(true, prologue);
+  NoiseNk n(true, false, prologue);
   n.rs_ = responder_static;
   n.mix_hash(n.rs_);  // pre-message "<- s"
   return n;
 }
 
+NoiseNk NoiseNk::initiator_psk(const PublicKey& responder_static, std::span<const std::uint8_t> prologue,
+                               std::span<const std::uint8_t, kKeyLen> psk) noexcept {
+  NoiseNk n(true, true, prologue);
+  n.rs_ = responder_static;
+  n.mix_hash(n.rs_);
+  n.set_psk(psk);
+  return n;
+}
+
+NoiseNk NoiseNk::responder_psk(std::span<const std::uint8_t, kKeyLen> static_private,
+                               std::span<const std::uint8_t> prologue) noexcept {
+  NoiseNk n(false, true, prologue);
+  n.s_ = KeyPair::from_private(static_private);
+  n.mix_hash(n.s_.pub);
+  return n;
+}
+
+void NoiseNk::set_psk(std::span<const std::uint8_t, kKeyLen> psk) noexcept {
+  psk_ = SecretKey(psk);
+  has_psk_ = true;
+}
+
 NoiseNk NoiseNk::responder(std::span<const std::uint8_t, kKeyLen> static_private,
                            std::span<const std::uint8_t> prologue) noexcept {
-  NoiseNk n(false, prologue);
+  NoiseNk n(false, false, prologue);
   n.s_ = KeyPair::from_private(static_private);
   n.mix_hash(n.s_.pub);
   return n;
@@ -107,6 +140,29 @@ void NoiseNk::mix_key(std::span<const std::uint8_t> ikm) noexcept {
   sodium_memzero(ck, sizeof ck);
   sodium_memzero(o1, sizeof o1);
   sodium_memzero(o2, sizeof o2);
+}
+
+void NoiseNk::mix_key_and_hash(std::span<const std::uint8_t> ikm) noexcept {
+  std::uint8_t ck[kHashLen], o1[kHashLen], o2[kHashLen], o3[kHashLen];
+  std::memcpy(ck, ck_lo_.data(), kKeyLen);
+  std::memcpy(ck + kKeyLen, ck_hi_.data(), kKeyLen);
+  hkdf({ck, kHashLen}, ikm, o1, o2, o3);
+  std::memcpy(ck_lo_.data(), o1, kKeyLen);
+  std::memcpy(ck_hi_.data(), o1 + kKeyLen, kKeyLen);
+  mix_hash({o2, kHashLen});
+  std::memcpy(k_.data(), o3, kKeyLen);  // temp_k truncated to 32 bytes
+  n_ = 0;
+  has_k_ = true;
+  sodium_memzero(ck, sizeof ck);
+  sodium_memzero(o1, sizeof o1);
+  sodium_memzero(o2, sizeof o2);
+  sodium_memzero(o3, sizeof o3);
+}
+
+// The "e" token: MixHash(e.pub), and in a psk pattern also MixKey(e.pub).
+void NoiseNk::mix_ephemeral(const PublicKey& e) noexcept {
+  mix_hash(e);
+  if (psk_mode_) mix_key(e);
 }
 
 void NoiseNk::encrypt_and_hash(std::span<const std::uint8_t> plain, std::uint8_t* out) noexcept {
@@ -141,15 +197,16 @@ std::optional<std::size_t> NoiseNk::write_message(std::span<const std::uint8_t> 
                                                   std::span<std::uint8_t> out) noexcept {
   const bool my_turn = (initiator_ && step_ == 0) || (!initiator_ && step_ == 1);
   const std::size_t need = kKeyLen + payload.size() + kTagLen;
-  if (failed_ || !my_turn || out.size() < need) return std::nullopt;
+  if (failed_ || !my_turn || out.size() < need || (psk_mode_ && !initiator_ && !has_psk_)) return std::nullopt;
   if (!have_fixed_e_) e_ = KeyPair::generate();
   std::memcpy(out.data(), e_.pub.data(), kKeyLen);
-  mix_hash(e_.pub);
-  // Message 1: es = DH(e, rs). Message 2: ee = DH(e, re).
+  mix_ephemeral(e_.pub);
+  // Message 1: es = DH(e, rs). Message 2: ee = DH(e, re), then psk in NKpsk2.
   if (!dh_mix(e_.priv, initiator_ ? rs_ : re_)) {
     failed_ = true;
     return std::nullopt;
   }
+  if (psk_mode_ && !initiator_) mix_key_and_hash(psk_.span());
   encrypt_and_hash(payload, out.data() + kKeyLen);
   ++step_;
   return need;
@@ -164,10 +221,12 @@ std::optional<std::size_t> NoiseNk::read_message(std::span<const std::uint8_t> m
     return std::nullopt;
   }
   std::memcpy(re_.data(), msg.data(), kKeyLen);
-  mix_hash(re_);
-  // Responder reading message 1: es = DH(s, re). Initiator reading 2: ee = DH(e, re).
-  const bool ok = dh_mix(initiator_ ? e_.priv : s_.priv, re_) &&
-                  decrypt_and_hash(msg.subspan(kKeyLen), payload_out.data());
+  mix_ephemeral(re_);
+  // Responder reading message 1: es = DH(s, re). Initiator reading 2: ee = DH(e, re),
+  // then psk in NKpsk2.
+  bool ok = dh_mix(initiator_ ? e_.priv : s_.priv, re_);
+  if (ok && psk_mode_ && initiator_) mix_key_and_hash(psk_.span());
+  ok = ok && decrypt_and_hash(msg.subspan(kKeyLen), payload_out.data());
   if (!ok) {
     failed_ = true;
     return std::nullopt;

@@ -18,8 +18,9 @@ std::span<const std::uint8_t, kKeyLen> key32(const std::vector<std::uint8_t>& v)
 }
 
 // Replays one public vector: both handshake messages, the handshake hash when given,
-// and every transport message in both directions with explicit counters.
-void replay(const nlohmann::json& v) {
+// and every transport message in both directions with explicit counters. For NKpsk2 the
+// responder is given its psk only after reading message 1, as the server does.
+void replay(const nlohmann::json& v, bool psk) {
   const auto iprologue = unhex(v["init_prologue"]);
   const auto rprologue = unhex(v["resp_prologue"]);
   const auto rs_pub = unhex(v["init_remote_static"]);
@@ -29,8 +30,14 @@ void replay(const nlohmann::json& v) {
   PublicKey rs{};
   std::copy(rs_pub.begin(), rs_pub.end(), rs.begin());
 
-  auto init = NoiseNk::initiator(rs, iprologue);
-  auto resp = NoiseNk::responder(key32(rs_priv), rprologue);
+  std::vector<std::uint8_t> ipsk, rpsk;
+  if (psk) {
+    ASSERT_EQ(v["init_psks"].size(), 1u);
+    ipsk = unhex(v["init_psks"][0]);
+    rpsk = unhex(v["resp_psks"][0]);
+  }
+  auto init = psk ? NoiseNk::initiator_psk(rs, iprologue, key32(ipsk)) : NoiseNk::initiator(rs, iprologue);
+  auto resp = psk ? NoiseNk::responder_psk(key32(rs_priv), rprologue) : NoiseNk::responder(key32(rs_priv), rprologue);
   init.set_ephemeral_for_test(key32(ie));
   resp.set_ephemeral_for_test(key32(re));
 
@@ -46,7 +53,8 @@ void replay(const nlohmann::json& v) {
   auto r = resp.read_message(c0, out);
   ASSERT_TRUE(r);
   EXPECT_EQ(std::vector<std::uint8_t>(out.begin(), out.begin() + *r), p0);
-  // <- e, ee
+  if (psk) resp.set_psk(key32(rpsk));
+  // <- e, ee (, psk)
   auto p1 = unhex(msgs[1]["payload"]);
   auto c1 = unhex(msgs[1]["ciphertext"]);
   n = resp.write_message(p1, buf);
@@ -94,7 +102,7 @@ TEST_P(NoiseVectors, NkChaChaPolyBlake2b) {
     if (v["protocol_name"] != kNoiseProtocolName) continue;
     if (v.contains("init_psks") && !v["init_psks"].empty()) continue;
     SCOPED_TRACE(GetParam() + std::string(" entry ") + std::to_string(replayed));
-    replay(v);
+    replay(v, false);
     ++replayed;
   }
   EXPECT_GT(replayed, 0) << "no " << kNoiseProtocolName << " entry in " << GetParam();
@@ -103,6 +111,71 @@ TEST_P(NoiseVectors, NkChaChaPolyBlake2b) {
 INSTANTIATE_TEST_SUITE_P(AllSources, NoiseVectors,
                          ::testing::Values("noise_nk_cacophony.json", "noise_nk_snow.json",
                                            "noise_nk_noise-c.json", "noise_nk_flynn.json"));
+
+// The pattern that authorises clients (docs/PROTOCOL.md); snow and noise-c have none.
+class NoisePskVectors : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(NoisePskVectors, NkPsk2ChaChaPolyBlake2b) {
+  ASSERT_TRUE(init());
+  TRIGLAV_REQUIRE_VECTOR(text, GetParam());
+  const auto doc = nlohmann::json::parse(*text);
+  int replayed = 0;
+  for (const auto& v : doc["vectors"]) {
+    if (v["protocol_name"] != kNoisePskProtocolName) continue;
+    SCOPED_TRACE(GetParam() + std::string(" entry ") + std::to_string(replayed));
+    replay(v, true);
+    ++replayed;
+  }
+  EXPECT_GT(replayed, 0) << "no " << kNoisePskProtocolName << " entry in " << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSources, NoisePskVectors,
+                         ::testing::Values("noise_nk_cacophony.json", "noise_nk_flynn.json"));
+
+TEST(NoiseNkPsk2, WrongOrMissingPskNeverCompletes) {
+  ASSERT_TRUE(init());
+  KeyPair server = KeyPair::generate();
+  SecretKey a, b;
+  random_bytes({a.data(), kKeyLen});
+  random_bytes({b.data(), kKeyLen});
+  std::vector<std::uint8_t> m1(256), m2(256), pl(256);
+  const std::uint8_t hello[3] = {1, 2, 3};
+
+  // The responder reads message 1 whatever the psk (its payload names the client) ...
+  auto i = NoiseNk::initiator_psk(server.pub, {}, a.span());
+  auto n1 = i.write_message(hello, m1);
+  ASSERT_TRUE(n1);
+  auto r = NoiseNk::responder_psk(server.priv.span(), {});
+  auto got = r.read_message({m1.data(), *n1}, pl);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, 3u);
+  // ... cannot answer before it chose one ...
+  EXPECT_FALSE(r.write_message({}, m2));
+  // ... and an answer under another psk does not authenticate.
+  r.set_psk(b.span());
+  auto n2 = r.write_message({}, m2);
+  ASSERT_TRUE(n2);
+  EXPECT_FALSE(i.read_message({m2.data(), *n2}, pl));
+  EXPECT_FALSE(i.complete());
+
+  // The same psk completes with equal keys.
+  auto i2 = NoiseNk::initiator_psk(server.pub, {}, a.span());
+  n1 = i2.write_message(hello, m1);
+  auto r2 = NoiseNk::responder_psk(server.priv.span(), {});
+  ASSERT_TRUE(r2.read_message({m1.data(), *n1}, pl));
+  r2.set_psk(a.span());
+  n2 = r2.write_message({}, m2);
+  ASSERT_TRUE(i2.read_message({m2.data(), *n2}, pl));
+  const TransportKeys ik = i2.split(), rk = r2.split();
+  EXPECT_TRUE(std::ranges::equal(ik.send.span(), rk.recv.span()));
+  EXPECT_TRUE(std::ranges::equal(ik.recv.span(), rk.send.span()));
+
+  // An NK initiator and an NKpsk2 responder never agree (the protocol names differ).
+  auto nk = NoiseNk::initiator(server.pub, {});
+  n1 = nk.write_message(hello, m1);
+  auto r3 = NoiseNk::responder_psk(server.priv.span(), {});
+  EXPECT_FALSE(r3.read_message({m1.data(), *n1}, pl));
+}
 
 TEST(Blake2b, KnownAnswers) {
   TRIGLAV_REQUIRE_VECTOR(text, "blake2b-kat.json");
