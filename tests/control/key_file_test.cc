@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include "control/authorized_clients.h"
 #include "crypto/aead.h"
 
 namespace triglav::ctl {
@@ -85,6 +87,63 @@ TEST_F(KeyFileTest, ErrorsNameTheProblem) {
                 .find("must hold strings"),
             std::string::npos);
   EXPECT_EQ(error_of(write("g", "private_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n")), "");
+}
+
+std::string auth_error(const std::string& path) {
+  try {
+    AuthorizedClients::load(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return {};
+}
+
+TEST_F(KeyFileTest, AuthorizedClientsFromAFile) {
+  const crypto::ClientKey a = crypto::ClientKey::generate(), b = crypto::ClientKey::generate();
+  const std::string f = write("clients", "# our clients\n" + crypto::encode_client_key(a) + " alice\n\n  " +
+                                             crypto::encode_client_key(b) + "   # no name\n");
+  const auto list = AuthorizedClients::load(f);
+  EXPECT_EQ(list.size(), 2u);
+  ASSERT_NE(list.find(a.id), nullptr);
+  EXPECT_EQ(list.find(a.id)->name, "alice");
+  EXPECT_TRUE(std::ranges::equal(list.find(a.id)->key.psk.span(), a.psk.span()));
+  ASSERT_NE(list.find(b.id), nullptr);
+  EXPECT_EQ(list.find(b.id)->name, crypto::client_key_label(b.id));
+  EXPECT_EQ(list.find(crypto::ClientKey::generate().id), nullptr);
+}
+
+TEST_F(KeyFileTest, AuthorizedClientsFromADirectory) {
+  std::filesystem::create_directory(dir + "/d");
+  const crypto::ClientKey a = crypto::ClientKey::generate(), b = crypto::ClientKey::generate();
+  write("d/alice", crypto::encode_client_key(a) + "\n");
+  write("d/bob", crypto::encode_client_key(b) + " robert\n");
+  write("d/.hidden", "not a key\n");
+  write("d/alice~", "not a key\n");
+  const std::string before = AuthorizedClients::stamp(dir + "/d");
+  const auto list = AuthorizedClients::load(dir + "/d");
+  EXPECT_EQ(list.size(), 2u);
+  EXPECT_EQ(list.find(a.id)->name, "alice");
+  EXPECT_EQ(list.find(b.id)->name, "robert");
+  // Revoking a key (removing its file) changes the stamp and the list.
+  std::filesystem::remove(dir + "/d/bob");
+  EXPECT_NE(AuthorizedClients::stamp(dir + "/d"), before);
+  EXPECT_EQ(AuthorizedClients::load(dir + "/d").find(b.id), nullptr);
+  EXPECT_EQ(AuthorizedClients::stamp(dir + "/missing"), "-");
+}
+
+TEST_F(KeyFileTest, AuthorizedClientsErrorsNameFileAndLine) {
+  const crypto::ClientKey a = crypto::ClientKey::generate();
+  const std::string k = crypto::encode_client_key(a);
+  std::string e = auth_error(write("bad", "# x\n" + k + "\ntg1_AAAA bob\n"));
+  EXPECT_NE(e.find("bad line 3"), std::string::npos) << e;
+  EXPECT_NE(e.find("tgc1_"), std::string::npos) << e;
+  e = auth_error(write("dup", k + " a\n" + k + " b\n"));
+  EXPECT_NE(e.find("dup line 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("'a' again"), std::string::npos) << e;
+  e = auth_error(write("open", k + "\n", 0644));
+  EXPECT_NE(e.find("chmod 600"), std::string::npos) << e;
+  e = auth_error(dir + "/nothing");
+  EXPECT_NE(e.find("no such file"), std::string::npos) << e;
 }
 
 }  // namespace

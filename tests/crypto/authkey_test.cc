@@ -1,6 +1,10 @@
 #include "crypto/authkey.h"
+#include "crypto/aead.h"
+#include "crypto/client_key.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 namespace triglav::crypto {
 namespace {
@@ -97,6 +101,47 @@ TEST(AuthKey, Base64UrlRoundTripAllLengths) {
     ASSERT_TRUE(from_base64url(t, out));
     EXPECT_EQ(out, in);
   }
+}
+
+TEST(ClientKey, RoundTripAndDerivation) {
+  ASSERT_TRUE(init());
+  const ClientKey k = ClientKey::generate();
+  const std::string text = encode_client_key(k);
+  EXPECT_TRUE(text.starts_with("tgc1_"));
+  ClientKey back;
+  std::string err;
+  ASSERT_TRUE(decode_client_key(text, back, err)) << err;
+  EXPECT_EQ(back.id, k.id);
+  EXPECT_TRUE(std::ranges::equal(back.psk.span(), k.psk.span()));
+  // The id and the psk are distinct derivations, neither the secret itself.
+  EXPECT_FALSE(std::ranges::equal(k.psk.span(), k.secret.span()));
+  EXPECT_FALSE(std::equal(k.id.begin(), k.id.end(), k.psk.span().begin()));
+  EXPECT_FALSE(std::equal(k.id.begin(), k.id.end(), k.secret.span().begin()));
+  // Another key, another id.
+  EXPECT_NE(ClientKey::generate().id, k.id);
+  EXPECT_EQ(client_key_label(k.id).size(), 16u);
+}
+
+TEST(ClientKey, FixedSecretGivesFixedIdAndPsk) {
+  ASSERT_TRUE(init());
+  std::array<std::uint8_t, kKeyLen> s{};
+  for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<std::uint8_t>(i);
+  const ClientKey a = ClientKey::from_secret(s), b = ClientKey::from_secret(s);
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_TRUE(std::ranges::equal(a.psk.span(), b.psk.span()));
+  s[31] ^= 1;
+  EXPECT_NE(ClientKey::from_secret(s).id, a.id);
+}
+
+TEST(ClientKey, RejectsBadText) {
+  ClientKey k;
+  std::string err;
+  EXPECT_FALSE(decode_client_key("tg1_AAAA", k, err));
+  EXPECT_NE(err.find("tgc1_"), std::string::npos);
+  EXPECT_FALSE(decode_client_key("tgc1_***", k, err));
+  EXPECT_NE(err.find("base64url"), std::string::npos);
+  EXPECT_FALSE(decode_client_key("tgc1_AAAA", k, err));
+  EXPECT_NE(err.find("32 bytes"), std::string::npos);
 }
 
 }  // namespace
