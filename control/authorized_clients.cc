@@ -1,6 +1,11 @@
 #include "control/authorized_clients.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <filesystem>
@@ -13,18 +18,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-[[noreturn]] void fail(const std::string& where, const std::string& what) {
-  throw std::runtime_error("authorized_clients " + where + ": " + what);
+[[noreturn]] void fail(const std::string& where, const std::string& what,
+                       const char* kind = "authorized_clients") {
+  throw std::runtime_error(std::string(kind) + " " + where + ": " + what);
 }
 
-void check_private(const std::string& file) {
+void check_private(const std::string& file, const char* kind) {
   struct stat st{};
-  if (stat(file.c_str(), &st) != 0) fail(file, "cannot be read");
+  if (stat(file.c_str(), &st) != 0) fail(file, "cannot be read", kind);
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    fail(file, std::string("holds client keys but group or others may read or write it (mode ") + mode +
-                   "): chmod 600 " + file);
+    fail(file, std::string("holds secret keys but group or others may read or write it (mode ") + mode +
+                   "): chmod 600 " + file, kind);
   }
 }
 
@@ -50,10 +56,10 @@ std::vector<fs::path> files_in(const std::string& dir) {
 
 }  // namespace
 
-void AuthorizedClients::add_file(const std::string& file, const std::string& default_name) {
-  check_private(file);
+void AuthorizedClients::add_file(const std::string& file, const std::string& default_name, const char* kind) {
+  check_private(file, kind);
   std::ifstream in(file);
-  if (!in) fail(file, "cannot be read");
+  if (!in) fail(file, "cannot be read", kind);
   std::string line;
   for (int no = 1; std::getline(in, line); ++no) {
     if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
@@ -65,10 +71,10 @@ void AuthorizedClients::add_file(const std::string& file, const std::string& def
     const std::string where = file + " line " + std::to_string(no);
     AuthorizedClient c;
     std::string err;
-    if (!crypto::decode_client_key(key, c.key, err)) fail(where, err);
+    if (!crypto::decode_client_key(key, c.key, err)) fail(where, err, kind);
     c.name = name.empty() ? crypto::client_key_label(c.key.id) : name;
     if (auto it = by_id_.find(c.key.id); it != by_id_.end())
-      fail(where, "the key of '" + it->second.name + "' again");
+      fail(where, "the key of '" + it->second.name + "' again", kind);
     const crypto::ClientKeyId id = c.key.id;
     by_id_.emplace(id, std::move(c));
   }
@@ -80,11 +86,34 @@ AuthorizedClients AuthorizedClients::load(const std::string& path) {
   const auto st = fs::status(path, ec);
   if (ec || !fs::exists(st)) fail(path, "no such file or directory");
   if (fs::is_directory(st)) {
-    for (const auto& f : files_in(path)) out.add_file(f.string(), f.filename().string());
+    for (const auto& f : files_in(path)) out.add_file(f.string(), f.filename().string(), "authorized_clients");
   } else {
-    out.add_file(path, {});
+    out.add_file(path, {}, "authorized_clients");
   }
   return out;
+}
+
+crypto::ClientKey load_client_key(const std::string& path) {
+  AuthorizedClients one;
+  one.add_file(path, {}, "client key file");
+  if (one.size() != 1)
+    fail(path, "holds " + std::to_string(one.size()) + " keys; a client key file holds one", "client key file");
+  return std::move(one.by_id_.begin()->second.key);
+}
+
+void save_client_key(const std::string& path, const crypto::ClientKey& key, const std::string& name) {
+  if (name.find_first_of("#\n") != std::string::npos) fail(path, "a key name holds no '#' or newline", "client key file");
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    fail(path, errno == EEXIST ? "already exists; refusing to overwrite it" : std::strerror(errno), "client key file");
+  std::string text = crypto::encode_client_key(key) + (name.empty() ? "" : " " + name) + "\n";
+  const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  crypto::wipe(text.data(), text.size());
+  close(fd);
+  if (!ok) {
+    unlink(path.c_str());
+    fail(path, "cannot be written", "client key file");
+  }
 }
 
 std::string AuthorizedClients::stamp(const std::string& path) {

@@ -32,8 +32,15 @@ class AuthorizedClients {
   static std::string stamp(const std::string& path);
 
  private:
-  void add_file(const std::string& file, const std::string& default_name);
+  friend crypto::ClientKey load_client_key(const std::string& path);
+  void add_file(const std::string& file, const std::string& default_name, const char* what);
   std::map<crypto::ClientKeyId, AuthorizedClient> by_id_;
 };
+
+// A client's own key file (`triglav keygen --client`): one such line. Throws
+// std::runtime_error naming the file and the problem.
+crypto::ClientKey load_client_key(const std::string& path);
+// Creates it (mode 0600, never overwriting); the name is a label for the server's list.
+void save_client_key(const std::string& path, const crypto::ClientKey& key, const std::string& name);
 
 }  // namespace triglav::ctl

@@ -162,7 +162,8 @@ std::vector<Section> sections(Role role) {
                     {"addresses", strings_key(&Settings::addresses, check_endpoint)},
                     {"max_connections", int_key(&Settings::max_connections, 1, 1'000'000)},
                     {"idle_timeout", duration_key(&Settings::idle_timeout_s, 1, 86'400)},
-                    {"nat_outbound", bool_key(&Settings::nat_outbound)}}});
+                    {"nat_outbound", bool_key(&Settings::nat_outbound)},
+                    {"authorized_clients", string_key(&Settings::authorized_clients)}}});
   } else {
     out.push_back({"client",
                    {{"auth_key", string_key(&Settings::authkey)},
@@ -175,8 +176,15 @@ std::vector<Section> sections(Role role) {
                      }},
                     {"uplinks", strings_key(&Settings::interfaces, check_interface)},
                     {"auto_discover", bool_key(&Settings::auto_discover)},
-                    {"handshake_timeout", duration_key(&Settings::handshake_timeout_s, 0.1, 3600)}}});
+                    {"handshake_timeout", duration_key(&Settings::handshake_timeout_s, 0.1, 3600)},
+                    {"client_key_file", string_key(&Settings::client_key_file)}}});
   }
+  if (role == Role::Client)
+    out.push_back({"transport",
+                   {{"rekey_after", duration_key(&Settings::rekey_after_s, 1, 3600)},
+                    {"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)}}});
+  else
+    out.push_back({"transport", {{"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)}}});
   out.push_back({"tun",
                  {{"name", [](const toml::node& n, Settings& s, std::string& why) {
                      auto v = n.value<std::string>();
@@ -388,7 +396,10 @@ std::string default_config(Role role) {
     o += "# A client uplink that sends nothing for this long is removed.\nidle_timeout = " +
          secs(d.idle_timeout_s) + "\n";
     o += "# Forward the clients' traffic and masquerade it on the other interfaces, so they\n"
-         "# reach the server's networks and the internet (nftables; undone on exit).\nnat_outbound = false\n\n";
+         "# reach the server's networks and the internet (nftables; undone on exit).\nnat_outbound = false\n";
+    o += "# Client keys allowed to connect: a file of \"tgc1_... name\" lines, or a directory\n"
+         "# of such files (one per client; delete a file to revoke its key within seconds).\n"
+         "# Empty: any client holding the AuthKey may connect.\nauthorized_clients = \"\"\n\n";
   } else {
     o += "[client]\n";
     o += "# The server's AuthKey (tg1_...), as printed by `triglav keygen` or the server.\nauth_key = \"\"\n";
@@ -398,8 +409,17 @@ std::string default_config(Role role) {
     o += "# Use every interface that is up with an IPv4 address, and follow them.\nauto_discover = " +
          std::string(d.auto_discover ? "true" : "false") + "\n";
     o += "# Give up when the first handshake has not completed after this long.\nhandshake_timeout = " +
-         secs(d.handshake_timeout_s) + "\n\n";
+         secs(d.handshake_timeout_s) + "\n";
+    o += "# This client's key (`triglav keygen --client`), for servers with authorized_clients.\n"
+         "client_key_file = \"\"\n\n";
   }
+  o += "[transport]\n";
+  if (!server)
+    o += "# Every uplink handshakes again this often; the old keys keep decrypting a few\n"
+         "# seconds longer, so nothing in flight is lost.\nrekey_after = " + secs(d.rekey_after_s) + "\n";
+  o += server ? "# A session not rekeyed for this long is dropped (clients rekey every 2 minutes).\n"
+              : "# A session that could not rekey for this long is dropped and handshaken anew.\n";
+  o += "reject_after = " + secs(d.reject_after_s) + "\n\n";
   o += "[tun]\nname = \"" + d.tun_name + "\"\n";
   o += server ? "# The tunnel address and its prefix length (or a mask such as \"255.255.255.0\"); clients\n"
                 "# that ask get the other addresses of the prefix.\nipv4_addr = \"10.0.85.1\"\n"

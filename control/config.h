@@ -32,12 +32,17 @@ struct Settings {
   int max_connections = 1024;
   double idle_timeout_s = 180;
   bool nat_outbound = false;
+  std::string authorized_clients;  // file or directory of client keys; empty: any client (NK)
   // [client]
   std::string authkey;
   std::string endpoint;
   std::vector<std::string> interfaces;  // uplinks
   bool auto_discover = false;
   double handshake_timeout_s = 10;
+  std::string client_key_file;  // tgc1_ key for servers that authorise clients
+  // [transport]
+  double rekey_after_s = 120;   // client: a new handshake per uplink this often
+  double reject_after_s = 180;  // a session this old (not rekeyed in time) is dropped
   // [tun]
   std::string tun_name = "tg0";
   std::string ipv4;  // "ADDR/LEN"; empty: the role's default

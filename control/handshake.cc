@@ -14,18 +14,22 @@ std::span<const std::uint8_t> prologue() {
 }  // namespace
 
 ClientHandshake::ClientHandshake(const crypto::PublicKey& server_key,
-                                 const dp::InitPayload& payload)
-    : noise_(crypto::NoiseNk::initiator(server_key, prologue())),
+                                 const dp::InitPayload& payload, const crypto::ClientKey* client_key)
+    : noise_(client_key != nullptr ? crypto::NoiseNk::initiator_psk(server_key, prologue(), client_key->psk.span())
+                                   : crypto::NoiseNk::initiator(server_key, prologue())),
       sender_index_(payload.sender_index) {
   dp::Header h;
   h.type = dp::PacketType::Handshake;
+  h.flags = client_key != nullptr ? dp::kHandshakeClientKey : 0;
   h.uplink = payload.uplink;
   h.aux = dp::kHandshakeInit;
   h.receiver = 0;
   h.counter = payload.sender_index;
   dp::encode_header(h, init_.data());
   std::uint8_t body[dp::kInitPayloadLen];
-  dp::encode_init_payload(payload, body);
+  dp::InitPayload p = payload;
+  p.key_id = client_key != nullptr ? client_key->id : crypto::ClientKeyId{};
+  dp::encode_init_payload(p, body);
   // write_message only fails on a too-small buffer or a low-order key; the server key
   // came from an AuthKey, and a low-order one simply never completes.
   [[maybe_unused]] auto n = noise_.write_message(
@@ -54,14 +58,27 @@ std::optional<ClientHandshake::Established> ClientHandshake::finish(
 
 std::optional<ServerHandshakeResult> answer_initiation(
     std::span<const std::uint8_t, crypto::kKeyLen> static_private,
-    std::span<const std::uint8_t> pkt, HandshakeReject& reject, const MakeResponse& make_response) {
+    std::span<const std::uint8_t> pkt, HandshakeReject& reject, const MakeResponse& make_response,
+    const FindClientKey& find_key) {
   dp::Header h;
   if (pkt.size() != dp::kInitLen || dp::decode_header(pkt, h) != dp::HeaderError::Ok ||
-      h.type != dp::PacketType::Handshake || h.aux != dp::kHandshakeInit || h.receiver != 0) {
+      h.type != dp::PacketType::Handshake || h.aux != dp::kHandshakeInit || h.receiver != 0 ||
+      (h.flags & ~dp::kHandshakeClientKey) != 0) {
     reject = HandshakeReject::Malformed;
     return std::nullopt;
   }
-  auto noise = crypto::NoiseNk::responder(static_private, prologue());
+  const bool keyed = (h.flags & dp::kHandshakeClientKey) != 0;
+  // Cheap refusals before any DH: the mode does not match the server's.
+  if (!keyed && find_key) {
+    reject = HandshakeReject::ClientKeyRequired;
+    return std::nullopt;
+  }
+  if (keyed && !find_key) {
+    reject = HandshakeReject::ClientKeyRejected;
+    return std::nullopt;
+  }
+  auto noise = keyed ? crypto::NoiseNk::responder_psk(static_private, prologue())
+                     : crypto::NoiseNk::responder(static_private, prologue());
   std::uint8_t body[dp::kInitPayloadLen];
   auto n = noise.read_message(pkt.subspan(dp::kHeaderLen), body);
   if (!n) {
@@ -77,6 +94,14 @@ std::optional<ServerHandshakeResult> answer_initiation(
   if (r.init.version != dp::kProtocolVersion) {
     reject = HandshakeReject::BadVersion;
     return std::nullopt;
+  }
+  if (keyed) {
+    const crypto::SecretKey* psk = find_key(r.init.key_id);
+    if (psk == nullptr) {
+      reject = HandshakeReject::ClientKeyRejected;
+      return std::nullopt;
+    }
+    noise.set_psk(psk->span());
   }
   r.uplink = h.uplink;
   dp::ResponsePayload rp;

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "crypto/client_key.h"
 #include "crypto/noise.h"
 #include "dataplane/wire.h"
 #include "io/endpoint.h"
@@ -21,7 +22,10 @@ inline constexpr char kPrologue[] = "triglav/1";
 // Client side of one handshake on one uplink.
 class ClientHandshake {
  public:
-  ClientHandshake(const crypto::PublicKey& server_key, const dp::InitPayload& payload);
+  // With a client key the handshake is NKpsk2 and the payload names the key (its
+  // key_id is filled in here); without one, NK.
+  ClientHandshake(const crypto::PublicKey& server_key, const dp::InitPayload& payload,
+                  const crypto::ClientKey* client_key = nullptr);
 
   // The initiation packet (kInitLen bytes).
   const std::array<std::uint8_t, dp::kInitLen>& initiation() const noexcept { return init_; }
@@ -48,7 +52,18 @@ struct ServerHandshakeResult {
   std::uint8_t uplink = 0;
 };
 
-enum class HandshakeReject : std::uint8_t { Malformed, Decrypt, BadVersion, Refused };
+enum class HandshakeReject : std::uint8_t {
+  Malformed,
+  Decrypt,
+  BadVersion,
+  Refused,
+  ClientKeyRequired,  // the server authorises clients; the initiation is plain NK
+  ClientKeyRejected,  // the key id is unknown, or this server takes no client keys
+};
+
+// The server's authorised client keys: the psk for a key id, or null. An empty function
+// is a server open to any client (NK only).
+using FindClientKey = std::function<const crypto::SecretKey*(const crypto::ClientKeyId&)>;
 
 // Fills the response payload once the initiation has authenticated (so the server can
 // pick an index and check the client's address); false refuses the client.
@@ -61,7 +76,8 @@ std::array<std::uint8_t, dp::kAddressDigestLen> address_digest(const io::Endpoin
 // Answers one initiation packet. nullopt with reject set when it is refused.
 std::optional<ServerHandshakeResult> answer_initiation(
     std::span<const std::uint8_t, crypto::kKeyLen> static_private,
-    std::span<const std::uint8_t> pkt, HandshakeReject& reject, const MakeResponse& make_response);
+    std::span<const std::uint8_t> pkt, HandshakeReject& reject, const MakeResponse& make_response,
+    const FindClientKey& find_key = {});
 
 // An unauthenticated Error packet addressed to a client's sender index.
 std::array<std::uint8_t, dp::kErrorLen> make_error(std::uint32_t receiver, dp::ErrorCode code);

@@ -28,12 +28,43 @@ void Prober::add(dp::Session* s, std::int64_t now_ns) {
   // Probe soon (the first answer makes the uplink Healthy), but not before the peer can
   // have installed the session the handshake response creates.
   p.next_probe_ns = now_ns + kFirstProbeDelayNs;
-  p.last_bytes = p.probe_bytes = tx_bytes(*s);
+  p.last_bytes = p.probe_bytes = tx_bytes(*s);  // bytes_before is 0: total_tx
   p.last_bytes_ns = now_ns;
   paths_[s->local_index] = p;
 }
 
-void Prober::remove(const dp::Session* s) { paths_.erase(s->local_index); }
+void Prober::remove(const dp::Session* s) {
+  paths_.erase(s->local_index);
+  aliases_.erase(s->local_index);
+  std::erase_if(aliases_, [s](const auto& a) { return a.second == s->local_index; });
+}
+
+void Prober::rekey(const dp::Session* old, dp::Session* next, std::int64_t now_ns) {
+  auto it = paths_.find(old->local_index);
+  if (it == paths_.end()) {
+    add(next, now_ns);
+    return;
+  }
+  Path p = it->second;
+  paths_.erase(it);
+  p.bytes_before += tx_bytes(*old);
+  p.session = next;
+  p.peer_rx_ns = -1;  // the peer's received-bytes count restarts with the session
+  paths_[next->local_index] = p;
+  std::erase_if(aliases_, [old](const auto& a) { return a.second == old->local_index; });
+  aliases_[old->local_index] = next->local_index;
+}
+
+std::uint64_t Prober::total_tx(const Path& p) { return p.bytes_before + tx_bytes(*p.session); }
+
+Prober::Path* Prober::find(std::uint32_t local_index) {
+  auto it = paths_.find(local_index);
+  if (it != paths_.end()) return &it->second;
+  auto a = aliases_.find(local_index);
+  if (a == aliases_.end()) return nullptr;
+  it = paths_.find(a->second);
+  return it == paths_.end() ? nullptr : &it->second;
+}
 
 std::int64_t Prober::timeout_ns(const Path& p) const {
   return static_cast<std::int64_t>(std::max(cfg_.min_timeout_ms, p.stats.rto_ms(cfg_.min_timeout_ms)) * 1e6);
@@ -68,14 +99,14 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
     if (!p.outstanding && now_ns >= p.next_probe_ns) {
       p.outstanding = true;
       p.sent_ns = static_cast<std::uint64_t>(now_ns);
-      const std::uint64_t b = tx_bytes(*p.session);
+      const std::uint64_t b = total_tx(p);
       p.busy = b != p.probe_bytes;
       p.probe_bytes = b;
       reschedule(p, now_ns);
       send(*p.session, p.sent_ns);
     }
     if (now_ns - p.last_bytes_ns >= 1'000'000'000) {
-      const std::uint64_t b = tx_bytes(*p.session);
+      const std::uint64_t b = total_tx(p);
       p.stats.on_bytes(b - p.last_bytes, static_cast<double>(now_ns - p.last_bytes_ns) / 1e9);
       p.last_bytes = b;
       p.last_bytes_ns = now_ns;
@@ -86,9 +117,9 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
 
 bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns,
                      std::optional<std::uint64_t> peer_rx_bytes) {
-  auto it = paths_.find(local_index);
-  if (it == paths_.end()) return false;
-  Path& p = it->second;
+  Path* found = find(local_index);
+  if (found == nullptr) return false;
+  Path& p = *found;
   if (!p.outstanding || body != p.sent_ns) return false;  // late answer to a probe that timed out
   const dp::HealthState before = p.health.state();
   p.outstanding = false;
@@ -99,7 +130,7 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
   // An interval in which we sent no Data says nothing about the path: no sample, so an
   // idle uplink keeps what it was last seen to carry.
   if (peer_rx_bytes && (p.peer_rx_ns < 0 || now_ns - p.peer_rx_ns >= kMinRateSampleNs)) {
-    const std::uint64_t sent = tx_bytes(*p.session);
+    const std::uint64_t sent = total_tx(p);
     if (p.peer_rx_ns >= 0 && *peer_rx_bytes >= p.peer_rx && sent != p.sent_at_peer_rx)
       p.stats.on_delivered(*peer_rx_bytes - p.peer_rx, static_cast<double>(now_ns - p.peer_rx_ns) / 1e9);
     p.peer_rx = *peer_rx_bytes;
@@ -139,7 +170,7 @@ void Prober::fill(UplinkStatus& out, const dp::Session& s) const {
   out.throughput_bps = v.throughput_bps;
   auto it = paths_.find(s.local_index);
   out.rttvar_ms = it == paths_.end() ? 0.0 : it->second.stats.rttvar_ms();
-  out.tx_bytes = tx_bytes(s);
+  out.tx_bytes = it == paths_.end() ? tx_bytes(s) : total_tx(it->second);
   out.peer = s.peer_copy().to_string();
 }
 

@@ -35,7 +35,14 @@ class Prober {
 
   void add(dp::Session* s, std::int64_t now_ns);
   void remove(const dp::Session* s);
-  void clear() { paths_.clear(); }
+  void clear() {
+    paths_.clear();
+    aliases_.clear();
+  }
+  // A rekey replaced `old` by `next` on the same path: the measurements, health and byte
+  // counts carry over, and Pongs still arriving on `old` count for `next` (until `old`
+  // is removed).
+  void rekey(const dp::Session* old, dp::Session* next, std::int64_t now_ns);
 
   // Sends due probes through `send(session, body)`, times out unanswered ones and samples
   // throughput. Returns true if some uplink changed health state.
@@ -71,13 +78,17 @@ class Prober {
     std::uint64_t sent_at_peer_rx = 0;  // our Data bytes sent by then
     bool busy = false;              // Data was sent between the last two probes
     std::int64_t last_bytes_ns = 0;
+    std::uint64_t bytes_before = 0;  // Data bytes sent on the path's earlier sessions (rekeys)
   };
+  static std::uint64_t total_tx(const Path& p);
+  Path* find(std::uint32_t local_index);
   std::int64_t timeout_ns(const Path& p) const;
   void reschedule(Path& p, std::int64_t now_ns);
   static void note_state(Path& p, dp::HealthState before, std::int64_t now_ns);
 
   ProbeConfig cfg_;
   std::unordered_map<std::uint32_t, Path> paths_;  // by session receiver index
+  std::unordered_map<std::uint32_t, std::uint32_t> aliases_;  // a rekeyed session's old index -> new
 };
 
 using io::monotonic_ns;

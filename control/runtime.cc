@@ -317,7 +317,7 @@ bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endp
   if (body.size() > 64 || s.socket >= uplinks_.size() || uplinks_[s.socket].fd() < 0) return false;
   if (!body.empty()) std::memcpy(pkt + dp::kHeaderLen, body.data(), body.size());
   const std::size_t len = dp::seal_transport(s, dp::kControlSender, type, pkt, body.size());
-  return uplinks_[s.socket].send_to(pkt, len, to);
+  return len != 0 && uplinks_[s.socket].send_to(pkt, len, to);
 }
 
 }  // namespace triglav::ctl

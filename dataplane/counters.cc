@@ -26,6 +26,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::DropNoRoute: return "drop_no_route";
     case Counter::DropQueueFull: return "drop_queue_full";
     case Counter::DropUnexpected: return "drop_unexpected";
+    case Counter::DropKeysUsedUp: return "drop_keys_used_up";
     case Counter::kCount: break;
   }
   return "?";

@@ -34,6 +34,7 @@ enum class Counter : std::uint8_t {
   DropNoRoute,      // no client for the inner destination, or none of its uplinks usable
   DropQueueFull,    // the control thread's queue was full
   DropUnexpected,   // a valid packet of a type this side does not take
+  DropKeysUsedUp,   // the session's keys sealed their last allowed message (rekey overdue)
   kCount
 };
 

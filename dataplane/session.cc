@@ -39,7 +39,11 @@ std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::ui
   h.flags = flag::kEncrypted;
   h.uplink = s.uplink;
   h.receiver = s.remote_index;
-  h.counter = std::uint64_t{sender} << kSenderShift | (s.tx[sender].next_counter++ & kCounterMask);
+  auto& next = s.tx[sender].next_counter;
+  const std::uint64_t n = next.load(std::memory_order_relaxed);
+  if (n >= kRejectAfterMessages) return 0;  // never reuse a nonce
+  next.store(n + 1, std::memory_order_relaxed);
+  h.counter = std::uint64_t{sender} << kSenderShift | n;
   encode_header(h, buf);
   crypto::seal_in_place(s.tx_key, h.counter, {buf, kHeaderLen}, buf + kHeaderLen, body);
   return kHeaderLen + body + kTagLen;

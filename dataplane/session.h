@@ -31,8 +31,16 @@
 
 namespace triglav::dp {
 
+// A session's keys are used for at most this many messages per sender (the counter has
+// 56 bits; 16 senders of 2^56 make the 2^60 a session may carry): sealing refuses beyond
+// it. Clients rekey long before, at kRekeyAfterMessages.
+inline constexpr std::uint64_t kRejectAfterMessages = kCounterMask;
+inline constexpr std::uint64_t kRekeyAfterMessages = std::uint64_t{1} << 48;
+
 struct alignas(64) SenderState {
-  std::uint64_t next_counter = 0;        // low 56 bits of the nonce counter
+  // Low 56 bits of the nonce counter. Only the owning sender writes it; the control
+  // thread reads it to rekey in time.
+  std::atomic<std::uint64_t> next_counter{0};
   std::atomic<std::uint64_t> bytes{0};   // Data bytes sent; the control thread samples it
 };
 
@@ -50,6 +58,11 @@ struct Session {
   std::array<SenderState, kMaxSenders> tx;
   std::array<ReplayWindow, kMaxSenders> rx_windows{};
   std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
+  // Set by the receiving worker on the first authenticated packet: the peer holds the
+  // keys (server: the client proved its client key). Until then the server does not
+  // route to the session.
+  std::atomic<bool> confirmed{false};
+  std::int64_t established_ns = 0;  // control thread: when the handshake completed (monotonic)
   // Inner bytes of authenticated Data received on this session (copies included): what
   // the path delivered. Written by the receiving worker, reported to the peer in Pongs.
   std::atomic<std::uint64_t> rx_bytes{0};
@@ -119,7 +132,8 @@ struct Snapshot {
 // Seals a transport packet in place for the session's peer: writes the header (type,
 // ENCRYPTED, uplink, the peer's receiver index, the next counter of `sender`) into
 // buf[0, 16) and encrypts buf[16, 16 + body) with the tag after it. Only the thread that
-// owns tx[sender] may call it. Returns the datagram's length.
+// owns tx[sender] may call it. Returns the datagram's length, or 0 once the sender has
+// used the keys for kRejectAfterMessages messages.
 std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
                            std::size_t body) noexcept;
 

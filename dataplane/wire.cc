@@ -38,6 +38,7 @@ void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]
   std::memcpy(out + 8, &p.inner_ipv4_be, 4);
   store_le64(out + 12, p.timestamp_ns);
   store_le64(out + 20, p.client_id);
+  std::memcpy(out + 28, p.key_id.data(), kClientKeyIdLen);
 }
 
 bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noexcept {
@@ -48,6 +49,7 @@ bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noe
   std::memcpy(&out.inner_ipv4_be, in.data() + 8, 4);
   out.timestamp_ns = load_le64(in.data() + 12);
   out.client_id = load_le64(in.data() + 20);
+  std::memcpy(out.key_id.data(), in.data() + 28, kClientKeyIdLen);
   return true;
 }
 

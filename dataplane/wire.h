@@ -14,6 +14,7 @@
 // by the 16-byte tag. Pure functions; any thread.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -84,7 +85,11 @@ constexpr bool is_transport(PacketType t) noexcept {
 // Handshake messages (aux = message number) and their Noise payloads.
 inline constexpr std::uint8_t kHandshakeInit = 1;
 inline constexpr std::uint8_t kHandshakeResponse = 2;
-inline constexpr std::size_t kInitPayloadLen = 28;
+// Handshake header flag: the initiation is NKpsk2 under a client key (its payload names
+// the key); without it, NK.
+inline constexpr std::uint8_t kHandshakeClientKey = 0x01;
+inline constexpr std::size_t kClientKeyIdLen = 16;
+inline constexpr std::size_t kInitPayloadLen = 44;
 inline constexpr std::size_t kResponsePayloadLen = 26;
 inline constexpr std::size_t kNoiseOverhead = 32 + 16;  // e.pub + tag
 inline constexpr std::size_t kInitLen = kHeaderLen + kNoiseOverhead + kInitPayloadLen;
@@ -98,6 +103,7 @@ struct InitPayload {
   std::uint32_t inner_ipv4_be = 0;  // the tunnel address the client uses (0: assign me one)
   std::uint64_t timestamp_ns = 0;   // strictly increasing per client (replayed inits lose)
   std::uint64_t client_id = 0;      // random per client run; the same on all its uplinks
+  std::array<std::uint8_t, kClientKeyIdLen> key_id{};  // the client key's id; zero in NK
 };
 
 inline constexpr std::size_t kAddressDigestLen = 8;
@@ -128,6 +134,8 @@ enum class ErrorCode : std::uint8_t {
   ServerFull = 2,
   AddressRejected = 3,  // the requested tunnel address is taken or outside the pool
   BadVersion = 4,
+  ClientKeyRequired = 5,  // the server authorises clients: this one came without a key
+  ClientKeyRejected = 6,  // the server does not know (or no longer accepts) this client key
 };
 
 // Minimal checks of an inner IP packet: version, header length, total length within

@@ -358,6 +358,7 @@ class Worker::Loop {
       c_.add(Counter::DropReplay);
       return false;
     }
+    if (!s->confirmed.load(std::memory_order_relaxed)) s->confirmed.store(true, std::memory_order_relaxed);
     // Authenticated: the peer may have moved (NAT rebinding, roaming).
     if (!(from == s->peer)) s->set_peer(from);
     s->last_rx_ns.store(now_, std::memory_order_relaxed);
@@ -490,7 +491,11 @@ class Worker::Loop {
         std::memcpy(tx_mem_.data() + std::size_t{next} * cfg_.max_packet + kHeaderLen, b + kHeaderLen,
                     kSeqLen + n);
       }
-      emit(s, PacketType::Data, cur, b, kSeqLen + n);
+      if (!emit(s, PacketType::Data, cur, b, kSeqLen + n)) {
+        if (!more) return;
+        cur = next;
+        continue;
+      }
       auto& sent = s->tx[cfg_.id].bytes;
       sent.store(sent.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
       c_.add(Counter::TxPackets);
@@ -531,9 +536,15 @@ class Worker::Loop {
   // Writes the header in front of buf[kHeaderLen, kHeaderLen + body), seals in place
   // with this worker's counter and adds the datagram to the open send batch for its
   // socket and peer (a new one when it does not fit); the slot is freed on completion.
-  void emit(Session* s, PacketType type, std::uint16_t slot, std::uint8_t* buf,
+  // False (slot freed, drop counted) when the session's keys are used up.
+  bool emit(Session* s, PacketType type, std::uint16_t slot, std::uint8_t* buf,
             std::size_t body) noexcept {
     const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body);
+    if (len == 0) {
+      c_.add(Counter::DropKeysUsedUp);
+      free_.push_back(slot);
+      return false;
+    }
     const int fd = fds_[s->socket];
     const io::Endpoint& to = s->peer;
     // The kernel refuses to segment beyond the path MTU; larger datagrams (a TUN MTU above
@@ -546,7 +557,7 @@ class Worker::Loop {
         b.iov[b.n] = {buf, len};
         b.slot[b.n++] = slot;
         b.closed = len < b.seg;
-        return;
+        return true;
       }
       submit(open_[i]);  // full, or the sizes differ: send it, keeping the order
       open_[i] = open_.back();
@@ -565,6 +576,7 @@ class Worker::Loop {
     b.n = 1;
     if (batchable) open_.push_back(id);
     else submit(id);
+    return true;
   }
 
   void submit(std::uint16_t id) noexcept {

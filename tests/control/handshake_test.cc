@@ -106,6 +106,54 @@ TEST_F(Fixture, ClientIgnoresForeignOrTamperedResponses) {
   EXPECT_FALSE(c2.finish({bad2.data(), bad2.size() - 1}));
 }
 
+TEST_F(Fixture, ClientKeyHandshakeCompletesOnlyWithTheListedKey) {
+  const crypto::ClientKey alice = crypto::ClientKey::generate();
+  const crypto::ClientKey mallory = crypto::ClientKey::generate();
+  const FindClientKey find = [&](const crypto::ClientKeyId& id) -> const crypto::SecretKey* {
+    return id == alice.id ? &alice.psk : nullptr;
+  };
+  HandshakeReject why{};
+  // Alice: the server learns her key id and both sides agree.
+  ClientHandshake a(server.pub, payload(), &alice);
+  auto r = answer_initiation(server.priv.span(), a.initiation(), why, accept_with(9), find);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->init.key_id, alice.id);
+  auto est = a.finish(r->response);
+  ASSERT_TRUE(est);
+  std::uint8_t buf[32] = {1, 2, 3};
+  crypto::seal_in_place(est->keys.send, 1, {}, buf, 16);
+  EXPECT_TRUE(crypto::open_in_place(r->keys.recv, 1, {}, buf, 32));
+
+  // An unknown key is refused before a response exists.
+  ClientHandshake m(server.pub, payload(), &mallory);
+  EXPECT_FALSE(answer_initiation(server.priv.span(), m.initiation(), why, accept_with(9), find));
+  EXPECT_EQ(why, HandshakeReject::ClientKeyRejected);
+
+  // Mallory naming Alice's id (she cannot know it, but say she did) gets a response
+  // that does not complete for her: it is keyed with Alice's psk.
+  dp::InitPayload p = payload();
+  crypto::ClientKey forged = crypto::ClientKey::generate();
+  forged.id = alice.id;
+  ClientHandshake f(server.pub, p, &forged);
+  r = answer_initiation(server.priv.span(), f.initiation(), why, accept_with(9), find);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(f.finish(r->response));
+
+  // Plain NK to a server that authorises clients: refused, without a DH.
+  ClientHandshake plain(server.pub, payload());
+  EXPECT_FALSE(answer_initiation(server.priv.span(), plain.initiation(), why, accept_with(9), find));
+  EXPECT_EQ(why, HandshakeReject::ClientKeyRequired);
+  // A keyed initiation to an open server: refused.
+  ClientHandshake a2(server.pub, payload(), &alice);
+  EXPECT_FALSE(answer_initiation(server.priv.span(), a2.initiation(), why, accept_with(9)));
+  EXPECT_EQ(why, HandshakeReject::ClientKeyRejected);
+  // Unknown header flags are malformed.
+  auto bad = plain.initiation();
+  bad[1] |= 0x80;
+  EXPECT_FALSE(answer_initiation(server.priv.span(), bad, why, accept_with(9)));
+  EXPECT_EQ(why, HandshakeReject::Malformed);
+}
+
 TEST_F(Fixture, ErrorPacketLayout) {
   auto e = make_error(0x01020304, dp::ErrorCode::HandshakeFailed);
   dp::Header h;

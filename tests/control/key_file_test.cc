@@ -131,6 +131,20 @@ TEST_F(KeyFileTest, AuthorizedClientsFromADirectory) {
   EXPECT_EQ(AuthorizedClients::stamp(dir + "/missing"), "-");
 }
 
+TEST_F(KeyFileTest, ClientKeyFileRoundTrip) {
+  const crypto::ClientKey k = crypto::ClientKey::generate();
+  save_client_key(dir + "/me.key", k, "laptop");
+  struct stat st{};
+  ASSERT_EQ(stat((dir + "/me.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(load_client_key(dir + "/me.key").id, k.id);
+  // The same file authorises it on the server.
+  EXPECT_EQ(AuthorizedClients::load(dir + "/me.key").find(k.id)->name, "laptop");
+  EXPECT_THROW(save_client_key(dir + "/me.key", k, ""), std::runtime_error);
+  write("two.key", crypto::encode_client_key(k) + "\n" + crypto::encode_client_key(crypto::ClientKey::generate()) + "\n");
+  EXPECT_THROW(load_client_key(dir + "/two.key"), std::runtime_error);
+}
+
 TEST_F(KeyFileTest, AuthorizedClientsErrorsNameFileAndLine) {
   const crypto::ClientKey a = crypto::ClientKey::generate();
   const std::string k = crypto::encode_client_key(a);

@@ -77,5 +77,42 @@ TEST(Prober, UnansweredProbesClimbTheHealthLadderFast) {
   EXPECT_EQ(h.p.state(&h.s), dp::HealthState::Healthy);
 }
 
+TEST(Prober, RekeyKeepsMeasurementsAndTakesLatePongs) {
+  Harness h;
+  h.run(0, 2'050, true);
+  ASSERT_EQ(h.p.state(&h.s), dp::HealthState::Healthy);
+  const dp::UplinkView before = h.p.view(&h.s);
+  UplinkStatus st;
+  h.p.fill(st, h.s);
+  const std::uint64_t bytes = st.tx_bytes;
+  ASSERT_GT(bytes, 0u);
+  // A probe goes out on the old session, then the rekey replaces it.
+  std::uint64_t body = 0;
+  h.p.tick(2'100 * kMs, [&](dp::Session&, std::uint64_t b) { body = b; });
+  ASSERT_NE(body, 0u);
+  dp::Session next;
+  next.local_index = 9;
+  h.p.rekey(&h.s, &next, 2'101 * kMs);
+  EXPECT_EQ(h.p.state(&next), dp::HealthState::Healthy);
+  EXPECT_DOUBLE_EQ(h.p.view(&next).srtt_ms, before.srtt_ms);
+  // The Pong of that probe arrives on the old index: it still counts.
+  h.p.on_pong(7, body, 2'105 * kMs);  // a 5 ms sample where the others were 1 ms
+  EXPECT_GT(h.p.view(&next).srtt_ms, before.srtt_ms);
+  next.tx[0].bytes.fetch_add(100);
+  UplinkStatus st2;
+  h.p.fill(st2, next);
+  EXPECT_EQ(st2.tx_bytes, bytes + 100);  // byte counts do not restart
+  // Once the old session is gone, its index means nothing.
+  h.p.remove(&h.s);
+  std::uint64_t body2 = 0;
+  h.p.tick(5'000 * kMs, [&](dp::Session&, std::uint64_t b) { body2 = b; });
+  ASSERT_NE(body2, 0u);
+  const double srtt = h.p.view(&next).srtt_ms;
+  h.p.on_pong(7, body2, 5'009 * kMs);
+  EXPECT_DOUBLE_EQ(h.p.view(&next).srtt_ms, srtt);
+  h.p.on_pong(9, body2, 5'009 * kMs);
+  EXPECT_GT(h.p.view(&next).srtt_ms, srtt);
+}
+
 }  // namespace
 }  // namespace triglav::ctl

@@ -63,7 +63,7 @@ TEST(Header, BadVersionAndType) {
 
 TEST(Wire, SizesMatchTheProtocolDocument) {
   EXPECT_EQ(kDataOverhead, 36u);
-  EXPECT_EQ(kInitLen, 92u);
+  EXPECT_EQ(kInitLen, 108u);
   EXPECT_EQ(kResponseLen, 90u);
   EXPECT_EQ(kErrorLen, 16u);
   // Default MTU plus our overhead, UDP and IPv4 fit a 1500-byte path.
@@ -81,6 +81,7 @@ TEST(Payloads, InitRoundTripAndLength) {
   p.inner_ipv4_be = 0x0255000a;
   p.timestamp_ns = 1234567890123ull;
   p.client_id = 0x0102030405060708ull;
+  for (std::size_t i = 0; i < kClientKeyIdLen; ++i) p.key_id[i] = static_cast<std::uint8_t>(0xa0 + i);
   std::uint8_t b[kInitPayloadLen];
   encode_init_payload(p, b);
   InitPayload back;
@@ -90,7 +91,9 @@ TEST(Payloads, InitRoundTripAndLength) {
   EXPECT_EQ(back.inner_ipv4_be, 0x0255000au);
   EXPECT_EQ(back.timestamp_ns, 1234567890123ull);
   EXPECT_EQ(back.client_id, 0x0102030405060708ull);
+  EXPECT_EQ(back.key_id, p.key_id);
   EXPECT_EQ(b[20], 8);  // little-endian
+  EXPECT_EQ(b[28], 0xa0);
   for (std::size_t len = 0; len < kInitPayloadLen + 3; ++len) {
     if (len == kInitPayloadLen) continue;
     std::uint8_t big[kInitPayloadLen + 3] = {};
