@@ -53,6 +53,9 @@ struct Uplink {
   Clock::time_point next_try{};
   unsigned attempt = 0;
   std::unique_ptr<dp::Session> session;
+  Clock::time_point established{};       // of `session`: rekey after rekey_after
+  std::unique_ptr<dp::Session> previous;  // replaced by a rekey: still decrypts until
+  Clock::time_point previous_until{};     // the server has surely switched
   int ifindex = 0;  // of the pinned interface (0: not pinned)
   bool active = false;     // this uplink id is in use
   bool discovered = false; // added by --auto-discover (and removed when its interface goes)
@@ -67,7 +70,8 @@ class Client {
   // uplink whose probes go unanswered until it is Down handshakes again.
   Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks, StatusServer& ops)
       : opt_(opt), rt_(rt), ops_(ops), prober_(opt.probe) {
-    group_.client_id = random_u64();
+    group_ = std::make_unique<dp::Group>();
+    group_->client_id = random_u64();
     for (unsigned i = 0; i < ups_.size(); ++i) ups_[i].id = i;
     for (unsigned i = 0; i < uplinks; ++i) {
       ups_[i].active = true;
@@ -105,6 +109,7 @@ class Client {
       for (Uplink& u : active_uplinks()) {
         ever_up |= u.session != nullptr;
         if (!u.session && now >= u.next_try) send_initiation(u, now);
+        if (u.session) keep_keys_fresh(u, now);
       }
       probe(monotonic_ns());
       if (!ever_up && now >= deadline) fail();
@@ -161,6 +166,27 @@ class Client {
     spdlog::info("uplinks:{} counters: {}", ups, rt_.totals().format());
   }
 
+  // Rekeying: a new handshake on the uplink after rekey_after (or once a sender has
+  // used the keys for kRekeyAfterMessages), retried every retry_delay while the current
+  // session carries on; a session still not rekeyed after reject_after is dropped. The
+  // replaced session keeps decrypting for kGrace.
+  void keep_keys_fresh(Uplink& u, Clock::time_point now) {
+    if (u.previous && now >= u.previous_until) {
+      retire(std::move(u.previous));
+      publish();
+    }
+    const auto age = now - u.established;
+    if (age >= std::chrono::milliseconds(opt_.reject_after_ms)) {
+      spdlog::warn("uplink {} ({}): no rekey within {} s; dropping the session and handshaking again", u.id,
+                   u.name, opt_.reject_after_ms / 1000.0);
+      drop_session(u);
+      return;
+    }
+    bool used = false;
+    for (const auto& t : u.session->tx) used |= t.next_counter.load(std::memory_order_relaxed) >= dp::kRekeyAfterMessages;
+    if ((age >= std::chrono::milliseconds(opt_.rekey_after_ms) || used) && now >= u.next_try) send_initiation(u, now);
+  }
+
   void on_message(const dp::ControlMessage& m) {
     if (m.kind == dp::ControlMessage::Kind::UplinkReleased) {
       if (m.uplink < ups_.size() && !ups_[m.uplink].active) rt_.close_uplink(m.uplink);
@@ -184,8 +210,12 @@ class Client {
     for (Uplink& u : active_uplinks()) {
       if (!u.hs || h.receiver != u.hs->sender_index()) continue;
       if (h.type == dp::PacketType::Error && m.len == dp::kErrorLen) {
-        // Unauthenticated: remembered to explain a failure, nothing more.
-        last_error_ = static_cast<dp::ErrorCode>(h.aux);
+        // Unauthenticated: remembered to explain a failure (and logged once it changes
+        // while the tunnel runs), nothing more.
+        const auto code = static_cast<dp::ErrorCode>(h.aux);
+        if (handshakes_ > 0 && last_error_ != code)
+          spdlog::warn("uplink {} ({}): the server refused the handshake: {}", u.id, u.name, error_text(code));
+        last_error_ = code;
         return;
       }
       auto est = u.hs->finish({m.data.data(), m.len});
@@ -205,12 +235,14 @@ class Client {
         address_ = a;
         spdlog::info("tunnel address {} assigned by the server", address_.to_string());
       }
+      const bool rekey = u.session != nullptr;
       install(u, *est, m.from);
       ++handshakes_;
       ++u.handshakes;
-      spdlog::info("handshake complete with {} in {:.3f} ms; tunnel {} {} (server {}) on uplink {} ({})",
-                   m.from.to_string(), ms, rt_.tun().name(), address_.to_string(),
-                   io::ipv4_to_string(est->response.server_ipv4_be), u.id, u.name);
+      spdlog::log(rekey ? spdlog::level::debug : spdlog::level::info,
+                  "handshake complete with {} in {:.3f} ms; tunnel {} {} (server {}) on uplink {} ({}){}",
+                  m.from.to_string(), ms, rt_.tun().name(), address_.to_string(),
+                  io::ipv4_to_string(est->response.server_ipv4_be), u.id, u.name, rekey ? ": rekeyed" : "");
       return;
     }
   }
@@ -266,8 +298,8 @@ class Client {
     p.sender_index = static_cast<std::uint32_t>(random_u64()) | 1;  // never 0, which marks an initiation
     p.inner_ipv4_be = address_.addr_be;  // 0 until the server assigned one
     p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
-    p.client_id = group_.client_id;
-    u.hs.emplace(opt_.key.server_key, p);
+    p.client_id = group_->client_id;
+    u.hs.emplace(opt_.key.server_key, p, opt_.client_key ? &*opt_.client_key : nullptr);
     u.hs_sent = now;
     u.next_try = now + std::chrono::milliseconds(opt_.retry_delay_ms);
     const io::Endpoint& to = opt_.endpoints[u.attempt++ % opt_.endpoints.size()];
@@ -360,20 +392,28 @@ class Client {
     std::string where;
     for (const auto& e : opt_.endpoints) where += (where.empty() ? "" : ", ") + e.to_string();
     const std::string secs = std::to_string(opt_.handshake_timeout_ms / 1000.0).substr(0, 4);
-    if (last_error_ == dp::ErrorCode::HandshakeFailed)
-      throw std::runtime_error("handshake with " + where + " failed: the server could not decrypt it "
-                               "(this AuthKey does not hold the server's key)");
-    if (last_error_ == dp::ErrorCode::AddressRejected && address_.addr_be == 0)
-      throw std::runtime_error("handshake with " + where + " failed: the server has no free address in its pool");
-    if (last_error_ == dp::ErrorCode::AddressRejected)
-      throw std::runtime_error("handshake with " + where + " failed: the server refused tunnel address " +
-                               address_.to_string());
-    if (last_error_ == dp::ErrorCode::ServerFull)
-      throw std::runtime_error("handshake with " + where + " failed: the server is full (its max_connections)");
-    if (last_error_ == dp::ErrorCode::BadVersion)
-      throw std::runtime_error("handshake with " + where + " failed: protocol version mismatch");
+    if (last_error_) throw std::runtime_error("handshake with " + where + " failed: " + error_text(*last_error_));
     throw std::runtime_error("handshake with " + where + " failed: no valid answer within " + secs +
                              " s (server down, unreachable, or holding a different key)");
+  }
+
+  std::string error_text(dp::ErrorCode code) const {
+    switch (code) {
+      case dp::ErrorCode::HandshakeFailed:
+        return "the server could not decrypt it (this AuthKey does not hold the server's key)";
+      case dp::ErrorCode::AddressRejected:
+        return address_.addr_be == 0 ? "the server has no free address in its pool"
+                                     : "the server refused tunnel address " + address_.to_string();
+      case dp::ErrorCode::ServerFull: return "the server is full (its max_connections)";
+      case dp::ErrorCode::BadVersion: return "protocol version mismatch";
+      case dp::ErrorCode::ClientKeyRequired:
+        return "the server only admits authorised clients: give this client its key (--client-key FILE)";
+      case dp::ErrorCode::ClientKeyRejected:
+        return opt_.client_key ? "the server does not accept this client key (not in its authorized_clients, revoked, or the "
+                                 "server takes no client keys)"
+                               : "the server refused the handshake";
+    }
+    return "error " + std::to_string(static_cast<int>(code));
   }
 
   // NAT between this uplink and the server: the server saw another source port than the
@@ -395,13 +435,36 @@ class Client {
     return !ours;
   }
 
+  // The server's state for us is new (it restarted, or dropped us): our other uplinks'
+  // sessions died with the old one, and its sequence numbers start again, so the
+  // duplicate windows must too. A fresh Group gives both; the old one is freed once no
+  // worker can see it.
+  void on_new_server_epoch(const Uplink& except) {
+    spdlog::info("the server holds no earlier state for this client (restarted, or dropped us): "
+                 "handshaking every uplink afresh");
+    for (Uplink& o : active_uplinks())
+      if (&o != &except && o.session) drop_session(o);
+    dp::Group* old = group_.release();
+    group_ = std::make_unique<dp::Group>();
+    group_->client_id = old->client_id;
+    rt_.qsbr().retire([old] { delete old; });
+  }
+
   void install(Uplink& u, ClientHandshake::Established& est, const io::Endpoint& from) {
+    if (server_epoch_ != 0 && est.response.group_epoch != server_epoch_) {
+      if (u.session) {
+        retire(std::move(u.previous));
+        retire(std::move(u.session));
+      }
+      on_new_server_epoch(u);
+    }
+    server_epoch_ = est.response.group_epoch;
     auto s = std::make_unique<dp::Session>();
     s->local_index = u.hs->sender_index();
     s->remote_index = est.response.sender_index;
     s->uplink = static_cast<std::uint8_t>(u.id);
     s->socket = static_cast<std::uint8_t>(u.id);
-    s->group = &group_;
+    s->group = group_.get();
     s->tx_key = std::move(est.keys.send);
     s->rx_key = std::move(est.keys.recv);
     s->peer = from;
@@ -412,13 +475,24 @@ class Client {
     u.behind_nat = nat;
     u.hs.reset();
     u.attempt = 0;
-    retire(std::move(u.session));
+    u.established = Clock::now();
+    u.next_try = u.established;
+    if (u.session) {  // a rekey: the path's measurements carry over; the old keys decrypt a while
+      prober_.rekey(u.session.get(), s.get(), monotonic_ns());
+      retire(std::move(u.previous));
+      u.previous = std::move(u.session);
+      u.previous_until = u.established + kGrace;
+    } else {
+      prober_.add(s.get(), monotonic_ns());
+    }
     u.session = std::move(s);
-    prober_.add(u.session.get(), monotonic_ns());
     publish();
   }
 
+  static constexpr auto kGrace = std::chrono::seconds(10);
+
   void drop_session(Uplink& u) {
+    retire(std::move(u.previous));
     retire(std::move(u.session));
     u.next_try = Clock::now();
     publish();
@@ -443,8 +517,9 @@ class Client {
       views[u.id].weight = u.id < weights_.size() ? weights_[u.id] : 1.0;
       views[u.id].behind_nat = u.behind_nat;
       snap->by_index.emplace(u.session->local_index, u.session.get());
+      if (u.previous) snap->by_index.emplace(u.previous->local_index, u.previous.get());
     }
-    auto route = dp::make_route(&group_, sessions, views, sched_, ++version_);
+    auto route = dp::make_route(group_.get(), sessions, views, sched_, ++version_);
     snap->default_route = route.get();
     snap->routes.push_back(std::move(route));
     rt_.snapshots().publish(std::move(snap));
@@ -461,7 +536,8 @@ class Client {
   bool warned_max_ = false;
   Prober prober_;
   std::int64_t last_publish_ = 0;
-  dp::Group group_;
+  std::unique_ptr<dp::Group> group_;  // ours: sequence numbers and duplicate windows
+  std::uint64_t server_epoch_ = 0;     // the server's state for us, as the last response named it
   std::array<Uplink, dp::kMaxUplinks> ups_;  // by uplink id
   std::optional<dp::ErrorCode> last_error_;
   std::uint64_t version_ = 0;

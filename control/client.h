@@ -11,6 +11,7 @@
 #include "control/runtime.h"
 #include "control/status_server.h"
 #include "crypto/authkey.h"
+#include "crypto/client_key.h"
 #include "dataplane/scheduler.h"
 #include "io/endpoint.h"
 
@@ -28,6 +29,9 @@ struct ClientOptions {
   dp::SchedulerConfig sched;
   int max_uplinks = 16;           // at most dp::kMaxUplinks
   int retry_delay_ms = 1000;      // between handshake attempts of an uplink
+  std::optional<crypto::ClientKey> client_key;  // for servers that authorise clients (NKpsk2)
+  std::int64_t rekey_after_ms = 120'000;   // a new handshake per uplink this often
+  std::int64_t reject_after_ms = 180'000;  // a session not rekeyed by then is dropped
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics
   std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)

@@ -20,11 +20,13 @@
 #include "control/daemon.h"
 #include "control/diagnose.h"
 #include "control/status_cli.h"
+#include "control/authorized_clients.h"
 #include "control/key_file.h"
 #include "control/runtime.h"
 #include "control/server.h"
 #include "crypto/aead.h"
 #include "crypto/authkey.h"
+#include "crypto/client_key.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/wire.h"
 #include "triglav_version.h"
@@ -47,6 +49,8 @@ struct Args : ctl::Settings {
   bool daemon = false;
   std::string pid_file;
   std::string aead = "auto";  // auto, libsodium, openssl
+  bool client_key = false;    // keygen --client
+  std::string key_name;       // keygen --client --name
 };
 
 // The bulk AEAD implementation: the faster one measured here, unless --aead says.
@@ -120,7 +124,21 @@ void setup_logging(const Args& a) {
   spdlog::set_level(log_level_or_fail(a));
 }
 
+// keygen --client: a client key file, and how to authorise it on the server.
+int cmd_keygen_client(const Args& a) {
+  if (a.output.empty()) fail("keygen --client needs --output FILE for the client key");
+  const crypto::ClientKey k = crypto::ClientKey::generate();
+  ctl::save_client_key(a.output, k, a.key_name);
+  std::printf("client key %s written to %s (mode 0600).\n"
+              "Client: triglav tun AUTHKEY --client-key %s\n"
+              "Server: append the file's line to its authorized_clients file, or copy the file into\n"
+              "its authorized_clients directory (keep it mode 0600).\n",
+              crypto::client_key_label(k.id).c_str(), a.output.c_str(), a.output.c_str());
+  return 0;
+}
+
 int cmd_keygen(const Args& a) {
+  if (a.client_key) return cmd_keygen_client(a);
   if (a.output.empty()) fail("keygen needs --output FILE for the private key");
   ctl::ServerKeyFile kf;
   kf.key = crypto::KeyPair::generate();
@@ -204,6 +222,8 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
   o.nat_outbound = a.nat_outbound;
+  o.authorized_clients = a.authorized_clients;
+  o.reject_after_s = static_cast<int>(a.reject_after_s);
   o.sched = scheduler_or_fail(a);
   o.probe = probe_config(a);
   o.reload = std::move(reload);
@@ -237,6 +257,12 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.probe = probe_config(a);
   o.max_uplinks = a.max_uplinks;
   o.retry_delay_ms = static_cast<int>(a.retry_delay_s * 1000);
+  if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
+  o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
+  o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
+  if (o.reject_after_ms <= o.rekey_after_ms)
+    fail("reject_after (" + std::to_string(a.reject_after_s) + " s) must exceed rekey_after (" +
+         std::to_string(a.rekey_after_s) + " s)");
   o.reload = std::move(reload);
   o.status = status_config(a, "client");
   o.interfaces = a.interfaces;
@@ -328,9 +354,11 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
 
   app->add_subcommand("version", "print the version");
 
-  auto* keygen = app->add_subcommand("keygen", "create a server key file and print its AuthKey");
+  auto* keygen = app->add_subcommand("keygen", "create a server key file and print its AuthKey (or a client key)");
   keygen->add_option("-o,--output", a.output, "key file to create (mode 0600)");
   keygen->add_option("--address", a.addresses, "IP:PORT clients should use (repeatable)");
+  keygen->add_flag("--client", a.client_key, "a client key (tgc1_...) for servers with authorized_clients");
+  keygen->add_option("--name", a.key_name, "with --client: the name the server's list and status show");
 
   auto* config = app->add_subcommand("config", "print (or write) a complete, commented config file with the defaults");
   config->add_flag("--server", a.server_config, "a server config");
@@ -349,6 +377,11 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
                    "forward the clients' traffic and masquerade it on the other interfaces (nftables)");
   server->add_option("--max-connections", a.max_connections, "clients served at once")
       ->capture_default_str()->check(CLI::Range(1, 1'000'000));
+  server->add_option("--authorized-clients", a.authorized_clients,
+                     "only clients whose key is in this file (or directory of files) may connect; "
+                     "changes apply within a second");
+  server->add_option("--reject-after", a.reject_after_s, "seconds after which a session not rekeyed is dropped")
+      ->capture_default_str()->check(CLI::Range(2.0, 7200.0));
   add_tun_options(server, a, "10.0.85.1/24");
   add_strategy_option(server, a);
   add_probe_option(server, a);
@@ -369,6 +402,11 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   tun->add_option("--exclude", a.exclude, "with --full-tunnel: a prefix that bypasses the tunnel, e.g. the LAN (repeatable)");
   tun->add_option("--dns", a.dns, "DNS server to use through the tunnel while connected (repeatable, up to 3); "
                                   "/etc/resolv.conf is restored on exit");
+  tun->add_option("--client-key", a.client_key_file, "this client's key file (`triglav keygen --client`)");
+  tun->add_option("--rekey-after", a.rekey_after_s, "seconds between new handshakes of each uplink")
+      ->capture_default_str()->check(CLI::Range(1.0, 3600.0));
+  tun->add_option("--reject-after", a.reject_after_s, "seconds after which a session that could not rekey is dropped")
+      ->capture_default_str()->check(CLI::Range(2.0, 7200.0));
   tun->add_option("--max-uplinks", a.max_uplinks, "uplinks at most")
       ->capture_default_str()->check(CLI::Range(1, static_cast<int>(dp::kMaxUplinks)));
   add_strategy_option(tun, a);

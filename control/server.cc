@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "control/authorized_clients.h"
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/key_file.h"
@@ -63,13 +64,24 @@ std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen) {
 class Server {
  public:
   Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt, StatusServer& ops)
-      : opt_(opt), key_(std::move(key)), rt_(rt), ops_(ops) {}
+      : opt_(opt), key_(std::move(key)), rt_(rt), ops_(ops) {
+    if (!opt_.authorized_clients.empty()) {
+      stamp_ = AuthorizedClients::stamp(opt_.authorized_clients);
+      authorized_ = AuthorizedClients::load(opt_.authorized_clients);
+      find_key_ = [this](const crypto::ClientKeyId& id) -> const crypto::SecretKey* {
+        const AuthorizedClient* c = authorized_->find(id);
+        return c == nullptr ? nullptr : &c->key.psk;
+      };
+    }
+  }
 
   int run() {
     rt_.start_workers();
     std::string listening;
     for (const auto& e : opt_.listen) listening += (listening.empty() ? "" : ", ") + e.to_string();
     spdlog::info("server listening on {}, tunnel {} {}", listening, rt_.tun().name(), opt_.tun.address.to_string());
+    if (authorized_)
+      spdlog::info("clients need a client key: {} authorised in {}", authorized_->size(), opt_.authorized_clients);
     auto last_sweep = std::chrono::steady_clock::now();
     for (;;) {
       const auto w = rt_.wait(20);
@@ -79,11 +91,13 @@ class Server {
       while (rt_.pop(m)) on_message(m);
       ops_.poll([this] { return status(); });
       if (w.stop) break;
+      confirm_pending();
       probe();
       const auto now = std::chrono::steady_clock::now();
       if (now - last_sweep >= std::chrono::seconds(1)) {
         last_sweep = now;
-        sweep_idle();
+        sweep();
+        reread_authorized(false);
         tokens_ = kErrorTokens;
       }
     }
@@ -96,6 +110,10 @@ class Server {
 
  private:
   static constexpr int kErrorTokens = 10;  // Error packets per second at most
+  // A replaced session keeps decrypting this long (packets in flight, the client's
+  // switch to the new keys); a pending one that never hears from its client goes.
+  static constexpr std::int64_t kGraceNs = 10'000'000'000;
+  static constexpr std::int64_t kPendingTimeoutNs = 10'000'000'000;
 
   // What `triglav status` and the metrics show: every client and its uplinks.
   Status status() const {
@@ -107,6 +125,7 @@ class Server {
       char id[17];
       std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(cid));
       cs.id = id;
+      cs.key = c.key_name;
       for (unsigned u = 0; u < dp::kMaxUplinks; ++u) {
         if (c.index[u] == 0) continue;
         const dp::Session* s = sessions_.at(c.index[u]).get();
@@ -126,10 +145,38 @@ class Server {
 
   // SIGHUP: the scheduler settings from the configuration, published at once.
   void reload() {
+    reread_authorized(true);
     if (auto r = reload_settings(opt_.reload, ops_)) {
       sched_ = r->sched;
       publish();
     }
+  }
+
+  // authorized_clients again when it changed (checked every second) or on SIGHUP: the
+  // sessions of a key no longer in it end at once. A list that does not load is
+  // reported and the previous one stays in force.
+  void reread_authorized(bool force) {
+    if (!authorized_) return;
+    const std::string st = AuthorizedClients::stamp(opt_.authorized_clients);
+    if (!force && st == stamp_) return;
+    stamp_ = st;
+    try {
+      authorized_ = AuthorizedClients::load(opt_.authorized_clients);
+    } catch (const std::exception& e) {
+      spdlog::error("{}; keeping the {} key(s) read before", e.what(), authorized_->size());
+      return;
+    }
+    spdlog::info("authorized_clients read again: {} key(s)", authorized_->size());
+    std::vector<std::uint64_t> revoked;
+    for (const auto& [cid, c] : clients_)
+      if (authorized_->find(c.key_id) == nullptr) revoked.push_back(cid);
+    for (std::uint64_t cid : revoked) {
+      Client& c = clients_.at(cid);
+      spdlog::warn("client key '{}' is no longer authorised: closing client {}", c.key_name,
+                   io::ipv4_to_string(c.group->inner_ipv4_be));
+      remove_client(cid, /*notify=*/true);
+    }
+    if (!revoked.empty()) publish();
   }
 
   void log_counters() {
@@ -138,9 +185,17 @@ class Server {
   }
 
   // One client: its group (shared with the workers) and its uplinks' sessions.
+  // Per uplink id up to three sessions: the active one (routed), a pending one (a rekey
+  // whose handshake completed, but no authenticated packet came on it yet) and the
+  // previous one (replaced by a rekey; still decrypts for kGraceNs).
   struct Client {
     std::unique_ptr<dp::Group> group;
-    std::array<std::uint32_t, dp::kMaxUplinks> index{};  // session index per uplink id (0: none)
+    std::array<std::uint32_t, dp::kMaxUplinks> index{};  // active session index per uplink id (0: none)
+    std::array<std::uint32_t, dp::kMaxUplinks> pending{};
+    std::array<std::uint32_t, dp::kMaxUplinks> previous{};
+    std::array<std::int64_t, dp::kMaxUplinks> previous_until{};
+    crypto::ClientKeyId key_id{};  // zero when the server takes any client
+    std::string key_name;
     std::array<std::uint64_t, dp::kMaxUplinks> last_ts{};  // newest accepted initiation per uplink
     std::uint64_t newest_ts = 0;
     std::array<std::uint64_t, dp::kMaxUplinks> handshakes{};  // completed, per uplink id
@@ -182,6 +237,13 @@ class Server {
                    uplink, dp::kMaxUplinks);
       return false;
     }
+    // With client keys, a client run and a tunnel address stay with the key that has them.
+    if (auto it = clients_.find(in.client_id); it != clients_.end() && it->second.key_id != in.key_id) return false;
+    if (auto o = by_ip_.find(addr); o != by_ip_.end() && clients_.at(o->second).key_id != in.key_id) {
+      spdlog::warn("client key '{}' asked for {}, which another key holds", key_name(in.key_id),
+                   io::ipv4_to_string(addr));
+      return false;
+    }
     refuse = dp::ErrorCode::HandshakeFailed;  // below: replayed or stale initiations
     auto owner = by_ip_.find(addr);
     if (owner == by_ip_.end()) {
@@ -203,6 +265,7 @@ class Server {
     dp::ErrorCode refuse = dp::ErrorCode::AddressRejected;
     std::uint32_t index = 0;
     std::uint32_t addr = 0;  // the client's tunnel address, as asked or from the pool
+    std::uint64_t epoch = 0;
     dp::Header h;
     (void)dp::decode_header({m.data.data(), m.len}, h);
     auto r = answer_initiation(
@@ -211,6 +274,9 @@ class Server {
           addr = in.inner_ipv4_be != 0 ? in.inner_ipv4_be : assign_address(in.client_id);
           if (!admissible(in, addr, h.uplink, refuse)) return false;
           out.client_ipv4_be = addr;
+          auto known = clients_.find(in.client_id);
+          epoch = known != clients_.end() && known->second.group ? known->second.group->epoch : random_u64();
+          out.group_epoch = epoch;
           index = new_index();
           out.sender_index = index;
           out.server_ipv4_be = opt_.tun.address.addr_be;
@@ -219,11 +285,15 @@ class Server {
           out.observed_port = m.from.port();  // lets the client tell whether it is behind NAT
           out.observed_digest = address_digest(m.from);
           return true;
-        });
+        },
+        find_key_);
     if (!r) {
       ++rejects_;
       const char* why = reject == HandshakeReject::Decrypt ? "it is not encrypted to this server's key"
                         : reject == HandshakeReject::BadVersion ? "unsupported protocol version"
+                        : reject == HandshakeReject::ClientKeyRequired ? "no client key (authorized_clients is set)"
+                        : reject == HandshakeReject::ClientKeyRejected
+                            ? (authorized_ ? "unknown or revoked client key" : "a client key, but no authorized_clients here")
                         : reject == HandshakeReject::Refused
                             ? (refuse == dp::ErrorCode::ServerFull ? "the server is full"
                                                                    : "tunnel address refused or initiation replayed")
@@ -233,7 +303,9 @@ class Server {
         --tokens_;
         const dp::ErrorCode code = reject == HandshakeReject::Decrypt ? dp::ErrorCode::HandshakeFailed
                                    : reject == HandshakeReject::BadVersion ? dp::ErrorCode::BadVersion
-                                                                           : refuse;
+                                   : reject == HandshakeReject::ClientKeyRequired ? dp::ErrorCode::ClientKeyRequired
+                                   : reject == HandshakeReject::ClientKeyRejected ? dp::ErrorCode::ClientKeyRejected
+                                                                                  : refuse;
         const auto err = make_error(static_cast<std::uint32_t>(h.counter), code);
         rt_.uplink(m.uplink).send_to(err.data(), err.size(), m.from);
       }
@@ -247,10 +319,16 @@ class Server {
     if (!c.group) {
       c.group = std::make_unique<dp::Group>();
       c.group->client_id = in.client_id;
+      c.group->epoch = epoch;
       c.group->inner_ipv4_be = addr;
       by_ip_[addr] = in.client_id;
+      c.key_id = in.key_id;
+      c.key_name = key_name(in.key_id);
     }
-    if (c.index[r->uplink] != 0) remove(c.index[r->uplink], /*publish=*/false, /*notify=*/false);
+    // A retried initiation replaces a pending session; the active one stays until the
+    // new one is confirmed (a rekey must not interrupt traffic).
+    if (c.pending[r->uplink] != 0) remove(c.pending[r->uplink], /*publish=*/false, /*notify=*/false);
+    const bool rekey = c.index[r->uplink] != 0;
     c.last_ts[r->uplink] = in.timestamp_ns;
     c.newest_ts = std::max(c.newest_ts, in.timestamp_ns);
     auto s = std::make_unique<dp::Session>();
@@ -263,15 +341,71 @@ class Server {
     s->rx_key = std::move(r->keys.recv);
     s->peer = m.from;
     s->last_rx_ns.store(io::coarse_ns());
-    prober_.add(s.get(), monotonic_ns());
+    s->established_ns = monotonic_ns();
+    if (rekey) {  // routed once the client has used it
+      c.pending[r->uplink] = index;
+      pending_.push_back(index);
+    } else {  // nothing to replace: routed at once, so the first answers are not lost
+      prober_.add(s.get(), monotonic_ns());
+      c.index[r->uplink] = index;
+    }
     sessions_.emplace(index, std::move(s));
-    c.index[r->uplink] = index;
     ++c.handshakes[r->uplink];
     ++handshakes_;
     publish();
     rt_.uplink(m.uplink).send_to(r->response.data(), r->response.size(), m.from);
-    spdlog::info("session up: client {} from {} (uplink {}, index {:08x})", io::ipv4_to_string(addr),
-                 m.from.to_string(), r->uplink, index);
+    if (rekey)
+      spdlog::debug("rekey: client {} uplink {} from {} (index {:08x})", io::ipv4_to_string(addr), r->uplink,
+                    m.from.to_string(), index);
+    else
+      spdlog::info("session up: client {} from {} (uplink {}, index {:08x}{}{})", io::ipv4_to_string(addr),
+                   m.from.to_string(), r->uplink, index, authorized_ ? ", key " : "", authorized_ ? c.key_name : "");
+  }
+
+  std::string key_name(const crypto::ClientKeyId& id) const {
+    if (!authorized_) return {};
+    const AuthorizedClient* a = authorized_->find(id);
+    return a != nullptr ? a->name : crypto::client_key_label(id);
+  }
+
+  // Pending sessions whose client has sent an authenticated packet become the uplink's
+  // active session (the one they replace keeps decrypting for kGraceNs); those never
+  // confirmed go after kPendingTimeoutNs.
+  void confirm_pending() {
+    if (pending_.empty()) return;
+    const std::int64_t now = monotonic_ns();
+    bool changed = false;
+    std::vector<std::uint32_t> expired;
+    std::erase_if(pending_, [&](std::uint32_t idx) {
+      auto it = sessions_.find(idx);
+      if (it == sessions_.end()) return true;  // removed meanwhile
+      dp::Session* s = it->second.get();
+      if (!s->confirmed.load(std::memory_order_relaxed)) {
+        if (now - s->established_ns > kPendingTimeoutNs) expired.push_back(idx);
+        return false;
+      }
+      Client& c = clients_.at(s->group->client_id);
+      const unsigned u = s->uplink;
+      c.pending[u] = 0;
+      if (c.index[u] != 0) {
+        if (c.previous[u] != 0) remove(c.previous[u], /*publish=*/false, /*notify=*/false);
+        c.previous[u] = c.index[u];
+        c.previous_until[u] = now + kGraceNs;
+        prober_.rekey(sessions_.at(c.index[u]).get(), s, now);
+      } else {
+        prober_.add(s, now);
+      }
+      c.index[u] = idx;
+      changed = true;
+      return true;
+    });
+    for (std::uint32_t idx : expired) {
+      spdlog::debug("session {:08x}: no packet from the client within {} s of its handshake: removed", idx,
+                    kPendingTimeoutNs / 1'000'000'000);
+      remove(idx, /*publish=*/false, /*notify=*/false);
+      changed = true;
+    }
+    if (changed) publish();
   }
 
   // An address for a client that asks for one: the one it already has (another of its
@@ -300,6 +434,12 @@ class Server {
     return true;
   }
 
+  static std::uint64_t random_u64() {
+    std::uint64_t v;
+    crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
+    return v;
+  }
+
   std::uint32_t new_index() {
     for (;;) {
       std::uint32_t v;
@@ -308,17 +448,36 @@ class Server {
     }
   }
 
-  void sweep_idle() {
+  // Once a second: idle sessions, sessions not rekeyed within reject_after, and
+  // replaced sessions whose grace period is over.
+  void sweep() {
     const std::int64_t limit = io::coarse_ns() - std::int64_t{opt_.idle_timeout_s} * 1'000'000'000;
-    std::vector<std::uint32_t> idle;
-    for (const auto& [idx, s] : sessions_)
-      if (s->last_rx_ns.load(std::memory_order_relaxed) < limit) idle.push_back(idx);
+    const std::int64_t now = monotonic_ns();
+    const std::int64_t too_old = now - std::int64_t{opt_.reject_after_s} * 1'000'000'000;
+    std::vector<std::uint32_t> idle, old, done;
+    for (const auto& [cid, c] : clients_) {
+      for (unsigned u = 0; u < dp::kMaxUplinks; ++u) {
+        if (c.previous[u] != 0 && now >= c.previous_until[u]) done.push_back(c.previous[u]);
+        if (c.index[u] == 0) continue;
+        const dp::Session& s = *sessions_.at(c.index[u]);
+        if (s.last_rx_ns.load(std::memory_order_relaxed) < limit) idle.push_back(c.index[u]);
+        else if (s.established_ns < too_old && c.pending[u] == 0) old.push_back(c.index[u]);
+      }
+    }
+    for (auto idx : done) remove(idx, /*publish=*/false, /*notify=*/false);
     for (auto idx : idle) {
       const dp::Session& s = *sessions_[idx];
       spdlog::info("session {:08x} (client {}, uplink {}) idle for {} s: removed", idx,
                    io::ipv4_to_string(s.group->inner_ipv4_be), s.uplink, opt_.idle_timeout_s);
-      remove(idx);
+      remove(idx, /*publish=*/false);
     }
+    for (auto idx : old) {
+      const dp::Session& s = *sessions_[idx];
+      spdlog::warn("session {:08x} (client {}, uplink {}) not rekeyed within {} s: removed", idx,
+                   io::ipv4_to_string(s.group->inner_ipv4_be), s.uplink, opt_.reject_after_s);
+      remove(idx, /*publish=*/false);
+    }
+    if (!done.empty() || !idle.empty() || !old.empty()) publish();
   }
 
   // Unpublishes a session and frees it once no worker can see it; a client left without
@@ -333,8 +492,10 @@ class Server {
     prober_.remove(s);
     const std::uint64_t cid = s->group->client_id;
     Client& c = clients_.at(cid);
-    c.index[s->uplink] = 0;
-    const bool last = std::all_of(c.index.begin(), c.index.end(), [](std::uint32_t i) { return i == 0; });
+    for (auto* slot : {&c.index[s->uplink], &c.pending[s->uplink], &c.previous[s->uplink]})
+      if (*slot == idx) *slot = 0;
+    auto none = [](const auto& a) { return std::all_of(a.begin(), a.end(), [](std::uint32_t i) { return i == 0; }); };
+    const bool last = none(c.index) && none(c.pending) && none(c.previous);
     Runtime* rt = &rt_;
     if (last) {
       dp::Group* g = c.group.release();
@@ -358,9 +519,12 @@ class Server {
   void remove_client(std::uint64_t cid, bool notify) {
     auto it = clients_.find(cid);
     if (it == clients_.end()) return;
-    const auto idx = it->second.index;
-    for (std::uint32_t i : idx)
-      if (i != 0) remove(i, /*publish=*/false, notify);
+    // Only active sessions are announced with a Close (one per uplink).
+    std::vector<std::pair<std::uint32_t, bool>> all;
+    for (const auto* a : {&it->second.previous, &it->second.pending, &it->second.index})
+      for (std::uint32_t i : *a)
+        if (i != 0) all.emplace_back(i, a == &it->second.index);
+    for (const auto& [i, active] : all) remove(i, /*publish=*/false, notify && active);
   }
 
   void publish() {
@@ -370,6 +534,8 @@ class Server {
       std::array<dp::Session*, dp::kMaxUplinks> ups{};
       std::array<dp::UplinkView, dp::kMaxUplinks> views{};
       for (std::size_t u = 0; u < dp::kMaxUplinks; ++u) {
+        for (std::uint32_t i : {c.pending[u], c.previous[u]})
+          if (i != 0) snap->by_index.emplace(i, sessions_.at(i).get());
         if (c.index[u] == 0) continue;
         dp::Session* s = sessions_.at(c.index[u]).get();
         ups[u] = s;
@@ -410,6 +576,10 @@ class Server {
   std::int64_t last_publish_ = 0;
   std::uint64_t rejects_ = 0;
   int tokens_ = kErrorTokens;
+  std::vector<std::uint32_t> pending_;  // session indices awaiting their first packet
+  std::optional<AuthorizedClients> authorized_;  // set: only these client keys may connect
+  std::string stamp_;
+  FindClientKey find_key_;
 };
 
 }  // namespace

@@ -23,6 +23,8 @@ struct ServerOptions {
   int idle_timeout_s = 180;
   int max_connections = 1024;  // clients at once
   bool nat_outbound = false;   // forward and masquerade the clients' traffic
+  std::string authorized_clients;  // client keys allowed (file or directory); empty: any client
+  int reject_after_s = 180;    // a session not rekeyed for this long is dropped
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks
   ProbeConfig probe;           // the server probes each client uplink too
   ReloadFn reload;             // SIGHUP; empty without a config file

@@ -107,7 +107,9 @@ std::string to_json(const Status& s) {
   for (const auto& c : s.clients) {
     nlohmann::json cu = nlohmann::json::array();
     for (const auto& u : c.uplinks) cu.push_back(uplink_json(u));
-    clients.push_back({{"address", c.address}, {"id", c.id}, {"uplinks", cu}});
+    nlohmann::json cj = {{"address", c.address}, {"id", c.id}, {"uplinks", cu}};
+    if (!c.key.empty()) cj["key"] = c.key;
+    clients.push_back(std::move(cj));
   }
   j["clients"] = clients;
   nlohmann::json counters = nlohmann::json::object();

@@ -29,6 +29,7 @@ struct UplinkStatus {
 struct ClientStatus {  // one client of a server
   std::string address;  // tunnel address
   std::string id;       // client id, hex
+  std::string key;      // the name of its client key (servers with authorized_clients)
   std::vector<UplinkStatus> uplinks;
 };
 

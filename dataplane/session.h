@@ -59,8 +59,8 @@ struct Session {
   std::array<ReplayWindow, kMaxSenders> rx_windows{};
   std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
   // Set by the receiving worker on the first authenticated packet: the peer holds the
-  // keys (server: the client proved its client key). Until then the server does not
-  // route to the session.
+  // keys (and so, with client keys, its psk). Until then a server does not let a rekeyed
+  // session replace the one that carries the traffic.
   std::atomic<bool> confirmed{false};
   std::int64_t established_ns = 0;  // control thread: when the handshake completed (monotonic)
   // Inner bytes of authenticated Data received on this session (copies included): what
@@ -96,6 +96,7 @@ struct alignas(64) GroupWorkerState {
 
 struct Group {
   std::uint64_t client_id = 0;
+  std::uint64_t epoch = 0;          // server side: sent in handshake responses (ResponsePayload)
   std::uint32_t inner_ipv4_be = 0;  // server side: the client's tunnel address
   std::array<GroupWorkerState, kMaxWorkers> workers{};
   std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id

@@ -65,6 +65,7 @@ void encode_response_payload(const ResponsePayload& p,
   out[13] = static_cast<std::uint8_t>(p.observed_port >> 8);
   std::memcpy(out + 14, p.observed_digest.data(), kAddressDigestLen);
   std::memcpy(out + 22, &p.client_ipv4_be, 4);
+  store_le64(out + 26, p.group_epoch);
 }
 
 bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& out) noexcept {
@@ -76,6 +77,7 @@ bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& 
   out.observed_port = static_cast<std::uint16_t>(in[12] | in[13] << 8);
   std::memcpy(out.observed_digest.data(), in.data() + 14, kAddressDigestLen);
   std::memcpy(&out.client_ipv4_be, in.data() + 22, 4);
+  out.group_epoch = load_le64(in.data() + 26);
   return out.prefix_len <= 32;
 }
 

@@ -90,7 +90,7 @@ inline constexpr std::uint8_t kHandshakeResponse = 2;
 inline constexpr std::uint8_t kHandshakeClientKey = 0x01;
 inline constexpr std::size_t kClientKeyIdLen = 16;
 inline constexpr std::size_t kInitPayloadLen = 44;
-inline constexpr std::size_t kResponsePayloadLen = 26;
+inline constexpr std::size_t kResponsePayloadLen = 34;
 inline constexpr std::size_t kNoiseOverhead = 32 + 16;  // e.pub + tag
 inline constexpr std::size_t kInitLen = kHeaderLen + kNoiseOverhead + kInitPayloadLen;
 inline constexpr std::size_t kResponseLen = kHeaderLen + kNoiseOverhead + kResponsePayloadLen;
@@ -119,6 +119,10 @@ struct ResponsePayload {
   std::uint16_t observed_port = 0;
   std::array<std::uint8_t, kAddressDigestLen> observed_digest{};
   std::uint32_t client_ipv4_be = 0;  // the client's tunnel address (assigned, or as asked)
+  // Names the server's state for this client (random when the server creates it): a
+  // new value means the server started afresh (restart, or the client was dropped), so
+  // the client's other sessions are gone and the sequence numbers restart.
+  std::uint64_t group_epoch = 0;
 };
 
 void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept;

@@ -64,7 +64,7 @@ TEST(Header, BadVersionAndType) {
 TEST(Wire, SizesMatchTheProtocolDocument) {
   EXPECT_EQ(kDataOverhead, 36u);
   EXPECT_EQ(kInitLen, 108u);
-  EXPECT_EQ(kResponseLen, 90u);
+  EXPECT_EQ(kResponseLen, 98u);
   EXPECT_EQ(kErrorLen, 16u);
   // Default MTU plus our overhead, UDP and IPv4 fit a 1500-byte path.
   EXPECT_LE(kDefaultMtu + kDataOverhead + 8 + 20, 1500);
@@ -110,6 +110,7 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   p.observed_port = 40123;
   p.observed_digest = {1, 2, 3, 4, 5, 6, 7, 8};
   p.client_ipv4_be = 0x0255000a;
+  p.group_epoch = 0x1122334455667788ull;
   std::uint8_t b[kResponsePayloadLen];
   encode_response_payload(p, b);
   ResponsePayload back;
@@ -120,6 +121,8 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_EQ(back.observed_port, 40123);
   EXPECT_EQ(back.observed_digest, p.observed_digest);
   EXPECT_EQ(back.client_ipv4_be, 0x0255000au);
+  EXPECT_EQ(back.group_epoch, 0x1122334455667788ull);
+  EXPECT_EQ(b[26], 0x88);  // little-endian
   b[8] = 33;
   EXPECT_FALSE(decode_response_payload(b, back));
   EXPECT_FALSE(decode_response_payload({b, kResponsePayloadLen - 1}, back));
