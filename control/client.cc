@@ -16,6 +16,7 @@
 #include <vector>
 #include <stdexcept>
 
+#include "control/cookie.h"
 #include "control/dns.h"
 #include "control/handshake.h"
 #include "io/clock.h"
@@ -62,6 +63,8 @@ struct Uplink {
   dp::HealthState logged = dp::HealthState::Down;  // last state reported in the log
   std::uint64_t handshakes = 0;
   bool behind_nat = false;  // as the last handshake showed
+  std::optional<crypto::Mac> cookie;  // from the server's last cookie reply (it is under load)
+  Clock::time_point cookie_until{};
 };
 
 class Client {
@@ -209,6 +212,18 @@ class Client {
     if (dp::decode_header({m.data.data(), m.len}, h) != dp::HeaderError::Ok) return;
     for (Uplink& u : active_uplinks()) {
       if (!u.hs || h.receiver != u.hs->sender_index()) continue;
+      if (h.type == dp::PacketType::Handshake && h.aux == dp::kHandshakeCookie) {
+        // The server is under load: it wants our initiation again with mac2 under this
+        // cookie (which proves we receive at our address). Sent at once, once per cookie.
+        auto c = open_cookie_reply({m.data.data(), m.len}, u.hs->sender_index(), u.hs->mac1(), mac_keys_.cookie);
+        if (!c) return;
+        const bool fresh = !u.cookie || *u.cookie != *c;
+        u.cookie = c;
+        u.cookie_until = Clock::now() + kCookieLifetime;
+        spdlog::debug("uplink {} ({}): the server is under load and sent a cookie", u.id, u.name);
+        if (fresh || !u.hs->has_mac2()) send_initiation(u, Clock::now());
+        return;
+      }
       if (h.type == dp::PacketType::Error && m.len == dp::kErrorLen) {
         // Unauthenticated: remembered to explain a failure (and logged once it changes
         // while the tunnel runs), nothing more.
@@ -299,7 +314,9 @@ class Client {
     p.inner_ipv4_be = address_.addr_be;  // 0 until the server assigned one
     p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
     p.client_id = group_->client_id;
-    u.hs.emplace(opt_.key.server_key, p, opt_.client_key ? &*opt_.client_key : nullptr);
+    const bool cookie = u.cookie && now < u.cookie_until;
+    u.hs.emplace(opt_.key.server_key, p, opt_.client_key ? &*opt_.client_key : nullptr,
+                 cookie ? &*u.cookie : nullptr);
     u.hs_sent = now;
     u.next_try = now + std::chrono::milliseconds(opt_.retry_delay_ms);
     const io::Endpoint& to = opt_.endpoints[u.attempt++ % opt_.endpoints.size()];
@@ -490,6 +507,8 @@ class Client {
   }
 
   static constexpr auto kGrace = std::chrono::seconds(10);
+  // Servers change their cookie secret every 120 s and accept the one before.
+  static constexpr auto kCookieLifetime = std::chrono::seconds(120);
 
   void drop_session(Uplink& u) {
     retire(std::move(u.previous));
@@ -538,6 +557,7 @@ class Client {
   std::int64_t last_publish_ = 0;
   std::unique_ptr<dp::Group> group_;  // ours: sequence numbers and duplicate windows
   std::uint64_t server_epoch_ = 0;     // the server's state for us, as the last response named it
+  HandshakeMacKeys mac_keys_ = HandshakeMacKeys::for_server(opt_.key.server_key);
   std::array<Uplink, dp::kMaxUplinks> ups_;  // by uplink id
   std::optional<dp::ErrorCode> last_error_;
   std::uint64_t version_ = 0;

@@ -1,5 +1,7 @@
 #include "control/handshake.h"
 
+#include "control/cookie.h"
+
 #include <netinet/in.h>
 
 #include <cstring>
@@ -14,7 +16,8 @@ std::span<const std::uint8_t> prologue() {
 }  // namespace
 
 ClientHandshake::ClientHandshake(const crypto::PublicKey& server_key,
-                                 const dp::InitPayload& payload, const crypto::ClientKey* client_key)
+                                 const dp::InitPayload& payload, const crypto::ClientKey* client_key,
+                                 const crypto::Mac* cookie)
     : noise_(client_key != nullptr ? crypto::NoiseNk::initiator_psk(server_key, prologue(), client_key->psk.span())
                                    : crypto::NoiseNk::initiator(server_key, prologue())),
       sender_index_(payload.sender_index) {
@@ -33,7 +36,9 @@ ClientHandshake::ClientHandshake(const crypto::PublicKey& server_key,
   // write_message only fails on a too-small buffer or a low-order key; the server key
   // came from an AuthKey, and a low-order one simply never completes.
   [[maybe_unused]] auto n = noise_.write_message(
-      body, std::span<std::uint8_t>(init_.data() + dp::kHeaderLen, init_.size() - dp::kHeaderLen));
+      body, std::span<std::uint8_t>(init_.data() + dp::kHeaderLen, dp::kInitNoiseLen));
+  dp::stamp_initiation(init_, HandshakeMacKeys::for_server(server_key).mac1, cookie);
+  has_mac2_ = cookie != nullptr;
 }
 
 std::optional<ClientHandshake::Established> ClientHandshake::finish(
@@ -80,7 +85,7 @@ std::optional<ServerHandshakeResult> answer_initiation(
   auto noise = keyed ? crypto::NoiseNk::responder_psk(static_private, prologue())
                      : crypto::NoiseNk::responder(static_private, prologue());
   std::uint8_t body[dp::kInitPayloadLen];
-  auto n = noise.read_message(pkt.subspan(dp::kHeaderLen), body);
+  auto n = noise.read_message(pkt.subspan(dp::kHeaderLen, dp::kInitNoiseLen), body);
   if (!n) {
     reject = HandshakeReject::Decrypt;
     return std::nullopt;

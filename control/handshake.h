@@ -11,6 +11,7 @@
 #include <string>
 
 #include "crypto/client_key.h"
+#include "crypto/mac.h"
 #include "crypto/noise.h"
 #include "dataplane/wire.h"
 #include "io/endpoint.h"
@@ -24,12 +25,19 @@ class ClientHandshake {
  public:
   // With a client key the handshake is NKpsk2 and the payload names the key (its
   // key_id is filled in here); without one, NK.
+  // A cookie from the server's cookie reply adds mac2 (control/cookie.h).
   ClientHandshake(const crypto::PublicKey& server_key, const dp::InitPayload& payload,
-                  const crypto::ClientKey* client_key = nullptr);
+                  const crypto::ClientKey* client_key = nullptr, const crypto::Mac* cookie = nullptr);
 
   // The initiation packet (kInitLen bytes).
   const std::array<std::uint8_t, dp::kInitLen>& initiation() const noexcept { return init_; }
   std::uint32_t sender_index() const noexcept { return sender_index_; }
+  // The initiation's mac1 (a cookie reply is bound to it) and whether it carries mac2.
+  std::span<const std::uint8_t, crypto::kMacLen> mac1() const noexcept {
+    return std::span<const std::uint8_t, crypto::kMacLen>(init_.data() + dp::kInitLen - dp::kInitMacsLen,
+                                                          crypto::kMacLen);
+  }
+  bool has_mac2() const noexcept { return has_mac2_; }
 
   struct Established {
     crypto::TransportKeys keys;
@@ -41,6 +49,7 @@ class ClientHandshake {
  private:
   crypto::NoiseNk noise_;
   std::uint32_t sender_index_;
+  bool has_mac2_ = false;
   std::array<std::uint8_t, dp::kInitLen> init_{};
 };
 

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "control/authorized_clients.h"
+#include "control/cookie.h"
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/key_file.h"
@@ -99,6 +100,19 @@ class Server {
         sweep();
         reread_authorized(false);
         tokens_ = kErrorTokens;
+        if (reject_logs_ > kRejectLogsPerSecond)
+          spdlog::warn("{} more handshakes rejected in the last second (not logged one by one)",
+                       reject_logs_ - kRejectLogsPerSecond);
+        reject_logs_ = 0;
+        if (guard_.under_load() != was_under_load_) {
+          was_under_load_ = guard_.under_load();
+          if (was_under_load_)
+            spdlog::warn("handshakes under load: initiations must carry a cookie now (cookie replies sent so far: {})",
+                         guard_.cookies_sent());
+          else
+            spdlog::info("handshake load back to normal (cookie replies: {}, rate-limited: {})", guard_.cookies_sent(),
+                         guard_.rate_limited());
+        }
       }
     }
     spdlog::info("shutting down: closing {} session(s)", sessions_.size());
@@ -110,6 +124,7 @@ class Server {
 
  private:
   static constexpr int kErrorTokens = 10;  // Error packets per second at most
+  static constexpr unsigned kRejectLogsPerSecond = 5;
   // A replaced session keeps decrypting this long (packets in flight, the client's
   // switch to the new keys); a pending one that never hears from its client goes.
   static constexpr std::int64_t kGraceNs = 10'000'000'000;
@@ -140,6 +155,8 @@ class Server {
     }
     st.handshakes = handshakes_;
     st.handshake_rejects = rejects_;
+    st.cookie_replies = guard_.cookies_sent();
+    st.handshakes_rate_limited = guard_.rate_limited();
     return st;
   }
 
@@ -180,8 +197,9 @@ class Server {
   }
 
   void log_counters() {
-    spdlog::info("clients={} sessions={} handshake_rejects={} counters: {}", clients_.size(), sessions_.size(),
-                 rejects_, rt_.totals().format());
+    spdlog::info("clients={} sessions={} handshake_rejects={} cookie_replies={} handshakes_rate_limited={} counters: {}",
+                 clients_.size(), sessions_.size(), rejects_, guard_.cookies_sent(), guard_.rate_limited(),
+                 rt_.totals().format());
   }
 
   // One client: its group (shared with the workers) and its uplinks' sessions.
@@ -261,6 +279,18 @@ class Server {
   }
 
   void on_initiation(const dp::ControlMessage& m) {
+    const std::span<const std::uint8_t> pkt{m.data.data(), m.len};
+    const std::int64_t now = monotonic_ns();
+    switch (guard_.admit(pkt, m.from, now)) {
+      case HandshakeGuard::Verdict::SendCookie:
+        if (m.len == dp::kInitLen) {
+          const auto reply = guard_.cookie_reply(pkt, m.from, now);
+          rt_.uplink(m.uplink).send_to(reply.data(), reply.size(), m.from);
+        }
+        return;
+      case HandshakeGuard::Verdict::RateLimited: return;
+      case HandshakeGuard::Verdict::Answer: break;
+    }
     HandshakeReject reject{};
     dp::ErrorCode refuse = dp::ErrorCode::AddressRejected;
     std::uint32_t index = 0;
@@ -298,7 +328,7 @@ class Server {
                             ? (refuse == dp::ErrorCode::ServerFull ? "the server is full"
                                                                    : "tunnel address refused or initiation replayed")
                                                              : "malformed";
-      spdlog::warn("handshake from {} rejected: {}", m.from.to_string(), why);
+      if (++reject_logs_ <= kRejectLogsPerSecond) spdlog::warn("handshake from {} rejected: {}", m.from.to_string(), why);
       if (reject != HandshakeReject::Malformed && tokens_ > 0) {
         --tokens_;
         const dp::ErrorCode code = reject == HandshakeReject::Decrypt ? dp::ErrorCode::HandshakeFailed
@@ -580,6 +610,9 @@ class Server {
   std::optional<AuthorizedClients> authorized_;  // set: only these client keys may connect
   std::string stamp_;
   FindClientKey find_key_;
+  HandshakeGuard guard_{HandshakeMacKeys::for_server(key_.pub)};
+  bool was_under_load_ = false;
+  unsigned reject_logs_ = 0;
 };
 
 }  // namespace
@@ -627,6 +660,7 @@ int run_server(const ServerOptions& opt) {
   }
 
   Runtime rt(std::move(socks), opt.tun);
+  rt.filter_initiations(HandshakeMacKeys::for_server(kf.key.pub).mac1);
   std::optional<OutboundNat> nat;
   if (opt.nat_outbound) nat.emplace(rt.tun().name(), opt.tun.address);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first

@@ -99,7 +99,9 @@ std::string to_json(const Status& s) {
                       {"tun", s.tun},           {"address", s.address}, {"strategy", s.strategy},
                       {"aead", s.aead},
                       {"state", s.state},       {"handshakes", s.handshakes},
-                      {"handshake_rejects", s.handshake_rejects}};
+                      {"handshake_rejects", s.handshake_rejects},
+                      {"cookie_replies", s.cookie_replies},
+                      {"handshakes_rate_limited", s.handshakes_rate_limited}};
   nlohmann::json ups = nlohmann::json::array();
   for (const auto& u : s.uplinks) ups.push_back(uplink_json(u));
   j["uplinks"] = ups;
@@ -189,6 +191,11 @@ std::string to_prometheus(const Status& s) {
   if (s.role == "server") {
     e.family("triglav_handshake_rejects_total", "counter", "Initiations refused or invalid.");
     e.sample("triglav_handshake_rejects_total", "", static_cast<double>(s.handshake_rejects));
+    e.family("triglav_handshake_cookie_replies_total", "counter",
+             "Initiations answered with a cookie reply because the server was under load.");
+    e.sample("triglav_handshake_cookie_replies_total", "", static_cast<double>(s.cookie_replies));
+    e.family("triglav_handshakes_rate_limited_total", "counter", "Initiations dropped by the per-source limit.");
+    e.sample("triglav_handshakes_rate_limited_total", "", static_cast<double>(s.handshakes_rate_limited));
   }
   e.family("triglav_uptime_seconds", "gauge", "Seconds since start.");
   e.sample("triglav_uptime_seconds", "", s.uptime_s);

@@ -47,6 +47,8 @@ struct Status {
   dp::CounterTotals counters;
   std::uint64_t handshakes = 0;          // completed
   std::uint64_t handshake_rejects = 0;   // server: refused or invalid initiations
+  std::uint64_t cookie_replies = 0;      // server: initiations answered with a cookie (under load)
+  std::uint64_t handshakes_rate_limited = 0;  // server: dropped by the per-source limit
 };
 
 std::string to_json(const Status& s);

@@ -27,6 +27,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::DropQueueFull: return "drop_queue_full";
     case Counter::DropUnexpected: return "drop_unexpected";
     case Counter::DropKeysUsedUp: return "drop_keys_used_up";
+    case Counter::DropHandshakeMac: return "drop_handshake_mac";
     case Counter::kCount: break;
   }
   return "?";

@@ -35,6 +35,7 @@ enum class Counter : std::uint8_t {
   DropQueueFull,    // the control thread's queue was full
   DropUnexpected,   // a valid packet of a type this side does not take
   DropKeysUsedUp,   // the session's keys sealed their last allowed message (rekey overdue)
+  DropHandshakeMac, // server: an initiation of the wrong length or without a valid mac1
   kCount
 };
 

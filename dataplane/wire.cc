@@ -1,5 +1,7 @@
 #include "dataplane/wire.h"
 
+#include "crypto/mac.h"
+
 #include <cstring>
 
 namespace triglav::dp {
@@ -27,6 +29,26 @@ HeaderError decode_header(std::span<const std::uint8_t> pkt, Header& out) noexce
   out.receiver = load_le32(pkt.data() + 4);
   out.counter = load_le64(pkt.data() + 8);
   return HeaderError::Ok;
+}
+
+void stamp_initiation(std::span<std::uint8_t, kInitLen> init, const std::array<std::uint8_t, 32>& mac1_key,
+                      const std::array<std::uint8_t, 16>* cookie) noexcept {
+  constexpr std::size_t mac1_at = kInitLen - kInitMacsLen, mac2_at = kInitLen - 16;
+  const crypto::Mac m1 = crypto::keyed_mac(mac1_key, init.first(mac1_at));
+  std::memcpy(init.data() + mac1_at, m1.data(), m1.size());
+  if (cookie == nullptr) {
+    std::memset(init.data() + mac2_at, 0, 16);
+    return;
+  }
+  const crypto::Mac m2 = crypto::keyed_mac(*cookie, init.first(mac2_at));
+  std::memcpy(init.data() + mac2_at, m2.data(), m2.size());
+}
+
+bool initiation_mac1_ok(std::span<const std::uint8_t> pkt, const std::array<std::uint8_t, 32>& mac1_key) noexcept {
+  constexpr std::size_t mac1_at = kInitLen - kInitMacsLen;
+  if (pkt.size() != kInitLen) return false;
+  const crypto::Mac m1 = crypto::keyed_mac(mac1_key, pkt.first(mac1_at));
+  return crypto::mac_equal(m1.data(), pkt.data() + mac1_at);
 }
 
 void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept {

@@ -92,7 +92,13 @@ inline constexpr std::size_t kClientKeyIdLen = 16;
 inline constexpr std::size_t kInitPayloadLen = 44;
 inline constexpr std::size_t kResponsePayloadLen = 34;
 inline constexpr std::size_t kNoiseOverhead = 32 + 16;  // e.pub + tag
-inline constexpr std::size_t kInitLen = kHeaderLen + kNoiseOverhead + kInitPayloadLen;
+// An initiation ends with mac1 and mac2 (16 bytes each) after its Noise message.
+inline constexpr std::size_t kInitMacsLen = 32;
+inline constexpr std::size_t kInitNoiseLen = kNoiseOverhead + kInitPayloadLen;
+inline constexpr std::size_t kInitLen = kHeaderLen + kInitNoiseLen + kInitMacsLen;
+// A cookie reply (aux 3): header, 24-byte nonce, the sealed 16-byte cookie and its tag.
+inline constexpr std::uint8_t kHandshakeCookie = 3;
+inline constexpr std::size_t kCookieReplyLen = kHeaderLen + 24 + 16 + 16;
 inline constexpr std::size_t kResponseLen = kHeaderLen + kNoiseOverhead + kResponsePayloadLen;
 inline constexpr std::size_t kErrorLen = kHeaderLen;
 
@@ -124,6 +130,16 @@ struct ResponsePayload {
   // the client's other sessions are gone and the sequence numbers restart.
   std::uint64_t group_epoch = 0;
 };
+
+// mac1 (keyed by the key derived from the server's public key, control/cookie.h) over
+// an initiation's first kInitLen - 32 bytes, and mac2 (keyed by a cookie; zeros without
+// one) over the first kInitLen - 16.
+void stamp_initiation(std::span<std::uint8_t, kInitLen> init, const std::array<std::uint8_t, 32>& mac1_key,
+                      const std::array<std::uint8_t, 16>* cookie) noexcept;
+// The length and mac1 of an initiation are right: a server's workers check this before
+// anything else, so initiations from whoever lacks the AuthKey cost no DH.
+[[nodiscard]] bool initiation_mac1_ok(std::span<const std::uint8_t> pkt,
+                                      const std::array<std::uint8_t, 32>& mac1_key) noexcept;
 
 void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept;
 [[nodiscard]] bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noexcept;

@@ -332,6 +332,17 @@ class Worker::Loop {
       return false;
     }
     if (!is_transport(h.type)) {
+      if (cfg_.filter_initiations && h.type == PacketType::Handshake && h.aux == kHandshakeInit &&
+          !initiation_mac1_ok({pkt, len}, cfg_.mac1_key)) {
+        c_.add(Counter::DropHandshakeMac);
+        // A few a second still go on: the control thread tells a client with a wrong
+        // AuthKey why (an Error reply), at a cost a flood cannot raise.
+        if (now_ - bad_mac_window_ns_ >= 1'000'000'000) {
+          bad_mac_window_ns_ = now_;
+          bad_mac_passed_ = 0;
+        }
+        if (++bad_mac_passed_ > kBadMacPerSecond) return false;
+      }
       hand_to_control(ControlMessage::Kind::Packet, uplink, 0, pkt, len, &from);
       return false;
     }
@@ -650,6 +661,9 @@ class Worker::Loop {
   bool tun_ready_ = false;
   bool running_ = true;
   bool gso_ = false;
+  static constexpr unsigned kBadMacPerSecond = 10;
+  std::int64_t bad_mac_window_ns_ = 0;
+  unsigned bad_mac_passed_ = 0;
 };
 
 Worker::Worker(WorkerConfig cfg) : cfg_(std::move(cfg)) {
@@ -663,6 +677,11 @@ Worker::~Worker() {
   stop();
   close(stop_fd_);
   close(cmd_fd_);
+}
+
+void Worker::filter_initiations(const std::array<std::uint8_t, 32>& mac1_key) noexcept {
+  cfg_.filter_initiations = true;
+  cfg_.mac1_key = mac1_key;
 }
 
 bool Worker::command(const UplinkCommand& c) noexcept {

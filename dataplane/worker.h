@@ -27,7 +27,7 @@ struct ControlMessage {
   std::uint16_t len = 0;
   std::uint32_t session_index = 0;
   io::Endpoint from;
-  std::array<std::uint8_t, 128> data{};
+  std::array<std::uint8_t, kInitLen> data{};  // the largest handshake packet
 };
 using ControlQueue = io::SpscRing<ControlMessage, 256>;
 
@@ -48,6 +48,8 @@ struct WorkerConfig {
   Qsbr* qsbr = nullptr;
   ControlQueue* to_control = nullptr;
   int control_eventfd = -1;  // written after pushing to to_control
+  bool filter_initiations = false;  // server: see Worker::filter_initiations
+  std::array<std::uint8_t, 32> mac1_key{};
 };
 
 class Worker {
@@ -64,6 +66,11 @@ class Worker {
   void stop() noexcept;
 
   const Counters& counters() const noexcept { return counters_; }
+
+  // Server, before start(): initiations whose length or mac1 (under this key) is wrong
+  // are dropped here (drop_handshake_mac), except a few per second that go on so that
+  // a client holding a wrong AuthKey still hears why.
+  void filter_initiations(const std::array<std::uint8_t, 32>& mac1_key) noexcept;
 
   // Control thread: hands the worker an uplink command (see UplinkCommand). False if
   // the command queue is full.

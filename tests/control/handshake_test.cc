@@ -1,5 +1,7 @@
 #include "control/handshake.h"
 
+#include "control/cookie.h"
+
 #include <gtest/gtest.h>
 
 #include "crypto/aead.h"
@@ -152,6 +154,85 @@ TEST_F(Fixture, ClientKeyHandshakeCompletesOnlyWithTheListedKey) {
   bad[1] |= 0x80;
   EXPECT_FALSE(answer_initiation(server.priv.span(), bad, why, accept_with(9)));
   EXPECT_EQ(why, HandshakeReject::Malformed);
+}
+
+TEST_F(Fixture, Mac1ProvesKnowledgeOfTheServerKey) {
+  const auto keys = HandshakeMacKeys::for_server(server.pub);
+  ClientHandshake c(server.pub, payload());
+  EXPECT_TRUE(dp::initiation_mac1_ok(c.initiation(), keys.mac1));
+  EXPECT_FALSE(c.has_mac2());
+  auto bad = c.initiation();
+  bad[20] ^= 1;
+  EXPECT_FALSE(dp::initiation_mac1_ok(bad, keys.mac1));
+  EXPECT_FALSE(dp::initiation_mac1_ok({c.initiation().data(), dp::kInitLen - 1}, keys.mac1));
+  ClientHandshake other(crypto::KeyPair::generate().pub, payload());
+  EXPECT_FALSE(dp::initiation_mac1_ok(other.initiation(), keys.mac1));
+  // The macs are not part of the Noise message: the server still answers.
+  HandshakeReject why{};
+  EXPECT_TRUE(answer_initiation(server.priv.span(), c.initiation(), why, accept_with(3)));
+}
+
+TEST_F(Fixture, UnderLoadOnlyCookieHoldersGetADhAndEachSourceIsLimited) {
+  const auto keys = HandshakeMacKeys::for_server(server.pub);
+  GuardConfig cfg;
+  cfg.load_per_second = 5;
+  cfg.burst_per_source = 3;
+  cfg.rate_per_source = 2;
+  cfg.secret_lifetime_ns = 100'000'000'000;
+  HandshakeGuard g(keys, cfg);
+  const io::Endpoint alice = io::Endpoint::from_ipv4(0x0200000a, 40000);
+  const io::Endpoint spoofed = io::Endpoint::from_ipv4(0x0300000a, 40000);
+  std::int64_t now = 1'000'000'000;
+  using V = HandshakeGuard::Verdict;
+  // Not under load: every initiation is answered.
+  for (int i = 0; i < 5; ++i) {
+    ClientHandshake c(server.pub, payload());
+    EXPECT_EQ(g.admit(c.initiation(), alice, now), V::Answer) << i;
+  }
+  EXPECT_FALSE(g.under_load());
+  // The sixth in one second: under load, and without mac2 it gets a cookie reply.
+  ClientHandshake c(server.pub, payload());
+  EXPECT_EQ(g.admit(c.initiation(), alice, now), V::SendCookie);
+  EXPECT_TRUE(g.under_load());
+  const auto reply = g.cookie_reply(c.initiation(), alice, now);
+  EXPECT_LT(reply.size(), dp::kInitLen);  // no amplification
+  // Only the initiation's sender can open it (bound to its index and mac1).
+  EXPECT_FALSE(open_cookie_reply(reply, c.sender_index() ^ 1, c.mac1(), keys.cookie));
+  ClientHandshake c_other(server.pub, payload());
+  EXPECT_FALSE(open_cookie_reply(reply, c.sender_index(), c_other.mac1(), keys.cookie));
+  auto cookie = open_cookie_reply(reply, c.sender_index(), c.mac1(), keys.cookie);
+  ASSERT_TRUE(cookie);
+  // With the cookie, alice gets through (her burst of 3) ...
+  for (int i = 0; i < 3; ++i) {
+    ClientHandshake again(server.pub, payload(), nullptr, &*cookie);
+    EXPECT_TRUE(again.has_mac2());
+    EXPECT_EQ(g.admit(again.initiation(), alice, now), V::Answer) << i;
+  }
+  // ... then the per-source limit holds her, until tokens come back.
+  ClientHandshake fourth(server.pub, payload(), nullptr, &*cookie);
+  EXPECT_EQ(g.admit(fourth.initiation(), alice, now), V::RateLimited);
+  EXPECT_EQ(g.rate_limited(), 1u);
+  now += 600'000'000;  // 0.6 s at 2 per second: one token
+  ClientHandshake later(server.pub, payload(), nullptr, &*cookie);
+  EXPECT_EQ(g.admit(later.initiation(), alice, now), V::Answer);
+  // Her cookie is worthless from another address (a spoofer who saw it).
+  ClientHandshake stolen(server.pub, payload(), nullptr, &*cookie);
+  EXPECT_EQ(g.admit(stolen.initiation(), spoofed, now), V::SendCookie);
+  // The secret rotates: the previous one's cookies still work, older ones do not.
+  now += 100'000'000'000;
+  ClientHandshake after_one(server.pub, payload(), nullptr, &*cookie);
+  for (int i = 0; i < 10; ++i) (void)g.admit(c.initiation(), spoofed, now);  // keep the load up
+  EXPECT_EQ(g.admit(after_one.initiation(), alice, now), V::Answer);
+  now += 100'000'000'000;
+  for (int i = 0; i < 10; ++i) (void)g.admit(c.initiation(), spoofed, now);
+  ClientHandshake after_two(server.pub, payload(), nullptr, &*cookie);
+  EXPECT_EQ(g.admit(after_two.initiation(), alice, now), V::SendCookie);
+  // A quiet second ends the load.
+  now += 2'000'000'000;
+  (void)g.admit(c.initiation(), alice, now);
+  now += 1'000'000'000;
+  EXPECT_EQ(g.admit(c.initiation(), alice, now), V::Answer);
+  EXPECT_FALSE(g.under_load());
 }
 
 TEST_F(Fixture, ErrorPacketLayout) {

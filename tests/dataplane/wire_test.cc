@@ -63,7 +63,8 @@ TEST(Header, BadVersionAndType) {
 
 TEST(Wire, SizesMatchTheProtocolDocument) {
   EXPECT_EQ(kDataOverhead, 36u);
-  EXPECT_EQ(kInitLen, 108u);
+  EXPECT_EQ(kInitLen, 140u);
+  EXPECT_EQ(kCookieReplyLen, 72u);
   EXPECT_EQ(kResponseLen, 98u);
   EXPECT_EQ(kErrorLen, 16u);
   // Default MTU plus our overhead, UDP and IPv4 fit a 1500-byte path.

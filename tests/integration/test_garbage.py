@@ -23,7 +23,7 @@ SEED = 7443
 N_RANDOM = 400
 ETH_P_IP = 0x0800
 HEADER_LEN, TAG_LEN = 16, 16
-INIT_LEN = 16 + 48 + 44  # header + Noise (e.pub + tag) + init payload
+INIT_LEN = 16 + 48 + 44 + 32  # header + Noise (e.pub + tag) + init payload + mac1 + mac2
 CONTROL_MAX = 128  # larger handshake/error packets are dropped as malformed by the worker
 
 

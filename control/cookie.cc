@@ -1,0 +1,140 @@
+#include "control/cookie.h"
+
+#include <netinet/in.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace triglav::ctl {
+namespace {
+
+constexpr std::size_t kMac1At = dp::kInitLen - 2 * crypto::kMacLen;
+constexpr std::size_t kMac2At = dp::kInitLen - crypto::kMacLen;
+
+// Family, address and port of an endpoint as 19 bytes.
+std::array<std::uint8_t, 19> address_bytes(const io::Endpoint& e, bool with_port) {
+  std::array<std::uint8_t, 19> b{};
+  if (e.family() == AF_INET6) {
+    b[0] = 6;
+    std::memcpy(b.data() + 1, &reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr, 16);
+  } else {
+    b[0] = 4;
+    std::memcpy(b.data() + 1, &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr, 4);
+  }
+  if (with_port) {
+    b[17] = static_cast<std::uint8_t>(e.port() >> 8);
+    b[18] = static_cast<std::uint8_t>(e.port());
+  }
+  return b;
+}
+
+}  // namespace
+
+HandshakeMacKeys HandshakeMacKeys::for_server(const crypto::PublicKey& server) noexcept {
+  HandshakeMacKeys k;
+  k.mac1 = crypto::derive_key("triglav mac1 v1", server);
+  k.cookie = crypto::derive_key("triglav cookie v1", server);
+  return k;
+}
+
+std::optional<crypto::Mac> open_cookie_reply(std::span<const std::uint8_t> pkt, std::uint32_t sender_index,
+                                             std::span<const std::uint8_t, crypto::kMacLen> init_mac1,
+                                             const crypto::Key32& cookie_key) noexcept {
+  dp::Header h;
+  if (pkt.size() != dp::kCookieReplyLen || dp::decode_header(pkt, h) != dp::HeaderError::Ok ||
+      h.type != dp::PacketType::Handshake || h.aux != dp::kHandshakeCookie || h.receiver != sender_index)
+    return std::nullopt;
+  crypto::Mac cookie{};
+  if (!crypto::xopen(cookie_key, pkt.data() + dp::kHeaderLen, init_mac1,
+                     pkt.subspan(dp::kHeaderLen + crypto::kXNonceLen), cookie.data()))
+    return std::nullopt;
+  return cookie;
+}
+
+HandshakeGuard::HandshakeGuard(const HandshakeMacKeys& keys, const GuardConfig& cfg) : keys_(keys), cfg_(cfg) {}
+
+void HandshakeGuard::rotate(std::int64_t now_ns) {
+  if (secret_born_ns_ >= 0 && now_ns - secret_born_ns_ < cfg_.secret_lifetime_ns) return;
+  previous_secret_ = secret_born_ns_ >= 0 ? secret_ : crypto::Key32{};
+  if (secret_born_ns_ < 0) crypto::random_bytes(previous_secret_);
+  crypto::random_bytes(secret_);
+  secret_born_ns_ = now_ns;
+}
+
+crypto::Mac HandshakeGuard::cookie_for(const io::Endpoint& from, const crypto::Key32& secret) const noexcept {
+  const auto a = address_bytes(from, true);
+  return crypto::keyed_mac(secret, a);
+}
+
+bool HandshakeGuard::allow(const io::Endpoint& from, std::int64_t now_ns) {
+  const auto a = address_bytes(from, false);  // per address: every port of a host shares it
+  std::uint64_t key = 0;
+  crypto_shorthash(reinterpret_cast<unsigned char*>(&key), a.data(), a.size(), secret_.data());
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= cfg_.max_sources) {
+      std::erase_if(buckets_, [&](const auto& b) { return now_ns - b.second.last_ns > 1'000'000'000; });
+      if (buckets_.size() >= cfg_.max_sources) return false;
+    }
+    it = buckets_.emplace(key, Bucket{cfg_.burst_per_source, now_ns}).first;
+  }
+  Bucket& b = it->second;
+  b.tokens = std::min(cfg_.burst_per_source, b.tokens + static_cast<double>(now_ns - b.last_ns) / 1e9 *
+                                                            cfg_.rate_per_source);
+  b.last_ns = now_ns;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
+HandshakeGuard::Verdict HandshakeGuard::admit(std::span<const std::uint8_t> pkt, const io::Endpoint& from,
+                                              std::int64_t now_ns) {
+  rotate(now_ns);
+  // Load: initiations in this one-second window, or in the last one, above the limit.
+  if (now_ns - window_start_ns_ >= 1'000'000'000) {
+    under_load_ = in_window_ > cfg_.load_per_second;
+    window_start_ns_ = now_ns;
+    in_window_ = 0;
+  }
+  if (++in_window_ > cfg_.load_per_second) under_load_ = true;
+  if (!under_load_) return Verdict::Answer;
+  bool mac2_ok = pkt.size() == dp::kInitLen;
+  if (mac2_ok) {
+    mac2_ok = false;
+    for (const crypto::Key32* s : {&secret_, &previous_secret_}) {
+      const crypto::Mac cookie = cookie_for(from, *s);
+      const crypto::Mac m2 = crypto::keyed_mac(cookie, pkt.first(kMac2At));
+      mac2_ok |= crypto::mac_equal(m2.data(), pkt.data() + kMac2At);
+    }
+  }
+  if (!mac2_ok) return Verdict::SendCookie;
+  if (!allow(from, now_ns)) {
+    ++rate_limited_;
+    return Verdict::RateLimited;
+  }
+  return Verdict::Answer;
+}
+
+std::array<std::uint8_t, dp::kCookieReplyLen> HandshakeGuard::cookie_reply(std::span<const std::uint8_t> pkt,
+                                                                          const io::Endpoint& from,
+                                                                          std::int64_t now_ns) {
+  rotate(now_ns);
+  std::array<std::uint8_t, dp::kCookieReplyLen> out{};
+  dp::Header h;
+  (void)dp::decode_header(pkt, h);
+  dp::Header r;
+  r.type = dp::PacketType::Handshake;
+  r.aux = dp::kHandshakeCookie;
+  r.receiver = static_cast<std::uint32_t>(h.counter);  // the initiation's sender index
+  dp::encode_header(r, out.data());
+  std::uint8_t* nonce = out.data() + dp::kHeaderLen;
+  crypto::random_bytes({nonce, crypto::kXNonceLen});
+  const crypto::Mac cookie = cookie_for(from, secret_);
+  crypto::xseal(keys_.cookie, nonce, pkt.subspan(kMac1At, crypto::kMacLen), cookie,
+                out.data() + dp::kHeaderLen + crypto::kXNonceLen);
+  ++cookies_sent_;
+  return out;
+}
+
+}  // namespace triglav::ctl
