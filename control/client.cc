@@ -16,13 +16,13 @@
 #include <vector>
 #include <stdexcept>
 
-#include "control/cookie.h"
 #include "control/dns.h"
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/prober.h"
 #include "control/status_server.h"
 #include "crypto/aead.h"
+#include "dataplane/handshake_guard.h"
 #include "io/system.h"
 #include "io/tun_device.h"
 
@@ -215,7 +215,7 @@ class Client {
       if (h.type == dp::PacketType::Handshake && h.aux == dp::kHandshakeCookie) {
         // The server is under load: it wants our initiation again with mac2 under this
         // cookie (which proves we receive at our address). Sent at once, once per cookie.
-        auto c = open_cookie_reply({m.data.data(), m.len}, u.hs->sender_index(), u.hs->mac1(), mac_keys_.cookie);
+        auto c = dp::open_cookie_reply({m.data.data(), m.len}, u.hs->sender_index(), u.hs->mac1(), mac_keys_.cookie);
         if (!c) return;
         const bool fresh = !u.cookie || *u.cookie != *c;
         u.cookie = c;
@@ -557,7 +557,7 @@ class Client {
   std::int64_t last_publish_ = 0;
   std::unique_ptr<dp::Group> group_;  // ours: sequence numbers and duplicate windows
   std::uint64_t server_epoch_ = 0;     // the server's state for us, as the last response named it
-  HandshakeMacKeys mac_keys_ = HandshakeMacKeys::for_server(opt_.key.server_key);
+  dp::HandshakeMacKeys mac_keys_ = dp::HandshakeMacKeys::for_server(opt_.key.server_key);
   std::array<Uplink, dp::kMaxUplinks> ups_;  // by uplink id
   std::optional<dp::ErrorCode> last_error_;
   std::uint64_t version_ = 0;

@@ -1,6 +1,6 @@
 #include "control/handshake.h"
 
-#include "control/cookie.h"
+#include "dataplane/handshake_guard.h"
 
 #include <netinet/in.h>
 
@@ -37,7 +37,7 @@ ClientHandshake::ClientHandshake(const crypto::PublicKey& server_key,
   // came from an AuthKey, and a low-order one simply never completes.
   [[maybe_unused]] auto n = noise_.write_message(
       body, std::span<std::uint8_t>(init_.data() + dp::kHeaderLen, dp::kInitNoiseLen));
-  dp::stamp_initiation(init_, HandshakeMacKeys::for_server(server_key).mac1, cookie);
+  dp::stamp_initiation(init_, dp::HandshakeMacKeys::for_server(server_key).mac1, cookie);
   has_mac2_ = cookie != nullptr;
 }
 

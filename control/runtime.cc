@@ -242,8 +242,8 @@ void Runtime::remove_policy() noexcept {
 
 std::string Runtime::set_address(const io::Ipv4Prefix& addr) { return nl_->add_address(tun_->ifindex(), addr); }
 
-void Runtime::filter_initiations(const std::array<std::uint8_t, 32>& mac1_key) {
-  for (auto& w : workers_) w->filter_initiations(mac1_key);
+void Runtime::guard_handshakes(const dp::HandshakeMacKeys& keys) {
+  for (auto& w : workers_) w->guard_handshakes(keys);
 }
 
 void Runtime::start_workers() {

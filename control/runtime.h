@@ -78,8 +78,8 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   void start_workers();
-  // Server, before start_workers(): workers drop initiations without a valid mac1.
-  void filter_initiations(const std::array<std::uint8_t, 32>& mac1_key);
+  // Server, before start_workers(): workers check initiations (dataplane/handshake_guard.h).
+  void guard_handshakes(const dp::HandshakeMacKeys& keys);
   void stop_workers() noexcept;
 
   struct Wake {

@@ -14,12 +14,12 @@
 #include <unordered_map>
 
 #include "control/authorized_clients.h"
-#include "control/cookie.h"
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/key_file.h"
 #include "control/nat_outbound.h"
 #include "crypto/authkey.h"
+#include "dataplane/handshake_guard.h"
 #include "io/system.h"
 #include "io/tun_device.h"
 
@@ -104,15 +104,7 @@ class Server {
           spdlog::warn("{} more handshakes rejected in the last second (not logged one by one)",
                        reject_logs_ - kRejectLogsPerSecond);
         reject_logs_ = 0;
-        if (guard_.under_load() != was_under_load_) {
-          was_under_load_ = guard_.under_load();
-          if (was_under_load_)
-            spdlog::warn("handshakes under load: initiations must carry a cookie now (cookie replies sent so far: {})",
-                         guard_.cookies_sent());
-          else
-            spdlog::info("handshake load back to normal (cookie replies: {}, rate-limited: {})", guard_.cookies_sent(),
-                         guard_.rate_limited());
-        }
+        note_handshake_load();
       }
     }
     spdlog::info("shutting down: closing {} session(s)", sessions_.size());
@@ -155,8 +147,8 @@ class Server {
     }
     st.handshakes = handshakes_;
     st.handshake_rejects = rejects_;
-    st.cookie_replies = guard_.cookies_sent();
-    st.handshakes_rate_limited = guard_.rate_limited();
+    st.cookie_replies = st.counters.get(dp::Counter::TxCookieReplies);
+    st.handshakes_rate_limited = st.counters.get(dp::Counter::DropHandshakeRate);
     return st;
   }
 
@@ -197,9 +189,8 @@ class Server {
   }
 
   void log_counters() {
-    spdlog::info("clients={} sessions={} handshake_rejects={} cookie_replies={} handshakes_rate_limited={} counters: {}",
-                 clients_.size(), sessions_.size(), rejects_, guard_.cookies_sent(), guard_.rate_limited(),
-                 rt_.totals().format());
+    spdlog::info("clients={} sessions={} handshake_rejects={} counters: {}", clients_.size(), sessions_.size(),
+                 rejects_, rt_.totals().format());
   }
 
   // One client: its group (shared with the workers) and its uplinks' sessions.
@@ -279,18 +270,6 @@ class Server {
   }
 
   void on_initiation(const dp::ControlMessage& m) {
-    const std::span<const std::uint8_t> pkt{m.data.data(), m.len};
-    const std::int64_t now = monotonic_ns();
-    switch (guard_.admit(pkt, m.from, now)) {
-      case HandshakeGuard::Verdict::SendCookie:
-        if (m.len == dp::kInitLen) {
-          const auto reply = guard_.cookie_reply(pkt, m.from, now);
-          rt_.uplink(m.uplink).send_to(reply.data(), reply.size(), m.from);
-        }
-        return;
-      case HandshakeGuard::Verdict::RateLimited: return;
-      case HandshakeGuard::Verdict::Answer: break;
-    }
     HandshakeReject reject{};
     dp::ErrorCode refuse = dp::ErrorCode::AddressRejected;
     std::uint32_t index = 0;
@@ -390,6 +369,22 @@ class Server {
     else
       spdlog::info("session up: client {} from {} (uplink {}, index {:08x}{}{})", io::ipv4_to_string(addr),
                    m.from.to_string(), r->uplink, index, authorized_ ? ", key " : "", authorized_ ? c.key_name : "");
+  }
+
+  // The workers answer initiations with cookies while under load: said in the log when
+  // it starts and ends (checked every second).
+  void note_handshake_load() {
+    const dp::CounterTotals t = rt_.totals();
+    const std::uint64_t cookies = t.get(dp::Counter::TxCookieReplies);
+    const bool loaded = cookies != last_cookies_;
+    last_cookies_ = cookies;
+    if (loaded == was_under_load_) return;
+    was_under_load_ = loaded;
+    if (loaded)
+      spdlog::warn("handshakes under load: initiations must carry a cookie now (cookie replies so far: {})", cookies);
+    else
+      spdlog::info("handshake load back to normal (cookie replies: {}, rate-limited: {}, bad mac1: {})", cookies,
+                   t.get(dp::Counter::DropHandshakeRate), t.get(dp::Counter::DropHandshakeMac));
   }
 
   std::string key_name(const crypto::ClientKeyId& id) const {
@@ -610,8 +605,8 @@ class Server {
   std::optional<AuthorizedClients> authorized_;  // set: only these client keys may connect
   std::string stamp_;
   FindClientKey find_key_;
-  HandshakeGuard guard_{HandshakeMacKeys::for_server(key_.pub)};
   bool was_under_load_ = false;
+  std::uint64_t last_cookies_ = 0;
   unsigned reject_logs_ = 0;
 };
 
@@ -660,7 +655,7 @@ int run_server(const ServerOptions& opt) {
   }
 
   Runtime rt(std::move(socks), opt.tun);
-  rt.filter_initiations(HandshakeMacKeys::for_server(kf.key.pub).mac1);
+  rt.guard_handshakes(dp::HandshakeMacKeys::for_server(kf.key.pub));
   std::optional<OutboundNat> nat;
   if (opt.nat_outbound) nat.emplace(rt.tun().name(), opt.tun.address);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first

@@ -16,6 +16,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::TxRedundantCopies: return "tx_redundant_copies";
     case Counter::TxGsoSends: return "tx_gso_sends";
     case Counter::RxGroReceives: return "rx_gro_receives";
+    case Counter::TxCookieReplies: return "tx_cookie_replies";
     case Counter::DropMalformed: return "drop_malformed";
     case Counter::DropUnknownIndex: return "drop_unknown_index";
     case Counter::DropAuth: return "drop_auth";
@@ -28,6 +29,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::DropUnexpected: return "drop_unexpected";
     case Counter::DropKeysUsedUp: return "drop_keys_used_up";
     case Counter::DropHandshakeMac: return "drop_handshake_mac";
+    case Counter::DropHandshakeRate: return "drop_handshake_rate";
     case Counter::kCount: break;
   }
   return "?";

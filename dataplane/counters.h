@@ -23,6 +23,7 @@ enum class Counter : std::uint8_t {
   TxRedundantCopies,// Data packets sent again on another uplink (redundant strategy)
   TxGsoSends,       // sendmsg calls that carried several datagrams (UDP GSO)
   RxGroReceives,    // receives that carried several datagrams (UDP GRO)
+  TxCookieReplies,  // server under load: initiations answered with a cookie reply
   // Drops (each a named reason).
   DropMalformed,    // too short, bad version or type, truncated datagram
   DropUnknownIndex, // no session has this receiver index
@@ -36,6 +37,7 @@ enum class Counter : std::uint8_t {
   DropUnexpected,   // a valid packet of a type this side does not take
   DropKeysUsedUp,   // the session's keys sealed their last allowed message (rekey overdue)
   DropHandshakeMac, // server: an initiation of the wrong length or without a valid mac1
+  DropHandshakeRate,// server under load: an initiation beyond its source's rate, or no cookie reply allowed
   kCount
 };
 

@@ -93,6 +93,7 @@ class Worker::Loop {
     for (unsigned i = 0; i < kTxSlots; ++i) free_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
     for (unsigned i = 0; i < kTxSlots; ++i) free_batches_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
     open_.reserve(kTxSlots);
+    if (cfg.handshake_keys) guard_.emplace(*cfg.handshake_keys);
   }
 
   void run() noexcept {
@@ -332,17 +333,7 @@ class Worker::Loop {
       return false;
     }
     if (!is_transport(h.type)) {
-      if (cfg_.filter_initiations && h.type == PacketType::Handshake && h.aux == kHandshakeInit &&
-          !initiation_mac1_ok({pkt, len}, cfg_.mac1_key)) {
-        c_.add(Counter::DropHandshakeMac);
-        // A few a second still go on: the control thread tells a client with a wrong
-        // AuthKey why (an Error reply), at a cost a flood cannot raise.
-        if (now_ - bad_mac_window_ns_ >= 1'000'000'000) {
-          bad_mac_window_ns_ = now_;
-          bad_mac_passed_ = 0;
-        }
-        if (++bad_mac_passed_ > kBadMacPerSecond) return false;
-      }
+      if (guard_ && !guard_initiation(uplink, h, pkt, len, from)) return false;
       hand_to_control(ControlMessage::Kind::Packet, uplink, 0, pkt, len, &from);
       return false;
     }
@@ -419,6 +410,42 @@ class Worker::Loop {
     c_.add(Counter::RxPackets);
     c_.add(Counter::RxBytes, inner_len);
     return true;
+  }
+
+  // Server: whether an unencrypted packet may go on to the control thread. Only
+  // initiations may; one with a bad mac1 only a few times a second (so that a client
+  // holding a wrong AuthKey still hears why from the control thread); under load only
+  // one with a valid mac2 (dataplane/handshake_guard.h), the others getting a cookie
+  // reply from here or nothing.
+  bool guard_initiation(unsigned uplink, const Header& h, const std::uint8_t* pkt, std::size_t len,
+                        const io::Endpoint& from) noexcept {
+    if (h.type != PacketType::Handshake || h.aux != kHandshakeInit) {
+      c_.add(Counter::DropUnexpected);  // responses, cookie replies and errors are for clients
+      return false;
+    }
+    if (!initiation_mac1_ok({pkt, len}, cfg_.handshake_keys->mac1)) {
+      c_.add(Counter::DropHandshakeMac);
+      if (now_ - bad_mac_window_ns_ >= 1'000'000'000) {
+        bad_mac_window_ns_ = now_;
+        bad_mac_passed_ = 0;
+      }
+      return ++bad_mac_passed_ <= kBadMacPerSecond;
+    }
+    switch (guard_->admit({pkt, len}, from, now_)) {
+      case HandshakeGuard::Verdict::Answer: return true;
+      case HandshakeGuard::Verdict::SendCookie: {
+        const auto reply = guard_->cookie_reply({pkt, len}, from);
+        if (::sendto(fds_[uplink], reply.data(), reply.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&from.addr),
+                     from.len) == static_cast<ssize_t>(reply.size()))
+          c_.add(Counter::TxCookieReplies);
+        else
+          c_.add(Counter::UdpSendErrors);
+        return false;
+      }
+      case HandshakeGuard::Verdict::Drop:
+      case HandshakeGuard::Verdict::RateLimited: c_.add(Counter::DropHandshakeRate); return false;
+    }
+    return false;
   }
 
   void hand_to_control(ControlMessage::Kind kind, unsigned uplink, std::uint32_t index,
@@ -662,6 +689,7 @@ class Worker::Loop {
   bool running_ = true;
   bool gso_ = false;
   static constexpr unsigned kBadMacPerSecond = 10;
+  std::optional<HandshakeGuard> guard_;  // server only
   std::int64_t bad_mac_window_ns_ = 0;
   unsigned bad_mac_passed_ = 0;
 };
@@ -679,10 +707,7 @@ Worker::~Worker() {
   close(cmd_fd_);
 }
 
-void Worker::filter_initiations(const std::array<std::uint8_t, 32>& mac1_key) noexcept {
-  cfg_.filter_initiations = true;
-  cfg_.mac1_key = mac1_key;
-}
+void Worker::guard_handshakes(const HandshakeMacKeys& keys) noexcept { cfg_.handshake_keys = keys; }
 
 bool Worker::command(const UplinkCommand& c) noexcept {
   if (!commands_.push(c)) return false;

@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "dataplane/counters.h"
+#include "dataplane/handshake_guard.h"
 #include "dataplane/session.h"
 #include "io/endpoint.h"
 #include "io/spsc_ring.h"
@@ -48,8 +50,7 @@ struct WorkerConfig {
   Qsbr* qsbr = nullptr;
   ControlQueue* to_control = nullptr;
   int control_eventfd = -1;  // written after pushing to to_control
-  bool filter_initiations = false;  // server: see Worker::filter_initiations
-  std::array<std::uint8_t, 32> mac1_key{};
+  std::optional<HandshakeMacKeys> handshake_keys;  // server: see Worker::guard_handshakes
 };
 
 class Worker {
@@ -67,10 +68,9 @@ class Worker {
 
   const Counters& counters() const noexcept { return counters_; }
 
-  // Server, before start(): initiations whose length or mac1 (under this key) is wrong
-  // are dropped here (drop_handshake_mac), except a few per second that go on so that
-  // a client holding a wrong AuthKey still hears why.
-  void filter_initiations(const std::array<std::uint8_t, 32>& mac1_key) noexcept;
+  // Server, before start(): initiations are checked here (dataplane/handshake_guard.h)
+  // before the control thread sees them; other handshake and Error packets are dropped.
+  void guard_handshakes(const HandshakeMacKeys& keys) noexcept;
 
   // Control thread: hands the worker an uplink command (see UplinkCommand). False if
   // the command queue is full.

@@ -24,19 +24,22 @@ N_RANDOM = 400
 ETH_P_IP = 0x0800
 HEADER_LEN, TAG_LEN = 16, 16
 INIT_LEN = 16 + 48 + 44 + 32  # header + Noise (e.pub + tag) + init payload + mac1 + mac2
-CONTROL_MAX = 128  # larger handshake/error packets are dropped as malformed by the worker
 
 
 def classify(pkt):
     """Which server counter a datagram that is not from a real session lands in
-    (mirrors the documented wire rules): 'malformed', 'unknown_index' or 'control'."""
+    (mirrors the documented wire rules): 'malformed', 'unknown_index', 'unexpected'
+    (a handshake or Error packet a server never takes) or 'handshake_mac' (an
+    initiation of the wrong length or with a bad mac1)."""
     if len(pkt) < HEADER_LEN:
         return "malformed"
     version, ptype = pkt[0] >> 4, pkt[0] & 0x0F
     if version != 1 or not 1 <= ptype <= 9:
         return "malformed"
-    if ptype in (7, 9):  # Handshake, Error: handed to the control thread if they fit
-        return "control" if len(pkt) <= CONTROL_MAX else "malformed"
+    if ptype == 7 and pkt[3] == 1:
+        return "handshake_mac"
+    if ptype in (7, 9):
+        return "unexpected"
     if len(pkt) < HEADER_LEN + TAG_LEN:
         return "malformed"
     return "unknown_index"
@@ -122,24 +125,20 @@ def body(lab, checks):
     for ptype in (2, 3, 4, 5, 6, 8):
         packets.append(header(ptype, rng.getrandbits(32) | 1, 5) + rng.randbytes(40))
     rng.shuffle(packets)
-    expect = {"malformed": 0, "unknown_index": 0, "control": 0}
+    kinds = ("malformed", "unknown_index", "unexpected", "handshake_mac")
+    expect = dict.fromkeys(kinds, 0)
     for p in packets:
         expect[classify(p)] += 1
-    n_dataplane = expect["malformed"] + expect["unknown_index"]
+    names = [f"drop_{k}" for k in kinds]
     send_paced(attacker, dst, packets)
-    c1 = server.counters_until(
-        lambda c: delta(c, base, "drop_malformed", "drop_unknown_index") >= n_dataplane)
-    got_mal = delta(c1, base, "drop_malformed")
-    got_unk = delta(c1, base, "drop_unknown_index")
-    check(got_mal == expect["malformed"] and got_unk == expect["unknown_index"],
-          f"{len(packets)} garbage datagrams: expected drop_malformed +{expect['malformed']} and "
-          f"drop_unknown_index +{expect['unknown_index']}, counters moved +{got_mal} / +{got_unk}")
+    c1 = server.counters_until(lambda c: delta(c, base, *names) >= len(packets))
+    got = {k: delta(c1, base, f"drop_{k}") for k in kinds}
+    check(got == expect, f"{len(packets)} garbage datagrams: expected {expect}, counters moved {got}")
     others = {k: c1[k] - base[k] for k in ("drop_auth", "drop_replay", "drop_bad_inner", "drop_bad_source",
-                                           "drop_unexpected", "tun_write_errors") if c1[k] != base[k]}
+                                           "tun_write_errors") if c1[k] != base[k]}
     check(not others, f"garbage moved unexpected counters: {others}")
     checks.append(f"{len(packets)} garbage datagrams (0..1500 bytes, truncated headers, unknown indexes): "
-                  f"drop_malformed +{got_mal}, drop_unknown_index +{got_unk}, exactly as classified "
-                  f"({expect['control']} went to the control thread as handshake/error type)")
+                  + ", ".join(f"drop_{k} +{v}" for k, v in got.items()) + ", exactly as classified")
 
     # 4. Junk handshakes: the right length (decryption fails: the server answers with an
     #    unauthenticated Error hint) and wrong lengths (malformed).

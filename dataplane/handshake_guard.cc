@@ -1,4 +1,4 @@
-#include "control/cookie.h"
+#include "dataplane/handshake_guard.h"
 
 #include <netinet/in.h>
 #include <sodium.h>
@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <cstring>
 
-namespace triglav::ctl {
+namespace triglav::dp {
 namespace {
 
-constexpr std::size_t kMac1At = dp::kInitLen - 2 * crypto::kMacLen;
-constexpr std::size_t kMac2At = dp::kInitLen - crypto::kMacLen;
+constexpr std::size_t kMac1At = kInitLen - 2 * crypto::kMacLen;
+constexpr std::size_t kMac2At = kInitLen - crypto::kMacLen;
 
-// Family, address and port of an endpoint as 19 bytes.
+// Family, address and (optionally) port of an endpoint as 19 bytes.
 std::array<std::uint8_t, 19> address_bytes(const io::Endpoint& e, bool with_port) {
   std::array<std::uint8_t, 19> b{};
   if (e.family() == AF_INET6) {
@@ -41,23 +41,25 @@ HandshakeMacKeys HandshakeMacKeys::for_server(const crypto::PublicKey& server) n
 std::optional<crypto::Mac> open_cookie_reply(std::span<const std::uint8_t> pkt, std::uint32_t sender_index,
                                              std::span<const std::uint8_t, crypto::kMacLen> init_mac1,
                                              const crypto::Key32& cookie_key) noexcept {
-  dp::Header h;
-  if (pkt.size() != dp::kCookieReplyLen || dp::decode_header(pkt, h) != dp::HeaderError::Ok ||
-      h.type != dp::PacketType::Handshake || h.aux != dp::kHandshakeCookie || h.receiver != sender_index)
+  Header h;
+  if (pkt.size() != kCookieReplyLen || decode_header(pkt, h) != HeaderError::Ok ||
+      h.type != PacketType::Handshake || h.aux != kHandshakeCookie || h.receiver != sender_index)
     return std::nullopt;
   crypto::Mac cookie{};
-  if (!crypto::xopen(cookie_key, pkt.data() + dp::kHeaderLen, init_mac1,
-                     pkt.subspan(dp::kHeaderLen + crypto::kXNonceLen), cookie.data()))
+  if (!crypto::xopen(cookie_key, pkt.data() + kHeaderLen, init_mac1, pkt.subspan(kHeaderLen + crypto::kXNonceLen),
+                     cookie.data()))
     return std::nullopt;
   return cookie;
 }
 
-HandshakeGuard::HandshakeGuard(const HandshakeMacKeys& keys, const GuardConfig& cfg) : keys_(keys), cfg_(cfg) {}
+HandshakeGuard::HandshakeGuard(const HandshakeMacKeys& keys, const GuardConfig& cfg) : keys_(keys), cfg_(cfg) {
+  crypto::random_bytes(table_key_);
+}
 
 void HandshakeGuard::rotate(std::int64_t now_ns) {
   if (secret_born_ns_ >= 0 && now_ns - secret_born_ns_ < cfg_.secret_lifetime_ns) return;
-  previous_secret_ = secret_born_ns_ >= 0 ? secret_ : crypto::Key32{};
-  if (secret_born_ns_ < 0) crypto::random_bytes(previous_secret_);
+  if (secret_born_ns_ >= 0) previous_secret_ = secret_;
+  else crypto::random_bytes(previous_secret_);
   crypto::random_bytes(secret_);
   secret_born_ns_ = now_ns;
 }
@@ -67,21 +69,20 @@ crypto::Mac HandshakeGuard::cookie_for(const io::Endpoint& from, const crypto::K
   return crypto::keyed_mac(secret, a);
 }
 
-bool HandshakeGuard::allow(const io::Endpoint& from, std::int64_t now_ns) {
+bool HandshakeGuard::take(Table& t, const io::Endpoint& from, double rate, double burst, std::int64_t now_ns) {
   const auto a = address_bytes(from, false);  // per address: every port of a host shares it
   std::uint64_t key = 0;
-  crypto_shorthash(reinterpret_cast<unsigned char*>(&key), a.data(), a.size(), secret_.data());
-  auto it = buckets_.find(key);
-  if (it == buckets_.end()) {
-    if (buckets_.size() >= cfg_.max_sources) {
-      std::erase_if(buckets_, [&](const auto& b) { return now_ns - b.second.last_ns > 1'000'000'000; });
-      if (buckets_.size() >= cfg_.max_sources) return false;
+  crypto_shorthash(reinterpret_cast<unsigned char*>(&key), a.data(), a.size(), table_key_.data());
+  auto it = t.find(key);
+  if (it == t.end()) {
+    if (t.size() >= cfg_.max_sources) {
+      std::erase_if(t, [&](const auto& b) { return now_ns - b.second.last_ns > 1'000'000'000; });
+      if (t.size() >= cfg_.max_sources) return false;
     }
-    it = buckets_.emplace(key, Bucket{cfg_.burst_per_source, now_ns}).first;
+    it = t.emplace(key, Bucket{burst, now_ns}).first;
   }
   Bucket& b = it->second;
-  b.tokens = std::min(cfg_.burst_per_source, b.tokens + static_cast<double>(now_ns - b.last_ns) / 1e9 *
-                                                            cfg_.rate_per_source);
+  b.tokens = std::min(burst, b.tokens + static_cast<double>(now_ns - b.last_ns) / 1e9 * rate);
   b.last_ns = now_ns;
   if (b.tokens < 1) return false;
   b.tokens -= 1;
@@ -96,45 +97,47 @@ HandshakeGuard::Verdict HandshakeGuard::admit(std::span<const std::uint8_t> pkt,
     under_load_ = in_window_ > cfg_.load_per_second;
     window_start_ns_ = now_ns;
     in_window_ = 0;
+    cookies_in_window_ = 0;
   }
   if (++in_window_ > cfg_.load_per_second) under_load_ = true;
   if (!under_load_) return Verdict::Answer;
-  bool mac2_ok = pkt.size() == dp::kInitLen;
-  if (mac2_ok) {
-    mac2_ok = false;
+  bool mac2_ok = false;
+  static constexpr std::array<std::uint8_t, crypto::kMacLen> kNoMac2{};
+  // No mac2 at all (a client without a cookie, most floods): no MAC to compute.
+  if (pkt.size() == kInitLen && !crypto::mac_equal(pkt.data() + kMac2At, kNoMac2.data())) {
     for (const crypto::Key32* s : {&secret_, &previous_secret_}) {
       const crypto::Mac cookie = cookie_for(from, *s);
       const crypto::Mac m2 = crypto::keyed_mac(cookie, pkt.first(kMac2At));
       mac2_ok |= crypto::mac_equal(m2.data(), pkt.data() + kMac2At);
     }
   }
-  if (!mac2_ok) return Verdict::SendCookie;
-  if (!allow(from, now_ns)) {
-    ++rate_limited_;
-    return Verdict::RateLimited;
+  if (!mac2_ok) {
+    if (cookies_in_window_ >= cfg_.cookies_per_second ||
+        !take(cookies_, from, cfg_.cookies_per_source, cfg_.cookie_burst, now_ns))
+      return Verdict::Drop;
+    ++cookies_in_window_;
+    return Verdict::SendCookie;
   }
+  if (!take(handshakes_, from, cfg_.rate_per_source, cfg_.burst_per_source, now_ns)) return Verdict::RateLimited;
   return Verdict::Answer;
 }
 
-std::array<std::uint8_t, dp::kCookieReplyLen> HandshakeGuard::cookie_reply(std::span<const std::uint8_t> pkt,
-                                                                          const io::Endpoint& from,
-                                                                          std::int64_t now_ns) {
-  rotate(now_ns);
-  std::array<std::uint8_t, dp::kCookieReplyLen> out{};
-  dp::Header h;
-  (void)dp::decode_header(pkt, h);
-  dp::Header r;
-  r.type = dp::PacketType::Handshake;
-  r.aux = dp::kHandshakeCookie;
+std::array<std::uint8_t, kCookieReplyLen> HandshakeGuard::cookie_reply(std::span<const std::uint8_t> pkt,
+                                                                      const io::Endpoint& from) {
+  std::array<std::uint8_t, kCookieReplyLen> out{};
+  Header h;
+  (void)decode_header(pkt, h);
+  Header r;
+  r.type = PacketType::Handshake;
+  r.aux = kHandshakeCookie;
   r.receiver = static_cast<std::uint32_t>(h.counter);  // the initiation's sender index
-  dp::encode_header(r, out.data());
-  std::uint8_t* nonce = out.data() + dp::kHeaderLen;
+  encode_header(r, out.data());
+  std::uint8_t* nonce = out.data() + kHeaderLen;
   crypto::random_bytes({nonce, crypto::kXNonceLen});
   const crypto::Mac cookie = cookie_for(from, secret_);
   crypto::xseal(keys_.cookie, nonce, pkt.subspan(kMac1At, crypto::kMacLen), cookie,
-                out.data() + dp::kHeaderLen + crypto::kXNonceLen);
-  ++cookies_sent_;
+                out.data() + kHeaderLen + crypto::kXNonceLen);
   return out;
 }
 
-}  // namespace triglav::ctl
+}  // namespace triglav::dp
