@@ -312,6 +312,8 @@ void Runtime::watch_links(std::function<void(int, bool)> cb) {
 dp::CounterTotals Runtime::totals() const noexcept {
   dp::CounterTotals t;
   for (const auto& w : workers_) t.add(w->counters());
+  // Not a worker's: the kernel's own count for each socket.
+  for (const auto& u : uplinks_) t.v[static_cast<std::size_t>(dp::Counter::DropInKernel)] += u.kernel_drops();
   return t;
 }
 

@@ -20,6 +20,7 @@
 #include "control/nat_outbound.h"
 #include "crypto/authkey.h"
 #include "dataplane/handshake_guard.h"
+#include "dataplane/socket_filter.h"
 #include "io/system.h"
 #include "io/tun_device.h"
 
@@ -628,7 +629,10 @@ int run_server(const ServerOptions& opt) {
   if (opt.listen.empty() || opt.listen.size() > dp::kMaxUplinks)
     throw std::runtime_error("listen on 1 to " + std::to_string(dp::kMaxUplinks) + " addresses");
   std::vector<io::UdpSocket> socks;
-  for (const auto& e : opt.listen) socks.push_back(io::UdpSocket::bind(e));
+  for (const auto& e : opt.listen) {
+    socks.push_back(io::UdpSocket::bind(e));
+    socks.back().attach_filter(dp::server_socket_filter());
+  }
 
   crypto::AuthKey ak;
   ak.server_key = kf.key.pub;

@@ -30,6 +30,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::DropKeysUsedUp: return "drop_keys_used_up";
     case Counter::DropHandshakeMac: return "drop_handshake_mac";
     case Counter::DropHandshakeRate: return "drop_handshake_rate";
+    case Counter::DropInKernel: return "drop_in_kernel";
     case Counter::kCount: break;
   }
   return "?";

@@ -38,6 +38,7 @@ enum class Counter : std::uint8_t {
   DropKeysUsedUp,   // the session's keys sealed their last allowed message (rekey overdue)
   DropHandshakeMac, // server: an initiation of the wrong length or without a valid mac1
   DropHandshakeRate,// server under load: an initiation beyond its source's rate, or no cookie reply allowed
+  DropInKernel,     // dropped by the kernel before we read it: the server's socket filter, a full queue
   kCount
 };
 

@@ -1,6 +1,7 @@
 #include "io/udp_socket.h"
 
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <unistd.h>
 
@@ -72,6 +73,22 @@ bool UdpSocket::send_to(const void* data, std::size_t len, const Endpoint& to) c
 void UdpSocket::set_mark(std::uint32_t mark) {
   if (setsockopt(fd_, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0)
     throw std::runtime_error(std::string("cannot mark the uplink socket (SO_MARK): ") + std::strerror(errno));
+}
+
+void UdpSocket::attach_filter(std::span<const sock_filter> program) {
+  sock_fprog prog{};
+  prog.len = static_cast<unsigned short>(program.size());
+  prog.filter = const_cast<sock_filter*>(program.data());
+  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
+    throw std::runtime_error("cannot attach a socket filter: " + std::string(std::strerror(errno)));
+}
+
+std::uint64_t UdpSocket::kernel_drops() const noexcept {
+  std::uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof mem;
+  if (fd_ < 0 || getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len < sizeof(std::uint32_t) * (SK_MEMINFO_DROPS + 1))
+    return 0;
+  return mem[SK_MEMINFO_DROPS];
 }
 
 }  // namespace triglav::io

@@ -1,7 +1,10 @@
 // A UDP socket bound to a local endpoint, with large kernel buffers.
 #pragma once
 
+#include <linux/filter.h>
+
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "io/endpoint.h"
@@ -21,6 +24,12 @@ class UdpSocket {
   int fd() const noexcept { return fd_; }
   // Marks every packet of the socket (SO_MARK), for policy routing. Throws on failure.
   void set_mark(std::uint32_t mark);
+  // A classic BPF program the kernel runs on each datagram before queueing it
+  // (SO_ATTACH_FILTER; offset 0 is the UDP header). Throws std::runtime_error.
+  void attach_filter(std::span<const sock_filter> program);
+  // Datagrams the kernel dropped for this socket (the filter, or a full receive
+  // queue) since it was opened.
+  std::uint64_t kernel_drops() const noexcept;
   Endpoint local() const;
   // Blocking-free send of one datagram (control path only). Returns false on error.
   bool send_to(const void* data, std::size_t len, const Endpoint& to) const noexcept;

@@ -1,0 +1,33 @@
+#include "dataplane/socket_filter.h"
+
+#include "dataplane/wire.h"
+
+namespace triglav::dp {
+
+std::vector<sock_filter> server_socket_filter() {
+  // Offsets are from the UDP header (8 bytes): the payload starts at 8.
+  constexpr unsigned kUdp = 8;
+  constexpr unsigned kFirst = 0x10 | static_cast<unsigned>(PacketType::Data);     // version 1, type 1
+  constexpr unsigned kLast = 0x10 | static_cast<unsigned>(PacketType::Close);     // version 1, type 8
+  constexpr unsigned kHandshake = 0x10 | static_cast<unsigned>(PacketType::Handshake);
+  enum : unsigned char { kAccept = 11, kDrop = 12 };  // instruction numbers below
+  // Jump offsets are relative to the next instruction: to reach k from i, jump k - i - 1.
+  auto to = [](unsigned from, unsigned target) { return static_cast<unsigned char>(target - from - 1); };
+  return {
+      /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+      /* 1 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, kUdp + kHeaderLen + kTagLen, 0, to(1, kDrop)),
+      /* 2 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),  // X = length
+      /* 3 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, kUdp),  // version | type
+      /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kHandshake, 0, to(4, 7)),
+      /* 5 */ BPF_STMT(BPF_MISC | BPF_TXA, 0),
+      /* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kUdp + kInitLen, to(6, 9), to(6, kDrop)),
+      /* 7 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, kFirst, 0, to(7, kDrop)),
+      /* 8 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, kLast, to(8, kDrop), to(8, kAccept)),
+      /* 9 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, kUdp + 3),  // aux: the message number
+      /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kHandshakeInit, 0, to(10, kDrop)),
+      /* 11 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),  // accept, whole
+      /* 12 */ BPF_STMT(BPF_RET | BPF_K, 0),            // drop
+  };
+}
+
+}  // namespace triglav::dp
