@@ -17,6 +17,8 @@ std::string to_base64url(const std::uint8_t* data, std::size_t len) {
 }
 
 bool from_base64url(std::string_view text, std::vector<std::uint8_t>& out) {
+  out.clear();
+  if (text.empty()) return true;  // nothing to decode (and libsodium takes no null buffer)
   out.assign(text.size(), 0);
   std::size_t len = 0;
   const char* end = nullptr;

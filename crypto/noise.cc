@@ -166,7 +166,7 @@ void NoiseNk::mix_ephemeral(const PublicKey& e) noexcept {
 }
 
 void NoiseNk::encrypt_and_hash(std::span<const std::uint8_t> plain, std::uint8_t* out) noexcept {
-  std::memmove(out, plain.data(), plain.size());
+  if (!plain.empty()) std::memmove(out, plain.data(), plain.size());
   seal_in_place(k_, n_++, h_, out, plain.size());
   mix_hash({out, plain.size() + kTagLen});
 }

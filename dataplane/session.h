@@ -148,6 +148,10 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
 class Qsbr {
  public:
   explicit Qsbr(unsigned workers) : slots_(workers) {}
+  // Frees whatever is still retired: by then no worker may run.
+  ~Qsbr() { drain(); }
+  Qsbr(const Qsbr&) = delete;
+  Qsbr& operator=(const Qsbr&) = delete;
 
   // Worker w: call online() after waking, offline() before blocking, and quiescent()
   // between batches. While offline or between batches it holds no snapshot pointer.
