@@ -301,11 +301,9 @@ class Worker::Loop {
       }
       if (seg < total) c_.add(Counter::RxGroReceives);
       // At least once: an empty datagram is classified (and counted) like any other.
-      std::size_t off = 0;
-      do {
-        writes += handle_datagram(uplink, bid, payload + off, std::min(seg, total - off), from) ? 1 : 0;
-        off += seg;
-      } while (off < total);
+      for_each_segment(total, seg, [&](std::size_t off, std::size_t len) {
+        writes += handle_datagram(uplink, bid, payload + off, len, from) ? 1 : 0;
+      });
     }
     if (writes == 0) {
       rx_.recycle(bid);
@@ -344,8 +342,18 @@ class Worker::Loop {
     const unsigned sender = static_cast<unsigned>(h.counter >> kSenderShift);
     Session* s = snap_->find_index(h.receiver);
     if (s == nullptr) {
-      c_.add(Counter::DropUnknownIndex);
-      return false;
+      // Perhaps a session published after this batch began: a handshake (a rekey) the
+      // control thread answered while we were busy, whose peer already uses it. A newer
+      // snapshot is safe to take mid-batch: nothing we hold is freed before quiescent().
+      const Snapshot* latest = cfg_.snapshots->load();
+      if (latest != snap_) {
+        snap_ = latest;
+        s = snap_->find_index(h.receiver);
+      }
+      if (s == nullptr) {
+        c_.add(Counter::DropUnknownIndex);
+        return false;
+      }
     }
     if (sender >= kMaxSenders) {
       c_.add(Counter::DropMalformed);
