@@ -14,6 +14,7 @@
 // by the 16-byte tag. Pure functions; any thread.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -157,6 +158,19 @@ enum class ErrorCode : std::uint8_t {
   ClientKeyRequired = 5,  // the server authorises clients: this one came without a key
   ClientKeyRejected = 6,  // the server does not know (or no longer accepts) this client key
 };
+
+// The datagrams of a receive buffer of `total` bytes that the kernel coalesced (UDP GRO)
+// into `seg`-byte segments, the last possibly shorter; seg 0 or >= total means one
+// datagram. Calls fn(offset, length) for each, at least once (an empty datagram too).
+template <typename F>
+void for_each_segment(std::size_t total, std::size_t seg, F&& fn) {
+  if (seg == 0 || seg > total) seg = total;
+  std::size_t off = 0;
+  do {
+    fn(off, seg == 0 ? 0 : std::min(seg, total - off));
+    off += seg;
+  } while (seg != 0 && off < total);
+}
 
 // Minimal checks of an inner IP packet: version, header length, total length within
 // len. Returns the packet's own length (trailing bytes beyond it are ignored) or 0.

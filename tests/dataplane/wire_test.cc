@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include <cstring>
 
 namespace triglav::dp {
@@ -174,4 +176,30 @@ TEST(Counter, SenderBitsPartitionTheNonceSpace) {
 }
 
 }  // namespace
+TEST(Wire, GroSegmentsCoverTheBufferOnce) {
+  auto segs = [](std::size_t total, std::size_t seg) {
+    std::vector<std::pair<std::size_t, std::size_t>> out;
+    for_each_segment(total, seg, [&](std::size_t off, std::size_t len) { out.emplace_back(off, len); });
+    return out;
+  };
+  using V = std::vector<std::pair<std::size_t, std::size_t>>;
+  EXPECT_EQ(segs(0, 0), (V{{0, 0}}));        // an empty datagram, once
+  EXPECT_EQ(segs(100, 0), (V{{0, 100}}));    // no GRO
+  EXPECT_EQ(segs(100, 100), (V{{0, 100}}));
+  EXPECT_EQ(segs(100, 400), (V{{0, 100}}));  // a segment size beyond the buffer
+  EXPECT_EQ(segs(100, 40), (V{{0, 40}, {40, 40}, {80, 20}}));
+  EXPECT_EQ(segs(120, 40), (V{{0, 40}, {40, 40}, {80, 40}}));
+  for (std::size_t total = 0; total < 300; total += 7)
+    for (std::size_t seg = 0; seg < 80; seg += 3) {
+      std::size_t covered = 0, next = 0;
+      for (auto [off, len] : segs(total, seg)) {
+        EXPECT_EQ(off, next);
+        EXPECT_LE(off + len, total);
+        covered += len;
+        next = off + len;
+      }
+      EXPECT_EQ(covered, total) << total << " " << seg;
+    }
+}
+
 }  // namespace triglav::dp
