@@ -9,7 +9,6 @@
 #include <array>
 #include <chrono>
 #include <functional>
-#include <ranges>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -83,10 +82,40 @@ class Client {
     }
   }
 
-  // The uplink ids in use, without copying anything.
-  auto active_uplinks() {
-    return ups_ | std::views::filter([](const Uplink& u) { return u.active; });
-  }
+  // The uplink ids in use, without copying anything. (A hand-written filter: clang 14,
+  // which the sanitizer build uses, cannot compile libstdc++ 12's views::filter.)
+  class ActiveUplinks {
+   public:
+    explicit ActiveUplinks(std::array<Uplink, dp::kMaxUplinks>& a) : first_(a.data()), last_(a.data() + a.size()) {}
+    struct It {
+      Uplink* p;
+      Uplink* last;
+      Uplink& operator*() const { return *p; }
+      It& operator++() {
+        do ++p;
+        while (p != last && !p->active);
+        return *this;
+      }
+      bool operator!=(const It& o) const { return p != o.p; }
+    };
+    It begin() const {
+      Uplink* p = first_;
+      while (p != last_ && !p->active) ++p;
+      return {p, last_};
+    }
+    It end() const { return {last_, last_}; }
+    bool empty() const { return !(begin() != end()); }
+    int size() const {
+      int n = 0;
+      for (It i = begin(); i != end(); ++i) ++n;
+      return n;
+    }
+
+   private:
+    Uplink* first_;
+    Uplink* last_;
+  };
+  ActiveUplinks active_uplinks() { return ActiveUplinks(ups_); }
 
   int run() {
     rt_.start_workers();
@@ -372,7 +401,7 @@ class Client {
         break;
       }
     if (free == nullptr) return;  // all 16 ids in use
-    if (std::ranges::distance(active_uplinks()) >= opt_.max_uplinks) {
+    if (active_uplinks().size() >= opt_.max_uplinks) {
       if (!warned_max_) spdlog::info("not adding {} as an uplink: max_uplinks ({}) reached", name, opt_.max_uplinks);
       warned_max_ = true;
       return;

@@ -1,5 +1,7 @@
 // The triglav command line: keygen, config, server, tun, version.
+#if TRIGLAV_MIMALLOC
 #include <mimalloc-new-delete.h>
+#endif
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
