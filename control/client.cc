@@ -140,6 +140,10 @@ class Client {
       if (opt_.auto_discover && now >= rescan_at_) rescan();
       for (Uplink& u : active_uplinks()) {
         ever_up |= u.session != nullptr;
+        if (u.previous && now >= u.previous_until) {
+          retire(std::move(u.previous));
+          publish();
+        }
         if (!u.session && now >= u.next_try) send_initiation(u, now);
         if (u.session) keep_keys_fresh(u, now);
       }
@@ -203,10 +207,6 @@ class Client {
   // session carries on; a session still not rekeyed after reject_after is dropped. The
   // replaced session keeps decrypting for kGrace.
   void keep_keys_fresh(Uplink& u, Clock::time_point now) {
-    if (u.previous && now >= u.previous_until) {
-      retire(std::move(u.previous));
-      publish();
-    }
     const auto age = now - u.established;
     if (age >= std::chrono::milliseconds(opt_.reject_after_ms)) {
       spdlog::warn("uplink {} ({}): no rekey within {} s; dropping the session and handshaking again", u.id,
@@ -302,7 +302,7 @@ class Client {
     for (Uplink& u : active_uplinks()) {
       if (u.session && prober_.state(u.session.get()) == dp::HealthState::Down) {
         spdlog::warn("uplink {} ({}) is down: no answer from the server; handshaking again", u.id, u.name);
-        drop_session(u);
+        drop_session(u, /*keep_receiving=*/true);
         changed = true;
       }
     }
@@ -539,9 +539,19 @@ class Client {
   // Servers change their cookie secret every 120 s and accept the one before.
   static constexpr auto kCookieLifetime = std::chrono::seconds(120);
 
-  void drop_session(Uplink& u) {
-    retire(std::move(u.previous));
-    retire(std::move(u.session));
+  // keep_receiving: the session goes on decrypting for kGrace (as previous), so that what
+  // the server still sends on it, until it learns the uplink went away, is delivered
+  // once the path is back rather than dropped as an unknown index.
+  void drop_session(Uplink& u, bool keep_receiving = false) {
+    if (keep_receiving && u.session) {
+      prober_.remove(u.session.get());
+      retire(std::move(u.previous));
+      u.previous = std::move(u.session);
+      u.previous_until = Clock::now() + kGrace;
+    } else {
+      retire(std::move(u.previous));
+      retire(std::move(u.session));
+    }
     u.next_try = Clock::now();
     publish();
   }
@@ -559,13 +569,14 @@ class Client {
     std::array<dp::Session*, dp::kMaxUplinks> sessions{};
     std::array<dp::UplinkView, dp::kMaxUplinks> views{};
     for (Uplink& u : active_uplinks()) {
+      // A previous session decrypts whether or not the uplink has a current one.
+      if (u.previous) snap->by_index.emplace(u.previous->local_index, u.previous.get());
       if (!u.session) continue;
       sessions[u.id] = u.session.get();
       views[u.id] = prober_.view(u.session.get());
       views[u.id].weight = u.id < weights_.size() ? weights_[u.id] : 1.0;
       views[u.id].behind_nat = u.behind_nat;
       snap->by_index.emplace(u.session->local_index, u.session.get());
-      if (u.previous) snap->by_index.emplace(u.previous->local_index, u.previous.get());
     }
     auto route = dp::make_route(group_.get(), sessions, views, sched_, ++version_);
     snap->default_route = route.get();

@@ -28,7 +28,10 @@ from tglib import SERVER_TUN_IP, check, run  # noqa: E402
 ROUNDS = 3
 SECONDS = 3
 FLOOD_RATE = 200000  # datagrams per second asked of the flooder
-MIN_RATIO = 0.2  # asserted (loose: the flooder takes one of the 2 cores); the goal is 0.8, printed
+# Asserted (loose: the flooder takes one of the 2 cores); the goal is 0.8, printed. Under
+# the sanitizers (tools/sanitized-tests) every packet costs several times more CPU: there
+# the runs check that nothing breaks, and the bound only that traffic still flows.
+MIN_RATIO = 0.05 if os.environ.get("TRIGLAV_SANITIZED") else 0.2
 
 
 def flood_binary():
