@@ -216,6 +216,10 @@ class Server {
       if (prober_.on_pong(m.session_index, {m.data.data(), m.len}, monotonic_ns())) publish();
       return;
     }
+    if (m.kind == dp::ControlMessage::Kind::Control) {
+      on_control(m);
+      return;
+    }
     if (m.kind == dp::ControlMessage::Kind::Close) {
       auto it = sessions_.find(m.session_index);
       if (it != sessions_.end()) {
@@ -231,6 +235,23 @@ class Server {
       on_initiation(m);
     } else {
       ++rejects_;  // responses and errors are for clients
+    }
+  }
+
+  // A client's Control message, authenticated on one of its sessions. UplinkDown: the
+  // named uplink's session is Down at once, so return traffic leaves it now.
+  void on_control(const dp::ControlMessage& m) {
+    auto it = sessions_.find(m.session_index);
+    if (it == sessions_.end() || m.len < 1) return;
+    Client& c = clients_.at(it->second->group->client_id);
+    if (m.data[0] == static_cast<std::uint8_t>(dp::ControlKind::UplinkDown) && m.len >= 2 &&
+        m.data[1] < dp::kMaxUplinks && c.index[m.data[1]] != 0) {
+      dp::Session* s = sessions_.at(c.index[m.data[1]]).get();
+      if (prober_.on_link(s, false)) {
+        spdlog::info("client {}: uplink {} reported down by the client; return traffic moves off it",
+                     io::ipv4_to_string(c.group->inner_ipv4_be), m.data[1]);
+        publish();
+      }
     }
   }
 
@@ -417,7 +438,13 @@ class Server {
         if (c.previous[u] != 0) remove(c.previous[u], /*publish=*/false, /*notify=*/false);
         c.previous[u] = c.index[u];
         c.previous_until[u] = now + kGraceNs;
-        prober_.rekey(sessions_.at(c.index[u]).get(), s, now);
+        dp::Session* old = sessions_.at(c.index[u]).get();
+        if (prober_.state(old) == dp::HealthState::Down) {  // the uplink came back: measure afresh
+          prober_.remove(old);
+          prober_.add(s, now);
+        } else {
+          prober_.rekey(old, s, now);  // a rekey: the path's measurements carry over
+        }
       } else {
         prober_.add(s, now);
       }

@@ -172,6 +172,12 @@ void for_each_segment(std::size_t total, std::size_t seg, F&& fn) {
   } while (seg != 0 && off < total);
 }
 
+// Control packets (type 2) carry one message: a kind byte, then its fields.
+enum class ControlKind : std::uint8_t {
+  UplinkDown = 1,  // [uplink id]: the sender's uplink is down; stop sending on its session
+};
+inline constexpr std::size_t kControlBodyMax = 32;
+
 // Minimal checks of an inner IP packet: version, header length, total length within
 // len. Returns the packet's own length (trailing bytes beyond it are ignored) or 0.
 [[nodiscard]] std::size_t inner_packet_length(const std::uint8_t* p, std::size_t len) noexcept;

@@ -386,6 +386,11 @@ class Worker::Loop {
                       std::min<std::size_t>(body, kPongBody), &from);
       return false;
     }
+    if (h.type == PacketType::Control) {  // e.g. the peer reports one of its uplinks down
+      hand_to_control(ControlMessage::Kind::Control, uplink, s->local_index, pkt + kHeaderLen,
+                      std::min<std::size_t>(body, kControlBodyMax), &from);
+      return false;
+    }
     if (h.type != PacketType::Data || body < kSeqLen) {
       c_.add(h.type == PacketType::Data ? Counter::DropMalformed : Counter::DropUnexpected);
       return false;

@@ -24,7 +24,8 @@ namespace triglav::dp {
 // or, for a session, an authenticated Close or the body of a Pong (a probe answer).
 struct ControlMessage {
   // UplinkReleased: the worker no longer uses uplink `uplink`'s socket (it may be closed).
-  enum class Kind : std::uint8_t { Packet, Close, Pong, UplinkReleased } kind = Kind::Packet;
+  // Control: an authenticated Control packet's body (wire.h, ControlKind).
+  enum class Kind : std::uint8_t { Packet, Close, Pong, UplinkReleased, Control } kind = Kind::Packet;
   std::uint8_t uplink = 0;
   std::uint16_t len = 0;
   std::uint32_t session_index = 0;

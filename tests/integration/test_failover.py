@@ -2,7 +2,8 @@
 """Failover with a TCP flow running through a two-uplink tunnel: the uplink carrying the
 flow (1) goes down (the kernel's link event makes it Down at once) or (2) silently
 blackholes (probes detect it); either way the flow moves to the other uplink and the TCP
-connection carries on without a reset. (3) A blackholed uplink that recovers is used
+connection carries on without a reset; on a link down the client also tells the server
+over the other uplink, which marks the uplink Down for return traffic at once. (3) A blackholed uplink that recovers is used
 again. Detection times are measured from the client's log and printed; the asserted
 bounds are generous (the targets are 200 ms and 1.5 s).
 
@@ -85,17 +86,23 @@ def flow_run(lab, ns_s, ns_c, ifs, client, phase, breaker, expect_pattern):
     b2 = tx_bytes(ns_c, ifs)
     other = ifs[1 - uplink]
     check(b2[other] - b1[other] > 1_000_000, f"the flow did not move to {other}")
-    return uplink, busy, detected - t0, got
+    return uplink, busy, detected - t0, got, t0
 
 
 def body(lab, checks):
     # 1. Link down: Down at once through the kernel's link event.
     ns_s, ns_c, ifs, server, client = lab.bonded(1)
-    uplink, busy, dt, got = flow_run(lab, ns_s, ns_c, ifs, client, 1,
-                                     lambda i: run(["ip", "-n", ns_c, "link", "set", i, "down"]), "down")
+    s_offset = server.stderr_size()
+    uplink, busy, dt, got, t0 = flow_run(lab, ns_s, ns_c, ifs, client, 1,
+                                         lambda i: run(["ip", "-n", ns_c, "link", "set", i, "down"]), "down")
     check(dt < 0.5, f"link down on {busy}: Down after {dt * 1000:.0f} ms")
     checks.append(f"link down under a TCP flow: uplink {uplink} Down after {dt * 1000:.0f} ms (target 200 ms); "
                   f"flow moved, no reset, longest receive gap {got['max_gap'] * 1000:.0f} ms")
+    # The client told the server over the other uplink: return traffic left it too.
+    ds = log_time(server, rf"uplink {uplink} reported down by the client", s_offset) - t0
+    check(ds < 0.5, f"the server heard of the down uplink only after {ds * 1000:.0f} ms")
+    checks.append(f"the server marked the client's uplink {uplink} Down {ds * 1000:.0f} ms after the link went down "
+                  "(the client's UplinkDown message over the other uplink), so return traffic moved as fast")
     for p in (client, server):
         check(p.stop(signal.SIGTERM)[0] == 0, f"{p.label} did not exit 0")
 
@@ -109,7 +116,7 @@ def body(lab, checks):
                     ["add", "rule", "inet", "tgt", "out", "oifname", i, "udp", "dport", "7443", "drop"]):
             run(tglib.ns_cmd(ns_c, ["nft", *cmd]))
 
-    uplink, busy, dt, got = flow_run(lab, ns_s, ns_c, ifs, client, 2, blackhole, "unhealthy")
+    uplink, busy, dt, got, _ = flow_run(lab, ns_s, ns_c, ifs, client, 2, blackhole, "unhealthy")
     check(dt < 3.0, f"blackhole on {busy}: Unhealthy after {dt * 1000:.0f} ms")
     checks.append(f"silent blackhole under a TCP flow: uplink {uplink} Unhealthy after {dt * 1000:.0f} ms "
                   f"(target 1.5 s); flow moved, no reset, longest receive gap {got['max_gap'] * 1000:.0f} ms")
