@@ -82,9 +82,7 @@ def body(lab, checks):
 
     shutil.copy(alice, os.path.join(keys, "alice"))
     os.chmod(os.path.join(keys, "alice"), 0o600)
-    after_c = client.stderr_size()
-    client.wait_for(r"info handshake complete", timeout=8, after=after_c)
-    _, rx, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=5)
+    rx, out = lab.ping_after_handshake(client, ns_c, client.stderr_size())
     check(rx == 5, f"alice back: {rx}/5\n{out}")
     checks.append("her file put back: the same client process got in again (5/5 pings), no restart")
     for p in (client, server):

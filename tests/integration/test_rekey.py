@@ -83,9 +83,7 @@ def body(lab, checks):
     checks.append(f"with handshakes blocked the client dropped its session {waited:.1f} s later (reject_after 3 s), "
                   "and the server its own")
     run(tglib.ns_cmd(ns_s, ["nft", "delete", "table", "inet", "tgr"]))
-    after = client.stderr_size()
-    client.wait_for(r"info handshake complete", timeout=8, after=after)
-    _, rx, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=5)
+    rx, out = lab.ping_after_handshake(client, ns_c, client.stderr_size())
     check(rx == 5, f"ping after handshakes pass again: {rx}/5\n{out}")
     checks.append("handshakes allowed again: the uplink came back and pings pass")
     for p in (client, server):

@@ -571,6 +571,13 @@ class Lab:
         server.wait_for(r"session up: client 10.0.85.2 .*uplink 1,", timeout=5)
         return ns_s, ns_c, (c_a, c_b), server, client
 
+    def ping_after_handshake(self, client, ns, after, count=5):
+        """Waits for the client's next completed handshake (after log offset `after`), then
+        pings the server's tunnel address from ns; returns (received, ping output)."""
+        client.wait_for(r"info handshake complete", timeout=8, after=after)
+        _, rx, _, out = self.ping(ns, SERVER_TUN_IP, count=count)
+        return rx, out
+
     def ping(self, ns, dst, count=20, interval=0.05, wait=2, timeout=None):
         """Runs ping in ns; returns (transmitted, received, rtt, output)."""
         argv = ns_cmd(ns, ["ping", "-n", "-q", "-c", str(count), "-i", str(interval),
