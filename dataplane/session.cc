@@ -6,10 +6,15 @@
 
 namespace triglav::dp {
 
-void Qsbr::retire(std::function<void()> what) {
-  // Anything retired at epoch e is safe once every online worker has seen e + 1 or later.
+void Qsbr::retire(std::function<void()> what) { pending_.push_back(std::move(what)); }
+
+void Qsbr::commit() {
+  if (pending_.empty()) return;
+  // Committed at epoch e (after the snapshot that no longer holds them was published):
+  // safe once every online worker has seen e + 1 or later.
   const std::uint64_t e = global_.fetch_add(1, std::memory_order_seq_cst);
-  retired_.emplace_back(e, std::move(what));
+  for (auto& f : pending_) retired_.emplace_back(e, std::move(f));
+  pending_.clear();
 }
 
 std::size_t Qsbr::reclaim() {
@@ -30,6 +35,8 @@ std::size_t Qsbr::reclaim() {
 void Qsbr::drain() {
   for (auto& r : retired_) r.second();
   retired_.clear();
+  for (auto& f : pending_) f();
+  pending_.clear();
 }
 
 std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
@@ -69,6 +76,7 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
 void SnapshotHolder::publish(std::unique_ptr<Snapshot> next) {
   Snapshot* old = cur_.exchange(next.release(), std::memory_order_acq_rel);
   qsbr_.retire([old] { delete old; });
+  qsbr_.commit();  // the grace period of everything retired so far starts now
 }
 
 }  // namespace triglav::dp

@@ -159,8 +159,13 @@ class Qsbr {
   void quiescent(unsigned w) noexcept { online(w); }
   void offline(unsigned w) noexcept { slots_[w].seen.store(0, std::memory_order_release); }
 
-  // Control thread: frees `what` once no worker can still see it.
+  // Control thread: frees `what` once no worker can still see it. Retiring only queues
+  // it: the object may still be in the published snapshot, and a worker may load that
+  // snapshot after any quiescent point until the snapshot without it is published. So
+  // commit() (which SnapshotHolder::publish calls after the swap) starts its grace
+  // period; nothing retired is freed before the next commit.
   void retire(std::function<void()> what);
+  void commit();
   // Control thread: runs deleters that are safe now. Returns how many remain.
   std::size_t reclaim();
   // Control thread, after workers stopped: runs every deleter.
@@ -172,6 +177,7 @@ class Qsbr {
   };
   std::atomic<std::uint64_t> global_{1};
   std::vector<Slot> slots_;
+  std::vector<std::function<void()>> pending_;  // retired, no grace period started yet
   std::vector<std::pair<std::uint64_t, std::function<void()>>> retired_;
 };
 
