@@ -499,8 +499,12 @@ class Client {
   void on_new_server_epoch(const Uplink& except) {
     spdlog::info("the server holds no earlier state for this client (restarted, or dropped us): "
                  "handshaking every uplink afresh");
-    for (Uplink& o : active_uplinks())
-      if (&o != &except && o.session) drop_session(o);
+    // Every session points at the old Group (previous ones too): none may outlive it.
+    for (Uplink& o : active_uplinks()) {
+      if (&o == &except) continue;
+      retire(std::move(o.previous));
+      if (o.session) drop_session(o);
+    }
     dp::Group* old = group_.release();
     group_ = std::make_unique<dp::Group>();
     group_->client_id = old->client_id;
@@ -509,10 +513,8 @@ class Client {
 
   void install(Uplink& u, ClientHandshake::Established& est, const io::Endpoint& from) {
     if (server_epoch_ != 0 && est.response.group_epoch != server_epoch_) {
-      if (u.session) {
-        retire(std::move(u.previous));
-        retire(std::move(u.session));
-      }
+      retire(std::move(u.previous));
+      retire(std::move(u.session));
       on_new_server_epoch(u);
     }
     server_epoch_ = est.response.group_epoch;

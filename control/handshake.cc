@@ -100,6 +100,12 @@ std::optional<ServerHandshakeResult> answer_initiation(
     reject = HandshakeReject::BadVersion;
     return std::nullopt;
   }
+  // The header's uplink id is not authenticated (anyone holding the AuthKey can redo
+  // mac1): only the encrypted copy counts, and the two must agree.
+  if (r.init.uplink != h.uplink) {
+    reject = HandshakeReject::Malformed;
+    return std::nullopt;
+  }
   if (keyed) {
     const crypto::SecretKey* psk = find_key(r.init.key_id);
     if (psk == nullptr) {

@@ -356,9 +356,11 @@ class Server {
       c.key_id = in.key_id;
       c.key_name = key_name(in.key_id);
     }
-    // A retried initiation replaces a pending session; the active one stays until the
-    // new one is confirmed (a rekey must not interrupt traffic).
-    if (c.pending[r->uplink] != 0) remove(c.pending[r->uplink], /*publish=*/false, /*notify=*/false);
+    // A retried initiation replaces a pending session (removed below, once the new one
+    // holds the client: removing it first could take the client with it); the active
+    // one stays until the new one is confirmed (a rekey must not interrupt traffic).
+    const std::uint32_t replaced = c.pending[r->uplink];
+    c.pending[r->uplink] = 0;
     const bool rekey = c.index[r->uplink] != 0;
     c.last_ts[r->uplink] = in.timestamp_ns;
     c.newest_ts = std::max(c.newest_ts, in.timestamp_ns);
@@ -383,6 +385,7 @@ class Server {
     sessions_.emplace(index, std::move(s));
     ++c.handshakes[r->uplink];
     ++handshakes_;
+    if (replaced != 0) remove(replaced, /*publish=*/false, /*notify=*/false);
     publish();
     rt_.uplink(m.uplink).send_to(r->response.data(), r->response.size(), m.from);
     if (rekey)

@@ -75,6 +75,10 @@ TEST_F(Fixture, MalformedInitiationsAreRejected) {
   EXPECT_FALSE(answer_initiation(server.priv.span(), bad, why, accept_with(1)));
   EXPECT_EQ(why, HandshakeReject::Malformed);
   bad = pkt;
+  bad[2] ^= 1;  // header uplink id differs from the authenticated one (a replay aimed elsewhere)
+  EXPECT_FALSE(answer_initiation(server.priv.span(), bad, why, accept_with(1)));
+  EXPECT_EQ(why, HandshakeReject::Malformed);
+  bad = pkt;
   bad[8] ^= 1;  // header sender index differs from the authenticated one
   EXPECT_FALSE(answer_initiation(server.priv.span(), bad, why, accept_with(1)));
   EXPECT_EQ(why, HandshakeReject::Malformed);
@@ -231,6 +235,11 @@ TEST_F(Fixture, UnderLoadOnlyCookieHoldersGetADhAndEachSourceIsLimited) {
   for (int i = 0; i < 10; ++i) (void)g.admit(c.initiation(), spoofed, now);
   ClientHandshake after_two(server.pub, payload(), nullptr, &*cookie);
   EXPECT_EQ(g.admit(after_two.initiation(), alice, now), V::SendCookie);
+  // A long quiet spell: the first initiation after it is answered at once.
+  now += 60'000'000'000;
+  EXPECT_EQ(g.admit(c.initiation(), alice, now), V::Answer);
+  for (int i = 0; i < 10; ++i) (void)g.admit(c.initiation(), spoofed, now);
+  EXPECT_TRUE(g.under_load());
   // A quiet second ends the load.
   now += 2'000'000'000;
   (void)g.admit(c.initiation(), alice, now);
