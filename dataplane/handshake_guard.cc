@@ -94,7 +94,9 @@ HandshakeGuard::Verdict HandshakeGuard::admit(std::span<const std::uint8_t> pkt,
   rotate(now_ns);
   // Load: initiations in this one-second window, or in the last one, above the limit.
   if (now_ns - window_start_ns_ >= 1'000'000'000) {
-    under_load_ = in_window_ > cfg_.load_per_second;
+    // The window that just ended decides, if it was the last second; an older one
+    // (a quiet spell since) says nothing about now.
+    under_load_ = now_ns - window_start_ns_ < 2'000'000'000 && in_window_ > cfg_.load_per_second;
     window_start_ns_ = now_ns;
     in_window_ = 0;
     cookies_in_window_ = 0;

@@ -53,7 +53,9 @@ struct GuardConfig {
   std::size_t max_sources = 65536;  // entries of each per-source table
 };
 
-// One worker's (single-threaded).
+// One worker's (single-threaded). Its cookie secret is its own: right while each socket
+// is read by one worker. Workers sharing a socket would need one shared secret (a
+// cookie from one must pass at another) and shared load and rate accounting.
 class HandshakeGuard {
  public:
   enum class Verdict : std::uint8_t { Answer, SendCookie, Drop, RateLimited };

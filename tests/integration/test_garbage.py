@@ -38,7 +38,7 @@ def classify(pkt):
     if version != 1 or not 1 <= ptype <= 8:
         return "in_kernel"
     if ptype == 7:
-        return "handshake_mac" if pkt[3] == 1 and len(pkt) == INIT_LEN else "in_kernel"
+        return "handshake_mac" if pkt[3] == 1 and len(pkt) % INIT_LEN == 0 else "in_kernel"
     return "unknown_index"
 
 
