@@ -36,7 +36,8 @@ using Clock = std::chrono::steady_clock;
 io::UdpSocket uplink_socket(const ClientOptions& opt, const std::string& device) {
   const std::uint8_t any6[16] = {};
   const bool v6 = opt.endpoints.front().family() == AF_INET6;
-  io::UdpSocket s = io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), device);
+  io::UdpSocket s = io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), device,
+                                        opt.socket_buffer);
   if (opt.tun.full_tunnel) s.set_mark(kUplinkMark);
   return s;
 }

@@ -14,6 +14,7 @@
 #include "crypto/client_key.h"
 #include "dataplane/scheduler.h"
 #include "io/endpoint.h"
+#include "io/udp_socket.h"
 
 namespace triglav::ctl {
 
@@ -32,6 +33,7 @@ struct ClientOptions {
   std::optional<crypto::ClientKey> client_key;  // for servers that authorise clients (NKpsk2)
   std::int64_t rekey_after_ms = 120'000;   // a new handshake per uplink this often
   std::int64_t reject_after_ms = 180'000;  // a session not rekeyed by then is dropped
+  int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per uplink socket
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics
   std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)

@@ -182,9 +182,11 @@ std::vector<Section> sections(Role role) {
   if (role == Role::Client)
     out.push_back({"transport",
                    {{"rekey_after", duration_key(&Settings::rekey_after_s, 1, 3600)},
-                    {"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)}}});
+                    {"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)},
+                    {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)}}});
   else
-    out.push_back({"transport", {{"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)}}});
+    out.push_back({"transport", {{"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)},
+                                 {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)}}});
   out.push_back({"tun",
                  {{"name", [](const toml::node& n, Settings& s, std::string& why) {
                      auto v = n.value<std::string>();
@@ -419,7 +421,9 @@ std::string default_config(Role role) {
          "# seconds longer, so nothing in flight is lost.\nrekey_after = " + secs(d.rekey_after_s) + "\n";
   o += server ? "# A session not rekeyed for this long is dropped (clients rekey every 2 minutes).\n"
               : "# A session that could not rekey for this long is dropped and handshaken anew.\n";
-  o += "reject_after = " + secs(d.reject_after_s) + "\n\n";
+  o += "reject_after = " + secs(d.reject_after_s) + "\n";
+  o += "# Receive and send buffer of each UDP socket, in bytes (bursts wait here).\nsocket_buffer = " +
+       std::to_string(d.socket_buffer) + "\n\n";
   o += "[tun]\nname = \"" + d.tun_name + "\"\n";
   o += server ? "# The tunnel address and its prefix length (or a mask such as \"255.255.255.0\"); clients\n"
                 "# that ask get the other addresses of the prefix.\nipv4_addr = \"10.0.85.1\"\n"

@@ -226,6 +226,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.nat_outbound = a.nat_outbound;
   o.authorized_clients = a.authorized_clients;
   o.reject_after_s = static_cast<int>(a.reject_after_s);
+  o.socket_buffer = a.socket_buffer;
   o.sched = scheduler_or_fail(a);
   o.probe = probe_config(a);
   o.reload = std::move(reload);
@@ -262,6 +263,7 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
   o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
   o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
+  o.socket_buffer = a.socket_buffer;
   if (o.reject_after_ms <= o.rekey_after_ms)
     fail("reject_after (" + std::to_string(a.reject_after_s) + " s) must exceed rekey_after (" +
          std::to_string(a.rekey_after_s) + " s)");

@@ -660,7 +660,7 @@ int run_server(const ServerOptions& opt) {
     throw std::runtime_error("listen on 1 to " + std::to_string(dp::kMaxUplinks) + " addresses");
   std::vector<io::UdpSocket> socks;
   for (const auto& e : opt.listen) {
-    socks.push_back(io::UdpSocket::bind(e));
+    socks.push_back(io::UdpSocket::bind(e, {}, opt.socket_buffer));
     socks.back().attach_filter(dp::server_socket_filter());
   }
 

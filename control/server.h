@@ -11,6 +11,7 @@
 #include "control/status_server.h"
 #include "dataplane/scheduler.h"
 #include "io/endpoint.h"
+#include "io/udp_socket.h"
 
 namespace triglav::ctl {
 
@@ -25,6 +26,7 @@ struct ServerOptions {
   bool nat_outbound = false;   // forward and masquerade the clients' traffic
   std::string authorized_clients;  // client keys allowed (file or directory); empty: any client
   int reject_after_s = 180;    // a session not rekeyed for this long is dropped
+  int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per UDP socket
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks
   ProbeConfig probe;           // the server probes each client uplink too
   ReloadFn reload;             // SIGHUP; empty without a config file

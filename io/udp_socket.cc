@@ -11,18 +11,16 @@
 
 namespace triglav::io {
 namespace {
-constexpr int kSocketBuffer = 8 << 20;
-
-void set_buffer(int fd, int opt_force, int opt) {
+void set_buffer(int fd, int opt_force, int opt, int bytes) {
   // Root may exceed net.core.{r,w}mem_max; otherwise the kernel clamps, which is fine.
-  if (setsockopt(fd, SOL_SOCKET, opt_force, &kSocketBuffer, sizeof kSocketBuffer) != 0)
-    setsockopt(fd, SOL_SOCKET, opt, &kSocketBuffer, sizeof kSocketBuffer);
+  if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof bytes) != 0)
+    setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
 }
 }  // namespace
 
 // The socket stays blocking: io_uring then waits for readiness itself instead of
 // completing sends with EAGAIN. The control path sends with MSG_DONTWAIT.
-UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device) {
+UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device, int buffer_bytes) {
   const int fd = socket(local.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     throw std::runtime_error("cannot create UDP socket: " + std::string(std::strerror(errno)));
@@ -31,8 +29,8 @@ UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device) {
     const int off = 0;  // dual-stack when listening on ::
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
   }
-  set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
-  set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+  set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, buffer_bytes);
+  set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, buffer_bytes);
   if (!device.empty() &&
       setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
                  static_cast<socklen_t>(device.size())) != 0) {

@@ -16,7 +16,9 @@ class UdpSocket {
   UdpSocket() = default;
   // Binds to local (port 0 = any). device, if not empty, pins the socket to that
   // interface (SO_BINDTODEVICE). Throws std::runtime_error with a one-line reason.
-  static UdpSocket bind(const Endpoint& local, const std::string& device = {});
+  // buffer_bytes: SO_RCVBUF and SO_SNDBUF (beyond net.core.*mem_max for root).
+  static constexpr int kDefaultBuffer = 8 << 20;
+  static UdpSocket bind(const Endpoint& local, const std::string& device = {}, int buffer_bytes = kDefaultBuffer);
   ~UdpSocket();
   UdpSocket(UdpSocket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
   UdpSocket& operator=(UdpSocket&& o) noexcept;

@@ -72,6 +72,10 @@ max_uplinks = 3
 strategy = "weighted_round_robin"
 weights = [3, 1.5]
 hysteresis = "1.5s"
+[transport]
+rekey_after = "30s"
+reject_after = "1m"
+socket_buffer = 1048576
 )");
   EXPECT_EQ(s.authkey, "tg1_x");
   EXPECT_EQ(s.interfaces, (std::vector<std::string>{"eth1", "wwan0"}));
@@ -86,6 +90,9 @@ hysteresis = "1.5s"
   EXPECT_EQ(s.strategy, "weighted_round_robin");
   EXPECT_EQ(s.weights, (std::vector<double>{3, 1.5}));
   EXPECT_DOUBLE_EQ(s.hysteresis_s, 1.5);
+  EXPECT_DOUBLE_EQ(s.rekey_after_s, 30);
+  EXPECT_DOUBLE_EQ(s.reject_after_s, 60);
+  EXPECT_EQ(s.socket_buffer, 1 << 20);
   // The netmask alone keeps the role's default address for main() to fill in.
   EXPECT_EQ(parse("[tun]\nipv4_netmask = 16\n").ipv4, "/16");
   Settings srv = parse("[server]\nlisten = [\"0.0.0.0:7443\", \"[::]:7444\"]\nidle_timeout = \"5m\"\n", Role::Server);
@@ -129,6 +136,10 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
       {"[log]\nlevel = \"loud\"\n", Role::Client, "[log] level: expected one of trace, debug"},
       {"[metrics]\nlisten = \"localhost\"\n", Role::Server, "[metrics] listen: expected IP:PORT"},
       {"[metrics]\nenabled = 1\n", Role::Server, "[metrics] enabled: expected true or false"},
+      {"[transport]\nsocket_buffer = 1000\n", Role::Server, "[transport] socket_buffer: expected an integer from 65536"},
+      {"[transport]\nrekey_after = \"1m\"\n", Role::Server, "unknown key 'rekey_after' in [transport]"},
+      {"[transport]\nreject_after = \"1s\"\n", Role::Client, "[transport] reject_after: expected a duration from 2"},
+      {"[server]\nauthorized_clients = 3\n", Role::Server, "[server] authorized_clients: expected a string"},
   };
   for (const auto& c : cases) {
     const std::string e = error_of(c.text, c.role);
