@@ -74,7 +74,7 @@ class Client {
   Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks, StatusServer& ops)
       : opt_(opt), rt_(rt), ops_(ops), prober_(opt.probe) {
     group_ = std::make_unique<dp::Group>();
-    group_->client_id = random_u64();
+    group_->client_id = crypto::random_u64();
     for (unsigned i = 0; i < ups_.size(); ++i) ups_[i].id = i;
     for (unsigned i = 0; i < uplinks; ++i) {
       ups_[i].active = true;
@@ -159,12 +159,6 @@ class Client {
   }
 
  private:
-  static std::uint64_t random_u64() {
-    std::uint64_t v;
-    crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
-    return v;
-  }
-
   // What `triglav status` and the metrics show.
   Status status() const {
     Status st = rt_.status_header("client", address_.addr_be != 0 ? address_.to_string() : "(not assigned yet)",
@@ -351,7 +345,7 @@ class Client {
   void send_initiation(Uplink& u, Clock::time_point now) {
     dp::InitPayload p;
     p.uplink = static_cast<std::uint8_t>(u.id);
-    p.sender_index = static_cast<std::uint32_t>(random_u64()) | 1;  // never 0, which marks an initiation
+    p.sender_index = static_cast<std::uint32_t>(crypto::random_u64()) | 1;  // never 0, which marks an initiation
     p.inner_ipv4_be = address_.addr_be;  // 0 until the server assigned one
     p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
     p.client_id = group_->client_id;

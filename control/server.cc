@@ -306,7 +306,7 @@ class Server {
           if (!admissible(in, addr, h.uplink, refuse)) return false;
           out.client_ipv4_be = addr;
           auto known = clients_.find(in.client_id);
-          epoch = known != clients_.end() && known->second.group ? known->second.group->epoch : random_u64();
+          epoch = known != clients_.end() && known->second.group ? known->second.group->epoch : crypto::random_u64();
           out.group_epoch = epoch;
           index = new_index();
           out.sender_index = index;
@@ -488,12 +488,6 @@ class Server {
       return false;
     }
     return true;
-  }
-
-  static std::uint64_t random_u64() {
-    std::uint64_t v;
-    crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
-    return v;
   }
 
   std::uint32_t new_index() {

@@ -17,6 +17,11 @@ void wipe(void* p, std::size_t n) noexcept;
 
 // Fills with cryptographically secure random bytes (randombytes_buf).
 void random_bytes(std::span<std::uint8_t> out) noexcept;
+inline std::uint64_t random_u64() noexcept {
+  std::uint64_t v;
+  random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
+  return v;
+}
 
 // A 32-byte secret: an X25519 private key or a symmetric AEAD key.
 class SecretKey {
