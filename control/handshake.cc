@@ -140,16 +140,9 @@ std::optional<ServerHandshakeResult> answer_initiation(
 }
 
 std::array<std::uint8_t, dp::kAddressDigestLen> address_digest(const io::Endpoint& e) {
-  std::uint8_t in[1 + 16] = {};
-  if (e.family() == AF_INET6) {
-    in[0] = 6;
-    std::memcpy(in + 1, &reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr, 16);
-  } else {
-    in[0] = 4;
-    std::memcpy(in + 1, &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr, 4);
-  }
+  const auto in = dp::address_bytes(e, false);
   std::array<std::uint8_t, crypto::kHashLen> h{};
-  crypto::blake2b(h, in);
+  crypto::blake2b(h, std::span<const std::uint8_t>(in.data(), 1 + 16));  // family and address
   std::array<std::uint8_t, dp::kAddressDigestLen> out{};
   std::memcpy(out.data(), h.data(), out.size());
   return out;

@@ -12,8 +12,9 @@ namespace {
 constexpr std::size_t kMac1At = kInitLen - 2 * crypto::kMacLen;
 constexpr std::size_t kMac2At = kInitLen - crypto::kMacLen;
 
-// Family, address and (optionally) port of an endpoint as 19 bytes.
-std::array<std::uint8_t, 19> address_bytes(const io::Endpoint& e, bool with_port) {
+}  // namespace
+
+std::array<std::uint8_t, 19> address_bytes(const io::Endpoint& e, bool with_port) noexcept {
   std::array<std::uint8_t, 19> b{};
   if (e.family() == AF_INET6) {
     b[0] = 6;
@@ -28,8 +29,6 @@ std::array<std::uint8_t, 19> address_bytes(const io::Endpoint& e, bool with_port
   }
   return b;
 }
-
-}  // namespace
 
 HandshakeMacKeys HandshakeMacKeys::for_server(const crypto::PublicKey& server) noexcept {
   HandshakeMacKeys k;

@@ -37,6 +37,10 @@ struct HandshakeMacKeys {
   static HandshakeMacKeys for_server(const crypto::PublicKey& server) noexcept;
 };
 
+// Family byte (4 or 6), the address (16 bytes, IPv4 in the first 4) and, if asked, the
+// port (big-endian; else zeros): what cookies, rate limits and address digests key on.
+std::array<std::uint8_t, 19> address_bytes(const io::Endpoint& e, bool with_port) noexcept;
+
 // Client: the cookie in a reply to its initiation with this sender index and mac1.
 std::optional<crypto::Mac> open_cookie_reply(std::span<const std::uint8_t> pkt, std::uint32_t sender_index,
                                              std::span<const std::uint8_t, crypto::kMacLen> init_mac1,
