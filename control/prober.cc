@@ -132,7 +132,8 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
   if (peer_rx_bytes && (p.peer_rx_ns < 0 || now_ns - p.peer_rx_ns >= kMinRateSampleNs)) {
     const std::uint64_t sent = total_tx(p);
     if (p.peer_rx_ns >= 0 && *peer_rx_bytes >= p.peer_rx && sent != p.sent_at_peer_rx)
-      p.stats.on_delivered(*peer_rx_bytes - p.peer_rx, static_cast<double>(now_ns - p.peer_rx_ns) / 1e9);
+      p.stats.on_delivered(*peer_rx_bytes - p.peer_rx, static_cast<double>(now_ns - p.peer_rx_ns) / 1e9,
+                           sent - p.sent_at_peer_rx);
     p.peer_rx = *peer_rx_bytes;
     p.peer_rx_ns = now_ns;
     p.sent_at_peer_rx = sent;

@@ -45,7 +45,18 @@ void ema_rate(double& bps, bool& has, std::uint64_t bytes, double dt_s) noexcept
 
 void PathStats::on_bytes(std::uint64_t bytes, double dt_s) noexcept { ema_rate(throughput_bps_, has_tp_, bytes, dt_s); }
 
-void PathStats::on_delivered(std::uint64_t bytes, double dt_s) noexcept {
+void PathStats::on_delivered(std::uint64_t bytes, double dt_s, std::uint64_t sent_bytes) noexcept {
+  if (dt_s <= 0) return;
+  if (has_delivered_) {
+    const double rate = static_cast<double>(bytes) * 8 / dt_s;
+    const double sent_rate = static_cast<double>(sent_bytes) * 8 / dt_s;
+    if (rate < delivered_bps_ && sent_rate < 0.5 * delivered_bps_) {
+      app_limited_s_ += dt_s;
+      if (app_limited_s_ < kAppLimitedHoldS) return;
+    } else {
+      app_limited_s_ = 0;
+    }
+  }
   ema_rate(delivered_bps_, has_delivered_, bytes, dt_s);
 }
 

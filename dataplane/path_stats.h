@@ -20,8 +20,14 @@ class PathStats {
   void on_probe_result(bool answered) noexcept;
   // Bytes observed over an interval of dt_s seconds.
   void on_bytes(std::uint64_t bytes, double dt_s) noexcept;
-  // Bytes the peer reports having received over an interval of dt_s seconds (same EMA).
-  void on_delivered(std::uint64_t bytes, double dt_s) noexcept;
+  // Bytes the peer reports having received over an interval of dt_s seconds, in which
+  // we sent sent_bytes (same EMA). An interval in which we sent less than half of the
+  // current estimate was limited by the traffic, not by the path: a lower sample from it
+  // says nothing about what the path can carry (the tail of a transfer, a few new flows)
+  // and is left out, unless such samples go on for kAppLimitedHoldS, after which the
+  // estimate follows them (the path, or what it is offered, really is smaller now).
+  void on_delivered(std::uint64_t bytes, double dt_s, std::uint64_t sent_bytes) noexcept;
+  static constexpr double kAppLimitedHoldS = 3.0;
 
   bool has_rtt() const noexcept { return has_rtt_; }
   double srtt_ms() const noexcept { return srtt_; }
@@ -44,6 +50,7 @@ class PathStats {
   double throughput_bps_ = 0;
   bool has_delivered_ = false;
   double delivered_bps_ = 0;
+  double app_limited_s_ = 0;  // how long lower app-limited samples have been left out
 };
 
 }  // namespace triglav::dp

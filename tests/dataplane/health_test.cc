@@ -141,5 +141,30 @@ TEST(PathStats, ThroughputEma) {
   EXPECT_DOUBLE_EQ(s.throughput_bps(), 0.2 * 16e6 + 0.8 * 8e6);
 }
 
+TEST(PathStats, DeliveredRateLeavesOutAppLimitedDrops) {
+  PathStats s;
+  s.on_delivered(2'500'000, 1.0, 2'600'000);  // 20 Mbit/s while the path was full
+  EXPECT_DOUBLE_EQ(s.delivered_bps(), 20e6);
+  s.on_delivered(3'000'000, 1.0, 3'100'000);  // higher: always taken
+  const double full = 0.2 * 24e6 + 0.8 * 20e6;
+  EXPECT_DOUBLE_EQ(s.delivered_bps(), full);
+  // The tail of a transfer: little offered, little delivered. Left out.
+  s.on_delivered(500'000, 1.0, 500'000);
+  EXPECT_DOUBLE_EQ(s.delivered_bps(), full);
+  // Lower, but the sender offered more than half the estimate: the path carries less.
+  s.on_delivered(1'500'000, 1.0, 2'000'000);
+  const double lower = 0.2 * 12e6 + 0.8 * full;
+  EXPECT_DOUBLE_EQ(s.delivered_bps(), lower);
+  // Lower app-limited samples that go on for kAppLimitedHoldS are followed.
+  for (int i = 0; i < 2; ++i) {
+    s.on_delivered(100'000, 1.0, 100'000);
+    EXPECT_DOUBLE_EQ(s.delivered_bps(), lower) << i;
+  }
+  s.on_delivered(100'000, 1.0, 100'000);
+  EXPECT_DOUBLE_EQ(s.delivered_bps(), 0.2 * 0.8e6 + 0.8 * lower);
+  s.on_delivered(5, 0, 5);  // no interval: ignored
+  EXPECT_DOUBLE_EQ(s.delivered_bps(), 0.2 * 0.8e6 + 0.8 * lower);
+}
+
 }  // namespace
 }  // namespace triglav::dp
