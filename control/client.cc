@@ -71,8 +71,8 @@ class Client {
  public:
   // Probes measure each uplink and double as keepalives (NAT bindings stay open); an
   // uplink whose probes go unanswered until it is Down handshakes again.
-  Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks, StatusServer& ops)
-      : opt_(opt), rt_(rt), ops_(ops), prober_(opt.probe) {
+  Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks, StatusServer& ops, const KernelNat* nat)
+      : opt_(opt), rt_(rt), ops_(ops), nat_(nat), prober_(opt.probe) {
     group_ = std::make_unique<dp::Group>();
     group_->client_id = crypto::random_u64();
     for (unsigned i = 0; i < ups_.size(); ++i) ups_[i].id = i;
@@ -179,6 +179,10 @@ class Client {
       st.uplinks.push_back(std::move(us));
     }
     st.handshakes = handshakes_;
+    if (nat_ != nullptr) {
+      st.nat = true;
+      st.nat_entries = nat_->active_entries();
+    }
     return st;
   }
 
@@ -596,6 +600,7 @@ class Client {
   const ClientOptions& opt_;
   Runtime& rt_;
   StatusServer& ops_;
+  const KernelNat* nat_;  // --gateway, for its entry count
   std::uint64_t handshakes_ = 0;
   io::Ipv4Prefix address_ = opt_.tun.address;  // our tunnel address (0 until assigned)
   dp::SchedulerConfig sched_ = opt_.sched;  // SIGHUP may change these two
@@ -657,8 +662,10 @@ int run_client(const ClientOptions& opt) {
   Runtime rt(std::move(socks), tun);
   std::optional<ResolverOverride> resolver;
   if (!opt.dns.empty()) resolver.emplace(opt.dns, tun.name);
+  std::optional<KernelNat> nat;
+  if (opt.gateway) nat.emplace(KernelNat::Kind::Gateway, tun.name, tun.address, opt.nat);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
-  Client c(opt, rt, n, ops);
+  Client c(opt, rt, n, ops, nat ? &*nat : nullptr);
   if (opt.on_ready) opt.on_ready("");
   return c.run();
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "control/nat.h"
 #include "control/prober.h"
 #include "control/runtime.h"
 #include "control/status_server.h"
@@ -37,6 +38,8 @@ struct ClientOptions {
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics
   std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)
+  bool gateway = false;  // --gateway: masquerade what is forwarded into the TUN (a LAN behind us)
+  NatSettings nat;       // [nat]: its timeouts and ports
   std::function<void(const std::string&)> on_ready;  // --daemon: the TUN is up
 };
 

@@ -130,6 +130,18 @@ bool check_prefix(const std::string& v, std::string& why) {
   return false;
 }
 
+// "LOW-HIGH", both within 1024-65535 and LOW <= HIGH.
+bool parse_port_range(const std::string& v, int& lo, int& hi) {
+  unsigned a = 0, b = 0;
+  int used = 0;
+  if (std::sscanf(v.c_str(), "%5u-%5u%n", &a, &b, &used) != 2 || static_cast<std::size_t>(used) != v.size())
+    return false;
+  if (a < 1024 || b > 65535 || a > b) return false;
+  lo = static_cast<int>(a);
+  hi = static_cast<int>(b);
+  return true;
+}
+
 bool check_interface(const std::string& v, std::string& why) {
   if (!v.empty() && v.size() < 16 && v.find('/') == std::string::npos) return true;
   why = "interface names of 1-15 characters";
@@ -236,7 +248,22 @@ std::vector<Section> sections(Role role) {
                        if (v.find('/') == std::string::npos && io::parse_ipv4_prefix(v, 32, err)) return true;
                        why = "IPv4 addresses such as \"10.0.85.1\"";
                        return false;
-                     })}}});
+                     })},
+                    {"gateway", bool_key(&Settings::gateway)}}});
+  out.push_back({"nat",
+                 {{"tcp_timeout", duration_key(&Settings::nat_tcp_timeout_s, 10, 432'000)},
+                  {"udp_timeout", duration_key(&Settings::nat_udp_timeout_s, 1, 86'400)},
+                  {"port_range", [](const toml::node& n, Settings& s, std::string& why) {
+                     auto v = n.value_exact<std::string>();
+                     int lo = 0, hi = 0;
+                     if (v && parse_port_range(*v, lo, hi)) {
+                       s.nat_port_min = lo;
+                       s.nat_port_max = hi;
+                       return true;
+                     }
+                     why = "a port range \"LOW-HIGH\" within 1024-65535, such as \"32768-61000\"";
+                     return false;
+                   }}}});
   std::vector<Key> mp = {{"probe_interval", duration_key(&Settings::probe_interval_s, 0.05, 60)},
                          {"busy_probe_interval", duration_key(&Settings::busy_probe_interval_s, 0.02, 60)}};
   if (role == Role::Client) {
@@ -436,8 +463,15 @@ std::string default_config(Role role) {
          "# alone), except the uplinks' own packets and exclude_routes.\nfull_tunnel = false\n";
     o += "# Prefixes that bypass the tunnel in full_tunnel mode, e.g. the local LAN.\nexclude_routes = []\n";
     o += "# DNS servers (1-3) to use through the tunnel while it runs; /etc/resolv.conf is\n"
-         "# restored on exit. Empty: the resolver is left alone.\ndns_servers = []\n\n";
+         "# restored on exit. Empty: the resolver is left alone.\ndns_servers = []\n";
+    o += "# Gateway: forward a LAN's traffic into the tunnel, masqueraded to the tunnel\n"
+         "# address (nftables; IP forwarding on while running). With full_tunnel, put the\n"
+         "# LAN in exclude_routes so that its answers stay on the LAN.\ngateway = false\n\n";
   }
+  o += server ? "[nat]\n# nat_outbound's masquerade: how long idle mappings live, and their source ports.\n"
+              : "[nat]\n# gateway's masquerade: how long idle mappings live, and their source ports.\n";
+  o += "tcp_timeout = " + secs(d.nat_tcp_timeout_s) + "\nudp_timeout = " + secs(d.nat_udp_timeout_s) +
+       "\nport_range = \"" + std::to_string(d.nat_port_min) + "-" + std::to_string(d.nat_port_max) + "\"\n\n";
   o += "[multipath]\n";
   if (!server) {
     o += "# Uplinks at most (auto_discover stops adding beyond it).\nmax_uplinks = " +

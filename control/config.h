@@ -53,6 +53,11 @@ struct Settings {
   bool full_tunnel = false;
   std::vector<std::string> exclude;
   std::vector<std::string> dns;
+  bool gateway = false;  // masquerade what is forwarded into the TUN (a LAN behind us)
+  // [nat] (the client's gateway mode, the server's nat_outbound)
+  double nat_tcp_timeout_s = 7440;
+  double nat_udp_timeout_s = 300;
+  int nat_port_min = 32768, nat_port_max = 61000;
   // [multipath]
   int max_uplinks = 16;
   double retry_delay_s = 1;

@@ -210,6 +210,15 @@ int run_maybe_daemon(const Args& a, Options& o, Run run) {
   }
 }
 
+ctl::NatSettings nat_settings(const ctl::Settings& a) {
+  ctl::NatSettings n;
+  n.tcp_timeout_s = static_cast<int>(a.nat_tcp_timeout_s);
+  n.udp_timeout_s = static_cast<int>(a.nat_udp_timeout_s);
+  n.port_min = a.nat_port_min;
+  n.port_max = a.nat_port_max;
+  return n;
+}
+
 int cmd_server(const Args& a, ctl::ReloadFn reload) {
   select_aead(a);
   ctl::ServerOptions o;
@@ -224,6 +233,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
   o.nat_outbound = a.nat_outbound;
+  o.nat = nat_settings(a);
   o.authorized_clients = a.authorized_clients;
   o.reject_after_s = static_cast<int>(a.reject_after_s);
   o.socket_buffer = a.socket_buffer;
@@ -256,6 +266,10 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
     o.dns.push_back(prefix_or_fail(d, 32, "--dns"));
   }
   if (o.dns.size() > 3) fail("--dns: at most 3 servers (the resolver reads no more)");
+  o.gateway = a.gateway;
+  o.nat = nat_settings(a);
+  if (o.gateway && o.tun.full_tunnel && o.tun.exclude.empty())
+    fail("--gateway with --full-tunnel: give the LAN as --exclude PREFIX, or its answers would go into the tunnel");
   o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
   o.probe = probe_config(a);
   o.max_uplinks = a.max_uplinks;
@@ -404,6 +418,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   tun->add_flag("--full-tunnel", a.full_tunnel,
                 "send all traffic through the tunnel (policy routing), except the uplinks' own and --exclude");
   tun->add_option("--exclude", a.exclude, "with --full-tunnel: a prefix that bypasses the tunnel, e.g. the LAN (repeatable)");
+  tun->add_flag("--gateway", a.gateway,
+                "bond a LAN behind this host: forward its traffic into the tunnel, masqueraded to the tunnel address");
   tun->add_option("--dns", a.dns, "DNS server to use through the tunnel while connected (repeatable, up to 3); "
                                   "/etc/resolv.conf is restored on exit");
   tun->add_option("--client-key", a.client_key_file, "this client's key file (`triglav keygen --client`)");

@@ -17,7 +17,7 @@
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/key_file.h"
-#include "control/nat_outbound.h"
+#include "control/nat.h"
 #include "crypto/authkey.h"
 #include "dataplane/handshake_guard.h"
 #include "dataplane/socket_filter.h"
@@ -65,8 +65,8 @@ std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen) {
 
 class Server {
  public:
-  Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt, StatusServer& ops)
-      : opt_(opt), key_(std::move(key)), rt_(rt), ops_(ops) {
+  Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt, StatusServer& ops, const KernelNat* nat)
+      : opt_(opt), key_(std::move(key)), rt_(rt), ops_(ops), nat_(nat) {
     if (!opt_.authorized_clients.empty()) {
       stamp_ = AuthorizedClients::stamp(opt_.authorized_clients);
       authorized_ = AuthorizedClients::load(opt_.authorized_clients);
@@ -150,6 +150,10 @@ class Server {
     st.handshake_rejects = rejects_;
     st.cookie_replies = st.counters.get(dp::Counter::TxCookieReplies);
     st.handshakes_rate_limited = st.counters.get(dp::Counter::DropHandshakeRate);
+    if (nat_ != nullptr) {
+      st.nat = true;
+      st.nat_entries = nat_->active_entries();
+    }
     return st;
   }
 
@@ -617,6 +621,7 @@ class Server {
   crypto::KeyPair key_;
   Runtime& rt_;
   StatusServer& ops_;
+  const KernelNat* nat_;  // --nat-outbound, for its entry count
   std::uint64_t handshakes_ = 0;
   std::unordered_map<std::uint32_t, std::unique_ptr<dp::Session>> sessions_;
   std::unordered_map<std::uint64_t, Client> clients_;      // by client id
@@ -684,10 +689,10 @@ int run_server(const ServerOptions& opt) {
 
   Runtime rt(std::move(socks), opt.tun);
   rt.guard_handshakes(dp::HandshakeMacKeys::for_server(kf.key.pub));
-  std::optional<OutboundNat> nat;
-  if (opt.nat_outbound) nat.emplace(rt.tun().name(), opt.tun.address);
+  std::optional<KernelNat> nat;
+  if (opt.nat_outbound) nat.emplace(KernelNat::Kind::Outbound, rt.tun().name(), opt.tun.address, opt.nat);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
-  Server server(opt, std::move(kf.key), rt, ops);
+  Server server(opt, std::move(kf.key), rt, ops, nat ? &*nat : nullptr);
   const std::string authkey = crypto::encode_authkey(ak) + "\n";
   std::fputs(authkey.c_str(), stdout);
   std::fflush(stdout);

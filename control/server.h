@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "control/nat.h"
 #include "control/prober.h"
 #include "control/runtime.h"
 #include "control/status_server.h"
@@ -24,6 +25,7 @@ struct ServerOptions {
   int idle_timeout_s = 180;
   int max_connections = 1024;  // clients at once
   bool nat_outbound = false;   // forward and masquerade the clients' traffic
+  NatSettings nat;             // [nat]: its timeouts and ports
   std::string authorized_clients;  // client keys allowed (file or directory); empty: any client
   int reject_after_s = 180;    // a session not rekeyed for this long is dropped
   int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per UDP socket

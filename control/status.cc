@@ -102,6 +102,7 @@ std::string to_json(const Status& s) {
                       {"handshake_rejects", s.handshake_rejects},
                       {"cookie_replies", s.cookie_replies},
                       {"handshakes_rate_limited", s.handshakes_rate_limited}};
+  if (s.nat) j["nat_entries"] = s.nat_entries ? nlohmann::json(*s.nat_entries) : nlohmann::json(nullptr);
   nlohmann::json ups = nlohmann::json::array();
   for (const auto& u : s.uplinks) ups.push_back(uplink_json(u));
   j["uplinks"] = ups;
@@ -136,6 +137,9 @@ std::string to_prometheus(const Status& s) {
                                                          l.u->state == "unknown");
   e.family("triglav_active_uplinks", "gauge", "Uplinks with a session that carry traffic (not Unhealthy or Down).");
   e.sample("triglav_active_uplinks", "", active);
+  e.family("triglav_nat_active_entries", "gauge",
+           "Connections NATed by triglav's nftables rules (--gateway, --nat-outbound); 0 when off.");
+  if (!s.nat || s.nat_entries) e.sample("triglav_nat_active_entries", "", static_cast<double>(s.nat_entries.value_or(0)));
   if (s.role == "server") {
     e.family("triglav_clients", "gauge", "Clients with at least one uplink session.");
     e.sample("triglav_clients", "", static_cast<double>(s.clients.size()));
@@ -147,7 +151,7 @@ std::string to_prometheus(const Status& s) {
     if (l.u->srtt_ms >= 0) e.sample("triglav_uplink_rtt_seconds", l.labels, l.u->srtt_ms / 1000);
   e.family("triglav_uplink_loss_ratio", "gauge", "Probe loss over the last 32 probes (0..1).");
   for (const auto& l : ups) e.sample("triglav_uplink_loss_ratio", l.labels, l.u->loss);
-  e.family("triglav_uplink_throughput_bits_per_second", "gauge", "Data sent on the uplink, EMA over 1 s samples.");
+  e.family("triglav_uplink_throughput_bits_per_second", "gauge", "What the uplink delivered (the peer's reports; else bytes sent), EMA.");
   for (const auto& l : ups) e.sample("triglav_uplink_throughput_bits_per_second", l.labels, l.u->throughput_bps);
   if (s.role == "client") {
     e.family("triglav_uplink_behind_nat", "gauge", "1 when the server saw the uplink's packets from another address or port.");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,8 @@ struct Status {
   std::uint64_t handshake_rejects = 0;   // server: refused or invalid initiations
   std::uint64_t cookie_replies = 0;      // server: initiations answered with a cookie (under load)
   std::uint64_t handshakes_rate_limited = 0;  // server: dropped by the per-source limit
+  bool nat = false;                // --gateway (client) or --nat-outbound (server) is on
+  std::optional<std::uint64_t> nat_entries;  // connections it NATs now (empty: unreadable)
 };
 
 std::string to_json(const Status& s);

@@ -76,6 +76,12 @@ hysteresis = "1.5s"
 rekey_after = "30s"
 reject_after = "1m"
 socket_buffer = 1048576
+[routing]
+gateway = true
+[nat]
+tcp_timeout = "1h"
+udp_timeout = 90
+port_range = "40000-40999"
 )");
   EXPECT_EQ(s.authkey, "tg1_x");
   EXPECT_EQ(s.interfaces, (std::vector<std::string>{"eth1", "wwan0"}));
@@ -93,6 +99,11 @@ socket_buffer = 1048576
   EXPECT_DOUBLE_EQ(s.rekey_after_s, 30);
   EXPECT_DOUBLE_EQ(s.reject_after_s, 60);
   EXPECT_EQ(s.socket_buffer, 1 << 20);
+  EXPECT_TRUE(s.gateway);
+  EXPECT_DOUBLE_EQ(s.nat_tcp_timeout_s, 3600);
+  EXPECT_DOUBLE_EQ(s.nat_udp_timeout_s, 90);
+  EXPECT_EQ(s.nat_port_min, 40000);
+  EXPECT_EQ(s.nat_port_max, 40999);
   // The netmask alone keeps the role's default address for main() to fill in.
   EXPECT_EQ(parse("[tun]\nipv4_netmask = 16\n").ipv4, "/16");
   Settings srv = parse("[server]\nlisten = [\"0.0.0.0:7443\", \"[::]:7444\"]\nidle_timeout = \"5m\"\n", Role::Server);
@@ -140,6 +151,13 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
       {"[transport]\nrekey_after = \"1m\"\n", Role::Server, "unknown key 'rekey_after' in [transport]"},
       {"[transport]\nreject_after = \"1s\"\n", Role::Client, "[transport] reject_after: expected a duration from 2"},
       {"[server]\nauthorized_clients = 3\n", Role::Server, "[server] authorized_clients: expected a string"},
+      {"[nat]\nport_range = \"61000-32768\"\n", Role::Server, "[nat] port_range: expected a port range"},
+      {"[nat]\nport_range = \"80-90\"\n", Role::Client, "[nat] port_range: expected a port range"},
+      {"[nat]\nport_range = \"40000-\"\n", Role::Client, "[nat] port_range: expected a port range"},
+      {"[nat]\nudp_timeout = \"0s\"\n", Role::Client, "[nat] udp_timeout: expected a duration from 1s"},
+      {"[nat]\ntcp_timeout = \"1s\"\n", Role::Server, "[nat] tcp_timeout: expected a duration from 10s"},
+      {"[routing]\ngateway = \"yes\"\n", Role::Client, "[routing] gateway: expected true or false"},
+      {"[routing]\ngateway = true\n", Role::Server, "unknown section or key 'routing'"},
   };
   for (const auto& c : cases) {
     const std::string e = error_of(c.text, c.role);

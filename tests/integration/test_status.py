@@ -24,7 +24,7 @@ REQUIRED = ["triglav_uplink_health", "triglav_uplink_rtt_seconds", "triglav_upli
             "triglav_bytes_sent_total", "triglav_bytes_received_total", "triglav_packets_sent_total",
             "triglav_packets_retransmitted_total", "triglav_tun_packets_read_total",
             "triglav_tun_packets_written_total", "triglav_connection_state", "triglav_active_uplinks",
-            "triglav_drops_total", "triglav_handshakes_total"]
+            "triglav_drops_total", "triglav_handshakes_total", "triglav_nat_active_entries"]
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? '
                     r'(-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$')
 

@@ -1,0 +1,59 @@
+// NAT in the kernel (nftables rules over connection tracking), in a table of our own
+// (ip triglav_TUN) that is removed on exit and replaced at the next start after a crash.
+//   Outbound (server, --nat-outbound): the clients' packets from the tunnel prefix that
+//     the server forwards to its other interfaces are masqueraded, so clients reach the
+//     server's networks and the internet.
+//   Gateway (client, --gateway): packets the client forwards into the TUN (from a LAN
+//     behind it) are masqueraded to its tunnel address, so a whole LAN is bonded.
+// Either way IP forwarding is switched on (and put back on exit), the connections we NAT
+// carry ct mark kNatMark (counted for triglav_nat_active_entries), TCP and UDP get the
+// configured idle timeouts and source ports, and TCP SYNs through the TUN have their MSS
+// clamped to the route's MTU.
+//
+// Why the kernel rather than a NAT table in the workers: conntrack already tracks TCP
+// state, translates the ICMP errors that quote a packet, handles fragments and runs at
+// the forwarding path's speed; the workers stay free of per-flow NAT state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "io/endpoint.h"
+#include "io/nftables.h"
+
+namespace triglav::ctl {
+
+struct NatSettings {               // [nat]
+  int tcp_timeout_s = 7440;        // idle established TCP mapping (RFC 5382: at least 2 h 4 min)
+  int udp_timeout_s = 300;         // idle UDP mapping (RFC 4787: at least 2 min, 5 min advised);
+                                   // one that saw a single exchange: at most 30 s
+  int port_min = 32768, port_max = 61000;  // source ports of TCP and UDP mappings
+};
+
+inline constexpr std::uint32_t kNatMark = 0x7467;  // ct mark of the connections we NAT
+
+class KernelNat {
+ public:
+  enum class Kind { Outbound, Gateway };
+  // tun: our TUN device; prefix: the tunnel prefix (Outbound masquerades only its
+  // sources). Throws std::runtime_error with a one-line reason (after undoing what it did).
+  KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& prefix, const NatSettings& s);
+  ~KernelNat();
+  KernelNat(const KernelNat&) = delete;
+  KernelNat& operator=(const KernelNat&) = delete;
+
+  const std::string& table() const noexcept { return table_; }
+  // Connections NATed by our rules right now (conntrack entries with kNatMark); empty
+  // when conntrack cannot be read (logged once).
+  std::optional<std::uint64_t> active_entries() const;
+
+ private:
+  const char* what_;  // "--nat-outbound" or "--gateway", for messages
+  io::Nftables nft_;
+  std::string table_;
+  std::string forward_before_;  // net.ipv4.ip_forward as we found it
+  mutable bool warned_ = false;
+};
+
+}  // namespace triglav::ctl
