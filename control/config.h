@@ -48,6 +48,7 @@ struct Settings {
   std::string tun_name = "tg0";
   std::string ipv4;  // "ADDR/LEN"; empty: the role's default
   int mtu = dp::kDefaultMtu;
+  bool tun_offload = true;  // TSO/checksum offloads through virtio_net_hdrs
   std::vector<std::string> routes;
   // [routing] (client)
   bool full_tunnel = false;

@@ -229,6 +229,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.tun.name = a.tun_name;
   o.tun.address = tunnel_address(a, "10.0.85.1");
   o.tun.mtu = a.mtu;
+  o.tun.offload = a.tun_offload;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
@@ -256,6 +257,7 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   if (!a.ipv4.empty() && a.ipv4.front() != '/') o.tun.address = tunnel_address(a, "10.0.85.2");
   // else: the server assigns one from its pool (address 0 in the initiation)
   o.tun.mtu = a.mtu;
+  o.tun.offload = a.tun_offload;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.tun.full_tunnel = a.full_tunnel;
   for (const auto& r : a.exclude) o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
@@ -360,6 +362,8 @@ void add_tun_options(CLI::App* c, Args& a, const char* default_ipv4) {
                                       default_ipv4 + ")");
   c->add_option("--mtu", a.mtu, "TUN MTU")->capture_default_str()->check(CLI::Range(576, 1980));
   c->add_option("--route", a.routes, "extra prefix to route through the tunnel (repeatable)");
+  c->add_flag("!--no-tun-offload", a.tun_offload,
+              "plain TUN packets: no TCP super-packets to segment here (virtio_net_hdr offloads off)");
 }
 
 // The command line over `a` (subcommands are found again by name).

@@ -59,7 +59,7 @@ Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
   arm(signal_fd_, kTagSignal);
   arm(event_fd_, kTagQueue);
 
-  tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, 1));
+  tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, 1, tun.offload));
   // No IPv6 inside the tunnel yet: keep the kernel from sending router and multicast
   // listener solicitations into it. Best effort (IPv6 may be off altogether).
   if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + tun.name + "/disable_ipv6").c_str(), "w")) {
@@ -92,6 +92,7 @@ Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
   dp::WorkerConfig wc;
   wc.id = 0;
   wc.tun_fd = tun_->queue_fd(0);
+  wc.tun_vnet_hdr = tun_->vnet_hdr();
   for (const auto& u : uplinks_) wc.uplink_fds.push_back(u.fd());  // -1 where none
   wc.snapshots = &snapshots_;
   wc.qsbr = &qsbr_;

@@ -57,6 +57,8 @@ struct TunSetup {
   // (policy routing; the main table is left alone). docs/OPERATIONS.md, "Routing modes".
   bool full_tunnel = false;
   std::vector<io::Ipv4Prefix> exclude;
+  // TCP segmentation and checksums left to us (io::TunDevice, dataplane/offload.h).
+  bool offload = true;
 };
 
 // Full tunnel: uplink sockets carry kUplinkMark and keep to the main table; all other

@@ -180,6 +180,7 @@ std::string to_prometheus(const Status& s) {
       {"triglav_rx_no_buffers_total", Counter::RxNoBuffers, "Receives that found no free buffer (back-pressure)."},
       {"triglav_udp_gso_sends_total", Counter::TxGsoSends, "Sends that carried several datagrams (UDP GSO)."},
       {"triglav_udp_gro_receives_total", Counter::RxGroReceives, "Receives that carried several datagrams (UDP GRO)."},
+      {"triglav_tun_gso_reads_total", Counter::TunGsoReads, "TUN reads that carried a TCP super-packet (TSO)."},
   };
   for (const auto& t : totals) {
     e.family(t.name, "counter", t.help);

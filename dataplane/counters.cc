@@ -16,6 +16,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::TxRedundantCopies: return "tx_redundant_copies";
     case Counter::TxGsoSends: return "tx_gso_sends";
     case Counter::RxGroReceives: return "rx_gro_receives";
+    case Counter::TunGsoReads: return "tun_gso_reads";
     case Counter::TxCookieReplies: return "tx_cookie_replies";
     case Counter::DropMalformed: return "drop_malformed";
     case Counter::DropUnknownIndex: return "drop_unknown_index";

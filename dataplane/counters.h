@@ -23,6 +23,7 @@ enum class Counter : std::uint8_t {
   TxRedundantCopies,// Data packets sent again on another uplink (redundant strategy)
   TxGsoSends,       // sendmsg calls that carried several datagrams (UDP GSO)
   RxGroReceives,    // receives that carried several datagrams (UDP GRO)
+  TunGsoReads,      // TUN reads that carried a TCP super-packet (cut into segments here)
   TxCookieReplies,  // server under load: initiations answered with a cookie reply
   // Drops (each a named reason).
   DropMalformed,    // too short, bad version or type, truncated datagram

@@ -40,6 +40,7 @@
 
 #include "crypto/aead.h"
 #include "dataplane/flow.h"
+#include "dataplane/offload.h"
 #include "io/clock.h"
 #include "io/ring.h"
 #include "io/system.h"
@@ -64,6 +65,8 @@ constexpr unsigned kMaxSegments = 64;          // datagrams per GSO send (the ke
 constexpr std::size_t kMaxGsoBytes = 65000;    // and their total, within one IP datagram
 constexpr std::size_t kMaxGsoSegment4 = 1500 - 28;  // a datagram that fits a 1500-byte path
 constexpr std::size_t kMaxGsoSegment6 = 1500 - 48;
+constexpr std::size_t kTunReadMax = 65535 + 64;  // a TUN super-packet (IP length) and some slack
+constexpr std::size_t kSlotsPerRead = 96;        // free slots before a TUN read (64 KB at MSS >= 700)
 
 }  // namespace
 
@@ -82,6 +85,7 @@ class Worker::Loop {
                 kControlSpace),
         rx_refs_(gro_ ? kRxGroBuffers : kRxBuffers, 0),
         tx_mem_(std::size_t{kTxSlots} * cfg.max_packet),
+        tun_buf_(cfg.tun_vnet_hdr ? kVnetHdrLen + kTunReadMax : 0),
         batches_(kTxSlots),
         rearm_(kMaxUplinks, false),
         gso_(io::udp_gso_supported()) {
@@ -105,7 +109,7 @@ class Worker::Loop {
     Qsbr& q = *cfg_.qsbr;
     q.online(cfg_.id);
     while (running_) {
-      const bool can_tx = tun_ready_ && !free_.empty();
+      const bool can_tx = tun_ready_ && tx_room();
       if (can_tx) {
         io_uring_submit(ring_.get());
       } else {
@@ -117,7 +121,7 @@ class Worker::Loop {
       snap_ = cfg_.snapshots->load();
       recycled_ = 0;
       drain_completions();
-      if (tun_ready_ && !free_.empty()) tx_batch();
+      if (tun_ready_ && tx_room()) tx_batch();
       rx_.flush();
       for (unsigned u = 0; u < rearm_.size(); ++u) {
         if (rearm_[u] && fds_[u] < 0) rearm_[u] = false;  // the uplink went away
@@ -396,7 +400,7 @@ class Worker::Loop {
       return false;
     }
     std::uint8_t* inner = pkt + kPayloadOffset;
-    const std::size_t inner_len = inner_packet_length(inner, body - kSeqLen);
+    std::size_t inner_len = inner_packet_length(inner, body - kSeqLen);
     if (inner_len == 0) {
       c_.add(Counter::DropBadInner);
       return false;
@@ -416,12 +420,17 @@ class Worker::Loop {
       c_.add(Counter::DropDuplicate);
       return false;
     }
+    c_.add(Counter::RxPackets);
+    c_.add(Counter::RxBytes, inner_len);
+    if (cfg_.tun_vnet_hdr) {  // a plain packet: an all-zero virtio_net_hdr over the spent header
+      inner -= kVnetHdrLen;
+      inner_len += kVnetHdrLen;
+      std::memset(inner, 0, kVnetHdrLen);
+    }
     io_uring_sqe* sqe = ring_.sqe();
     io_uring_prep_write(sqe, cfg_.tun_fd, inner, static_cast<unsigned>(inner_len), 0);
     io_uring_sqe_set_data64(sqe, ud(kOpTunWrite, bid));
     ++tun_writes_;
-    c_.add(Counter::RxPackets);
-    c_.add(Counter::RxBytes, inner_len);
     return true;
   }
 
@@ -485,7 +494,20 @@ class Worker::Loop {
 
   // --- transmit --------------------------------------------------------------------
 
+  // The Group an inner packet goes to: the client's one, or the server's client that
+  // owns the destination address. Null: nobody.
+  const GroupRoute* route_for(const std::uint8_t* inner, std::size_t n) const noexcept {
+    if ((inner[0] >> 4) != 4 || n < 20) return snap_->default_route;
+    std::uint32_t dst;
+    std::memcpy(&dst, inner + 16, 4);
+    return snap_->route_ipv4(dst);
+  }
+
+  // Whether a TUN read has the slots it may need.
+  bool tx_room() const noexcept { return free_.size() >= (cfg_.tun_vnet_hdr ? kSlotsPerRead : 1); }
+
   void tx_batch() noexcept {
+    if (cfg_.tun_vnet_hdr) return tx_batch_offload();
     const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
     for (unsigned i = 0; i < kBatch; ++i) {
       if (free_.empty()) return;  // back-pressure: wait for send completions
@@ -498,19 +520,63 @@ class Worker::Loop {
         return;
       }
       c_.add(Counter::TunReadPackets);
-      const std::uint8_t* inner = buf + kPayloadOffset;
-      const GroupRoute* r = snap_->default_route;
-      if ((inner[0] >> 4) == 4 && n >= 20) {
-        std::uint32_t dst;
-        std::memcpy(&dst, inner + 16, 4);
-        r = snap_->route_ipv4(dst);
-      }
+      const GroupRoute* r = route_for(buf + kPayloadOffset, static_cast<std::size_t>(n));
       if (r == nullptr) {
         c_.add(Counter::DropNoRoute);
         continue;
       }
       free_.pop_back();
       send_data(*r, slot, buf, static_cast<std::size_t>(n));
+    }
+  }
+
+  // The same with TUN offloads: each read (into tun_buf_, behind its virtio_net_hdr) is
+  // one packet or a TCP super-packet, which is cut into segments here, each into its
+  // own slot. Reads wait until there are slots for a whole 64 KB of segments.
+  void tx_batch_offload() noexcept {
+    const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
+    for (unsigned i = 0; i < kBatch; ++i) {
+      if (free_.size() < kSlotsPerRead) return;  // back-pressure: wait for send completions
+      const ssize_t n = read(cfg_.tun_fd, tun_buf_.data(), tun_buf_.size());
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        tun_ready_ = false;  // EAGAIN (or the device went away): wait for the next poll
+        return;
+      }
+      if (static_cast<std::size_t>(n) <= kVnetHdrLen) {
+        c_.add(Counter::DropBadInner);
+        continue;
+      }
+      std::uint8_t* pkt = tun_buf_.data() + kVnetHdrLen;
+      const std::size_t len = static_cast<std::size_t>(n) - kVnetHdrLen;
+      GsoPlan plan;
+      const TunPacket kind = classify_tun_packet(load_vnet_hdr(tun_buf_.data()), pkt, len, plan);
+      if (kind == TunPacket::Malformed || kind == TunPacket::Unsupported ||
+          (kind == TunPacket::Plain ? len > room : plan.hdr_len + plan.mss > room)) {
+        c_.add(Counter::DropBadInner);
+        continue;
+      }
+      const GroupRoute* r = route_for(pkt, len);
+      const unsigned segments = kind == TunPacket::Split ? plan.segments : 1;
+      c_.add(Counter::TunReadPackets, segments);
+      if (kind == TunPacket::Split) c_.add(Counter::TunGsoReads);
+      if (r == nullptr) {
+        c_.add(Counter::DropNoRoute, segments);
+        continue;
+      }
+      for (unsigned s = 0; s < segments; ++s) {
+        if (free_.empty()) {  // only with a tiny MSS: more segments than kSlotsPerRead
+          c_.add(Counter::DropQueueFull, segments - s);
+          break;
+        }
+        const std::uint16_t slot = free_.back();
+        free_.pop_back();
+        std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
+        std::size_t seg_len = len;
+        if (kind == TunPacket::Split) seg_len = write_segment(plan, pkt, s, buf + kPayloadOffset);
+        else std::memcpy(buf + kPayloadOffset, pkt, len);
+        send_data(*r, slot, buf, seg_len);
+      }
     }
   }
 
@@ -688,6 +754,7 @@ class Worker::Loop {
   std::vector<std::uint16_t> rx_refs_;  // TUN writes still pointing into each receive buffer
   msghdr recv_msg_{};
   std::vector<std::uint8_t> tx_mem_;
+  std::vector<std::uint8_t> tun_buf_;  // TUN offloads: one read, before it is cut up
   std::vector<SendBatch> batches_;
   std::vector<std::uint16_t> free_batches_;
   std::vector<std::uint16_t> open_;  // batches still taking datagrams this iteration

@@ -45,6 +45,7 @@ using CommandQueue = io::SpscRing<UplinkCommand, 64>;
 struct WorkerConfig {
   unsigned id = 0;
   int tun_fd = -1;
+  bool tun_vnet_hdr = false;  // the TUN carries virtio_net_hdrs (io::TunDevice::vnet_hdr)
   std::vector<int> uplink_fds;  // index = uplink id (-1: none); more come by command
   std::size_t max_packet = 2048;
   const SnapshotHolder* snapshots = nullptr;

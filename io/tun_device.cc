@@ -16,7 +16,7 @@ constexpr int kLingerWaitMs = 2000;
 constexpr int kPollMs = 20;
 }  // namespace
 
-TunDevice TunDevice::create(const std::string& name, int queues) {
+TunDevice TunDevice::create(const std::string& name, int queues, bool offload) {
   if (name.empty() || name.size() >= IFNAMSIZ)
     throw std::runtime_error("TUN name '" + name + "' must be 1-15 characters");
   // A TUN of a process that was just killed lingers until the kernel has released its
@@ -39,7 +39,7 @@ TunDevice TunDevice::create(const std::string& name, int queues) {
       throw std::runtime_error("cannot open /dev/net/tun: " + std::string(std::strerror(e)));
     }
     ifreq ifr{};
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE;
+    ifr.ifr_flags = static_cast<short>(IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE | (offload ? IFF_VNET_HDR : 0));
     std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
       const int e = errno;
@@ -52,6 +52,11 @@ TunDevice TunDevice::create(const std::string& name, int queues) {
     }
     t.fds_.push_back(fd);
   }
+  t.vnet_hdr_ = offload;
+  if (offload) {  // best effort: without them the packets are plain (vnet header all zero)
+    const unsigned all = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    t.tso_ = ioctl(t.fds_[0], TUNSETOFFLOAD, all) == 0 || ioctl(t.fds_[0], TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0;
+  }
   t.ifindex_ = static_cast<int>(if_nametoindex(name.c_str()));
   if (t.ifindex_ == 0) throw std::runtime_error("TUN device " + name + " vanished after creation");
   return t;
@@ -60,7 +65,7 @@ TunDevice TunDevice::create(const std::string& name, int queues) {
 TunDevice::~TunDevice() { close_all(); }
 
 TunDevice::TunDevice(TunDevice&& o) noexcept
-    : name_(std::move(o.name_)), ifindex_(o.ifindex_), fds_(std::move(o.fds_)) {
+    : name_(std::move(o.name_)), ifindex_(o.ifindex_), fds_(std::move(o.fds_)), vnet_hdr_(o.vnet_hdr_), tso_(o.tso_) {
   o.fds_.clear();
 }
 
@@ -70,6 +75,8 @@ TunDevice& TunDevice::operator=(TunDevice&& o) noexcept {
     name_ = std::move(o.name_);
     ifindex_ = o.ifindex_;
     fds_ = std::move(o.fds_);
+    vnet_hdr_ = o.vnet_hdr_;
+    tso_ = o.tso_;
     o.fds_.clear();
   }
   return *this;

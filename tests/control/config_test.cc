@@ -63,6 +63,7 @@ handshake_timeout = "1m"
 ipv4_addr = "10.9.0.7"
 ipv4_netmask = "255.255.0.0"
 routes = ["192.168.0.0/16", "10.1.2.3"]
+offload = false
 [multipath]
 retry_delay = "250ms"
 probe_interval = 2
@@ -100,6 +101,7 @@ port_range = "40000-40999"
   EXPECT_DOUBLE_EQ(s.reject_after_s, 60);
   EXPECT_EQ(s.socket_buffer, 1 << 20);
   EXPECT_TRUE(s.gateway);
+  EXPECT_FALSE(s.tun_offload);
   EXPECT_DOUBLE_EQ(s.nat_tcp_timeout_s, 3600);
   EXPECT_DOUBLE_EQ(s.nat_udp_timeout_s, 90);
   EXPECT_EQ(s.nat_port_min, 40000);
@@ -157,6 +159,7 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
       {"[nat]\nudp_timeout = \"0s\"\n", Role::Client, "[nat] udp_timeout: expected a duration from 1s"},
       {"[nat]\ntcp_timeout = \"1s\"\n", Role::Server, "[nat] tcp_timeout: expected a duration from 10s"},
       {"[routing]\ngateway = \"yes\"\n", Role::Client, "[routing] gateway: expected true or false"},
+      {"[tun]\noffload = 0\n", Role::Server, "[tun] offload: expected true or false"},
       {"[routing]\ngateway = true\n", Role::Server, "unknown section or key 'routing'"},
   };
   for (const auto& c : cases) {

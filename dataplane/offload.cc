@@ -1,0 +1,153 @@
+#include "dataplane/offload.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace triglav::dp {
+namespace {
+
+constexpr std::uint8_t kProtoTcp = 6, kProtoUdp = 17;
+constexpr std::uint8_t kTcpFin = 0x01, kTcpPsh = 0x08, kTcpCwr = 0x80;
+
+std::uint16_t be16(const std::uint8_t* p) noexcept { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+void put_be16(std::uint8_t* p, std::uint16_t v) noexcept {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+std::uint32_t be32(const std::uint8_t* p) noexcept {
+  return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
+}
+void put_be32(std::uint8_t* p, std::uint32_t v) noexcept {
+  put_be16(p, static_cast<std::uint16_t>(v >> 16));
+  put_be16(p + 2, static_cast<std::uint16_t>(v));
+}
+
+// The pseudo header's sum (addresses, protocol, length) for the IP header at ip.
+std::uint16_t pseudo_sum(const std::uint8_t* ip, std::size_t l4_len, std::uint8_t proto) noexcept {
+  std::uint8_t tail[4] = {0, proto, static_cast<std::uint8_t>(l4_len >> 8), static_cast<std::uint8_t>(l4_len)};
+  std::uint16_t s = (ip[0] >> 4) == 6 ? csum_add(0, ip + 8, 32) : csum_add(0, ip + 12, 8);
+  if ((ip[0] >> 4) == 6) {  // IPv6: the length is 32 bits wide
+    std::uint8_t len32[4] = {static_cast<std::uint8_t>(l4_len >> 24), static_cast<std::uint8_t>(l4_len >> 16),
+                             static_cast<std::uint8_t>(l4_len >> 8), static_cast<std::uint8_t>(l4_len)};
+    s = csum_add(s, len32, 4);
+    tail[2] = tail[3] = 0;
+  }
+  return csum_add(s, tail, 4);
+}
+
+}  // namespace
+
+VnetHdr load_vnet_hdr(const std::uint8_t* p) noexcept {
+  VnetHdr h;
+  h.flags = p[0];
+  h.gso_type = p[1];
+  std::memcpy(&h.hdr_len, p + 2, 2);
+  std::memcpy(&h.gso_size, p + 4, 2);
+  std::memcpy(&h.csum_start, p + 6, 2);
+  std::memcpy(&h.csum_offset, p + 8, 2);
+  return h;
+}
+
+void store_vnet_hdr(std::uint8_t* p, const VnetHdr& h) noexcept {
+  p[0] = h.flags;
+  p[1] = h.gso_type;
+  std::memcpy(p + 2, &h.hdr_len, 2);
+  std::memcpy(p + 4, &h.gso_size, 2);
+  std::memcpy(p + 6, &h.csum_start, 2);
+  std::memcpy(p + 8, &h.csum_offset, 2);
+}
+
+std::uint16_t csum_add(std::uint16_t sum, const std::uint8_t* p, std::size_t n) noexcept {
+  // 32-bit big-endian words into a 64-bit accumulator: no carry is lost below 2^32 words.
+  std::uint64_t acc = sum;
+  for (; n >= 16; p += 16, n -= 16) acc += std::uint64_t{be32(p)} + be32(p + 4) + be32(p + 8) + be32(p + 12);
+  for (; n >= 4; p += 4, n -= 4) acc += be32(p);
+  if (n >= 2) {
+    acc += be16(p);
+    p += 2;
+    n -= 2;
+  }
+  if (n == 1) acc += std::uint64_t{p[0]} << 8;
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  return static_cast<std::uint16_t>(acc);
+}
+
+std::uint16_t ipv4_header_checksum(const std::uint8_t* ip, std::size_t ihl) noexcept {
+  std::uint16_t s = csum_add(0, ip, 10);
+  s = csum_add(s, ip + 12, ihl - 12);
+  return static_cast<std::uint16_t>(~s);
+}
+
+std::uint16_t l4_checksum(const std::uint8_t* ip, std::size_t l4_off, std::size_t len, std::uint8_t proto) noexcept {
+  const std::size_t l4_len = len - l4_off;
+  const std::size_t field = l4_off + (proto == kProtoTcp ? 16 : 6);
+  std::uint16_t s = pseudo_sum(ip, l4_len, proto);
+  s = csum_add(s, ip + l4_off, field - l4_off);
+  s = csum_add(s, ip + field + 2, len - field - 2);
+  const auto c = static_cast<std::uint16_t>(~s);
+  return proto == kProtoUdp && c == 0 ? 0xffff : c;
+}
+
+TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t len, GsoPlan& plan) noexcept {
+  const std::uint8_t gso = h.gso_type & static_cast<std::uint8_t>(~kGsoEcn);
+  if (gso == kGsoNone) {
+    if (h.flags & kVnetNeedsCsum) {
+      const std::size_t at = std::size_t{h.csum_start} + h.csum_offset;
+      if (h.csum_start >= len || at + 2 > len) return TunPacket::Malformed;
+      // The field holds the pseudo header's sum already: summing from csum_start over
+      // the rest, field included, gives the checksum.
+      const auto c = static_cast<std::uint16_t>(~csum_add(0, pkt + h.csum_start, len - h.csum_start));
+      const bool udp = len >= 20 && (((pkt[0] >> 4) == 4 && pkt[9] == kProtoUdp) || ((pkt[0] >> 4) == 6 && pkt[6] == kProtoUdp));
+      put_be16(pkt + at, udp && c == 0 ? 0xffff : c);
+    }
+    return TunPacket::Plain;
+  }
+  if (gso != kGsoTcp4 && gso != kGsoTcp6) return TunPacket::Unsupported;
+  plan = GsoPlan{};
+  plan.v6 = gso == kGsoTcp6;
+  if (len < 20) return TunPacket::Malformed;
+  if (plan.v6) {
+    if ((pkt[0] >> 4) != 6 || pkt[6] != kProtoTcp) return TunPacket::Malformed;  // no extension headers
+    plan.ip_len = 40;
+  } else {
+    if ((pkt[0] >> 4) != 4 || pkt[9] != kProtoTcp) return TunPacket::Malformed;
+    plan.ip_len = std::size_t{pkt[0] & 0x0fu} * 4;
+    if (plan.ip_len < 20) return TunPacket::Malformed;
+  }
+  if (len < plan.ip_len + 20) return TunPacket::Malformed;
+  const std::size_t tcp_len = static_cast<std::size_t>(pkt[plan.ip_len + 12] >> 4) * 4;
+  if (tcp_len < 20) return TunPacket::Malformed;
+  plan.hdr_len = plan.ip_len + tcp_len;
+  if (len <= plan.hdr_len || h.gso_size == 0) return TunPacket::Malformed;
+  plan.mss = h.gso_size;
+  plan.payload = len - plan.hdr_len;
+  const std::size_t n = (plan.payload + plan.mss - 1) / plan.mss;
+  if (n > kMaxGsoSegmentsIn) return TunPacket::Malformed;
+  plan.segments = static_cast<unsigned>(n);
+  return TunPacket::Split;
+}
+
+std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned i, std::uint8_t* dst) noexcept {
+  const std::size_t off = std::size_t{i} * plan.mss;
+  const std::size_t seg = std::min(plan.mss, plan.payload - off);
+  const std::size_t len = plan.hdr_len + seg;
+  std::memcpy(dst, pkt, plan.hdr_len);
+  std::memcpy(dst + plan.hdr_len, pkt + plan.hdr_len + off, seg);
+  if (plan.v6) {
+    put_be16(dst + 4, static_cast<std::uint16_t>(len - 40));
+  } else {
+    put_be16(dst + 2, static_cast<std::uint16_t>(len));
+    put_be16(dst + 4, static_cast<std::uint16_t>(be16(pkt + 4) + i));  // the id counts up
+    put_be16(dst + 10, 0);
+    put_be16(dst + 10, ipv4_header_checksum(dst, plan.ip_len));
+  }
+  std::uint8_t* tcp = dst + plan.ip_len;
+  put_be32(tcp + 4, be32(pkt + plan.ip_len + 4) + static_cast<std::uint32_t>(off));
+  const bool last = i + 1 == plan.segments;
+  if (!last) tcp[13] &= static_cast<std::uint8_t>(~(kTcpFin | kTcpPsh));
+  if (i != 0) tcp[13] &= static_cast<std::uint8_t>(~kTcpCwr);
+  put_be16(tcp + 16, l4_checksum(dst, plan.ip_len, len, kProtoTcp));
+  return len;
+}
+
+}  // namespace triglav::dp

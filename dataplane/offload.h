@@ -1,0 +1,66 @@
+// TUN offloads (IFF_VNET_HDR): every packet read from or written to the TUN starts with
+// a 10-byte virtio_net_hdr. With TUNSETOFFLOAD (checksum, TSO4/6) the kernel hands us
+// TCP super-packets of up to 64 KB and leaves checksums for us to complete; we cut
+// them into MSS-sized segments with complete checksums before sealing (userspace GSO),
+// so one read replaces dozens. Pure functions on packet bytes; worker thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace triglav::dp {
+
+inline constexpr std::size_t kVnetHdrLen = 10;
+
+struct VnetHdr {  // host byte order (the TUN's, on little-endian machines)
+  std::uint8_t flags = 0;     // kVnetNeedsCsum: complete the checksum at csum_start/offset
+  std::uint8_t gso_type = 0;  // kGsoNone, kGsoTcp4, kGsoTcp6 (| kGsoEcn)
+  std::uint16_t hdr_len = 0;
+  std::uint16_t gso_size = 0;  // segment payload (the MSS)
+  std::uint16_t csum_start = 0;
+  std::uint16_t csum_offset = 0;
+};
+inline constexpr std::uint8_t kVnetNeedsCsum = 1;
+inline constexpr std::uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoEcn = 0x80;
+
+VnetHdr load_vnet_hdr(const std::uint8_t* p) noexcept;
+void store_vnet_hdr(std::uint8_t* p, const VnetHdr& h) noexcept;
+
+// The one's-complement sum of n bytes (network order), folded to 16 bits, added to sum.
+std::uint16_t csum_add(std::uint16_t sum, const std::uint8_t* p, std::size_t n) noexcept;
+// The Internet checksum of an IPv4 header (its checksum field taken as zero).
+std::uint16_t ipv4_header_checksum(const std::uint8_t* ip, std::size_t ihl) noexcept;
+// The TCP/UDP checksum of a segment at ip + l4_off (its checksum field taken as zero),
+// with the pseudo header of the IPv4 or IPv6 header at ip.
+std::uint16_t l4_checksum(const std::uint8_t* ip, std::size_t l4_off, std::size_t len, std::uint8_t proto) noexcept;
+
+// How a TCP super-packet splits: its headers (IP + TCP) are repeated in front of each
+// segment of at most mss payload bytes.
+struct GsoPlan {
+  std::size_t ip_len = 0;   // IP header (IPv4 with options, or the fixed IPv6 header)
+  std::size_t hdr_len = 0;  // IP + TCP headers
+  std::size_t mss = 0;
+  std::size_t payload = 0;  // TCP payload bytes in all
+  unsigned segments = 0;
+  bool v6 = false;
+};
+inline constexpr unsigned kMaxGsoSegmentsIn = 512;
+
+enum class TunPacket : std::uint8_t {
+  Plain,       // one packet, checksums complete (completed here when the header asked)
+  Split,       // a TCP super-packet: plan filled in, write_segment() each part
+  Malformed,   // headers that do not add up
+  Unsupported  // an offload we did not ask for (e.g. UDP segmentation)
+};
+
+// Interprets what the TUN handed over: pkt[0, len) after its vnet header h. For Plain
+// packets a pending checksum is completed in place.
+TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t len, GsoPlan& plan) noexcept;
+
+// Writes segment i of the super-packet pkt (plan from classify_tun_packet) to dst, which
+// has room for plan.hdr_len + plan.mss bytes, with IP length, IPv4 id and checksum, TCP
+// sequence number, flags (FIN and PSH on the last segment only, CWR on the first only)
+// and checksum adjusted. Returns the segment's length.
+std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned i, std::uint8_t* dst) noexcept;
+
+}  // namespace triglav::dp

@@ -1,0 +1,218 @@
+#include "dataplane/offload.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+namespace triglav::dp {
+namespace {
+
+// A reference one's-complement sum: 16-bit words, one at a time (RFC 1071).
+std::uint32_t ref_sum(const std::vector<std::uint8_t>& b, std::size_t from, std::size_t to, std::uint32_t s = 0) {
+  for (std::size_t i = from; i < to; i += 2) s += (std::uint32_t{b[i]} << 8) | (i + 1 < to ? b[i + 1] : 0);
+  return s;
+}
+std::uint16_t fold(std::uint32_t s) {
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<std::uint16_t>(s);
+}
+
+// True when the packet's TCP (or UDP) checksum verifies: the sum over pseudo header and
+// segment, checksum field included, is all ones.
+bool l4_valid(const std::vector<std::uint8_t>& p, std::size_t l4_off, std::uint8_t proto) {
+  const bool v6 = (p[0] >> 4) == 6;
+  const std::size_t l4_len = p.size() - l4_off;
+  std::uint32_t s = v6 ? ref_sum(p, 8, 40) : ref_sum(p, 12, 20);
+  s += proto;
+  s += static_cast<std::uint32_t>(l4_len & 0xffff) + static_cast<std::uint32_t>(l4_len >> 16);
+  s = ref_sum(p, l4_off, p.size(), s);
+  return fold(s) == 0xffff;
+}
+
+std::uint32_t be32(const std::uint8_t* p) {
+  return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
+}
+
+// A TCP packet with `payload` bytes (a counting pattern) and TCP flags, as the kernel
+// hands a super-packet over: total length set, checksums not.
+std::vector<std::uint8_t> tcp_packet(bool v6, std::size_t payload, std::uint8_t flags, std::size_t tcp_opts = 12) {
+  const std::size_t ip = v6 ? 40 : 20, tcp = 20 + tcp_opts;
+  std::vector<std::uint8_t> p(ip + tcp + payload, 0);
+  if (v6) {
+    p[0] = 0x60;
+    const std::size_t pl = tcp + payload;
+    p[4] = static_cast<std::uint8_t>(pl >> 8);
+    p[5] = static_cast<std::uint8_t>(pl);
+    p[6] = 6;
+    p[7] = 64;
+    for (int i = 0; i < 16; ++i) p[8 + i] = static_cast<std::uint8_t>(0x20 + i), p[24 + i] = static_cast<std::uint8_t>(0x90 + i);
+  } else {
+    p[0] = 0x45;
+    const std::size_t tot = p.size() > 0xffff ? 0 : p.size();
+    p[2] = static_cast<std::uint8_t>(tot >> 8);
+    p[3] = static_cast<std::uint8_t>(tot);
+    p[4] = 0x12, p[5] = 0xfe;  // id 0x12fe: segments count up from it (and wrap)
+    p[6] = 0x40;                // DF
+    p[8] = 64;
+    p[9] = 6;
+    const std::uint8_t src[4] = {10, 0, 85, 2}, dst[4] = {10, 0, 85, 1};
+    std::memcpy(&p[12], src, 4);
+    std::memcpy(&p[16], dst, 4);
+  }
+  std::uint8_t* t = &p[ip];
+  t[0] = 0xc3, t[1] = 0x50, t[2] = 0x13, t[3] = 0x89;
+  t[4] = 0xff, t[5] = 0xff, t[6] = 0xfc, t[7] = 0x00;  // seq close to wrapping
+  t[12] = static_cast<std::uint8_t>((tcp / 4) << 4);
+  t[13] = flags;
+  t[14] = 0xff, t[15] = 0xff;
+  for (std::size_t i = 0; i < tcp_opts; ++i) t[20 + i] = i == 0 ? 1 : static_cast<std::uint8_t>(i);  // options kept as they are
+  for (std::size_t i = 0; i < payload; ++i) p[ip + tcp + i] = static_cast<std::uint8_t>(i * 7 + i / 251);
+  return p;
+}
+
+void split_and_check(bool v6, std::size_t payload, std::size_t mss) {
+  SCOPED_TRACE(testing::Message() << (v6 ? "IPv6" : "IPv4") << " payload " << payload << " mss " << mss);
+  constexpr std::uint8_t kFlags = 0x80 | 0x10 | 0x08 | 0x01;  // CWR ACK PSH FIN
+  auto p = tcp_packet(v6, payload, kFlags);
+  VnetHdr h;
+  h.flags = kVnetNeedsCsum;
+  h.gso_type = v6 ? kGsoTcp6 : kGsoTcp4;
+  h.gso_size = static_cast<std::uint16_t>(mss);
+  GsoPlan plan;
+  ASSERT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Split);
+  const std::size_t ip = v6 ? 40 : 20;
+  EXPECT_EQ(plan.hdr_len, ip + 32);
+  EXPECT_EQ(plan.segments, (payload + mss - 1) / mss);
+  std::vector<std::uint8_t> joined;
+  for (unsigned i = 0; i < plan.segments; ++i) {
+    std::vector<std::uint8_t> seg(plan.hdr_len + plan.mss);
+    seg.resize(write_segment(plan, p.data(), i, seg.data()));
+    const bool last = i + 1 == plan.segments;
+    EXPECT_EQ(seg.size(), plan.hdr_len + (last ? payload - i * mss : mss));
+    if (v6) {
+      EXPECT_EQ(std::size_t{seg[4]} << 8 | seg[5], seg.size() - 40);
+    } else {
+      EXPECT_EQ(std::size_t{seg[2]} << 8 | seg[3], seg.size());
+      EXPECT_EQ(static_cast<std::uint16_t>(seg[4] << 8 | seg[5]), static_cast<std::uint16_t>(0x12fe + i));
+      EXPECT_EQ(fold(ref_sum(seg, 0, 20)), 0xffff) << "IPv4 header checksum of segment " << i;
+    }
+    EXPECT_TRUE(l4_valid(seg, ip, 6)) << "TCP checksum of segment " << i;
+    EXPECT_EQ(be32(&seg[ip + 4]), static_cast<std::uint32_t>(0xfffffc00u + i * mss)) << i;
+    const std::uint8_t f = seg[ip + 13];
+    EXPECT_EQ((f & 0x01) != 0, last) << "FIN only on the last segment";
+    EXPECT_EQ((f & 0x08) != 0, last) << "PSH only on the last segment";
+    EXPECT_EQ((f & 0x80) != 0, i == 0) << "CWR only on the first segment";
+    EXPECT_TRUE(f & 0x10);
+    EXPECT_EQ(std::memcmp(&seg[ip + 20], &p[ip + 20], 12), 0) << "TCP options copied";
+    joined.insert(joined.end(), seg.begin() + static_cast<long>(plan.hdr_len), seg.end());
+  }
+  EXPECT_TRUE(std::equal(joined.begin(), joined.end(), p.begin() + static_cast<long>(plan.hdr_len), p.end()));
+  EXPECT_EQ(joined.size(), payload);
+}
+
+TEST(Offload, SplitsTcpSuperPackets) {
+  for (bool v6 : {false, true}) {
+    split_and_check(v6, 65000, 1368);  // a full 64 KB read at the default MTU
+    split_and_check(v6, 4 * 1000, 1000);  // an exact multiple
+    split_and_check(v6, 1001, 1000);      // a one-byte tail (odd length)
+    split_and_check(v6, 700, 1000);       // fewer bytes than one MSS
+    split_and_check(v6, 3 * 536 + 17, 536);
+  }
+}
+
+TEST(Offload, CompletesAPendingChecksum) {
+  for (bool v6 : {false, true}) {
+    for (std::uint8_t proto : {std::uint8_t{6}, std::uint8_t{17}}) {
+      SCOPED_TRACE(testing::Message() << (v6 ? "IPv6" : "IPv4") << " proto " << int{proto});
+      auto p = tcp_packet(v6, 333, 0x18);
+      const std::size_t ip = v6 ? 40 : 20;
+      if (proto == 17) {  // make it UDP: 8-byte header with length
+        if (v6) p[6] = 17;
+        else p[9] = 17;
+        const std::size_t ul = p.size() - ip;
+        p[ip + 4] = static_cast<std::uint8_t>(ul >> 8);
+        p[ip + 5] = static_cast<std::uint8_t>(ul);
+      }
+      const std::size_t field = ip + (proto == 6 ? 16 : 6);
+      // The kernel leaves the pseudo header's sum (not inverted) in the field.
+      const std::size_t l4_len = p.size() - ip;
+      std::uint32_t s = v6 ? ref_sum(p, 8, 40) : ref_sum(p, 12, 20);
+      s += proto + static_cast<std::uint32_t>(l4_len);
+      const std::uint16_t pseudo = fold(s);
+      p[field] = static_cast<std::uint8_t>(pseudo >> 8);
+      p[field + 1] = static_cast<std::uint8_t>(pseudo);
+      VnetHdr h;
+      h.flags = kVnetNeedsCsum;
+      h.csum_start = static_cast<std::uint16_t>(ip);
+      h.csum_offset = static_cast<std::uint16_t>(field - ip);
+      GsoPlan plan;
+      ASSERT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Plain);
+      EXPECT_TRUE(l4_valid(p, ip, proto));
+      // And l4_checksum computes the same field from scratch.
+      const std::uint16_t c = l4_checksum(p.data(), ip, p.size(), proto);
+      EXPECT_EQ(c, static_cast<std::uint16_t>(p[field] << 8 | p[field + 1]));
+    }
+  }
+}
+
+TEST(Offload, PlainPacketsAreLeftAlone) {
+  auto p = tcp_packet(false, 100, 0x10);
+  const auto before = p;
+  GsoPlan plan;
+  EXPECT_EQ(classify_tun_packet(VnetHdr{}, p.data(), p.size(), plan), TunPacket::Plain);
+  EXPECT_EQ(p, before);
+}
+
+TEST(Offload, RejectsWhatDoesNotAddUp) {
+  GsoPlan plan;
+  auto p = tcp_packet(false, 3000, 0x10);
+  VnetHdr h;
+  h.gso_type = kGsoTcp4;
+  h.gso_size = 0;
+  EXPECT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Malformed) << "no MSS";
+  h.gso_size = 1000;
+  EXPECT_EQ(classify_tun_packet(h, p.data(), 30, plan), TunPacket::Malformed) << "cut inside the TCP header";
+  EXPECT_EQ(classify_tun_packet(h, p.data(), 10, plan), TunPacket::Malformed) << "cut inside the IP header";
+  h.gso_type = kGsoTcp6;
+  EXPECT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Malformed) << "TCPv6 on an IPv4 packet";
+  h.gso_type = kGsoTcp4;
+  h.gso_size = 1;
+  EXPECT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Malformed) << "too many segments";
+  h.gso_size = 1000;
+  p[20 + 12] = 0x40;  // data offset 16 bytes
+  EXPECT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Malformed) << "TCP header below 20 bytes";
+  p[20 + 12] = 0x80;
+  p[9] = 17;
+  EXPECT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Malformed) << "not TCP";
+  h.gso_type = 5;  // UDP segmentation: never asked for
+  EXPECT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Unsupported);
+  VnetHdr c;
+  c.flags = kVnetNeedsCsum;
+  c.csum_start = 20;
+  c.csum_offset = static_cast<std::uint16_t>(p.size());
+  EXPECT_EQ(classify_tun_packet(c, p.data(), p.size(), plan), TunPacket::Malformed) << "checksum field outside";
+}
+
+TEST(Offload, VnetHeaderRoundTrips) {
+  VnetHdr h;
+  h.flags = 1;
+  h.gso_type = kGsoTcp6 | kGsoEcn;
+  h.hdr_len = 72;
+  h.gso_size = 1368;
+  h.csum_start = 40;
+  h.csum_offset = 16;
+  std::uint8_t b[kVnetHdrLen];
+  store_vnet_hdr(b, h);
+  const VnetHdr g = load_vnet_hdr(b);
+  EXPECT_EQ(g.flags, 1);
+  EXPECT_EQ(g.gso_type, kGsoTcp6 | kGsoEcn);
+  EXPECT_EQ(g.hdr_len, 72);
+  EXPECT_EQ(g.gso_size, 1368);
+  EXPECT_EQ(g.csum_start, 40);
+  EXPECT_EQ(g.csum_offset, 16);
+  EXPECT_EQ(b[4], 1368 & 0xff) << "little-endian fields";
+}
+
+}  // namespace
+}  // namespace triglav::dp
