@@ -24,6 +24,7 @@ enum class Counter : std::uint8_t {
   TxGsoSends,       // sendmsg calls that carried several datagrams (UDP GSO)
   RxGroReceives,    // receives that carried several datagrams (UDP GRO)
   TunGsoReads,      // TUN reads that carried a TCP super-packet (cut into segments here)
+  TunGroWrites,     // TUN writes that carried received TCP segments joined into a super-packet
   TxCookieReplies,  // server under load: initiations answered with a cookie reply
   // Drops (each a named reason).
   DropMalformed,    // too short, bad version or type, truncated datagram

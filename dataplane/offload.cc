@@ -151,3 +151,96 @@ std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned
 }
 
 }  // namespace triglav::dp
+
+namespace triglav::dp {
+namespace {
+
+constexpr std::uint8_t kTcpAck = 0x10;
+
+// The header bytes that must match for two segments to continue one flow (IPv4: TOS,
+// flags and fragment offset, TTL, protocol, addresses; IPv6: traffic class and flow
+// label, next header, hop limit, addresses; TCP: ports, then ack, data offset, window
+// and options; flags are checked separately).
+bool same_flow(const GroRun& r, const std::uint8_t* q, std::size_t len) noexcept {
+  const std::uint8_t* p = r.first;
+  if (len < r.hdr_len || (q[0] >> 4) != (p[0] >> 4)) return false;
+  if (r.v6) {
+    if (std::memcmp(p, q, 4) != 0 || std::memcmp(p + 6, q + 6, 34) != 0) return false;
+  } else {
+    if (q[0] != p[0] || q[1] != p[1] || std::memcmp(p + 6, q + 6, 4) != 0 || std::memcmp(p + 12, q + 12, 8) != 0)
+      return false;
+  }
+  const std::uint8_t* a = p + r.ip_len;
+  const std::uint8_t* b = q + r.ip_len;
+  return std::memcmp(a, b, 4) == 0 && std::memcmp(a + 8, b + 8, 5) == 0 && std::memcmp(a + 14, b + 14, 2) == 0 &&
+         std::memcmp(a + 18, b + 18, r.hdr_len - r.ip_len - 18) == 0;
+}
+
+}  // namespace
+
+bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept {
+  r = GroRun{};
+  if (len < 40) return false;
+  const unsigned ver = pkt[0] >> 4;
+  if (ver == 4) {
+    if (pkt[0] != 0x45 || pkt[9] != kProtoTcp || (be16(pkt + 6) & 0x3fff) != 0 || be16(pkt + 2) != len) return false;
+    r.ip_len = 20;
+  } else if (ver == 6) {
+    if (len < 60 || pkt[6] != kProtoTcp || be16(pkt + 4) + 40u != len) return false;
+    r.ip_len = 40;
+    r.v6 = true;
+  } else {
+    return false;
+  }
+  const std::size_t tcp_len = static_cast<std::size_t>(pkt[r.ip_len + 12] >> 4) * 4;
+  const std::uint8_t flags = pkt[r.ip_len + 13];
+  if (tcp_len < 20 || r.ip_len + tcp_len >= len || (flags & ~kTcpPsh) != kTcpAck) return false;
+  r.first = pkt;
+  r.first_len = len;
+  r.hdr_len = r.ip_len + tcp_len;
+  r.mss = len - r.hdr_len;
+  r.payload = r.mss;
+  r.next_seq = be32(pkt + r.ip_len + 4) + static_cast<std::uint32_t>(r.mss);
+  r.n = 1;
+  r.closed = (flags & kTcpPsh) != 0;
+  return true;
+}
+
+bool gro_append(GroRun& r, const std::uint8_t* pkt, std::size_t len) noexcept {
+  if (r.n == 0 || r.closed || r.n >= kMaxGroSegments || len <= r.hdr_len) return false;
+  const std::size_t seg = len - r.hdr_len;
+  if (seg > r.mss || r.hdr_len + r.payload + seg > 65535) return false;
+  if (r.v6 ? be16(pkt + 4) + 40u != len : be16(pkt + 2) != len) return false;
+  if (!same_flow(r, pkt, len) || be32(pkt + r.ip_len + 4) != r.next_seq) return false;
+  const std::uint8_t flags = pkt[r.ip_len + 13];
+  if ((flags & ~kTcpPsh) != kTcpAck) return false;
+  r.payload += seg;
+  r.next_seq += static_cast<std::uint32_t>(seg);
+  ++r.n;
+  r.closed = seg < r.mss || (flags & kTcpPsh) != 0;
+  if (flags & kTcpPsh) r.first[r.ip_len + 13] |= kTcpPsh;
+  return true;
+}
+
+VnetHdr gro_finish(GroRun& r) noexcept {
+  std::uint8_t* p = r.first;
+  const std::size_t total = r.hdr_len + r.payload;
+  if (r.v6) {
+    put_be16(p + 4, static_cast<std::uint16_t>(total - 40));
+  } else {
+    put_be16(p + 2, static_cast<std::uint16_t>(total));
+    put_be16(p + 10, 0);
+    put_be16(p + 10, ipv4_header_checksum(p, r.ip_len));
+  }
+  put_be16(p + r.ip_len + 16, pseudo_sum(p, total - r.ip_len, kProtoTcp));
+  VnetHdr h;
+  h.flags = kVnetNeedsCsum;
+  h.gso_type = r.v6 ? kGsoTcp6 : kGsoTcp4;
+  h.hdr_len = static_cast<std::uint16_t>(r.hdr_len);
+  h.gso_size = static_cast<std::uint16_t>(r.mss);
+  h.csum_start = static_cast<std::uint16_t>(r.ip_len);
+  h.csum_offset = 16;
+  return h;
+}
+
+}  // namespace triglav::dp

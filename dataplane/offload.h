@@ -2,7 +2,10 @@
 // a 10-byte virtio_net_hdr. With TUNSETOFFLOAD (checksum, TSO4/6) the kernel hands us
 // TCP super-packets of up to 64 KB and leaves checksums for us to complete; we cut
 // them into MSS-sized segments with complete checksums before sealing (userspace GSO),
-// so one read replaces dozens. Pure functions on packet bytes; worker thread.
+// so one read replaces dozens. On the way in, consecutive segments of one TCP flow are
+// joined back into one super-packet per TUN write (userspace GRO), so the kernel's TCP
+// stack takes one packet where it would take dozens. Pure functions on packet bytes;
+// worker thread.
 #pragma once
 
 #include <cstddef>
@@ -62,5 +65,35 @@ TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t l
 // sequence number, flags (FIN and PSH on the last segment only, CWR on the first only)
 // and checksum adjusted. Returns the segment's length.
 std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned i, std::uint8_t* dst) noexcept;
+
+// Userspace GRO: a run of received TCP segments of one flow, in order, that one TUN
+// write can carry as a super-packet: the first segment's headers (rewritten by
+// gro_finish for the whole run) followed by every segment's payload. The segments stay
+// where they are (a gather write).
+struct GroRun {
+  std::uint8_t* first = nullptr;  // the first segment (its headers serve the run)
+  std::size_t first_len = 0;
+  std::size_t ip_len = 0, hdr_len = 0;
+  std::size_t mss = 0;      // the first segment's payload: every segment but the last has it
+  std::size_t payload = 0;  // payload bytes in all
+  std::uint32_t next_seq = 0;
+  unsigned n = 0;
+  bool v6 = false;
+  bool closed = false;  // a shorter or PSH segment ended it
+};
+inline constexpr unsigned kMaxGroSegments = 64;
+
+// Starts a run with a segment; false when it cannot be joined with others (not TCP, IP
+// options or fragments, flags other than ACK and PSH, no payload): write it alone.
+bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept;
+// Appends the next received segment; false (run unchanged) when it does not continue the
+// flow exactly: other addresses, ports, ack, window, options, TTL or TOS, a sequence
+// gap, other flags, a longer payload, or no room.
+bool gro_append(GroRun& r, const std::uint8_t* pkt, std::size_t len) noexcept;
+// For a run of two or more: rewrites the first segment's IP length (and IPv4 header
+// checksum), PSH (when the last segment had it) and TCP checksum field (the pseudo
+// header's sum, which the kernel completes: NEEDS_CSUM) and returns the
+// virtio_net_hdr the write must start with.
+VnetHdr gro_finish(GroRun& r) noexcept;
 
 }  // namespace triglav::dp

@@ -48,7 +48,7 @@
 namespace triglav::dp {
 namespace {
 
-enum Op : std::uint64_t { kOpRecv = 1, kOpTunPoll, kOpStop, kOpTunWrite, kOpSend, kOpCommand };
+enum Op : std::uint64_t { kOpRecv = 1, kOpTunPoll, kOpStop, kOpTunWrite, kOpSend, kOpCommand, kOpTunGroWrite };
 constexpr int kOpShift = 56;
 constexpr std::uint64_t ud(Op op, std::uint64_t idx) { return std::uint64_t{op} << kOpShift | idx; }
 
@@ -67,6 +67,7 @@ constexpr std::size_t kMaxGsoSegment4 = 1500 - 28;  // a datagram that fits a 15
 constexpr std::size_t kMaxGsoSegment6 = 1500 - 48;
 constexpr std::size_t kTunReadMax = 65535 + 64;  // a TUN super-packet (IP length) and some slack
 constexpr std::size_t kSlotsPerRead = 96;        // free slots before a TUN read (64 KB at MSS >= 700)
+constexpr unsigned kGroWrites = 512;             // super-packet TUN writes in flight at most
 
 }  // namespace
 
@@ -86,6 +87,7 @@ class Worker::Loop {
         rx_refs_(gro_ ? kRxGroBuffers : kRxBuffers, 0),
         tx_mem_(std::size_t{kTxSlots} * cfg.max_packet),
         tun_buf_(cfg.tun_vnet_hdr ? kVnetHdrLen + kTunReadMax : 0),
+        gro_writes_(cfg.tun_vnet_hdr ? kGroWrites : 0),
         batches_(kTxSlots),
         rearm_(kMaxUplinks, false),
         gso_(io::udp_gso_supported()) {
@@ -97,6 +99,7 @@ class Worker::Loop {
     for (unsigned i = 0; i < kTxSlots; ++i) free_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
     for (unsigned i = 0; i < kTxSlots; ++i) free_batches_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
     open_.reserve(kTxSlots);
+    for (unsigned i = 0; i < gro_writes_.size(); ++i) free_gro_.push_back(static_cast<std::uint16_t>(i));
     if (cfg.handshake_keys) guard_.emplace(*cfg.handshake_keys);
   }
 
@@ -221,13 +224,14 @@ class Worker::Loop {
         run_commands();
         if (!more) arm_poll(cmd_fd_, kOpCommand);
         break;
+      case kOpTunGroWrite: {
+        const std::uint16_t slot = static_cast<std::uint16_t>(idx);
+        free_gro_.push_back(slot);
+        tun_written(gro_writes_[slot].bid, cqe->res);
+        break;
+      }
       case kOpTunWrite:
-        --tun_writes_;
-        if (cqe->res < 0) c_.add(Counter::TunWriteErrors);
-        if (--rx_refs_[idx] == 0) {  // the buffer's last packet is written
-          rx_.recycle(static_cast<std::uint16_t>(idx));
-          ++recycled_;
-        }
+        tun_written(static_cast<std::uint16_t>(idx), cqe->res);
         break;
       case kOpSend: {
         SendBatch& b = batches_[idx];
@@ -245,6 +249,17 @@ class Worker::Loop {
         free_batches_.push_back(static_cast<std::uint16_t>(idx));
         break;
       }
+    }
+  }
+
+  // A TUN write into receive buffer bid completed: the buffer goes back to the ring
+  // when its last one has.
+  void tun_written(std::uint16_t bid, int res) noexcept {
+    --tun_writes_;
+    if (res < 0) c_.add(Counter::TunWriteErrors);
+    if (--rx_refs_[bid] == 0) {
+      rx_.recycle(bid);
+      ++recycled_;
     }
   }
 
@@ -305,9 +320,12 @@ class Worker::Loop {
       }
       if (seg < total) c_.add(Counter::RxGroReceives);
       // At least once: an empty datagram is classified (and counted) like any other.
+      buf_writes_ = 0;
       for_each_segment(total, seg, [&](std::size_t off, std::size_t len) {
-        writes += handle_datagram(uplink, bid, payload + off, len, from) ? 1 : 0;
+        handle_datagram(uplink, bid, payload + off, len, from);
       });
+      flush_run(bid);
+      writes = buf_writes_;
     }
     if (writes == 0) {
       rx_.recycle(bid);
@@ -325,8 +343,8 @@ class Worker::Loop {
     setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   }
 
-  // One datagram (of a buffer that may hold several). True when it was queued for the
-  // TUN, pointing into the buffer.
+  // One datagram (of a buffer that may hold several). True when its inner packet goes
+  // to the TUN (deliver), pointing into the buffer.
   bool handle_datagram(unsigned uplink, std::uint16_t bid, std::uint8_t* pkt, std::size_t len,
                        const io::Endpoint& from) noexcept {
     Header h;
@@ -422,16 +440,64 @@ class Worker::Loop {
     }
     c_.add(Counter::RxPackets);
     c_.add(Counter::RxBytes, inner_len);
-    if (cfg_.tun_vnet_hdr) {  // a plain packet: an all-zero virtio_net_hdr over the spent header
-      inner -= kVnetHdrLen;
-      inner_len += kVnetHdrLen;
-      std::memset(inner, 0, kVnetHdrLen);
+    deliver(bid, inner, inner_len);
+    return true;
+  }
+
+  // An inner packet (in receive buffer bid, with at least kPayloadOffset spent bytes in
+  // front) for the TUN. With offloads, consecutive segments of one TCP flow join a run
+  // that goes out as one super-packet (userspace GRO, dataplane/offload.h) when the next
+  // packet does not continue it, or the buffer ends; anything else is written alone, in
+  // order.
+  void deliver(std::uint16_t bid, std::uint8_t* inner, std::size_t len) noexcept {
+    if (!cfg_.tun_vnet_hdr) return write_tun(bid, inner, len);
+    if (run_.n > 0 && gro_append(run_, inner, len)) {
+      GroWrite& w = gro_writes_[run_slot_];
+      w.iov[run_.n - 1] = {inner + run_.hdr_len, len - run_.hdr_len};
+      return;
     }
+    flush_run(bid);
+    if (!free_gro_.empty() && gro_start(run_, inner, len)) {
+      run_slot_ = free_gro_.back();
+      free_gro_.pop_back();
+      return;
+    }
+    std::memset(inner - kVnetHdrLen, 0, kVnetHdrLen);  // plain: an all-zero header over the spent one
+    write_tun(bid, inner - kVnetHdrLen, len + kVnetHdrLen);
+  }
+
+  void write_tun(std::uint16_t bid, std::uint8_t* p, std::size_t len) noexcept {
     io_uring_sqe* sqe = ring_.sqe();
-    io_uring_prep_write(sqe, cfg_.tun_fd, inner, static_cast<unsigned>(inner_len), 0);
+    io_uring_prep_write(sqe, cfg_.tun_fd, p, static_cast<unsigned>(len), 0);
     io_uring_sqe_set_data64(sqe, ud(kOpTunWrite, bid));
     ++tun_writes_;
-    return true;
+    ++buf_writes_;
+  }
+
+  // Writes the open run: alone when it has one segment, else as a super-packet behind
+  // its virtio_net_hdr (gathered from the buffer: the first segment whole, then the
+  // others' payloads).
+  void flush_run(std::uint16_t bid) noexcept {
+    if (run_.n == 0) return;
+    std::uint8_t* first = run_.first;
+    const std::size_t first_len = run_.first_len;
+    if (run_.n == 1) {
+      free_gro_.push_back(run_slot_);
+      run_ = GroRun{};
+      std::memset(first - kVnetHdrLen, 0, kVnetHdrLen);
+      return write_tun(bid, first - kVnetHdrLen, first_len + kVnetHdrLen);
+    }
+    store_vnet_hdr(first - kVnetHdrLen, gro_finish(run_));
+    GroWrite& w = gro_writes_[run_slot_];
+    w.bid = bid;
+    w.iov[0] = {first - kVnetHdrLen, first_len + kVnetHdrLen};  // iov[1..n-1]: the others' payloads
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_writev(sqe, cfg_.tun_fd, w.iov.data(), run_.n, 0);
+    io_uring_sqe_set_data64(sqe, ud(kOpTunGroWrite, run_slot_));
+    ++tun_writes_;
+    ++buf_writes_;
+    c_.add(Counter::TunGroWrites);
+    run_ = GroRun{};
   }
 
   // Server: whether an unencrypted packet may go on to the control thread. Only
@@ -755,6 +821,17 @@ class Worker::Loop {
   msghdr recv_msg_{};
   std::vector<std::uint8_t> tx_mem_;
   std::vector<std::uint8_t> tun_buf_;  // TUN offloads: one read, before it is cut up
+  // Userspace GRO: the open run of the buffer being handled, and the gather lists of
+  // super-packet writes in flight (each until its completion).
+  struct GroWrite {
+    std::array<iovec, kMaxGroSegments> iov;
+    std::uint16_t bid = 0;
+  };
+  GroRun run_;
+  std::uint16_t run_slot_ = 0;
+  std::vector<GroWrite> gro_writes_;
+  std::vector<std::uint16_t> free_gro_;
+  unsigned buf_writes_ = 0;  // TUN writes submitted for the buffer being handled
   std::vector<SendBatch> batches_;
   std::vector<std::uint16_t> free_batches_;
   std::vector<std::uint16_t> open_;  // batches still taking datagrams this iteration

@@ -194,6 +194,144 @@ TEST(Offload, RejectsWhatDoesNotAddUp) {
   EXPECT_EQ(classify_tun_packet(c, p.data(), p.size(), plan), TunPacket::Malformed) << "checksum field outside";
 }
 
+// Segments as they arrive (each a whole packet with valid checksums), from a super-packet.
+std::vector<std::vector<std::uint8_t>> segments_of(std::vector<std::uint8_t>& super, bool v6, std::size_t mss) {
+  VnetHdr h;
+  h.gso_type = v6 ? kGsoTcp6 : kGsoTcp4;
+  h.gso_size = static_cast<std::uint16_t>(mss);
+  GsoPlan plan;
+  EXPECT_EQ(classify_tun_packet(h, super.data(), super.size(), plan), TunPacket::Split);
+  std::vector<std::vector<std::uint8_t>> out;
+  for (unsigned i = 0; i < plan.segments; ++i) {
+    std::vector<std::uint8_t> seg(plan.hdr_len + plan.mss);
+    seg.resize(write_segment(plan, super.data(), i, seg.data()));
+    out.push_back(std::move(seg));
+  }
+  return out;
+}
+
+TEST(Offload, JoinsASplitFlowBackIntoOneSuperPacket) {
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    auto super = tcp_packet(v6, 40 * 1368 + 100, 0x18);  // ACK PSH: PSH ends up on the last
+    auto segs = segments_of(super, v6, 1368);
+    ASSERT_EQ(segs.size(), 41u);
+    GroRun r;
+    ASSERT_TRUE(gro_start(r, segs[0].data(), segs[0].size()));
+    for (std::size_t i = 1; i < segs.size(); ++i) EXPECT_TRUE(gro_append(r, segs[i].data(), segs[i].size())) << i;
+    EXPECT_EQ(r.n, 41u);
+    EXPECT_TRUE(r.closed) << "the short last segment ends the run";
+    const VnetHdr h = gro_finish(r);
+    const std::size_t ip = v6 ? 40 : 20;
+    EXPECT_EQ(h.flags, kVnetNeedsCsum);
+    EXPECT_EQ(h.gso_type, v6 ? kGsoTcp6 : kGsoTcp4);
+    EXPECT_EQ(h.gso_size, 1368);
+    EXPECT_EQ(h.hdr_len, ip + 32);
+    EXPECT_EQ(h.csum_start, ip);
+    EXPECT_EQ(h.csum_offset, 16);
+    // What the gather write sends: the first segment whole, then the others' payloads.
+    std::vector<std::uint8_t> joined(segs[0]);
+    for (std::size_t i = 1; i < segs.size(); ++i) joined.insert(joined.end(), segs[i].begin() + static_cast<long>(ip + 32), segs[i].end());
+    ASSERT_EQ(joined.size(), super.size());
+    EXPECT_EQ(std::memcmp(joined.data() + ip + 32, super.data() + ip + 32, super.size() - ip - 32), 0);
+    if (v6) {
+      EXPECT_EQ(std::size_t{joined[4]} << 8 | joined[5], joined.size() - 40);
+    } else {
+      EXPECT_EQ(std::size_t{joined[2]} << 8 | joined[3], joined.size());
+      EXPECT_EQ(fold(ref_sum(joined, 0, 20)), 0xffff) << "IPv4 header checksum";
+    }
+    EXPECT_EQ(joined[ip + 13], 0x18) << "ACK and the last segment's PSH";
+    EXPECT_EQ(be32(&joined[ip + 4]), 0xfffffc00u) << "the first segment's sequence number";
+    // The TCP checksum field holds the pseudo header's sum: completing it over the
+    // segment gives a valid checksum (what the kernel does for NEEDS_CSUM).
+    GsoPlan plan;
+    ASSERT_EQ(classify_tun_packet(VnetHdr{kVnetNeedsCsum, 0, 0, 0, h.csum_start, h.csum_offset}, joined.data(),
+                                  joined.size(), plan), TunPacket::Plain);
+    EXPECT_TRUE(l4_valid(joined, ip, 6));
+  }
+}
+
+TEST(Offload, JoinsOnlyWhatContinuesTheFlow) {
+  auto super = tcp_packet(false, 4 * 1000, 0x10);
+  auto segs = segments_of(super, false, 1000);
+  GroRun r;
+  auto fresh = [&] {
+    segs = segments_of(super, false, 1000);
+    EXPECT_TRUE(gro_start(r, segs[0].data(), segs[0].size()));
+  };
+  fresh();
+  EXPECT_FALSE(gro_append(r, segs[2].data(), segs[2].size())) << "a sequence gap";
+  EXPECT_TRUE(gro_append(r, segs[1].data(), segs[1].size()));
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "a repeated segment";
+  fresh();
+  segs[1][20 + 8] ^= 1;  // another ack number
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "another ack";
+  fresh();
+  segs[1][20 + 14] ^= 1;
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "another window";
+  fresh();
+  segs[1][20 + 25] ^= 1;
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "other options (timestamps)";
+  fresh();
+  segs[1][1] = 0x03;
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "another TOS (ECN CE)";
+  fresh();
+  segs[1][8] = 1;
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "another TTL";
+  fresh();
+  segs[1][20 + 1] ^= 1;
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "another port";
+  fresh();
+  segs[1][20 + 13] = 0x11;
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "FIN";
+  fresh();
+  segs[1][19] ^= 1;
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "another destination";
+  // A shorter segment ends the run; nothing follows it.
+  auto odd = tcp_packet(false, 2 * 1000 + 10, 0x10);
+  auto o = segments_of(odd, false, 1000);
+  std::vector<std::uint8_t> short_one(o[0].begin(), o[0].end() - 500);
+  short_one[2] = static_cast<std::uint8_t>(short_one.size() >> 8);
+  short_one[3] = static_cast<std::uint8_t>(short_one.size());
+  ASSERT_TRUE(gro_start(r, short_one.data(), short_one.size()));
+  EXPECT_FALSE(gro_append(r, o[1].data(), o[1].size())) << "longer than the first: not a continuation";
+  ASSERT_TRUE(gro_start(r, o[0].data(), o[0].size()));
+  EXPECT_TRUE(gro_append(r, o[1].data(), o[1].size()));
+  EXPECT_TRUE(gro_append(r, o[2].data(), o[2].size()));
+  EXPECT_TRUE(r.closed);
+  // What never starts a run: a bare ACK, SYN, IP options, a fragment, UDP.
+  auto ack = tcp_packet(false, 0, 0x10);
+  EXPECT_FALSE(gro_start(r, ack.data(), ack.size()));
+  auto syn = tcp_packet(false, 10, 0x02);
+  EXPECT_FALSE(gro_start(r, syn.data(), syn.size()));
+  auto frag = tcp_packet(false, 100, 0x10);
+  frag[6] = 0x20;  // MF
+  EXPECT_FALSE(gro_start(r, frag.data(), frag.size()));
+  auto udp = tcp_packet(false, 100, 0x10);
+  udp[9] = 17;
+  EXPECT_FALSE(gro_start(r, udp.data(), udp.size()));
+  auto opts = tcp_packet(false, 100, 0x10);
+  opts[0] = 0x46;
+  EXPECT_FALSE(gro_start(r, opts.data(), opts.size()));
+}
+
+TEST(Offload, RunsStopAtTheirLimits) {
+  auto super = tcp_packet(false, 64000, 0x10);
+  auto segs = segments_of(super, false, 500);  // 128 segments
+  GroRun r;
+  ASSERT_TRUE(gro_start(r, segs[0].data(), segs[0].size()));
+  std::size_t i = 1;
+  while (i < segs.size() && gro_append(r, segs[i].data(), segs[i].size())) ++i;
+  EXPECT_EQ(r.n, kMaxGroSegments);
+  auto big = tcp_packet(false, 64000, 0x10);
+  auto b = segments_of(big, false, 1400);
+  ASSERT_TRUE(gro_start(r, b[0].data(), b[0].size()));
+  for (i = 1; i < b.size() && gro_append(r, b[i].data(), b[i].size()); ++i) {
+  }
+  EXPECT_LE(r.hdr_len + r.payload, 65535u);
+  EXPECT_EQ(i, b.size()) << "64000 bytes fit";
+}
+
 TEST(Offload, VnetHeaderRoundTrips) {
   VnetHdr h;
   h.flags = 1;

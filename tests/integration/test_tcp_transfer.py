@@ -59,11 +59,13 @@ def body(lab, checks):
     check(c["tx_gso_sends"] > 0, "the client never sent several datagrams at once (UDP GSO)")
     check(s["rx_gro_receives"] > 0, "the server never received several datagrams at once (UDP GRO)")
     check(c["tun_gso_reads"] > 0, "the client never read a TCP super-packet from its TUN (TUN offloads)")
+    check(s["tun_gro_writes"] > 0, "the server never wrote joined TCP segments to its TUN (TUN offloads)")
     checks.append(f"server rx_packets={s['rx_packets']} rx_bytes={s['rx_bytes']}; "
                   f"client udp_send_errors={c['udp_send_errors']} rx_no_buffers={c['rx_no_buffers']}; "
                   f"client GSO sends {c['tx_gso_sends']} for {c['tx_packets']} packets; "
                   f"server GRO receives {s['rx_gro_receives']}; "
                   f"client TUN reads of TCP super-packets {c['tun_gso_reads']} for {c['tun_read_packets']} segments; "
+                  f"server TUN writes of joined segments {s['tun_gro_writes']}; "
                   "no auth/replay/malformed drops; both exited 0")
 
 
