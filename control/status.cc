@@ -180,7 +180,7 @@ std::string to_prometheus(const Status& s) {
       {"triglav_rx_no_buffers_total", Counter::RxNoBuffers, "Receives that found no free buffer (back-pressure)."},
       {"triglav_udp_gso_sends_total", Counter::TxGsoSends, "Sends that carried several datagrams (UDP GSO)."},
       {"triglav_udp_gro_receives_total", Counter::RxGroReceives, "Receives that carried several datagrams (UDP GRO)."},
-      {"triglav_tun_gso_reads_total", Counter::TunGsoReads, "TUN reads that carried a TCP super-packet (TSO)."},
+      {"triglav_tun_gso_reads_total", Counter::TunGsoReads, "TUN reads that carried a TCP or UDP super-packet (TSO, USO)."},
       {"triglav_tun_gro_writes_total", Counter::TunGroWrites, "TUN writes that carried received TCP segments joined into one."},
   };
   for (const auto& t : totals) {

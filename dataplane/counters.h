@@ -23,7 +23,7 @@ enum class Counter : std::uint8_t {
   TxRedundantCopies,// Data packets sent again on another uplink (redundant strategy)
   TxGsoSends,       // sendmsg calls that carried several datagrams (UDP GSO)
   RxGroReceives,    // receives that carried several datagrams (UDP GRO)
-  TunGsoReads,      // TUN reads that carried a TCP super-packet (cut into segments here)
+  TunGsoReads,      // TUN reads that carried a TCP or UDP super-packet (cut into segments here)
   TunGroWrites,     // TUN writes that carried received TCP segments joined into a super-packet
   TxCookieReplies,  // server under load: initiations answered with a cookie reply
   // Drops (each a named reason).

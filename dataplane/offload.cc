@@ -102,22 +102,24 @@ TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t l
     }
     return TunPacket::Plain;
   }
-  if (gso != kGsoTcp4 && gso != kGsoTcp6) return TunPacket::Unsupported;
+  if (gso != kGsoTcp4 && gso != kGsoTcp6 && gso != kGsoUdpL4) return TunPacket::Unsupported;
   plan = GsoPlan{};
-  plan.v6 = gso == kGsoTcp6;
+  plan.udp = gso == kGsoUdpL4;
   if (len < 20) return TunPacket::Malformed;
+  plan.v6 = plan.udp ? (pkt[0] >> 4) == 6 : gso == kGsoTcp6;
+  const std::uint8_t proto = plan.udp ? kProtoUdp : kProtoTcp;
   if (plan.v6) {
-    if ((pkt[0] >> 4) != 6 || pkt[6] != kProtoTcp) return TunPacket::Malformed;  // no extension headers
+    if ((pkt[0] >> 4) != 6 || pkt[6] != proto) return TunPacket::Malformed;  // no extension headers
     plan.ip_len = 40;
   } else {
-    if ((pkt[0] >> 4) != 4 || pkt[9] != kProtoTcp) return TunPacket::Malformed;
+    if ((pkt[0] >> 4) != 4 || pkt[9] != proto) return TunPacket::Malformed;
     plan.ip_len = std::size_t{pkt[0] & 0x0fu} * 4;
     if (plan.ip_len < 20) return TunPacket::Malformed;
   }
-  if (len < plan.ip_len + 20) return TunPacket::Malformed;
-  const std::size_t tcp_len = static_cast<std::size_t>(pkt[plan.ip_len + 12] >> 4) * 4;
-  if (tcp_len < 20) return TunPacket::Malformed;
-  plan.hdr_len = plan.ip_len + tcp_len;
+  if (len < plan.ip_len + (plan.udp ? 8 : 20)) return TunPacket::Malformed;
+  const std::size_t l4_len = plan.udp ? 8 : static_cast<std::size_t>(pkt[plan.ip_len + 12] >> 4) * 4;
+  if (l4_len < (plan.udp ? 8u : 20u)) return TunPacket::Malformed;
+  plan.hdr_len = plan.ip_len + l4_len;
   if (len <= plan.hdr_len || h.gso_size == 0) return TunPacket::Malformed;
   plan.mss = h.gso_size;
   plan.payload = len - plan.hdr_len;
@@ -140,6 +142,11 @@ std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned
     put_be16(dst + 4, static_cast<std::uint16_t>(be16(pkt + 4) + i));  // the id counts up
     put_be16(dst + 10, 0);
     put_be16(dst + 10, ipv4_header_checksum(dst, plan.ip_len));
+  }
+  if (plan.udp) {
+    put_be16(dst + plan.ip_len + 4, static_cast<std::uint16_t>(len - plan.ip_len));
+    put_be16(dst + plan.ip_len + 6, l4_checksum(dst, plan.ip_len, len, kProtoUdp));
+    return len;
   }
   std::uint8_t* tcp = dst + plan.ip_len;
   put_be32(tcp + 4, be32(pkt + plan.ip_len + 4) + static_cast<std::uint32_t>(off));

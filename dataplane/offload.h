@@ -24,7 +24,7 @@ struct VnetHdr {  // host byte order (the TUN's, on little-endian machines)
   std::uint16_t csum_offset = 0;
 };
 inline constexpr std::uint8_t kVnetNeedsCsum = 1;
-inline constexpr std::uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoEcn = 0x80;
+inline constexpr std::uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoUdpL4 = 5, kGsoEcn = 0x80;
 
 VnetHdr load_vnet_hdr(const std::uint8_t* p) noexcept;
 void store_vnet_hdr(std::uint8_t* p, const VnetHdr& h) noexcept;
@@ -37,23 +37,24 @@ std::uint16_t ipv4_header_checksum(const std::uint8_t* ip, std::size_t ihl) noex
 // with the pseudo header of the IPv4 or IPv6 header at ip.
 std::uint16_t l4_checksum(const std::uint8_t* ip, std::size_t l4_off, std::size_t len, std::uint8_t proto) noexcept;
 
-// How a TCP super-packet splits: its headers (IP + TCP) are repeated in front of each
-// segment of at most mss payload bytes.
+// How a super-packet splits: its headers (IP + TCP, or IP + UDP) are repeated in front
+// of each segment of at most mss payload bytes.
 struct GsoPlan {
   std::size_t ip_len = 0;   // IP header (IPv4 with options, or the fixed IPv6 header)
-  std::size_t hdr_len = 0;  // IP + TCP headers
+  std::size_t hdr_len = 0;  // IP + TCP (or UDP) headers
   std::size_t mss = 0;
-  std::size_t payload = 0;  // TCP payload bytes in all
+  std::size_t payload = 0;  // payload bytes in all
   unsigned segments = 0;
   bool v6 = false;
+  bool udp = false;  // UDP segmentation (USO): each segment its own datagram
 };
 inline constexpr unsigned kMaxGsoSegmentsIn = 512;
 
 enum class TunPacket : std::uint8_t {
   Plain,       // one packet, checksums complete (completed here when the header asked)
-  Split,       // a TCP super-packet: plan filled in, write_segment() each part
+  Split,       // a TCP or UDP super-packet: plan filled in, write_segment() each part
   Malformed,   // headers that do not add up
-  Unsupported  // an offload we did not ask for (e.g. UDP segmentation)
+  Unsupported  // an offload we did not ask for (e.g. UFO, IPv4 fragmentation of UDP)
 };
 
 // Interprets what the TUN handed over: pkt[0, len) after its vnet header h. For Plain
@@ -61,9 +62,9 @@ enum class TunPacket : std::uint8_t {
 TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t len, GsoPlan& plan) noexcept;
 
 // Writes segment i of the super-packet pkt (plan from classify_tun_packet) to dst, which
-// has room for plan.hdr_len + plan.mss bytes, with IP length, IPv4 id and checksum, TCP
-// sequence number, flags (FIN and PSH on the last segment only, CWR on the first only)
-// and checksum adjusted. Returns the segment's length.
+// has room for plan.hdr_len + plan.mss bytes, with IP length, IPv4 id and checksum, and
+// TCP sequence number, flags (FIN and PSH on the last segment only, CWR on the first
+// only) and checksum, or UDP length and checksum, adjusted. Returns the segment's length.
 std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned i, std::uint8_t* dst) noexcept;
 
 // Userspace GRO: a run of received TCP segments of one flow, in order, that one TUN

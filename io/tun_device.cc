@@ -14,6 +14,8 @@ namespace triglav::io {
 namespace {
 constexpr int kLingerWaitMs = 2000;
 constexpr int kPollMs = 20;
+// UDP segmentation offloads (linux/if_tun.h from 6.2; older headers lack the names).
+constexpr unsigned kTunUso4 = 0x20, kTunUso6 = 0x40;
 }  // namespace
 
 TunDevice TunDevice::create(const std::string& name, int queues, bool offload) {
@@ -54,8 +56,10 @@ TunDevice TunDevice::create(const std::string& name, int queues, bool offload) {
   }
   t.vnet_hdr_ = offload;
   if (offload) {  // best effort: without them the packets are plain (vnet header all zero)
-    const unsigned all = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
-    t.tso_ = ioctl(t.fds_[0], TUNSETOFFLOAD, all) == 0 || ioctl(t.fds_[0], TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0;
+    const unsigned tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    t.tso_ = ioctl(t.fds_[0], TUNSETOFFLOAD, tso | kTunUso4 | kTunUso6) == 0 ||  // Linux 6.2 on
+             ioctl(t.fds_[0], TUNSETOFFLOAD, tso) == 0 ||
+             ioctl(t.fds_[0], TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0;
   }
   t.ifindex_ = static_cast<int>(if_nametoindex(name.c_str()));
   if (t.ifindex_ == 0) throw std::runtime_error("TUN device " + name + " vanished after creation");

@@ -1,8 +1,9 @@
 // A layer-3 TUN interface with one queue per worker (IFF_MULTI_QUEUE, IFF_NO_PI).
 // With offloads asked for, it also carries a virtio_net_hdr in front of every packet
-// (IFF_VNET_HDR) and takes TCP segmentation and checksums (TUNSETOFFLOAD: checksum,
-// TSO4, TSO6, TSO with ECN): reads may then return TCP super-packets of up to 64 KB
-// (dataplane/offload.h). A kernel that refuses them leaves a plain device.
+// (IFF_VNET_HDR) and takes TCP and UDP segmentation and checksums (TUNSETOFFLOAD:
+// checksum, TSO4, TSO6, TSO with ECN, and USO4/6 where the kernel has them): reads may
+// then return super-packets of up to 64 KB (dataplane/offload.h). A kernel that refuses
+// them leaves a plain device.
 //
 // The device is not persistent: the kernel deletes it, with its addresses and routes,
 // when the last queue fd closes, so every exit path of the process cleans it up.

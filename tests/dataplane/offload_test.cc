@@ -121,6 +121,52 @@ TEST(Offload, SplitsTcpSuperPackets) {
   }
 }
 
+TEST(Offload, SplitsUdpSuperPackets) {
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    // A UDP datagram built from the TCP one: protocol 17 and an 8-byte header.
+    const std::size_t ip = v6 ? 40 : 20, payload = 3 * 1200 + 17;
+    auto t = tcp_packet(v6, payload + 24, 0x10, 0);  // 20-byte TCP header = 8 UDP + 12 more payload
+    std::vector<std::uint8_t> p(t.begin(), t.end() - 12);  // IP + 8 + payload + 12 - 12
+    p.resize(ip + 8 + payload);
+    if (v6) {
+      p[6] = 17;
+      p[4] = static_cast<std::uint8_t>((p.size() - 40) >> 8);
+      p[5] = static_cast<std::uint8_t>(p.size() - 40);
+    } else {
+      p[9] = 17;
+      p[2] = static_cast<std::uint8_t>(p.size() >> 8);
+      p[3] = static_cast<std::uint8_t>(p.size());
+    }
+    VnetHdr h;
+    h.flags = kVnetNeedsCsum;
+    h.gso_type = kGsoUdpL4;
+    h.gso_size = 1200;
+    GsoPlan plan;
+    ASSERT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Split);
+    EXPECT_TRUE(plan.udp);
+    EXPECT_EQ(plan.hdr_len, ip + 8);
+    ASSERT_EQ(plan.segments, 4u);
+    std::vector<std::uint8_t> joined;
+    for (unsigned i = 0; i < plan.segments; ++i) {
+      std::vector<std::uint8_t> seg(plan.hdr_len + plan.mss);
+      seg.resize(write_segment(plan, p.data(), i, seg.data()));
+      EXPECT_EQ(seg.size(), ip + 8 + (i == 3 ? 17u : 1200u));
+      EXPECT_EQ(std::size_t{seg[ip + 4]} << 8 | seg[ip + 5], seg.size() - ip) << "UDP length";
+      EXPECT_TRUE(l4_valid(seg, ip, 17)) << "UDP checksum of datagram " << i;
+      EXPECT_EQ(std::memcmp(&seg[ip], &p[ip], 4), 0) << "ports";
+      if (!v6) {
+        EXPECT_EQ(std::size_t{seg[2]} << 8 | seg[3], seg.size());
+        EXPECT_EQ(fold(ref_sum(seg, 0, 20)), 0xffff);
+      } else {
+        EXPECT_EQ(std::size_t{seg[4]} << 8 | seg[5], seg.size() - 40);
+      }
+      joined.insert(joined.end(), seg.begin() + static_cast<long>(ip + 8), seg.end());
+    }
+    EXPECT_TRUE(std::equal(joined.begin(), joined.end(), p.begin() + static_cast<long>(ip + 8), p.end()));
+  }
+}
+
 TEST(Offload, CompletesAPendingChecksum) {
   for (bool v6 : {false, true}) {
     for (std::uint8_t proto : {std::uint8_t{6}, std::uint8_t{17}}) {
@@ -185,7 +231,7 @@ TEST(Offload, RejectsWhatDoesNotAddUp) {
   p[20 + 12] = 0x80;
   p[9] = 17;
   EXPECT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Malformed) << "not TCP";
-  h.gso_type = 5;  // UDP segmentation: never asked for
+  h.gso_type = 3;  // UFO (IPv4 fragmentation of UDP): never asked for
   EXPECT_EQ(classify_tun_packet(h, p.data(), p.size(), plan), TunPacket::Unsupported);
   VnetHdr c;
   c.flags = kVnetNeedsCsum;
