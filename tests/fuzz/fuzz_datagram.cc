@@ -1,16 +1,68 @@
-// A receive buffer as the workers see it with UDP GRO: bytes 0-1 are the segment size
-// the kernel reported, the rest the coalesced datagrams. Each segment goes through the
-// classification a worker applies before any session state (header, initiation mac1,
-// inner IP length, 5-tuple hash of the inner packet).
+// The packet paths of a worker that run before, or without, any session state.
+//  1. A receive buffer as the workers see it with UDP GRO: bytes 0-1 are the segment
+//     size the kernel reported, the rest the coalesced datagrams. Each segment goes
+//     through the worker's classification (header, initiation mac1, inner IP length,
+//     5-tuple hash of the inner packet), and the inner packets through userspace GRO.
+//  2. The same bytes as a TUN read with offloads: a virtio_net_hdr, then a packet or a
+//     super-packet, cut into segments (userspace GSO) which are joined again.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "crypto/aead.h"
 #include "dataplane/flow.h"
 #include "dataplane/handshake_guard.h"
+#include "dataplane/offload.h"
 #include "dataplane/wire.h"
 
 using namespace triglav;
+
+namespace {
+
+// Feeds packets to userspace GRO as the worker does: join while they continue the run.
+struct Joiner {
+  dp::GroRun run;
+  void add(std::uint8_t* p, std::size_t len) {
+    if (run.n > 0 && dp::gro_append(run, p, len)) {
+      if (run.n > dp::kMaxGroSegments || run.hdr_len + run.payload > 65535) __builtin_trap();
+      return;
+    }
+    finish();
+    (void)dp::gro_start(run, p, len);
+  }
+  void finish() {
+    if (run.n >= 2) {
+      const dp::VnetHdr h = dp::gro_finish(run);
+      if (h.hdr_len != run.hdr_len || h.gso_size != run.mss) __builtin_trap();
+    }
+    run = dp::GroRun{};
+  }
+};
+
+void tun_read(const std::uint8_t* data, std::size_t size) {
+  if (size < dp::kVnetHdrLen) return;
+  std::vector<std::uint8_t> pkt(data + dp::kVnetHdrLen, data + size);
+  dp::GsoPlan plan;
+  const dp::TunPacket kind = dp::classify_tun_packet(dp::load_vnet_hdr(data), pkt.data(), pkt.size(), plan);
+  if (kind != dp::TunPacket::Split) return;
+  if (plan.segments == 0 || plan.segments > dp::kMaxGsoSegmentsIn || plan.hdr_len + plan.payload != pkt.size())
+    __builtin_trap();
+  std::vector<std::vector<std::uint8_t>> segs(plan.segments);
+  std::size_t payload = 0;
+  Joiner j;
+  for (unsigned i = 0; i < plan.segments; ++i) {
+    segs[i].resize(plan.hdr_len + plan.mss);
+    const std::size_t n = dp::write_segment(plan, pkt.data(), i, segs[i].data());
+    if (n <= plan.hdr_len || n > plan.hdr_len + plan.mss) __builtin_trap();
+    payload += n - plan.hdr_len;
+    j.add(segs[i].data(), n);
+  }
+  j.finish();
+  if (payload != plan.payload) __builtin_trap();
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const bool ok = crypto::init();
@@ -20,6 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t* buf = data + 2;
   const std::size_t total = size - 2;
   std::size_t covered = 0;
+  std::vector<std::uint8_t> copy(buf, buf + total);  // GRO rewrites the headers it joins
+  Joiner joiner;
   dp::for_each_segment(total, seg, [&](std::size_t off, std::size_t len) {
     if (off + len > total) __builtin_trap();
     covered += len;
@@ -36,7 +90,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t inner_len = dp::inner_packet_length(inner, len - dp::kHeaderLen - dp::kSeqLen);
     if (inner_len > len) __builtin_trap();
     if (dp::flow_hash(inner, len - dp::kHeaderLen - dp::kSeqLen) == 0) __builtin_trap();  // never 0
+    if (inner_len > 0) joiner.add(copy.data() + off + dp::kHeaderLen + dp::kSeqLen, inner_len);
   });
+  joiner.finish();
   if (covered != total) __builtin_trap();
+  tun_read(data, size);
   return 0;
 }
