@@ -88,9 +88,17 @@ bool HandshakeGuard::take(Table& t, const io::Endpoint& from, double rate, doubl
   return true;
 }
 
-HandshakeGuard::Verdict HandshakeGuard::admit(std::span<const std::uint8_t> pkt, const io::Endpoint& from,
-                                              std::int64_t now_ns) {
-  rotate(now_ns);
+bool HandshakeGuard::peek(const Table& t, const io::Endpoint& from, double rate, double burst,
+                          std::int64_t now_ns) const {
+  const auto a = address_bytes(from, false);
+  std::uint64_t key = 0;
+  crypto_shorthash(reinterpret_cast<unsigned char*>(&key), a.data(), a.size(), table_key_.data());
+  const auto it = t.find(key);
+  if (it == t.end()) return burst >= 1;
+  return std::min(burst, it->second.tokens + static_cast<double>(now_ns - it->second.last_ns) / 1e9 * rate) >= 1;
+}
+
+void HandshakeGuard::count_initiation(std::int64_t now_ns) {
   // Load: initiations in this one-second window, or in the last one, above the limit.
   if (now_ns - window_start_ns_ >= 1'000'000'000) {
     // The window that just ended decides, if it was the last second; an older one
@@ -101,11 +109,32 @@ HandshakeGuard::Verdict HandshakeGuard::admit(std::span<const std::uint8_t> pkt,
     cookies_in_window_ = 0;
   }
   if (++in_window_ > cfg_.load_per_second) under_load_ = true;
+}
+
+namespace {
+constexpr std::array<std::uint8_t, crypto::kMacLen> kNoMac2{};
+bool has_mac2(std::span<const std::uint8_t> pkt) noexcept {
+  return pkt.size() == kInitLen && !crypto::mac_equal(pkt.data() + kMac2At, kNoMac2.data());
+}
+}  // namespace
+
+bool HandshakeGuard::drop_early(std::span<const std::uint8_t> pkt, const io::Endpoint& from, std::int64_t now_ns) {
+  if (!under_load_ || now_ns - window_start_ns_ >= 1'000'000'000 || has_mac2(pkt)) return false;
+  if (cookies_in_window_ < cfg_.cookies_per_second &&
+      peek(cookies_, from, cfg_.cookies_per_source, cfg_.cookie_burst, now_ns))
+    return false;
+  count_initiation(now_ns);
+  return true;
+}
+
+HandshakeGuard::Verdict HandshakeGuard::admit(std::span<const std::uint8_t> pkt, const io::Endpoint& from,
+                                              std::int64_t now_ns) {
+  rotate(now_ns);
+  count_initiation(now_ns);
   if (!under_load_) return Verdict::Answer;
   bool mac2_ok = false;
-  static constexpr std::array<std::uint8_t, crypto::kMacLen> kNoMac2{};
   // No mac2 at all (a client without a cookie, most floods): no MAC to compute.
-  if (pkt.size() == kInitLen && !crypto::mac_equal(pkt.data() + kMac2At, kNoMac2.data())) {
+  if (has_mac2(pkt)) {
     for (const crypto::Key32* s : {&secret_, &previous_secret_}) {
       const crypto::Mac cookie = cookie_for(from, *s);
       const crypto::Mac m2 = crypto::keyed_mac(cookie, pkt.first(kMac2At));

@@ -70,6 +70,12 @@ class HandshakeGuard {
   // a cookie reply (SendCookie: cookie_reply() then gives it), or drop it (Drop: no
   // cookie reply allowed now; RateLimited: the source's handshake rate).
   Verdict admit(std::span<const std::uint8_t> pkt, const io::Endpoint& from, std::int64_t now_ns);
+  // Before mac1 is checked: true when, under load, an initiation without mac2 could get
+  // neither an answer nor a cookie reply (its source's or the global cookie budget is
+  // spent), so no MAC needs computing to drop it. It counts toward the load like one
+  // that reaches admit(). Budgets are only looked at here, never spent: initiations
+  // without a valid mac1 cannot use them up.
+  bool drop_early(std::span<const std::uint8_t> pkt, const io::Endpoint& from, std::int64_t now_ns);
   std::array<std::uint8_t, kCookieReplyLen> cookie_reply(std::span<const std::uint8_t> pkt, const io::Endpoint& from);
   bool under_load() const noexcept { return under_load_; }
 
@@ -82,6 +88,8 @@ class HandshakeGuard {
   void rotate(std::int64_t now_ns);
   crypto::Mac cookie_for(const io::Endpoint& from, const crypto::Key32& secret) const noexcept;
   bool take(Table& t, const io::Endpoint& from, double rate, double burst, std::int64_t now_ns);
+  bool peek(const Table& t, const io::Endpoint& from, double rate, double burst, std::int64_t now_ns) const;
+  void count_initiation(std::int64_t now_ns);
 
   HandshakeMacKeys keys_;
   GuardConfig cfg_;

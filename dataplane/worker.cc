@@ -511,6 +511,10 @@ class Worker::Loop {
       c_.add(Counter::DropUnexpected);  // responses, cookie replies and errors are for clients
       return false;
     }
+    if (guard_->drop_early({pkt, len}, from, now_)) {  // under load, no budget left for it: no MAC needed
+      c_.add(Counter::DropHandshakeRate);
+      return false;
+    }
     if (!initiation_mac1_ok({pkt, len}, cfg_.handshake_keys->mac1)) {
       c_.add(Counter::DropHandshakeMac);
       if (now_ - bad_mac_window_ns_ >= 1'000'000'000) {

@@ -248,6 +248,47 @@ TEST_F(Fixture, UnderLoadOnlyCookieHoldersGetADhAndEachSourceIsLimited) {
   EXPECT_FALSE(g.under_load());
 }
 
+TEST_F(Fixture, UnderLoadInitiationsWithNoBudgetLeftAreDroppedBeforeAnyMac) {
+  const auto keys = dp::HandshakeMacKeys::for_server(server.pub);
+  dp::GuardConfig cfg;
+  cfg.load_per_second = 5;
+  cfg.cookie_burst = 2;
+  cfg.cookies_per_source = 1;
+  dp::HandshakeGuard g(keys, cfg);
+  const io::Endpoint flood = io::Endpoint::from_ipv4(0x0400000a, 40000);
+  const io::Endpoint alice = io::Endpoint::from_ipv4(0x0200000a, 40000);
+  std::int64_t now = 1'000'000'000;
+  using V = dp::HandshakeGuard::Verdict;
+  ClientHandshake c(server.pub, payload());
+  // Not under load: nothing is dropped early.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_FALSE(g.drop_early(c.initiation(), flood, now)) << i;
+    (void)g.admit(c.initiation(), flood, now);
+  }
+  ASSERT_TRUE(g.under_load());
+  // The flood's source still has one cookie reply in its budget (burst 2, one spent):
+  // it goes on to mac1 and admit; after that, the source's initiations without mac2
+  // are dropped before any MAC.
+  EXPECT_FALSE(g.drop_early(c.initiation(), flood, now));
+  EXPECT_EQ(g.admit(c.initiation(), flood, now), V::SendCookie);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(g.drop_early(c.initiation(), flood, now)) << i;
+  // Junk that never gets past drop_early spends nothing: alice's budget is whole, and
+  // an initiation with a cookie (mac2) always goes on to be checked.
+  EXPECT_FALSE(g.drop_early(c.initiation(), alice, now));
+  EXPECT_EQ(g.admit(c.initiation(), alice, now), V::SendCookie);
+  auto cookie = dp::open_cookie_reply(g.cookie_reply(c.initiation(), alice), c.sender_index(), c.mac1(), keys.cookie);
+  ASSERT_TRUE(cookie);
+  ClientHandshake with_cookie(server.pub, payload(), nullptr, &*cookie);
+  EXPECT_FALSE(g.drop_early(with_cookie.initiation(), flood, now));
+  // The early drops kept the load up: a second later the window still counts as loaded.
+  now += 1'000'000'000;
+  (void)g.admit(c.initiation(), alice, now);
+  EXPECT_TRUE(g.under_load());
+  // The source's budget refills with time (1 a second).
+  now += 1'500'000'000;
+  EXPECT_FALSE(g.drop_early(c.initiation(), flood, now));
+}
+
 TEST_F(Fixture, ErrorPacketLayout) {
   auto e = make_error(0x01020304, dp::ErrorCode::HandshakeFailed);
   dp::Header h;
