@@ -663,7 +663,8 @@ int run_client(const ClientOptions& opt) {
   std::optional<ResolverOverride> resolver;
   if (!opt.dns.empty()) resolver.emplace(opt.dns, tun.name);
   std::optional<KernelNat> nat;
-  if (opt.gateway) nat.emplace(KernelNat::Kind::Gateway, tun.name, tun.address, opt.nat);
+  if (opt.gateway)
+    nat.emplace(opt.gateway_nat ? KernelNat::Kind::Gateway : KernelNat::Kind::Routed, tun.name, tun.address, opt.nat);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Client c(opt, rt, n, ops, nat ? &*nat : nullptr);
   if (opt.on_ready) opt.on_ready("");

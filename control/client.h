@@ -39,6 +39,7 @@ struct ClientOptions {
   StatusServerConfig status;      // control socket and metrics
   std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)
   bool gateway = false;  // --gateway: masquerade what is forwarded into the TUN (a LAN behind us)
+  bool gateway_nat = true;  // false: forward it unchanged (the server routes the LAN to us)
   NatSettings nat;       // [nat]: its timeouts and ports
   std::function<void(const std::string&)> on_ready;  // --daemon: the TUN is up
 };

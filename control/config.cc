@@ -175,7 +175,14 @@ std::vector<Section> sections(Role role) {
                     {"max_connections", int_key(&Settings::max_connections, 1, 1'000'000)},
                     {"idle_timeout", duration_key(&Settings::idle_timeout_s, 1, 86'400)},
                     {"nat_outbound", bool_key(&Settings::nat_outbound)},
-                    {"authorized_clients", string_key(&Settings::authorized_clients)}}});
+                    {"authorized_clients", string_key(&Settings::authorized_clients)},
+                    {"client_routes", strings_key(&Settings::client_routes, [](const std::string& v, std::string& why) {
+                       const auto eq = v.find('=');
+                       std::string err;
+                       if (eq != std::string::npos && eq > 0 && io::parse_ipv4_prefix(v.substr(eq + 1), 32, err)) return true;
+                       why = "\"NAME=PREFIX\" strings, such as \"office=192.168.50.0/24\" ('" + v + "')";
+                       return false;
+                     })}}});
   } else {
     out.push_back({"client",
                    {{"auth_key", string_key(&Settings::authkey)},
@@ -250,7 +257,8 @@ std::vector<Section> sections(Role role) {
                        why = "IPv4 addresses such as \"10.0.85.1\"";
                        return false;
                      })},
-                    {"gateway", bool_key(&Settings::gateway)}}});
+                    {"gateway", bool_key(&Settings::gateway)},
+                    {"gateway_nat", bool_key(&Settings::gateway_nat)}}});
   out.push_back({"nat",
                  {{"tcp_timeout", duration_key(&Settings::nat_tcp_timeout_s, 10, 432'000)},
                   {"udp_timeout", duration_key(&Settings::nat_udp_timeout_s, 1, 86'400)},
@@ -429,7 +437,10 @@ std::string default_config(Role role) {
          "# reach the server's networks and the internet (nftables; undone on exit).\nnat_outbound = false\n";
     o += "# Client keys allowed to connect: a file of \"tgc1_... name\" lines, or a directory\n"
          "# of such files (one per client; delete a file to revoke its key within seconds).\n"
-         "# Empty: any client holding the AuthKey may connect.\nauthorized_clients = \"\"\n\n";
+         "# Empty: any client holding the AuthKey may connect.\nauthorized_clients = \"\"\n";
+    o += "# Networks behind a client (a gateway that does not NAT its LAN): \"NAME=PREFIX\",\n"
+         "# NAME a key of authorized_clients. Routed to that client, which may send from them.\n"
+         "client_routes = []\n\n";
   } else {
     o += "[client]\n";
     o += "# The server's AuthKey (tg1_...), as printed by `triglav keygen` or the server.\nauth_key = \"\"\n";
@@ -470,7 +481,9 @@ std::string default_config(Role role) {
          "# restored on exit. Empty: the resolver is left alone.\ndns_servers = []\n";
     o += "# Gateway: forward a LAN's traffic into the tunnel, masqueraded to the tunnel\n"
          "# address (nftables; IP forwarding on while running). With full_tunnel, put the\n"
-         "# LAN in exclude_routes so that its answers stay on the LAN.\ngateway = false\n\n";
+         "# LAN in exclude_routes so that its answers stay on the LAN.\ngateway = false\n"
+         "# false: forward the LAN's packets unchanged, for a server that routes the LAN's\n"
+         "# prefix to this client (its client_routes names this client's key).\ngateway_nat = true\n\n";
   }
   o += server ? "[nat]\n# nat_outbound's masquerade: how long idle mappings live, and their source ports.\n"
               : "[nat]\n# gateway's masquerade: how long idle mappings live, and their source ports.\n";

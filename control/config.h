@@ -33,6 +33,7 @@ struct Settings {
   double idle_timeout_s = 180;
   bool nat_outbound = false;
   std::string authorized_clients;  // file or directory of client keys; empty: any client (NK)
+  std::vector<std::string> client_routes;  // "NAME=PREFIX": networks routed to that client key
   // [client]
   std::string authkey;
   std::string endpoint;
@@ -55,6 +56,7 @@ struct Settings {
   std::vector<std::string> exclude;
   std::vector<std::string> dns;
   bool gateway = false;  // masquerade what is forwarded into the TUN (a LAN behind us)
+  bool gateway_nat = true;  // false: forward the LAN unchanged (the server's client_routes)
   // [nat] (the client's gateway mode, the server's nat_outbound)
   double nat_tcp_timeout_s = 7440;
   double nat_udp_timeout_s = 300;

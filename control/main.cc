@@ -236,6 +236,32 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.nat_outbound = a.nat_outbound;
   o.nat = nat_settings(a);
   o.authorized_clients = a.authorized_clients;
+  for (const auto& r : a.client_routes) {
+    const auto eq = r.find('=');
+    if (eq == std::string::npos || eq == 0) fail("--client-route " + r + ": give NAME=PREFIX");
+    const io::Ipv4Prefix p = prefix_or_fail(r.substr(eq + 1), 32, "--client-route");
+    o.client_routes.emplace_back(r.substr(0, eq), io::Ipv4Prefix{p.network_be(), p.len});
+  }
+  if (!o.client_routes.empty() && o.authorized_clients.empty())
+    fail("--client-route needs --authorized-clients: a route belongs to a client key");
+  for (std::size_t i = 0; i < o.client_routes.size(); ++i) {
+    const auto& [name, p] = o.client_routes[i];
+    auto overlaps = [](const io::Ipv4Prefix& x, const io::Ipv4Prefix& y) {
+      const int len = std::min(x.len, y.len);
+      const std::uint32_t m = len == 0 ? 0 : __builtin_bswap32(~std::uint32_t{0} << (32 - len));
+      return (x.addr_be & m) == (y.addr_be & m);
+    };
+    if (overlaps(p, o.tun.address))
+      fail("--client-route " + name + "=" + p.to_string() + " overlaps the tunnel prefix " + o.tun.address.to_string());
+    for (std::size_t j = 0; j < i; ++j)
+      if (overlaps(p, o.client_routes[j].second))
+        fail("--client-route " + name + "=" + p.to_string() + " overlaps " + o.client_routes[j].first + "=" +
+             o.client_routes[j].second.to_string());
+    if (std::count_if(o.client_routes.begin(), o.client_routes.begin() + static_cast<long>(i) + 1,
+                      [&](const auto& c) { return c.first == name; }) > static_cast<long>(dp::kMaxClientSubnets))
+      fail("--client-route: at most " + std::to_string(dp::kMaxClientSubnets) + " networks per client key");
+    o.tun.routes.push_back(p);
+  }
   o.reject_after_s = static_cast<int>(a.reject_after_s);
   o.socket_buffer = a.socket_buffer;
   o.sched = scheduler_or_fail(a);
@@ -269,6 +295,8 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   }
   if (o.dns.size() > 3) fail("--dns: at most 3 servers (the resolver reads no more)");
   o.gateway = a.gateway;
+  o.gateway_nat = a.gateway_nat;
+  if (!o.gateway_nat && !o.gateway) fail("--no-gateway-nat only applies with --gateway");
   o.nat = nat_settings(a);
   if (o.gateway && o.tun.full_tunnel && o.tun.exclude.empty())
     fail("--gateway with --full-tunnel: give the LAN as --exclude PREFIX, or its answers would go into the tunnel");
@@ -399,6 +427,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
                    "forward the clients' traffic and masquerade it on the other interfaces (nftables)");
   server->add_option("--max-connections", a.max_connections, "clients served at once")
       ->capture_default_str()->check(CLI::Range(1, 1'000'000));
+  server->add_option("--client-route", a.client_routes,
+                     "NAME=PREFIX: a network behind the client with key NAME, routed to it (repeatable)");
   server->add_option("--authorized-clients", a.authorized_clients,
                      "only clients whose key is in this file (or directory of files) may connect; "
                      "changes apply within a second");
@@ -424,6 +454,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   tun->add_option("--exclude", a.exclude, "with --full-tunnel: a prefix that bypasses the tunnel, e.g. the LAN (repeatable)");
   tun->add_flag("--gateway", a.gateway,
                 "bond a LAN behind this host: forward its traffic into the tunnel, masqueraded to the tunnel address");
+  tun->add_flag("!--no-gateway-nat", a.gateway_nat,
+                "with --gateway: forward the LAN's packets unchanged (the server routes the LAN to this client)");
   tun->add_option("--dns", a.dns, "DNS server to use through the tunnel while connected (repeatable, up to 3); "
                                   "/etc/resolv.conf is restored on exit");
   tun->add_option("--client-key", a.client_key_file, "this client's key file (`triglav keygen --client`)");

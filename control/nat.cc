@@ -39,8 +39,17 @@ std::string ruleset(KernelNat::Kind kind, const std::string& table, const std::s
                                      io::Ipv4Prefix{prefix.network_be(), prefix.len}.to_string()
                                : "iifname != " + q + " oifname " + q;
   const std::string mark = std::to_string(kNatMark);
+  const std::string clamp = "    oifname " + q + " tcp flags syn tcp option maxseg size set rt mtu\n"
+                            "    iifname " + q + " tcp flags syn tcp option maxseg size set rt mtu\n";
   // "add" then "delete" removes a table left by a crash whether or not there is one.
-  return "add table ip " + table + "\ndelete table ip " + table + "\n" +
+  const std::string fresh = "add table ip " + table + "\ndelete table ip " + table + "\n";
+  if (kind == KernelNat::Kind::Routed)
+    return fresh + "table ip " + table + " {\n"
+           "  chain forward {\n"
+           "    type filter hook forward priority filter; policy accept;\n" + clamp +
+           "  }\n"
+           "}\n";
+  return fresh +
          "table ip " + table + " {\n"
          "  ct timeout tcp_idle {\n"
          "    protocol tcp; l3proto ip;\n"
@@ -55,9 +64,7 @@ std::string ruleset(KernelNat::Kind kind, const std::string& table, const std::s
          "    type filter hook forward priority filter; policy accept;\n"
          "    " + ours + " ct state new ct mark set " + mark + "\n"
          "    ct mark " + mark + " ct state new meta l4proto tcp ct timeout set \"tcp_idle\"\n"
-         "    ct mark " + mark + " ct state new meta l4proto udp ct timeout set \"udp_idle\"\n"
-         "    oifname " + q + " tcp flags syn tcp option maxseg size set rt mtu\n"
-         "    iifname " + q + " tcp flags syn tcp option maxseg size set rt mtu\n"
+         "    ct mark " + mark + " ct state new meta l4proto udp ct timeout set \"udp_idle\"\n" + clamp +
          "  }\n"
          "  chain postrouting {\n"
          "    type nat hook postrouting priority srcnat; policy accept;\n"
@@ -72,6 +79,7 @@ std::string ruleset(KernelNat::Kind kind, const std::string& table, const std::s
 
 KernelNat::KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& prefix, const NatSettings& s)
     : what_(kind == Kind::Outbound ? "--nat-outbound" : "--gateway"),
+      nat_(kind != Kind::Routed),
       table_("triglav_" + tun),
       forward_before_(read_forward()) {
   const std::string err = nft_.run(ruleset(kind, table_, tun, prefix, s));
@@ -83,8 +91,11 @@ KernelNat::KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& pr
   if (kind == Kind::Outbound)
     spdlog::info("outbound NAT: {} masqueraded (nftables table ip {}), IP forwarding on",
                  io::Ipv4Prefix{prefix.network_be(), prefix.len}.to_string(), table_);
-  else
+  else if (kind == Kind::Gateway)
     spdlog::info("gateway: traffic forwarded into {} masqueraded to the tunnel address (nftables table ip {}), "
+                 "IP forwarding on", tun, table_);
+  else
+    spdlog::info("gateway: traffic forwarded into {} unchanged, for the server to route (nftables table ip {}), "
                  "IP forwarding on", tun, table_);
 }
 
@@ -95,6 +106,7 @@ KernelNat::~KernelNat() {
 }
 
 std::optional<std::uint64_t> KernelNat::active_entries() const {
+  if (!nat_) return 0;
   std::string err;
   auto n = io::count_conntrack_marked(kNatMark, err);
   if (!n && !warned_) {

@@ -5,7 +5,10 @@
 //     server's networks and the internet.
 //   Gateway (client, --gateway): packets the client forwards into the TUN (from a LAN
 //     behind it) are masqueraded to its tunnel address, so a whole LAN is bonded.
-// Either way IP forwarding is switched on (and put back on exit), the connections we NAT
+//   Routed (client, --gateway --no-gateway-nat): the same without NAT, for a server that
+//     routes the LAN's prefix to this client (its client_routes): only forwarding and
+//     the MSS clamp.
+// In every case IP forwarding is switched on (and put back on exit), the connections we NAT
 // carry ct mark kNatMark (counted for triglav_nat_active_entries), TCP and UDP get the
 // configured idle timeouts and source ports, and TCP SYNs through the TUN have their MSS
 // clamped to the route's MTU.
@@ -35,7 +38,7 @@ inline constexpr std::uint32_t kNatMark = 0x7467;  // ct mark of the connections
 
 class KernelNat {
  public:
-  enum class Kind { Outbound, Gateway };
+  enum class Kind { Outbound, Gateway, Routed };
   // tun: our TUN device; prefix: the tunnel prefix (Outbound masquerades only its
   // sources). Throws std::runtime_error with a one-line reason (after undoing what it did).
   KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& prefix, const NatSettings& s);
@@ -45,11 +48,12 @@ class KernelNat {
 
   const std::string& table() const noexcept { return table_; }
   // Connections NATed by our rules right now (conntrack entries with kNatMark); empty
-  // when conntrack cannot be read (logged once).
+  // when conntrack cannot be read (logged once). Routed: always 0.
   std::optional<std::uint64_t> active_entries() const;
 
  private:
   const char* what_;  // "--nat-outbound" or "--gateway", for messages
+  bool nat_;          // masquerades (not Routed)
   io::Nftables nft_;
   std::string table_;
   std::string forward_before_;  // net.ipv4.ip_forward as we found it

@@ -359,6 +359,15 @@ class Server {
       by_ip_[addr] = in.client_id;
       c.key_id = in.key_id;
       c.key_name = key_name(in.key_id);
+      for (const auto& [name, net] : opt_.client_routes)
+        if (authorized_ && name == c.key_name && c.group->n_subnets < dp::kMaxClientSubnets)
+          c.group->subnets[c.group->n_subnets++] = {net.network_be(), net.len == 0 ? 0 : __builtin_bswap32(~std::uint32_t{0} << (32 - net.len))};
+      if (c.group->n_subnets > 0) {
+        std::string nets;
+        for (std::uint8_t i = 0; i < c.group->n_subnets; ++i)
+          nets += (i ? ", " : "") + io::Ipv4Prefix{c.group->subnets[i].net_be, __builtin_popcount(c.group->subnets[i].mask_be)}.to_string();
+        spdlog::info("client key '{}' routes {} through its tunnel", c.key_name, nets);
+      }
     }
     // A retried initiation replaces a pending session (removed below, once the new one
     // holds the client: removing it first could take the client with it); the active
@@ -598,6 +607,7 @@ class Server {
       }
       auto route = dp::make_route(c.group.get(), ups, views, sched_, version_);
       snap->by_inner_ipv4.emplace(c.group->inner_ipv4_be, route.get());
+      for (std::uint8_t i = 0; i < c.group->n_subnets; ++i) snap->by_subnet.emplace_back(c.group->subnets[i], route.get());
       snap->routes.push_back(std::move(route));
     }
     rt_.snapshots().publish(std::move(snap));

@@ -27,6 +27,9 @@ struct ServerOptions {
   bool nat_outbound = false;   // forward and masquerade the clients' traffic
   NatSettings nat;             // [nat]: its timeouts and ports
   std::string authorized_clients;  // client keys allowed (file or directory); empty: any client
+  // Networks behind clients, by client key name: routed into the TUN and to that client,
+  // which may send from them (gateways that do not NAT their LAN).
+  std::vector<std::pair<std::string, io::Ipv4Prefix>> client_routes;
   int reject_after_s = 180;    // a session not rekeyed for this long is dropped
   int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per UDP socket
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks

@@ -94,10 +94,28 @@ struct alignas(64) GroupWorkerState {
   std::uint32_t next_seq = 0;
 };
 
+// A network a client routes behind it (server side: client_routes), big-endian.
+struct Subnet {
+  std::uint32_t net_be = 0, mask_be = 0;
+  bool contains(std::uint32_t addr_be) const noexcept { return (addr_be & mask_be) == net_be; }
+};
+inline constexpr std::size_t kMaxClientSubnets = 8;
+
 struct Group {
   std::uint64_t client_id = 0;
   std::uint64_t epoch = 0;          // server side: sent in handshake responses (ResponsePayload)
   std::uint32_t inner_ipv4_be = 0;  // server side: the client's tunnel address
+  // Server side: networks behind the client that it may send from and that are routed
+  // to it (set before the group is first published, then fixed).
+  std::array<Subnet, kMaxClientSubnets> subnets{};
+  std::uint8_t n_subnets = 0;
+  // Whether the client may send from this inner source address.
+  bool owns(std::uint32_t src_be) const noexcept {
+    if (src_be == inner_ipv4_be) return true;
+    for (std::uint8_t i = 0; i < n_subnets; ++i)
+      if (subnets[i].contains(src_be)) return true;
+    return false;
+  }
   std::array<GroupWorkerState, kMaxWorkers> workers{};
   std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
 };
@@ -116,6 +134,7 @@ struct GroupRoute {
 struct Snapshot {
   std::unordered_map<std::uint32_t, Session*> by_index;
   std::unordered_map<std::uint32_t, const GroupRoute*> by_inner_ipv4;  // server routes
+  std::vector<std::pair<Subnet, const GroupRoute*>> by_subnet;         // server: client_routes
   const GroupRoute* default_route = nullptr;                          // client: the server
   std::vector<std::unique_ptr<GroupRoute>> routes;                    // owned
 
@@ -126,7 +145,10 @@ struct Snapshot {
   const GroupRoute* route_ipv4(std::uint32_t dst_be) const noexcept {
     if (default_route != nullptr) return default_route;
     auto it = by_inner_ipv4.find(dst_be);
-    return it == by_inner_ipv4.end() ? nullptr : it->second;
+    if (it != by_inner_ipv4.end()) return it->second;
+    for (const auto& [net, route] : by_subnet)  // a handful at most; disjoint by configuration
+      if (net.contains(dst_be)) return route;
+    return nullptr;
   }
 };
 

@@ -424,10 +424,10 @@ class Worker::Loop {
       return false;
     }
     Group* g = s->group;
-    if (g->inner_ipv4_be != 0) {  // server: a client may only use its own address
+    if (g->inner_ipv4_be != 0) {  // server: a client may only use its own addresses
       std::uint32_t src_ip;
       std::memcpy(&src_ip, inner + 12, 4);
-      if ((inner[0] >> 4) != 4 || src_ip != g->inner_ipv4_be) {
+      if ((inner[0] >> 4) != 4 || !g->owns(src_ip)) {
         c_.add(Counter::DropBadSource);
         return false;
       }

@@ -108,7 +108,9 @@ port_range = "40000-40999"
   EXPECT_EQ(s.nat_port_max, 40999);
   // The netmask alone keeps the role's default address for main() to fill in.
   EXPECT_EQ(parse("[tun]\nipv4_netmask = 16\n").ipv4, "/16");
-  Settings srv = parse("[server]\nlisten = [\"0.0.0.0:7443\", \"[::]:7444\"]\nidle_timeout = \"5m\"\n", Role::Server);
+  Settings srv = parse("[server]\nlisten = [\"0.0.0.0:7443\", \"[::]:7444\"]\nidle_timeout = \"5m\"\n"
+                       "client_routes = [\"office=192.168.50.0/24\"]\n", Role::Server);
+  EXPECT_EQ(srv.client_routes, (std::vector<std::string>{"office=192.168.50.0/24"}));
   EXPECT_EQ(srv.listen.size(), 2u);
   EXPECT_DOUBLE_EQ(srv.idle_timeout_s, 300);
 }
@@ -160,6 +162,9 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
       {"[nat]\ntcp_timeout = \"1s\"\n", Role::Server, "[nat] tcp_timeout: expected a duration from 10s"},
       {"[routing]\ngateway = \"yes\"\n", Role::Client, "[routing] gateway: expected true or false"},
       {"[tun]\noffload = 0\n", Role::Server, "[tun] offload: expected true or false"},
+      {"[server]\nclient_routes = [\"192.168.50.0/24\"]\n", Role::Server, "[server] client_routes: expected \"NAME=PREFIX\""},
+      {"[server]\nclient_routes = [\"office=192.168.500.0/24\"]\n", Role::Server, "[server] client_routes: expected \"NAME=PREFIX\""},
+      {"[routing]\ngateway_nat = 1\n", Role::Client, "[routing] gateway_nat: expected true or false"},
       {"[routing]\ngateway = true\n", Role::Server, "unknown section or key 'routing'"},
   };
   for (const auto& c : cases) {

@@ -6,13 +6,16 @@ UDP mappings expire after [nat] udp_timeout; triglav_nat_active_entries counts t
 mappings; IP forwarding and the nftables table are undone on exit. Then the whole chain
 of a bonded site: full tunnel with the LAN excluded, the server masquerading onwards
 (--nat-outbound), a host beyond the server reached from the LAN, and the server's own
-entry count.
+entry count. Last, without NAT: the server routes the LAN's prefix to the client whose
+key it names (--client-route), the LAN's packets arrive with their own addresses, the
+server reaches the LAN host, and another key may not send from that prefix.
 
 usage: test_gateway.py /path/to/triglav; root; exit 0/1/77
 """
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -59,6 +62,17 @@ def wait_entries(ns, port, pred, timeout):
     return n
 
 
+def udp_pair(lab, ns_s, port, ns_l, host_ip, lan_port):
+    """A UDP socket on the server's tunnel address and one on the LAN host (3 s timeouts)."""
+    srv = lab.socket(ns_s)
+    srv.bind((SERVER_TUN_IP, port))
+    lan = lab.socket(ns_l)
+    lan.bind((host_ip, lan_port))
+    for s in (srv, lan):
+        s.settimeout(3)
+    return srv, lan
+
+
 def lan_network(lab):
     """Server and client namespaces (one uplink) and a LAN namespace behind the client,
     whose default route is the client. Returns (ns_s, ns_c, ns_l, lan_prefix, lan_host_ip)."""
@@ -85,12 +99,7 @@ def nat_phase(lab, checks, ns_s, ns_c, ns_l, host_ip):
 
     # UDP from the LAN: the server sees the tunnel address and a port from the range;
     # its answer comes back to the LAN host.
-    srv_udp = lab.socket(ns_s)
-    srv_udp.bind((SERVER_TUN_IP, 5002))
-    srv_udp.settimeout(3)
-    lan_udp = lab.socket(ns_l)
-    lan_udp.bind((host_ip, 0))
-    lan_udp.settimeout(3)
+    srv_udp, lan_udp = udp_pair(lab, ns_s, 5002, ns_l, host_ip, 0)
     lan_udp.sendto(b"hello from the LAN", (SERVER_TUN_IP, 5002))
     data, (src_ip, src_port) = srv_udp.recvfrom(2048)
     check(data == b"hello from the LAN", f"server got {data!r}")
@@ -183,10 +192,56 @@ def site_phase(lab, checks, ns_s, ns_c, ns_l, lan, server, authkey):
     check(forwarding(ns_c) == "0" and "triglav_tg0" not in tables(ns_c), "client left forwarding or its table")
 
 
+def routed_phase(lab, checks, ns_s, ns_c, ns_l, lan, host_ip):
+    keys = os.path.join(lab.tmp, "clients.d")
+    os.mkdir(keys, 0o700)
+    paths = {}
+    for name in ("office", "other"):
+        paths[name] = os.path.join(lab.tmp, name + ".key")
+        run([lab.binary, "keygen", "--client", "-o", paths[name], "--name", name])
+        shutil.copy(paths[name], os.path.join(keys, name))
+        os.chmod(os.path.join(keys, name), 0o600)
+    server, authkey = lab.start_server(ns_s, "--authorized-clients", keys, "--client-route", f"office={lan}",
+                                       label="server-routes")
+    check(lan in lab.routes(ns_s, lan), f"the server has no route for {lan}: {lab.routes(ns_s, lan)!r}")
+    client, _ = lab.start_client(ns_c, authkey, "--client-key", paths["office"], "--gateway", "--no-gateway-nat",
+                                 label="client-routed")
+    server.wait_for(rf"client key 'office' routes {re.escape(lan)} through its tunnel", timeout=5)
+    srv_udp, lan_udp = udp_pair(lab, ns_s, 5003, ns_l, host_ip, 41000)
+    lan_udp.sendto(b"routed, not NATed", (SERVER_TUN_IP, 5003))
+    data, src = srv_udp.recvfrom(2048)
+    check(data == b"routed, not NATed" and src == (host_ip, 41000),
+          f"the LAN's UDP arrived as {data!r} from {src}; want its own address {host_ip}:41000")
+    _, rx, _, out = lab.ping(ns_s, host_ip, count=5)
+    check(rx == 5, f"server -> LAN host {host_ip} through the client: {rx}/5\n{out}")
+    checks.append(f"no NAT: the server routes {lan} to the client holding key 'office'; the LAN host's UDP "
+                  f"arrived from {src[0]}:{src[1]} (its own address), and the server pinged the LAN host 5/5")
+    check(client.stop(signal.SIGTERM)[0] == 0, "client-routed did not exit 0")
+
+    # Another key may not send from the office's prefix.
+    before = server.dump_counters()
+    other, _ = lab.start_client(ns_c, authkey, "--client-key", paths["other"], "--gateway", "--no-gateway-nat",
+                                label="client-other")
+    lan_udp.sendto(b"not yours", (SERVER_TUN_IP, 5003))
+    after = server.counters_until(lambda c: c["drop_bad_source"] > before["drop_bad_source"])
+    check(after["drop_bad_source"] > before["drop_bad_source"],
+          "a client whose key does not own the prefix sent from it and the server did not drop it")
+    try:
+        stray = srv_udp.recv(2048)
+        raise tglib.TestFailure(f"the server delivered {stray!r} from a client that does not own {lan}")
+    except socket.timeout:
+        pass
+    checks.append(f"key 'other' sending from {lan}: dropped by the server (drop_bad_source), nothing delivered")
+    for p in (other, server):
+        check(p.stop(signal.SIGTERM)[0] == 0, f"{p.label} did not exit 0")
+    lab.wait_gone(ns_s, "server-routes", prefixes=(lan,))
+
+
 def body(lab, checks):
     ns_s, ns_c, ns_l, lan, host_ip = lan_network(lab)
     server, authkey = nat_phase(lab, checks, ns_s, ns_c, ns_l, host_ip)
     site_phase(lab, checks, ns_s, ns_c, ns_l, lan, server, authkey)
+    routed_phase(lab, checks, ns_s, ns_c, ns_l, lan, host_ip)
 
 
 if __name__ == "__main__":
