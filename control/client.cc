@@ -283,9 +283,10 @@ class Client {
       ++handshakes_;
       ++u.handshakes;
       spdlog::log(rekey ? spdlog::level::debug : spdlog::level::info,
-                  "handshake complete with {} in {:.3f} ms; tunnel {} {} (server {}) on uplink {} ({}){}",
+                  "handshake complete with {} in {:.3f} ms; tunnel {} {} (server {}) on uplink {} ({}), {}{}",
                   m.from.to_string(), ms, rt_.tun().name(), address_.to_string(),
-                  io::ipv4_to_string(est->response.server_ipv4_be), u.id, u.name, rekey ? ": rekeyed" : "");
+                  io::ipv4_to_string(est->response.server_ipv4_be), u.id, u.name,
+                  crypto::cipher_name(u.session->tx_key.cipher()), rekey ? ": rekeyed" : "");
       return;
     }
   }
@@ -353,6 +354,7 @@ class Client {
     p.inner_ipv4_be = address_.addr_be;  // 0 until the server assigned one
     p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
     p.client_id = group_->client_id;
+    p.ciphers = opt_.aes256gcm ? dp::kOfferAes256Gcm : 0;
     const bool cookie = u.cookie && now < u.cookie_until;
     u.hs.emplace(opt_.key.server_key, p, opt_.client_key ? &*opt_.client_key : nullptr,
                  cookie ? &*u.cookie : nullptr);
@@ -523,8 +525,9 @@ class Client {
     s->uplink = static_cast<std::uint8_t>(u.id);
     s->socket = static_cast<std::uint8_t>(u.id);
     s->group = group_.get();
-    s->tx_key = std::move(est.keys.send);
-    s->rx_key = std::move(est.keys.recv);
+    const auto cipher = est.response.cipher == 1 ? crypto::Cipher::Aes256Gcm : crypto::Cipher::ChaCha20Poly1305;
+    s->tx_key = crypto::TransportKey(std::move(est.keys.send), cipher);
+    s->rx_key = crypto::TransportKey(std::move(est.keys.recv), cipher);
     s->peer = from;
     s->last_rx_ns.store(io::coarse_ns());
     const bool nat = behind_nat(u, est.response);

@@ -35,6 +35,7 @@ struct ClientOptions {
   std::int64_t rekey_after_ms = 120'000;   // a new handshake per uplink this often
   std::int64_t reject_after_ms = 180'000;  // a session not rekeyed by then is dropped
   int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per uplink socket
+  bool aes256gcm = false;  // offer AES-256-GCM for transport (used when the server agrees)
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics
   std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)

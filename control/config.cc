@@ -116,6 +116,14 @@ auto duration_key(double Settings::*field, double lo_s, double hi_s) {
   };
 }
 
+auto cipher_key() {
+  return [](const toml::node& n, Settings& s, std::string& why) {
+    auto v = n.value_exact<std::string>();
+    if (v && (*v == "auto" || *v == "chacha20-poly1305" || *v == "aes-256-gcm")) return s.cipher = *v, true;
+    return why = "one of auto, chacha20-poly1305, aes-256-gcm", false;
+  };
+}
+
 bool check_endpoint(const std::string& v, std::string& why) {
   std::string err;
   if (io::parse_endpoint(v, err)) return true;
@@ -202,10 +210,12 @@ std::vector<Section> sections(Role role) {
     out.push_back({"transport",
                    {{"rekey_after", duration_key(&Settings::rekey_after_s, 1, 3600)},
                     {"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)},
-                    {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)}}});
+                    {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)},
+                    {"cipher", cipher_key()}}});
   else
     out.push_back({"transport", {{"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)},
-                                 {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)}}});
+                                 {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)},
+                                 {"cipher", cipher_key()}}});
   out.push_back({"tun",
                  {{"name", [](const toml::node& n, Settings& s, std::string& why) {
                      auto v = n.value<std::string>();
@@ -462,7 +472,11 @@ std::string default_config(Role role) {
               : "# A session that could not rekey for this long is dropped and handshaken anew.\n";
   o += "reject_after = " + secs(d.reject_after_s) + "\n";
   o += "# Receive and send buffer of each UDP socket, in bytes (bursts wait here).\nsocket_buffer = " +
-       std::to_string(d.socket_buffer) + "\n\n";
+       std::to_string(d.socket_buffer) + "\n";
+  o += "# Transport cipher this end takes: auto (AES-256-GCM when the CPU has AES-NI and it\n"
+       "# is faster here, else ChaCha20-Poly1305), \"chacha20-poly1305\" or \"aes-256-gcm\".\n"
+       "# A session uses AES-256-GCM when the client offers it and the server agrees.\ncipher = \"" +
+       d.cipher + "\"\n\n";
   o += "[tun]\nname = \"" + d.tun_name + "\"\n";
   o += server ? "# The tunnel address and its prefix length (or a mask such as \"255.255.255.0\"); clients\n"
                 "# that ask get the other addresses of the prefix.\nipv4_addr = \"10.0.85.1\"\n"

@@ -45,6 +45,7 @@ struct Settings {
   double rekey_after_s = 120;   // client: a new handshake per uplink this often
   double reject_after_s = 180;  // a session this old (not rekeyed in time) is dropped
   int socket_buffer = 8 << 20;  // bytes: each UDP socket's receive and send buffer
+  std::string cipher = "auto";  // transport cipher: auto, chacha20-poly1305, aes-256-gcm
   // [tun]
   std::string tun_name = "tg0";
   std::string ipv4;  // "ADDR/LEN"; empty: the role's default

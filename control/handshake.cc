@@ -20,7 +20,8 @@ ClientHandshake::ClientHandshake(const crypto::PublicKey& server_key,
                                  const crypto::Mac* cookie)
     : noise_(client_key != nullptr ? crypto::NoiseNk::initiator_psk(server_key, prologue(), client_key->psk.span())
                                    : crypto::NoiseNk::initiator(server_key, prologue())),
-      sender_index_(payload.sender_index) {
+      sender_index_(payload.sender_index),
+      ciphers_(payload.ciphers) {
   dp::Header h;
   h.type = dp::PacketType::Handshake;
   h.flags = client_key != nullptr ? dp::kHandshakeClientKey : 0;
@@ -54,7 +55,8 @@ std::optional<ClientHandshake::Established> ClientHandshake::finish(
   Established e;
   if (!n || *n != dp::kResponsePayloadLen ||
       !dp::decode_response_payload({body, *n}, e.response) ||
-      e.response.sender_index != static_cast<std::uint32_t>(h.counter)) {
+      e.response.sender_index != static_cast<std::uint32_t>(h.counter) ||
+      (e.response.cipher == 1 && (ciphers_ & dp::kOfferAes256Gcm) == 0)) {  // a cipher we never offered
     return std::nullopt;
   }
   e.keys = noise_.split();
@@ -136,6 +138,7 @@ std::optional<ServerHandshakeResult> answer_initiation(
     return std::nullopt;
   }
   r.keys = noise.split();
+  r.answer = rp;
   return r;
 }
 

@@ -50,6 +50,7 @@ class ClientHandshake {
   crypto::NoiseNk noise_;
   std::uint32_t sender_index_;
   bool has_mac2_ = false;
+  std::uint8_t ciphers_ = 0;  // what the initiation offered
   std::array<std::uint8_t, dp::kInitLen> init_{};
 };
 
@@ -58,6 +59,7 @@ struct ServerHandshakeResult {
   std::array<std::uint8_t, dp::kResponseLen> response{};
   crypto::TransportKeys keys;
   dp::InitPayload init;
+  dp::ResponsePayload answer;  // what the response carries
   std::uint8_t uplink = 0;
 };
 

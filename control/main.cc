@@ -55,22 +55,42 @@ struct Args : ctl::Settings {
   std::string key_name;       // keygen --client --name
 };
 
-// The bulk AEAD implementation: the faster one measured here, unless --aead says.
-void select_aead(const Args& a) {
+[[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
+
+// The bulk AEAD implementation (the faster one measured here, unless --aead says), and
+// whether this end takes AES-256-GCM for transport (--cipher; auto: when the CPU has it
+// and it beats ChaCha20-Poly1305 here). Returns the latter.
+bool select_aead(const Args& a) {
+  double chacha_ns = 0;
   if (a.aead == "libsodium" || a.aead == "openssl") {
     crypto::set_aead_backend(a.aead == "openssl" ? crypto::AeadBackend::OpenSsl : crypto::AeadBackend::Sodium);
     spdlog::debug("AEAD: {} (chosen with --aead)", a.aead);
-    return;
+  } else {
+    double sodium_ns = 0, openssl_ns = 0;
+    const crypto::AeadBackend b = crypto::fastest_aead_backend(&sodium_ns, &openssl_ns);
+    crypto::set_aead_backend(b);
+    chacha_ns = std::min(sodium_ns, openssl_ns);
+    // Debug level: a start-up error stays the only line; `triglav status` shows the choice.
+    spdlog::debug("AEAD: {}, the faster here (ChaCha20-Poly1305 per 1420-byte packet: libsodium {:.0f} ns, "
+                  "openssl {:.0f} ns)", crypto::aead_backend_name(b), sodium_ns, openssl_ns);
   }
-  double sodium_ns = 0, openssl_ns = 0;
-  const crypto::AeadBackend b = crypto::fastest_aead_backend(&sodium_ns, &openssl_ns);
-  crypto::set_aead_backend(b);
-  // Debug level: a start-up error stays the only line; `triglav status` shows the choice.
-  spdlog::debug("AEAD: {}, the faster here (ChaCha20-Poly1305 per 1420-byte packet: libsodium {:.0f} ns, "
-                "openssl {:.0f} ns)", crypto::aead_backend_name(b), sodium_ns, openssl_ns);
+  if (a.cipher == "chacha20-poly1305") return false;
+  if (!crypto::aes256gcm_available()) {
+    if (a.cipher == "aes-256-gcm") fail("--cipher aes-256-gcm: this CPU has no AES-NI (use auto or chacha20-poly1305)");
+    return false;
+  }
+  if (a.cipher == "aes-256-gcm") return true;
+  if (chacha_ns == 0) {  // --aead chose the implementation: time that one
+    double sodium_ns = 0, openssl_ns = 0;
+    (void)crypto::fastest_aead_backend(&sodium_ns, &openssl_ns);
+    chacha_ns = crypto::aead_backend() == crypto::AeadBackend::OpenSsl ? openssl_ns : sodium_ns;
+  }
+  const double aes_ns = crypto::aes256gcm_ns();
+  const bool take = aes_ns < chacha_ns;
+  spdlog::debug("AES-256-GCM: {:.0f} ns per 1420-byte packet; {} for transport", aes_ns,
+                take ? "offered/accepted" : "not used (ChaCha20-Poly1305 is faster here)");
+  return take;
 }
-
-[[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
 
 io::Endpoint endpoint_or_fail(const std::string& text, const char* what) {
   std::string err;
@@ -220,8 +240,8 @@ ctl::NatSettings nat_settings(const ctl::Settings& a) {
 }
 
 int cmd_server(const Args& a, ctl::ReloadFn reload) {
-  select_aead(a);
   ctl::ServerOptions o;
+  o.aes256gcm = select_aead(a);
   o.key_file = a.key_file;
   o.generate_key = a.generate_key;
   for (const auto& t : a.listen) o.listen.push_back(endpoint_or_fail(t, "--listen"));
@@ -272,8 +292,8 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
 }
 
 int cmd_tun(const Args& a, ctl::ReloadFn reload) {
-  select_aead(a);
   ctl::ClientOptions o;
+  o.aes256gcm = select_aead(a);
   if (a.authkey.empty()) fail("the client needs the server's AuthKey: as the argument, or auth_key in [client]");
   std::string err;
   if (!crypto::decode_authkey(a.authkey, o.key, err)) fail("bad AuthKey: " + err);
@@ -364,6 +384,10 @@ void add_ops_options(CLI::App* c, Args& a) {
   c->add_option("--aead", a.aead, "ChaCha20-Poly1305 implementation: auto (the faster, measured at start), "
                                   "libsodium or openssl")
       ->capture_default_str()->check(CLI::IsMember({"auto", "libsodium", "openssl"}));
+  c->add_option("--cipher", a.cipher,
+                 "transport cipher this end takes: auto (AES-256-GCM when the CPU has AES-NI and it is faster here, "
+                 "else ChaCha20-Poly1305), chacha20-poly1305, or aes-256-gcm (whenever the peer agrees)")
+      ->check(CLI::IsMember({"auto", "chacha20-poly1305", "aes-256-gcm"}));
   c->add_flag("--daemon", a.daemon,
               "run in the background (logs to syslog); returns once started, or with the start-up error");
   c->add_option("--pid-file", a.pid_file, "write the process id here (removed on exit; refused if one is running)");

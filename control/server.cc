@@ -314,6 +314,7 @@ class Server {
           out.group_epoch = epoch;
           index = new_index();
           out.sender_index = index;
+          out.cipher = (in.ciphers & dp::kOfferAes256Gcm) != 0 && opt_.aes256gcm ? 1 : 0;
           out.server_ipv4_be = opt_.tun.address.addr_be;
           out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
           out.mtu = static_cast<std::uint16_t>(opt_.tun.mtu);
@@ -383,8 +384,9 @@ class Server {
     s->uplink = r->uplink;
     s->socket = m.uplink;  // answer on the listening socket the client reached
     s->group = c.group.get();
-    s->tx_key = std::move(r->keys.send);
-    s->rx_key = std::move(r->keys.recv);
+    const auto cipher = r->answer.cipher == 1 ? crypto::Cipher::Aes256Gcm : crypto::Cipher::ChaCha20Poly1305;
+    s->tx_key = crypto::TransportKey(std::move(r->keys.send), cipher);
+    s->rx_key = crypto::TransportKey(std::move(r->keys.recv), cipher);
     s->peer = m.from;
     s->last_rx_ns.store(io::coarse_ns());
     s->established_ns = monotonic_ns();
@@ -405,8 +407,9 @@ class Server {
       spdlog::debug("rekey: client {} uplink {} from {} (index {:08x})", io::ipv4_to_string(addr), r->uplink,
                     m.from.to_string(), index);
     else
-      spdlog::info("session up: client {} from {} (uplink {}, index {:08x}{}{})", io::ipv4_to_string(addr),
-                   m.from.to_string(), r->uplink, index, authorized_ ? ", key " : "", authorized_ ? c.key_name : "");
+      spdlog::info("session up: client {} from {} (uplink {}, index {:08x}{}{}) {}", io::ipv4_to_string(addr),
+                   m.from.to_string(), r->uplink, index, authorized_ ? ", key " : "", authorized_ ? c.key_name : "",
+                   crypto::cipher_name(cipher));
   }
 
   // The workers answer initiations with cookies while under load: said in the log when

@@ -32,6 +32,7 @@ struct ServerOptions {
   std::vector<std::pair<std::string, io::Ipv4Prefix>> client_routes;
   int reject_after_s = 180;    // a session not rekeyed for this long is dropped
   int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per UDP socket
+  bool aes256gcm = false;      // agree to AES-256-GCM with clients that offer it
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks
   ProbeConfig probe;           // the server probes each client uplink too
   ReloadFn reload;             // SIGHUP; empty without a config file

@@ -164,4 +164,79 @@ bool open_in_place(const SecretKey& key, std::uint64_t counter,
   return open_with_nonce(key.data(), nonce, ad, buf, len);
 }
 
+const char* cipher_name(Cipher c) noexcept {
+  return c == Cipher::Aes256Gcm ? "AES-256-GCM" : "ChaCha20-Poly1305";
+}
+
+bool aes256gcm_available() noexcept { return crypto_aead_aes256gcm_is_available() != 0; }
+
+struct alignas(16) TransportKey::AesState {
+  crypto_aead_aes256gcm_state s;
+};
+
+void TransportKey::AesDeleter::operator()(AesState* s) const noexcept {
+  sodium_memzero(s, sizeof *s);
+  delete s;
+}
+
+TransportKey::TransportKey(SecretKey key, Cipher c) noexcept : key_(std::move(key)), cipher_(c) {
+  if (c != Cipher::Aes256Gcm) return;
+  aes_.reset(new AesState);
+  crypto_aead_aes256gcm_beforenm(&aes_->s, key_.data());
+}
+
+TransportKey::TransportKey(TransportKey&& o) noexcept
+    : key_(std::move(o.key_)), cipher_(o.cipher_), aes_(std::move(o.aes_)) {}
+
+TransportKey& TransportKey::operator=(TransportKey&& o) noexcept {
+  if (this != &o) {
+    key_ = std::move(o.key_);
+    cipher_ = o.cipher_;
+    aes_ = std::move(o.aes_);
+  }
+  return *this;
+}
+
+TransportKey::~TransportKey() = default;
+
+void TransportKey::seal(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
+                        std::size_t len) const noexcept {
+  std::uint8_t nonce[kNonceLen];
+  make_nonce(nonce, counter);
+  if (aes_)
+    crypto_aead_aes256gcm_encrypt_detached_afternm(buf, buf + len, nullptr, buf, len, ad.data(), ad.size(), nullptr,
+                                                   nonce, &aes_->s);
+  else
+    seal_with_nonce(key_.data(), nonce, ad, buf, len);
+}
+
+bool TransportKey::open(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
+                        std::size_t len) const noexcept {
+  if (len < kTagLen) return false;
+  std::uint8_t nonce[kNonceLen];
+  make_nonce(nonce, counter);
+  if (aes_)
+    return crypto_aead_aes256gcm_decrypt_detached_afternm(buf, nullptr, buf, len - kTagLen, buf + len - kTagLen,
+                                                          ad.data(), ad.size(), nonce, &aes_->s) == 0;
+  return open_with_nonce(key_.data(), nonce, ad, buf, len);
+}
+
+double aes256gcm_ns() noexcept {
+  if (!aes256gcm_available()) return 1e18;
+  constexpr std::size_t kLen = 1420;
+  constexpr int kRounds = 2000;
+  std::uint8_t k[32], ad[16] = {};
+  randombytes_buf(k, sizeof k);
+  const TransportKey key(SecretKey(std::span<const std::uint8_t, kKeyLen>(k, kKeyLen)), Cipher::Aes256Gcm);
+  sodium_memzero(k, sizeof k);
+  std::vector<std::uint8_t> buf(kLen + kTagLen, 0x5a);
+  double best = 1e18;
+  for (int trial = 0; trial < 3; ++trial) {  // the best of three, as for ChaCha20-Poly1305
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kRounds; ++i) key.seal(static_cast<std::uint64_t>(i), {ad, sizeof ad}, buf.data(), kLen);
+    best = std::min(best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kRounds);
+  }
+  return best;
+}
+
 }  // namespace triglav::crypto

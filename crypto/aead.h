@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "crypto/key.h"
@@ -54,5 +55,42 @@ AeadBackend aead_backend() noexcept;
 // Times both on 1420-byte packets (a few milliseconds); the faster, and the cost per
 // packet of each in nanoseconds.
 AeadBackend fastest_aead_backend(double* sodium_ns = nullptr, double* openssl_ns = nullptr) noexcept;
+
+// The transport AEAD of a session, agreed in its handshake (docs/PROTOCOL.md). The
+// handshake itself always uses ChaCha20-Poly1305.
+enum class Cipher : std::uint8_t { ChaCha20Poly1305 = 0, Aes256Gcm = 1 };
+const char* cipher_name(Cipher c) noexcept;
+// AES-256-GCM needs the CPU's AES and carry-less multiply instructions (libsodium's).
+bool aes256gcm_available() noexcept;
+// Times AES-256-GCM on 1420-byte packets like fastest_aead_backend (nanoseconds per
+// packet; a huge number when it is not available).
+double aes256gcm_ns() noexcept;
+
+// A session's key in one direction: the cipher, the key and, for AES-256-GCM, its
+// expanded schedule (computed once; all of it wiped when dropped). Const use from any
+// number of threads at once. Same nonce layout for both ciphers.
+class TransportKey {
+ public:
+  TransportKey() = default;
+  TransportKey(SecretKey key, Cipher c = Cipher::ChaCha20Poly1305) noexcept;  // NOLINT: a plain key is ChaCha
+  TransportKey(TransportKey&&) noexcept;
+  TransportKey& operator=(TransportKey&&) noexcept;
+  ~TransportKey();
+
+  Cipher cipher() const noexcept { return cipher_; }
+  // As seal_in_place and open_in_place.
+  void seal(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf, std::size_t len) const noexcept;
+  [[nodiscard]] bool open(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
+                          std::size_t len) const noexcept;
+
+ private:
+  struct AesState;  // libsodium's crypto_aead_aes256gcm_state, aligned
+  struct AesDeleter {
+    void operator()(AesState* s) const noexcept;
+  };
+  SecretKey key_;
+  Cipher cipher_ = Cipher::ChaCha20Poly1305;
+  std::unique_ptr<AesState, AesDeleter> aes_;
+};
 
 }  // namespace triglav::crypto

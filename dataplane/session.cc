@@ -52,7 +52,7 @@ std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::ui
   next.store(n + 1, std::memory_order_relaxed);
   h.counter = std::uint64_t{sender} << kSenderShift | n;
   encode_header(h, buf);
-  crypto::seal_in_place(s.tx_key, h.counter, {buf, kHeaderLen}, buf + kHeaderLen, body);
+  s.tx_key.seal(h.counter, {buf, kHeaderLen}, buf + kHeaderLen, body);
   return kHeaderLen + body + kTagLen;
 }
 

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crypto/aead.h"
 #include "crypto/key.h"
 #include "dataplane/dedup_window.h"
 #include "dataplane/replay_window.h"
@@ -51,8 +52,8 @@ struct Session {
   std::uint32_t remote_index = 0;  // we put this in packets to the peer
   std::uint8_t uplink = 0;  // the client's uplink id (header field, slot in its Group)
   std::uint8_t socket = 0;  // which of this side's sockets the session uses (client: = uplink)
-  crypto::SecretKey tx_key;
-  crypto::SecretKey rx_key;
+  crypto::TransportKey tx_key;  // the cipher agreed in the handshake, and its keys
+  crypto::TransportKey rx_key;
   io::Endpoint peer;  // where packets go; follows the peer's authenticated source
   std::atomic<std::uint32_t> peer_seq{0};  // seqlock over `peer` (odd while it changes)
   std::array<SenderState, kMaxSenders> tx;

@@ -54,7 +54,7 @@ bool initiation_mac1_ok(std::span<const std::uint8_t> pkt, const std::array<std:
 void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept {
   out[0] = p.version;
   out[1] = p.uplink;
-  out[2] = 0;
+  out[2] = p.ciphers;
   out[3] = 0;
   store_le32(out + 4, p.sender_index);
   std::memcpy(out + 8, &p.inner_ipv4_be, 4);
@@ -67,6 +67,7 @@ bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noe
   if (in.size() != kInitPayloadLen) return false;
   out.version = in[0];
   out.uplink = in[1];
+  out.ciphers = in[2];
   out.sender_index = load_le32(in.data() + 4);
   std::memcpy(&out.inner_ipv4_be, in.data() + 8, 4);
   out.timestamp_ns = load_le64(in.data() + 12);
@@ -80,7 +81,7 @@ void encode_response_payload(const ResponsePayload& p,
   store_le32(out, p.sender_index);
   std::memcpy(out + 4, &p.server_ipv4_be, 4);
   out[8] = p.prefix_len;
-  out[9] = 0;
+  out[9] = p.cipher;
   out[10] = static_cast<std::uint8_t>(p.mtu);
   out[11] = static_cast<std::uint8_t>(p.mtu >> 8);
   out[12] = static_cast<std::uint8_t>(p.observed_port);
@@ -95,12 +96,13 @@ bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& 
   out.sender_index = load_le32(in.data());
   std::memcpy(&out.server_ipv4_be, in.data() + 4, 4);
   out.prefix_len = in[8];
+  out.cipher = in[9];
   out.mtu = static_cast<std::uint16_t>(in[10] | in[11] << 8);
   out.observed_port = static_cast<std::uint16_t>(in[12] | in[13] << 8);
   std::memcpy(out.observed_digest.data(), in.data() + 14, kAddressDigestLen);
   std::memcpy(&out.client_ipv4_be, in.data() + 22, 4);
   out.group_epoch = load_le64(in.data() + 26);
-  return out.prefix_len <= 32;
+  return out.prefix_len <= 32 && out.cipher <= 1;
 }
 
 std::size_t inner_packet_length(const std::uint8_t* p, std::size_t len) noexcept {

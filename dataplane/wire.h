@@ -106,6 +106,7 @@ inline constexpr std::size_t kErrorLen = kHeaderLen;
 struct InitPayload {
   std::uint8_t version = kProtocolVersion;
   std::uint8_t uplink = 0;
+  std::uint8_t ciphers = 0;  // transport ciphers offered besides ChaCha20-Poly1305 (kOfferAes256Gcm)
   std::uint32_t sender_index = 0;
   std::uint32_t inner_ipv4_be = 0;  // the tunnel address the client uses (0: assign me one)
   std::uint64_t timestamp_ns = 0;   // strictly increasing per client (replayed inits lose)
@@ -115,8 +116,11 @@ struct InitPayload {
 
 inline constexpr std::size_t kAddressDigestLen = 8;
 
+inline constexpr std::uint8_t kOfferAes256Gcm = 0x01;
+
 struct ResponsePayload {
   std::uint32_t sender_index = 0;
+  std::uint8_t cipher = 0;  // the transport cipher chosen: 0 ChaCha20-Poly1305, 1 AES-256-GCM
   std::uint32_t server_ipv4_be = 0;  // the server's tunnel address
   std::uint8_t prefix_len = 0;
   std::uint16_t mtu = 0;

@@ -381,7 +381,7 @@ class Worker::Loop {
       c_.add(Counter::DropMalformed);
       return false;
     }
-    if (!crypto::open_in_place(s->rx_key, h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen,
+    if (!s->rx_key.open(h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen,
                                len - kHeaderLen)) {
       c_.add(Counter::DropAuth);
       return false;

@@ -77,6 +77,7 @@ hysteresis = "1.5s"
 rekey_after = "30s"
 reject_after = "1m"
 socket_buffer = 1048576
+cipher = "chacha20-poly1305"
 [routing]
 gateway = true
 [nat]
@@ -100,6 +101,7 @@ port_range = "40000-40999"
   EXPECT_DOUBLE_EQ(s.rekey_after_s, 30);
   EXPECT_DOUBLE_EQ(s.reject_after_s, 60);
   EXPECT_EQ(s.socket_buffer, 1 << 20);
+  EXPECT_EQ(s.cipher, "chacha20-poly1305");
   EXPECT_TRUE(s.gateway);
   EXPECT_FALSE(s.tun_offload);
   EXPECT_DOUBLE_EQ(s.nat_tcp_timeout_s, 3600);
@@ -162,6 +164,7 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
       {"[nat]\ntcp_timeout = \"1s\"\n", Role::Server, "[nat] tcp_timeout: expected a duration from 10s"},
       {"[routing]\ngateway = \"yes\"\n", Role::Client, "[routing] gateway: expected true or false"},
       {"[tun]\noffload = 0\n", Role::Server, "[tun] offload: expected true or false"},
+      {"[transport]\ncipher = \"aes-128-gcm\"\n", Role::Client, "[transport] cipher: expected one of auto, chacha20-poly1305, aes-256-gcm"},
       {"[server]\nclient_routes = [\"192.168.50.0/24\"]\n", Role::Server, "[server] client_routes: expected \"NAME=PREFIX\""},
       {"[server]\nclient_routes = [\"office=192.168.500.0/24\"]\n", Role::Server, "[server] client_routes: expected \"NAME=PREFIX\""},
       {"[routing]\ngateway_nat = 1\n", Role::Client, "[routing] gateway_nat: expected true or false"},

@@ -53,6 +53,55 @@ TEST_F(Fixture, BothSidesAgreeOnKeysAndIndices) {
   EXPECT_TRUE(crypto::open_in_place(est->keys.recv, 9, {}, buf, 32));
 }
 
+TEST_F(Fixture, TheTransportCipherIsOfferedInTheInitiationAndChosenInTheResponse) {
+  // The offer travels encrypted in the initiation, the choice in the response: both are
+  // authenticated by the handshake, so nobody in between can change either.
+  auto choose = [](std::uint8_t cipher) {
+    return [cipher](const dp::InitPayload& in, dp::ResponsePayload& out) {
+      out.sender_index = 5;
+      out.prefix_len = 24;
+      out.cipher = (in.ciphers & dp::kOfferAes256Gcm) != 0 ? cipher : 0;
+      return true;
+    };
+  };
+  dp::InitPayload offer = payload();
+  offer.ciphers = dp::kOfferAes256Gcm;
+  {
+    ClientHandshake c(server.pub, offer);
+    HandshakeReject why{};
+    auto r = answer_initiation(server.priv.span(), c.initiation(), why, choose(1));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->init.ciphers, dp::kOfferAes256Gcm);
+    EXPECT_EQ(r->answer.cipher, 1);
+    auto est = c.finish(r->response);
+    ASSERT_TRUE(est);
+    EXPECT_EQ(est->response.cipher, 1);
+  }
+  {  // the server may keep ChaCha20-Poly1305 although AES-256-GCM was offered
+    ClientHandshake c(server.pub, offer);
+    HandshakeReject why{};
+    auto r = answer_initiation(server.priv.span(), c.initiation(), why, choose(0));
+    ASSERT_TRUE(r);
+    auto est = c.finish(r->response);
+    ASSERT_TRUE(est);
+    EXPECT_EQ(est->response.cipher, 0);
+  }
+  {  // a response choosing a cipher the client never offered is not an answer
+    ClientHandshake c(server.pub, payload());
+    HandshakeReject why{};
+    auto r = answer_initiation(server.priv.span(), c.initiation(), why,
+                               [](const dp::InitPayload&, dp::ResponsePayload& out) {
+                                 out.sender_index = 5;
+                                 out.prefix_len = 24;
+                                 out.cipher = 1;
+                                 return true;
+                               });
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->init.ciphers, 0);
+    EXPECT_FALSE(c.finish(r->response));
+  }
+}
+
 TEST_F(Fixture, WrongServerKeyIsADecryptReject) {
   crypto::KeyPair other = crypto::KeyPair::generate();
   ClientHandshake c(other.pub, payload());

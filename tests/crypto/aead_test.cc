@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <openssl/evp.h>
+
 #include <cstring>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -146,6 +149,64 @@ TEST_P(AeadBackends, WrongCounterKeyOrAdFails) {
   EXPECT_FALSE(open_in_place(a.priv, 5, ad, copy, kTagLen - 1));  // shorter than a tag
   EXPECT_TRUE(open_in_place(a.priv, 5, ad, buf, sizeof buf));
   EXPECT_EQ(buf[0], 9);
+}
+
+// AES-256-GCM through TransportKey (libsodium, its precomputed schedule) against
+// OpenSSL's implementation of the same algorithm: the same ciphertext and tag for the
+// same key, nonce and data, and each opens the other's.
+TEST(TransportKey, Aes256GcmMatchesAnIndependentImplementation) {
+  ASSERT_TRUE(init());
+  if (!aes256gcm_available()) GTEST_SKIP() << "no AES-NI on this CPU";
+  std::uint8_t k[32];
+  for (int i = 0; i < 32; ++i) k[i] = static_cast<std::uint8_t>(3 * i + 1);
+  const TransportKey key(SecretKey(std::span<const std::uint8_t, kKeyLen>(k, kKeyLen)), Cipher::Aes256Gcm);
+  EXPECT_EQ(key.cipher(), Cipher::Aes256Gcm);
+  for (std::size_t len : {0u, 1u, 15u, 16u, 64u, 1420u, 9000u}) {
+    SCOPED_TRACE(len);
+    const std::uint64_t counter = 0x0102030405060708ull + len;
+    std::vector<std::uint8_t> ad(16, 0xad), ours(len + kTagLen), theirs(len + kTagLen);
+    for (std::size_t i = 0; i < len; ++i) ours[i] = theirs[i] = static_cast<std::uint8_t>(i * 13);
+    key.seal(counter, ad, ours.data(), len);
+    std::uint8_t nonce[kNonceLen];
+    make_nonce(nonce, counter);
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    int n = 0;
+    ASSERT_EQ(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, k, nonce), 1);
+    ASSERT_EQ(EVP_EncryptUpdate(ctx, nullptr, &n, ad.data(), static_cast<int>(ad.size())), 1);
+    if (len > 0) {
+      ASSERT_EQ(EVP_EncryptUpdate(ctx, theirs.data(), &n, theirs.data(), static_cast<int>(len)), 1);
+    }
+    ASSERT_EQ(EVP_EncryptFinal_ex(ctx, theirs.data() + len, &n), 1);
+    ASSERT_EQ(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, theirs.data() + len), 1);
+    EVP_CIPHER_CTX_free(ctx);
+    EXPECT_EQ(ours, theirs);
+    ASSERT_TRUE(key.open(counter, ad, theirs.data(), theirs.size()));
+    for (std::size_t i = 0; i < len; ++i) ASSERT_EQ(theirs[i], static_cast<std::uint8_t>(i * 13));
+    // A wrong counter, AD byte or ciphertext bit fails.
+    EXPECT_FALSE(key.open(counter + 1, ad, ours.data(), ours.size()));
+    ad[0] ^= 1;
+    EXPECT_FALSE(key.open(counter, ad, ours.data(), ours.size()));
+  }
+}
+
+TEST(TransportKey, ChaChaIsTheDefaultAndTheCiphersDoNotMix) {
+  ASSERT_TRUE(init());
+  std::uint8_t k[32] = {9};
+  const TransportKey chacha(SecretKey(std::span<const std::uint8_t, kKeyLen>(k, kKeyLen)));
+  EXPECT_EQ(chacha.cipher(), Cipher::ChaCha20Poly1305);
+  SecretKey same(std::span<const std::uint8_t, kKeyLen>(k, kKeyLen));
+  std::uint8_t a[64 + kTagLen] = {1, 2, 3}, b[64 + kTagLen] = {1, 2, 3};
+  chacha.seal(7, {}, a, 64);
+  seal_in_place(same, 7, {}, b, 64);
+  EXPECT_EQ(std::memcmp(a, b, sizeof a), 0) << "a plain key seals as seal_in_place does";
+  if (!aes256gcm_available()) GTEST_SKIP() << "no AES-NI on this CPU";
+  TransportKey aes(SecretKey(std::span<const std::uint8_t, kKeyLen>(k, kKeyLen)), Cipher::Aes256Gcm);
+  EXPECT_FALSE(aes.open(7, {}, a, sizeof a)) << "a ChaCha20-Poly1305 packet does not open under AES-256-GCM";
+  TransportKey moved = std::move(aes);
+  std::uint8_t c[16 + kTagLen] = {};
+  moved.seal(1, {}, c, 16);
+  EXPECT_TRUE(moved.open(1, {}, c, sizeof c)) << "a moved key keeps its schedule";
+  EXPECT_NE(cipher_name(Cipher::Aes256Gcm), cipher_name(Cipher::ChaCha20Poly1305));
 }
 
 TEST(X25519, WycheproofVectors) {

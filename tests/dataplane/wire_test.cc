@@ -84,12 +84,15 @@ TEST(Payloads, InitRoundTripAndLength) {
   p.inner_ipv4_be = 0x0255000a;
   p.timestamp_ns = 1234567890123ull;
   p.client_id = 0x0102030405060708ull;
+  p.ciphers = kOfferAes256Gcm;
   for (std::size_t i = 0; i < kClientKeyIdLen; ++i) p.key_id[i] = static_cast<std::uint8_t>(0xa0 + i);
   std::uint8_t b[kInitPayloadLen];
   encode_init_payload(p, b);
   InitPayload back;
   ASSERT_TRUE(decode_init_payload(b, back));
   EXPECT_EQ(back.uplink, 4);
+  EXPECT_EQ(back.ciphers, kOfferAes256Gcm);
+  EXPECT_EQ(b[2], 1) << "the offered ciphers at byte 2";
   EXPECT_EQ(back.sender_index, 0xdeadbeefu);
   EXPECT_EQ(back.inner_ipv4_be, 0x0255000au);
   EXPECT_EQ(back.timestamp_ns, 1234567890123ull);
@@ -114,10 +117,13 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   p.observed_digest = {1, 2, 3, 4, 5, 6, 7, 8};
   p.client_ipv4_be = 0x0255000a;
   p.group_epoch = 0x1122334455667788ull;
+  p.cipher = 1;
   std::uint8_t b[kResponsePayloadLen];
   encode_response_payload(p, b);
   ResponsePayload back;
   ASSERT_TRUE(decode_response_payload(b, back));
+  EXPECT_EQ(back.cipher, 1);
+  EXPECT_EQ(b[9], 1) << "the chosen cipher at byte 9";
   EXPECT_EQ(back.sender_index, 77u);
   EXPECT_EQ(back.prefix_len, 24);
   EXPECT_EQ(back.mtu, 1420);
@@ -126,6 +132,9 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_EQ(back.client_ipv4_be, 0x0255000au);
   EXPECT_EQ(back.group_epoch, 0x1122334455667788ull);
   EXPECT_EQ(b[26], 0x88);  // little-endian
+  b[9] = 2;  // no such cipher
+  EXPECT_FALSE(decode_response_payload(b, back));
+  b[9] = 0;
   b[8] = 33;
   EXPECT_FALSE(decode_response_payload(b, back));
   EXPECT_FALSE(decode_response_payload({b, kResponsePayloadLen - 1}, back));

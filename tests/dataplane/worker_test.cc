@@ -199,7 +199,7 @@ TEST_F(WorkerPair, PingIsAnsweredWithPongThatProvesLiveness) {
   h.counter = std::uint64_t{kControlSender} << kSenderShift;
   encode_header(h, pkt);
   store_le64(pkt + kHeaderLen, 0x1122334455667788ull);
-  crypto::seal_in_place(client.session.tx_key, h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen, 8);
+  client.session.tx_key.seal(h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen, 8);
   client.session.last_rx_ns.store(0);
   ASSERT_TRUE(client.udp.send_to(pkt, sizeof pkt, server.udp.local()));
   for (int i = 0; i < 200 && client.session.last_rx_ns.load() == 0; ++i)

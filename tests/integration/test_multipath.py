@@ -42,8 +42,10 @@ def stop_all(lab, procs):
 def body(lab, checks):
     # 1. weighted_round_robin 3:1 upload, and the download spread by the server.
     ns_s, ns_c, ifs, server, client = lab.bonded(
-        1, [], ["--strategy", "weighted_round_robin", "--weights", "3,1"])
-    checks.append("client handshook on both uplinks; the server grouped them into one client")
+        1, [], ["--strategy", "weighted_round_robin", "--weights", "3,1", "--cipher", "chacha20-poly1305"])
+    client.wait_for(r"handshake complete .* on uplink 1 \(\S+\), ChaCha20-Poly1305$", timeout=3)
+    checks.append("client handshook on both uplinks (ChaCha20-Poly1305: the client offers nothing else); "
+                  "the server grouped them into one client")
     before = counters(ns_c, ifs, "tx_bytes")
     udp_flows(lab, ns_c, CLIENT_TUN_IP, SERVER_TUN_IP)
     after = counters(ns_c, ifs, "tx_bytes")
