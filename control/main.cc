@@ -265,7 +265,8 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   if (!o.client_routes.empty() && o.authorized_clients.empty())
     fail("--client-route needs --authorized-clients: a route belongs to a client key");
   for (std::size_t i = 0; i < o.client_routes.size(); ++i) {
-    const auto& [name, p] = o.client_routes[i];
+    const std::string& name = o.client_routes[i].first;  // (clang 14 cannot capture a structured binding)
+    const io::Ipv4Prefix& p = o.client_routes[i].second;
     auto overlaps = [](const io::Ipv4Prefix& x, const io::Ipv4Prefix& y) {
       const int len = std::min(x.len, y.len);
       const std::uint32_t m = len == 0 ? 0 : __builtin_bswap32(~std::uint32_t{0} << (32 - len));
