@@ -47,6 +47,9 @@ bool parse_duration(const std::string& s, std::int64_t& ns) {
   else if (u == "m" || u == "min") scale = 60e9;
   else if (u == "h") scale = 3600e9;
   else return false;
+  // Beyond what 64-bit nanoseconds hold (about 292 years) is no duration: refused
+  // rather than converted, which would be undefined.
+  if (!(v * scale < 9.2e18)) return false;
   ns = static_cast<std::int64_t>(v * scale);
   return true;
 }
@@ -68,6 +71,7 @@ bool parse_size(const std::string& s, std::size_t& bytes) {
   else if (u == "kb") scale = 1024;
   else if (u == "mb") scale = 1024 * 1024;
   else return false;
+  if (!(v * scale < 1.8e19)) return false;  // what a 64-bit size holds
   bytes = static_cast<std::size_t>(v * scale);
   return true;
 }

@@ -151,6 +151,8 @@ TEST(Parsers, Units) {
   EXPECT_EQ(ns, 250'000);
   EXPECT_FALSE(parse_duration("12", ns));
   EXPECT_FALSE(parse_duration("-1s", ns));
+  EXPECT_FALSE(parse_duration("1e300s", ns)) << "beyond 64-bit nanoseconds: refused, never converted";
+  EXPECT_FALSE(parse_duration("300y", ns));
   double p;
   EXPECT_TRUE(parse_percent("2%", p));
   EXPECT_DOUBLE_EQ(p, 0.02);
@@ -159,6 +161,7 @@ TEST(Parsers, Units) {
   std::size_t b;
   EXPECT_TRUE(parse_size("64kb", b));
   EXPECT_EQ(b, 65536u);
+  EXPECT_FALSE(parse_size("1e30mb", b));
 }
 
 TEST(Scenario, SegmentsInheritAndRamp) {
