@@ -268,8 +268,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
     const std::string& name = o.client_routes[i].first;  // (clang 14 cannot capture a structured binding)
     const io::Ipv4Prefix& p = o.client_routes[i].second;
     auto overlaps = [](const io::Ipv4Prefix& x, const io::Ipv4Prefix& y) {
-      const int len = std::min(x.len, y.len);
-      const std::uint32_t m = len == 0 ? 0 : __builtin_bswap32(~std::uint32_t{0} << (32 - len));
+      const std::uint32_t m = io::Ipv4Prefix{0, std::min(x.len, y.len)}.mask_be();
       return (x.addr_be & m) == (y.addr_be & m);
     };
     if (overlaps(p, o.tun.address))

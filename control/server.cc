@@ -362,11 +362,20 @@ class Server {
       c.key_name = key_name(in.key_id);
       for (const auto& [name, net] : opt_.client_routes)
         if (authorized_ && name == c.key_name && c.group->n_subnets < dp::kMaxClientSubnets)
-          c.group->subnets[c.group->n_subnets++] = {net.network_be(), net.len == 0 ? 0 : __builtin_bswap32(~std::uint32_t{0} << (32 - net.len))};
+          c.group->subnets[c.group->n_subnets++] = {net.network_be(), net.mask_be()};
       if (c.group->n_subnets > 0) {
+        // The key's networks move to this run of the client: an earlier run (restarted,
+        // with a new client id) goes at once rather than at its idle timeout, so the
+        // networks never have two owners.
+        std::vector<std::uint64_t> stale;
+        for (const auto& [id, other] : clients_)
+          if (id != in.client_id && other.group && other.group->n_subnets > 0 && other.key_name == c.key_name)
+            stale.push_back(id);
+        for (std::uint64_t id : stale) remove_client(id, false);
         std::string nets;
         for (std::uint8_t i = 0; i < c.group->n_subnets; ++i)
-          nets += (i ? ", " : "") + io::Ipv4Prefix{c.group->subnets[i].net_be, __builtin_popcount(c.group->subnets[i].mask_be)}.to_string();
+          nets += (i ? ", " : "") +
+                  io::Ipv4Prefix{c.group->subnets[i].net_be, __builtin_popcount(c.group->subnets[i].mask_be)}.to_string();
         spdlog::info("client key '{}' routes {} through its tunnel", c.key_name, nets);
       }
     }

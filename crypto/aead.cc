@@ -201,24 +201,21 @@ TransportKey::~TransportKey() = default;
 
 void TransportKey::seal(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
                         std::size_t len) const noexcept {
+  if (!aes_) return seal_in_place(key_, counter, ad, buf, len);
   std::uint8_t nonce[kNonceLen];
   make_nonce(nonce, counter);
-  if (aes_)
-    crypto_aead_aes256gcm_encrypt_detached_afternm(buf, buf + len, nullptr, buf, len, ad.data(), ad.size(), nullptr,
-                                                   nonce, &aes_->s);
-  else
-    seal_with_nonce(key_.data(), nonce, ad, buf, len);
+  crypto_aead_aes256gcm_encrypt_detached_afternm(buf, buf + len, nullptr, buf, len, ad.data(), ad.size(), nullptr,
+                                                 nonce, &aes_->s);
 }
 
 bool TransportKey::open(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
                         std::size_t len) const noexcept {
+  if (!aes_) return open_in_place(key_, counter, ad, buf, len);
   if (len < kTagLen) return false;
   std::uint8_t nonce[kNonceLen];
   make_nonce(nonce, counter);
-  if (aes_)
-    return crypto_aead_aes256gcm_decrypt_detached_afternm(buf, nullptr, buf, len - kTagLen, buf + len - kTagLen,
-                                                          ad.data(), ad.size(), nonce, &aes_->s) == 0;
-  return open_with_nonce(key_.data(), nonce, ad, buf, len);
+  return crypto_aead_aes256gcm_decrypt_detached_afternm(buf, nullptr, buf, len - kTagLen, buf + len - kTagLen,
+                                                        ad.data(), ad.size(), nonce, &aes_->s) == 0;
 }
 
 double aes256gcm_ns() noexcept {

@@ -72,7 +72,7 @@ double aes256gcm_ns() noexcept;
 class TransportKey {
  public:
   TransportKey() = default;
-  TransportKey(SecretKey key, Cipher c = Cipher::ChaCha20Poly1305) noexcept;  // NOLINT: a plain key is ChaCha
+  explicit TransportKey(SecretKey key, Cipher c = Cipher::ChaCha20Poly1305) noexcept;
   TransportKey(TransportKey&&) noexcept;
   TransportKey& operator=(TransportKey&&) noexcept;
   ~TransportKey();

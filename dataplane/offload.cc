@@ -35,6 +35,13 @@ std::uint16_t pseudo_sum(const std::uint8_t* ip, std::size_t l4_len, std::uint8_
   return csum_add(s, tail, 4);
 }
 
+// The checksum field for a one's-complement sum; UDP sends a computed 0 as all ones (0
+// there means "no checksum").
+std::uint16_t finish_checksum(std::uint16_t sum, std::uint8_t proto) noexcept {
+  const auto c = static_cast<std::uint16_t>(~sum);
+  return proto == kProtoUdp && c == 0 ? 0xffff : c;
+}
+
 }  // namespace
 
 VnetHdr load_vnet_hdr(const std::uint8_t* p) noexcept {
@@ -84,8 +91,7 @@ std::uint16_t l4_checksum(const std::uint8_t* ip, std::size_t l4_off, std::size_
   std::uint16_t s = pseudo_sum(ip, l4_len, proto);
   s = csum_add(s, ip + l4_off, field - l4_off);
   s = csum_add(s, ip + field + 2, len - field - 2);
-  const auto c = static_cast<std::uint16_t>(~s);
-  return proto == kProtoUdp && c == 0 ? 0xffff : c;
+  return finish_checksum(s, proto);
 }
 
 TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t len, GsoPlan& plan) noexcept {
@@ -96,9 +102,8 @@ TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t l
       if (h.csum_start >= len || at + 2 > len) return TunPacket::Malformed;
       // The field holds the pseudo header's sum already: summing from csum_start over
       // the rest, field included, gives the checksum.
-      const auto c = static_cast<std::uint16_t>(~csum_add(0, pkt + h.csum_start, len - h.csum_start));
       const bool udp = len >= 20 && (((pkt[0] >> 4) == 4 && pkt[9] == kProtoUdp) || ((pkt[0] >> 4) == 6 && pkt[6] == kProtoUdp));
-      put_be16(pkt + at, udp && c == 0 ? 0xffff : c);
+      put_be16(pkt + at, finish_checksum(csum_add(0, pkt + h.csum_start, len - h.csum_start), udp ? kProtoUdp : kProtoTcp));
     }
     return TunPacket::Plain;
   }
@@ -183,6 +188,14 @@ bool same_flow(const GroRun& r, const std::uint8_t* q, std::size_t len) noexcept
          std::memcmp(a + 18, b + 18, r.hdr_len - r.ip_len - 18) == 0;
 }
 
+// A received segment's IPv4 header checksum (when IPv4) and TCP checksum verify: a
+// joined super-packet leaves with NEEDS_CSUM (the kernel fills the checksum in), so a
+// corrupted segment must never be joined, or it would come out with a valid one.
+bool checksums_ok(const std::uint8_t* p, std::size_t ip_len, std::size_t len) noexcept {
+  if (ip_len == 20 && csum_add(0, p, 20) != 0xffff) return false;
+  return csum_add(pseudo_sum(p, len - ip_len, kProtoTcp), p + ip_len, len - ip_len) == 0xffff;
+}
+
 }  // namespace
 
 bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept {
@@ -202,6 +215,7 @@ bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept {
   const std::size_t tcp_len = static_cast<std::size_t>(pkt[r.ip_len + 12] >> 4) * 4;
   const std::uint8_t flags = pkt[r.ip_len + 13];
   if (tcp_len < 20 || r.ip_len + tcp_len >= len || (flags & ~kTcpPsh) != kTcpAck) return false;
+  if (!checksums_ok(pkt, r.ip_len, len)) return false;
   r.first = pkt;
   r.first_len = len;
   r.hdr_len = r.ip_len + tcp_len;
@@ -220,7 +234,7 @@ bool gro_append(GroRun& r, const std::uint8_t* pkt, std::size_t len) noexcept {
   if (r.v6 ? be16(pkt + 4) + 40u != len : be16(pkt + 2) != len) return false;
   if (!same_flow(r, pkt, len) || be32(pkt + r.ip_len + 4) != r.next_seq) return false;
   const std::uint8_t flags = pkt[r.ip_len + 13];
-  if ((flags & ~kTcpPsh) != kTcpAck) return false;
+  if ((flags & ~kTcpPsh) != kTcpAck || !checksums_ok(pkt, r.ip_len, len)) return false;
   r.payload += seg;
   r.next_seq += static_cast<std::uint32_t>(seg);
   ++r.n;

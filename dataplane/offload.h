@@ -85,11 +85,12 @@ struct GroRun {
 inline constexpr unsigned kMaxGroSegments = 64;
 
 // Starts a run with a segment; false when it cannot be joined with others (not TCP, IP
-// options or fragments, flags other than ACK and PSH, no payload): write it alone.
+// options or fragments, flags other than ACK and PSH, no payload, a checksum that does
+// not verify): write it alone.
 bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept;
 // Appends the next received segment; false (run unchanged) when it does not continue the
 // flow exactly: other addresses, ports, ack, window, options, TTL or TOS, a sequence
-// gap, other flags, a longer payload, or no room.
+// gap, other flags, a longer payload, a checksum that does not verify, or no room.
 bool gro_append(GroRun& r, const std::uint8_t* pkt, std::size_t len) noexcept;
 // For a run of two or more: rewrites the first segment's IP length (and IPv4 header
 // checksum), PSH (when the last segment had it) and TCP checksum field (the pseudo

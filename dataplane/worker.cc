@@ -66,7 +66,6 @@ constexpr std::size_t kMaxGsoBytes = 65000;    // and their total, within one IP
 constexpr std::size_t kMaxGsoSegment4 = 1500 - 28;  // a datagram that fits a 1500-byte path
 constexpr std::size_t kMaxGsoSegment6 = 1500 - 48;
 constexpr std::size_t kTunReadMax = 65535 + 64;  // a TUN super-packet (IP length) and some slack
-constexpr std::size_t kSlotsPerRead = 96;        // free slots before a TUN read (64 KB at MSS >= 700)
 constexpr unsigned kGroWrites = 512;             // super-packet TUN writes in flight at most
 
 }  // namespace
@@ -112,7 +111,7 @@ class Worker::Loop {
     Qsbr& q = *cfg_.qsbr;
     q.online(cfg_.id);
     while (running_) {
-      const bool can_tx = tun_ready_ && tx_room();
+      const bool can_tx = tx_work();
       if (can_tx) {
         io_uring_submit(ring_.get());
       } else {
@@ -124,7 +123,7 @@ class Worker::Loop {
       snap_ = cfg_.snapshots->load();
       recycled_ = 0;
       drain_completions();
-      if (tun_ready_ && tx_room()) tx_batch();
+      if (tx_work()) tx_batch();
       rx_.flush();
       for (unsigned u = 0; u < rearm_.size(); ++u) {
         if (rearm_[u] && fds_[u] < 0) rearm_[u] = false;  // the uplink went away
@@ -573,8 +572,10 @@ class Worker::Loop {
     return snap_->route_ipv4(dst);
   }
 
-  // Whether a TUN read has the slots it may need.
-  bool tx_room() const noexcept { return free_.size() >= (cfg_.tun_vnet_hdr ? kSlotsPerRead : 1); }
+  // Whether the transmit side can go on: a TUN read (or a pending one) has the slots
+  // for a packet and all its copies.
+  bool tx_room() const noexcept { return free_.size() >= (cfg_.tun_vnet_hdr ? kMaxUplinks : 1); }
+  bool tx_work() const noexcept { return (tun_ready_ || pending_.active) && tx_room(); }
 
   void tx_batch() noexcept {
     if (cfg_.tun_vnet_hdr) return tx_batch_offload();
@@ -601,53 +602,65 @@ class Worker::Loop {
   }
 
   // The same with TUN offloads: each read (into tun_buf_, behind its virtio_net_hdr) is
-  // one packet or a TCP super-packet, which is cut into segments here, each into its
-  // own slot. Reads wait until there are slots for a whole 64 KB of segments.
+  // one packet or a super-packet, which is cut into segments here, each into its own
+  // slot. When the slots run out mid-way (a small MSS, redundant copies on many
+  // uplinks), the rest of the read stays pending in tun_buf_ and goes on as send
+  // completions free slots; nothing is read meanwhile, and nothing is dropped.
   void tx_batch_offload() noexcept {
     const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
     for (unsigned i = 0; i < kBatch; ++i) {
-      if (free_.size() < kSlotsPerRead) return;  // back-pressure: wait for send completions
-      const ssize_t n = read(cfg_.tun_fd, tun_buf_.data(), tun_buf_.size());
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        tun_ready_ = false;  // EAGAIN (or the device went away): wait for the next poll
-        return;
-      }
-      if (static_cast<std::size_t>(n) <= kVnetHdrLen) {
-        c_.add(Counter::DropBadInner);
-        continue;
-      }
-      std::uint8_t* pkt = tun_buf_.data() + kVnetHdrLen;
-      const std::size_t len = static_cast<std::size_t>(n) - kVnetHdrLen;
-      GsoPlan plan;
-      const TunPacket kind = classify_tun_packet(load_vnet_hdr(tun_buf_.data()), pkt, len, plan);
-      if (kind == TunPacket::Malformed || kind == TunPacket::Unsupported ||
-          (kind == TunPacket::Plain ? len > room : plan.hdr_len + plan.mss > room)) {
-        c_.add(Counter::DropBadInner);
-        continue;
-      }
-      const GroupRoute* r = route_for(pkt, len);
-      const unsigned segments = kind == TunPacket::Split ? plan.segments : 1;
-      c_.add(Counter::TunReadPackets, segments);
-      if (kind == TunPacket::Split) c_.add(Counter::TunGsoReads);
-      if (r == nullptr) {
-        c_.add(Counter::DropNoRoute, segments);
-        continue;
-      }
-      for (unsigned s = 0; s < segments; ++s) {
-        if (free_.empty()) {  // only with a tiny MSS: more segments than kSlotsPerRead
-          c_.add(Counter::DropQueueFull, segments - s);
-          break;
+      if (!pending_.active) {
+        if (!tun_ready_) return;
+        const ssize_t n = read(cfg_.tun_fd, tun_buf_.data(), tun_buf_.size());
+        if (n <= 0) {
+          if (n < 0 && errno == EINTR) continue;
+          tun_ready_ = false;  // EAGAIN (or the device went away): wait for the next poll
+          return;
         }
-        const std::uint16_t slot = free_.back();
-        free_.pop_back();
-        std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
-        std::size_t seg_len = len;
-        if (kind == TunPacket::Split) seg_len = write_segment(plan, pkt, s, buf + kPayloadOffset);
-        else std::memcpy(buf + kPayloadOffset, pkt, len);
-        send_data(*r, slot, buf, seg_len);
+        if (static_cast<std::size_t>(n) <= kVnetHdrLen) {
+          c_.add(Counter::DropBadInner);
+          continue;
+        }
+        Pending& p = pending_;
+        p.len = static_cast<std::size_t>(n) - kVnetHdrLen;
+        p.kind = classify_tun_packet(load_vnet_hdr(tun_buf_.data()), tun_buf_.data() + kVnetHdrLen, p.len, p.plan);
+        if (p.kind == TunPacket::Malformed || p.kind == TunPacket::Unsupported ||
+            (p.kind == TunPacket::Plain ? p.len > room : p.plan.hdr_len + p.plan.mss > room)) {
+          c_.add(Counter::DropBadInner);
+          continue;
+        }
+        p.segments = p.kind == TunPacket::Split ? p.plan.segments : 1;
+        p.next = 0;
+        p.active = true;
+        c_.add(Counter::TunReadPackets, p.segments);
+        if (p.kind == TunPacket::Split) c_.add(Counter::TunGsoReads);
       }
+      if (!send_pending()) return;  // out of slots: go on after send completions
     }
+  }
+
+  // Sends what is left of the pending read; false when the slots ran out first.
+  bool send_pending() noexcept {
+    Pending& p = pending_;
+    const std::uint8_t* pkt = tun_buf_.data() + kVnetHdrLen;
+    const GroupRoute* r = route_for(pkt, p.len);  // looked up again: the snapshot may be newer
+    if (r == nullptr) {
+      c_.add(Counter::DropNoRoute, p.segments - p.next);
+      p.active = false;
+      return true;
+    }
+    for (; p.next < p.segments; ++p.next) {
+      if (free_.size() < kMaxUplinks) return false;  // room for a segment and all its copies
+      const std::uint16_t slot = free_.back();
+      free_.pop_back();
+      std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
+      std::size_t seg_len = p.len;
+      if (p.kind == TunPacket::Split) seg_len = write_segment(p.plan, pkt, p.next, buf + kPayloadOffset);
+      else std::memcpy(buf + kPayloadOffset, pkt, p.len);
+      send_data(*r, slot, buf, seg_len);
+    }
+    p.active = false;
+    return true;
   }
 
   // Schedules one inner packet (in slot, at kPayloadOffset) onto the client's uplinks:
@@ -825,6 +838,14 @@ class Worker::Loop {
   msghdr recv_msg_{};
   std::vector<std::uint8_t> tx_mem_;
   std::vector<std::uint8_t> tun_buf_;  // TUN offloads: one read, before it is cut up
+  struct Pending {  // the read in tun_buf_ while its segments go out
+    bool active = false;
+    TunPacket kind = TunPacket::Plain;
+    GsoPlan plan;
+    std::size_t len = 0;  // after the virtio_net_hdr
+    unsigned segments = 0, next = 0;
+  };
+  Pending pending_;
   // Userspace GRO: the open run of the buffer being handled, and the gather lists of
   // super-packet writes in flight (each until its completion).
   struct GroWrite {

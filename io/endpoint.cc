@@ -1,5 +1,7 @@
 #include "io/endpoint.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 
 #include <charconv>
@@ -132,10 +134,11 @@ std::string ipv4_to_string(std::uint32_t addr_be) {
 
 std::string Ipv4Prefix::to_string() const { return ipv4_to_string(addr_be) + "/" + std::to_string(len); }
 
-std::uint32_t Ipv4Prefix::network_be() const noexcept {
-  const std::uint32_t mask = len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
-  return htonl(ntohl(addr_be) & mask);
+std::uint32_t Ipv4Prefix::mask_be() const noexcept {
+  return htonl(len <= 0 ? 0 : ~std::uint32_t{0} << (32 - std::min(len, 32)));
 }
+
+std::uint32_t Ipv4Prefix::network_be() const noexcept { return addr_be & mask_be(); }
 
 std::optional<Ipv4Prefix> parse_ipv4_prefix(std::string_view text, int default_len,
                                             std::string& error) {

@@ -38,6 +38,7 @@ struct Ipv4Prefix {
 
   std::string to_string() const;
   std::uint32_t network_be() const noexcept;
+  std::uint32_t mask_be() const noexcept;  // len leading ones, network byte order
 };
 
 // "10.0.85.2/24" or "10.0.85.2" (then default_len). nullopt with error on failure.

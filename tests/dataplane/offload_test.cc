@@ -240,6 +240,17 @@ TEST(Offload, RejectsWhatDoesNotAddUp) {
   EXPECT_EQ(classify_tun_packet(c, p.data(), p.size(), plan), TunPacket::Malformed) << "checksum field outside";
 }
 
+// Recomputes an IPv4 TCP packet's header and TCP checksums after an edit.
+void fix_checksums(std::vector<std::uint8_t>& p) {
+  p[10] = p[11] = 0;
+  const std::uint16_t ipc = ipv4_header_checksum(p.data(), 20);
+  p[10] = static_cast<std::uint8_t>(ipc >> 8);
+  p[11] = static_cast<std::uint8_t>(ipc);
+  const std::uint16_t c = l4_checksum(p.data(), 20, p.size(), 6);
+  p[36] = static_cast<std::uint8_t>(c >> 8);
+  p[37] = static_cast<std::uint8_t>(c);
+}
+
 // Segments as they arrive (each a whole packet with valid checksums), from a super-packet.
 std::vector<std::vector<std::uint8_t>> segments_of(std::vector<std::uint8_t>& super, bool v6, std::size_t mss) {
   VnetHdr h;
@@ -333,12 +344,19 @@ TEST(Offload, JoinsOnlyWhatContinuesTheFlow) {
   fresh();
   segs[1][19] ^= 1;
   EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "another destination";
+  fresh();
+  segs[1][100] ^= 0x10;  // one payload bit: the TCP checksum no longer verifies
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "a corrupted segment";
+  segs = segments_of(super, false, 1000);
+  segs[0][10] ^= 1;  // the IPv4 header checksum
+  EXPECT_FALSE(gro_start(r, segs[0].data(), segs[0].size())) << "a corrupted first segment";
   // A shorter segment ends the run; nothing follows it.
   auto odd = tcp_packet(false, 2 * 1000 + 10, 0x10);
   auto o = segments_of(odd, false, 1000);
   std::vector<std::uint8_t> short_one(o[0].begin(), o[0].end() - 500);
   short_one[2] = static_cast<std::uint8_t>(short_one.size() >> 8);
   short_one[3] = static_cast<std::uint8_t>(short_one.size());
+  fix_checksums(short_one);
   ASSERT_TRUE(gro_start(r, short_one.data(), short_one.size()));
   EXPECT_FALSE(gro_append(r, o[1].data(), o[1].size())) << "longer than the first: not a continuation";
   ASSERT_TRUE(gro_start(r, o[0].data(), o[0].size()));
@@ -347,11 +365,14 @@ TEST(Offload, JoinsOnlyWhatContinuesTheFlow) {
   EXPECT_TRUE(r.closed);
   // What never starts a run: a bare ACK, SYN, IP options, a fragment, UDP.
   auto ack = tcp_packet(false, 0, 0x10);
+  fix_checksums(ack);
   EXPECT_FALSE(gro_start(r, ack.data(), ack.size()));
   auto syn = tcp_packet(false, 10, 0x02);
+  fix_checksums(syn);
   EXPECT_FALSE(gro_start(r, syn.data(), syn.size()));
   auto frag = tcp_packet(false, 100, 0x10);
   frag[6] = 0x20;  // MF
+  fix_checksums(frag);
   EXPECT_FALSE(gro_start(r, frag.data(), frag.size()));
   auto udp = tcp_packet(false, 100, 0x10);
   udp[9] = 17;

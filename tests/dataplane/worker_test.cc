@@ -115,10 +115,10 @@ class WorkerPair : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(crypto::init());
     crypto::KeyPair a = crypto::KeyPair::generate(), b = crypto::KeyPair::generate();
-    client.session.tx_key = crypto::SecretKey(a.priv.span());
-    server.session.rx_key = crypto::SecretKey(a.priv.span());
-    server.session.tx_key = crypto::SecretKey(b.priv.span());
-    client.session.rx_key = crypto::SecretKey(b.priv.span());
+    client.session.tx_key = crypto::TransportKey(crypto::SecretKey(a.priv.span()));
+    server.session.rx_key = crypto::TransportKey(crypto::SecretKey(a.priv.span()));
+    server.session.tx_key = crypto::TransportKey(crypto::SecretKey(b.priv.span()));
+    client.session.rx_key = crypto::TransportKey(crypto::SecretKey(b.priv.span()));
     client.session.peer = server.udp.local();
     server.session.peer = client.udp.local();
     server.start(false);
