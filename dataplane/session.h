@@ -24,7 +24,6 @@
 
 #include "crypto/aead.h"
 #include "crypto/key.h"
-#include "dataplane/dedup_window.h"
 #include "dataplane/replay_window.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/wire.h"

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "dataplane/dedup_window.h"
+#include "dataplane/replay_window.h"
 #include "dataplane/flow.h"
 #include "dataplane/offload.h"
 #include "dataplane/scheduler.h"

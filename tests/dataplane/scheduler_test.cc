@@ -8,7 +8,7 @@
 #include <map>
 #include <vector>
 
-#include "dataplane/dedup_window.h"
+#include "dataplane/replay_window.h"
 #include "dataplane/flow.h"
 
 namespace triglav::dp {

@@ -7,7 +7,7 @@
 #include <queue>
 #include <random>
 
-#include "dataplane/dedup_window.h"
+#include "dataplane/replay_window.h"
 #include "dataplane/flow.h"
 #include "dataplane/session.h"
 #include "dataplane/wire.h"
