@@ -30,15 +30,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// An uplink's socket: any address of the server's family, pinned to its interface (if
-// one) so its packets really leave there, and marked in full-tunnel mode so they keep to
-// the main table.
-io::UdpSocket uplink_socket(const ClientOptions& opt, const std::string& device) {
+// An uplink's sockets, one per worker on one port (so the server sees one address
+// whichever worker sends): any address of the server's family, pinned to the uplink's
+// interface (if one) so its packets really leave there, and marked in full-tunnel mode
+// so they keep to the main table.
+std::vector<io::UdpSocket> uplink_sockets(const ClientOptions& opt, unsigned workers, const std::string& device) {
   const std::uint8_t any6[16] = {};
   const bool v6 = opt.endpoints.front().family() == AF_INET6;
-  io::UdpSocket s = io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), device,
-                                        opt.socket_buffer);
-  if (opt.tun.full_tunnel) s.set_mark(kUplinkMark);
+  std::vector<io::UdpSocket> s = io::UdpSocket::bind_group(
+      v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), workers, device, opt.socket_buffer);
+  if (opt.tun.full_tunnel)
+    for (auto& one : s) one.set_mark(kUplinkMark);
   return s;
 }
 
@@ -220,7 +222,7 @@ class Client {
 
   void on_message(const dp::ControlMessage& m) {
     if (m.kind == dp::ControlMessage::Kind::UplinkReleased) {
-      if (m.uplink < ups_.size() && !ups_[m.uplink].active) rt_.close_uplink(m.uplink);
+      if (m.uplink < ups_.size() && !ups_[m.uplink].active) rt_.uplink_released(m.uplink);
       return;
     }
     if (m.kind == dp::ControlMessage::Kind::Pong) {
@@ -419,7 +421,7 @@ class Client {
       return;
     }
     try {
-      rt_.add_uplink(free->id, uplink_socket(opt_, name));
+      rt_.add_uplink(free->id, uplink_sockets(opt_, rt_.workers(), name));
     } catch (const std::exception& e) {
       spdlog::warn("cannot use {} as an uplink: {}", name, e.what());
       return;
@@ -528,7 +530,7 @@ class Client {
     const auto cipher = est.response.cipher == 1 ? crypto::Cipher::Aes256Gcm : crypto::Cipher::ChaCha20Poly1305;
     s->tx_key = crypto::TransportKey(std::move(est.keys.send), cipher);
     s->rx_key = crypto::TransportKey(std::move(est.keys.recv), cipher);
-    s->peer = from;
+    s->set_peer(from);
     s->last_rx_ns.store(io::coarse_ns());
     const bool nat = behind_nat(u, est.response);
     if (nat && !u.behind_nat)
@@ -645,12 +647,13 @@ int run_client(const ClientOptions& opt) {
     throw std::runtime_error("at most " + std::to_string(opt.max_uplinks) + " uplinks (-i; max_uplinks)");
   if (opt.auto_discover && !opt.interfaces.empty())
     throw std::runtime_error("use either -i or --auto-discover, not both");
-  std::vector<io::UdpSocket> socks;
-  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(uplink_socket(opt, {}));
-  for (const auto& i : opt.interfaces) socks.push_back(uplink_socket(opt, i));
+  TunSetup tun = opt.tun;
+  tun.workers = worker_count(opt.tun.workers);
+  std::vector<std::vector<io::UdpSocket>> socks;
+  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(uplink_sockets(opt, tun.workers, {}));
+  for (const auto& i : opt.interfaces) socks.push_back(uplink_sockets(opt, tun.workers, i));
   const std::size_t n = socks.size();
   // --dns: the servers are reached through the tunnel (in split mode by a route each).
-  TunSetup tun = opt.tun;
   if (!tun.full_tunnel)
     for (const auto& d : opt.dns) {
       const io::Ipv4Prefix host{d.addr_be, 32};

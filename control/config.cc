@@ -211,10 +211,12 @@ std::vector<Section> sections(Role role) {
                    {{"rekey_after", duration_key(&Settings::rekey_after_s, 1, 3600)},
                     {"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)},
                     {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)},
+                    {"workers", int_key(&Settings::workers, 0, static_cast<int>(dp::kMaxWorkers))},
                     {"cipher", cipher_key()}}});
   else
     out.push_back({"transport", {{"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)},
                                  {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)},
+                                 {"workers", int_key(&Settings::workers, 0, static_cast<int>(dp::kMaxWorkers))},
                                  {"cipher", cipher_key()}}});
   out.push_back({"tun",
                  {{"name", [](const toml::node& n, Settings& s, std::string& why) {
@@ -473,6 +475,8 @@ std::string default_config(Role role) {
   o += "reject_after = " + secs(d.reject_after_s) + "\n";
   o += "# Receive and send buffer of each UDP socket, in bytes (bursts wait here).\nsocket_buffer = " +
        std::to_string(d.socket_buffer) + "\n";
+  o += "# Dataplane worker threads, each with its own TUN queue and sockets, pinned to a CPU;\n"
+       "# 0: one per CPU this process may use.\nworkers = " + std::to_string(d.workers) + "\n";
   o += "# Transport cipher this end takes: auto (AES-256-GCM when the CPU has AES-NI and it\n"
        "# is faster here, else ChaCha20-Poly1305), \"chacha20-poly1305\" or \"aes-256-gcm\".\n"
        "# A session uses AES-256-GCM when the client offers it and the server agrees.\ncipher = \"" +

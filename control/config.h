@@ -46,6 +46,7 @@ struct Settings {
   double reject_after_s = 180;  // a session this old (not rekeyed in time) is dropped
   int socket_buffer = 8 << 20;  // bytes: each UDP socket's receive and send buffer
   std::string cipher = "auto";  // transport cipher: auto, chacha20-poly1305, aes-256-gcm
+  int workers = 0;  // dataplane workers, each pinned to a CPU; 0: one per CPU
   // [tun]
   std::string tun_name = "tg0";
   std::string ipv4;  // "ADDR/LEN"; empty: the role's default

@@ -250,6 +250,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.tun.address = tunnel_address(a, "10.0.85.1");
   o.tun.mtu = a.mtu;
   o.tun.offload = a.tun_offload;
+  o.tun.workers = static_cast<unsigned>(a.workers);
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
@@ -304,6 +305,7 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   // else: the server assigns one from its pool (address 0 in the initiation)
   o.tun.mtu = a.mtu;
   o.tun.offload = a.tun_offload;
+  o.tun.workers = static_cast<unsigned>(a.workers);
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.tun.full_tunnel = a.full_tunnel;
   for (const auto& r : a.exclude) o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
@@ -384,6 +386,10 @@ void add_ops_options(CLI::App* c, Args& a) {
   c->add_option("--aead", a.aead, "ChaCha20-Poly1305 implementation: auto (the faster, measured at start), "
                                   "libsodium or openssl")
       ->capture_default_str()->check(CLI::IsMember({"auto", "libsodium", "openssl"}));
+  c->add_option("--workers", a.workers,
+                "dataplane worker threads, each with its own TUN queue and sockets, pinned to a CPU "
+                "(0: one per CPU)")
+      ->check(CLI::Range(0, static_cast<int>(dp::kMaxWorkers)));
   c->add_option("--cipher", a.cipher,
                  "transport cipher this end takes: auto (AES-256-GCM when the CPU has AES-NI and it is faster here, "
                  "else ChaCha20-Poly1305), chacha20-poly1305, or aes-256-gcm (whenever the peer agrees)")

@@ -8,6 +8,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -46,10 +49,41 @@ void block_signals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
-    : started_ns_(io::monotonic_ns()), qsbr_(1), snapshots_(qsbr_) {
+unsigned worker_count(unsigned requested) {
+  unsigned n = requested;
+  if (n == 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    n = sched_getaffinity(0, sizeof set, &set) == 0 ? static_cast<unsigned>(CPU_COUNT(&set)) : 1;
+  }
+  return std::clamp(n, 1u, dp::kMaxWorkers);
+}
+
+namespace {
+// The CPUs this process may run on, in order (worker w is pinned to the w-th, round
+// robin, when there are at least as many workers as CPUs; fewer workers are left to
+// the scheduler, which keeps two processes' single workers off one CPU); empty if
+// unknown.
+std::vector<int> allowed_cpus() {
+  std::vector<int> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+}  // namespace
+
+Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup& tun)
+    : started_ns_(io::monotonic_ns()), qsbr_(std::max(tun.workers, 1u)), snapshots_(qsbr_) {
+  const unsigned nw = std::max(tun.workers, 1u);
+  if (nw > dp::kMaxWorkers) throw std::runtime_error("at most " + std::to_string(dp::kMaxWorkers) + " workers");
   if (uplinks.size() > dp::kMaxUplinks) throw std::runtime_error("too many uplinks");
-  for (std::size_t i = 0; i < uplinks.size(); ++i) uplinks_[i] = std::move(uplinks[i]);
+  for (std::size_t i = 0; i < uplinks.size(); ++i) {
+    if (uplinks[i].size() != nw) throw std::runtime_error("each uplink needs one socket per worker");
+    uplinks_[i] = std::move(uplinks[i]);
+  }
   const sigset_t s = handled_signals();
   signal_fd_ = signalfd(-1, &s, SFD_NONBLOCK | SFD_CLOEXEC);
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -59,7 +93,7 @@ Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
   arm(signal_fd_, kTagSignal);
   arm(event_fd_, kTagQueue);
 
-  tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, 1, tun.offload));
+  tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, static_cast<int>(nw), tun.offload));
   // No IPv6 inside the tunnel yet: keep the kernel from sending router and multicast
   // listener solicitations into it. Best effort (IPv6 may be off altogether).
   if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + tun.name + "/disable_ipv6").c_str(), "w")) {
@@ -89,16 +123,30 @@ Runtime::Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun)
     }
   }
 
-  dp::WorkerConfig wc;
-  wc.id = 0;
-  wc.tun_fd = tun_->queue_fd(0);
-  wc.tun_vnet_hdr = tun_->vnet_hdr();
-  for (const auto& u : uplinks_) wc.uplink_fds.push_back(u.fd());  // -1 where none
-  wc.snapshots = &snapshots_;
-  wc.qsbr = &qsbr_;
-  wc.to_control = &queue_;
-  wc.control_eventfd = event_fd_;
-  workers_.push_back(std::make_unique<dp::Worker>(std::move(wc)));
+  const std::vector<int> cpus = allowed_cpus();
+  for (unsigned w = 0; w < nw; ++w) {
+    queues_.push_back(std::make_unique<dp::ControlQueue>());
+    dp::WorkerConfig wc;
+    wc.id = w;
+    wc.cpu = cpus.empty() || nw < cpus.size() ? -1 : cpus[w % cpus.size()];
+    wc.tun_fd = tun_->queue_fd(static_cast<int>(w));
+    wc.tun_vnet_hdr = tun_->vnet_hdr();
+    for (const auto& u : uplinks_) wc.uplink_fds.push_back(u.empty() ? -1 : u[w].fd());  // -1 where none
+    wc.snapshots = &snapshots_;
+    wc.qsbr = &qsbr_;
+    wc.to_control = queues_.back().get();
+    wc.control_eventfd = event_fd_;
+    workers_.push_back(std::make_unique<dp::Worker>(std::move(wc)));
+  }
+}
+
+bool Runtime::pop(dp::ControlMessage& m) noexcept {
+  for (std::size_t i = 0; i < queues_.size(); ++i) {
+    const unsigned q = next_queue_;
+    next_queue_ = static_cast<unsigned>((next_queue_ + 1) % queues_.size());
+    if (queues_[q]->pop(m)) return true;
+  }
+  return false;
 }
 
 Runtime::~Runtime() {
@@ -149,6 +197,7 @@ Status Runtime::status_header(const char* role, const std::string& address, dp::
   st.address = address;
   st.strategy = dp::strategy_name(strategy);
   st.aead = crypto::aead_backend_name(crypto::aead_backend());
+  st.workers = static_cast<unsigned>(workers_.size());
   st.counters = totals();
   return st;
 }
@@ -294,13 +343,15 @@ Runtime::Wake Runtime::wait(int timeout_ms) {
   return w;
 }
 
-void Runtime::add_uplink(unsigned id, io::UdpSocket s) {
-  const int fd = s.fd();
+void Runtime::add_uplink(unsigned id, std::vector<io::UdpSocket> s) {
+  if (s.size() != workers_.size()) throw std::runtime_error("each uplink needs one socket per worker");
   uplinks_[id] = std::move(s);
-  for (auto& w : workers_) w->command({static_cast<std::uint8_t>(id), fd});
+  for (std::size_t w = 0; w < workers_.size(); ++w)
+    workers_[w]->command({static_cast<std::uint8_t>(id), uplinks_[id][w].fd()});
 }
 
 void Runtime::release_uplink(unsigned id) {
+  released_[id] = 0;
   for (auto& w : workers_) w->command({static_cast<std::uint8_t>(id), -1});
 }
 
@@ -314,17 +365,18 @@ dp::CounterTotals Runtime::totals() const noexcept {
   dp::CounterTotals t;
   for (const auto& w : workers_) t.add(w->counters());
   // Not a worker's: the kernel's own count for each socket.
-  for (const auto& u : uplinks_) t.v[static_cast<std::size_t>(dp::Counter::DropInKernel)] += u.kernel_drops();
+  for (const auto& u : uplinks_)
+    for (const auto& sock : u) t.v[static_cast<std::size_t>(dp::Counter::DropInKernel)] += sock.kernel_drops();
   return t;
 }
 
 bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
                              std::span<const std::uint8_t> body) {
   std::uint8_t pkt[dp::kHeaderLen + 64 + dp::kTagLen];
-  if (body.size() > 64 || s.socket >= uplinks_.size() || uplinks_[s.socket].fd() < 0) return false;
+  if (body.size() > 64 || s.socket >= uplinks_.size() || uplinks_[s.socket].empty()) return false;
   if (!body.empty()) std::memcpy(pkt + dp::kHeaderLen, body.data(), body.size());
   const std::size_t len = dp::seal_transport(s, dp::kControlSender, type, pkt, body.size());
-  return len != 0 && uplinks_[s.socket].send_to(pkt, len, to);
+  return len != 0 && uplinks_[s.socket].front().send_to(pkt, len, to);
 }
 
 }  // namespace triglav::ctl

@@ -59,7 +59,13 @@ struct TunSetup {
   std::vector<io::Ipv4Prefix> exclude;
   // TCP segmentation and checksums left to us (io::TunDevice, dataplane/offload.h).
   bool offload = true;
+  // Dataplane workers, one TUN queue and one socket per uplink each (worker_count).
+  unsigned workers = 0;  // 0: one per CPU
 };
+
+// The number of workers for --workers N: N itself, or for 0 one per CPU this process may
+// run on; at most dp::kMaxWorkers.
+unsigned worker_count(unsigned requested);
 
 // Full tunnel: uplink sockets carry kUplinkMark and keep to the main table; all other
 // traffic looks up kTunnelTable, whose default routes lead into the TUN. Our rules use
@@ -74,7 +80,9 @@ void block_signals();
 
 class Runtime {
  public:
-  Runtime(std::vector<io::UdpSocket> uplinks, const TunSetup& tun);
+  // uplinks: by uplink id, tun.workers sockets each (io::UdpSocket::bind_group), the
+  // first of which the control thread also sends from.
+  Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup& tun);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -93,17 +101,24 @@ class Runtime {
   void watch_links(std::function<void(int ifindex, bool up)> cb);
   // Waits up to timeout_ms for a signal or a worker message.
   Wake wait(int timeout_ms);
-  bool pop(dp::ControlMessage& m) noexcept { return queue_.pop(m); }
+  // The next message from any worker (each worker's in order).
+  bool pop(dp::ControlMessage& m) noexcept;
+  unsigned workers() const noexcept { return static_cast<unsigned>(workers_.size()); }
 
   dp::SnapshotHolder& snapshots() noexcept { return snapshots_; }
   dp::Qsbr& qsbr() noexcept { return qsbr_; }
-  const io::UdpSocket& uplink(unsigned i) const noexcept { return uplinks_[i]; }
-  // Uplinks added and removed at run time (auto-discovery). add_uplink hands the socket
-  // to the workers at once; release_uplink asks them to stop using it, and the socket is
-  // closed when the UplinkReleased answer arrives (close_uplink).
-  void add_uplink(unsigned id, io::UdpSocket s);
+  // Uplink i's first socket (fd -1 where there is none).
+  const io::UdpSocket& uplink(unsigned i) const noexcept {
+    return uplinks_[i].empty() ? no_socket_ : uplinks_[i].front();
+  }
+  // Uplinks added and removed at run time (auto-discovery). add_uplink hands each worker
+  // its socket at once; release_uplink asks them to stop using them, and the sockets are
+  // closed when every worker's UplinkReleased answer has arrived (uplink_released).
+  void add_uplink(unsigned id, std::vector<io::UdpSocket> s);
   void release_uplink(unsigned id);
-  void close_uplink(unsigned id) { uplinks_[id] = io::UdpSocket(); }
+  void uplink_released(unsigned id) {
+    if (++released_[id] >= workers_.size()) uplinks_[id].clear();
+  }
   const io::TunDevice& tun() const noexcept { return *tun_; }
   // Puts the tunnel address on the TUN once the server assigned it (TunSetup left it
   // 0). Empty on success, else the reason.
@@ -122,7 +137,9 @@ class Runtime {
  private:
   void arm(int fd, std::uint64_t tag);
 
-  std::array<io::UdpSocket, dp::kMaxUplinks> uplinks_;  // by uplink id; fd -1 where none
+  std::array<std::vector<io::UdpSocket>, dp::kMaxUplinks> uplinks_;  // by uplink id, then worker
+  std::array<unsigned, dp::kMaxUplinks> released_{};  // UplinkReleased answers since release_uplink
+  io::UdpSocket no_socket_;
   std::unique_ptr<io::TunDevice> tun_;
   std::int64_t started_ns_ = 0;
   std::unique_ptr<io::Netlink> nl_;
@@ -133,7 +150,8 @@ class Runtime {
   void remove_policy() noexcept;
   dp::Qsbr qsbr_;
   dp::SnapshotHolder snapshots_;
-  dp::ControlQueue queue_;
+  std::vector<std::unique_ptr<dp::ControlQueue>> queues_;  // one per worker
+  unsigned next_queue_ = 0;
   int event_fd_ = -1;
   int signal_fd_ = -1;
   std::unique_ptr<io::Ring> ring_;

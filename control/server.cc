@@ -396,7 +396,7 @@ class Server {
     const auto cipher = r->answer.cipher == 1 ? crypto::Cipher::Aes256Gcm : crypto::Cipher::ChaCha20Poly1305;
     s->tx_key = crypto::TransportKey(std::move(r->keys.send), cipher);
     s->rx_key = crypto::TransportKey(std::move(r->keys.recv), cipher);
-    s->peer = m.from;
+    s->set_peer(m.from);
     s->last_rx_ns.store(io::coarse_ns());
     s->established_ns = monotonic_ns();
     if (rekey) {  // routed once the client has used it
@@ -578,7 +578,7 @@ class Server {
       clients_.erase(cid);
       if (do_publish) publish();
       rt_.qsbr().retire([rt, s, g, notify] {
-        if (notify) rt->send_transport(*s, dp::PacketType::Close, s->peer);
+        if (notify) rt->send_transport(*s, dp::PacketType::Close, s->peer_copy());
         delete s;
         delete g;
       });
@@ -586,7 +586,7 @@ class Server {
     }
     if (do_publish) publish();
     rt_.qsbr().retire([rt, s, notify] {
-      if (notify) rt->send_transport(*s, dp::PacketType::Close, s->peer);
+      if (notify) rt->send_transport(*s, dp::PacketType::Close, s->peer_copy());
       delete s;
     });
   }
@@ -679,10 +679,12 @@ int run_server(const ServerOptions& opt) {
 
   if (opt.listen.empty() || opt.listen.size() > dp::kMaxUplinks)
     throw std::runtime_error("listen on 1 to " + std::to_string(dp::kMaxUplinks) + " addresses");
-  std::vector<io::UdpSocket> socks;
-  for (const auto& e : opt.listen) {
-    socks.push_back(io::UdpSocket::bind(e, {}, opt.socket_buffer));
-    socks.back().attach_filter(dp::server_socket_filter());
+  TunSetup tun = opt.tun;
+  tun.workers = worker_count(opt.tun.workers);
+  std::vector<std::vector<io::UdpSocket>> socks;  // per address, one per worker: SO_REUSEPORT
+  for (const auto& e : opt.listen) {                // spreads clients' addresses over workers
+    socks.push_back(io::UdpSocket::bind_group(e, tun.workers, {}, opt.socket_buffer));
+    for (auto& s : socks.back()) s.attach_filter(dp::server_socket_filter());
   }
 
   crypto::AuthKey ak;
@@ -709,7 +711,7 @@ int run_server(const ServerOptions& opt) {
     spdlog::info("new key saved to {}", opt.key_file);
   }
 
-  Runtime rt(std::move(socks), opt.tun);
+  Runtime rt(std::move(socks), tun);
   rt.guard_handshakes(dp::HandshakeMacKeys::for_server(kf.key.pub));
   std::optional<KernelNat> nat;
   if (opt.nat_outbound) nat.emplace(KernelNat::Kind::Outbound, rt.tun().name(), opt.tun.address, opt.nat);

@@ -97,7 +97,7 @@ int health_value(const std::string& state) {
 std::string to_json(const Status& s) {
   nlohmann::json j = {{"role", s.role},         {"version", s.version}, {"uptime_s", s.uptime_s},
                       {"tun", s.tun},           {"address", s.address}, {"strategy", s.strategy},
-                      {"aead", s.aead},
+                      {"aead", s.aead},         {"workers", s.workers},
                       {"state", s.state},       {"handshakes", s.handshakes},
                       {"handshake_rejects", s.handshake_rejects},
                       {"cookie_replies", s.cookie_replies},

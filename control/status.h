@@ -42,6 +42,7 @@ struct Status {
   std::string address;  // tunnel address with prefix
   std::string strategy;
   std::string aead;     // the ChaCha20-Poly1305 implementation in use
+  unsigned workers = 0;  // dataplane worker threads
   std::string state;    // client: "connected" or "connecting"; server: "serving"
   std::vector<UplinkStatus> uplinks;  // client
   std::vector<ClientStatus> clients;  // server

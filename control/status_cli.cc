@@ -136,7 +136,7 @@ void print_status(const json& j, const StatusQuery& q) {
   std::printf("triglav %s %s, up %s, %s %s, strategy %s: %s", j.value("role", "").c_str(),
               j.value("version", "").c_str(), duration(j.value("uptime_s", 0.0)).c_str(), j.value("tun", "").c_str(),
               j.value("address", "").c_str(), j.value("strategy", "").c_str(), j.value("state", "").c_str());
-  if (q.detailed) std::printf(" (AEAD %s)", j.value("aead", "").c_str());
+  if (q.detailed) std::printf(" (AEAD %s, %u workers)", j.value("aead", "").c_str(), j.value("workers", 0u));
   if (server) std::printf(", %zu client(s)", j["clients"].size());
   std::printf("\n");
   const auto& c = j["counters"];

@@ -9,14 +9,17 @@
 // passed a quiescent point (Qsbr), so the packet path takes no lock and no reference
 // count.
 //
-// Mutable per-packet state is split by owner: Session::tx[w], Session::peer and
-// Group::workers[w] belong to worker w; Session::rx_windows[s] and Group::dedup[s] to the
-// worker that receives sender s's packets (one worker in this version).
+// Mutable per-packet state is split by owner: Session::tx[w] and Group::workers[w]
+// belong to worker w. What several workers may touch at once is lock-free:
+// Session::rx_windows[s] and Group::dedup[s] (one client's uplinks may arrive at
+// different workers, replay_window.h), Session::peer (PeerAddress) and the counters of
+// received bytes.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -44,6 +47,57 @@ struct alignas(64) SenderState {
   std::atomic<std::uint64_t> bytes{0};   // Data bytes sent; the control thread samples it
 };
 
+// Where a session's packets go: the peer's address as four atomic words (a
+// sockaddr_in6 and its length fit) under a sequence lock, so that the worker receiving
+// the session's packets may move it (roaming) while every worker sends to it. A writer
+// that finds another one at work leaves the address be; the next packet tries again.
+class PeerAddress {
+ public:
+  void set(const io::Endpoint& e) noexcept {
+    const Words w = pack(e);
+    std::uint32_t v = seq_.load(std::memory_order_relaxed);
+    if ((v & 1) != 0 || !seq_.compare_exchange_strong(v, v + 1, std::memory_order_acquire)) return;
+    std::atomic_thread_fence(std::memory_order_release);
+    for (std::size_t i = 0; i < w.size(); ++i) words_[i].store(w[i], std::memory_order_relaxed);
+    seq_.store(v + 2, std::memory_order_release);
+  }
+  io::Endpoint get() const noexcept {
+    const Words w = load();
+    io::Endpoint e;
+    std::uint32_t len;
+    std::memcpy(&len, w.data(), 4);
+    e.len = len;
+    std::memcpy(&e.addr, reinterpret_cast<const std::uint8_t*>(w.data()) + 4, len);
+    return e;
+  }
+  bool is(const io::Endpoint& e) const noexcept { return load() == pack(e); }
+  bool empty() const noexcept { return (load()[0] & 0xffffffffu) == 0; }
+
+ private:
+  using Words = std::array<std::uint64_t, 4>;
+  static constexpr std::size_t kMaxLen = 4 * 8 - 4;  // sizeof(sockaddr_in6)
+  static Words pack(const io::Endpoint& e) noexcept {
+    std::uint8_t b[32] = {};
+    const std::uint32_t len = e.len <= kMaxLen ? e.len : 0;
+    std::memcpy(b, &len, 4);
+    std::memcpy(b + 4, &e.addr, len);
+    Words w;
+    std::memcpy(w.data(), b, sizeof b);
+    return w;
+  }
+  Words load() const noexcept {
+    for (;;) {
+      const std::uint32_t v1 = seq_.load(std::memory_order_acquire);
+      Words w;
+      for (std::size_t i = 0; i < w.size(); ++i) w[i] = words_[i].load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if ((v1 & 1) == 0 && seq_.load(std::memory_order_relaxed) == v1) return w;
+    }
+  }
+  std::atomic<std::uint32_t> seq_{0};  // odd while a writer is at work
+  std::array<std::atomic<std::uint64_t>, 4> words_{};
+};
+
 struct Group;
 
 struct Session {
@@ -53,8 +107,7 @@ struct Session {
   std::uint8_t socket = 0;  // which of this side's sockets the session uses (client: = uplink)
   crypto::TransportKey tx_key;  // the cipher agreed in the handshake, and its keys
   crypto::TransportKey rx_key;
-  io::Endpoint peer;  // where packets go; follows the peer's authenticated source
-  std::atomic<std::uint32_t> peer_seq{0};  // seqlock over `peer` (odd while it changes)
+  PeerAddress peer;  // where packets go; follows the peer's authenticated source
   std::array<SenderState, kMaxSenders> tx;
   std::array<ReplayWindow, kMaxSenders> rx_windows{};
   std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
@@ -68,22 +121,8 @@ struct Session {
   std::atomic<std::uint64_t> rx_bytes{0};
   Group* group = nullptr;                    // the client this uplink belongs to
 
-  // The owning worker moves the peer (roaming); other threads read a consistent copy.
-  void set_peer(const io::Endpoint& e) noexcept {
-    const std::uint32_t v = peer_seq.load(std::memory_order_relaxed);
-    peer_seq.store(v + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    peer = e;
-    peer_seq.store(v + 2, std::memory_order_release);
-  }
-  io::Endpoint peer_copy() const noexcept {
-    for (;;) {
-      const std::uint32_t v1 = peer_seq.load(std::memory_order_acquire);
-      io::Endpoint e = peer;
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if ((v1 & 1) == 0 && peer_seq.load(std::memory_order_relaxed) == v1) return e;
-    }
-  }
+  void set_peer(const io::Endpoint& e) noexcept { peer.set(e); }
+  io::Endpoint peer_copy() const noexcept { return peer.get(); }
 };
 
 // Per (client, worker): the worker's scheduler for this client's uplinks and the

@@ -28,6 +28,8 @@
 
 #include <netinet/udp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -391,7 +393,7 @@ class Worker::Loop {
     }
     if (!s->confirmed.load(std::memory_order_relaxed)) s->confirmed.store(true, std::memory_order_relaxed);
     // Authenticated: the peer may have moved (NAT rebinding, roaming).
-    if (!(from == s->peer)) s->set_peer(from);
+    if (!s->peer.is(from)) s->set_peer(from);
     s->last_rx_ns.store(now_, std::memory_order_relaxed);
     const std::size_t body = len - kHeaderLen - kTagLen;
     if (h.type == PacketType::Close) {
@@ -431,7 +433,7 @@ class Worker::Loop {
         return false;
       }
     }
-    s->rx_bytes.store(s->rx_bytes.load(std::memory_order_relaxed) + inner_len, std::memory_order_relaxed);
+    s->rx_bytes.fetch_add(inner_len, std::memory_order_relaxed);  // one worker, or two while it roams
     // Copies of a packet sent on several uplinks share its sequence number: deliver once.
     if (!g->dedup[sender].check_and_update(load_le32(pkt + kHeaderLen))) {
       c_.add(Counter::DropDuplicate);
@@ -681,7 +683,9 @@ class Worker::Loop {
       const unsigned id = static_cast<unsigned>(std::countr_zero(m));
       m &= m - 1;
       Session* s = r.uplinks[id];
-      if (s == nullptr || s->peer.len == 0 || fds_[s->socket] < 0) continue;
+      if (s == nullptr || fds_[s->socket] < 0) continue;
+      const io::Endpoint to = s->peer_copy();
+      if (to.len == 0) continue;
       std::uint8_t* b = tx_mem_.data() + std::size_t{cur} * cfg_.max_packet;
       std::uint16_t next = 0;
       const bool more = m != 0 && !free_.empty();
@@ -691,7 +695,7 @@ class Worker::Loop {
         std::memcpy(tx_mem_.data() + std::size_t{next} * cfg_.max_packet + kHeaderLen, b + kHeaderLen,
                     kSeqLen + n);
       }
-      if (!emit(s, PacketType::Data, cur, b, kSeqLen + n)) {
+      if (!emit(s, to, PacketType::Data, cur, b, kSeqLen + n)) {
         if (!more) return;
         cur = next;
         continue;
@@ -730,14 +734,14 @@ class Worker::Loop {
     std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
     std::memcpy(buf + kHeaderLen, body, 8);
     store_le64(buf + kHeaderLen + 8, s->rx_bytes.load(std::memory_order_relaxed));
-    emit(s, PacketType::Pong, slot, buf, kPongBody);
+    emit(s, s->peer_copy(), PacketType::Pong, slot, buf, kPongBody);
   }
 
   // Writes the header in front of buf[kHeaderLen, kHeaderLen + body), seals in place
   // with this worker's counter and adds the datagram to the open send batch for its
   // socket and peer (a new one when it does not fit); the slot is freed on completion.
   // False (slot freed, drop counted) when the session's keys are used up.
-  bool emit(Session* s, PacketType type, std::uint16_t slot, std::uint8_t* buf,
+  bool emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
             std::size_t body) noexcept {
     const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body);
     if (len == 0) {
@@ -746,7 +750,6 @@ class Worker::Loop {
       return false;
     }
     const int fd = fds_[s->socket];
-    const io::Endpoint& to = s->peer;
     // The kernel refuses to segment beyond the path MTU; larger datagrams (a TUN MTU above
     // the default) go alone and may be fragmented as usual.
     const bool batchable = gso_ && len <= (to.family() == AF_INET6 ? kMaxGsoSegment6 : kMaxGsoSegment4);
@@ -923,6 +926,12 @@ void Worker::run(std::promise<std::string> started) noexcept {
   } catch (const std::exception& e) {
     started.set_value(std::string("worker ") + std::to_string(cfg_.id) + ": " + e.what());
     return;
+  }
+  if (cfg_.cpu >= 0) {  // best effort: a CPU set changed under us only costs locality
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cfg_.cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
   }
   started.set_value({});
   loop->run();

@@ -43,7 +43,8 @@ struct UplinkCommand {
 using CommandQueue = io::SpscRing<UplinkCommand, 64>;
 
 struct WorkerConfig {
-  unsigned id = 0;
+  unsigned id = 0;  // also the sender id in this worker's counters
+  int cpu = -1;     // pinned to this CPU (-1: not pinned)
   int tun_fd = -1;
   bool tun_vnet_hdr = false;  // the TUN carries virtio_net_hdrs (io::TunDevice::vnet_hdr)
   std::vector<int> uplink_fds;  // index = uplink id (-1: none); more come by command

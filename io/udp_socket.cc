@@ -20,7 +20,7 @@ void set_buffer(int fd, int opt_force, int opt, int bytes) {
 
 // The socket stays blocking: io_uring then waits for readiness itself instead of
 // completing sends with EAGAIN. The control path sends with MSG_DONTWAIT.
-UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device, int buffer_bytes) {
+UdpSocket UdpSocket::open(const Endpoint& local, const std::string& device, int buffer_bytes, bool reuse_port) {
   const int fd = socket(local.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     throw std::runtime_error("cannot create UDP socket: " + std::string(std::strerror(errno)));
@@ -37,11 +37,35 @@ UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device, int 
     throw std::runtime_error("cannot bind UDP socket to interface " + device + ": " +
                              std::strerror(errno));
   }
+  const int one = 1;
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    throw std::runtime_error("cannot share a UDP port between workers (SO_REUSEPORT): " +
+                             std::string(std::strerror(errno)));
   if (::bind(fd, local.sa(), local.len) != 0) {
     throw std::runtime_error("cannot listen on " + local.to_string() + ": " +
                              std::strerror(errno));
   }
   return s;
+}
+
+UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device, int buffer_bytes) {
+  return open(local, device, buffer_bytes, false);
+}
+
+std::vector<UdpSocket> UdpSocket::bind_group(const Endpoint& local, unsigned count, const std::string& device,
+                                             int buffer_bytes) {
+  std::vector<UdpSocket> out;
+  if (count <= 1) {
+    out.push_back(bind(local, device, buffer_bytes));
+    return out;
+  }
+  // A port that another process holds with SO_REUSEPORT of its own would take our
+  // sockets into its group: a plain bind first says whether the port is free.
+  if (local.port() != 0) bind(local, device, 0);
+  out.push_back(open(local, device, buffer_bytes, true));
+  const Endpoint first = out.front().local();  // with the port the kernel chose
+  for (unsigned i = 1; i < count; ++i) out.push_back(open(first, device, buffer_bytes, true));
+  return out;
 }
 
 UdpSocket::~UdpSocket() {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "io/endpoint.h"
 
@@ -19,6 +20,11 @@ class UdpSocket {
   // buffer_bytes: SO_RCVBUF and SO_SNDBUF (beyond net.core.*mem_max for root).
   static constexpr int kDefaultBuffer = 8 << 20;
   static UdpSocket bind(const Endpoint& local, const std::string& device = {}, int buffer_bytes = kDefaultBuffer);
+  // `count` sockets on one local endpoint (SO_REUSEPORT), one per worker: the kernel
+  // gives each remote address and port to one of them, always the same one. Like bind
+  // (just one socket) when count is 1; a port already in use is refused all the same.
+  static std::vector<UdpSocket> bind_group(const Endpoint& local, unsigned count, const std::string& device = {},
+                                           int buffer_bytes = kDefaultBuffer);
   ~UdpSocket();
   UdpSocket(UdpSocket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
   UdpSocket& operator=(UdpSocket&& o) noexcept;
@@ -38,6 +44,7 @@ class UdpSocket {
 
  private:
   explicit UdpSocket(int fd) : fd_(fd) {}
+  static UdpSocket open(const Endpoint& local, const std::string& device, int buffer_bytes, bool reuse_port);
   int fd_ = -1;
 };
 

@@ -77,6 +77,7 @@ hysteresis = "1.5s"
 rekey_after = "30s"
 reject_after = "1m"
 socket_buffer = 1048576
+workers = 3
 cipher = "chacha20-poly1305"
 [routing]
 gateway = true
@@ -101,6 +102,7 @@ port_range = "40000-40999"
   EXPECT_DOUBLE_EQ(s.rekey_after_s, 30);
   EXPECT_DOUBLE_EQ(s.reject_after_s, 60);
   EXPECT_EQ(s.socket_buffer, 1 << 20);
+  EXPECT_EQ(s.workers, 3);
   EXPECT_EQ(s.cipher, "chacha20-poly1305");
   EXPECT_TRUE(s.gateway);
   EXPECT_FALSE(s.tun_offload);
@@ -154,6 +156,7 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
       {"[metrics]\nlisten = \"localhost\"\n", Role::Server, "[metrics] listen: expected IP:PORT"},
       {"[metrics]\nenabled = 1\n", Role::Server, "[metrics] enabled: expected true or false"},
       {"[transport]\nsocket_buffer = 1000\n", Role::Server, "[transport] socket_buffer: expected an integer from 65536"},
+      {"[transport]\nworkers = 16\n", Role::Client, "[transport] workers: expected an integer from 0 to 15"},
       {"[transport]\nrekey_after = \"1m\"\n", Role::Server, "unknown key 'rekey_after' in [transport]"},
       {"[transport]\nreject_after = \"1s\"\n", Role::Client, "[transport] reject_after: expected a duration from 2"},
       {"[server]\nauthorized_clients = 3\n", Role::Server, "[server] authorized_clients: expected a string"},

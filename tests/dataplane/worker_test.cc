@@ -119,8 +119,8 @@ class WorkerPair : public ::testing::Test {
     server.session.rx_key = crypto::TransportKey(crypto::SecretKey(a.priv.span()));
     server.session.tx_key = crypto::TransportKey(crypto::SecretKey(b.priv.span()));
     client.session.rx_key = crypto::TransportKey(crypto::SecretKey(b.priv.span()));
-    client.session.peer = server.udp.local();
-    server.session.peer = client.udp.local();
+    client.session.set_peer(server.udp.local());
+    server.session.set_peer(client.udp.local());
     server.start(false);
     client.start(true);
   }
@@ -213,6 +213,129 @@ TEST_F(WorkerPair, ServerDropsPacketsForUnknownClients) {
   const auto down = ipv4_udp(kServerIp, 0x0755000a, 10, 1);  // 10.0.85.7: no session
   ASSERT_GT(write(server.tun_app, down.data(), down.size()), 0);
   EXPECT_EQ(server.wait_counter(Counter::DropNoRoute, 1), 1u);
+}
+
+// Two workers of one server share a client whose two uplinks arrive at different
+// workers (as SO_REUSEPORT may spread them): worker 0 reads socket A, worker 1 socket B,
+// each with its own TUN queue. Every packet comes as a copy on each uplink (same
+// sequence number, each sealed under its uplink's session), and uplink 0's datagram is
+// replayed verbatim to the other worker as well. Each packet must reach the TUN exactly
+// once; the copies are counted as duplicates and the replays as replays, across workers.
+TEST(TwoWorkers, ShareOneClientWithoutDoubleDelivery) {
+  ASSERT_TRUE(crypto::init());
+  constexpr unsigned kWorkers = 2;
+  constexpr std::uint32_t kPackets = 3000;
+  Qsbr qsbr(kWorkers);
+  SnapshotHolder snaps(qsbr);
+  Group group;
+  group.inner_ipv4_be = kClientIp;
+  Session srv[2], cli[2];  // per uplink: the server's session and the client's end of it
+  for (unsigned u = 0; u < 2; ++u) {
+    const crypto::KeyPair k = crypto::KeyPair::generate();
+    srv[u].rx_key = crypto::TransportKey(crypto::SecretKey(k.priv.span()));
+    cli[u].tx_key = crypto::TransportKey(crypto::SecretKey(k.priv.span()));
+    srv[u].local_index = 10 + u;
+    cli[u].remote_index = 10 + u;
+    srv[u].uplink = cli[u].uplink = static_cast<std::uint8_t>(u);
+    srv[u].group = &group;
+  }
+  auto snap = std::make_unique<Snapshot>();
+  std::array<Session*, kMaxUplinks> ups{};
+  for (unsigned u = 0; u < 2; ++u) {
+    snap->by_index.emplace(srv[u].local_index, &srv[u]);
+    ups[u] = &srv[u];
+  }
+  auto route = make_route(&group, ups, {}, SchedulerConfig{}, 1);
+  snap->by_inner_ipv4.emplace(kClientIp, route.get());
+  snap->routes.push_back(std::move(route));
+  snaps.publish(std::move(snap));
+
+  ControlQueue queues[kWorkers];
+  io::UdpSocket socks[kWorkers];
+  int tun_app[kWorkers], tun_worker[kWorkers];
+  const int evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  std::unique_ptr<Worker> workers[kWorkers];
+  for (unsigned w = 0; w < kWorkers; ++w) {
+    int sp[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+    tun_app[w] = sp[0];
+    tun_worker[w] = sp[1];
+    int on = 1;
+    ioctl(tun_worker[w], FIONBIO, &on);
+    socks[w] = io::UdpSocket::bind(io::Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0));
+    WorkerConfig c;
+    c.id = w;
+    c.tun_fd = tun_worker[w];
+    c.uplink_fds = {socks[w].fd()};
+    c.snapshots = &snaps;
+    c.qsbr = &qsbr;
+    c.to_control = &queues[w];
+    c.control_eventfd = evfd;
+    workers[w] = std::make_unique<Worker>(std::move(c));
+    workers[w]->start();
+  }
+  io::UdpSocket client_sock = io::UdpSocket::bind(io::Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0));
+  const io::Endpoint to[kWorkers] = {socks[0].local(), socks[1].local()};
+
+  std::vector<std::uint8_t> seen(kPackets, 0);
+  std::uint32_t delivered = 0, twice = 0;
+  auto drain = [&](int timeout_ms) {
+    pollfd p[kWorkers] = {{tun_app[0], POLLIN, 0}, {tun_app[1], POLLIN, 0}};
+    while (poll(p, kWorkers, timeout_ms) > 0) {
+      for (unsigned w = 0; w < kWorkers; ++w) {
+        if ((p[w].revents & POLLIN) == 0) continue;
+        std::uint8_t buf[2048];
+        const ssize_t n = read(tun_app[w], buf, sizeof buf);
+        if (n < 28 + 4) continue;
+        std::uint32_t id;
+        std::memcpy(&id, buf + 28, 4);
+        if (id >= kPackets) continue;
+        twice += seen[id];
+        seen[id] = 1;
+        ++delivered;
+      }
+    }
+  };
+  for (std::uint32_t i = 0; i < kPackets; ++i) {
+    auto inner = ipv4_udp(kClientIp, kServerIp, 64, 0);
+    std::memcpy(inner.data() + 28, &i, 4);
+    std::uint8_t dg[2][kHeaderLen + kSeqLen + 128 + kTagLen];
+    std::size_t len[2];
+    for (unsigned u = 0; u < 2; ++u) {
+      store_le32(dg[u] + kHeaderLen, i);  // the session-wide sequence number both copies share
+      std::memcpy(dg[u] + kHeaderLen + kSeqLen, inner.data(), inner.size());
+      len[u] = seal_transport(cli[u], 0, PacketType::Data, dg[u], kSeqLen + inner.size());
+      ASSERT_GT(len[u], 0u);
+    }
+    // The order varies: sometimes uplink 1's copy first, sometimes the replay first.
+    const unsigned first = i % 3 == 0 ? 1 : 0;
+    ASSERT_TRUE(client_sock.send_to(dg[first], len[first], to[first]));
+    const bool replay_early = i % 5 == 0;
+    if (replay_early) {
+      ASSERT_TRUE(client_sock.send_to(dg[0], len[0], to[1]));  // replayed to worker 1
+    }
+    ASSERT_TRUE(client_sock.send_to(dg[1 - first], len[1 - first], to[1 - first]));
+    if (!replay_early) {
+      ASSERT_TRUE(client_sock.send_to(dg[0], len[0], to[1]));
+    }
+    if (i % 64 == 63) drain(0);
+  }
+  for (int i = 0; i < 100 && delivered < kPackets; ++i) drain(20);
+  drain(50);
+  auto sum = [&](Counter c) { return workers[0]->counters().get(c) + workers[1]->counters().get(c); };
+  EXPECT_EQ(delivered, kPackets);
+  EXPECT_EQ(twice, 0u);
+  EXPECT_EQ(sum(Counter::RxPackets), kPackets);
+  EXPECT_EQ(sum(Counter::DropDuplicate), kPackets);  // uplink 1's copies, or uplink 0's
+  EXPECT_EQ(sum(Counter::DropReplay), kPackets);     // the verbatim replays
+  EXPECT_GT(workers[0]->counters().get(Counter::RxPackets), 0u);  // both workers delivered
+  EXPECT_GT(workers[1]->counters().get(Counter::RxPackets), 0u);
+  for (auto& w : workers) w->stop();
+  for (unsigned w = 0; w < kWorkers; ++w) {
+    close(tun_app[w]);
+    close(tun_worker[w]);
+  }
+  close(evfd);
 }
 
 }  // namespace

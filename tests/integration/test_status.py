@@ -78,6 +78,9 @@ def body(lab, checks):
     j = json.loads(tg(lab, "status", "--socket", sock_c, "--json").stdout)
     check(j["role"] == "client" and j["state"] == "connected", f"client status: {j['role']} {j['state']}")
     check(j["aead"] in ("libsodium", "openssl"), f"status names no AEAD implementation: {j.get('aead')!r}")
+    # One worker per CPU unless told otherwise.
+    check(j.get("workers") == min(15, len(os.sched_getaffinity(0))),
+          f"status says {j.get('workers')!r} workers, not one per CPU ({len(os.sched_getaffinity(0))})")
     names = [u["name"] for u in j["uplinks"]]
     check(names == list(ifs), f"uplinks {names}, expected {list(ifs)}")
     for u in j["uplinks"]:

@@ -33,8 +33,11 @@ def body(lab, checks):
     # AES-256-GCM where the CPU has it (the ping test and others cover the automatic
     # choice, test_multipath ChaCha20-Poly1305).
     aes = ["--cipher", "aes-256-gcm"] if cpu_has_aes() else []
-    t = lab.tunnel(subnet=2, server_args=aes, client_args=aes)
-    checks.append("tunnel up" + (", AES-256-GCM" if aes else " (no AES-NI: ChaCha20-Poly1305)"))
+    # Unequal worker counts: three server workers (more than this machine may have CPUs:
+    # three TUN queues and three sockets sharing the port), one on the client.
+    t = lab.tunnel(subnet=2, server_args=aes + ["--workers", "3"], client_args=aes + ["--workers", "1"])
+    checks.append("tunnel up" + (", AES-256-GCM" if aes else " (no AES-NI: ChaCha20-Poly1305)") +
+                  "; 3 server workers, 1 client worker")
 
     sink = lab.helper("tcp-sink", t["ns_s"], "tcp-sink", SERVER_TUN_IP, str(TCP_PORT), str(IO_TIMEOUT))
     sink.wait_for(r"^listening$", timeout=10, stream="stdout")
