@@ -22,6 +22,7 @@
 #include "control/status_server.h"
 #include "crypto/aead.h"
 #include "dataplane/handshake_guard.h"
+#include "io/privileges.h"
 #include "io/system.h"
 #include "io/tun_device.h"
 
@@ -647,6 +648,7 @@ int run_client(const ClientOptions& opt) {
     throw std::runtime_error("at most " + std::to_string(opt.max_uplinks) + " uplinks (-i; max_uplinks)");
   if (opt.auto_discover && !opt.interfaces.empty())
     throw std::runtime_error("use either -i or --auto-discover, not both");
+  if (!opt.user.empty()) io::lookup_user(opt.user);  // a wrong name before anything is set up
   TunSetup tun = opt.tun;
   tun.workers = worker_count(opt.tun.workers);
   std::vector<std::vector<io::UdpSocket>> socks;
@@ -673,6 +675,7 @@ int run_client(const ClientOptions& opt) {
     nat.emplace(opt.gateway_nat ? KernelNat::Kind::Gateway : KernelNat::Kind::Routed, tun.name, tun.address, opt.nat);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Client c(opt, rt, n, ops, nat ? &*nat : nullptr);
+  if (!opt.user.empty()) drop_root(opt.user, {ops.socket_path(), opt.pid_file});
   if (opt.on_ready) opt.on_ready("");
   return c.run();
 }

@@ -38,6 +38,8 @@ struct ClientOptions {
   bool aes256gcm = false;  // offer AES-256-GCM for transport (used when the server agrees)
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics
+  std::string user;      // --user: run as this user after set-up (empty: stay root)
+  std::string pid_file;  // --pid-file (removed on exit: checked against --user)
   std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)
   bool gateway = false;  // --gateway: masquerade what is forwarded into the TUN (a LAN behind us)
   bool gateway_nat = true;  // false: forward it unchanged (the server routes the LAN to us)

@@ -184,6 +184,7 @@ std::vector<Section> sections(Role role) {
                     {"idle_timeout", duration_key(&Settings::idle_timeout_s, 1, 86'400)},
                     {"nat_outbound", bool_key(&Settings::nat_outbound)},
                     {"authorized_clients", string_key(&Settings::authorized_clients)},
+                    {"user", string_key(&Settings::user)},
                     {"client_routes", strings_key(&Settings::client_routes, [](const std::string& v, std::string& why) {
                        const auto eq = v.find('=');
                        std::string err;
@@ -204,7 +205,8 @@ std::vector<Section> sections(Role role) {
                     {"uplinks", strings_key(&Settings::interfaces, check_interface)},
                     {"auto_discover", bool_key(&Settings::auto_discover)},
                     {"handshake_timeout", duration_key(&Settings::handshake_timeout_s, 0.1, 3600)},
-                    {"client_key_file", string_key(&Settings::client_key_file)}}});
+                    {"client_key_file", string_key(&Settings::client_key_file)},
+                    {"user", string_key(&Settings::user)}}});
   }
   if (role == Role::Client)
     out.push_back({"transport",
@@ -452,7 +454,9 @@ std::string default_config(Role role) {
          "# Empty: any client holding the AuthKey may connect.\nauthorized_clients = \"\"\n";
     o += "# Networks behind a client (a gateway that does not NAT its LAN): \"NAME=PREFIX\",\n"
          "# NAME a key of authorized_clients. Routed to that client, which may send from them.\n"
-         "client_routes = []\n\n";
+         "client_routes = []\n";
+    o += "# After set-up, run as this user with only CAP_NET_ADMIN and CAP_NET_RAW; empty: stay\n"
+         "# root. authorized_clients must be readable by it.\nuser = \"\"\n\n";
   } else {
     o += "[client]\n";
     o += "# The server's AuthKey (tg1_...), as printed by `triglav keygen` or the server.\nauth_key = \"\"\n";
@@ -464,7 +468,9 @@ std::string default_config(Role role) {
     o += "# Give up when the first handshake has not completed after this long.\nhandshake_timeout = " +
          secs(d.handshake_timeout_s) + "\n";
     o += "# This client's key (`triglav keygen --client`), for servers with authorized_clients.\n"
-         "client_key_file = \"\"\n\n";
+         "client_key_file = \"\"\n";
+    o += "# After set-up, run as this user with only CAP_NET_ADMIN and CAP_NET_RAW; empty: stay\n"
+         "# root.\nuser = \"\"\n\n";
   }
   o += "[transport]\n";
   if (!server)

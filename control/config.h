@@ -47,6 +47,7 @@ struct Settings {
   int socket_buffer = 8 << 20;  // bytes: each UDP socket's receive and send buffer
   std::string cipher = "auto";  // transport cipher: auto, chacha20-poly1305, aes-256-gcm
   int workers = 0;  // dataplane workers, each pinned to a CPU; 0: one per CPU
+  std::string user;  // [server]/[client] user: run as this user after set-up
   // [tun]
   std::string tun_name = "tg0";
   std::string ipv4;  // "ADDR/LEN"; empty: the role's default

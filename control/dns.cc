@@ -39,6 +39,31 @@ bool write_in_place(const std::string& path, const std::string& text, mode_t mod
   return close(fd) == 0 && ok;
 }
 
+// The same through a descriptor kept open (after --user drops root, the path can no
+// longer be opened for writing).
+bool read_fd(int fd, std::string& out) {
+  out.clear();
+  char buf[4096];
+  ssize_t n;
+  off_t off = 0;
+  while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
+    out.append(buf, static_cast<std::size_t>(n));
+    off += n;
+  }
+  return n == 0;
+}
+
+bool write_fd(int fd, const std::string& text) {
+  if (ftruncate(fd, 0) != 0) return false;
+  std::size_t off = 0;
+  while (off < text.size()) {
+    const ssize_t n = pwrite(fd, text.data() + off, text.size() - off, static_cast<off_t>(off));
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return fsync(fd) == 0;
+}
+
 // One backup per TUN name and network namespace (/run is shared by namespaces).
 std::string backup_path(const std::string& tun) {
   struct stat st{};
@@ -60,8 +85,10 @@ ResolverOverride::ResolverOverride(const std::vector<io::Ipv4Prefix>& servers, c
     throw std::runtime_error("--dns: cannot save a copy of " + path_ + " in " + backup_ + ": " + std::strerror(errno));
   ours_ = std::string(kMarker) + "DNS through " + tun + "; the previous file is restored when triglav exits\n";
   for (const auto& s : servers) ours_ += "nameserver " + io::ipv4_to_string(s.addr_be) + "\n";
-  if (!write_in_place(path_, ours_)) {
+  fd_ = open(path_.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd_ < 0 || !write_fd(fd_, ours_)) {
     const int e = errno;
+    if (fd_ >= 0) close(fd_);
     unlink(backup_.c_str());
     throw std::runtime_error("--dns: cannot write " + path_ + ": " + std::strerror(e));
   }
@@ -70,13 +97,15 @@ ResolverOverride::ResolverOverride(const std::vector<io::Ipv4Prefix>& servers, c
 
 ResolverOverride::~ResolverOverride() {
   std::string now;
-  if (read_file(path_, now) && now != ours_) {
+  if (read_fd(fd_, now) && now != ours_) {
     // Someone (DHCP, an administrator) wrote the file since: theirs is newer than ours.
     spdlog::warn("DNS: {} changed while triglav ran; leaving it as it is", path_);
-  } else if (!write_in_place(path_, previous_)) {
+  } else if (!write_fd(fd_, previous_)) {
     spdlog::error("DNS: cannot restore {} ({}); its previous content is in {}", path_, std::strerror(errno), backup_);
+    close(fd_);
     return;
   }
+  close(fd_);
   unlink(backup_.c_str());
 }
 

@@ -2,7 +2,8 @@
 // client runs, and puts the previous file back on exit. The file is rewritten in place
 // (so a bind mount, as `ip netns exec` makes, or a symlink keeps working), and a copy of
 // the previous content waits in /run/triglav, so that the next start restores it after
-// a crash.
+// a crash. The file stays open, so that it can be restored after root was dropped
+// (--user).
 #pragma once
 
 #include <string>
@@ -30,6 +31,7 @@ class ResolverOverride {
   std::string backup_;    // file in /run/triglav with the previous content
   std::string previous_;  // the content we replaced
   std::string ours_;      // what we wrote
+  int fd_ = -1;           // the file, open for restoring it
 };
 
 }  // namespace triglav::ctl

@@ -220,6 +220,7 @@ int run_maybe_daemon(const Args& a, Options& o, Run run) {
   try {
     std::optional<ctl::PidFile> pid;
     if (!pid_path.empty()) pid.emplace(pid_path);
+    o.pid_file = pid_path;
     o.on_ready = [&d](const std::string& m) {
       if (d) d->ready(m);
     };
@@ -251,6 +252,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.tun.mtu = a.mtu;
   o.tun.offload = a.tun_offload;
   o.tun.workers = static_cast<unsigned>(a.workers);
+  o.user = a.user;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
@@ -306,6 +308,7 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.tun.mtu = a.mtu;
   o.tun.offload = a.tun_offload;
   o.tun.workers = static_cast<unsigned>(a.workers);
+  o.user = a.user;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.tun.full_tunnel = a.full_tunnel;
   for (const auto& r : a.exclude) o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
@@ -396,6 +399,8 @@ void add_ops_options(CLI::App* c, Args& a) {
       ->check(CLI::IsMember({"auto", "chacha20-poly1305", "aes-256-gcm"}));
   c->add_flag("--daemon", a.daemon,
               "run in the background (logs to syslog); returns once started, or with the start-up error");
+  c->add_option("--user", a.user,
+                "after set-up, run as this user with only CAP_NET_ADMIN and CAP_NET_RAW (e.g. nobody)");
   c->add_option("--pid-file", a.pid_file, "write the process id here (removed on exit; refused if one is running)");
   c->add_option("--control-socket", a.control_socket,
                 "unix socket for `triglav status` (default /run/triglav/ROLE-TUN.sock; 'none': no socket)");

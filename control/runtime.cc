@@ -6,6 +6,7 @@
 #include <linux/rtnetlink.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sched.h>
@@ -22,6 +23,7 @@
 #include "crypto/aead.h"
 #include "io/clock.h"
 #include "io/netlink.h"
+#include "io/privileges.h"
 #include "triglav_version.h"
 #include "io/ring.h"
 #include "io/tun_device.h"
@@ -42,6 +44,20 @@ sigset_t handled_signals() {
   return s;
 }
 }  // namespace
+
+void drop_root(const std::string& name, const std::vector<std::string>& remove_on_exit) {
+  const io::UserId user = io::lookup_user(name);
+  struct stat st{};
+  if (stat("/run/triglav", &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+      chown("/run/triglav", user.uid, user.gid) != 0)
+    throw std::runtime_error("--user " + name + ": cannot hand /run/triglav over: " + std::strerror(errno));
+  for (const auto& p : remove_on_exit)
+    if (!p.empty() && !io::may_remove(p, user))
+      throw std::runtime_error("--user " + name + ": could not remove " + p +
+                               " on exit (its directory is not writable by " + name + "; use /run/triglav)");
+  io::drop_privileges(user);
+  spdlog::info("running as {} (uid {}, gid {}) with CAP_NET_ADMIN and CAP_NET_RAW only", name, user.uid, user.gid);
+}
 
 void block_signals() {
   const sigset_t s = handled_signals();

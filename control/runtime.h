@@ -74,6 +74,13 @@ inline constexpr std::uint32_t kUplinkMark = 0x7467;
 inline constexpr unsigned kTunnelTable = 0x7467;
 inline constexpr unsigned kRulePriority = 29700;
 
+// --user: after set-up and before any thread starts, becomes `user` keeping only
+// CAP_NET_ADMIN and CAP_NET_RAW (io/privileges.h). /run/triglav is handed to the user so
+// that the control socket and the DNS backup can be removed on exit; the other files in
+// remove_on_exit (empty entries skipped) must already be in directories the user may
+// write. Throws std::runtime_error with a one-line reason.
+void drop_root(const std::string& user, const std::vector<std::string>& remove_on_exit);
+
 // Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread (and so in every
 // thread it starts later); Runtime receives them through a signalfd.
 void block_signals();

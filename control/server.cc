@@ -21,6 +21,7 @@
 #include "crypto/authkey.h"
 #include "dataplane/handshake_guard.h"
 #include "dataplane/socket_filter.h"
+#include "io/privileges.h"
 #include "io/system.h"
 #include "io/tun_device.h"
 
@@ -667,6 +668,7 @@ class Server {
 int run_server(const ServerOptions& opt) {
   if (!io::has_net_admin())
     throw std::runtime_error("triglav server needs root (CAP_NET_ADMIN) to create its TUN device");
+  if (!opt.user.empty()) io::lookup_user(opt.user);  // a wrong name before anything is set up
   ServerKeyFile kf;
   bool have_key = false;
   if (!opt.key_file.empty() && (!opt.generate_key || std::filesystem::exists(opt.key_file))) {
@@ -717,6 +719,16 @@ int run_server(const ServerOptions& opt) {
   if (opt.nat_outbound) nat.emplace(KernelNat::Kind::Outbound, rt.tun().name(), opt.tun.address, opt.nat);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Server server(opt, std::move(kf.key), rt, ops, nat ? &*nat : nullptr);
+  if (!opt.user.empty()) {
+    drop_root(opt.user, {ops.socket_path(), opt.pid_file});
+    if (!opt.authorized_clients.empty()) {  // read again on changes: it must stay readable
+      try {
+        AuthorizedClients::load(opt.authorized_clients);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("--user " + opt.user + ": " + e.what());
+      }
+    }
+  }
   const std::string authkey = crypto::encode_authkey(ak) + "\n";
   std::fputs(authkey.c_str(), stdout);
   std::fflush(stdout);

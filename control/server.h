@@ -37,6 +37,8 @@ struct ServerOptions {
   ProbeConfig probe;           // the server probes each client uplink too
   ReloadFn reload;             // SIGHUP; empty without a config file
   StatusServerConfig status;   // control socket and metrics
+  std::string user;      // --user: run as this user after set-up (empty: stay root)
+  std::string pid_file;  // --pid-file (removed on exit: checked against --user)
   std::function<void(const std::string&)> on_ready;  // --daemon: serving; gets the AuthKey line
 };
 

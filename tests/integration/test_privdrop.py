@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""--user: server and client drop root after set-up and keep working; they exit cleanly
+and undo everything as that user; mistakes are refused before anything is set up.
+
+Both run as `nobody` with only CAP_NET_ADMIN and CAP_NET_RAW (effective, permitted and
+bounding sets, read from /proc/PID/status); a ping crosses the tunnel both ways; the
+control socket answers; the client's --dns resolver file comes back on exit; the TUN,
+the routes and the control sockets are gone after SIGTERM. A user that does not exist,
+and a pid file the user could not remove, are one-line errors with nothing left behind.
+/run/triglav, handed to the user, is given back to root at the end.
+
+usage: test_privdrop.py /path/to/triglav; root; exit 0/1/77
+"""
+import os
+import pwd
+import shutil
+import signal
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tglib  # noqa: E402
+from tglib import CLIENT_TUN_IP, SERVER_TUN_IP, check, run  # noqa: E402
+
+USER = "nobody"
+KEEP = (1 << 12) | (1 << 13)  # CAP_NET_ADMIN, CAP_NET_RAW
+ORIGINAL = "nameserver 192.0.2.53\n"
+
+
+def status_of(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+def body(lab, checks):
+    pw = pwd.getpwnam(USER)  # main() checks that it exists
+    ns_s, ns_c = lab.netns("s"), lab.netns("c")
+    netns_dir = f"/etc/netns/{ns_c}"
+    os.makedirs(netns_dir, exist_ok=True)
+    run_dir = "/run/triglav"
+    owner = os.stat(run_dir).st_uid if os.path.isdir(run_dir) else None
+    try:
+        with open(f"{netns_dir}/resolv.conf", "w") as f:
+            f.write(ORIGINAL)
+        lab.veth(ns_s, ns_c, subnet=73)
+
+        # Mistakes first: refused before any set-up.
+        bad = lab.start("bad-user", [lab.binary, "server", "--generate-key", "--user", "no-such-user-tg"], ns_s)
+        rc = bad.wait_exit(timeout=10)
+        check(rc == 1 and "--user no-such-user-tg: no such user" in bad.stderr(),
+              f"unknown user: exit {rc}\n{bad.describe()}")
+        lab.wait_gone(ns_s, "server with an unknown user")
+        locked = tempfile.mkdtemp(prefix="tgpriv-")  # root's, 0700: nobody cannot remove files here
+        pid_file = os.path.join(locked, "server.pid")
+        bad = lab.start("bad-pid", [lab.binary, "server", "--generate-key", "--user", USER,
+                                    "--pid-file", pid_file], ns_s)
+        rc = bad.wait_exit(timeout=10)
+        check(rc == 1 and f"could not remove {pid_file} on exit" in bad.stderr(),
+              f"pid file out of reach: exit {rc}\n{bad.describe()}")
+        lab.wait_gone(ns_s, "server refused for its pid file")
+        check(not os.path.exists(pid_file), "the refused server left its pid file")
+        shutil.rmtree(locked, ignore_errors=True)
+        checks.append("an unknown user and a pid file the user could not remove: exit 1 with the reason, "
+                      "no TUN and no pid file left")
+
+        server, authkey = lab.start_server(ns_s, "--user", USER)
+        client, _ = lab.start_client(ns_c, authkey, "--user", USER, "--dns", SERVER_TUN_IP)
+        for p in (server, client):
+            p.wait_for(rf"running as {USER} \(uid {pw.pw_uid}", timeout=5)
+            st = status_of(p.pid)
+            uids, gids = {int(x) for x in st["Uid"]}, {int(x) for x in st["Gid"]}
+            caps = {k: int(st[k][0], 16) for k in ("CapEff", "CapPrm", "CapBnd", "CapInh")}
+            check(uids == {pw.pw_uid} and gids == {pw.pw_gid}, f"{p.label}: Uid {st['Uid']} Gid {st['Gid']}")
+            check(caps["CapEff"] == KEEP and caps["CapPrm"] == KEEP and caps["CapBnd"] == KEEP
+                  and caps["CapInh"] == 0, f"{p.label}: capabilities {caps}")
+            check(st["NoNewPrivs"] == ["1"], f"{p.label}: NoNewPrivs {st['NoNewPrivs']}")
+            for task in os.listdir(f"/proc/{p.pid}/task"):  # every thread, workers included
+                t = status_of(f"{p.pid}/task/{task}")
+                check(int(t["CapEff"][0], 16) == KEEP and {int(x) for x in t["Uid"]} == {pw.pw_uid},
+                      f"{p.label} thread {task}: Uid {t['Uid']} CapEff {t['CapEff']}")
+        checks.append(f"server and client run as {USER} (uid {pw.pw_uid}) in every thread, with only "
+                      "CAP_NET_ADMIN and CAP_NET_RAW (effective, permitted, bounding) and no new privileges")
+
+        tx, rx, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=10)
+        check(rx == tx == 10, f"ping client -> server {rx}/{tx}\n{out}")
+        tx, rx, _, out = lab.ping(ns_s, CLIENT_TUN_IP, count=10)
+        check(rx == tx == 10, f"ping server -> client {rx}/{tx}\n{out}")
+        r = run(tglib.ns_cmd(ns_c, [lab.binary, "status", "--json", "--socket", f"{run_dir}/client-tg0.sock"]),
+                check=False)
+        check(r.returncode == 0 and '"state"' in r.stdout, f"status over the control socket: {r.stdout}{r.stderr}")
+        resolv = run(tglib.ns_cmd(ns_c, ["cat", "/etc/resolv.conf"])).stdout
+        check(f"nameserver {SERVER_TUN_IP}" in resolv, f"--dns not in place: {resolv}")
+        checks.append("ping both ways through the tunnel; status answers on the control socket; --dns in place")
+
+        for p in (client, server):
+            rc, _ = p.stop(signal.SIGTERM, timeout=5)
+            check(rc == 0, f"{p.label} exited {rc} after SIGTERM\n{p.describe()}")
+        lab.wait_gone(ns_c, "client")
+        lab.wait_gone(ns_s, "server")
+        resolv = run(tglib.ns_cmd(ns_c, ["cat", "/etc/resolv.conf"])).stdout
+        check(resolv == ORIGINAL, f"resolv.conf not restored by the unprivileged client:\n{resolv}")
+        for sock in ("client-tg0.sock", "server-tg0.sock"):
+            check(not os.path.exists(f"{run_dir}/{sock}"), f"{sock} left in {run_dir}")
+        check(not any(n.startswith("resolv-") for n in os.listdir(run_dir)), "a resolv.conf copy was left")
+        checks.append("SIGTERM: both exited 0 as the user; TUNs gone, resolv.conf restored byte for byte, "
+                      "control sockets and the resolver copy removed")
+    finally:
+        shutil.rmtree(netns_dir, ignore_errors=True)
+        if os.path.isdir(run_dir):
+            os.chown(run_dir, 0 if owner is None else owner, 0)
+
+
+if __name__ == "__main__":
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        print(f"SKIP: privdrop needs a user named {USER}", flush=True)
+        sys.exit(tglib.EXIT_SKIP)
+    tglib.main("privdrop", body, "--user: root dropped after set-up, everything still works and is undone")
