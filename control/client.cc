@@ -78,12 +78,14 @@ class Client {
       : opt_(opt), rt_(rt), ops_(ops), nat_(nat), prober_(opt.probe) {
     group_ = std::make_unique<dp::Group>();
     group_->client_id = crypto::random_u64();
+    group_->sink = opt.bench.enabled;  // a benchmark: what the server sends is counted, not delivered
     for (unsigned i = 0; i < ups_.size(); ++i) ups_[i].id = i;
     for (unsigned i = 0; i < uplinks; ++i) {
       ups_[i].active = true;
       ups_[i].name = i < opt.interfaces.size() ? opt.interfaces[i] : "default";
       if (i < opt.interfaces.size()) ups_[i].ifindex = static_cast<int>(if_nametoindex(ups_[i].name.c_str()));
     }
+    if (opt.bench.enabled) bench_.emplace(opt.bench);
   }
 
   // The uplink ids in use, without copying anything. (A hand-written filter: clang 14,
@@ -139,7 +141,10 @@ class Client {
       dp::ControlMessage m;
       while (rt_.pop(m)) on_message(m);
       ops_.poll([this] { return status(); });
-      if (w.stop) break;
+      if (w.stop) {
+        w_stopped_ = true;
+        break;
+      }
       const auto now = Clock::now();
       if (opt_.auto_discover && now >= rescan_at_) rescan();
       for (Uplink& u : active_uplinks()) {
@@ -153,7 +158,9 @@ class Client {
       }
       probe(monotonic_ns());
       if (!ever_up && now >= deadline) fail();
+      if (bench_ && !bench_->step(*this, ever_up, now)) break;
     }
+    if (bench_ && w_stopped_) bench_->interrupted(*this);
     rt_.stop_workers();
     for (Uplink& u : active_uplinks())
       if (u.session) rt_.send_transport(*u.session, dp::PacketType::Close, u.session->peer_copy());
@@ -162,6 +169,84 @@ class Client {
   }
 
  private:
+  // triglav benchmark: starts when the first uplink is up, samples every interval, stops
+  // sending at the end of the duration and reports once what was in flight arrived and
+  // the server's last counts are in.
+  struct Bench {
+    explicit Bench(const BenchOptions& o) : opt(o), report(o, stdout, stderr) {}
+    BenchOptions opt;
+    BenchReport report;
+    bool started = false, stopping = false;
+    Clock::time_point t0{}, next{}, stop_at{}, last_progress{};
+    BenchSample last, at_end;
+    static constexpr auto kDrain = std::chrono::seconds(1);
+    static constexpr auto kProgressEvery = std::chrono::milliseconds(200);
+
+    // False once the report is out: the client then closes its sessions and exits.
+    bool step(Client& c, bool up, Clock::time_point now) {
+      const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.interval_s));
+      const auto duration = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.duration_s));
+      if (!started) {
+        if (!up) return true;
+        started = true;
+        t0 = last_progress = now;
+        next = t0 + interval;
+        c.bench_sending_ = opt.upload;
+        c.publish();
+        last = c.bench_sample(t0);
+        report.start(last, c.opt_.endpoints.front().to_string());
+        return true;
+      }
+      if (stopping) {
+        if (now < stop_at) return true;
+        report.finish(at_end, c.bench_sample(t0));
+        return false;
+      }
+      const bool over = now >= t0 + duration;
+      if (now >= next || over) {
+        BenchSample s = c.bench_sample(t0);
+        if (s.t - last.t > 0.05) report.interval(s);
+        last = std::move(s);
+        next += interval;
+        last_progress = now;
+      } else if (now - last_progress >= kProgressEvery) {
+        report.progress(c.bench_sample(t0));
+        last_progress = now;
+      }
+      if (over) {
+        at_end = last;
+        stopping = true;
+        stop_at = now + kDrain;
+        c.bench_sending_ = false;
+        c.publish();
+      }
+      return true;
+    }
+    // SIGINT or SIGTERM: the totals so far.
+    void interrupted(Client& c) {
+      if (!started || stopping) return;
+      const BenchSample s = c.bench_sample(t0);
+      report.finish(s, s);
+    }
+  };
+
+  BenchSample bench_sample(Clock::time_point t0) const {
+    BenchSample s;
+    s.t = std::chrono::duration<double>(Clock::now() - t0).count();
+    s.cpu_s = process_cpu_seconds();
+    s.uplinks = status().uplinks;
+    for (const auto& u : s.uplinks) {
+      s.sent += u.tx_bytes;
+      s.delivered += u.delivered_bytes;
+    }
+    const dp::CounterTotals t = rt_.totals();
+    s.received = t.get(dp::Counter::RxBytes);
+    for (auto c = static_cast<std::size_t>(dp::Counter::DropMalformed); c <= static_cast<std::size_t>(dp::Counter::DropInKernel);
+         ++c)
+      s.drops += t.v[c];
+    return s;
+  }
+
   // What `triglav status` and the metrics show.
   Status status() const {
     Status st = rt_.status_header("client", address_.addr_be != 0 ? address_.to_string() : "(not assigned yet)",
@@ -177,6 +262,7 @@ class Client {
       if (u.session) {
         st.state = "connected";
         prober_.fill(us, *u.session);
+        us.rx_bytes = u.session->rx_bytes.load(std::memory_order_relaxed);
         us.behind_nat = u.behind_nat;
       }
       st.uplinks.push_back(std::move(us));
@@ -358,6 +444,10 @@ class Client {
     p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
     p.client_id = group_->client_id;
     p.ciphers = opt_.aes256gcm ? dp::kOfferAes256Gcm : 0;
+    if (opt_.bench.enabled)
+      p.mode = static_cast<std::uint8_t>(
+          dp::kModeBenchmark |
+          (opt_.bench.download ? dp::kModeDownload | (opt_.bench.streams - 1) << dp::kModeStreamsShift : 0));
     const bool cookie = u.cookie && now < u.cookie_until;
     u.hs.emplace(opt_.key.server_key, p, opt_.client_key ? &*opt_.client_key : nullptr,
                  cookie ? &*u.cookie : nullptr);
@@ -469,6 +559,8 @@ class Client {
       case dp::ErrorCode::BadVersion: return "protocol version mismatch";
       case dp::ErrorCode::ClientKeyRequired:
         return "the server only admits authorised clients: give this client its key (--client-key FILE)";
+      case dp::ErrorCode::BenchmarkRefused:
+        return "the server does not accept benchmark sessions (start it with --allow-benchmark)";
       case dp::ErrorCode::ClientKeyRejected:
         return opt_.client_key ? "the server does not accept this client key (not in its authorized_clients, revoked, or the "
                                  "server takes no client keys)"
@@ -512,6 +604,7 @@ class Client {
     dp::Group* old = group_.release();
     group_ = std::make_unique<dp::Group>();
     group_->client_id = old->client_id;
+    group_->sink = opt_.bench.enabled;
     rt_.qsbr().retire([old] { delete old; });
   }
 
@@ -522,6 +615,7 @@ class Client {
       on_new_server_epoch(u);
     }
     server_epoch_ = est.response.group_epoch;
+    server_ip_ = est.response.server_ipv4_be;
     auto s = std::make_unique<dp::Session>();
     s->local_index = u.hs->sender_index();
     s->remote_index = est.response.sender_index;
@@ -597,6 +691,10 @@ class Client {
       snap->by_index.emplace(u.session->local_index, u.session.get());
     }
     auto route = dp::make_route(group_.get(), sessions, views, sched_, ++version_);
+    if (bench_sending_ && address_.addr_be != 0) {  // a benchmark upload: the workers generate it
+      route->gen = {opt_.bench.streams, address_.addr_be, server_ip_, static_cast<std::uint16_t>(opt_.tun.mtu)};
+      snap->generate.push_back(route.get());
+    }
     snap->default_route = route.get();
     snap->routes.push_back(std::move(route));
     rt_.snapshots().publish(std::move(snap));
@@ -620,6 +718,10 @@ class Client {
   std::array<Uplink, dp::kMaxUplinks> ups_;  // by uplink id
   std::optional<dp::ErrorCode> last_error_;
   std::uint64_t version_ = 0;
+  std::uint32_t server_ip_ = 0;  // the server's tunnel address (benchmark packets go there)
+  bool bench_sending_ = false;   // a benchmark upload is running
+  std::optional<Bench> bench_;
+  bool w_stopped_ = false;  // SIGINT or SIGTERM ended the run
   Clock::time_point rescan_at_{};
 };
 
@@ -677,6 +779,28 @@ int run_client(const ClientOptions& opt) {
   Client c(opt, rt, n, ops, nat ? &*nat : nullptr);
   if (!opt.user.empty()) drop_root(opt.user, {ops.socket_path(), opt.pid_file});
   if (opt.on_ready) opt.on_ready("");
+  return c.run();
+}
+
+int run_benchmark(const ClientOptions& opt) {
+  if (opt.endpoints.empty())
+    throw std::runtime_error("the AuthKey holds no server address; give one with --endpoint IP:PORT");
+  if (opt.interfaces.size() > static_cast<std::size_t>(opt.max_uplinks))
+    throw std::runtime_error("at most " + std::to_string(opt.max_uplinks) + " uplinks (-i; max_uplinks)");
+  if (opt.auto_discover && !opt.interfaces.empty())
+    throw std::runtime_error("use either -i or --auto-discover, not both");
+  if (opt.bench.streams < 1 || opt.bench.streams > dp::kMaxBenchStreams)
+    throw std::runtime_error("--streams: 1 to " + std::to_string(dp::kMaxBenchStreams));
+  TunSetup tun = opt.tun;
+  tun.none = true;  // nothing to set up: no root needed
+  tun.workers = worker_count(opt.tun.workers);
+  std::vector<std::vector<io::UdpSocket>> socks;
+  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(uplink_sockets(opt, tun.workers, {}));
+  for (const auto& i : opt.interfaces) socks.push_back(uplink_sockets(opt, tun.workers, i));
+  const std::size_t n = socks.size();
+  Runtime rt(std::move(socks), tun);
+  StatusServer ops(StatusServerConfig{});  // no control socket, no metrics
+  Client c(opt, rt, n, ops, nullptr);
   return c.run();
 }
 

@@ -9,6 +9,7 @@
 
 #include "control/nat.h"
 #include "control/prober.h"
+#include "control/benchmark.h"
 #include "control/runtime.h"
 #include "control/status_server.h"
 #include "crypto/authkey.h"
@@ -38,6 +39,7 @@ struct ClientOptions {
   bool aes256gcm = false;  // offer AES-256-GCM for transport (used when the server agrees)
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics
+  BenchOptions bench;    // triglav benchmark (then tun.none: no TUN, synthetic traffic)
   std::string user;      // --user: run as this user after set-up (empty: stay root)
   std::string pid_file;  // --pid-file (removed on exit: checked against --user)
   std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)
@@ -50,6 +52,9 @@ struct ClientOptions {
 // Returns the exit code; throws std::runtime_error for start-up failures (after
 // cleaning up what it set up), including a handshake that never completes.
 int run_client(const ClientOptions& opt);
+// triglav benchmark: opt.bench says what to measure; needs no root. Prints the report;
+// returns the exit code, throws std::runtime_error for failures to start.
+int run_benchmark(const ClientOptions& opt);
 
 // The AuthKey's addresses as endpoints.
 std::vector<io::Endpoint> authkey_endpoints(const crypto::AuthKey& key);

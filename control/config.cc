@@ -185,6 +185,7 @@ std::vector<Section> sections(Role role) {
                     {"nat_outbound", bool_key(&Settings::nat_outbound)},
                     {"authorized_clients", string_key(&Settings::authorized_clients)},
                     {"user", string_key(&Settings::user)},
+                    {"allow_benchmark", bool_key(&Settings::allow_benchmark)},
                     {"client_routes", strings_key(&Settings::client_routes, [](const std::string& v, std::string& why) {
                        const auto eq = v.find('=');
                        std::string err;
@@ -456,7 +457,9 @@ std::string default_config(Role role) {
          "# NAME a key of authorized_clients. Routed to that client, which may send from them.\n"
          "client_routes = []\n";
     o += "# After set-up, run as this user with only CAP_NET_ADMIN and CAP_NET_RAW; empty: stay\n"
-         "# root. authorized_clients must be readable by it.\nuser = \"\"\n\n";
+         "# root. authorized_clients must be readable by it.\nuser = \"\"\n";
+    o += "# Accept `triglav benchmark` sessions: synthetic traffic, counted and dropped here,\n"
+         "# never on the TUN (and sent back for --reverse/--bidir).\nallow_benchmark = false\n\n";
   } else {
     o += "[client]\n";
     o += "# The server's AuthKey (tg1_...), as printed by `triglav keygen` or the server.\nauth_key = \"\"\n";

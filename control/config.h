@@ -48,6 +48,7 @@ struct Settings {
   std::string cipher = "auto";  // transport cipher: auto, chacha20-poly1305, aes-256-gcm
   int workers = 0;  // dataplane workers, each pinned to a CPU; 0: one per CPU
   std::string user;  // [server]/[client] user: run as this user after set-up
+  bool allow_benchmark = false;  // [server] allow_benchmark: accept triglav benchmark sessions
   // [tun]
   std::string tun_name = "tg0";
   std::string ipv4;  // "ADDR/LEN"; empty: the role's default

@@ -53,6 +53,8 @@ struct Args : ctl::Settings {
   std::string aead = "auto";  // auto, libsodium, openssl
   bool client_key = false;    // keygen --client
   std::string key_name;       // keygen --client --name
+  ctl::BenchOptions bench;    // benchmark
+  bool bench_reverse = false, bench_bidir = false;
 };
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
@@ -253,6 +255,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.tun.offload = a.tun_offload;
   o.tun.workers = static_cast<unsigned>(a.workers);
   o.user = a.user;
+  o.allow_benchmark = a.allow_benchmark;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
@@ -344,6 +347,44 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.sched = scheduler_or_fail(a);
   check_weights(a);
   return run_maybe_daemon(a, o, ctl::run_client);
+}
+
+// triglav benchmark: a client without a TUN whose workers send (and/or receive) synthetic
+// streams; the report goes to stdout.
+int cmd_benchmark(const Args& a) {
+  ctl::ClientOptions o;
+  o.aes256gcm = select_aead(a);
+  std::string err;
+  if (!crypto::decode_authkey(a.authkey, o.key, err)) fail("bad AuthKey: " + err);
+  o.endpoints = a.endpoint.empty() ? ctl::authkey_endpoints(o.key)
+                                   : std::vector<io::Endpoint>{endpoint_or_fail(a.endpoint, "--endpoint")};
+  o.tun.none = true;
+  o.tun.mtu = a.mtu;
+  o.tun.workers = static_cast<unsigned>(a.workers);
+  o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
+  o.probe = probe_config(a);
+  // Every uplink is busy from the start: probed at the busy rate from the start, so that
+  // the server's received counts (in the answers) follow closely.
+  o.probe.interval_ns = std::min(o.probe.interval_ns, o.probe.busy_interval_ns);
+  o.max_uplinks = a.max_uplinks;
+  o.retry_delay_ms = static_cast<int>(a.retry_delay_s * 1000);
+  if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
+  o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
+  o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
+  o.socket_buffer = a.socket_buffer;
+  o.interfaces = a.interfaces;
+  o.auto_discover = a.auto_discover;
+  o.weights = a.weights;
+  o.sched = scheduler_or_fail(a);
+  check_weights(a);
+  if (a.bench_reverse && a.bench_bidir) fail("--reverse or --bidir, not both");
+  o.bench = a.bench;
+  o.bench.enabled = true;
+  o.bench.upload = !a.bench_reverse;
+  o.bench.download = a.bench_reverse || a.bench_bidir;
+  if (o.bench.interval_s > o.bench.duration_s) o.bench.interval_s = o.bench.duration_s;
+  if (a.verbose == 0) spdlog::set_level(spdlog::level::warn);  // the report is the output
+  return ctl::run_benchmark(o);
 }
 
 int cmd_config(const Args& a) {
@@ -460,6 +501,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
       ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
   server->add_flag("--nat-outbound", a.nat_outbound,
                    "forward the clients' traffic and masquerade it on the other interfaces (nftables)");
+  server->add_flag("--allow-benchmark", a.allow_benchmark,
+                   "accept `triglav benchmark` sessions: synthetic traffic, counted and dropped, never on the TUN");
   server->add_option("--max-connections", a.max_connections, "clients served at once")
       ->capture_default_str()->check(CLI::Range(1, 1'000'000));
   server->add_option("--client-route", a.client_routes,
@@ -506,6 +549,36 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   tun->add_option("--weights", a.weights, "per-uplink weights for weighted_round_robin, in -i order")
       ->delimiter(',')->check(CLI::PositiveNumber);
 
+  auto* bench = app->add_subcommand(
+      "benchmark", "measure the encrypted multipath transport to a server (--allow-benchmark there): no TUN, no root");
+  bench->add_option("authkey", a.authkey, "the server's AuthKey (tg1_...)")->required();
+  bench->add_option("--endpoint", a.endpoint, "server IP:PORT, instead of the AuthKey's addresses");
+  bench->add_option("-t,--duration", a.bench.duration_s, "seconds to measure")
+      ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
+  bench->add_option("--interval", a.bench.interval_s, "seconds per report line")
+      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  bench->add_option("-P,--streams", a.bench.streams, "parallel streams (UDP flows), spread over the uplinks")
+      ->capture_default_str()->check(CLI::Range(1, static_cast<int>(dp::kMaxBenchStreams)));
+  bench->add_flag("-R,--reverse", a.bench_reverse, "the server sends, this client receives");
+  bench->add_flag("--bidir", a.bench_bidir, "both send at once");
+  bench->add_flag("--json", a.bench.json, "one JSON object at the end instead of the report lines");
+  bench->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; binding one needs CAP_NET_RAW)");
+  bench->add_flag("--auto-discover", a.auto_discover, "every interface that is up with an IPv4 address, followed");
+  bench->add_option("--client-key", a.client_key_file, "this client's key file (`triglav keygen --client`)");
+  bench->add_option("--handshake-timeout", a.handshake_timeout_s, "seconds to wait for the server")
+      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  bench->add_option("--mtu", a.mtu, "inner packet size of the streams")->capture_default_str()->check(CLI::Range(576, 1980));
+  bench->add_option("--aead", a.aead, "ChaCha20-Poly1305 implementation: auto, libsodium or openssl")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "libsodium", "openssl"}));
+  bench->add_option("--workers", a.workers, "dataplane worker threads (0: one per CPU)")
+      ->check(CLI::Range(0, static_cast<int>(dp::kMaxWorkers)));
+  bench->add_option("--cipher", a.cipher, "transport cipher: auto, chacha20-poly1305 or aes-256-gcm")
+      ->check(CLI::IsMember({"auto", "chacha20-poly1305", "aes-256-gcm"}));
+  add_strategy_option(bench, a);
+  add_probe_option(bench, a);
+  bench->add_option("--weights", a.weights, "per-uplink weights for weighted_round_robin, in -i order")
+      ->delimiter(',')->check(CLI::PositiveNumber);
+
   auto* status = app->add_subcommand("status", "show a running client's or server's uplinks, health and traffic");
   add_query_options(status, a);
   status->add_flag("--watch", a.query.watch, "redraw every --interval, like top (Ctrl-C ends)");
@@ -541,7 +614,7 @@ std::optional<ctl::Role> role_in(int argc, char** argv) {
     if (v == "server") return ctl::Role::Server;
     if (v == "tun") return ctl::Role::Client;
     if (v == "keygen" || v == "config" || v == "version" || v == "status" || v == "uplink" || v == "diagnose" ||
-        v == "completions")
+        v == "completions" || v == "benchmark")
       return std::nullopt;
   }
   return std::nullopt;
@@ -610,6 +683,7 @@ int main(int argc, char** argv) {
     if (app->got_subcommand("keygen")) return cmd_keygen(a);
     if (app->got_subcommand("server")) return cmd_server(a, std::move(reload));
     if (app->got_subcommand("tun")) return cmd_tun(a, std::move(reload));
+    if (app->got_subcommand("benchmark")) return cmd_benchmark(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "triglav: error: %s\n", e.what());
     return 1;

@@ -49,6 +49,8 @@ void Prober::rekey(const dp::Session* old, dp::Session* next, std::int64_t now_n
   paths_.erase(it);
   p.bytes_before += tx_bytes(*old);
   p.session = next;
+  p.delivered_before += p.peer_rx;
+  p.peer_rx = 0;
   p.peer_rx_ns = -1;  // the peer's received-bytes count restarts with the session
   paths_[next->local_index] = p;
   std::erase_if(aliases_, [old](const auto& a) { return a.second == old->local_index; });
@@ -172,6 +174,7 @@ void Prober::fill(UplinkStatus& out, const dp::Session& s) const {
   auto it = paths_.find(s.local_index);
   out.rttvar_ms = it == paths_.end() ? 0.0 : it->second.stats.rttvar_ms();
   out.tx_bytes = it == paths_.end() ? tx_bytes(s) : total_tx(it->second);
+  out.delivered_bytes = it == paths_.end() ? 0 : it->second.delivered_before + it->second.peer_rx;
   out.peer = s.peer_copy().to_string();
 }
 

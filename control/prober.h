@@ -79,6 +79,7 @@ class Prober {
     bool busy = false;              // Data was sent between the last two probes
     std::int64_t last_bytes_ns = 0;
     std::uint64_t bytes_before = 0;  // Data bytes sent on the path's earlier sessions (rekeys)
+    std::uint64_t delivered_before = 0;  // the peer's received-bytes counts of those sessions
   };
   static std::uint64_t total_tx(const Path& p);
   Path* find(std::uint32_t local_index);

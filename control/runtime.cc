@@ -6,6 +6,7 @@
 #include <linux/rtnetlink.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,33 +110,45 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
   arm(signal_fd_, kTagSignal);
   arm(event_fd_, kTagQueue);
 
-  tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, static_cast<int>(nw), tun.offload));
-  // No IPv6 inside the tunnel yet: keep the kernel from sending router and multicast
-  // listener solicitations into it. Best effort (IPv6 may be off altogether).
-  if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + tun.name + "/disable_ipv6").c_str(), "w")) {
-    std::fputs("1", f);
-    std::fclose(f);
-  }
-  nl_ = std::make_unique<io::Netlink>();
-  std::string err = nl_->link_up(tun_->ifindex(), tun.mtu);
-  if (!err.empty()) throw std::runtime_error("cannot bring up " + tun.name + ": " + err);
-  if (tun.address.addr_be != 0) {
-    err = nl_->add_address(tun_->ifindex(), tun.address);
-    if (!err.empty())
-      throw std::runtime_error("cannot add address " + tun.address.to_string() + " to " + tun.name + ": " + err);
-  }
-  for (const auto& r : tun.routes) {
-    err = nl_->add_route(tun_->ifindex(), r);
-    if (!err.empty())
-      throw std::runtime_error("cannot add route " + r.to_string() + " via " + tun.name + ": " + err);
-    routes_.push_back(r);
-  }
-  if (tun.full_tunnel) {
-    try {
-      route_everything(tun);
-    } catch (...) {
-      remove_policy();  // no destructor runs for a half-built Runtime
-      throw;
+  if (tun.none) {
+    // No TUN (triglav benchmark): each worker gets one end of a packet socketpair in its
+    // place, which nothing ever writes; its traffic is generated and sunk in the workers.
+    for (unsigned w = 0; w < nw; ++w) {
+      int sp[2];
+      if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) != 0)
+        throw std::runtime_error("socketpair: " + std::string(std::strerror(errno)));
+      no_tun_.push_back(sp[0]);
+      no_tun_.push_back(sp[1]);
+    }
+  } else {
+    tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, static_cast<int>(nw), tun.offload));
+    // No IPv6 inside the tunnel yet: keep the kernel from sending router and multicast
+    // listener solicitations into it. Best effort (IPv6 may be off altogether).
+    if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + tun.name + "/disable_ipv6").c_str(), "w")) {
+      std::fputs("1", f);
+      std::fclose(f);
+    }
+    nl_ = std::make_unique<io::Netlink>();
+    std::string err = nl_->link_up(tun_->ifindex(), tun.mtu);
+    if (!err.empty()) throw std::runtime_error("cannot bring up " + tun.name + ": " + err);
+    if (tun.address.addr_be != 0) {
+      err = nl_->add_address(tun_->ifindex(), tun.address);
+      if (!err.empty())
+        throw std::runtime_error("cannot add address " + tun.address.to_string() + " to " + tun.name + ": " + err);
+    }
+    for (const auto& r : tun.routes) {
+      err = nl_->add_route(tun_->ifindex(), r);
+      if (!err.empty())
+        throw std::runtime_error("cannot add route " + r.to_string() + " via " + tun.name + ": " + err);
+      routes_.push_back(r);
+    }
+    if (tun.full_tunnel) {
+      try {
+        route_everything(tun);
+      } catch (...) {
+        remove_policy();  // no destructor runs for a half-built Runtime
+        throw;
+      }
     }
   }
 
@@ -145,8 +158,8 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
     dp::WorkerConfig wc;
     wc.id = w;
     wc.cpu = cpus.empty() || nw < cpus.size() ? -1 : cpus[w % cpus.size()];
-    wc.tun_fd = tun_->queue_fd(static_cast<int>(w));
-    wc.tun_vnet_hdr = tun_->vnet_hdr();
+    wc.tun_fd = tun_ ? tun_->queue_fd(static_cast<int>(w)) : no_tun_[2 * w + 1];
+    wc.tun_vnet_hdr = tun_ && tun_->vnet_hdr();
     for (const auto& u : uplinks_) wc.uplink_fds.push_back(u.empty() ? -1 : u[w].fd());  // -1 where none
     wc.snapshots = &snapshots_;
     wc.qsbr = &qsbr_;
@@ -179,6 +192,7 @@ Runtime::~Runtime() {
   // exit so that an immediate restart finds the name free (bounded: 1 s).
   for (int i = 0; i < 1000 && !name.empty() && if_nametoindex(name.c_str()) != 0; ++i) usleep(1000);
   ring_.reset();
+  for (int fd : no_tun_) close(fd);
   if (event_fd_ >= 0) close(event_fd_);
   if (signal_fd_ >= 0) close(signal_fd_);
 }
@@ -209,7 +223,7 @@ Status Runtime::status_header(const char* role, const std::string& address, dp::
   st.role = role;
   st.version = TRIGLAV_VERSION;
   st.uptime_s = static_cast<double>(io::monotonic_ns() - started_ns_) / 1e9;
-  st.tun = tun_->name();
+  st.tun = tun_ ? tun_->name() : "none";
   st.address = address;
   st.strategy = dp::strategy_name(strategy);
   st.aead = crypto::aead_backend_name(crypto::aead_backend());
@@ -306,7 +320,9 @@ void Runtime::remove_policy() noexcept {
   tunnel_table_ = false;
 }
 
-std::string Runtime::set_address(const io::Ipv4Prefix& addr) { return nl_->add_address(tun_->ifindex(), addr); }
+std::string Runtime::set_address(const io::Ipv4Prefix& addr) {
+  return tun_ ? nl_->add_address(tun_->ifindex(), addr) : std::string();
+}
 
 void Runtime::guard_handshakes(const dp::HandshakeMacKeys& keys) {
   for (auto& w : workers_) w->guard_handshakes(keys);

@@ -59,6 +59,8 @@ struct TunSetup {
   std::vector<io::Ipv4Prefix> exclude;
   // TCP segmentation and checksums left to us (io::TunDevice, dataplane/offload.h).
   bool offload = true;
+  // No TUN at all (triglav benchmark: synthetic traffic only); nothing else above applies.
+  bool none = false;
   // Dataplane workers, one TUN queue and one socket per uplink each (worker_count).
   unsigned workers = 0;  // 0: one per CPU
 };
@@ -126,7 +128,7 @@ class Runtime {
   void uplink_released(unsigned id) {
     if (++released_[id] >= workers_.size()) uplinks_[id].clear();
   }
-  const io::TunDevice& tun() const noexcept { return *tun_; }
+  const io::TunDevice& tun() const noexcept { return *tun_; }  // not with TunSetup::none
   // Puts the tunnel address on the TUN once the server assigned it (TunSetup left it
   // 0). Empty on success, else the reason.
   std::string set_address(const io::Ipv4Prefix& addr);
@@ -148,6 +150,7 @@ class Runtime {
   std::array<unsigned, dp::kMaxUplinks> released_{};  // UplinkReleased answers since release_uplink
   io::UdpSocket no_socket_;
   std::unique_ptr<io::TunDevice> tun_;
+  std::vector<int> no_tun_;  // TunSetup::none: per worker a socketpair standing in for its queue
   std::int64_t started_ns_ = 0;
   std::unique_ptr<io::Netlink> nl_;
   std::vector<io::Ipv4Prefix> routes_;

@@ -203,6 +203,8 @@ class Server {
   // Per uplink id up to three sessions: the active one (routed), a pending one (a rekey
   // whose handshake completed, but no authenticated packet came on it yet) and the
   // previous one (replaced by a rekey; still decrypts for kGraceNs).
+  static constexpr int kBenchIdleS = 5;
+
   struct Client {
     std::unique_ptr<dp::Group> group;
     std::array<std::uint32_t, dp::kMaxUplinks> index{};  // active session index per uplink id (0: none)
@@ -214,6 +216,7 @@ class Server {
     std::array<std::uint64_t, dp::kMaxUplinks> last_ts{};  // newest accepted initiation per uplink
     std::uint64_t newest_ts = 0;
     std::array<std::uint64_t, dp::kMaxUplinks> handshakes{};  // completed, per uplink id
+    unsigned bench_streams = 0;  // a benchmark session that downloads: the server sends on these
   };
 
   void on_message(const dp::ControlMessage& m) {
@@ -307,6 +310,10 @@ class Server {
     auto r = answer_initiation(
         key_.priv.span(), {m.data.data(), m.len}, reject,
         [&](const dp::InitPayload& in, dp::ResponsePayload& out) {
+          if ((in.mode & dp::kModeBenchmark) != 0 && !opt_.allow_benchmark) {
+            refuse = dp::ErrorCode::BenchmarkRefused;
+            return false;
+          }
           addr = in.inner_ipv4_be != 0 ? in.inner_ipv4_be : assign_address(in.client_id);
           if (!admissible(in, addr, h.uplink, refuse)) return false;
           out.client_ipv4_be = addr;
@@ -332,8 +339,9 @@ class Server {
                         : reject == HandshakeReject::ClientKeyRejected
                             ? (authorized_ ? "unknown or revoked client key" : "a client key, but no authorized_clients here")
                         : reject == HandshakeReject::Refused
-                            ? (refuse == dp::ErrorCode::ServerFull ? "the server is full"
-                                                                   : "tunnel address refused or initiation replayed")
+                            ? (refuse == dp::ErrorCode::ServerFull         ? "the server is full"
+                               : refuse == dp::ErrorCode::BenchmarkRefused ? "a benchmark session (not enabled here)"
+                                                                           : "tunnel address refused or initiation replayed")
                                                              : "malformed";
       if (++reject_logs_ <= kRejectLogsPerSecond) spdlog::warn("handshake from {} rejected: {}", m.from.to_string(), why);
       if (reject != HandshakeReject::Malformed && tokens_ > 0) {
@@ -358,6 +366,9 @@ class Server {
       c.group->client_id = in.client_id;
       c.group->epoch = epoch;
       c.group->inner_ipv4_be = addr;
+      c.group->sink = (in.mode & dp::kModeBenchmark) != 0;  // nothing of it reaches the TUN
+      if (c.group->sink && (in.mode & dp::kModeDownload) != 0)
+        c.bench_streams = (in.mode >> dp::kModeStreamsShift) + 1u;
       by_ip_[addr] = in.client_id;
       c.key_id = in.key_id;
       c.key_name = key_name(in.key_id);
@@ -417,9 +428,9 @@ class Server {
       spdlog::debug("rekey: client {} uplink {} from {} (index {:08x})", io::ipv4_to_string(addr), r->uplink,
                     m.from.to_string(), index);
     else
-      spdlog::info("session up: client {} from {} (uplink {}, index {:08x}{}{}) {}", io::ipv4_to_string(addr),
+      spdlog::info("session up: client {} from {} (uplink {}, index {:08x}{}{}) {}{}", io::ipv4_to_string(addr),
                    m.from.to_string(), r->uplink, index, authorized_ ? ", key " : "", authorized_ ? c.key_name : "",
-                   crypto::cipher_name(cipher));
+                   crypto::cipher_name(cipher), c.group->sink ? ", benchmark session" : "");
   }
 
   // The workers answer initiations with cookies while under load: said in the log when
@@ -528,6 +539,9 @@ class Server {
   // replaced sessions whose grace period is over.
   void sweep() {
     const std::int64_t limit = io::coarse_ns() - std::int64_t{opt_.idle_timeout_s} * 1'000'000'000;
+    // A benchmark that sends to a client that went away would load its paths for nothing:
+    // such a session goes after kBenchIdleS without a packet (its client probes far more often).
+    const std::int64_t bench_limit = io::coarse_ns() - std::int64_t{std::min(opt_.idle_timeout_s, kBenchIdleS)} * 1'000'000'000;
     const std::int64_t now = monotonic_ns();
     const std::int64_t too_old = now - std::int64_t{opt_.reject_after_s} * 1'000'000'000;
     std::vector<std::uint32_t> idle, old, done;
@@ -536,7 +550,8 @@ class Server {
         if (c.previous[u] != 0 && now >= c.previous_until[u]) done.push_back(c.previous[u]);
         if (c.index[u] == 0) continue;
         const dp::Session& s = *sessions_.at(c.index[u]);
-        if (s.last_rx_ns.load(std::memory_order_relaxed) < limit) idle.push_back(c.index[u]);
+        if (s.last_rx_ns.load(std::memory_order_relaxed) < (c.group->sink ? bench_limit : limit))
+          idle.push_back(c.index[u]);
         else if (s.established_ns < too_old && c.pending[u] == 0) old.push_back(c.index[u]);
       }
     }
@@ -544,7 +559,8 @@ class Server {
     for (auto idx : idle) {
       const dp::Session& s = *sessions_[idx];
       spdlog::info("session {:08x} (client {}, uplink {}) idle for {} s: removed", idx,
-                   io::ipv4_to_string(s.group->inner_ipv4_be), s.uplink, opt_.idle_timeout_s);
+                   io::ipv4_to_string(s.group->inner_ipv4_be), s.uplink,
+                   s.group->sink ? std::min(opt_.idle_timeout_s, kBenchIdleS) : opt_.idle_timeout_s);
       remove(idx, /*publish=*/false);
     }
     for (auto idx : old) {
@@ -619,6 +635,11 @@ class Server {
         snap->by_index.emplace(c.index[u], s);
       }
       auto route = dp::make_route(c.group.get(), ups, views, sched_, version_);
+      if (c.bench_streams > 0) {  // a benchmark download: the workers send to it
+        route->gen = {c.bench_streams, opt_.tun.address.addr_be, c.group->inner_ipv4_be,
+                      static_cast<std::uint16_t>(opt_.tun.mtu)};
+        snap->generate.push_back(route.get());
+      }
       snap->by_inner_ipv4.emplace(c.group->inner_ipv4_be, route.get());
       for (std::uint8_t i = 0; i < c.group->n_subnets; ++i) snap->by_subnet.emplace_back(c.group->subnets[i], route.get());
       snap->routes.push_back(std::move(route));

@@ -25,6 +25,7 @@ struct ServerOptions {
   int idle_timeout_s = 180;
   int max_connections = 1024;  // clients at once
   bool nat_outbound = false;   // forward and masquerade the clients' traffic
+  bool allow_benchmark = false;  // accept `triglav benchmark` sessions (no TUN traffic, synthetic load)
   NatSettings nat;             // [nat]: its timeouts and ports
   std::string authorized_clients;  // client keys allowed (file or directory); empty: any client
   // Networks behind clients, by client key name: routed into the TUN and to that client,

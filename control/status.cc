@@ -16,6 +16,8 @@ nlohmann::json uplink_json(const UplinkStatus& u) {
           {"loss", u.loss},
           {"throughput_bps", u.throughput_bps},
           {"tx_bytes", u.tx_bytes},
+          {"delivered_bytes", u.delivered_bytes},
+          {"rx_bytes", u.rx_bytes},
           {"handshakes", u.handshakes},
           {"peer", u.peer},
           {"behind_nat", u.behind_nat}};
@@ -182,6 +184,7 @@ std::string to_prometheus(const Status& s) {
       {"triglav_udp_gro_receives_total", Counter::RxGroReceives, "Receives that carried several datagrams (UDP GRO)."},
       {"triglav_tun_gso_reads_total", Counter::TunGsoReads, "TUN reads that carried a TCP or UDP super-packet (TSO, USO)."},
       {"triglav_tun_gro_writes_total", Counter::TunGroWrites, "TUN writes that carried received TCP segments joined into one."},
+      {"triglav_bench_generated_packets_total", Counter::BenchGenerated, "Synthetic packets sent for benchmark sessions."},
   };
   for (const auto& t : totals) {
     e.family(t.name, "counter", t.help);

@@ -22,6 +22,8 @@ struct UplinkStatus {
   double loss = 0;         // 0..1 over the probe window
   double throughput_bps = 0;
   std::uint64_t tx_bytes = 0;  // Data bytes sent on this uplink
+  std::uint64_t delivered_bytes = 0;  // of those, what the peer reported received (in Pongs)
+  std::uint64_t rx_bytes = 0;  // Data bytes received on this uplink (its current session)
   std::uint64_t handshakes = 0;
   std::string peer;        // the other end's address
   bool behind_nat = false; // client: NAT between the uplink and the server

@@ -155,8 +155,19 @@ struct Group {
       if (subnets[i].contains(src_be)) return true;
     return false;
   }
+  // A benchmark session's group (set before it is first published): received Data is
+  // counted and dropped instead of written to the TUN.
+  bool sink = false;
   std::array<GroupWorkerState, kMaxWorkers> workers{};
   std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
+};
+
+// Synthetic traffic a worker sends to a group (benchmark sessions): `streams` UDP flows
+// of `len`-byte IPv4 packets from src to dst (tunnel addresses, network order).
+struct Generator {
+  unsigned streams = 0;  // 0: none
+  std::uint32_t src_be = 0, dst_be = 0;
+  std::uint16_t len = 0;
 };
 
 // Immutable once published: a client's uplinks (index = uplink id; null where absent)
@@ -168,6 +179,7 @@ struct GroupRoute {
   std::size_t n_views = 0;  // 1 + highest uplink id present
   SchedulerConfig sched;    // strategy and weights the workers apply
   std::uint64_t version = 0;
+  Generator gen;            // benchmark traffic to send (Snapshot::generate lists the route)
 };
 
 struct Snapshot {
@@ -175,6 +187,7 @@ struct Snapshot {
   std::unordered_map<std::uint32_t, const GroupRoute*> by_inner_ipv4;  // server routes
   std::vector<std::pair<Subnet, const GroupRoute*>> by_subnet;         // server: client_routes
   const GroupRoute* default_route = nullptr;                          // client: the server
+  std::vector<const GroupRoute*> generate;  // routes with benchmark traffic to send (gen)
   std::vector<std::unique_ptr<GroupRoute>> routes;                    // owned
 
   Session* find_index(std::uint32_t idx) const noexcept {
@@ -198,6 +211,12 @@ struct Snapshot {
 // used the keys for kRejectAfterMessages messages.
 std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
                            std::size_t body) noexcept;
+
+// Writes packet number `n` of a generator at p (room bytes available): an IPv4 UDP
+// packet of g.len bytes (at least its 28 bytes of headers, at most room) of stream
+// n mod g.streams (source port 40000 + stream, destination port 5201), with a zeroed
+// payload (the buffer may hold another packet's bytes). Returns its length.
+std::size_t write_generated(std::uint8_t* p, std::size_t room, const Generator& g, unsigned n) noexcept;
 
 // Builds the GroupRoute of a group from its sessions by uplink id; `views` gives the
 // measurements (state Down where there is no session).

@@ -55,7 +55,7 @@ void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]
   out[0] = p.version;
   out[1] = p.uplink;
   out[2] = p.ciphers;
-  out[3] = 0;
+  out[3] = p.mode;
   store_le32(out + 4, p.sender_index);
   std::memcpy(out + 8, &p.inner_ipv4_be, 4);
   store_le64(out + 12, p.timestamp_ns);
@@ -68,6 +68,7 @@ bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noe
   out.version = in[0];
   out.uplink = in[1];
   out.ciphers = in[2];
+  out.mode = in[3];
   out.sender_index = load_le32(in.data() + 4);
   std::memcpy(&out.inner_ipv4_be, in.data() + 8, 4);
   out.timestamp_ns = load_le64(in.data() + 12);

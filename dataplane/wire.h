@@ -107,6 +107,7 @@ struct InitPayload {
   std::uint8_t version = kProtocolVersion;
   std::uint8_t uplink = 0;
   std::uint8_t ciphers = 0;  // transport ciphers offered besides ChaCha20-Poly1305 (kOfferAes256Gcm)
+  std::uint8_t mode = 0;     // 0: a tunnel; else a benchmark session (kModeBenchmark...)
   std::uint32_t sender_index = 0;
   std::uint32_t inner_ipv4_be = 0;  // the tunnel address the client uses (0: assign me one)
   std::uint64_t timestamp_ns = 0;   // strictly increasing per client (replayed inits lose)
@@ -117,6 +118,13 @@ struct InitPayload {
 inline constexpr std::size_t kAddressDigestLen = 8;
 
 inline constexpr std::uint8_t kOfferAes256Gcm = 0x01;
+// InitPayload::mode: a benchmark session (`triglav benchmark`): no TUN on either side,
+// synthetic traffic counted and dropped by the receiver. kModeDownload: the server sends
+// too, on the number of streams in the top six bits (streams - 1).
+inline constexpr std::uint8_t kModeBenchmark = 0x01;
+inline constexpr std::uint8_t kModeDownload = 0x02;
+inline constexpr unsigned kModeStreamsShift = 2;
+inline constexpr unsigned kMaxBenchStreams = 64;
 
 struct ResponsePayload {
   std::uint32_t sender_index = 0;
@@ -161,6 +169,7 @@ enum class ErrorCode : std::uint8_t {
   BadVersion = 4,
   ClientKeyRequired = 5,  // the server authorises clients: this one came without a key
   ClientKeyRejected = 6,  // the server does not know (or no longer accepts) this client key
+  BenchmarkRefused = 7,   // a benchmark session, and the server does not accept them
 };
 
 // The datagrams of a receive buffer of `total` bytes that the kernel coalesced (UDP GRO)

@@ -123,9 +123,13 @@ class Worker::Loop {
       }
       now_ = io::coarse_ns();
       snap_ = cfg_.snapshots->load();
+      generating_ = !snap_->generate.empty();
       recycled_ = 0;
       drain_completions();
-      if (tx_work()) tx_batch();
+      if (tx_work()) {
+        if (tun_ready_ || pending_.active) tx_batch();
+        if (generating_) generate();
+      }
       rx_.flush();
       for (unsigned u = 0; u < rearm_.size(); ++u) {
         if (rearm_[u] && fds_[u] < 0) rearm_[u] = false;  // the uplink went away
@@ -441,6 +445,7 @@ class Worker::Loop {
     }
     c_.add(Counter::RxPackets);
     c_.add(Counter::RxBytes, inner_len);
+    if (g->sink) return false;  // a benchmark session: counted, and that is all
     deliver(bid, inner, inner_len);
     return true;
   }
@@ -576,8 +581,27 @@ class Worker::Loop {
 
   // Whether the transmit side can go on: a TUN read (or a pending one) has the slots
   // for a packet and all its copies.
-  bool tx_room() const noexcept { return free_.size() >= (cfg_.tun_vnet_hdr ? kMaxUplinks : 1); }
-  bool tx_work() const noexcept { return (tun_ready_ || pending_.active) && tx_room(); }
+  bool tx_room() const noexcept {
+    return free_.size() >= (cfg_.tun_vnet_hdr || generating_ ? kMaxUplinks : 1);
+  }
+  bool tx_work() const noexcept { return (tun_ready_ || pending_.active || generating_) && tx_room(); }
+
+  // Benchmark traffic (triglav benchmark): synthetic packets for the routes the snapshot
+  // lists, in turn, while slots are free; each stream is its own UDP flow, so streams
+  // spread over uplinks as real flows do.
+  void generate() noexcept {
+    const auto& routes = snap_->generate;
+    const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
+    for (unsigned i = 0; i < kBatch && free_.size() >= kMaxUplinks; ++i) {
+      const GroupRoute& r = *routes[gen_next_++ % routes.size()];
+      const std::uint16_t slot = free_.back();
+      free_.pop_back();
+      std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
+      const std::size_t n = write_generated(buf + kPayloadOffset, room, r.gen, gen_stream_++);
+      c_.add(Counter::BenchGenerated);
+      send_data(r, slot, buf, n);
+    }
+  }
 
   void tx_batch() noexcept {
     if (cfg_.tun_vnet_hdr) return tx_batch_offload();
@@ -873,6 +897,8 @@ class Worker::Loop {
   bool tun_ready_ = false;
   bool running_ = true;
   bool gso_ = false;
+  bool generating_ = false;  // the snapshot lists benchmark routes
+  unsigned gen_next_ = 0, gen_stream_ = 0;
   static constexpr unsigned kBadMacPerSecond = 10;
   std::optional<HandshakeGuard> guard_;  // server only
   std::int64_t bad_mac_window_ns_ = 0;

@@ -85,6 +85,7 @@ TEST(Payloads, InitRoundTripAndLength) {
   p.timestamp_ns = 1234567890123ull;
   p.client_id = 0x0102030405060708ull;
   p.ciphers = kOfferAes256Gcm;
+  p.mode = kModeBenchmark | kModeDownload | (7 << kModeStreamsShift);  // 8 streams
   for (std::size_t i = 0; i < kClientKeyIdLen; ++i) p.key_id[i] = static_cast<std::uint8_t>(0xa0 + i);
   std::uint8_t b[kInitPayloadLen];
   encode_init_payload(p, b);
@@ -93,6 +94,8 @@ TEST(Payloads, InitRoundTripAndLength) {
   EXPECT_EQ(back.uplink, 4);
   EXPECT_EQ(back.ciphers, kOfferAes256Gcm);
   EXPECT_EQ(b[2], 1) << "the offered ciphers at byte 2";
+  EXPECT_EQ(b[3], 0x1f) << "benchmark, download, streams - 1 = 7 at byte 3";
+  EXPECT_EQ(back.mode, p.mode);
   EXPECT_EQ(back.sender_index, 0xdeadbeefu);
   EXPECT_EQ(back.inner_ipv4_be, 0x0255000au);
   EXPECT_EQ(back.timestamp_ns, 1234567890123ull);
