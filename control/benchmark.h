@@ -19,7 +19,7 @@ struct BenchOptions {
   bool enabled = false;
   double duration_s = 10;
   double interval_s = 1;
-  unsigned streams = 8;  // 1-64
+  unsigned streams = 1;  // 1-64, each sent by one worker (like iperf3 -P)
   bool upload = true;     // client -> server
   bool download = false;  // server -> client (--reverse: only this; --bidir: both)
   bool json = false;

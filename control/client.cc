@@ -179,7 +179,27 @@ class Client {
     bool started = false, stopping = false;
     Clock::time_point t0{}, next{}, stop_at{}, last_progress{};
     BenchSample last, at_end;
+    // The server's received counts are per session: an uplink that loses its session
+    // starts again from 0. Summed here per uplink, so the total only grows.
+    std::array<std::uint64_t, dp::kMaxUplinks> delivered_seen{};
+    std::uint64_t delivered = 0;
     static constexpr auto kDrain = std::chrono::seconds(1);
+
+    BenchSample take(const Client& c) {
+      BenchSample s = c.bench_sample(t0);
+      std::array<bool, dp::kMaxUplinks> present{};
+      for (const auto& u : s.uplinks) {
+        if (u.id >= dp::kMaxUplinks) continue;
+        present[u.id] = true;
+        std::uint64_t& seen = delivered_seen[u.id];
+        delivered += u.delivered_bytes >= seen ? u.delivered_bytes - seen : u.delivered_bytes;
+        seen = u.delivered_bytes;
+      }
+      for (unsigned i = 0; i < dp::kMaxUplinks; ++i)
+        if (!present[i]) delivered_seen[i] = 0;
+      s.delivered = delivered;
+      return s;
+    }
     static constexpr auto kProgressEvery = std::chrono::milliseconds(200);
 
     // False once the report is out: the client then closes its sessions and exits.
@@ -193,24 +213,24 @@ class Client {
         next = t0 + interval;
         c.bench_sending_ = opt.upload;
         c.publish();
-        last = c.bench_sample(t0);
+        last = take(c);
         report.start(last, c.opt_.endpoints.front().to_string());
         return true;
       }
       if (stopping) {
         if (now < stop_at) return true;
-        report.finish(at_end, c.bench_sample(t0));
+        report.finish(at_end, take(c));
         return false;
       }
       const bool over = now >= t0 + duration;
       if (now >= next || over) {
-        BenchSample s = c.bench_sample(t0);
+        BenchSample s = take(c);
         if (s.t - last.t > 0.05) report.interval(s);
         last = std::move(s);
         next += interval;
         last_progress = now;
       } else if (now - last_progress >= kProgressEvery) {
-        report.progress(c.bench_sample(t0));
+        report.progress(take(c));
         last_progress = now;
       }
       if (over) {
@@ -225,7 +245,7 @@ class Client {
     // SIGINT or SIGTERM: the totals so far.
     void interrupted(Client& c) {
       if (!started || stopping) return;
-      const BenchSample s = c.bench_sample(t0);
+      const BenchSample s = take(c);
       report.finish(s, s);
     }
   };
@@ -234,12 +254,9 @@ class Client {
     BenchSample s;
     s.t = std::chrono::duration<double>(Clock::now() - t0).count();
     s.cpu_s = process_cpu_seconds();
-    s.uplinks = status().uplinks;
-    for (const auto& u : s.uplinks) {
-      s.sent += u.tx_bytes;
-      s.delivered += u.delivered_bytes;
-    }
+    s.uplinks = status().uplinks;  // delivered: summed by Bench::take
     const dp::CounterTotals t = rt_.totals();
+    s.sent = t.get(dp::Counter::TxBytes);  // the workers' counts only grow
     s.received = t.get(dp::Counter::RxBytes);
     for (auto c = static_cast<std::size_t>(dp::Counter::DropMalformed); c <= static_cast<std::size_t>(dp::Counter::DropInKernel);
          ++c)
@@ -353,6 +370,11 @@ class Client {
       auto est = u.hs->finish({m.data.data(), m.len});
       if (!est) {
         spdlog::debug("ignored a {}-byte handshake packet from {}", m.len, m.from.to_string());
+        return;
+      }
+      if (opt_.bench.enabled && !est->response.benchmark) {  // a server that knows no benchmarks
+        last_error_ = dp::ErrorCode::BenchmarkRefused;
+        u.hs.reset();
         return;
       }
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - u.hs_sent).count();
@@ -697,7 +719,9 @@ class Client {
     }
     snap->default_route = route.get();
     snap->routes.push_back(std::move(route));
+    const bool generate = !snap->generate.empty();
     rt_.snapshots().publish(std::move(snap));
+    if (generate) rt_.wake_workers();  // asleep, a worker would not notice until a packet came
     last_publish_ = monotonic_ns();
   }
 
@@ -777,7 +801,7 @@ int run_client(const ClientOptions& opt) {
     nat.emplace(opt.gateway_nat ? KernelNat::Kind::Gateway : KernelNat::Kind::Routed, tun.name, tun.address, opt.nat);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Client c(opt, rt, n, ops, nat ? &*nat : nullptr);
-  if (!opt.user.empty()) drop_root(opt.user, {ops.socket_path(), opt.pid_file});
+  if (!opt.user.empty()) drop_root(opt.user, {{ops.socket_path(), opt.pid_file}, resolver ? tun.name : ""});
   if (opt.on_ready) opt.on_ready("");
   return c.run();
 }

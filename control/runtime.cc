@@ -7,7 +7,9 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <sched.h>
@@ -20,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "control/dns.h"
 #include "control/status_server.h"
 #include "crypto/aead.h"
 #include "io/clock.h"
@@ -46,16 +49,66 @@ sigset_t handled_signals() {
 }
 }  // namespace
 
-void drop_root(const std::string& name, const std::vector<std::string>& remove_on_exit) {
+namespace {
+struct OwnFile {
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+// The forked helper: waits until the pipe's other end closes (this process ended, however
+// it ended), then removes the files if they are still the ones we made, and the --dns
+// copy (restoring resolv.conf first when the process could not). Reads nothing else.
+[[noreturn]] void cleanup_helper(int pipe_rd, const std::vector<OwnFile>& files, const std::string& dns_tun) {
+  signal(SIGINT, SIG_IGN);  // a Ctrl-C to the process group must not skip the clean-up
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  char b;
+  for (int i = 0; i < 1'000'000; ++i) {  // bounded: every read blocks until data, EOF or a signal
+    const ssize_t n = read(pipe_rd, &b, 1);
+    if (n == 0 || (n < 0 && errno != EINTR)) break;
+  }
+  for (const auto& f : files) {
+    struct stat st{};
+    if (lstat(f.path.c_str(), &st) == 0 && st.st_dev == f.dev && st.st_ino == f.ino) unlink(f.path.c_str());
+  }
+  if (!dns_tun.empty()) ResolverOverride::restore_leftover(dns_tun);
+  _exit(0);
+}
+}  // namespace
+
+void drop_root(const std::string& name, const RootCleanup& cleanup) {
   const io::UserId user = io::lookup_user(name);
-  struct stat st{};
-  if (stat("/run/triglav", &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
-      chown("/run/triglav", user.uid, user.gid) != 0)
-    throw std::runtime_error("--user " + name + ": cannot hand /run/triglav over: " + std::strerror(errno));
-  for (const auto& p : remove_on_exit)
-    if (!p.empty() && !io::may_remove(p, user))
-      throw std::runtime_error("--user " + name + ": could not remove " + p +
-                               " on exit (its directory is not writable by " + name + "; use /run/triglav)");
+  std::vector<OwnFile> files;
+  for (const auto& p : cleanup.files) {
+    struct stat st{};
+    if (!p.empty() && lstat(p.c_str(), &st) == 0) files.push_back({p, st.st_dev, st.st_ino});
+  }
+  // What only root may undo on exit is left to a root helper forked now, while this
+  // process has a single thread: /run/triglav stays root's, so the user can plant
+  // nothing there that a later root run would trust.
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("--user: pipe: " + std::string(std::strerror(errno)));
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(p[0]);
+    close(p[1]);
+    throw std::runtime_error("--user: fork: " + std::string(std::strerror(errno)));
+  }
+  if (pid == 0) {
+    // Nothing of ours stays open in the helper (the TUN would outlive us), but the pipe
+    // and stderr for its log line.
+    const int dev_null = open("/dev/null", O_RDWR);
+    if (dev_null >= 0) {
+      dup2(dev_null, 0);
+      dup2(dev_null, 1);
+    }
+    const int rd = p[0];  // >= 3: 0-2 are open
+    if (rd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(rd - 1), 0u);
+    syscall(SYS_close_range, static_cast<unsigned>(rd + 1), ~0u, 0u);
+    cleanup_helper(rd, files, cleanup.dns_tun);
+  }
+  close(p[0]);  // p[1] stays open, unused, until this process ends
   io::drop_privileges(user);
   spdlog::info("running as {} (uid {}, gid {}) with CAP_NET_ADMIN and CAP_NET_RAW only", name, user.uid, user.gid);
 }
@@ -157,6 +210,7 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
     queues_.push_back(std::make_unique<dp::ControlQueue>());
     dp::WorkerConfig wc;
     wc.id = w;
+    wc.workers = nw;
     wc.cpu = cpus.empty() || nw < cpus.size() ? -1 : cpus[w % cpus.size()];
     wc.tun_fd = tun_ ? tun_->queue_fd(static_cast<int>(w)) : no_tun_[2 * w + 1];
     wc.tun_vnet_hdr = tun_ && tun_->vnet_hdr();
@@ -378,13 +432,22 @@ Runtime::Wake Runtime::wait(int timeout_ms) {
 void Runtime::add_uplink(unsigned id, std::vector<io::UdpSocket> s) {
   if (s.size() != workers_.size()) throw std::runtime_error("each uplink needs one socket per worker");
   uplinks_[id] = std::move(s);
-  for (std::size_t w = 0; w < workers_.size(); ++w)
-    workers_[w]->command({static_cast<std::uint8_t>(id), uplinks_[id][w].fd()});
+  for (std::size_t w = 0; w < workers_.size(); ++w) send_command(*workers_[w], {static_cast<std::uint8_t>(id), uplinks_[id][w].fd()});
 }
 
 void Runtime::release_uplink(unsigned id) {
   released_[id] = 0;
-  for (auto& w : workers_) w->command({static_cast<std::uint8_t>(id), -1});
+  for (auto& w : workers_) send_command(*w, {static_cast<std::uint8_t>(id), -1});
+}
+
+// The command ring holds 64; only a storm of interface changes fills it. Waits for room
+// (bounded: 1 s), since a lost release would keep the uplink's sockets open for good.
+void Runtime::send_command(dp::Worker& w, const dp::UplinkCommand& c) {
+  for (int i = 0; i < 1000; ++i) {
+    if (w.command(c)) return;
+    usleep(1000);
+  }
+  spdlog::error("a worker's command ring stayed full for 1 s: uplink {} change lost", c.id);
 }
 
 void Runtime::watch_links(std::function<void(int, bool)> cb) {

@@ -76,12 +76,18 @@ inline constexpr std::uint32_t kUplinkMark = 0x7467;
 inline constexpr unsigned kTunnelTable = 0x7467;
 inline constexpr unsigned kRulePriority = 29700;
 
+// What a process that dropped root can no longer undo itself: files to remove on exit
+// (the control socket, the pid file; empty entries skipped) and the --dns copy of the
+// TUN `dns_tun` (empty: none).
+struct RootCleanup {
+  std::vector<std::string> files;
+  std::string dns_tun;
+};
 // --user: after set-up and before any thread starts, becomes `user` keeping only
-// CAP_NET_ADMIN and CAP_NET_RAW (io/privileges.h). /run/triglav is handed to the user so
-// that the control socket and the DNS backup can be removed on exit; the other files in
-// remove_on_exit (empty entries skipped) must already be in directories the user may
-// write. Throws std::runtime_error with a one-line reason.
-void drop_root(const std::string& user, const std::vector<std::string>& remove_on_exit);
+// CAP_NET_ADMIN and CAP_NET_RAW (io/privileges.h). A root helper forked first waits for
+// this process to end and then does `cleanup` (it reads nothing but the end of a pipe).
+// Throws std::runtime_error with a one-line reason.
+void drop_root(const std::string& user, const RootCleanup& cleanup);
 
 // Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread (and so in every
 // thread it starts later); Runtime receives them through a signalfd.
@@ -97,6 +103,10 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   void start_workers();
+  // After publishing a snapshot that lists benchmark traffic: every worker looks at it.
+  void wake_workers() noexcept {
+    for (auto& w : workers_) w->wake();
+  }
   // Server, before start_workers(): workers check initiations (dataplane/handshake_guard.h).
   void guard_handshakes(const dp::HandshakeMacKeys& keys);
   void stop_workers() noexcept;
@@ -145,6 +155,7 @@ class Runtime {
 
  private:
   void arm(int fd, std::uint64_t tag);
+  void send_command(dp::Worker& w, const dp::UplinkCommand& c);
 
   std::array<std::vector<io::UdpSocket>, dp::kMaxUplinks> uplinks_;  // by uplink id, then worker
   std::array<unsigned, dp::kMaxUplinks> released_{};  // UplinkReleased answers since release_uplink

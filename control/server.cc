@@ -323,6 +323,7 @@ class Server {
           index = new_index();
           out.sender_index = index;
           out.cipher = (in.ciphers & dp::kOfferAes256Gcm) != 0 && opt_.aes256gcm ? 1 : 0;
+          out.benchmark = (in.mode & dp::kModeBenchmark) != 0;
           out.server_ipv4_be = opt_.tun.address.addr_be;
           out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
           out.mtu = static_cast<std::uint16_t>(opt_.tun.mtu);
@@ -644,7 +645,9 @@ class Server {
       for (std::uint8_t i = 0; i < c.group->n_subnets; ++i) snap->by_subnet.emplace_back(c.group->subnets[i], route.get());
       snap->routes.push_back(std::move(route));
     }
+    const bool generate = !snap->generate.empty();
     rt_.snapshots().publish(std::move(snap));
+    if (generate) rt_.wake_workers();  // asleep, a worker would not notice until a packet came
     last_publish_ = monotonic_ns();
   }
 
@@ -741,7 +744,7 @@ int run_server(const ServerOptions& opt) {
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Server server(opt, std::move(kf.key), rt, ops, nat ? &*nat : nullptr);
   if (!opt.user.empty()) {
-    drop_root(opt.user, {ops.socket_path(), opt.pid_file});
+    drop_root(opt.user, {{ops.socket_path(), opt.pid_file}, ""});
     if (!opt.authorized_clients.empty()) {  // read again on changes: it must stay readable
       try {
         AuthorizedClients::load(opt.authorized_clients);

@@ -125,10 +125,14 @@ inline constexpr std::uint8_t kModeBenchmark = 0x01;
 inline constexpr std::uint8_t kModeDownload = 0x02;
 inline constexpr unsigned kModeStreamsShift = 2;
 inline constexpr unsigned kMaxBenchStreams = 64;
+// In the response's cipher byte: the server took the initiation as a benchmark session.
+// (A server that knew no benchmarks would have made it a tunnel: the client gives up.)
+inline constexpr std::uint8_t kResponseBenchmark = 0x80;
 
 struct ResponsePayload {
   std::uint32_t sender_index = 0;
   std::uint8_t cipher = 0;  // the transport cipher chosen: 0 ChaCha20-Poly1305, 1 AES-256-GCM
+  bool benchmark = false;   // the session is a benchmark session, as the initiation asked
   std::uint32_t server_ipv4_be = 0;  // the server's tunnel address
   std::uint8_t prefix_len = 0;
   std::uint16_t mtu = 0;

@@ -123,7 +123,8 @@ class Worker::Loop {
       }
       now_ = io::coarse_ns();
       snap_ = cfg_.snapshots->load();
-      generating_ = !snap_->generate.empty();
+      generating_ = false;
+      for (const GroupRoute* r : snap_->generate) generating_ |= owned_streams(*r) > 0;
       recycled_ = 0;
       drain_completions();
       if (tx_work()) {
@@ -139,6 +140,7 @@ class Worker::Loop {
         }
       }
       flush_sends();
+      if (unreleased_ != 0) report_releases();
       snap_ = nullptr;
       q.quiescent(cfg_.id);
     }
@@ -290,7 +292,18 @@ class Worker::Loop {
         fds_[c.id] = -1;
       }
       io_uring_submit(ring_.get());
-      hand_to_control(ControlMessage::Kind::UplinkReleased, c.id, 0, nullptr, 0, nullptr);
+      unreleased_ |= UplinkMask{1} << c.id;
+    }
+    report_releases();
+  }
+
+  // The control thread closes an uplink's sockets only once every worker said it let go:
+  // an answer that finds the queue full is sent again later, never dropped.
+  void report_releases() noexcept {
+    for (UplinkMask m = unreleased_; m != 0; m &= m - 1) {
+      const unsigned id = static_cast<unsigned>(std::countr_zero(m));
+      if (!hand_to_control(ControlMessage::Kind::UplinkReleased, id, 0, nullptr, 0, nullptr)) return;
+      unreleased_ &= ~(UplinkMask{1} << id);
     }
   }
 
@@ -397,7 +410,9 @@ class Worker::Loop {
     }
     if (!s->confirmed.load(std::memory_order_relaxed)) s->confirmed.store(true, std::memory_order_relaxed);
     // Authenticated: the peer may have moved (NAT rebinding, roaming).
-    if (!s->peer.is(from)) s->set_peer(from);
+    // Not for benchmark sessions: a spoofed source would turn the server's download into
+    // a flood of someone else.
+    if (!s->group->sink && !s->peer.is(from)) s->set_peer(from);
     s->last_rx_ns.store(now_, std::memory_order_relaxed);
     const std::size_t body = len - kHeaderLen - kTagLen;
     if (h.type == PacketType::Close) {
@@ -546,12 +561,12 @@ class Worker::Loop {
     return false;
   }
 
-  void hand_to_control(ControlMessage::Kind kind, unsigned uplink, std::uint32_t index,
+  bool hand_to_control(ControlMessage::Kind kind, unsigned uplink, std::uint32_t index,
                        const std::uint8_t* pkt, std::size_t len, const io::Endpoint* from) noexcept {
     ControlMessage m;
     if (len > m.data.size()) {
       c_.add(Counter::DropMalformed);
-      return;
+      return false;
     }
     m.kind = kind;
     m.uplink = static_cast<std::uint8_t>(uplink);
@@ -561,11 +576,12 @@ class Worker::Loop {
     if (len > 0) std::memcpy(m.data.data(), pkt, len);
     if (!cfg_.to_control->push(m)) {
       c_.add(Counter::DropQueueFull);
-      return;
+      return false;
     }
     if (kind == ControlMessage::Kind::Packet) c_.add(Counter::HandshakePackets);
     const std::uint64_t one = 1;
     [[maybe_unused]] auto r = write(cfg_.control_eventfd, &one, sizeof one);
+    return true;
   }
 
   // --- transmit --------------------------------------------------------------------
@@ -587,17 +603,29 @@ class Worker::Loop {
   bool tx_work() const noexcept { return (tun_ready_ || pending_.active || generating_) && tx_room(); }
 
   // Benchmark traffic (triglav benchmark): synthetic packets for the routes the snapshot
-  // lists, in turn, while slots are free; each stream is its own UDP flow, so streams
-  // spread over uplinks as real flows do.
+  // lists, in turn, while slots are free. Each stream is its own UDP flow (so streams
+  // spread over uplinks as real flows do) and belongs to one worker, s mod workers, as
+  // an iperf3 stream to one core: --streams says how many send at once.
+  unsigned owned_streams(const GroupRoute& r) const noexcept {
+    const unsigned n = r.gen.streams, w = cfg_.workers, id = cfg_.id;
+    return id < n ? (n - id + w - 1) / w : 0;
+  }
   void generate() noexcept {
     const auto& routes = snap_->generate;
     const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
-    for (unsigned i = 0; i < kBatch && free_.size() >= kMaxUplinks; ++i) {
+    for (unsigned i = 0, idle = 0; i < kBatch && idle < routes.size() && free_.size() >= kMaxUplinks; ++i) {
       const GroupRoute& r = *routes[gen_next_++ % routes.size()];
+      const unsigned owned = owned_streams(r);
+      if (owned == 0) {
+        ++idle;
+        continue;
+      }
+      idle = 0;
+      const unsigned stream = cfg_.id + cfg_.workers * (gen_stream_++ % owned);
       const std::uint16_t slot = free_.back();
       free_.pop_back();
       std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
-      const std::size_t n = write_generated(buf + kPayloadOffset, room, r.gen, gen_stream_++);
+      const std::size_t n = write_generated(buf + kPayloadOffset, room, r.gen, stream);
       c_.add(Counter::BenchGenerated);
       send_data(r, slot, buf, n);
     }
@@ -898,6 +926,7 @@ class Worker::Loop {
   bool running_ = true;
   bool gso_ = false;
   bool generating_ = false;  // the snapshot lists benchmark routes
+  UplinkMask unreleased_ = 0;  // uplinks let go of, not yet reported (the queue was full)
   unsigned gen_next_ = 0, gen_stream_ = 0;
   static constexpr unsigned kBadMacPerSecond = 10;
   std::optional<HandshakeGuard> guard_;  // server only
@@ -925,6 +954,11 @@ bool Worker::command(const UplinkCommand& c) noexcept {
   const std::uint64_t one = 1;
   [[maybe_unused]] auto r = write(cmd_fd_, &one, sizeof one);
   return true;
+}
+
+void Worker::wake() noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto r = write(cmd_fd_, &one, sizeof one);
 }
 
 void Worker::start() {

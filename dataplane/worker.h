@@ -45,6 +45,7 @@ using CommandQueue = io::SpscRing<UplinkCommand, 64>;
 struct WorkerConfig {
   unsigned id = 0;  // also the sender id in this worker's counters
   int cpu = -1;     // pinned to this CPU (-1: not pinned)
+  unsigned workers = 1;  // how many there are (benchmark stream s belongs to worker s mod workers)
   int tun_fd = -1;
   bool tun_vnet_hdr = false;  // the TUN carries virtio_net_hdrs (io::TunDevice::vnet_hdr)
   std::vector<int> uplink_fds;  // index = uplink id (-1: none); more come by command
@@ -78,6 +79,9 @@ class Worker {
   // Control thread: hands the worker an uplink command (see UplinkCommand). False if
   // the command queue is full.
   bool command(const UplinkCommand& c) noexcept;
+  // Control thread: wakes the worker so that it looks at the snapshot again (one that
+  // lists benchmark traffic to send, which no packet would announce).
+  void wake() noexcept;
 
  private:
   class Loop;

@@ -4,7 +4,6 @@
 #include <linux/capability.h>
 #include <pwd.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -20,11 +19,6 @@ namespace {
   throw std::runtime_error("--user: " + what + ": " + std::strerror(errno));
 }
 
-std::string parent_dir(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
 }  // namespace
 
 UserId lookup_user(const std::string& name) {
@@ -36,21 +30,11 @@ UserId lookup_user(const std::string& name) {
   return UserId{name, pw.pw_uid, pw.pw_gid};
 }
 
-bool may_remove(const std::string& path, const UserId& user) {
-  struct stat st{};
-  if (stat(parent_dir(path).c_str(), &st) != 0) return false;
-  if (user.uid == 0) return true;
-  if (st.st_uid == user.uid) return (st.st_mode & S_IWUSR) != 0;
-  // Sticky directories (/tmp) let only a file's owner remove it: our files are root's.
-  if ((st.st_mode & S_ISVTX) != 0) return false;
-  if (st.st_gid == user.gid && (st.st_mode & S_IWGRP) != 0) return true;
-  return (st.st_mode & S_IWOTH) != 0;
-}
-
 void drop_privileges(const UserId& user) {
   // The bounding set first (that needs CAP_SETPCAP, gone with root): no child gets more.
-  for (int c = 0; c <= CAP_LAST_CAP; ++c)
-    if (c != CAP_NET_ADMIN && c != CAP_NET_RAW && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
+  // Up to the kernel's last capability, which may be newer than these headers.
+  for (int c = 0; c < 64 && prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; ++c)
+    if (c != CAP_NET_ADMIN && c != CAP_NET_RAW && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0)
       fail("cannot drop capability " + std::to_string(c) + " from the bounding set");
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail("PR_SET_KEEPCAPS");
   if (initgroups(user.name.c_str(), user.gid) != 0) fail("cannot set the groups of " + user.name);

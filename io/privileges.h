@@ -19,9 +19,6 @@ struct UserId {
 // The user's ids. Throws std::runtime_error naming the user if there is none.
 UserId lookup_user(const std::string& name);
 
-// Whether `user` may remove `path` (it may write the directory that holds it).
-bool may_remove(const std::string& path, const UserId& user);
-
 // Becomes `user` (uid, gid, supplementary groups) with CAP_NET_ADMIN and CAP_NET_RAW
 // effective and permitted and no other capability, and no way back (no new privileges).
 // Call before starting threads: capabilities are per thread. Throws std::runtime_error

@@ -59,13 +59,23 @@ std::vector<UdpSocket> UdpSocket::bind_group(const Endpoint& local, unsigned cou
     out.push_back(bind(local, device, buffer_bytes));
     return out;
   }
-  // A port that another process holds with SO_REUSEPORT of its own would take our
-  // sockets into its group: a plain bind first says whether the port is free.
-  if (local.port() != 0) bind(local, device, 0);
-  out.push_back(open(local, device, buffer_bytes, true));
-  const Endpoint first = out.front().local();  // with the port the kernel chose
-  for (unsigned i = 1; i < count; ++i) out.push_back(open(first, device, buffer_bytes, true));
-  return out;
+  for (int attempt = 0;; ++attempt) {
+    Endpoint at = local;
+    // Port 0: the kernel's choice for a plain socket, which no SO_REUSEPORT group of
+    // another process holds either (a reuseport socket on port 0 may be given such a
+    // group's port, and join it).
+    if (local.port() == 0) at = bind(local, device, 0).local();
+    try {
+      // A port that another process holds with SO_REUSEPORT of its own would take our
+      // sockets into its group: a plain bind first says whether the port is free.
+      bind(at, device, 0);
+      out.clear();
+      for (unsigned i = 0; i < count; ++i) out.push_back(open(at, device, buffer_bytes, true));
+      return out;
+    } catch (const std::runtime_error&) {
+      if (local.port() != 0 || attempt >= 7) throw;  // port 0: taken in between, choose again
+    }
+  }
 }
 
 UdpSocket::~UdpSocket() {

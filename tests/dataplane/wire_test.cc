@@ -135,6 +135,13 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_EQ(back.client_ipv4_be, 0x0255000au);
   EXPECT_EQ(back.group_epoch, 0x1122334455667788ull);
   EXPECT_EQ(b[26], 0x88);  // little-endian
+  EXPECT_FALSE(back.benchmark);
+  p.benchmark = true;  // bit 7 of the cipher byte
+  encode_response_payload(p, b);
+  EXPECT_EQ(b[9], 0x81);
+  ASSERT_TRUE(decode_response_payload(b, back));
+  EXPECT_TRUE(back.benchmark);
+  EXPECT_EQ(back.cipher, 1);
   b[9] = 2;  // no such cipher
   EXPECT_FALSE(decode_response_payload(b, back));
   b[9] = 0;
