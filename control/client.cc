@@ -177,7 +177,8 @@ class Client {
     BenchOptions opt;
     BenchReport report;
     bool started = false, stopping = false;
-    Clock::time_point t0{}, next{}, stop_at{}, last_progress{};
+    Clock::time_point t0{}, next{}, stop_at{}, last_progress{}, first_up{};
+    static constexpr auto kWaitForAll = std::chrono::seconds(2);
     BenchSample last, at_end;
     // The server's received counts are per session: an uplink that loses its session
     // starts again from 0. Summed here per uplink, so the total only grows.
@@ -207,7 +208,11 @@ class Client {
       const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.interval_s));
       const auto duration = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.duration_s));
       if (!started) {
+        // Every uplink in before the clock starts (handshaken and answered a probe), or
+        // kWaitForAll after the first: a late one would otherwise pull the first figures down.
         if (!up) return true;
+        if (first_up == Clock::time_point{}) first_up = now;
+        if (!c.all_uplinks_measured() && now - first_up < kWaitForAll) return true;
         started = true;
         t0 = last_progress = now;
         next = t0 + interval;
@@ -249,6 +254,12 @@ class Client {
       report.finish(s, s);
     }
   };
+
+  bool all_uplinks_measured() {
+    for (Uplink& u : active_uplinks())
+      if (!u.session || prober_.state(u.session.get()) == dp::HealthState::Unknown) return false;
+    return true;
+  }
 
   BenchSample bench_sample(Clock::time_point t0) const {
     BenchSample s;

@@ -135,6 +135,7 @@ class Server {
       std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(cid));
       cs.id = id;
       cs.key = c.key_name;
+      cs.benchmark = c.group->sink;
       for (unsigned u = 0; u < dp::kMaxUplinks; ++u) {
         if (c.index[u] == 0) continue;
         const dp::Session* s = sessions_.at(c.index[u]).get();

@@ -114,6 +114,7 @@ std::string to_json(const Status& s) {
     for (const auto& u : c.uplinks) cu.push_back(uplink_json(u));
     nlohmann::json cj = {{"address", c.address}, {"id", c.id}, {"uplinks", cu}};
     if (!c.key.empty()) cj["key"] = c.key;
+    cj["benchmark"] = c.benchmark;
     clients.push_back(std::move(cj));
   }
   j["clients"] = clients;

@@ -33,6 +33,7 @@ struct ClientStatus {  // one client of a server
   std::string address;  // tunnel address
   std::string id;       // client id, hex
   std::string key;      // the name of its client key (servers with authorized_clients)
+  bool benchmark = false;  // a triglav benchmark session, not a tunnel
   std::vector<UplinkStatus> uplinks;
 };
 

@@ -154,8 +154,8 @@ void print_status(const json& j, const StatusQuery& q) {
     if (j["clients"].empty()) std::printf("no clients\n");
     for (const auto& cl : j["clients"]) {
       const std::string key = cl.value("key", "");
-      std::printf("client %s (id %s%s%s)\n", cl.value("address", "").c_str(), cl.value("id", "").c_str(),
-                  key.empty() ? "" : ", key ", key.c_str());
+      std::printf("client %s (id %s%s%s)%s\n", cl.value("address", "").c_str(), cl.value("id", "").c_str(),
+                  key.empty() ? "" : ", key ", key.c_str(), cl.value("benchmark", false) ? ": benchmark session" : "");
       uplink_header(q.detailed, "  ");
       for (const auto& u : cl["uplinks"]) uplink_row(u, q.detailed, "  ");
     }

@@ -31,12 +31,14 @@ def tun_rx_packets(ns, dev="tg0"):
     return int(out.strip())
 
 
-def bench(lab, ns, authkey, *args, as_nobody=False, label="bench"):
+def bench(lab, ns, authkey, *args, as_nobody=False, label="bench", while_running=None):
     argv = [lab.binary, "benchmark", authkey, "-t", str(DURATION), *args]
     if as_nobody:
         argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
                 "--bounding-set=-all", *argv]
     p = lab.start(label, argv, ns)
+    if while_running:
+        while_running()
     rc = p.wait_exit(timeout=DURATION + 25)
     return rc, p
 
@@ -95,8 +97,20 @@ def body(lab, checks):
     checks.append(f"--reverse, 8 streams over two uplinks: {d['received_bps'] / 1e9:.2f} Gbit/s received "
                   f"({', '.join(f'{n} {v / 1e9:.2f}' for n, v in sorted(per.items()))})")
 
-    # 4. Both ways, the text report.
-    rc, p = bench(lab, ns_c, authkey, "--bidir", "--streams", "2", "-i", if_a, label="bench-bidir")
+    # 4. Both ways, the text report; the server's status shows the session for what it is.
+    seen = {}
+    at = server.stderr_size()
+
+    def server_status():
+        server.wait_for(r"session up: .*, benchmark session", timeout=10, after=at)
+        r = run(tglib.ns_cmd(ns_s, [lab.binary, "status", "--json", "--socket", "/run/triglav/server-tg0.sock"]),
+                check=False)
+        seen["clients"] = json.loads(r.stdout)["clients"] if r.returncode == 0 else r.stderr
+
+    rc, p = bench(lab, ns_c, authkey, "--bidir", "--streams", "2", "-i", if_a, label="bench-bidir",
+                  while_running=server_status)
+    check(isinstance(seen["clients"], list) and len(seen["clients"]) == 1 and seen["clients"][0]["benchmark"],
+          f"server status during the benchmark: {seen['clients']}")
     check(rc == 0, f"bidir benchmark: exit {rc}\n{p.describe()}")
     out = p.stdout()
     lines = [ln for ln in out.splitlines() if " s  up " in ln]
@@ -105,7 +119,7 @@ def body(lab, checks):
     down = [ln for ln in out.splitlines() if ln.startswith("  download: ")]
     check(len(up) == 1 and len(down) == 1 and " 0 kbit/s received" not in down[0], f"totals:\n{out}")
     checks.append(f"--bidir: {DURATION} interval lines and a total with both directions ({up[0].strip()}; "
-                  f"{down[0].strip()})")
+                  f"{down[0].strip()}); the server's status marks it a benchmark session")
     server.wait_for(r"closed its session on uplink 0", timeout=5)
     rc, _ = server.stop()
     check(rc == 0, f"server exited {rc}\n{server.describe()}")
