@@ -1,5 +1,7 @@
 #include "control/client.h"
 
+#include <arpa/inet.h>
+
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <unistd.h>
@@ -400,13 +402,24 @@ class Client {
         address_ = a;
         spdlog::info("tunnel address {} assigned by the server", address_.to_string());
       }
+      if (!v6_tried_ && !opt_.bench.enabled && est->response.ipv6_prefix != std::array<std::uint8_t, 8>{}) {
+        v6_tried_ = true;  // once: the prefix goes with the server's key
+        std::array<std::uint8_t, 16> a6{};
+        std::memcpy(a6.data(), est->response.ipv6_prefix.data(), 8);
+        std::memcpy(a6.data() + 12, &address_.addr_be, 4);
+        char text[INET6_ADDRSTRLEN] = {};
+        inet_ntop(AF_INET6, a6.data(), text, sizeof text);
+        const std::string err = rt_.set_address6(a6);
+        if (err.empty()) spdlog::info("IPv6 tunnel address {}/64", text);
+        else spdlog::warn("cannot use IPv6 tunnel address {}/64: {}; the tunnel carries IPv4 only", text, err);
+      }
       const bool rekey = u.session != nullptr;
       install(u, *est, m.from);
       ++handshakes_;
       ++u.handshakes;
       spdlog::log(rekey ? spdlog::level::debug : spdlog::level::info,
                   "handshake complete with {} in {:.3f} ms; tunnel {} {} (server {}) on uplink {} ({}), {}{}",
-                  m.from.to_string(), ms, rt_.tun().name(), address_.to_string(),
+                  m.from.to_string(), ms, opt_.bench.enabled ? "(none: benchmark)" : rt_.tun_name(), address_.to_string(),
                   io::ipv4_to_string(est->response.server_ipv4_be), u.id, u.name,
                   crypto::cipher_name(u.session->tx_key.cipher()), rekey ? ": rekeyed" : "");
       return;
@@ -508,7 +521,7 @@ class Client {
         const unsigned f = i->ifa_flags;
         if (!(f & IFF_UP) || !(f & IFF_RUNNING) || (f & IFF_LOOPBACK) || (f & IFF_POINTOPOINT)) continue;
         const std::string n = i->ifa_name;
-        if (n == rt_.tun().name() || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
+        if (n == rt_.tun_name() || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
         if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
       }
       freeifaddrs(list);
@@ -754,6 +767,7 @@ class Client {
   std::optional<dp::ErrorCode> last_error_;
   std::uint64_t version_ = 0;
   std::uint32_t server_ip_ = 0;  // the server's tunnel address (benchmark packets go there)
+  bool v6_tried_ = false;        // the IPv6 address from the server's prefix was set up (or failed)
   bool bench_sending_ = false;   // a benchmark upload is running
   std::optional<Bench> bench_;
   bool w_stopped_ = false;  // SIGINT or SIGTERM ended the run
@@ -776,21 +790,35 @@ std::vector<io::Endpoint> authkey_endpoints(const crypto::AuthKey& key) {
   return out;
 }
 
-int run_client(const ClientOptions& opt) {
-  if (!io::has_net_admin())
-    throw std::runtime_error("triglav tun needs root (CAP_NET_ADMIN) to create its TUN device");
+namespace {
+// What run_client and run_benchmark check the same way.
+void check_uplink_options(const ClientOptions& opt) {
   if (opt.endpoints.empty())
     throw std::runtime_error("the AuthKey holds no server address; give one with --endpoint IP:PORT");
   if (opt.interfaces.size() > static_cast<std::size_t>(opt.max_uplinks))
     throw std::runtime_error("at most " + std::to_string(opt.max_uplinks) + " uplinks (-i; max_uplinks)");
   if (opt.auto_discover && !opt.interfaces.empty())
     throw std::runtime_error("use either -i or --auto-discover, not both");
+}
+
+// The sockets of the uplinks known at start (by -i, or the one default uplink), one
+// per worker each.
+std::vector<std::vector<io::UdpSocket>> start_uplinks(const ClientOptions& opt, unsigned workers) {
+  std::vector<std::vector<io::UdpSocket>> socks;
+  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(uplink_sockets(opt, workers, {}));
+  for (const auto& i : opt.interfaces) socks.push_back(uplink_sockets(opt, workers, i));
+  return socks;
+}
+}  // namespace
+
+int run_client(const ClientOptions& opt) {
+  if (!io::has_net_admin())
+    throw std::runtime_error("triglav tun needs root (CAP_NET_ADMIN) to create its TUN device");
+  check_uplink_options(opt);
   if (!opt.user.empty()) io::lookup_user(opt.user);  // a wrong name before anything is set up
   TunSetup tun = opt.tun;
   tun.workers = worker_count(opt.tun.workers);
-  std::vector<std::vector<io::UdpSocket>> socks;
-  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(uplink_sockets(opt, tun.workers, {}));
-  for (const auto& i : opt.interfaces) socks.push_back(uplink_sockets(opt, tun.workers, i));
+  std::vector<std::vector<io::UdpSocket>> socks = start_uplinks(opt, tun.workers);
   const std::size_t n = socks.size();
   // --dns: the servers are reached through the tunnel (in split mode by a route each).
   if (!tun.full_tunnel)
@@ -818,20 +846,13 @@ int run_client(const ClientOptions& opt) {
 }
 
 int run_benchmark(const ClientOptions& opt) {
-  if (opt.endpoints.empty())
-    throw std::runtime_error("the AuthKey holds no server address; give one with --endpoint IP:PORT");
-  if (opt.interfaces.size() > static_cast<std::size_t>(opt.max_uplinks))
-    throw std::runtime_error("at most " + std::to_string(opt.max_uplinks) + " uplinks (-i; max_uplinks)");
-  if (opt.auto_discover && !opt.interfaces.empty())
-    throw std::runtime_error("use either -i or --auto-discover, not both");
+  check_uplink_options(opt);
   if (opt.bench.streams < 1 || opt.bench.streams > dp::kMaxBenchStreams)
     throw std::runtime_error("--streams: 1 to " + std::to_string(dp::kMaxBenchStreams));
   TunSetup tun = opt.tun;
   tun.none = true;  // nothing to set up: no root needed
   tun.workers = worker_count(opt.tun.workers);
-  std::vector<std::vector<io::UdpSocket>> socks;
-  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(uplink_sockets(opt, tun.workers, {}));
-  for (const auto& i : opt.interfaces) socks.push_back(uplink_sockets(opt, tun.workers, i));
+  std::vector<std::vector<io::UdpSocket>> socks = start_uplinks(opt, tun.workers);
   const std::size_t n = socks.size();
   Runtime rt(std::move(socks), tun);
   StatusServer ops(StatusServerConfig{});  // no control socket, no metrics

@@ -186,6 +186,7 @@ std::vector<Section> sections(Role role) {
                     {"authorized_clients", string_key(&Settings::authorized_clients)},
                     {"user", string_key(&Settings::user)},
                     {"allow_benchmark", bool_key(&Settings::allow_benchmark)},
+                    {"ipv6_prefix", string_key(&Settings::ipv6_prefix)},
                     {"client_routes", strings_key(&Settings::client_routes, [](const std::string& v, std::string& why) {
                        const auto eq = v.find('=');
                        std::string err;
@@ -459,7 +460,10 @@ std::string default_config(Role role) {
     o += "# After set-up, run as this user with only CAP_NET_ADMIN and CAP_NET_RAW; empty: stay\n"
          "# root. authorized_clients must be readable by it.\nuser = \"\"\n";
     o += "# Accept `triglav benchmark` sessions: synthetic traffic, counted and dropped here,\n"
-         "# never on the TUN (and sent back for --reverse/--bidir).\nallow_benchmark = false\n\n";
+         "# never on the TUN (and sent back for --reverse/--bidir).\nallow_benchmark = false\n";
+    o += "# The tunnel's IPv6 /64: \"auto\" (a unique local prefix derived from the key),\n"
+         "# \"none\" (IPv4 only) or e.g. \"fd12:3456:789a:1::/64\". Clients get prefix::A.B.C.D\n"
+         "# for their IPv4 tunnel address A.B.C.D; the server is prefix::1.\nipv6_prefix = \"auto\"\n\n";
   } else {
     o += "[client]\n";
     o += "# The server's AuthKey (tg1_...), as printed by `triglav keygen` or the server.\nauth_key = \"\"\n";

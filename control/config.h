@@ -49,6 +49,7 @@ struct Settings {
   int workers = 0;  // dataplane workers, each pinned to a CPU; 0: one per CPU
   std::string user;  // [server]/[client] user: run as this user after set-up
   bool allow_benchmark = false;  // [server] allow_benchmark: accept triglav benchmark sessions
+  std::string ipv6_prefix = "auto";  // [server] ipv6_prefix: auto, none, or an IPv6 /64
   // [tun]
   std::string tun_name = "tg0";
   std::string ipv4;  // "ADDR/LEN"; empty: the role's default

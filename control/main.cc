@@ -256,6 +256,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.tun.workers = static_cast<unsigned>(a.workers);
   o.user = a.user;
   o.allow_benchmark = a.allow_benchmark;
+  o.ipv6_prefix = a.ipv6_prefix;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
@@ -297,20 +298,42 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   return run_maybe_daemon(a, o, ctl::run_server);
 }
 
-int cmd_tun(const Args& a, ctl::ReloadFn reload) {
-  ctl::ClientOptions o;
+// What `tun` and `benchmark` take the same way: the server, the uplinks, keys and
+// timers, the strategy.
+void client_common(const Args& a, ctl::ClientOptions& o) {
   o.aes256gcm = select_aead(a);
-  if (a.authkey.empty()) fail("the client needs the server's AuthKey: as the argument, or auth_key in [client]");
   std::string err;
   if (!crypto::decode_authkey(a.authkey, o.key, err)) fail("bad AuthKey: " + err);
   o.endpoints = a.endpoint.empty() ? ctl::authkey_endpoints(o.key)
                                    : std::vector<io::Endpoint>{endpoint_or_fail(a.endpoint, "--endpoint")};
+  o.tun.mtu = a.mtu;
+  o.tun.workers = static_cast<unsigned>(a.workers);
+  o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
+  o.probe = probe_config(a);
+  o.max_uplinks = a.max_uplinks;
+  o.retry_delay_ms = static_cast<int>(a.retry_delay_s * 1000);
+  if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
+  o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
+  o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
+  o.socket_buffer = a.socket_buffer;
+  if (o.reject_after_ms <= o.rekey_after_ms)
+    fail("reject_after (" + std::to_string(a.reject_after_s) + " s) must exceed rekey_after (" +
+         std::to_string(a.rekey_after_s) + " s)");
+  o.interfaces = a.interfaces;
+  o.auto_discover = a.auto_discover;
+  o.weights = a.weights;
+  o.sched = scheduler_or_fail(a);
+  check_weights(a);
+}
+
+int cmd_tun(const Args& a, ctl::ReloadFn reload) {
+  ctl::ClientOptions o;
+  if (a.authkey.empty()) fail("the client needs the server's AuthKey: as the argument, or auth_key in [client]");
+  client_common(a, o);
   o.tun.name = a.tun_name;
   if (!a.ipv4.empty() && a.ipv4.front() != '/') o.tun.address = tunnel_address(a, "10.0.85.2");
   // else: the server assigns one from its pool (address 0 in the initiation)
-  o.tun.mtu = a.mtu;
   o.tun.offload = a.tun_offload;
-  o.tun.workers = static_cast<unsigned>(a.workers);
   o.user = a.user;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.tun.full_tunnel = a.full_tunnel;
@@ -328,24 +351,8 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.nat = nat_settings(a);
   if (o.gateway && o.tun.full_tunnel && o.tun.exclude.empty())
     fail("--gateway with --full-tunnel: give the LAN as --exclude PREFIX, or its answers would go into the tunnel");
-  o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
-  o.probe = probe_config(a);
-  o.max_uplinks = a.max_uplinks;
-  o.retry_delay_ms = static_cast<int>(a.retry_delay_s * 1000);
-  if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
-  o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
-  o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
-  o.socket_buffer = a.socket_buffer;
-  if (o.reject_after_ms <= o.rekey_after_ms)
-    fail("reject_after (" + std::to_string(a.reject_after_s) + " s) must exceed rekey_after (" +
-         std::to_string(a.rekey_after_s) + " s)");
   o.reload = std::move(reload);
   o.status = status_config(a, "client");
-  o.interfaces = a.interfaces;
-  o.auto_discover = a.auto_discover;
-  o.weights = a.weights;
-  o.sched = scheduler_or_fail(a);
-  check_weights(a);
   return run_maybe_daemon(a, o, ctl::run_client);
 }
 
@@ -353,30 +360,11 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
 // streams; the report goes to stdout.
 int cmd_benchmark(const Args& a) {
   ctl::ClientOptions o;
-  o.aes256gcm = select_aead(a);
-  std::string err;
-  if (!crypto::decode_authkey(a.authkey, o.key, err)) fail("bad AuthKey: " + err);
-  o.endpoints = a.endpoint.empty() ? ctl::authkey_endpoints(o.key)
-                                   : std::vector<io::Endpoint>{endpoint_or_fail(a.endpoint, "--endpoint")};
+  client_common(a, o);
   o.tun.none = true;
-  o.tun.mtu = a.mtu;
-  o.tun.workers = static_cast<unsigned>(a.workers);
-  o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
-  o.probe = probe_config(a);
   // Every uplink is busy from the start: probed at the busy rate from the start, so that
   // the server's received counts (in the answers) follow closely.
   o.probe.interval_ns = std::min(o.probe.interval_ns, o.probe.busy_interval_ns);
-  o.max_uplinks = a.max_uplinks;
-  o.retry_delay_ms = static_cast<int>(a.retry_delay_s * 1000);
-  if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
-  o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
-  o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
-  o.socket_buffer = a.socket_buffer;
-  o.interfaces = a.interfaces;
-  o.auto_discover = a.auto_discover;
-  o.weights = a.weights;
-  o.sched = scheduler_or_fail(a);
-  check_weights(a);
   if (a.bench_reverse && a.bench_bidir) fail("--reverse or --bidir, not both");
   o.bench = a.bench;
   o.bench.enabled = true;
@@ -501,6 +489,10 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
       ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
   server->add_flag("--nat-outbound", a.nat_outbound,
                    "forward the clients' traffic and masquerade it on the other interfaces (nftables)");
+  server->add_option("--ipv6-prefix", a.ipv6_prefix,
+                     "the tunnel's IPv6 /64: auto (a unique local prefix from the key), none, or e.g. "
+                     "fd12:3456:789a:1::/64; clients get prefix::A.B.C.D")
+      ->capture_default_str();
   server->add_flag("--allow-benchmark", a.allow_benchmark,
                    "accept `triglav benchmark` sessions: synthetic traffic, counted and dropped, never on the TUN");
   server->add_option("--max-connections", a.max_connections, "clients served at once")

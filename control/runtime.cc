@@ -130,6 +130,21 @@ unsigned worker_count(unsigned requested) {
 }
 
 namespace {
+// net.ipv6.conf.IFACE.KEY, best effort (IPv6 may be off altogether).
+void ipv6_conf(const std::string& iface, const char* key, const char* value) {
+  if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + iface + "/" + key).c_str(), "w")) {
+    std::fputs(value, f);
+    std::fclose(f);
+  }
+}
+
+// IPv6 on the TUN, without a link-local address: it has no neighbours, and without one
+// the kernel has less to say on it.
+void enable_ipv6(const std::string& iface) {
+  ipv6_conf(iface, "addr_gen_mode", "1");
+  ipv6_conf(iface, "disable_ipv6", "0");
+}
+
 // The CPUs this process may run on, in order (worker w is pinned to the w-th, round
 // robin, when there are at least as many workers as CPUs; fewer workers are left to
 // the scheduler, which keeps two processes' single workers off one CPU); empty if
@@ -175,12 +190,10 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
     }
   } else {
     tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, static_cast<int>(nw), tun.offload));
-    // No IPv6 inside the tunnel yet: keep the kernel from sending router and multicast
-    // listener solicitations into it. Best effort (IPv6 may be off altogether).
-    if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + tun.name + "/disable_ipv6").c_str(), "w")) {
-      std::fputs("1", f);
-      std::fclose(f);
-    }
+    // IPv6 stays off until the tunnel has an IPv6 address (the server's at once, a
+    // client's when its server names the prefix), so the kernel sends nothing into it.
+    ipv6_conf(tun.name, "addr_gen_mode", "1");
+    ipv6_conf(tun.name, "disable_ipv6", "1");
     nl_ = std::make_unique<io::Netlink>();
     std::string err = nl_->link_up(tun_->ifindex(), tun.mtu);
     if (!err.empty()) throw std::runtime_error("cannot bring up " + tun.name + ": " + err);
@@ -188,6 +201,11 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
       err = nl_->add_address(tun_->ifindex(), tun.address);
       if (!err.empty())
         throw std::runtime_error("cannot add address " + tun.address.to_string() + " to " + tun.name + ": " + err);
+    }
+    if (tun.address6) {
+      enable_ipv6(tun.name);
+      err = nl_->add_address6(tun_->ifindex(), tun.address6->data(), 64);
+      if (!err.empty()) throw std::runtime_error("cannot add the tunnel's IPv6 address to " + tun.name + ": " + err);
     }
     for (const auto& r : tun.routes) {
       err = nl_->add_route(tun_->ifindex(), r);
@@ -309,12 +327,7 @@ void Runtime::route_everything(const TunSetup& tun) {
     for (int i = 0; i < 8 && nl_->del_default_route(fam, 0, kTunnelTable).empty(); ++i) {
     }
   const bool v6 = ipv6_available();
-  if (v6) {  // IPv6 on the TUN, so that its default route can lead there (and nowhere else)
-    if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + tun.name + "/disable_ipv6").c_str(), "w")) {
-      std::fputs("0", f);
-      std::fclose(f);
-    }
-  }
+  if (v6) enable_ipv6(tun.name);  // so that its default route can lead there (and nowhere else)
   tunnel_table_ = true;
   auto fail = [&](const std::string& what, const std::string& err) {
     throw std::runtime_error("full tunnel: cannot add " + what + ": " + err);
@@ -372,6 +385,15 @@ void Runtime::remove_policy() noexcept {
     if (ipv6_available()) nl_->del_default_route(AF_INET6, tun_->ifindex(), kTunnelTable);
   }
   tunnel_table_ = false;
+}
+
+std::string Runtime::tun_name() const { return tun_ ? tun_->name() : std::string(); }
+
+std::string Runtime::set_address6(const std::array<std::uint8_t, 16>& addr) {
+  if (!tun_) return {};
+  if (!ipv6_available()) return "IPv6 is off on this machine";
+  enable_ipv6(tun_->name());
+  return nl_->add_address6(tun_->ifindex(), addr.data(), 64);
 }
 
 std::string Runtime::set_address(const io::Ipv4Prefix& addr) {

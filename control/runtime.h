@@ -51,6 +51,8 @@ std::optional<Reloadable> reload_settings(const ReloadFn& reload, StatusServer& 
 struct TunSetup {
   std::string name = "tg0";
   io::Ipv4Prefix address;  // client: addr_be 0 = the server assigns one
+  // Server: its IPv6 address in the tunnel's /64 (prefix::1); none: IPv4 only.
+  std::optional<std::array<std::uint8_t, 16>> address6;
   int mtu = 1420;
   std::vector<io::Ipv4Prefix> routes;
   // Client: every packet into the tunnel but the uplinks' own and these prefixes
@@ -139,9 +141,13 @@ class Runtime {
     if (++released_[id] >= workers_.size()) uplinks_[id].clear();
   }
   const io::TunDevice& tun() const noexcept { return *tun_; }  // not with TunSetup::none
+  std::string tun_name() const;  // "" with TunSetup::none
   // Puts the tunnel address on the TUN once the server assigned it (TunSetup left it
   // 0). Empty on success, else the reason.
   std::string set_address(const io::Ipv4Prefix& addr);
+  // The same for the IPv6 address (a /64) the server's prefix gives us; turns IPv6 on
+  // on the TUN. Empty on success (and without a TUN), else the reason.
+  std::string set_address6(const std::array<std::uint8_t, 16>& addr);
   dp::CounterTotals totals() const noexcept;
   // What client and server status have in common: role, version, uptime, TUN, address,
   // strategy, AEAD and the counters.

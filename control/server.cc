@@ -28,6 +28,32 @@
 namespace triglav::ctl {
 namespace {
 
+// The tunnel's IPv6 /64 from --ipv6-prefix: none, a given /64, or (auto) a unique local
+// prefix (fd00::/8, RFC 4193) whose 40-bit global id comes from the server's public key,
+// subnet 0. Throws std::runtime_error naming the mistake.
+std::optional<std::array<std::uint8_t, 8>> ipv6_prefix(const std::string& text, const crypto::PublicKey& pub) {
+  if (text == "none") return std::nullopt;
+  std::array<std::uint8_t, 8> p{};
+  if (text == "auto") {
+    static constexpr char kLabel[] = "triglav ula v1";
+    const crypto::Mac m =
+        crypto::keyed_mac({reinterpret_cast<const std::uint8_t*>(kLabel), sizeof kLabel - 1}, {pub.data(), pub.size()});
+    p[0] = 0xfd;
+    std::memcpy(p.data() + 1, m.data(), 5);
+    return p;
+  }
+  const auto slash = text.find('/');
+  in6_addr a{};
+  if (slash == std::string::npos || text.substr(slash + 1) != "64" ||
+      inet_pton(AF_INET6, text.substr(0, slash).c_str(), &a) != 1)
+    throw std::runtime_error("--ipv6-prefix " + text + ": expected auto, none or an IPv6 /64 such as fd12:3456:789a:1::/64");
+  static constexpr std::uint8_t kZero[8] = {};
+  if (std::memcmp(a.s6_addr + 8, kZero, 8) != 0)
+    throw std::runtime_error("--ipv6-prefix " + text + ": the host bits (the last 64) must be zero");
+  std::memcpy(p.data(), a.s6_addr, 8);
+  return p;
+}
+
 crypto::AuthKeyAddress to_authkey_address(const io::Endpoint& e) {
   crypto::AuthKeyAddress a;
   a.port = e.port();
@@ -82,7 +108,15 @@ class Server {
     rt_.start_workers();
     std::string listening;
     for (const auto& e : opt_.listen) listening += (listening.empty() ? "" : ", ") + e.to_string();
-    spdlog::info("server listening on {}, tunnel {} {}", listening, rt_.tun().name(), opt_.tun.address.to_string());
+    std::string v6 = "; no IPv6";
+    if (v6_) {
+      std::array<std::uint8_t, 16> a{};
+      std::memcpy(a.data(), v6_->data(), 8);
+      char text[INET6_ADDRSTRLEN] = {};
+      inet_ntop(AF_INET6, a.data(), text, sizeof text);
+      v6 = std::string(", IPv6 ") + text + "/64";
+    }
+    spdlog::info("server listening on {}, tunnel {} {}{}", listening, rt_.tun().name(), opt_.tun.address.to_string(), v6);
     if (authorized_)
       spdlog::info("clients need a client key: {} authorised in {}", authorized_->size(), opt_.authorized_clients);
     auto last_sweep = std::chrono::steady_clock::now();
@@ -325,6 +359,7 @@ class Server {
           out.sender_index = index;
           out.cipher = (in.ciphers & dp::kOfferAes256Gcm) != 0 && opt_.aes256gcm ? 1 : 0;
           out.benchmark = (in.mode & dp::kModeBenchmark) != 0;
+          if (v6_) out.ipv6_prefix = *v6_;
           out.server_ipv4_be = opt_.tun.address.addr_be;
           out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
           out.mtu = static_cast<std::uint16_t>(opt_.tun.mtu);
@@ -646,6 +681,10 @@ class Server {
       for (std::uint8_t i = 0; i < c.group->n_subnets; ++i) snap->by_subnet.emplace_back(c.group->subnets[i], route.get());
       snap->routes.push_back(std::move(route));
     }
+    if (v6_) {
+      snap->has_ipv6 = true;
+      snap->ipv6_prefix = *v6_;
+    }
     const bool generate = !snap->generate.empty();
     rt_.snapshots().publish(std::move(snap));
     if (generate) rt_.wake_workers();  // asleep, a worker would not notice until a packet came
@@ -667,6 +706,7 @@ class Server {
   const ServerOptions& opt_;
   dp::SchedulerConfig sched_ = opt_.sched;  // SIGHUP may change it
   crypto::KeyPair key_;
+  std::optional<std::array<std::uint8_t, 8>> v6_ = ipv6_prefix(opt_.ipv6_prefix, key_.pub);  // the tunnel's /64
   Runtime& rt_;
   StatusServer& ops_;
   const KernelNat* nat_;  // --nat-outbound, for its entry count
@@ -708,6 +748,12 @@ int run_server(const ServerOptions& opt) {
     throw std::runtime_error("listen on 1 to " + std::to_string(dp::kMaxUplinks) + " addresses");
   TunSetup tun = opt.tun;
   tun.workers = worker_count(opt.tun.workers);
+  if (const auto v6 = ipv6_prefix(opt.ipv6_prefix, kf.key.pub)) {  // the server is prefix::1
+    std::array<std::uint8_t, 16> a{};
+    std::memcpy(a.data(), v6->data(), 8);
+    a[15] = 1;
+    tun.address6 = a;
+  }
   std::vector<std::vector<io::UdpSocket>> socks;  // per address, one per worker: SO_REUSEPORT
   for (const auto& e : opt.listen) {                // spreads clients' addresses over workers
     socks.push_back(io::UdpSocket::bind_group(e, tun.workers, {}, opt.socket_buffer));

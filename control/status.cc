@@ -186,6 +186,7 @@ std::string to_prometheus(const Status& s) {
       {"triglav_tun_gso_reads_total", Counter::TunGsoReads, "TUN reads that carried a TCP or UDP super-packet (TSO, USO)."},
       {"triglav_tun_gro_writes_total", Counter::TunGroWrites, "TUN writes that carried received TCP segments joined into one."},
       {"triglav_bench_generated_packets_total", Counter::BenchGenerated, "Synthetic packets sent for benchmark sessions."},
+      {"triglav_tun_local_ignored_total", Counter::TunLocalIgnored, "IPv6 packets to multicast or link-local addresses the kernel sent into the TUN, not carried."},
   };
   for (const auto& t : totals) {
     e.family(t.name, "counter", t.help);

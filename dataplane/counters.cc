@@ -19,6 +19,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::TunGsoReads: return "tun_gso_reads";
     case Counter::TunGroWrites: return "tun_gro_writes";
     case Counter::BenchGenerated: return "bench_generated";
+    case Counter::TunLocalIgnored: return "tun_local_ignored";
     case Counter::TxCookieReplies: return "tx_cookie_replies";
     case Counter::DropMalformed: return "drop_malformed";
     case Counter::DropUnknownIndex: return "drop_unknown_index";

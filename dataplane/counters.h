@@ -26,6 +26,7 @@ enum class Counter : std::uint8_t {
   TunGsoReads,      // TUN reads that carried a TCP or UDP super-packet (cut into segments here)
   TunGroWrites,     // TUN writes that carried received TCP segments joined into a super-packet
   BenchGenerated,   // synthetic packets sent for benchmark sessions (triglav benchmark)
+  TunLocalIgnored,  // IPv6 the kernel sent to multicast or link-local addresses: not for the tunnel
   TxCookieReplies,  // server under load: initiations answered with a cookie reply
   // Drops (each a named reason).
   DropMalformed,    // too short, bad version or type, truncated datagram

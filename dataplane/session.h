@@ -188,11 +188,27 @@ struct Snapshot {
   std::vector<std::pair<Subnet, const GroupRoute*>> by_subnet;         // server: client_routes
   const GroupRoute* default_route = nullptr;                          // client: the server
   std::vector<const GroupRoute*> generate;  // routes with benchmark traffic to send (gen)
+  // Server: the tunnel's IPv6 /64 (prefix::A.B.C.D is the client with IPv4 A.B.C.D).
+  bool has_ipv6 = false;
+  std::array<std::uint8_t, 8> ipv6_prefix{};
   std::vector<std::unique_ptr<GroupRoute>> routes;                    // owned
 
   Session* find_index(std::uint32_t idx) const noexcept {
     auto it = by_index.find(idx);
     return it == by_index.end() ? nullptr : it->second;
+  }
+  // Whether addr (16 bytes) is prefix::A.B.C.D; then A.B.C.D, network order, in v4_be.
+  bool ipv6_client(const std::uint8_t* addr, std::uint32_t& v4_be) const noexcept {
+    static constexpr std::uint8_t kZero[4] = {};
+    if (!has_ipv6 || std::memcmp(addr, ipv6_prefix.data(), 8) != 0 || std::memcmp(addr + 8, kZero, 4) != 0)
+      return false;
+    std::memcpy(&v4_be, addr + 12, 4);
+    return true;
+  }
+  const GroupRoute* route_ipv6(const std::uint8_t* dst) const noexcept {
+    if (default_route != nullptr) return default_route;
+    std::uint32_t v4;
+    return ipv6_client(dst, v4) ? route_ipv4(v4) : nullptr;
   }
   const GroupRoute* route_ipv4(std::uint32_t dst_be) const noexcept {
     if (default_route != nullptr) return default_route;

@@ -90,6 +90,7 @@ void encode_response_payload(const ResponsePayload& p,
   std::memcpy(out + 14, p.observed_digest.data(), kAddressDigestLen);
   std::memcpy(out + 22, &p.client_ipv4_be, 4);
   store_le64(out + 26, p.group_epoch);
+  std::memcpy(out + 34, p.ipv6_prefix.data(), 8);
 }
 
 bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& out) noexcept {
@@ -104,6 +105,7 @@ bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& 
   std::memcpy(out.observed_digest.data(), in.data() + 14, kAddressDigestLen);
   std::memcpy(&out.client_ipv4_be, in.data() + 22, 4);
   out.group_epoch = load_le64(in.data() + 26);
+  std::memcpy(out.ipv6_prefix.data(), in.data() + 34, 8);
   return out.prefix_len <= 32 && out.cipher <= 1;
 }
 

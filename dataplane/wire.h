@@ -91,7 +91,7 @@ inline constexpr std::uint8_t kHandshakeResponse = 2;
 inline constexpr std::uint8_t kHandshakeClientKey = 0x01;
 inline constexpr std::size_t kClientKeyIdLen = 16;
 inline constexpr std::size_t kInitPayloadLen = 44;
-inline constexpr std::size_t kResponsePayloadLen = 34;
+inline constexpr std::size_t kResponsePayloadLen = 42;
 inline constexpr std::size_t kNoiseOverhead = 32 + 16;  // e.pub + tag
 // An initiation ends with mac1 and mac2 (16 bytes each) after its Noise message.
 inline constexpr std::size_t kInitMacsLen = 32;
@@ -146,6 +146,9 @@ struct ResponsePayload {
   // new value means the server started afresh (restart, or the client was dropped), so
   // the client's other sessions are gone and the sequence numbers restart.
   std::uint64_t group_epoch = 0;
+  // The tunnel's IPv6 /64 (a ULA), whose address prefix::A.B.C.D belongs to the client
+  // with tunnel IPv4 address A.B.C.D and prefix::1 to the server; all zero: no IPv6.
+  std::array<std::uint8_t, 8> ipv6_prefix{};
 };
 
 // mac1 (keyed by the key derived from the server's public key, control/cookie.h) over

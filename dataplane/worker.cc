@@ -445,9 +445,16 @@ class Worker::Loop {
     }
     Group* g = s->group;
     if (g->inner_ipv4_be != 0) {  // server: a client may only use its own addresses
-      std::uint32_t src_ip;
-      std::memcpy(&src_ip, inner + 12, 4);
-      if ((inner[0] >> 4) != 4 || !g->owns(src_ip)) {
+      // IPv4: its tunnel address or a network routed to it; IPv6: prefix::its address.
+      std::uint32_t src_ip = 0;
+      bool ok = false;
+      if ((inner[0] >> 4) == 4) {
+        std::memcpy(&src_ip, inner + 12, 4);
+        ok = g->owns(src_ip);
+      } else if (inner_len >= 40) {
+        ok = snap_->ipv6_client(inner + 8, src_ip) && src_ip == g->inner_ipv4_be;
+      }
+      if (!ok) {
         c_.add(Counter::DropBadSource);
         return false;
       }
@@ -589,10 +596,25 @@ class Worker::Loop {
   // The Group an inner packet goes to: the client's one, or the server's client that
   // owns the destination address. Null: nobody.
   const GroupRoute* route_for(const std::uint8_t* inner, std::size_t n) const noexcept {
-    if ((inner[0] >> 4) != 4 || n < 20) return snap_->default_route;
+    const unsigned v = inner[0] >> 4;
+    if (v == 6 && n >= 40) return link_local(inner) ? nullptr : snap_->route_ipv6(inner + 24);
+    if (v != 4 || n < 20) return snap_->default_route;
     std::uint32_t dst;
     std::memcpy(&dst, inner + 16, 4);
     return snap_->route_ipv4(dst);
+  }
+
+  // IPv6 to a multicast or link-local address: the kernel's own chatter on the TUN
+  // (multicast listener reports and the like), which no tunnel carries.
+  static bool link_local(const std::uint8_t* inner) noexcept {
+    const std::uint8_t* dst = inner + 24;
+    return dst[0] == 0xff || (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80);
+  }
+
+  // Nowhere to send an inner packet: counted as kept on the link, or as no route.
+  void no_route(const std::uint8_t* inner, std::size_t n, std::uint64_t count = 1) noexcept {
+    const bool local = n >= 40 && (inner[0] >> 4) == 6 && link_local(inner);
+    c_.add(local ? Counter::TunLocalIgnored : Counter::DropNoRoute, count);
   }
 
   // Whether the transmit side can go on: a TUN read (or a pending one) has the slots
@@ -647,7 +669,7 @@ class Worker::Loop {
       c_.add(Counter::TunReadPackets);
       const GroupRoute* r = route_for(buf + kPayloadOffset, static_cast<std::size_t>(n));
       if (r == nullptr) {
-        c_.add(Counter::DropNoRoute);
+        no_route(buf + kPayloadOffset, static_cast<std::size_t>(n));
         continue;
       }
       free_.pop_back();
@@ -699,7 +721,7 @@ class Worker::Loop {
     const std::uint8_t* pkt = tun_buf_.data() + kVnetHdrLen;
     const GroupRoute* r = route_for(pkt, p.len);  // looked up again: the snapshot may be newer
     if (r == nullptr) {
-      c_.add(Counter::DropNoRoute, p.segments - p.next);
+      no_route(pkt, p.len, p.segments - p.next);
       p.active = false;
       return true;
     }

@@ -68,6 +68,22 @@ std::string Netlink::add_address(int ifindex, const Ipv4Prefix& addr) {
   return request(nlh);
 }
 
+std::string Netlink::add_address6(int ifindex, const std::uint8_t addr[16], int len) {
+  char buf[kMsgBuf];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = RTM_NEWADDR;
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET6;
+  ifa->ifa_prefixlen = static_cast<unsigned char>(len);
+  ifa->ifa_flags = IFA_F_NODAD;
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = static_cast<unsigned>(ifindex);
+  mnl_attr_put(nlh, IFA_LOCAL, 16, addr);
+  mnl_attr_put(nlh, IFA_ADDRESS, 16, addr);
+  return request(nlh);
+}
+
 namespace {
 nlmsghdr* route_msg(char* buf, int type, int ifindex, const Ipv4Prefix& dst, unsigned table) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);

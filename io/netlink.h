@@ -35,6 +35,9 @@ class Netlink {
   // Each returns an empty string on success, else a one-line reason.
   std::string link_up(int ifindex, int mtu);
   std::string add_address(int ifindex, const Ipv4Prefix& addr);
+  // An IPv6 address (16 bytes) with prefix length len, without duplicate address
+  // detection (a point-to-point tunnel has no neighbours to ask).
+  std::string add_address6(int ifindex, const std::uint8_t addr[16], int len);
   // Routes through ifindex in `table` (254 = main).
   std::string add_route(int ifindex, const Ipv4Prefix& dst, unsigned table = 254);
   std::string del_route(int ifindex, const Ipv4Prefix& dst, unsigned table = 254);

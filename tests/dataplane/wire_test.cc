@@ -67,7 +67,7 @@ TEST(Wire, SizesMatchTheProtocolDocument) {
   EXPECT_EQ(kDataOverhead, 36u);
   EXPECT_EQ(kInitLen, 140u);
   EXPECT_EQ(kCookieReplyLen, 72u);
-  EXPECT_EQ(kResponseLen, 98u);
+  EXPECT_EQ(kResponseLen, 106u);
   EXPECT_EQ(kErrorLen, 16u);
   // Default MTU plus our overhead, UDP and IPv4 fit a 1500-byte path.
   EXPECT_LE(kDefaultMtu + kDataOverhead + 8 + 20, 1500);
@@ -121,6 +121,7 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   p.client_ipv4_be = 0x0255000a;
   p.group_epoch = 0x1122334455667788ull;
   p.cipher = 1;
+  p.ipv6_prefix = {0xfd, 1, 2, 3, 4, 5, 0, 0};
   std::uint8_t b[kResponsePayloadLen];
   encode_response_payload(p, b);
   ResponsePayload back;
@@ -135,6 +136,8 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_EQ(back.client_ipv4_be, 0x0255000au);
   EXPECT_EQ(back.group_epoch, 0x1122334455667788ull);
   EXPECT_EQ(b[26], 0x88);  // little-endian
+  EXPECT_EQ(back.ipv6_prefix, p.ipv6_prefix);
+  EXPECT_EQ(b[34], 0xfd) << "the IPv6 prefix at byte 34";
   EXPECT_FALSE(back.benchmark);
   p.benchmark = true;  // bit 7 of the cipher byte
   encode_response_payload(p, b);

@@ -61,17 +61,7 @@ struct Side {
     close(evfd);
   }
   void start(bool is_client) {
-    auto snap = std::make_unique<Snapshot>();
-    snap->by_index.emplace(session.local_index, &session);
-    std::array<Session*, kMaxUplinks> ups{};
-    ups[0] = &session;
-    auto route = make_route(&group, ups, {}, SchedulerConfig{}, 1);
-    if (is_client)
-      snap->default_route = route.get();
-    else
-      snap->by_inner_ipv4.emplace(group.inner_ipv4_be, route.get());
-    snap->routes.push_back(std::move(route));
-    snaps.publish(std::move(snap));
+    publish(is_client);
     WorkerConfig c;
     c.id = 0;
     c.tun_fd = tun_worker;
@@ -82,6 +72,26 @@ struct Side {
     c.control_eventfd = evfd;
     worker = std::make_unique<Worker>(std::move(c));
     worker->start();
+  }
+
+  // The snapshot: this side's session, routed as the client's default or (server) by
+  // the client's address; with a tunnel IPv6 /64 if given.
+  void publish(bool is_client, const std::array<std::uint8_t, 8>* v6 = nullptr) {
+    auto snap = std::make_unique<Snapshot>();
+    snap->by_index.emplace(session.local_index, &session);
+    std::array<Session*, kMaxUplinks> ups{};
+    ups[0] = &session;
+    auto route = make_route(&group, ups, {}, SchedulerConfig{}, ++version);
+    if (is_client)
+      snap->default_route = route.get();
+    else
+      snap->by_inner_ipv4.emplace(group.inner_ipv4_be, route.get());
+    if (v6 != nullptr) {
+      snap->has_ipv6 = true;
+      snap->ipv6_prefix = *v6;
+    }
+    snap->routes.push_back(std::move(route));
+    snaps.publish(std::move(snap));
   }
 
   // Reads one packet from the app end of the "TUN", waiting at most 2 s.
@@ -108,6 +118,7 @@ struct Side {
   io::UdpSocket udp;
   int tun_app = -1, tun_worker = -1, evfd = -1;
   std::unique_ptr<Worker> worker;
+  std::uint64_t version = 0;
 };
 
 class WorkerPair : public ::testing::Test {
@@ -213,6 +224,59 @@ TEST_F(WorkerPair, ServerDropsPacketsForUnknownClients) {
   const auto down = ipv4_udp(kServerIp, 0x0755000a, 10, 1);  // 10.0.85.7: no session
   ASSERT_GT(write(server.tun_app, down.data(), down.size()), 0);
   EXPECT_EQ(server.wait_counter(Counter::DropNoRoute, 1), 1u);
+}
+
+// IPv6 in the tunnel: the server delivers a client's packet from prefix::its IPv4
+// address, routes packets to that address back to it, and drops any other IPv6 source;
+// the kernel's multicast chatter never leaves the TUN.
+std::vector<std::uint8_t> ipv6_udp(const std::array<std::uint8_t, 8>& prefix, std::uint32_t src_v4,
+                                   const std::uint8_t* dst, std::size_t payload) {
+  std::vector<std::uint8_t> p(48 + payload, 0x5a);
+  p[0] = 0x60;
+  p[1] = p[2] = p[3] = 0;
+  p[4] = static_cast<std::uint8_t>((8 + payload) >> 8);
+  p[5] = static_cast<std::uint8_t>(8 + payload);
+  p[6] = 17;
+  p[7] = 64;
+  std::memset(&p[8], 0, 16);
+  std::memcpy(&p[8], prefix.data(), 8);
+  std::memcpy(&p[20], &src_v4, 4);
+  std::memcpy(&p[24], dst, 16);
+  return p;
+}
+
+TEST_F(WorkerPair, Ipv6FromTheClientsOwnAddressOnly) {
+  const std::array<std::uint8_t, 8> prefix = {0xfd, 0x11, 0x22, 0x33, 0x44, 0x55, 0, 0};
+  server.publish(false, &prefix);
+  std::uint8_t server6[16] = {};
+  std::memcpy(server6, prefix.data(), 8);
+  server6[15] = 1;
+  const auto up = ipv6_udp(prefix, kClientIp, server6, 100);
+  ASSERT_EQ(write(client.tun_app, up.data(), up.size()), static_cast<ssize_t>(up.size()));
+  EXPECT_EQ(server.read_tun(), up);
+  // The answer goes to prefix::10.0.85.2.
+  std::uint8_t client6[16] = {};
+  std::memcpy(client6, prefix.data(), 8);
+  std::memcpy(client6 + 12, &kClientIp, 4);
+  auto down = ipv6_udp(prefix, 0, client6, 50);
+  std::memcpy(&down[8], server6, 16);
+  ASSERT_EQ(write(server.tun_app, down.data(), down.size()), static_cast<ssize_t>(down.size()));
+  EXPECT_EQ(client.read_tun(), down);
+  // Another client's address in the prefix, and an address outside it: dropped.
+  const auto other = ipv6_udp(prefix, 0x0955000a, server6, 10);
+  ASSERT_GT(write(client.tun_app, other.data(), other.size()), 0);
+  auto outside = ipv6_udp(prefix, kClientIp, server6, 10);
+  outside[8] = 0xfc;
+  ASSERT_GT(write(client.tun_app, outside.data(), outside.size()), 0);
+  EXPECT_EQ(server.wait_counter(Counter::DropBadSource, 2), 2u);
+  // A multicast listener report from the client's kernel stays on the client.
+  std::uint8_t mcast[16] = {0xff, 0x02};
+  mcast[15] = 0x16;
+  const auto report = ipv6_udp(prefix, kClientIp, mcast, 20);
+  ASSERT_GT(write(client.tun_app, report.data(), report.size()), 0);
+  EXPECT_EQ(client.wait_counter(Counter::TunLocalIgnored, 1), 1u);
+  EXPECT_EQ(client.worker->counters().get(Counter::DropNoRoute), 0u);
+  EXPECT_EQ(server.worker->counters().get(Counter::RxPackets), 1u);
 }
 
 // Two workers of one server share a client whose two uplinks arrive at different

@@ -15,7 +15,7 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tglib  # noqa: E402
-from tglib import SERVER_TUN_IP, check  # noqa: E402
+from tglib import run, SERVER_TUN_IP, check  # noqa: E402
 
 TOTAL = 64 << 20
 SEED = 20261127
@@ -60,6 +60,22 @@ def body(lab, checks):
     mbit = TOTAL * 8 / sent["seconds"] / 1e6
     checks.append(f"{TOTAL >> 20} MiB client -> {SERVER_TUN_IP}:{TCP_PORT} over TCP, sha256 "
                   f"{got['sha256'][:16]}... identical on both sides")
+
+    # The same over IPv6 (the tunnel's /64): TCP over IPv6 through the offloaded paths.
+    out = run(tglib.ns_cmd(t["ns_s"], ["ip", "-6", "-o", "addr", "show", "dev", "tg0", "scope", "global"])).stdout
+    v6 = next((w.split("/")[0] for w in out.split() if "/" in w and ":" in w), None)
+    check(v6 is not None, f"the server's tg0 has no IPv6 address: {out!r}")
+    total6 = TOTAL // 4
+    sink6 = lab.helper("tcp-sink6", t["ns_s"], "tcp-sink", v6, str(TCP_PORT + 1), str(IO_TIMEOUT))
+    sink6.wait_for(r"^listening$", timeout=10, stream="stdout")
+    source6 = lab.helper("tcp-source6", t["ns_c"], "tcp-source", v6, str(TCP_PORT + 1), str(total6), str(SEED + 1),
+                         str(IO_TIMEOUT))
+    check(source6.wait_exit(timeout=50) == 0, f"IPv6 sender failed\n{source6.describe()}")
+    check(sink6.wait_exit(timeout=10) == 0, f"IPv6 receiver failed\n{sink6.describe()}")
+    got6 = json.loads(sink6.stdout().strip().splitlines()[-1])
+    check(got6["bytes"] == total6 and got6["sha256"] == tglib.pattern_sha256(total6, SEED + 1),
+          f"IPv6 transfer damaged: {got6}")
+    checks.append(f"{total6 >> 20} MiB over TCP/IPv6 to [{v6}]:{TCP_PORT + 1}, sha256 identical")
     checks.append(f"throughput {mbit:.0f} Mbit/s ({sent['seconds']:.2f} s, Python sender/receiver)")
 
     # UDP GSO from an application: one send of 4 datagrams (3 x 1200 bytes and 17).

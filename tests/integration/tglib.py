@@ -727,7 +727,7 @@ def pattern_sha256(total, seed):
 
 def _helper_tcp_sink(host, port, timeout):
     """Accepts one connection, reads to EOF, prints JSON {bytes, sha256, seconds}."""
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((host, int(port)))
     srv.listen(1)
