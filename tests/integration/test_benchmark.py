@@ -50,7 +50,7 @@ def body(lab, checks):
 
     # 1. Not enabled: refused with the reason.
     plain, key0 = lab.start_server(ns_s, label="server-plain")
-    rc, p = bench(lab, ns_c, key0, "-i", if_a, label="bench-refused")
+    rc, p = bench(lab, ns_c, key0, "-i", if_a, "--handshake-timeout", "2", label="bench-refused")
     check(rc == 1 and "does not accept benchmark sessions (start it with --allow-benchmark)" in p.stderr(),
           f"refusal: exit {rc}\n{p.describe()}")
     plain.wait_for(r"rejected: a benchmark session \(not enabled here\)", timeout=5)
