@@ -53,35 +53,34 @@ std::string Netlink::link_up(int ifindex, int mtu) {
   return request(nlh);
 }
 
-std::string Netlink::add_address(int ifindex, const Ipv4Prefix& addr) {
-  char buf[kMsgBuf];
+namespace {
+// An RTM_NEWADDR for one address (bytes in network order) on ifindex: the attributes
+// are the caller's.
+nlmsghdr* new_address_msg(char* buf, int family, int ifindex, int prefix_len, const void* addr, std::size_t addr_len,
+                          unsigned char flags) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
   nlh->nlmsg_type = RTM_NEWADDR;
   nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
   auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-  ifa->ifa_family = AF_INET;
-  ifa->ifa_prefixlen = static_cast<unsigned char>(addr.len);
+  ifa->ifa_family = static_cast<unsigned char>(family);
+  ifa->ifa_prefixlen = static_cast<unsigned char>(prefix_len);
+  ifa->ifa_flags = flags;
   ifa->ifa_scope = RT_SCOPE_UNIVERSE;
   ifa->ifa_index = static_cast<unsigned>(ifindex);
-  mnl_attr_put_u32(nlh, IFA_LOCAL, addr.addr_be);
-  mnl_attr_put_u32(nlh, IFA_ADDRESS, addr.addr_be);
-  return request(nlh);
+  mnl_attr_put(nlh, IFA_LOCAL, addr_len, addr);
+  mnl_attr_put(nlh, IFA_ADDRESS, addr_len, addr);
+  return nlh;
+}
+}  // namespace
+
+std::string Netlink::add_address(int ifindex, const Ipv4Prefix& addr) {
+  char buf[kMsgBuf];
+  return request(new_address_msg(buf, AF_INET, ifindex, addr.len, &addr.addr_be, 4, 0));
 }
 
 std::string Netlink::add_address6(int ifindex, const std::uint8_t addr[16], int len) {
   char buf[kMsgBuf];
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = RTM_NEWADDR;
-  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-  ifa->ifa_family = AF_INET6;
-  ifa->ifa_prefixlen = static_cast<unsigned char>(len);
-  ifa->ifa_flags = IFA_F_NODAD;
-  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-  ifa->ifa_index = static_cast<unsigned>(ifindex);
-  mnl_attr_put(nlh, IFA_LOCAL, 16, addr);
-  mnl_attr_put(nlh, IFA_ADDRESS, 16, addr);
-  return request(nlh);
+  return request(new_address_msg(buf, AF_INET6, ifindex, len, addr, 16, IFA_F_NODAD));
 }
 
 namespace {
