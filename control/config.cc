@@ -450,7 +450,8 @@ std::string default_config(Role role) {
     o += "# A client uplink that sends nothing for this long is removed.\nidle_timeout = " +
          secs(d.idle_timeout_s) + "\n";
     o += "# Forward the clients' traffic and masquerade it on the other interfaces, so they\n"
-         "# reach the server's networks and the internet (nftables; undone on exit).\nnat_outbound = false\n";
+         "# reach the server's networks and the internet, over IPv4 and IPv6 (nftables;\n"
+         "# undone on exit).\nnat_outbound = false\n";
     o += "# Client keys allowed to connect: a file of \"tgc1_... name\" lines, or a directory\n"
          "# of such files (one per client; delete a file to revoke its key within seconds).\n"
          "# Empty: any client holding the AuthKey may connect.\nauthorized_clients = \"\"\n";

@@ -2,9 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
+#include <vector>
 
 #include "io/conntrack.h"
 
@@ -12,59 +18,105 @@ namespace triglav::ctl {
 namespace {
 
 constexpr const char* kForward = "/proc/sys/net/ipv4/ip_forward";
+constexpr const char* kForward6 = "/proc/sys/net/ipv6/conf/all/forwarding";
 // A UDP mapping that saw no answer, or only one exchange (a DNS query), lives this long
 // at most (the kernel's own default); flows that keep going get udp_timeout.
 constexpr int kUnrepliedMaxS = 30;
 
-std::string read_forward() {
-  std::ifstream f(kForward);
+bool ipv6_available() { return access("/proc/sys/net/ipv6", F_OK) == 0; }
+
+std::string read_sysctl(const char* path) {
+  std::ifstream f(path);
   std::string v;
   std::getline(f, v);
   return v.empty() ? "0" : v;
 }
 
-bool write_forward(const std::string& v) {
-  std::ofstream f(kForward);
+bool write_sysctl(const char* path, const std::string& v) {
+  std::ofstream f(path);
   f << v << "\n";
   return static_cast<bool>(f);
 }
 
+std::string prefix6_text(const std::array<std::uint8_t, 8>& p) {
+  std::array<std::uint8_t, 16> a{};
+  std::memcpy(a.data(), p.data(), 8);
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET6, a.data(), text, sizeof text);
+  return std::string(text) + "/64";
+}
+
+// Interfaces that take their IPv6 default route from router advertisements only while
+// the host does not forward (accept_ra 1): switching forwarding on silences them.
+std::vector<std::string> ra_only_when_not_forwarding(const std::string& tun) {
+  std::vector<std::string> out;
+  DIR* d = opendir("/proc/sys/net/ipv6/conf");
+  if (d == nullptr) return out;
+  for (int i = 0; i < 4096; ++i) {  // bounded: a directory of interfaces
+    const dirent* e = readdir(d);
+    if (e == nullptr) break;
+    const std::string name = e->d_name;
+    if (name == "." || name == ".." || name == "all" || name == "default" || name == "lo" || name == tun) continue;
+    const std::string base = "/proc/sys/net/ipv6/conf/" + name;
+    if (read_sysctl((base + "/accept_ra").c_str()) == "1" && read_sysctl((base + "/disable_ipv6").c_str()) == "0")
+      out.push_back(name);
+  }
+  closedir(d);
+  return out;
+}
+
+std::string timeouts(const char* fam, const char* l3, const NatSettings& s) {
+  return std::string("  ct timeout tcp_idle_") + fam + " {\n"
+         "    protocol tcp; l3proto " + l3 + ";\n"
+         "    policy = { established: " + std::to_string(s.tcp_timeout_s) + " }\n"
+         "  }\n"
+         "  ct timeout udp_idle_" + fam + " {\n"
+         "    protocol udp; l3proto " + l3 + ";\n"
+         "    policy = { unreplied: " + std::to_string(std::min(s.udp_timeout_s, kUnrepliedMaxS)) +
+         ", replied: " + std::to_string(s.udp_timeout_s) + " }\n"
+         "  }\n";
+}
+
 std::string ruleset(KernelNat::Kind kind, const std::string& table, const std::string& tun,
-                    const io::Ipv4Prefix& prefix, const NatSettings& s) {
+                    const io::Ipv4Prefix& prefix, const NatSettings& s,
+                    const std::optional<std::array<std::uint8_t, 8>>& prefix6, bool v6) {
   const std::string q = "\"" + tun + "\"";
+  const std::string mark = std::to_string(kNatMark);
   // Which forwarded connections we NAT: marked on their first packet, before conntrack
   // confirms them (which is also when a timeout policy can still be attached).
-  const std::string ours = kind == KernelNat::Kind::Outbound
-                               ? "iifname " + q + " oifname != " + q + " ip saddr " +
-                                     io::Ipv4Prefix{prefix.network_be(), prefix.len}.to_string()
-                               : "iifname != " + q + " oifname " + q;
-  const std::string mark = std::to_string(kNatMark);
+  std::string ours;
+  if (kind == KernelNat::Kind::Outbound) {
+    ours = "    iifname " + q + " oifname != " + q + " ip saddr " +
+           io::Ipv4Prefix{prefix.network_be(), prefix.len}.to_string() + " ct state new ct mark set " + mark + "\n";
+    if (prefix6)
+      ours += "    iifname " + q + " oifname != " + q + " ip6 saddr " + prefix6_text(*prefix6) +
+              " ct state new ct mark set " + mark + "\n";
+  } else {
+    ours = "    iifname != " + q + " oifname " + q + " ct state new ct mark set " + mark + "\n";
+  }
   const std::string clamp = "    oifname " + q + " tcp flags syn tcp option maxseg size set rt mtu\n"
                             "    iifname " + q + " tcp flags syn tcp option maxseg size set rt mtu\n";
-  // "add" then "delete" removes a table left by a crash whether or not there is one.
-  const std::string fresh = "add table ip " + table + "\ndelete table ip " + table + "\n";
+  // "add" then "delete" removes a table left by a crash whether or not there is one (the
+  // ip family: what earlier versions used).
+  const std::string fresh = "add table ip " + table + "\ndelete table ip " + table + "\n" +
+                            "add table inet " + table + "\ndelete table inet " + table + "\n";
   if (kind == KernelNat::Kind::Routed)
-    return fresh + "table ip " + table + " {\n"
+    return fresh + "table inet " + table + " {\n"
            "  chain forward {\n"
            "    type filter hook forward priority filter; policy accept;\n" + clamp +
            "  }\n"
            "}\n";
+  std::string set_timeouts;
+  for (const char* fam : {"ipv4", "ipv6"}) {
+    if (std::string(fam) == "ipv6" && !v6) continue;
+    for (const char* l4 : {"tcp", "udp"})
+      set_timeouts += "    ct mark " + mark + " ct state new meta nfproto " + fam + " meta l4proto " + l4 +
+                      " ct timeout set \"" + l4 + "_idle_" + fam + "\"\n";
+  }
   return fresh +
-         "table ip " + table + " {\n"
-         "  ct timeout tcp_idle {\n"
-         "    protocol tcp; l3proto ip;\n"
-         "    policy = { established: " + std::to_string(s.tcp_timeout_s) + " }\n"
-         "  }\n"
-         "  ct timeout udp_idle {\n"
-         "    protocol udp; l3proto ip;\n"
-         "    policy = { unreplied: " + std::to_string(std::min(s.udp_timeout_s, kUnrepliedMaxS)) +
-         ", replied: " + std::to_string(s.udp_timeout_s) + " }\n"
-         "  }\n"
+         "table inet " + table + " {\n" + timeouts("ipv4", "ip", s) + (v6 ? timeouts("ipv6", "ip6", s) : "") +
          "  chain forward {\n"
-         "    type filter hook forward priority filter; policy accept;\n"
-         "    " + ours + " ct state new ct mark set " + mark + "\n"
-         "    ct mark " + mark + " ct state new meta l4proto tcp ct timeout set \"tcp_idle\"\n"
-         "    ct mark " + mark + " ct state new meta l4proto udp ct timeout set \"udp_idle\"\n" + clamp +
+         "    type filter hook forward priority filter; policy accept;\n" + ours + set_timeouts + clamp +
          "  }\n"
          "  chain postrouting {\n"
          "    type nat hook postrouting priority srcnat; policy accept;\n"
@@ -77,32 +129,52 @@ std::string ruleset(KernelNat::Kind kind, const std::string& table, const std::s
 
 }  // namespace
 
-KernelNat::KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& prefix, const NatSettings& s)
+KernelNat::KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& prefix, const NatSettings& s,
+                     const std::optional<std::array<std::uint8_t, 8>>& prefix6)
     : what_(kind == Kind::Outbound ? "--nat-outbound" : "--gateway"),
       nat_(kind != Kind::Routed),
       table_("triglav_" + tun),
-      forward_before_(read_forward()) {
-  const std::string err = nft_.run(ruleset(kind, table_, tun, prefix, s));
+      forward_before_(read_sysctl(kForward)) {
+  const bool v6 = ipv6_available();
+  const bool nat6 = kind == Kind::Outbound && prefix6 && v6;
+  const std::string err = nft_.run(ruleset(kind, table_, tun, prefix, s, nat6 ? prefix6 : std::nullopt, v6));
   if (!err.empty()) throw std::runtime_error(std::string(what_) + ": nftables: " + err);
-  if (!write_forward("1")) {
-    nft_.run("delete table ip " + table_ + "\n");
-    throw std::runtime_error(std::string(what_) + ": cannot enable net.ipv4.ip_forward");
+  auto undo = [&](const std::string& why) {
+    nft_.run("delete table inet " + table_ + "\n");
+    write_sysctl(kForward, forward_before_);
+    throw std::runtime_error(std::string(what_) + ": " + why);
+  };
+  if (!write_sysctl(kForward, "1")) undo("cannot enable net.ipv4.ip_forward");
+  if (nat6) {
+    const std::string before = read_sysctl(kForward6);
+    if (before != "1") {
+      const auto silenced = ra_only_when_not_forwarding(tun);
+      if (!write_sysctl(kForward6, "1")) undo("cannot enable net.ipv6.conf.all.forwarding");
+      forward6_before_ = before;
+      for (const auto& name : silenced)
+        spdlog::warn("{}: IPv6 forwarding is on, so {} no longer takes router advertisements (accept_ra 1); "
+                     "set net.ipv6.conf.{}.accept_ra=2 if its IPv6 route comes from them",
+                     what_, name, name);
+    }
   }
   if (kind == Kind::Outbound)
-    spdlog::info("outbound NAT: {} masqueraded (nftables table ip {}), IP forwarding on",
-                 io::Ipv4Prefix{prefix.network_be(), prefix.len}.to_string(), table_);
+    spdlog::info("outbound NAT: {}{} masqueraded (nftables table inet {}), IP forwarding on",
+                 io::Ipv4Prefix{prefix.network_be(), prefix.len}.to_string(),
+                 nat6 ? " and " + prefix6_text(*prefix6) : std::string(), table_);
   else if (kind == Kind::Gateway)
-    spdlog::info("gateway: traffic forwarded into {} masqueraded to the tunnel address (nftables table ip {}), "
+    spdlog::info("gateway: traffic forwarded into {} masqueraded to the tunnel address (nftables table inet {}), "
                  "IP forwarding on", tun, table_);
   else
-    spdlog::info("gateway: traffic forwarded into {} unchanged, for the server to route (nftables table ip {}), "
+    spdlog::info("gateway: traffic forwarded into {} unchanged, for the server to route (nftables table inet {}), "
                  "IP forwarding on", tun, table_);
 }
 
 KernelNat::~KernelNat() {
-  const std::string err = nft_.run("delete table ip " + table_ + "\n");
-  if (!err.empty()) spdlog::warn("{}: removing table ip {}: {}", what_, table_, err);
-  if (!write_forward(forward_before_)) spdlog::warn("{}: cannot restore net.ipv4.ip_forward", what_);
+  const std::string err = nft_.run("delete table inet " + table_ + "\n");
+  if (!err.empty()) spdlog::warn("{}: removing table inet {}: {}", what_, table_, err);
+  if (!write_sysctl(kForward, forward_before_)) spdlog::warn("{}: cannot restore net.ipv4.ip_forward", what_);
+  if (!forward6_before_.empty() && !write_sysctl(kForward6, forward6_before_))
+    spdlog::warn("{}: cannot restore net.ipv6.conf.all.forwarding", what_);
 }
 
 std::optional<std::uint64_t> KernelNat::active_entries() const {

@@ -1,14 +1,16 @@
 // NAT in the kernel (nftables rules over connection tracking), in a table of our own
-// (ip triglav_TUN) that is removed on exit and replaced at the next start after a crash.
-//   Outbound (server, --nat-outbound): the clients' packets from the tunnel prefix that
-//     the server forwards to its other interfaces are masqueraded, so clients reach the
-//     server's networks and the internet.
+// (inet triglav_TUN) that is removed on exit and replaced at the next start after a crash.
+//   Outbound (server, --nat-outbound): the clients' packets from the tunnel prefixes (the
+//     IPv4 pool and, when the tunnel has one, the IPv6 /64) that the server forwards to
+//     its other interfaces are masqueraded, so clients reach the server's networks and
+//     the internet over both families.
 //   Gateway (client, --gateway): packets the client forwards into the TUN (from a LAN
 //     behind it) are masqueraded to its tunnel address, so a whole LAN is bonded.
 //   Routed (client, --gateway --no-gateway-nat): the same without NAT, for a server that
 //     routes the LAN's prefix to this client (its client_routes): only forwarding and
 //     the MSS clamp.
-// In every case IP forwarding is switched on (and put back on exit), the connections we NAT
+// In every case IPv4 forwarding is switched on (and IPv6 forwarding for an Outbound with an
+// IPv6 prefix; each put back on exit), the connections we NAT
 // carry ct mark kNatMark (counted for triglav_nat_active_entries), TCP and UDP get the
 // configured idle timeouts and source ports, and TCP SYNs through the TUN have their MSS
 // clamped to the route's MTU.
@@ -18,6 +20,7 @@
 // the forwarding path's speed; the workers stay free of per-flow NAT state.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -39,9 +42,11 @@ inline constexpr std::uint32_t kNatMark = 0x7467;  // ct mark of the connections
 class KernelNat {
  public:
   enum class Kind { Outbound, Gateway, Routed };
-  // tun: our TUN device; prefix: the tunnel prefix (Outbound masquerades only its
-  // sources). Throws std::runtime_error with a one-line reason (after undoing what it did).
-  KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& prefix, const NatSettings& s);
+  // tun: our TUN device; prefix, prefix6: the tunnel's prefixes (Outbound masquerades only
+  // their sources; no prefix6: IPv4 only). Throws std::runtime_error with a one-line reason
+  // (after undoing what it did).
+  KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& prefix, const NatSettings& s,
+            const std::optional<std::array<std::uint8_t, 8>>& prefix6 = std::nullopt);
   ~KernelNat();
   KernelNat(const KernelNat&) = delete;
   KernelNat& operator=(const KernelNat&) = delete;
@@ -56,7 +61,8 @@ class KernelNat {
   bool nat_;          // masquerades (not Routed)
   io::Nftables nft_;
   std::string table_;
-  std::string forward_before_;  // net.ipv4.ip_forward as we found it
+  std::string forward_before_;   // net.ipv4.ip_forward as we found it
+  std::string forward6_before_;  // net.ipv6.conf.all.forwarding as we found it; empty: untouched
   mutable bool warned_ = false;
 };
 

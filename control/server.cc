@@ -748,9 +748,10 @@ int run_server(const ServerOptions& opt) {
     throw std::runtime_error("listen on 1 to " + std::to_string(dp::kMaxUplinks) + " addresses");
   TunSetup tun = opt.tun;
   tun.workers = worker_count(opt.tun.workers);
-  if (const auto v6 = ipv6_prefix(opt.ipv6_prefix, kf.key.pub)) {  // the server is prefix::1
+  const auto prefix6 = ipv6_prefix(opt.ipv6_prefix, kf.key.pub);
+  if (prefix6) {  // the server is prefix::1
     std::array<std::uint8_t, 16> a{};
-    std::memcpy(a.data(), v6->data(), 8);
+    std::memcpy(a.data(), prefix6->data(), 8);
     a[15] = 1;
     tun.address6 = a;
   }
@@ -787,7 +788,7 @@ int run_server(const ServerOptions& opt) {
   Runtime rt(std::move(socks), tun);
   rt.guard_handshakes(dp::HandshakeMacKeys::for_server(kf.key.pub));
   std::optional<KernelNat> nat;
-  if (opt.nat_outbound) nat.emplace(KernelNat::Kind::Outbound, rt.tun().name(), opt.tun.address, opt.nat);
+  if (opt.nat_outbound) nat.emplace(KernelNat::Kind::Outbound, rt.tun().name(), opt.tun.address, opt.nat, prefix6);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
   Server server(opt, std::move(kf.key), rt, ops, nat ? &*nat : nullptr);
   if (!opt.user.empty()) {

@@ -58,7 +58,7 @@ std::optional<std::uint64_t> count_conntrack_marked(std::uint32_t mark, std::str
   const unsigned seq = 1;
   nlh->nlmsg_seq = seq;
   auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-  nfg->nfgen_family = AF_INET;
+  nfg->nfgen_family = AF_UNSPEC;  // IPv4 and IPv6 entries
   nfg->version = NFNETLINK_V0;
   nfg->res_id = 0;
   mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark));  // the kernel filters the dump by mark
