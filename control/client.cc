@@ -26,6 +26,7 @@
 #include "dataplane/handshake_guard.h"
 #include "io/privileges.h"
 #include "io/system.h"
+#include "io/tcp_relay.h"
 #include "io/tun_device.h"
 
 namespace triglav::ctl {
@@ -70,6 +71,13 @@ struct Uplink {
   bool behind_nat = false;  // as the last handshake showed
   std::optional<crypto::Mac> cookie;  // from the server's last cookie reply (it is under load)
   Clock::time_point cookie_until{};
+  // tcp_fallback: the uplink's datagrams go over a TCP connection (TcpRelay) to `server`
+  // instead; `relay` is where its sockets send them. `unanswered_since`: when the current
+  // transport's unanswered handshakes began (zero: none unanswered).
+  bool tcp = false;
+  io::Endpoint relay, server;
+  Clock::time_point unanswered_since{};
+  unsigned tcp_tries = 0;
 };
 
 class Client {
@@ -88,6 +96,7 @@ class Client {
       if (i < opt.interfaces.size()) ups_[i].ifindex = static_cast<int>(if_nametoindex(ups_[i].name.c_str()));
     }
     if (opt.bench.enabled) bench_.emplace(opt.bench);
+    if (opt.tcp_fallback) relay_.emplace(io::TcpRelay::Limits{});
   }
 
   // The uplink ids in use, without copying anything. (A hand-written filter: clang 14,
@@ -155,7 +164,10 @@ class Client {
           retire(std::move(u.previous));
           publish();
         }
-        if (!u.session && now >= u.next_try) send_initiation(u, now);
+        if (!u.session && now >= u.next_try) {
+          choose_transport(u, now);
+          send_initiation(u, now);
+        }
         if (u.session) keep_keys_fresh(u, now);
       }
       probe(monotonic_ns());
@@ -295,6 +307,10 @@ class Client {
         us.rx_bytes = u.session->rx_bytes.load(std::memory_order_relaxed);
         us.behind_nat = u.behind_nat;
       }
+      if (u.tcp) {
+        us.transport = "tcp";
+        us.peer = u.server.to_string();
+      }
       st.uplinks.push_back(std::move(us));
     }
     st.handshakes = handshakes_;
@@ -419,7 +435,7 @@ class Client {
       ++u.handshakes;
       spdlog::log(rekey ? spdlog::level::debug : spdlog::level::info,
                   "handshake complete with {} in {:.3f} ms; tunnel {} {} (server {}) on uplink {} ({}), {}{}",
-                  m.from.to_string(), ms, opt_.bench.enabled ? "(none: benchmark)" : rt_.tun_name(), address_.to_string(),
+                  u.tcp ? u.server.to_string() + "/tcp" : m.from.to_string(), ms, opt_.bench.enabled ? "(none: benchmark)" : rt_.tun_name(), address_.to_string(),
                   io::ipv4_to_string(est->response.server_ipv4_be), u.id, u.name,
                   crypto::cipher_name(u.session->tx_key.cipher()), rekey ? ": rekeyed" : "");
       return;
@@ -499,13 +515,78 @@ class Client {
                  cookie ? &*u.cookie : nullptr);
     u.hs_sent = now;
     u.next_try = now + std::chrono::milliseconds(opt_.retry_delay_ms);
-    const io::Endpoint& to = opt_.endpoints[u.attempt++ % opt_.endpoints.size()];
+    const io::Endpoint& to = u.tcp ? u.relay : opt_.endpoints[u.attempt++ % opt_.endpoints.size()];
     if (!rt_.uplink(u.id).send_to(u.hs->initiation().data(), u.hs->initiation().size(), to)) {
       // Typically no route to this address through this uplink: try the next one soon.
       spdlog::debug("uplink {} ({}): sending the handshake to {} failed: {}", u.id, u.name, to.to_string(),
                     std::strerror(errno));
       u.next_try = now + std::chrono::milliseconds(50);
     }
+  }
+
+  // tcp_fallback: an uplink whose UDP handshakes went unanswered for tcp_fallback_after
+  // tries TCP to the server's port; one whose TCP connection fails, or that is not
+  // answered over TCP for twice as long, goes back to UDP (and may come back to TCP).
+  void choose_transport(Uplink& u, Clock::time_point now) {
+    if (!relay_) return;
+    if (u.unanswered_since == Clock::time_point{}) u.unanswered_since = now;
+    const auto after = std::chrono::milliseconds(opt_.tcp_fallback_after_ms);
+    if (u.tcp) {
+      const bool failed = relay_->state(u.id) == io::TcpRelay::State::Failed;
+      if (!failed && now - u.unanswered_since < 2 * after) return;
+      last_tcp_error_ = failed ? relay_->error(u.id) : "no answer";
+      spdlog::warn("uplink {} ({}): {} over TCP to {}; trying UDP again", u.id, u.name, last_tcp_error_,
+                   u.server.to_string());
+      use_udp(u, now);
+      return;
+    }
+    if (now - u.unanswered_since < after) return;
+    u.server = opt_.endpoints[u.tcp_tries++ % opt_.endpoints.size()];
+    try {
+      u.relay = relay_->connect(u.id, u.server, u.ifindex != 0 ? u.name : std::string(),
+                                opt_.tun.full_tunnel ? kUplinkMark : 0, relay_side(u));
+    } catch (const std::exception& e) {
+      spdlog::warn("uplink {} ({}): cannot fall back to TCP: {}", u.id, u.name, e.what());
+      u.unanswered_since = now;
+      return;
+    }
+    if (opt_.endpoints.front().family() == AF_INET6) u.relay = v4_mapped(u.relay);
+    u.tcp = true;
+    u.unanswered_since = now;
+    u.hs.reset();
+    spdlog::info("uplink {} ({}): no answer over UDP for {:.1f} s; trying TCP to {}", u.id, u.name,
+                 opt_.tcp_fallback_after_ms / 1000.0, u.server.to_string());
+  }
+
+  void use_udp(Uplink& u, Clock::time_point now) {
+    if (relay_) relay_->close(u.id);
+    u.tcp = false;
+    u.unanswered_since = now;
+    u.hs.reset();
+  }
+
+  // Where the relay's UDP socket sits: an IPv4 address the uplink's sockets reach, so on
+  // its own interface for a pinned uplink (a pinned socket reaches no loopback), with
+  // the uplink sockets' port (the relay hears only them).
+  io::Endpoint relay_side(const Uplink& u) const {
+    const std::uint16_t port = rt_.uplink(u.id).local().port();
+    if (u.ifindex == 0) return io::Endpoint::loopback(AF_INET, port);
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) != 0) throw std::runtime_error(std::string("getifaddrs: ") + std::strerror(errno));
+    std::optional<io::Endpoint> found;
+    for (ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next)
+      if (i->ifa_addr != nullptr && i->ifa_addr->sa_family == AF_INET &&
+          static_cast<int>(if_nametoindex(i->ifa_name)) == u.ifindex)
+        found = io::Endpoint::from_ipv4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr, port);
+    freeifaddrs(list);
+    if (!found) throw std::runtime_error(u.name + " has no IPv4 address");
+    return *found;
+  }
+
+  static io::Endpoint v4_mapped(const io::Endpoint& e) {
+    std::uint8_t a[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    std::memcpy(a + 12, &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr, 4);
+    return io::Endpoint::from_ipv6(a, e.port());
   }
 
   // --auto-discover: every interface that is up with carrier and an IPv4 address, except
@@ -578,6 +659,7 @@ class Client {
   void remove_uplink(Uplink& u) {
     spdlog::info("uplink {} ({}) removed: the interface is gone", u.id, u.name);
     drop_session(u);
+    use_udp(u, Clock::now());
     u.active = false;
     u.hs.reset();
     rt_.release_uplink(u.id);  // the socket closes when the workers let go of it
@@ -591,7 +673,8 @@ class Client {
     const std::string secs = std::to_string(opt_.handshake_timeout_ms / 1000.0).substr(0, 4);
     if (last_error_) throw std::runtime_error("handshake with " + where + " failed: " + error_text(*last_error_));
     throw std::runtime_error("handshake with " + where + " failed: no valid answer within " + secs +
-                             " s (server down, unreachable, or holding a different key)");
+                             " s (server down, unreachable, or holding a different key)" +
+                             (last_tcp_error_.empty() ? "" : "; over TCP: " + last_tcp_error_));
   }
 
   std::string error_text(dp::ErrorCode code) const {
@@ -679,6 +762,7 @@ class Client {
     u.behind_nat = nat;
     u.hs.reset();
     u.attempt = 0;
+    u.unanswered_since = {};
     u.established = Clock::now();
     u.next_try = u.established;
     if (u.session) {  // a rekey: the path's measurements carry over; the old keys decrypt a while
@@ -711,6 +795,7 @@ class Client {
       retire(std::move(u.session));
     }
     u.next_try = Clock::now();
+    u.unanswered_since = {};
     publish();
   }
 
@@ -770,6 +855,8 @@ class Client {
   bool v6_tried_ = false;        // the IPv6 address from the server's prefix was set up (or failed)
   bool bench_sending_ = false;   // a benchmark upload is running
   std::optional<Bench> bench_;
+  std::optional<io::TcpRelay> relay_;  // tcp_fallback: the uplinks' TCP connections
+  std::string last_tcp_error_;         // why the last TCP fallback failed
   bool w_stopped_ = false;  // SIGINT or SIGTERM ended the run
   Clock::time_point rescan_at_{};
 };

@@ -32,6 +32,8 @@ struct ClientOptions {
   dp::SchedulerConfig sched;
   int max_uplinks = 16;           // at most dp::kMaxUplinks
   int retry_delay_ms = 1000;      // between handshake attempts of an uplink
+  bool tcp_fallback = false;      // an uplink whose UDP handshakes go unanswered tries TCP
+  int tcp_fallback_after_ms = 3000;  // ... after this long
   std::optional<crypto::ClientKey> client_key;  // for servers that authorise clients (NKpsk2)
   std::int64_t rekey_after_ms = 120'000;   // a new handshake per uplink this often
   std::int64_t reject_after_ms = 180'000;  // a session not rekeyed by then is dropped

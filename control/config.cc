@@ -187,6 +187,7 @@ std::vector<Section> sections(Role role) {
                     {"user", string_key(&Settings::user)},
                     {"allow_benchmark", bool_key(&Settings::allow_benchmark)},
                     {"ipv6_prefix", string_key(&Settings::ipv6_prefix)},
+                    {"tcp_fallback", bool_key(&Settings::tcp_fallback)},
                     {"client_routes", strings_key(&Settings::client_routes, [](const std::string& v, std::string& why) {
                        const auto eq = v.find('=');
                        std::string err;
@@ -208,6 +209,8 @@ std::vector<Section> sections(Role role) {
                     {"auto_discover", bool_key(&Settings::auto_discover)},
                     {"handshake_timeout", duration_key(&Settings::handshake_timeout_s, 0.1, 3600)},
                     {"client_key_file", string_key(&Settings::client_key_file)},
+                    {"tcp_fallback", bool_key(&Settings::tcp_fallback)},
+                    {"tcp_fallback_after", duration_key(&Settings::tcp_fallback_after_s, 0.1, 600)},
                     {"user", string_key(&Settings::user)}}});
   }
   if (role == Role::Client)
@@ -464,7 +467,9 @@ std::string default_config(Role role) {
          "# never on the TUN (and sent back for --reverse/--bidir).\nallow_benchmark = false\n";
     o += "# The tunnel's IPv6 /64: \"auto\" (a unique local prefix derived from the key),\n"
          "# \"none\" (IPv4 only) or e.g. \"fd12:3456:789a:1::/64\". Clients get prefix::A.B.C.D\n"
-         "# for their IPv4 tunnel address A.B.C.D; the server is prefix::1.\nipv6_prefix = \"auto\"\n\n";
+         "# for their IPv4 tunnel address A.B.C.D; the server is prefix::1.\nipv6_prefix = \"auto\"\n";
+    o += "# Also accept clients over TCP, on each listen address's port, for networks that\n"
+         "# block UDP (the clients' tcp_fallback).\ntcp_fallback = false\n\n";
   } else {
     o += "[client]\n";
     o += "# The server's AuthKey (tg1_...), as printed by `triglav keygen` or the server.\nauth_key = \"\"\n";
@@ -477,6 +482,9 @@ std::string default_config(Role role) {
          secs(d.handshake_timeout_s) + "\n";
     o += "# This client's key (`triglav keygen --client`), for servers with authorized_clients.\n"
          "client_key_file = \"\"\n";
+    o += "# An uplink whose UDP handshakes go unanswered for tcp_fallback_after tries TCP to\n"
+         "# the server's port instead (the server needs tcp_fallback too).\ntcp_fallback = false\n"
+         "tcp_fallback_after = " + secs(d.tcp_fallback_after_s) + "\n";
     o += "# After set-up, run as this user with only CAP_NET_ADMIN and CAP_NET_RAW; empty: stay\n"
          "# root.\nuser = \"\"\n\n";
   }

@@ -41,6 +41,8 @@ struct Settings {
   bool auto_discover = false;
   double handshake_timeout_s = 10;
   std::string client_key_file;  // tgc1_ key for servers that authorise clients
+  bool tcp_fallback = false;  // server: accept TCP too; client: fall back to it when UDP is blocked
+  double tcp_fallback_after_s = 3;  // client: UDP unanswered this long on an uplink
   // [transport]
   double rekey_after_s = 120;   // client: a new handshake per uplink this often
   double reject_after_s = 180;  // a session this old (not rekeyed in time) is dropped

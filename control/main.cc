@@ -257,6 +257,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.user = a.user;
   o.allow_benchmark = a.allow_benchmark;
   o.ipv6_prefix = a.ipv6_prefix;
+  o.tcp_fallback = a.tcp_fallback;
   for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
@@ -347,6 +348,8 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   if (o.dns.size() > 3) fail("--dns: at most 3 servers (the resolver reads no more)");
   o.gateway = a.gateway;
   o.gateway_nat = a.gateway_nat;
+  o.tcp_fallback = a.tcp_fallback;
+  o.tcp_fallback_after_ms = static_cast<int>(a.tcp_fallback_after_s * 1000);
   if (!o.gateway_nat && !o.gateway) fail("--no-gateway-nat only applies with --gateway");
   o.nat = nat_settings(a);
   if (o.gateway && o.tun.full_tunnel && o.tun.exclude.empty())
@@ -493,6 +496,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
                      "the tunnel's IPv6 /64: auto (a unique local prefix from the key), none, or e.g. "
                      "fd12:3456:789a:1::/64; clients get prefix::A.B.C.D")
       ->capture_default_str();
+  server->add_flag("--tcp-fallback", a.tcp_fallback,
+                   "also accept clients over TCP on each --listen port, for networks that block UDP");
   server->add_flag("--allow-benchmark", a.allow_benchmark,
                    "accept `triglav benchmark` sessions: synthetic traffic, counted and dropped, never on the TUN");
   server->add_option("--max-connections", a.max_connections, "clients served at once")
@@ -533,6 +538,10 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
       ->capture_default_str()->check(CLI::Range(1.0, 3600.0));
   tun->add_option("--reject-after", a.reject_after_s, "seconds after which a session that could not rekey is dropped")
       ->capture_default_str()->check(CLI::Range(2.0, 7200.0));
+  tun->add_flag("--tcp-fallback", a.tcp_fallback,
+                "an uplink whose UDP handshakes go unanswered tries TCP to the server's port (its --tcp-fallback)");
+  tun->add_option("--tcp-fallback-after", a.tcp_fallback_after_s, "seconds of unanswered UDP before an uplink tries TCP")
+      ->capture_default_str()->check(CLI::Range(0.1, 600.0));
   tun->add_option("--max-uplinks", a.max_uplinks, "uplinks at most")
       ->capture_default_str()->check(CLI::Range(1, static_cast<int>(dp::kMaxUplinks)));
   add_strategy_option(tun, a);

@@ -22,6 +22,7 @@
 #include "dataplane/handshake_guard.h"
 #include "dataplane/socket_filter.h"
 #include "io/privileges.h"
+#include "io/tcp_relay.h"
 #include "io/system.h"
 #include "io/tun_device.h"
 
@@ -785,6 +786,19 @@ int run_server(const ServerOptions& opt) {
     spdlog::info("new key saved to {}", opt.key_file);
   }
 
+  // tcp_fallback: a TCP listener beside each UDP one, relaying to it from loopback.
+  std::optional<io::TcpRelay> relay;
+  if (opt.tcp_fallback) {
+    io::TcpRelay::Limits lim;
+    lim.max_connections = static_cast<unsigned>(std::min<long>(65536, 4L * opt.max_connections));
+    lim.idle_timeout_s = opt.idle_timeout_s;
+    relay.emplace(lim);
+    for (const auto& group : socks) {
+      const io::Endpoint at = group.front().local();
+      relay->listen(at, at.is_unspecified() ? io::Endpoint::loopback(at.family(), at.port()) : at);  // this host
+    }
+    spdlog::info("tcp fallback: accepting clients over TCP on the same ports");
+  }
   Runtime rt(std::move(socks), tun);
   rt.guard_handshakes(dp::HandshakeMacKeys::for_server(kf.key.pub));
   std::optional<KernelNat> nat;

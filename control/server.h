@@ -25,10 +25,11 @@ struct ServerOptions {
   int idle_timeout_s = 180;
   int max_connections = 1024;  // clients at once
   bool nat_outbound = false;   // forward and masquerade the clients' traffic
-  bool allow_benchmark = false;
+  bool allow_benchmark = false;  // accept `triglav benchmark` sessions (no TUN traffic, synthetic load)
   // The tunnel's IPv6 /64: "auto" (a ULA derived from the server key, so it stays with
   // the key), "none" (IPv4 only) or a prefix such as "fd12:3456:789a:1::/64".
-  std::string ipv6_prefix = "auto";  // accept `triglav benchmark` sessions (no TUN traffic, synthetic load)
+  std::string ipv6_prefix = "auto";
+  bool tcp_fallback = false;   // also accept clients over TCP, beside each listening address
   NatSettings nat;             // [nat]: its timeouts and ports
   std::string authorized_clients;  // client keys allowed (file or directory); empty: any client
   // Networks behind clients, by client key name: routed into the TUN and to that client,

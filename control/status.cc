@@ -20,7 +20,8 @@ nlohmann::json uplink_json(const UplinkStatus& u) {
           {"rx_bytes", u.rx_bytes},
           {"handshakes", u.handshakes},
           {"peer", u.peer},
-          {"behind_nat", u.behind_nat}};
+          {"behind_nat", u.behind_nat},
+          {"transport", u.transport}};
 }
 
 // A label value in the exposition format: backslash, quote and newline escaped.

@@ -27,6 +27,7 @@ struct UplinkStatus {
   std::uint64_t handshakes = 0;
   std::string peer;        // the other end's address
   bool behind_nat = false; // client: NAT between the uplink and the server
+  std::string transport = "udp";  // client: "tcp" when the uplink fell back to TCP
 };
 
 struct ClientStatus {  // one client of a server

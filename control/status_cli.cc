@@ -126,8 +126,9 @@ void uplink_row(const json& u, bool detailed, const char* indent) {
               u.value("loss", 0.0) * 100, rate(u.value("throughput_bps", 0.0)).c_str(),
               bytes(u.value("tx_bytes", 0.0)).c_str());
   if (detailed)
-    std::printf(" %7.2f ms %5llu  %s", u.value("rttvar_ms", 0.0),
-                static_cast<unsigned long long>(u.value("handshakes", 0ull)), u.value("peer", std::string()).c_str());
+    std::printf(" %7.2f ms %5llu  %s%s", u.value("rttvar_ms", 0.0),
+                static_cast<unsigned long long>(u.value("handshakes", 0ull)), u.value("peer", std::string()).c_str(),
+                u.value("transport", std::string("udp")) == "tcp" ? " (tcp)" : "");
   std::printf("\n");
 }
 
@@ -215,8 +216,9 @@ void print_once(const json& j, const StatusQuery& q) {
       return;
     }
     if (!client.empty()) std::printf("%-12s %s\n", "client", client.c_str());
-    std::printf("%-12s %u\n%-12s %s\n%-12s %s\n%-12s %s\n", "id", u.value("id", 0u), "uplink",
-                u.value("name", "").c_str(), "state", u.value("state", "").c_str(), "peer", u.value("peer", "").c_str());
+    std::printf("%-12s %u\n%-12s %s\n%-12s %s\n%-12s %s\n%-12s %s\n", "id", u.value("id", 0u), "uplink",
+                u.value("name", "").c_str(), "state", u.value("state", "").c_str(), "peer", u.value("peer", "").c_str(),
+                "transport", u.value("transport", "udp").c_str());
     std::printf("%-12s %s (variance %.2f ms)\n%-12s %.1f %%\n%-12s %s\n%-12s %s\n%-12s %llu\n", "rtt", rtt(u).c_str(),
                 u.value("rttvar_ms", 0.0), "loss", u.value("loss", 0.0) * 100, "throughput",
                 rate(u.value("throughput_bps", 0.0)).c_str(), "sent", bytes(u.value("tx_bytes", 0.0)).c_str(),

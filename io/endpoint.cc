@@ -29,6 +29,11 @@ Endpoint Endpoint::from_ipv6(const std::uint8_t addr[16], std::uint16_t port) no
   return e;
 }
 
+Endpoint Endpoint::loopback(int family, std::uint16_t port) noexcept {
+  static constexpr std::uint8_t kLo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return family == AF_INET6 ? from_ipv6(kLo6, port) : from_ipv4(htonl(INADDR_LOOPBACK), port);
+}
+
 Endpoint Endpoint::from_sockaddr(const sockaddr* sa, socklen_t len) noexcept {
   Endpoint e;
   if (len > sizeof e.addr) len = sizeof e.addr;

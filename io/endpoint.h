@@ -19,6 +19,7 @@ struct Endpoint {
   static Endpoint from_ipv4(std::uint32_t addr_be, std::uint16_t port) noexcept;
   static Endpoint from_ipv6(const std::uint8_t addr[16], std::uint16_t port) noexcept;
   static Endpoint from_sockaddr(const sockaddr* sa, socklen_t len) noexcept;
+  static Endpoint loopback(int family, std::uint16_t port) noexcept;  // 127.0.0.1 or ::1
 
   int family() const noexcept { return addr.ss_family; }
   std::uint16_t port() const noexcept;

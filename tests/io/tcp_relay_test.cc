@@ -1,0 +1,190 @@
+#include "io/tcp_relay.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace triglav::io {
+namespace {
+
+// A UDP socket on 127.0.0.1 (port chosen by the kernel).
+struct Udp {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  Endpoint at;
+  Udp() {
+    const Endpoint lo = Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0);
+    EXPECT_EQ(bind(fd, lo.sa(), lo.len), 0);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    at = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  }
+  ~Udp() { close(fd); }
+  void send(const std::vector<std::uint8_t>& d, const Endpoint& to) const {
+    ASSERT_EQ(sendto(fd, d.data(), d.size(), 0, to.sa(), to.len), static_cast<ssize_t>(d.size()));
+  }
+  // One datagram within 2 s, or nothing.
+  std::vector<std::uint8_t> recv(Endpoint* from = nullptr) const {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 2000) != 1) return {};
+    std::vector<std::uint8_t> b(70000);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    const ssize_t n = recvfrom(fd, b.data(), b.size(), 0, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (n < 0) return {};
+    if (from != nullptr) *from = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    b.resize(static_cast<std::size_t>(n));
+    return b;
+  }
+};
+
+// A free TCP port on loopback (bound, then released).
+std::uint16_t free_tcp_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const Endpoint lo = Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0);
+  bind(fd, lo.sa(), lo.len);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  const std::uint16_t port = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).port();
+  close(fd);
+  return port;
+}
+
+bool wait_state(const TcpRelay& r, unsigned id, TcpRelay::State want) {
+  for (int i = 0; i < 200 && r.state(id) != want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return r.state(id) == want;
+}
+
+// A server relay listening on a free loopback port for server_side, and client link
+// `id` to it for uplink, connected. Returns where the uplink sends; *listening: the
+// server's TCP address.
+Endpoint link_up(TcpRelay& server, TcpRelay& client, unsigned id, const Udp& server_side, const Udp& uplink,
+                 Endpoint* listening = nullptr) {
+  const Endpoint tcp_at = Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), free_tcp_port());
+  if (listening != nullptr) *listening = tcp_at;
+  server.listen(tcp_at, server_side.at);
+  const Endpoint relay = client.connect(id, tcp_at, "", 0, uplink.at);
+  EXPECT_TRUE(wait_state(client, id, TcpRelay::State::Connected));
+  return relay;
+}
+
+std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
+  std::vector<std::uint8_t> d(n);
+  for (std::size_t i = 0; i < n; ++i) d[i] = static_cast<std::uint8_t>(seed + i * 7);
+  return d;
+}
+
+TEST(TcpRelay, CarriesDatagramsBothWaysWholeAndInOrder) {
+  Udp server_side;  // stands in for the server's UDP listening socket
+  Udp uplink;       // stands in for a client uplink's sockets
+  TcpRelay server(TcpRelay::Limits{}), client(TcpRelay::Limits{});
+  const Endpoint relay = link_up(server, client, 3, server_side, uplink);
+  EXPECT_EQ(relay.family(), AF_INET);
+
+  Endpoint seen;
+  for (std::size_t n : {1u, 1420u, 9000u, 65507u}) {  // 65507: the largest UDP/IPv4 datagram
+    const auto d = pattern(n, static_cast<std::uint8_t>(n));
+    uplink.send(d, relay);
+    EXPECT_EQ(server_side.recv(&seen), d) << n;
+    EXPECT_EQ(seen.family(), AF_INET);
+  }
+  // The way back: to the address the server saw, which is the server relay's socket.
+  for (int i = 0; i < 50; ++i) server_side.send(pattern(100 + i, static_cast<std::uint8_t>(i)), seen);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(uplink.recv(), pattern(100 + i, static_cast<std::uint8_t>(i))) << i;
+  const auto cs = client.stats(), ss = server.stats();
+  EXPECT_EQ(cs.datagrams_to_tcp, 4u);
+  EXPECT_EQ(cs.datagrams_from_tcp, 50u);
+  EXPECT_EQ(ss.accepted, 1u);
+  EXPECT_EQ(ss.open, 1u);
+}
+
+TEST(TcpRelay, HearsOnlyTheUplinkItServes) {
+  Udp server_side, uplink, stranger;
+  TcpRelay server(TcpRelay::Limits{}), client(TcpRelay::Limits{});
+  const Endpoint relay = link_up(server, client, 0, server_side, uplink);
+  stranger.send(pattern(64, 1), relay);  // not from the uplink's address: never relayed
+  uplink.send(pattern(64, 2), relay);
+  EXPECT_EQ(server_side.recv(), pattern(64, 2));
+  EXPECT_EQ(client.stats().datagrams_to_tcp, 1u);
+}
+
+TEST(TcpRelay, AFailedConnectionSaysWhy) {
+  Udp uplink;
+  TcpRelay client(TcpRelay::Limits{});
+  client.connect(1, Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), free_tcp_port()), "", 0, uplink.at);
+  ASSERT_TRUE(wait_state(client, 1, TcpRelay::State::Failed));
+  EXPECT_EQ(client.error(1), "tcp connect: Connection refused");
+  client.close(1);
+  EXPECT_EQ(client.state(1), TcpRelay::State::None);
+  EXPECT_EQ(client.stats().open, 0u);
+}
+
+TEST(TcpRelay, ServerClosesWhatIsOverTheLimitAndWhatSaysLengthZero) {
+  Udp server_side, uplink;
+  TcpRelay::Limits lim;
+  lim.max_connections = 1;
+  TcpRelay server(lim), client(TcpRelay::Limits{});
+  Endpoint tcp_at;
+  const Endpoint relay = link_up(server, client, 0, server_side, uplink, &tcp_at);
+  uplink.send(pattern(10, 3), relay);
+  ASSERT_EQ(server_side.recv(), pattern(10, 3));  // the first connection is in
+
+  TcpRelay second(TcpRelay::Limits{});
+  Udp uplink2;
+  second.connect(0, tcp_at, "", 0, uplink2.at);
+  ASSERT_TRUE(wait_state(second, 0, TcpRelay::State::Failed));  // accepted, then closed at once
+  EXPECT_EQ(server.stats().refused, 1u);
+
+  // A raw connection that sends a zero length once the first has gone.
+  client.close(0);
+  for (int i = 0; i < 200 && server.stats().open != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const int raw = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(raw, tcp_at.sa(), tcp_at.len), 0);
+  const std::uint8_t zero[2] = {0, 0};
+  ASSERT_EQ(write(raw, zero, 2), 2);
+  pollfd p{raw, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 2000), 1);
+  char b[4];
+  EXPECT_LE(read(raw, b, sizeof b), 0);  // closed by the server
+  close(raw);
+  EXPECT_EQ(server.stats().closed_bad, 1u);
+}
+
+TEST(TcpRelay, ServerClosesAConnectionTheTunnelNeverAnswers) {
+  Udp server_side, uplink;  // server_side reads nothing and answers nothing
+  TcpRelay::Limits lim;
+  lim.unanswered_timeout_s = 1;
+  TcpRelay server(lim), client(TcpRelay::Limits{});
+  const Endpoint relay = link_up(server, client, 0, server_side, uplink);
+  uplink.send(pattern(32, 4), relay);
+  for (int i = 0; i < 500 && client.state(0) != TcpRelay::State::Failed; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(client.state(0), TcpRelay::State::Failed);
+  EXPECT_EQ(client.error(0), "the other end closed the connection");
+  EXPECT_EQ(server.stats().closed_idle, 1u);
+}
+
+TEST(TcpRelay, ListeningOnAPortInUseIsAOneLineError) {
+  const Endpoint tcp_at = Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), free_tcp_port());
+  Udp target;
+  TcpRelay a(TcpRelay::Limits{}), b(TcpRelay::Limits{});
+  a.listen(tcp_at, target.at);
+  try {
+    b.listen(tcp_at, target.at);
+    FAIL() << "a second listener on the same port";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "cannot listen on TCP " + tcp_at.to_string() + ": Address already in use");
+  }
+}
+
+}  // namespace
+}  // namespace triglav::io
