@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tglib  # noqa: E402
 from tglib import TestFailure, check  # noqa: E402
 
-CYCLES = 100
+CYCLES = 60
 
 
 def linger_ms(lab, ns):

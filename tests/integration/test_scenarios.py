@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 CASES = [  # scenario, seconds, longest TCP stall allowed
-    ("fibre-cut", 30, 4.0),
+    ("fibre-cut", 26, 4.0),  # the cut is at 20 s
     # Every link is down for 8 s: TCP's own retransmission backoff (doubling from 200 ms)
     # then waits up to ~13 s before it tries again, whatever the tunnel does.
     ("all-fail-recover", 32, 25.0),
