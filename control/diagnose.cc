@@ -2,6 +2,7 @@
 
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include "control/handshake.h"
 #include "crypto/key.h"
 #include "crypto/authkey.h"
+#include "dataplane/handshake_guard.h"
 #include "io/ring.h"
 #include "io/system.h"
 #include "io/tun_device.h"
@@ -182,10 +184,69 @@ void check_full(Report& r) {
   else r.ok("ipv6", "disabled in this kernel");
 }
 
+// Whether a path-MTU probe of `size` bytes reaches the server: sent with DF set (and the
+// kernel's own path-MTU guess ignored), twice, an echo naming that size within 300 ms.
+bool probe_arrives(const io::UdpSocket& s, const io::Endpoint& to, std::size_t size, const crypto::Key32& mac1) {
+  std::vector<std::uint8_t> pkt(size);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::uint32_t id = 0;
+    crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&id), sizeof id});
+    dp::make_probe(pkt, id, mac1);
+    if (!s.send_to(pkt.data(), pkt.size(), to)) return false;  // EMSGSIZE: beyond the interface's MTU
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+    for (int i = 0; i < 100 && std::chrono::steady_clock::now() < until; ++i) {
+      pollfd pfd{s.fd(), POLLIN, 0};
+      if (poll(&pfd, 1, 30) <= 0) continue;
+      std::uint8_t buf[64];
+      const ssize_t n = recv(s.fd(), buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) continue;
+      const auto len = dp::open_probe_echo({buf, static_cast<std::size_t>(n)}, id, mac1);
+      if (len && *len == size) return true;
+    }
+  }
+  return false;
+}
+
+// The largest UDP payload that reaches the server through the uplink (binary search
+// with padded probes), against what a full tunnel packet needs.
+void check_path_mtu(Report& r, const std::string& what, const std::string& up, const io::Endpoint& to,
+                    const crypto::PublicKey& server, int tunnel_mtu) {
+  const bool v6 = to.family() == AF_INET6;
+  const int headers = v6 ? 48 : 28;  // IP and UDP
+  const std::uint8_t any6[16] = {};
+  io::UdpSocket s = io::UdpSocket::bind(v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), up);
+  const int probe = v6 ? IPV6_PMTUDISC_PROBE : IP_PMTUDISC_PROBE;
+  setsockopt(s.fd(), v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER, &probe, sizeof probe);
+  const crypto::Key32 mac1 = dp::HandshakeMacKeys::for_server(server).mac1;
+  std::size_t lo = dp::kInitLen;  // an initiation got through
+  if (!probe_arrives(s, to, lo, mac1)) {
+    r.warn(what + " via " + up, "path MTU: the server does not echo probes",
+           "a server of an older version, or one under load: try again later");
+    return;
+  }
+  const int link = read_int("/sys/class/net/" + up + "/mtu", 1500);
+  std::size_t hi = std::min<std::size_t>(dp::kProbeMaxLen, static_cast<std::size_t>(std::max(link - headers, 0)));
+  if (hi > lo && probe_arrives(s, to, hi, mac1)) lo = hi;
+  for (int i = 0; i < 16 && hi > lo + 1; ++i) {  // lo arrives, hi does not
+    const std::size_t mid = lo + (hi - lo) / 2;
+    (probe_arrives(s, to, mid, mac1) ? lo : hi) = mid;
+  }
+  const int payload = static_cast<int>(lo), need = tunnel_mtu + static_cast<int>(dp::kDataOverhead);
+  const std::string found = "path MTU " + std::to_string(payload + headers) + " (UDP payloads of " +
+                            std::to_string(payload) + " bytes arrive)";
+  if (payload >= need)
+    r.ok(what + " via " + up, found + ": carries tunnel MTU " + std::to_string(tunnel_mtu));
+  else
+    r.warn(what + " via " + up, found + ": tunnel MTU " + std::to_string(tunnel_mtu) + " needs " +
+                                     std::to_string(need) + ", so full-size tunnel packets are lost on the way",
+           "--mtu " + std::to_string(payload - static_cast<int>(dp::kDataOverhead)) + " (on client and server)");
+}
+
 // Sends an initiation through the uplink to each of the AuthKey's addresses and waits for
 // the answer. It asks for tunnel address 0.0.0.0, which no server grants: a server that
 // holds the key answers "address refused", one that does not "handshake failed".
-void check_connectivity(Report& r, const std::string& authkey, const std::vector<std::string>& uplinks) {
+void check_connectivity(Report& r, const std::string& authkey, const std::vector<std::string>& uplinks,
+                        int tunnel_mtu) {
   crypto::AuthKey key;
   std::string err;
   if (!crypto::decode_authkey(authkey, key, err)) {
@@ -244,6 +305,7 @@ void check_connectivity(Report& r, const std::string& authkey, const std::vector
                  "get the current AuthKey from the server");
         } else {
           r.ok(what + " via " + up, std::string("answers in ") + t + "; the key is right");
+          check_path_mtu(r, what, up, to, key.server_key, tunnel_mtu);
         }
       } catch (const std::exception& e) {
         r.fail(what + " via " + up, e.what(), "run as root; check the interface");
@@ -267,7 +329,7 @@ int run_diagnose(const DiagnoseOptions& o) {
   if (o.full) check_full(r);
   if (o.connectivity) {
     if (o.authkey.empty()) r.fail("connectivity", "--connectivity needs the server's AuthKey", "triglav diagnose --connectivity tg1_...");
-    else check_connectivity(r, o.authkey, ups);
+    else check_connectivity(r, o.authkey, ups, o.mtu);
   }
   std::printf("%s\n", r.failures() == 0 ? "no problems found" : (std::to_string(r.failures()) + " problem(s) found").c_str());
   return r.failures() == 0 ? 0 : 1;

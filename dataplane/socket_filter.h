@@ -10,8 +10,9 @@
 namespace triglav::dp {
 
 // Accepts: a header of version 1 and type 1-8 with room for a tag (transport packets),
-// or whole initiations (type 7, aux 1, a multiple of kInitLen bytes: GRO may coalesce). Drops everything else,
-// Error packets and handshake responses included (only clients take those).
+// whole initiations (type 7, aux 1, a multiple of kInitLen bytes: GRO may coalesce), or
+// path-MTU probes (type 7, aux 4, any length). Drops everything else, Error packets and
+// handshake responses included (only clients take those).
 std::vector<sock_filter> server_socket_filter();
 
 }  // namespace triglav::dp

@@ -51,6 +51,54 @@ bool initiation_mac1_ok(std::span<const std::uint8_t> pkt, const std::array<std:
   return crypto::mac_equal(m1.data(), pkt.data() + mac1_at);
 }
 
+void make_probe(std::span<std::uint8_t> out, std::uint32_t id, const std::array<std::uint8_t, 32>& mac1_key) noexcept {
+  if (out.size() < kProbeMinLen || out.size() > kProbeMaxLen) return;
+  Header h;
+  h.type = PacketType::Handshake;
+  h.aux = kHandshakeProbe;
+  h.counter = id;
+  encode_header(h, out.data());
+  const std::size_t mac_at = out.size() - crypto::kMacLen;
+  std::memset(out.data() + kHeaderLen, 0, mac_at - kHeaderLen);
+  const crypto::Mac m = crypto::keyed_mac(mac1_key, out.first(mac_at));
+  std::memcpy(out.data() + mac_at, m.data(), m.size());
+}
+
+bool probe_ok(std::span<const std::uint8_t> pkt, const std::array<std::uint8_t, 32>& mac1_key) noexcept {
+  Header h;
+  if (pkt.size() < kProbeMinLen || pkt.size() > kProbeMaxLen || decode_header(pkt, h) != HeaderError::Ok ||
+      h.type != PacketType::Handshake || h.aux != kHandshakeProbe)
+    return false;
+  const std::size_t mac_at = pkt.size() - crypto::kMacLen;
+  const crypto::Mac m = crypto::keyed_mac(mac1_key, pkt.first(mac_at));
+  return crypto::mac_equal(m.data(), pkt.data() + mac_at);
+}
+
+std::array<std::uint8_t, kProbeEchoLen> probe_echo(std::uint32_t id, std::uint32_t len,
+                                                   const std::array<std::uint8_t, 32>& mac1_key) noexcept {
+  std::array<std::uint8_t, kProbeEchoLen> out{};
+  Header h;
+  h.type = PacketType::Handshake;
+  h.aux = kHandshakeProbeEcho;
+  h.receiver = id;
+  h.counter = len;
+  encode_header(h, out.data());
+  const crypto::Mac m = crypto::keyed_mac(mac1_key, std::span<const std::uint8_t>(out.data(), kHeaderLen));
+  std::memcpy(out.data() + kHeaderLen, m.data(), m.size());
+  return out;
+}
+
+std::optional<std::uint32_t> open_probe_echo(std::span<const std::uint8_t> pkt, std::uint32_t id,
+                                             const std::array<std::uint8_t, 32>& mac1_key) noexcept {
+  Header h;
+  if (pkt.size() != kProbeEchoLen || decode_header(pkt, h) != HeaderError::Ok || h.type != PacketType::Handshake ||
+      h.aux != kHandshakeProbeEcho || h.receiver != id)
+    return std::nullopt;
+  const crypto::Mac m = crypto::keyed_mac(mac1_key, pkt.first(kHeaderLen));
+  if (!crypto::mac_equal(m.data(), pkt.data() + kHeaderLen)) return std::nullopt;
+  return static_cast<std::uint32_t>(h.counter);
+}
+
 void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept {
   out[0] = p.version;
   out[1] = p.uplink;

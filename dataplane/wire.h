@@ -18,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace triglav::dp {
@@ -102,6 +103,15 @@ inline constexpr std::uint8_t kHandshakeCookie = 3;
 inline constexpr std::size_t kCookieReplyLen = kHeaderLen + 24 + 16 + 16;
 inline constexpr std::size_t kResponseLen = kHeaderLen + kNoiseOverhead + kResponsePayloadLen;
 inline constexpr std::size_t kErrorLen = kHeaderLen;
+// Path-MTU probes (`triglav diagnose`): a probe (aux 4) is padded to the size being
+// tried (kProbeMinLen to kProbeMaxLen) and ends with a MAC under the mac1 key over all
+// before it; the server answers a valid one with an echo (aux 5) naming the length that
+// arrived, MACed the same way and always smaller than the probe.
+inline constexpr std::uint8_t kHandshakeProbe = 4;
+inline constexpr std::uint8_t kHandshakeProbeEcho = 5;
+inline constexpr std::size_t kProbeMinLen = kHeaderLen + 32;
+inline constexpr std::size_t kProbeMaxLen = 9216;  // jumbo frames; beyond that no path matters
+inline constexpr std::size_t kProbeEchoLen = kHeaderLen + 16;
 
 struct InitPayload {
   std::uint8_t version = kProtocolVersion;
@@ -160,6 +170,15 @@ void stamp_initiation(std::span<std::uint8_t, kInitLen> init, const std::array<s
 // anything else, so initiations from whoever lacks the AuthKey cost no DH.
 [[nodiscard]] bool initiation_mac1_ok(std::span<const std::uint8_t> pkt,
                                       const std::array<std::uint8_t, 32>& mac1_key) noexcept;
+
+// Path-MTU probes: `out` (kProbeMinLen to kProbeMaxLen bytes) becomes probe `id`.
+void make_probe(std::span<std::uint8_t> out, std::uint32_t id, const std::array<std::uint8_t, 32>& mac1_key) noexcept;
+[[nodiscard]] bool probe_ok(std::span<const std::uint8_t> pkt, const std::array<std::uint8_t, 32>& mac1_key) noexcept;
+std::array<std::uint8_t, kProbeEchoLen> probe_echo(std::uint32_t id, std::uint32_t len,
+                                                   const std::array<std::uint8_t, 32>& mac1_key) noexcept;
+// The length an echo of probe `id` reports; nullopt if it is not one.
+std::optional<std::uint32_t> open_probe_echo(std::span<const std::uint8_t> pkt, std::uint32_t id,
+                                             const std::array<std::uint8_t, 32>& mac1_key) noexcept;
 
 void encode_init_payload(const InitPayload& p, std::uint8_t out[kInitPayloadLen]) noexcept;
 [[nodiscard]] bool decode_init_payload(std::span<const std::uint8_t> in, InitPayload& out) noexcept;

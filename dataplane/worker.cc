@@ -535,6 +535,10 @@ class Worker::Loop {
   // reply from here or nothing.
   bool guard_initiation(unsigned uplink, const Header& h, const std::uint8_t* pkt, std::size_t len,
                         const io::Endpoint& from) noexcept {
+    if (h.type == PacketType::Handshake && h.aux == kHandshakeProbe) {
+      echo_probe(uplink, h, pkt, len, from);
+      return false;
+    }
     if (h.type != PacketType::Handshake || h.aux != kHandshakeInit) {
       c_.add(Counter::DropUnexpected);  // responses, cookie replies and errors are for clients
       return false;
@@ -566,6 +570,30 @@ class Worker::Loop {
       case HandshakeGuard::Verdict::RateLimited: c_.add(Counter::DropHandshakeRate); return false;
     }
     return false;
+  }
+
+  // A path-MTU probe (`triglav diagnose`): answered from here with a 32-byte echo when its
+  // MAC shows the AuthKey. At most kProbesPerSecond a second per worker are looked at
+  // (before the MAC, so junk probes cost nothing beyond that), none under load.
+  void echo_probe(unsigned uplink, const Header& h, const std::uint8_t* pkt, std::size_t len,
+                  const io::Endpoint& from) noexcept {
+    if (now_ - probe_window_ns_ >= 1'000'000'000) {
+      probe_window_ns_ = now_;
+      probes_seen_ = 0;
+    }
+    if (guard_->under_load() || ++probes_seen_ > kProbesPerSecond) {
+      c_.add(Counter::DropHandshakeRate);
+      return;
+    }
+    if (!probe_ok({pkt, len}, cfg_.handshake_keys->mac1)) {
+      c_.add(Counter::DropHandshakeMac);
+      return;
+    }
+    const auto echo = probe_echo(static_cast<std::uint32_t>(h.counter), static_cast<std::uint32_t>(len),
+                                 cfg_.handshake_keys->mac1);
+    if (::sendto(fds_[uplink], echo.data(), echo.size(), MSG_DONTWAIT, from.sa(), from.len) !=
+        static_cast<ssize_t>(echo.size()))
+      c_.add(Counter::UdpSendErrors);
   }
 
   bool hand_to_control(ControlMessage::Kind kind, unsigned uplink, std::uint32_t index,
@@ -951,6 +979,9 @@ class Worker::Loop {
   UplinkMask unreleased_ = 0;  // uplinks let go of, not yet reported (the queue was full)
   unsigned gen_next_ = 0, gen_stream_ = 0;
   static constexpr unsigned kBadMacPerSecond = 10;
+  static constexpr unsigned kProbesPerSecond = 200;
+  std::int64_t probe_window_ns_ = 0;
+  unsigned probes_seen_ = 0;
   std::optional<HandshakeGuard> guard_;  // server only
   std::int64_t bad_mac_window_ns_ = 0;
   unsigned bad_mac_passed_ = 0;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <vector>
 
 #include <cstring>
@@ -159,6 +160,43 @@ std::vector<std::uint8_t> ipv4_packet(std::size_t total, std::size_t buffer) {
   p[2] = static_cast<std::uint8_t>(total >> 8);
   p[3] = static_cast<std::uint8_t>(total);
   return p;
+}
+
+TEST(Probe, AnyLengthInRangeCarriesAMacOverAllOfIt) {
+  std::array<std::uint8_t, 32> key{}, other{};
+  key[0] = 7;
+  other[0] = 8;
+  for (std::size_t n : {kProbeMinLen, std::size_t{1400}, std::size_t{1473}, kProbeMaxLen}) {
+    std::vector<std::uint8_t> p(n);
+    make_probe(p, 0x01020304, key);
+    Header h;
+    ASSERT_EQ(decode_header(p, h), HeaderError::Ok);
+    EXPECT_EQ(h.type, PacketType::Handshake);
+    EXPECT_EQ(h.aux, kHandshakeProbe);
+    EXPECT_EQ(h.counter, 0x01020304u);
+    EXPECT_TRUE(probe_ok(p, key)) << n;
+    EXPECT_FALSE(probe_ok(p, other)) << n;
+    p[n / 2] ^= 1;  // the padding is covered too
+    EXPECT_FALSE(probe_ok(p, key)) << n;
+  }
+  std::vector<std::uint8_t> big(kProbeMaxLen + 1);
+  make_probe(big, 1, key);  // refused: left as it was
+  EXPECT_FALSE(probe_ok(big, key));
+  std::vector<std::uint8_t> init(kInitLen);
+  EXPECT_FALSE(probe_ok(init, key));  // zeros: not a probe
+}
+
+TEST(Probe, EchoNamesTheLengthAndIsSmallerThanAnyProbe) {
+  static_assert(kProbeEchoLen < kProbeMinLen, "an echo never amplifies");
+  std::array<std::uint8_t, 32> key{};
+  key[5] = 1;
+  auto e = probe_echo(42, 1472, key);
+  EXPECT_EQ(open_probe_echo(e, 42, key), 1472u);
+  EXPECT_EQ(open_probe_echo(e, 43, key), std::nullopt);  // another probe's
+  std::array<std::uint8_t, 32> other{};
+  EXPECT_EQ(open_probe_echo(e, 42, other), std::nullopt);
+  e[8] ^= 1;  // a forged length
+  EXPECT_EQ(open_probe_echo(e, 42, key), std::nullopt);
 }
 
 TEST(InnerPacket, Ipv4AndIpv6Lengths) {

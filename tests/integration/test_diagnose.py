@@ -2,7 +2,8 @@
 """triglav diagnose names what is wrong: strict rp_filter on an uplink (a warning), no
 /dev/net/tun and an unknown interface (failures, exit 1); with --connectivity it tells a
 server that answers with the right key from one that holds another key and from one that
-does not answer at all.
+does not answer at all, and it finds the path MTU to the server with padded probes (a
+hop that silently drops big packets is named, with the --mtu that fits).
 
 usage: test_diagnose.py /path/to/triglav; root; exit 0/1/77
 """
@@ -25,7 +26,7 @@ def diagnose(lab, ns, *args, wrap=()):
 
 def body(lab, checks):
     ns_s, ns_c = lab.netns("s"), lab.netns("c")
-    _, c_if, ip_s, _ = lab.veth(ns_s, ns_c, subnet=91)
+    s_if, c_if, ip_s, _ = lab.veth(ns_s, ns_c, subnet=91)
     run(tglib.ns_cmd(ns_c, ["sysctl", "-qw", f"net.ipv4.conf.{c_if}.rp_filter=1"]))
     r = diagnose(lab, ns_c, "-i", c_if)
     check(r.returncode == 0 and re.search(rf"^ok\s+tun\s", r.stdout, re.M) and
@@ -45,6 +46,20 @@ def body(lab, checks):
     r = diagnose(lab, ns_c, "-i", c_if, "--connectivity", authkey)
     check(r.returncode == 0 and re.search(rf"^ok\s+server {re.escape(ip_s)}:7443 via {c_if}\s+answers in [\d.]+ ms; "
                                           r"the key is right", r.stdout, re.M), f"good key:\n{r.stdout}")
+    check(re.search(rf"^ok\s+server {re.escape(ip_s)}:7443 via {c_if}\s+path MTU 1500 \(UDP payloads of 1472 bytes "
+                    r"arrive\): carries tunnel MTU 1420$", r.stdout, re.M), f"path MTU over a 1500-byte link:\n{r.stdout}")
+    # The server's end of the link now takes only 1300-byte packets (and a few bytes of
+    # slack): bigger ones vanish on the way, with no ICMP to say so.
+    run(["ip", "-n", ns_s, "link", "set", s_if, "mtu", "1300"])
+    r = diagnose(lab, ns_c, "-i", c_if, "--connectivity", authkey)
+    m = re.search(rf"^warn\s+server {re.escape(ip_s)}:7443 via {c_if}\s+path MTU (\d+) \(UDP payloads of (\d+) bytes "
+                  r"arrive\): tunnel MTU 1420 needs 1456, so full-size tunnel packets are lost on the way\n"
+                  r"\s+fix: --mtu (\d+) ", r.stdout, re.M)
+    check(r.returncode == 0 and m and 1300 <= int(m.group(1)) <= 1304 and int(m.group(3)) == int(m.group(2)) - 36,
+          f"path MTU behind a 1300-byte hop:\n{r.stdout}")
+    run(["ip", "-n", ns_s, "link", "set", s_if, "mtu", "1500"])
+    checks.append(f"path MTU: 1500 over the plain link; {m.group(1)} behind the server's 1300-byte end, with the "
+                  f"fix --mtu {m.group(3)}")
     other = run([lab.binary, "keygen", "--output", os.path.join(lab.tmp, "other.key"), "--address",
                  f"{ip_s}:7443"]).stdout.strip()
     r = diagnose(lab, ns_c, "-i", c_if, "--connectivity", other)
