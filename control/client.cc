@@ -78,6 +78,7 @@ struct Uplink {
   io::Endpoint relay, server;
   Clock::time_point unanswered_since{};
   unsigned tcp_tries = 0;
+  int retries = 0;  // handshakes without an answer since the last session, answer or link event
 };
 
 class Client {
@@ -475,7 +476,10 @@ class Client {
   void on_link(int ifindex, bool up) {
     for (Uplink& u : active_uplinks()) {
       if (u.ifindex != ifindex) continue;
-      if (up && !u.session) u.next_try = Clock::now();  // back: handshake without waiting
+      if (up && !u.session) {  // back: handshake without waiting, at the normal pace
+        u.next_try = Clock::now();
+        u.retries = 0;
+      }
       if (u.session && prober_.on_link(u.session.get(), up)) {
         log_health();
         publish();
@@ -514,7 +518,7 @@ class Client {
     u.hs.emplace(opt_.key.server_key, p, opt_.client_key ? &*opt_.client_key : nullptr,
                  cookie ? &*u.cookie : nullptr);
     u.hs_sent = now;
-    u.next_try = now + std::chrono::milliseconds(opt_.retry_delay_ms);
+    u.next_try = now + retry_wait(u);
     const io::Endpoint& to = u.tcp ? u.relay : opt_.endpoints[u.attempt++ % opt_.endpoints.size()];
     if (!rt_.uplink(u.id).send_to(u.hs->initiation().data(), u.hs->initiation().size(), to)) {
       // Typically no route to this address through this uplink: try the next one soon.
@@ -523,6 +527,21 @@ class Client {
       u.next_try = now + std::chrono::milliseconds(50);
     }
   }
+
+  // retry_delay between handshakes. An uplink without a session whose last max_retries
+  // handshakes went unanswered waits twice as long each time after, up to kMaxRetryWait
+  // (max_retries 0: never slows down); an answer or its interface coming up starts over.
+  std::chrono::milliseconds retry_wait(Uplink& u) {
+    const std::chrono::milliseconds base(opt_.retry_delay_ms);
+    if (u.session) return base;  // a rekey: the session carries on meanwhile
+    if (opt_.max_retries <= 0 || ++u.retries <= opt_.max_retries) return base;
+    if (u.retries == opt_.max_retries + 1)
+      spdlog::warn("uplink {} ({}): no answer to {} handshakes in a row; trying less often, up to every {} s",
+                   u.id, u.name, opt_.max_retries, kMaxRetryWait.count() / 1000);
+    const int doublings = std::min(u.retries - opt_.max_retries, 16);
+    return std::min(std::chrono::milliseconds(base.count() << doublings), kMaxRetryWait);
+  }
+  static constexpr std::chrono::milliseconds kMaxRetryWait{30'000};
 
   // tcp_fallback: an uplink whose UDP handshakes went unanswered for tcp_fallback_after
   // tries TCP to the server's port; one whose TCP connection fails, or that is not
@@ -650,6 +669,7 @@ class Client {
     u.name = name;
     u.ifindex = static_cast<int>(if_nametoindex(name.c_str()));
     u.attempt = 0;
+    u.retries = 0;
     u.hs.reset();
     u.logged = dp::HealthState::Down;
     u.next_try = Clock::now();
@@ -762,6 +782,7 @@ class Client {
     u.behind_nat = nat;
     u.hs.reset();
     u.attempt = 0;
+    u.retries = 0;
     u.unanswered_since = {};
     u.established = Clock::now();
     u.next_try = u.established;
@@ -796,6 +817,7 @@ class Client {
     }
     u.next_try = Clock::now();
     u.unanswered_since = {};
+    u.retries = 0;
     publish();
   }
 

@@ -32,6 +32,7 @@ struct ClientOptions {
   dp::SchedulerConfig sched;
   int max_uplinks = 16;           // at most dp::kMaxUplinks
   int retry_delay_ms = 1000;      // between handshake attempts of an uplink
+  int max_retries = 0;            // unanswered ones in a row before it backs off; 0: never
   bool tcp_fallback = false;      // an uplink whose UDP handshakes go unanswered tries TCP
   int tcp_fallback_after_ms = 3000;  // ... after this long
   std::optional<crypto::ClientKey> client_key;  // for servers that authorise clients (NKpsk2)

@@ -297,6 +297,7 @@ std::vector<Section> sections(Role role) {
   if (role == Role::Client) {
     mp.push_back({"max_uplinks", int_key(&Settings::max_uplinks, 1, static_cast<std::int64_t>(dp::kMaxUplinks))});
     mp.push_back({"retry_delay", duration_key(&Settings::retry_delay_s, 0.05, 600)});
+    mp.push_back({"max_retries", int_key(&Settings::max_retries, 0, 1'000'000)});
   }
   out.push_back({"multipath", std::move(mp)});
   std::vector<Key> sched = {
@@ -534,6 +535,9 @@ std::string default_config(Role role) {
     o += "# Uplinks at most (auto_discover stops adding beyond it).\nmax_uplinks = " +
          std::to_string(d.max_uplinks) + "\n";
     o += "# Wait between handshake attempts of an uplink.\nretry_delay = " + secs(d.retry_delay_s) + "\n";
+    o += "# An uplink whose last max_retries handshakes went unanswered waits twice as long\n"
+         "# before each next one, up to 30 s, until it gets an answer or its interface comes\n"
+         "# back up. 0: keep trying every retry_delay.\nmax_retries = " + std::to_string(d.max_retries) + "\n";
   }
   o += "# Probe an idle uplink this often (every 50 ms while one fails); probes are the\n"
        "# keepalives.\nprobe_interval = " + secs(d.probe_interval_s) + "\n";

@@ -71,6 +71,7 @@ struct Settings {
   // [multipath]
   int max_uplinks = 16;
   double retry_delay_s = 1;
+  int max_retries = 0;  // client: handshakes at retry_delay before an uplink slows down; 0: never
   double probe_interval_s = 1;
   double busy_probe_interval_s = 0.25;
   // [multipath.scheduler]

@@ -313,6 +313,7 @@ void client_common(const Args& a, ctl::ClientOptions& o) {
   o.probe = probe_config(a);
   o.max_uplinks = a.max_uplinks;
   o.retry_delay_ms = static_cast<int>(a.retry_delay_s * 1000);
+  o.max_retries = a.max_retries;
   if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
   o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
   o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
@@ -542,6 +543,12 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
                 "an uplink whose UDP handshakes go unanswered tries TCP to the server's port (its --tcp-fallback)");
   tun->add_option("--tcp-fallback-after", a.tcp_fallback_after_s, "seconds of unanswered UDP before an uplink tries TCP")
       ->capture_default_str()->check(CLI::Range(0.1, 600.0));
+  tun->add_option("--retry-delay", a.retry_delay_s, "seconds between handshake attempts of an uplink")
+      ->capture_default_str()->check(CLI::Range(0.05, 600.0));
+  tun->add_option("--max-retries", a.max_retries,
+                  "unanswered handshakes in a row after which an uplink waits twice as long each time (up to 30 s); "
+                  "0: never slow down")
+      ->capture_default_str()->check(CLI::Range(0, 1'000'000));
   tun->add_option("--max-uplinks", a.max_uplinks, "uplinks at most")
       ->capture_default_str()->check(CLI::Range(1, static_cast<int>(dp::kMaxUplinks)));
   add_strategy_option(tun, a);

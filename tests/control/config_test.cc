@@ -48,6 +48,9 @@ TEST(Config, DefaultsRoundTrip) {
     EXPECT_EQ(s.prefer_healthy, d.prefer_healthy);
     EXPECT_EQ(s.max_uplinks, d.max_uplinks);
     EXPECT_DOUBLE_EQ(s.retry_delay_s, d.retry_delay_s);
+    EXPECT_EQ(s.max_retries, d.max_retries);
+    EXPECT_EQ(s.tcp_fallback, d.tcp_fallback);
+    EXPECT_DOUBLE_EQ(s.tcp_fallback_after_s, d.tcp_fallback_after_s);
     EXPECT_DOUBLE_EQ(s.handshake_timeout_s, d.handshake_timeout_s);
   }
 }
@@ -59,6 +62,8 @@ auth_key = "tg1_x"
 uplinks = ["eth1", "wwan0"]
 auto_discover = true
 handshake_timeout = "1m"
+tcp_fallback = true
+tcp_fallback_after = "1500ms"
 [tun]
 ipv4_addr = "10.9.0.7"
 ipv4_netmask = "255.255.0.0"
@@ -66,6 +71,7 @@ routes = ["192.168.0.0/16", "10.1.2.3"]
 offload = false
 [multipath]
 retry_delay = "250ms"
+max_retries = 5
 probe_interval = 2
 busy_probe_interval = 0.5
 max_uplinks = 3
@@ -93,6 +99,9 @@ port_range = "40000-40999"
   EXPECT_EQ(s.ipv4, "10.9.0.7/16");
   EXPECT_EQ(s.routes.size(), 2u);
   EXPECT_DOUBLE_EQ(s.retry_delay_s, 0.25);
+  EXPECT_EQ(s.max_retries, 5);
+  EXPECT_TRUE(s.tcp_fallback);
+  EXPECT_DOUBLE_EQ(s.tcp_fallback_after_s, 1.5);
   EXPECT_DOUBLE_EQ(s.probe_interval_s, 2);
   EXPECT_DOUBLE_EQ(s.busy_probe_interval_s, 0.5);
   EXPECT_EQ(s.max_uplinks, 3);
@@ -148,6 +157,9 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
       {"[multipath]\nprobe_interval = \"1us\"\n", Role::Client, "[multipath] probe_interval: expected a duration from 0.05s"},
       {"[multipath]\nmax_uplinks = 17\n", Role::Client, "[multipath] max_uplinks: expected an integer from 1 to 16"},
       {"[multipath]\nmax_uplinks = 2\n", Role::Server, "unknown key 'max_uplinks' in [multipath]"},
+      {"[multipath]\nmax_retries = -1\n", Role::Client, "[multipath] max_retries: expected an integer from 0 to 1000000"},
+      {"[client]\ntcp_fallback_after = \"0s\"\n", Role::Client,
+       "[client] tcp_fallback_after: expected a duration from 0.1s to 600s"},
       {"[multipath.scheduler]\nstrategy = \"fastest\"\n", Role::Client, "strategy: expected one of adaptive"},
       {"[multipath.scheduler]\nweights = [1, -2]\n", Role::Client, "weights: expected an array of positive numbers"},
       {"[multipath.scheduler]\nrtt_weight = 2\n", Role::Client, "rtt_weight: expected a number from 0"},

@@ -26,9 +26,17 @@ def body(lab, checks):
     # Nobody listens on this address: the handshake never completes.
     authkey = run([lab.binary, "keygen", "--output", keyfile, "--address", f"10.201.8.1:{SERVER_PORT}"]).stdout.strip()
     failures = []
+    # Counts the initiations the client sends (to port SERVER_PORT).
+    run(tglib.ns_cmd(ns, ["nft", "-f", "-"]), input_bytes=(
+        "table inet count {\n  chain out {\n    type filter hook output priority filter; policy accept;\n"
+        f"    udp dport {SERVER_PORT} counter\n  }}\n}}\n").encode())
     for sig in (signal.SIGTERM, signal.SIGINT):
         name = signal.Signals(sig).name
-        client, _ = lab.start_client(ns, authkey, "--route", ROUTE, "--handshake-timeout", "30",
+        # SIGINT's client retries every 0.1 s, and after 3 unanswered handshakes less and
+        # less often (--max-retries).
+        backoff = ["--retry-delay", "0.1", "--max-retries", "3"] if sig == signal.SIGINT else []
+        run(tglib.ns_cmd(ns, ["nft", "reset", "counters", "table", "inet", "count"]))
+        client, _ = lab.start_client(ns, authkey, "--route", ROUTE, "--handshake-timeout", "30", *backoff,
                                      label=f"client-{name}", wait=False)
         deadline = time.monotonic() + 5
         while "tg0" not in lab.tg_links(ns) and time.monotonic() < deadline and client.poll() is None:
@@ -37,6 +45,14 @@ def body(lab, checks):
               f"client did not come up\n{client.describe()}")
         time.sleep(1.5)  # at least one retry
         rc, dt = client.stop(sig, timeout=5)
+        out = run(tglib.ns_cmd(ns, ["nft", "list", "table", "inet", "count"])).stdout
+        sent = int(out.split("packets ")[1].split()[0])
+        if backoff:
+            # At 0.1 s for ~2 s that would be ~20; backing off after 3: 3 + 0.2, 0.4, 0.8 s...
+            check("no answer to 3 handshakes in a row; trying less often, up to every 30 s" in client.stderr() and
+                  4 <= sent <= 12, f"--max-retries 3: {sent} initiations sent\n{client.describe()}")
+            checks.append(f"--retry-delay 0.1 --max-retries 3: {sent} initiations in ~2 s, then it slowed down "
+                          "(and said so)")
         linger = lab.wait_gone(ns, f"{name} during the first handshake", prefixes=(ROUTE,))
         checks.append(f"{name} during the first handshake: process gone in {dt:.2f} s, no tg0, no {ROUTE} "
                       f"route ({'at exit' if linger == 0 else f'{linger * 1000:.0f} ms after exit'})")
