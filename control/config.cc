@@ -133,8 +133,10 @@ bool check_endpoint(const std::string& v, std::string& why) {
 
 bool check_prefix(const std::string& v, std::string& why) {
   std::string err;
-  if (io::parse_ipv4_prefix(v, 32, err)) return true;
-  why = "IPv4 prefixes such as \"192.168.0.0/16\" ('" + v + "': " + err + ")";
+  if (v.find(':') != std::string::npos ? io::parse_ipv6_prefix(v, err).has_value()
+                                       : io::parse_ipv4_prefix(v, 32, err).has_value())
+    return true;
+  why = "prefixes such as \"192.168.0.0/16\" or \"fd12:3456::/48\" ('" + v + "': " + err + ")";
   return false;
 }
 

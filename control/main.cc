@@ -108,6 +108,13 @@ io::Ipv4Prefix prefix_or_fail(const std::string& text, int default_len, const ch
   return *p;
 }
 
+io::Ipv6Prefix prefix6_or_fail(const std::string& text, const char* what) {
+  std::string err;
+  auto p = io::parse_ipv6_prefix(text, err);
+  if (!p) fail(std::string(what) + ": " + err);
+  return *p;
+}
+
 dp::SchedulerConfig scheduler_or_fail(const ctl::Settings& a) {
   dp::SchedulerConfig c;
   auto s = dp::parse_strategy(a.strategy);
@@ -258,7 +265,12 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.allow_benchmark = a.allow_benchmark;
   o.ipv6_prefix = a.ipv6_prefix;
   o.tcp_fallback = a.tcp_fallback;
-  for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
+  for (const auto& r : a.routes) {
+    if (r.find(':') != std::string::npos)
+      fail("--route " + r + ": the server routes IPv6 to its clients by their /64 addresses; IPv6 prefixes are "
+           "for clients");
+    o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
+  }
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
   o.nat_outbound = a.nat_outbound;
@@ -337,11 +349,18 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   // else: the server assigns one from its pool (address 0 in the initiation)
   o.tun.offload = a.tun_offload;
   o.user = a.user;
-  for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
+  for (const auto& r : a.routes) {
+    if (r.find(':') != std::string::npos) o.tun.routes6.push_back(prefix6_or_fail(r, "--route"));
+    else o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
+  }
   o.tun.full_tunnel = a.full_tunnel;
-  for (const auto& r : a.exclude) o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
-  if (!o.tun.exclude.empty() && !o.tun.full_tunnel) fail("--exclude only applies with --full-tunnel");
-  if (o.tun.exclude.size() > 30) fail("--exclude: at most 30 prefixes");
+  for (const auto& r : a.exclude) {
+    if (r.find(':') != std::string::npos) o.tun.exclude6.push_back(prefix6_or_fail(r, "--exclude"));
+    else o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
+  }
+  const bool excluded = !o.tun.exclude.empty() || !o.tun.exclude6.empty();
+  if (excluded && !o.tun.full_tunnel) fail("--exclude only applies with --full-tunnel");
+  if (o.tun.exclude.size() > 30 || o.tun.exclude6.size() > 30) fail("--exclude: at most 30 prefixes of each family");
   for (const auto& d : a.dns) {
     if (d.find('/') != std::string::npos) fail("--dns " + d + ": an address, not a prefix");
     o.dns.push_back(prefix_or_fail(d, 32, "--dns"));
@@ -353,7 +372,7 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.tcp_fallback_after_ms = static_cast<int>(a.tcp_fallback_after_s * 1000);
   if (!o.gateway_nat && !o.gateway) fail("--no-gateway-nat only applies with --gateway");
   o.nat = nat_settings(a);
-  if (o.gateway && o.tun.full_tunnel && o.tun.exclude.empty())
+  if (o.gateway && o.tun.full_tunnel && !excluded)
     fail("--gateway with --full-tunnel: give the LAN as --exclude PREFIX, or its answers would go into the tunnel");
   o.reload = std::move(reload);
   o.status = status_config(a, "client");

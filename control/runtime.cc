@@ -213,6 +213,13 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
         throw std::runtime_error("cannot add route " + r.to_string() + " via " + tun.name + ": " + err);
       routes_.push_back(r);
     }
+    if (!tun.routes6.empty()) enable_ipv6(tun.name);  // so that routes can lead there
+    for (const auto& r : tun.routes6) {
+      err = nl_->add_route6(tun_->ifindex(), r);
+      if (!err.empty())
+        throw std::runtime_error("cannot add route " + r.to_string() + " via " + tun.name + ": " + err);
+      routes6_.push_back(r);
+    }
     if (tun.full_tunnel) {
       try {
         route_everything(tun);
@@ -254,6 +261,7 @@ Runtime::~Runtime() {
   stop_workers();
   if (nl_ && tun_) {
     for (const auto& r : routes_) nl_->del_route(tun_->ifindex(), r);
+    for (const auto& r : routes6_) nl_->del_route6(tun_->ifindex(), r);
   }
   remove_policy();
   qsbr_.drain();
@@ -356,6 +364,12 @@ void Runtime::route_everything(const TunSetup& tun) {
     const std::uint32_t net = tun.exclude[i].network_be();
     std::memcpy(ex.dst, &net, 4);
     ex.dst_len = tun.exclude[i].len;
+    rules.push_back(ex);
+  }
+  for (std::size_t i = 0; v6 && i < tun.exclude6.size() && i < 30; ++i) {
+    io::Rule ex = rule(AF_INET6, 10 + static_cast<unsigned>(i), RT_TABLE_MAIN);
+    std::memcpy(ex.dst, tun.exclude6[i].addr.data(), 16);
+    ex.dst_len = tun.exclude6[i].len;
     rules.push_back(ex);
   }
   if (v6) {  // link-local and multicast stay on the links (neighbour discovery)

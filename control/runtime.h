@@ -55,10 +55,12 @@ struct TunSetup {
   std::optional<std::array<std::uint8_t, 16>> address6;
   int mtu = 1420;
   std::vector<io::Ipv4Prefix> routes;
+  std::vector<io::Ipv6Prefix> routes6;  // client: IPv6 prefixes through the tunnel
   // Client: every packet into the tunnel but the uplinks' own and these prefixes
   // (policy routing; the main table is left alone). docs/OPERATIONS.md, "Routing modes".
   bool full_tunnel = false;
   std::vector<io::Ipv4Prefix> exclude;
+  std::vector<io::Ipv6Prefix> exclude6;
   // TCP segmentation and checksums left to us (io::TunDevice, dataplane/offload.h).
   bool offload = true;
   // No TUN at all (triglav benchmark: synthetic traffic only); nothing else above applies.
@@ -171,6 +173,7 @@ class Runtime {
   std::int64_t started_ns_ = 0;
   std::unique_ptr<io::Netlink> nl_;
   std::vector<io::Ipv4Prefix> routes_;
+  std::vector<io::Ipv6Prefix> routes6_;
   std::vector<std::pair<int, unsigned>> rules_;  // (family, priority) we added
   bool tunnel_table_ = false;
   void route_everything(const TunSetup& tun);

@@ -145,29 +145,52 @@ std::uint32_t Ipv4Prefix::mask_be() const noexcept {
 
 std::uint32_t Ipv4Prefix::network_be() const noexcept { return addr_be & mask_be(); }
 
+namespace {
+// "HOST/LEN" or "HOST": the host part, and the length (default_len without one). False
+// with error for a length that is not a number from 0 to max_len.
+bool split_prefix(std::string_view text, int max_len, int default_len, std::string& host, int& len,
+                  std::string& error) {
+  const auto slash = text.find('/');
+  host = std::string(text.substr(0, slash));
+  len = default_len;
+  if (slash == std::string_view::npos) return true;
+  const auto lt = text.substr(slash + 1);
+  auto [ptr, ec] = std::from_chars(lt.data(), lt.data() + lt.size(), len);
+  if (ec == std::errc() && ptr == lt.data() + lt.size() && len >= 0 && len <= max_len) return true;
+  error = std::string("'") + std::string(text) + "' has an invalid prefix length (0-" + std::to_string(max_len) + ")";
+  return false;
+}
+}  // namespace
+
 std::optional<Ipv4Prefix> parse_ipv4_prefix(std::string_view text, int default_len,
                                             std::string& error) {
   Ipv4Prefix p;
-  p.len = default_len;
-  std::string_view host = text;
-  const auto slash = text.find('/');
-  if (slash != std::string_view::npos) {
-    host = text.substr(0, slash);
-    const auto lt = text.substr(slash + 1);
-    int len = -1;
-    auto [ptr, ec] = std::from_chars(lt.data(), lt.data() + lt.size(), len);
-    if (ec != std::errc() || ptr != lt.data() + lt.size() || len < 0 || len > 32) {
-      error = std::string("'") + std::string(text) + "' has an invalid prefix length (0-32)";
-      return std::nullopt;
-    }
-    p.len = len;
-  }
+  std::string host;
+  if (!split_prefix(text, 32, default_len, host, p.len, error)) return std::nullopt;
   in_addr a;
-  if (inet_pton(AF_INET, std::string(host).c_str(), &a) != 1) {
-    error = std::string("'") + std::string(host) + "' is not an IPv4 address";
+  if (inet_pton(AF_INET, host.c_str(), &a) != 1) {
+    error = std::string("'") + host + "' is not an IPv4 address";
     return std::nullopt;
   }
   p.addr_be = a.s_addr;
+  return p;
+}
+
+std::string Ipv6Prefix::to_string() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET6, addr.data(), text, sizeof text);
+  return std::string(text) + "/" + std::to_string(len);
+}
+
+std::optional<Ipv6Prefix> parse_ipv6_prefix(std::string_view text, std::string& error) {
+  Ipv6Prefix p;
+  std::string host;
+  if (!split_prefix(text, 128, 128, host, p.len, error)) return std::nullopt;
+  if (inet_pton(AF_INET6, host.c_str(), p.addr.data()) != 1) {
+    error = std::string("'") + host + "' is not an IPv6 address";
+    return std::nullopt;
+  }
+  for (int bit = p.len; bit < 128; ++bit) p.addr[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
   return p;
 }
 

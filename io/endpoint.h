@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -47,5 +48,14 @@ std::optional<Ipv4Prefix> parse_ipv4_prefix(std::string_view text, int default_l
                                             std::string& error);
 
 std::string ipv4_to_string(std::uint32_t addr_be);
+
+struct Ipv6Prefix {
+  std::array<std::uint8_t, 16> addr{};  // the network (host bits zero)
+  int len = 128;
+  std::string to_string() const;
+};
+
+// "fd12:3456::/48" or an address (a /128). The host bits are cleared. nullopt with error.
+std::optional<Ipv6Prefix> parse_ipv6_prefix(std::string_view text, std::string& error);
 
 }  // namespace triglav::io

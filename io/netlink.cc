@@ -84,18 +84,20 @@ std::string Netlink::add_address6(int ifindex, const std::uint8_t addr[16], int 
 }
 
 namespace {
-nlmsghdr* route_msg(char* buf, int type, int ifindex, const Ipv4Prefix& dst, unsigned table) {
+// dst: the network, 4 or 16 bytes by family (len 0: a default route). ifindex 0: any
+// device (deleting).
+nlmsghdr* route_msg(char* buf, int type, int ifindex, int family, const void* dst, int len, unsigned table) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
   nlh->nlmsg_type = static_cast<std::uint16_t>(type);
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-  rtm->rtm_family = AF_INET;
-  rtm->rtm_dst_len = static_cast<unsigned char>(dst.len);
+  rtm->rtm_family = static_cast<unsigned char>(family);
+  rtm->rtm_dst_len = static_cast<unsigned char>(len);
   rtm->rtm_table = table < 256 ? static_cast<unsigned char>(table) : static_cast<unsigned char>(RT_TABLE_UNSPEC);
   rtm->rtm_protocol = RTPROT_STATIC;
   rtm->rtm_scope = RT_SCOPE_LINK;
   rtm->rtm_type = RTN_UNICAST;
-  if (dst.len > 0) mnl_attr_put_u32(nlh, RTA_DST, dst.network_be());
-  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<std::uint32_t>(ifindex));
+  if (len > 0) mnl_attr_put(nlh, RTA_DST, family == AF_INET6 ? 16 : 4, dst);
+  if (ifindex > 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<std::uint32_t>(ifindex));
   mnl_attr_put_u32(nlh, RTA_TABLE, table);
   return nlh;
 }
@@ -116,14 +118,28 @@ nlmsghdr* rule_msg(char* buf, int type, const std::string& iif, unsigned table, 
 
 std::string Netlink::add_route(int ifindex, const Ipv4Prefix& dst, unsigned table) {
   char buf[kMsgBuf];
-  nlmsghdr* nlh = route_msg(buf, RTM_NEWROUTE, ifindex, dst, table);
+  const std::uint32_t net = dst.network_be();
+  nlmsghdr* nlh = route_msg(buf, RTM_NEWROUTE, ifindex, AF_INET, &net, dst.len, table);
   nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
   return request(nlh);
 }
 
 std::string Netlink::del_route(int ifindex, const Ipv4Prefix& dst, unsigned table) {
   char buf[kMsgBuf];
-  return request(route_msg(buf, RTM_DELROUTE, ifindex, dst, table));
+  const std::uint32_t net = dst.network_be();
+  return request(route_msg(buf, RTM_DELROUTE, ifindex, AF_INET, &net, dst.len, table));
+}
+
+std::string Netlink::add_route6(int ifindex, const Ipv6Prefix& dst, unsigned table) {
+  char buf[kMsgBuf];
+  nlmsghdr* nlh = route_msg(buf, RTM_NEWROUTE, ifindex, AF_INET6, dst.addr.data(), dst.len, table);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  return request(nlh);
+}
+
+std::string Netlink::del_route6(int ifindex, const Ipv6Prefix& dst, unsigned table) {
+  char buf[kMsgBuf];
+  return request(route_msg(buf, RTM_DELROUTE, ifindex, AF_INET6, dst.addr.data(), dst.len, table));
 }
 
 namespace {
@@ -137,18 +153,7 @@ nlmsghdr* rule_header(char* buf, int type, int family, unsigned priority) {
 }
 
 nlmsghdr* default_route_msg(char* buf, int type, int family, int ifindex, unsigned table) {
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = static_cast<std::uint16_t>(type);
-  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-  rtm->rtm_family = static_cast<unsigned char>(family);
-  rtm->rtm_dst_len = 0;
-  rtm->rtm_table = table < 256 ? static_cast<unsigned char>(table) : static_cast<unsigned char>(RT_TABLE_UNSPEC);
-  rtm->rtm_protocol = RTPROT_STATIC;
-  rtm->rtm_scope = RT_SCOPE_LINK;
-  rtm->rtm_type = RTN_UNICAST;
-  if (ifindex > 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<std::uint32_t>(ifindex));
-  mnl_attr_put_u32(nlh, RTA_TABLE, table);
-  return nlh;
+  return route_msg(buf, type, ifindex, family, nullptr, 0, table);
 }
 }  // namespace
 

@@ -41,6 +41,8 @@ class Netlink {
   // Routes through ifindex in `table` (254 = main).
   std::string add_route(int ifindex, const Ipv4Prefix& dst, unsigned table = 254);
   std::string del_route(int ifindex, const Ipv4Prefix& dst, unsigned table = 254);
+  std::string add_route6(int ifindex, const Ipv6Prefix& dst, unsigned table = 254);
+  std::string del_route6(int ifindex, const Ipv6Prefix& dst, unsigned table = 254);
   // Policy rules "from all iif IFNAME lookup TABLE" at a priority (IPv4).
   std::string add_rule_iif(const std::string& iif, unsigned table, unsigned priority);
   std::string del_rule_iif(const std::string& iif, unsigned table, unsigned priority);

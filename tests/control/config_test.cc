@@ -67,7 +67,7 @@ tcp_fallback_after = "1500ms"
 [tun]
 ipv4_addr = "10.9.0.7"
 ipv4_netmask = "255.255.0.0"
-routes = ["192.168.0.0/16", "10.1.2.3"]
+routes = ["192.168.0.0/16", "10.1.2.3", "fd12:3456::/48"]
 offload = false
 [multipath]
 retry_delay = "250ms"
@@ -97,7 +97,7 @@ port_range = "40000-40999"
   EXPECT_TRUE(s.auto_discover);
   EXPECT_DOUBLE_EQ(s.handshake_timeout_s, 60);
   EXPECT_EQ(s.ipv4, "10.9.0.7/16");
-  EXPECT_EQ(s.routes.size(), 2u);
+  EXPECT_EQ(s.routes.size(), 3u);
   EXPECT_DOUBLE_EQ(s.retry_delay_s, 0.25);
   EXPECT_EQ(s.max_retries, 5);
   EXPECT_TRUE(s.tcp_fallback);
@@ -144,7 +144,10 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
       {"[tun]\nmtu = 9000\n", Role::Client, "[tun] mtu: expected an integer from 576 to 1980"},
       {"[tun]\nipv4_addr = \"10.0.0.1/24\"\n", Role::Client, "[tun] ipv4_addr: expected an IPv4 address"},
       {"[tun]\nipv4_netmask = \"255.0.255.0\"\n", Role::Client, "[tun] ipv4_netmask: expected a prefix length"},
-      {"[tun]\nroutes = [\"10.0.0.0/33\"]\n", Role::Client, "[tun] routes: expected IPv4 prefixes"},
+      {"[tun]\nroutes = [\"10.0.0.0/33\"]\n", Role::Client, "[tun] routes: expected prefixes such as"},
+      {"[routing]\nexclude_routes = [\"fd00::/129\"]\n", Role::Client,
+       "[routing] exclude_routes: expected prefixes such as \"192.168.0.0/16\" or \"fd12:3456::/48\" ('fd00::/129': "
+       "'fd00::/129' has an invalid prefix length (0-128))"},
       {"[tun]\nname = \"a-very-long-interface\"\n", Role::Client, "[tun] name: expected an interface name"},
       {"[server]\nlisten = [\"nowhere\"]\n", Role::Server, "[server] listen: expected IP:PORT addresses ('nowhere'"},
       {"[server]\nlisten = \"0.0.0.0:1\"\n", Role::Server, "[server] listen: expected an array of strings"},

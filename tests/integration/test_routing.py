@@ -47,13 +47,15 @@ def ping_via(lab, ns, dst, count=5):
 def body(lab, checks):
     ns_s, ns_c, ns_l = lab.netns("s"), lab.netns("c"), lab.netns("l")
     _, _, ip_s, _ = lab.veth(ns_s, ns_c, subnet=61)
-    _, _, ip_l, _ = lab.veth(ns_l, ns_c, subnet=62)  # the client's LAN
+    _, lan_if, ip_l, _ = lab.veth(ns_l, ns_c, subnet=62)  # the client's LAN
+    run(tglib.ns_cmd(ns_c, ["ip", "addr", "add", "fd7e:62::2/64", "dev", lan_if, "nodad"]))  # and its IPv6
     run(tglib.ns_cmd(ns_s, ["ip", "addr", "add", f"{BEYOND}/32", "dev", "lo"]))
     run(tglib.ns_cmd(ns_c, ["ip", "route", "add", "default", "via", ip_s]))
     before = snapshot(ns_c)
     server, authkey = lab.start_server(ns_s)
 
-    client, _ = lab.start_client(ns_c, authkey, "--full-tunnel", "--exclude", "10.201.62.0/24")
+    client, _ = lab.start_client(ns_c, authkey, "--full-tunnel", "--exclude", "10.201.62.0/24",
+                                 "--exclude", "fd7e:62::/64")
     rx, via, out = ping_via(lab, ns_c, BEYOND)
     check(rx == 5 and via >= 5, f"full tunnel: ping {BEYOND} {rx}/5, {via} packets through tg0\n{out}")
     rx, via, out = ping_via(lab, ns_c, ip_l)
@@ -64,6 +66,14 @@ def body(lab, checks):
     check("29700:" in rules and "not from all fwmark 0x7467 lookup 29799" in rules, f"rules:\n{rules}")
     checks.append(f"--full-tunnel: {BEYOND} (outside every tunnel prefix) answered through tg0, the excluded "
                   f"LAN {ip_l} directly, and the uplink (marked 0x7467) still reaches the server")
+    # IPv6: everything into tg0 but the excluded prefix, which stays with the main table.
+    rules6 = run(tglib.ns_cmd(ns_c, ["ip", "-6", "rule", "show"])).stdout
+    via6 = run(tglib.ns_cmd(ns_c, ["ip", "-6", "route", "get", "2001:db8:77::1"]), check=False).stdout
+    ex6 = run(tglib.ns_cmd(ns_c, ["ip", "-6", "route", "get", "fd7e:62::5"]), check=False)
+    check("to fd7e:62::/64 lookup main" in rules6 and "dev tg0" in via6 and f"dev {lan_if}" in ex6.stdout,
+          f"IPv6 full tunnel: rules\n{rules6}\nroute get 2001:db8:77::1: {via6}\nroute get fd7e:62::5: "
+          f"{ex6.stdout}{ex6.stderr}")
+    checks.append("IPv6 in full tunnel: 2001:db8:77::1 is routed into tg0, the excluded LAN fd7e:62::/64 to the LAN")
 
     check(client.stop(signal.SIGTERM)[0] == 0, "client did not exit 0")
     after = snapshot(ns_c)
@@ -88,7 +98,10 @@ def body(lab, checks):
     checks.append("after SIGKILL the leftover rules fall through harmlessly; the next start removed them and "
                   "its exit left everything as before")
 
-    split, _ = lab.start_client(ns_c, authkey, "--route", f"{BEYOND}/32", label="client-split")
+    split, _ = lab.start_client(ns_c, authkey, "--route", f"{BEYOND}/32", "--route", "fd7e:55::/48",
+                                label="client-split")
+    r6 = run(tglib.ns_cmd(ns_c, ["ip", "-6", "route", "show", "fd7e:55::/48"])).stdout
+    check("dev tg0" in r6, f"split: no IPv6 route fd7e:55::/48 via tg0: {r6!r}")
     rx, via, out = ping_via(lab, ns_c, BEYOND)
     check(rx == 5 and via >= 5, f"split: {BEYOND} {rx}/5, {via} through tg0\n{out}")
     rx, via, out = ping_via(lab, ns_c, ip_s)
@@ -96,7 +109,7 @@ def body(lab, checks):
     check(split.stop(signal.SIGTERM)[0] == 0, "client-split did not exit 0")
     check(snapshot(ns_c) == before, "split tunnel left routes behind")
     check(server.stop(signal.SIGTERM)[0] == 0, "server did not exit 0")
-    checks.append(f"--route {BEYOND}/32: only that prefix through tg0; cleaned up on exit")
+    checks.append(f"--route {BEYOND}/32 --route fd7e:55::/48: only those prefixes through tg0; cleaned up on exit")
 
 
 if __name__ == "__main__":

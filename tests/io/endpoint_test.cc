@@ -50,5 +50,22 @@ TEST(Ipv4Prefix, ParseAndNetwork) {
   }
 }
 
+TEST(Ipv6Prefix, ParseClearsHostBitsAndPrints) {
+  std::string err;
+  auto p = parse_ipv6_prefix("fd12:3456:789a:1:ffff::7/52", err);
+  ASSERT_TRUE(p) << err;
+  EXPECT_EQ(p->len, 52);
+  EXPECT_EQ(p->to_string(), "fd12:3456:789a::/52");  // 0x0001 of the fourth group lies beyond bit 52
+  auto host = parse_ipv6_prefix("2001:db8::1", err);
+  ASSERT_TRUE(host);
+  EXPECT_EQ(host->to_string(), "2001:db8::1/128");
+  EXPECT_EQ(parse_ipv6_prefix("::/0", err)->to_string(), "::/0");
+  EXPECT_FALSE(parse_ipv6_prefix("fd00::/129", err));
+  EXPECT_NE(err.find("invalid prefix length (0-128)"), std::string::npos) << err;
+  EXPECT_FALSE(parse_ipv6_prefix("10.0.0.0/8", err));
+  EXPECT_NE(err.find("is not an IPv6 address"), std::string::npos) << err;
+  EXPECT_FALSE(parse_ipv6_prefix("fd00::/x", err));
+}
+
 }  // namespace
 }  // namespace triglav::io
