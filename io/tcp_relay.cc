@@ -20,6 +20,7 @@ namespace {
 
 constexpr std::size_t kMaxDatagram = 65535;  // what 2 length bytes can say
 constexpr int kBatch = 64;                    // reads per readiness event, then others get a turn
+constexpr std::size_t kInitialIn = 4096;      // a connection's receive buffer until a frame needs more
 constexpr std::uint64_t kTagTcp = 0, kTagUdp = 1, kTagListener = 2, kTagStop = 3;
 
 std::int64_t now_s() {
@@ -112,7 +113,7 @@ struct TcpRelay::Impl {
   Conn& add_conn(std::unique_ptr<Conn> c) {
     c->serial = next_serial++;
     c->created_s = c->last_s = now_s();
-    c->in.resize(2 + kMaxDatagram);
+    c->in.resize(kInitialIn);  // grows to a frame's size when one needs it
     Conn& r = *c;
     conns[r.serial] = std::move(c);
     ++st.open;
@@ -223,7 +224,10 @@ struct TcpRelay::Impl {
           end(c, "a frame of length 0");
           return;
         }
-        if (c.in_len - at < 2 + len) break;
+        if (c.in_len - at < 2 + len) {
+          if (c.in.size() < 2 + len) c.in.resize(2 + len);  // the rest moves to the front below
+          break;
+        }
         send(c.udp, c.in.data() + at + 2, len, MSG_DONTWAIT);  // a full socket drops, as a path would
         ++st.datagrams_from_tcp;
         at += 2 + len;
