@@ -93,8 +93,9 @@ std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen) {
 
 class Server {
  public:
-  Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt, StatusServer& ops, const KernelNat* nat)
-      : opt_(opt), key_(std::move(key)), rt_(rt), ops_(ops), nat_(nat) {
+  Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt, StatusServer& ops, const KernelNat* nat,
+         const io::TcpRelay* relay)
+      : opt_(opt), key_(std::move(key)), rt_(rt), ops_(ops), nat_(nat), relay_(relay) {
     if (!opt_.authorized_clients.empty()) {
       stamp_ = AuthorizedClients::stamp(opt_.authorized_clients);
       authorized_ = AuthorizedClients::load(opt_.authorized_clients);
@@ -191,6 +192,7 @@ class Server {
       st.nat = true;
       st.nat_entries = nat_->active_entries();
     }
+    if (relay_ != nullptr) st.tcp_connections = relay_->stats().open;
     return st;
   }
 
@@ -711,6 +713,7 @@ class Server {
   Runtime& rt_;
   StatusServer& ops_;
   const KernelNat* nat_;  // --nat-outbound, for its entry count
+  const io::TcpRelay* relay_;  // tcp_fallback, for its connection count
   std::uint64_t handshakes_ = 0;
   std::unordered_map<std::uint32_t, std::unique_ptr<dp::Session>> sessions_;
   std::unordered_map<std::uint64_t, Client> clients_;      // by client id
@@ -804,7 +807,7 @@ int run_server(const ServerOptions& opt) {
   std::optional<KernelNat> nat;
   if (opt.nat_outbound) nat.emplace(KernelNat::Kind::Outbound, rt.tun().name(), opt.tun.address, opt.nat, prefix6);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
-  Server server(opt, std::move(kf.key), rt, ops, nat ? &*nat : nullptr);
+  Server server(opt, std::move(kf.key), rt, ops, nat ? &*nat : nullptr, relay ? &*relay : nullptr);
   if (!opt.user.empty()) {
     drop_root(opt.user, {{ops.socket_path(), opt.pid_file}, ""});
     if (!opt.authorized_clients.empty()) {  // read again on changes: it must stay readable

@@ -106,6 +106,7 @@ std::string to_json(const Status& s) {
                       {"cookie_replies", s.cookie_replies},
                       {"handshakes_rate_limited", s.handshakes_rate_limited}};
   if (s.nat) j["nat_entries"] = s.nat_entries ? nlohmann::json(*s.nat_entries) : nlohmann::json(nullptr);
+  if (s.tcp_connections) j["tcp_connections"] = *s.tcp_connections;
   nlohmann::json ups = nlohmann::json::array();
   for (const auto& u : s.uplinks) ups.push_back(uplink_json(u));
   j["uplinks"] = ups;
@@ -144,6 +145,10 @@ std::string to_prometheus(const Status& s) {
   e.family("triglav_nat_active_entries", "gauge",
            "Connections NATed by triglav's nftables rules (--gateway, --nat-outbound); 0 when off.");
   if (!s.nat || s.nat_entries) e.sample("triglav_nat_active_entries", "", static_cast<double>(s.nat_entries.value_or(0)));
+  if (s.tcp_connections) {
+    e.family("triglav_tcp_connections", "gauge", "Open TCP connections of clients that fell back to TCP (tcp_fallback).");
+    e.sample("triglav_tcp_connections", "", static_cast<double>(*s.tcp_connections));
+  }
   if (s.role == "server") {
     e.family("triglav_clients", "gauge", "Clients with at least one uplink session.");
     e.sample("triglav_clients", "", static_cast<double>(s.clients.size()));

@@ -57,6 +57,7 @@ struct Status {
   std::uint64_t handshakes_rate_limited = 0;  // server: dropped by the per-source limit
   bool nat = false;                // --gateway (client) or --nat-outbound (server) is on
   std::optional<std::uint64_t> nat_entries;  // connections it NATs now (empty: unreadable)
+  std::optional<std::uint64_t> tcp_connections;  // server with tcp_fallback: open TCP connections
 };
 
 std::string to_json(const Status& s);

@@ -80,12 +80,14 @@ def body(lab, checks):
     up = status(lab, sock_c)["uplinks"][0]
     check(up["transport"] == "tcp" and up["connected"] and up["peer"] == f"{ip_s}:{SERVER_PORT}",
           f"client status of the uplink: {up}")
-    peers = [u["peer"] for c in status(lab, sock_s)["clients"] for u in c["uplinks"]]
-    check(len(peers) == 1 and peers[0].startswith("127.0.0.1:"), f"server sees peers {peers}")
+    js = status(lab, sock_s)
+    peers = [u["peer"] for c in js["clients"] for u in c["uplinks"]]
+    check(len(peers) == 1 and peers[0].startswith("127.0.0.1:") and js.get("tcp_connections") == 1,
+          f"server sees peers {peers}, tcp_connections {js.get('tcp_connections')}")
     checks.append(f"UDP to port {SERVER_PORT} dropped ({dropped(ns_c)} packets): uplink {if_c} fell back to TCP "
                   f"after 1 s; 10/10 pings, {TOTAL >> 20} MiB TCP intact ({got['sha256'][:12]}..., {got['mbit']:.0f} "
                   "Mbit/s with Python at both ends); status says "
-                  "tcp, the server sees the client from loopback")
+                  "tcp, the server sees the client from loopback and counts 1 TCP connection")
 
     # Garbage on the TCP port: each bad connection is closed, the tunnel carries on.
     for payload in (b"\x00\x00", bytes(random.Random(7).getrandbits(8) for _ in range(4096))):
