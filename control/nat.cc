@@ -46,9 +46,10 @@ std::string prefix6_text(const std::array<std::uint8_t, 8>& p) {
   return std::string(text) + "/64";
 }
 
-// Interfaces that take their IPv6 default route from router advertisements only while
-// the host does not forward (accept_ra 1): switching forwarding on silences them.
-std::vector<std::string> ra_only_when_not_forwarding(const std::string& tun) {
+std::string conf6(const std::string& dev, const char* key) { return "/proc/sys/net/ipv6/conf/" + dev + "/" + key; }
+
+// The interfaces with IPv6 configuration (not all, default or lo).
+std::vector<std::string> ipv6_interfaces() {
   std::vector<std::string> out;
   DIR* d = opendir("/proc/sys/net/ipv6/conf");
   if (d == nullptr) return out;
@@ -56,10 +57,7 @@ std::vector<std::string> ra_only_when_not_forwarding(const std::string& tun) {
     const dirent* e = readdir(d);
     if (e == nullptr) break;
     const std::string name = e->d_name;
-    if (name == "." || name == ".." || name == "all" || name == "default" || name == "lo" || name == tun) continue;
-    const std::string base = "/proc/sys/net/ipv6/conf/" + name;
-    if (read_sysctl((base + "/accept_ra").c_str()) == "1" && read_sysctl((base + "/disable_ipv6").c_str()) == "0")
-      out.push_back(name);
+    if (name != "." && name != ".." && name != "all" && name != "default" && name != "lo") out.push_back(name);
   }
   closedir(d);
   return out;
@@ -148,13 +146,23 @@ KernelNat::KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& pr
   if (nat6) {
     const std::string before = read_sysctl(kForward6);
     if (before != "1") {
-      const auto silenced = ra_only_when_not_forwarding(tun);
-      if (!write_sysctl(kForward6, "1")) undo("cannot enable net.ipv6.conf.all.forwarding");
+      // Switching forwarding on drops the default routes learned from router
+      // advertisements, and ignores further ones, on interfaces with accept_ra 1; with 2
+      // they stay. Each interface's own forwarding value is kept, to be put back too.
+      for (const std::string& dev : ipv6_interfaces()) {
+        forward6_each_.emplace_back(dev, read_sysctl(conf6(dev, "forwarding").c_str()));
+        if (dev != tun && read_sysctl(conf6(dev, "accept_ra").c_str()) == "1" &&
+            write_sysctl(conf6(dev, "accept_ra").c_str(), "2"))
+          ra_kept_.push_back(dev);
+      }
+      if (!write_sysctl(kForward6, "1")) {
+        restore6();
+        undo("cannot enable net.ipv6.conf.all.forwarding");
+      }
       forward6_before_ = before;
-      for (const auto& name : silenced)
-        spdlog::warn("{}: IPv6 forwarding is on, so {} no longer takes router advertisements (accept_ra 1); "
-                     "set net.ipv6.conf.{}.accept_ra=2 if its IPv6 route comes from them",
-                     what_, name, name);
+      for (const auto& dev : ra_kept_)
+        spdlog::info("{}: {} keeps taking router advertisements while IPv6 forwarding is on (accept_ra 2 until exit)",
+                     what_, dev);
     }
   }
   if (kind == Kind::Outbound)
@@ -175,6 +183,15 @@ KernelNat::~KernelNat() {
   if (!write_sysctl(kForward, forward_before_)) spdlog::warn("{}: cannot restore net.ipv4.ip_forward", what_);
   if (!forward6_before_.empty() && !write_sysctl(kForward6, forward6_before_))
     spdlog::warn("{}: cannot restore net.ipv6.conf.all.forwarding", what_);
+  restore6();
+}
+
+// Writing all.forwarding sets every interface's own value: put each back, then accept_ra.
+void KernelNat::restore6() noexcept {
+  for (const auto& [dev, v] : forward6_each_) write_sysctl(conf6(dev, "forwarding").c_str(), v);
+  for (const auto& dev : ra_kept_) write_sysctl(conf6(dev, "accept_ra").c_str(), "1");
+  forward6_each_.clear();
+  ra_kept_.clear();
 }
 
 std::optional<std::uint64_t> KernelNat::active_entries() const {

@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "io/endpoint.h"
 #include "io/nftables.h"
@@ -63,6 +65,9 @@ class KernelNat {
   std::string table_;
   std::string forward_before_;   // net.ipv4.ip_forward as we found it
   std::string forward6_before_;  // net.ipv6.conf.all.forwarding as we found it; empty: untouched
+  std::vector<std::pair<std::string, std::string>> forward6_each_;  // each interface's, as found
+  std::vector<std::string> ra_kept_;  // interfaces whose accept_ra we raised from 1 to 2
+  void restore6() noexcept;
   mutable bool warned_ = false;
 };
 

@@ -29,6 +29,10 @@ def forwarding6(ns):
     return run(tglib.ns_cmd(ns, ["cat", "/proc/sys/net/ipv6/conf/all/forwarding"])).stdout.strip()
 
 
+def accept_ra(ns, dev):
+    return run(tglib.ns_cmd(ns, ["cat", f"/proc/sys/net/ipv6/conf/{dev}/accept_ra"])).stdout.strip()
+
+
 def nat_entries(ns, port):
     r = run(tglib.ns_cmd(ns, ["curl", "-sS", "--max-time", "5", f"http://127.0.0.1:{port}/metrics"]), check=False)
     m = re.search(r"^triglav_nat_active_entries (\S+)$", r.stdout, re.M)
@@ -77,15 +81,19 @@ def body(lab, checks):
         check(rx == 5, f"with --nat-outbound: ping {dst} {rx}/5\n{out}")
     check(forwarding(ns_s) == "1" and forwarding6(ns_s) == "1" and "triglav_tg0" in tables(ns_s),
           f"with --nat-outbound: forwarding {forwarding(ns_s)}/{forwarding6(ns_s)}, tables {tables(ns_s)!r}")
+    check(accept_ra(ns_s, if_s) == "2", f"accept_ra of {if_s} while forwarding: {accept_ra(ns_s, if_s)}")
     n = nat_entries(ns_s, 9091)
     check(n == 2, f"triglav_nat_active_entries {n}, expected 2 (the IPv4 and the IPv6 ping)")
     checks.append(f"--nat-outbound: {BEYOND} and {BEYOND6} answered 5/5 through the server's masquerade; "
                   "triglav_nat_active_entries 2 (one ping of each family)")
     for p in (client, server):
         check(p.stop(signal.SIGTERM)[0] == 0, f"{p.label} did not exit 0")
-    check(forwarding(ns_s) == "0" and forwarding6(ns_s) == "0" and "triglav_tg0" not in tables(ns_s),
-          f"after exit: forwarding {forwarding(ns_s)}/{forwarding6(ns_s)}, tables {tables(ns_s)!r}")
-    checks.append("on exit: IPv4 and IPv6 forwarding back to 0 and the nftables table gone")
+    check(forwarding(ns_s) == "0" and forwarding6(ns_s) == "0" and "triglav_tg0" not in tables(ns_s) and
+          accept_ra(ns_s, if_s) == "1",
+          f"after exit: forwarding {forwarding(ns_s)}/{forwarding6(ns_s)}, accept_ra {accept_ra(ns_s, if_s)}, "
+          f"tables {tables(ns_s)!r}")
+    checks.append("IPv6 forwarding kept router advertisements working (accept_ra 1 -> 2 while running); on exit "
+                  "IPv4 and IPv6 forwarding back to 0, accept_ra back to 1, the nftables table gone")
 
     crashed, authkey = lab.start_server(ns_s, "--nat-outbound", label="server-crash")
     crashed.stop(signal.SIGKILL)
