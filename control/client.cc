@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 #include <stdexcept>
+#include <thread>
 
 #include "control/dns.h"
 #include "control/handshake.h"
@@ -177,8 +178,14 @@ class Client {
     }
     if (bench_ && w_stopped_) bench_->interrupted(*this);
     rt_.stop_workers();
-    for (Uplink& u : active_uplinks())
+    bool over_tcp = false;
+    for (Uplink& u : active_uplinks()) {
       if (u.session) rt_.send_transport(*u.session, dp::PacketType::Close, u.session->peer_copy());
+      over_tcp |= u.tcp && u.session;
+    }
+    // The relay thread frames those Closes onto the TCP connections: a moment for it
+    // before the relay goes (a lost Close only leaves the server to time the session out).
+    if (over_tcp) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     log_counters();
     return 0;
   }
@@ -539,7 +546,7 @@ class Client {
       spdlog::warn("uplink {} ({}): no answer to {} handshakes in a row; trying less often, up to every {} s",
                    u.id, u.name, opt_.max_retries, kMaxRetryWait.count() / 1000);
     const int doublings = std::min(u.retries - opt_.max_retries, 16);
-    return std::min(std::chrono::milliseconds(base.count() << doublings), kMaxRetryWait);
+    return std::max(base, std::min(std::chrono::milliseconds(base.count() << doublings), kMaxRetryWait));
   }
   static constexpr std::chrono::milliseconds kMaxRetryWait{30'000};
 

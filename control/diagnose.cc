@@ -234,12 +234,16 @@ void check_path_mtu(Report& r, const std::string& what, const std::string& up, c
   const int payload = static_cast<int>(lo), need = tunnel_mtu + static_cast<int>(dp::kDataOverhead);
   const std::string found = "path MTU " + std::to_string(payload + headers) + " (UDP payloads of " +
                             std::to_string(payload) + " bytes arrive)";
+  const int fits = payload - static_cast<int>(dp::kDataOverhead);
   if (payload >= need)
     r.ok(what + " via " + up, found + ": carries tunnel MTU " + std::to_string(tunnel_mtu));
+  else if (fits < 576)
+    r.fail(what + " via " + up, found + ": too small for a tunnel (tunnel MTU 576 at least)",
+           "find the hop that drops big packets (tracepath -n to the server)");
   else
     r.warn(what + " via " + up, found + ": tunnel MTU " + std::to_string(tunnel_mtu) + " needs " +
                                      std::to_string(need) + ", so full-size tunnel packets are lost on the way",
-           "--mtu " + std::to_string(payload - static_cast<int>(dp::kDataOverhead)) + " (on client and server)");
+           "--mtu " + std::to_string(fits) + " (on client and server)");
 }
 
 // Sends an initiation through the uplink to each of the AuthKey's addresses and waits for

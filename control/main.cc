@@ -370,6 +370,8 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   o.gateway_nat = a.gateway_nat;
   o.tcp_fallback = a.tcp_fallback;
   o.tcp_fallback_after_ms = static_cast<int>(a.tcp_fallback_after_s * 1000);
+  if (o.tcp_fallback && o.tcp_fallback_after_ms >= o.handshake_timeout_ms)
+    fail("--tcp-fallback-after must be shorter than --handshake-timeout, or TCP is never tried at start");
   if (!o.gateway_nat && !o.gateway) fail("--no-gateway-nat only applies with --gateway");
   o.nat = nat_settings(a);
   if (o.gateway && o.tun.full_tunnel && !excluded)

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <sys/resource.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 
@@ -793,8 +794,17 @@ int run_server(const ServerOptions& opt) {
   std::optional<io::TcpRelay> relay;
   if (opt.tcp_fallback) {
     io::TcpRelay::Limits lim;
-    lim.max_connections = static_cast<unsigned>(std::min<long>(65536, 4L * opt.max_connections));
+    // Two descriptors a connection, within what this process may open (and some to spare).
+    rlimit nofile{};
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    const long fds = nofile.rlim_cur == RLIM_INFINITY ? 1L << 20 : static_cast<long>(nofile.rlim_cur);
+    lim.max_connections =
+        static_cast<unsigned>(std::clamp<long>(std::min<long>(4L * opt.max_connections, (fds - 256) / 2), 16, 65536));
     lim.idle_timeout_s = opt.idle_timeout_s;
+    // Errors answer anyone (a wrong key): only other packets show someone who holds the key.
+    lim.is_answer = [](const std::uint8_t* d, std::size_t n) {
+      return n > 0 && (d[0] & 0x0f) != static_cast<unsigned>(dp::PacketType::Error);
+    };
     relay.emplace(lim);
     for (const auto& group : socks) {
       const io::Endpoint at = group.front().local();

@@ -9,9 +9,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <array>
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -77,8 +79,9 @@ struct TcpRelay::Impl {
     std::vector<std::uint8_t> out;  // frames for TCP not yet taken by the kernel
     std::size_t out_head = 0;
     bool want_out = false;  // EPOLLOUT armed
-    std::int64_t created_s = 0, last_s = 0;
+    std::int64_t created_s = 0, last_s = 0;  // last_s: a datagram relayed either way
     bool answered = false;  // server: the tunnel sent something back
+    std::array<std::uint8_t, 16> source{};  // server: the peer's address (per-source limit)
 
     ~Conn() { close_fds(); }
     void close_fds() {
@@ -99,6 +102,8 @@ struct TcpRelay::Impl {
   std::map<unsigned, std::uint64_t> by_id;  // client links
   std::vector<Listener> listeners;
   std::uint64_t next_serial = 1;
+  std::map<std::array<std::uint8_t, 16>, unsigned> per_source;  // server: open connections by address
+  std::int64_t listen_paused_until = 0;  // server: accept() ran out of descriptors; try again then
   TcpRelayStats st;
   std::thread thread;
   std::vector<std::uint8_t> dgram = std::vector<std::uint8_t>(kMaxDatagram);
@@ -129,6 +134,10 @@ struct TcpRelay::Impl {
     if (c.tcp < 0) return;
     c.close_fds();
     --st.open;
+    if (!c.client) {
+      auto it = per_source.find(c.source);
+      if (it != per_source.end() && --it->second == 0) per_source.erase(it);
+    }
     if (c.client) {
       c.state = State::Failed;
       c.error = why;
@@ -174,7 +183,7 @@ struct TcpRelay::Impl {
       if (n < 0) break;  // EAGAIN, or an ICMP error from the other side: nothing to relay
       if (n == 0) continue;  // a frame cannot say 0 (it means "bad"): nothing to send
       c.last_s = now_s();
-      c.answered = true;
+      if (limits.is_answer == nullptr || limits.is_answer(dgram.data(), static_cast<std::size_t>(n))) c.answered = true;
       if (c.out.size() - c.out_head + 2 + static_cast<std::size_t>(n) > limits.queue_bytes) {
         ++st.dropped_full;
         continue;
@@ -215,7 +224,6 @@ struct TcpRelay::Impl {
         return;
       }
       c.in_len += static_cast<std::size_t>(n);
-      c.last_s = now_s();
       std::size_t at = 0;
       while (c.in_len - at >= 2) {
         const std::size_t len = static_cast<std::size_t>(c.in[at]) << 8 | c.in[at + 1];
@@ -230,20 +238,47 @@ struct TcpRelay::Impl {
         }
         send(c.udp, c.in.data() + at + 2, len, MSG_DONTWAIT);  // a full socket drops, as a path would
         ++st.datagrams_from_tcp;
+        c.last_s = now_s();  // whole datagrams, not trickled bytes, keep a connection alive
         at += 2 + len;
       }
       if (at > 0) {
         std::memmove(c.in.data(), c.in.data() + at, c.in_len - at);
         c.in_len -= at;
       }
+      if (c.in_len == 0 && c.in.size() > kInitialIn) {  // a big frame passed: give the room back
+        c.in.resize(kInitialIn);
+        c.in.shrink_to_fit();
+      }
     }
+  }
+
+  void pause_listeners(bool pause) {
+    for (std::size_t i = 0; i < listeners.size(); ++i)
+      watch(listeners[i].fd, kTagListener, i, pause ? 0u : static_cast<std::uint32_t>(EPOLLIN), EPOLL_CTL_MOD);
   }
 
   void on_listener(const Listener& l) {
     for (int i = 0; i < kBatch; ++i) {
-      const int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;
-      if (st.open >= limits.max_connections) {
+      sockaddr_storage peer{};
+      socklen_t plen = sizeof peer;
+      const int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // The pending connection stays queued and the listener ready: without a pause
+          // the thread would spin. Housekeeping listens again a second later.
+          ++st.accept_errors;
+          pause_listeners(true);
+          listen_paused_until = now_s() + 1;
+        }
+        return;
+      }
+      std::array<std::uint8_t, 16> source{};
+      if (peer.ss_family == AF_INET6)
+        std::memcpy(source.data(), &reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr, 16);
+      else
+        std::memcpy(source.data(), &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, 4);
+      if (st.open >= limits.max_connections || per_source[source] >= limits.per_source) {
+        if (per_source[source] == 0) per_source.erase(source);
         ::close(fd);
         ++st.refused;
         continue;
@@ -260,12 +295,18 @@ struct TcpRelay::Impl {
         continue;  // c closes the TCP connection
       }
       ++st.accepted;
+      c->source = source;
+      ++per_source[source];
       add_conn(std::move(c));
     }
   }
 
   void housekeeping() {
     const std::int64_t now = now_s();
+    if (listen_paused_until != 0 && now >= listen_paused_until) {
+      listen_paused_until = 0;
+      pause_listeners(false);
+    }
     std::vector<Conn*> stale;
     for (auto& [serial, c] : conns) {
       if (c->client || c->tcp < 0) continue;
@@ -316,7 +357,13 @@ TcpRelay::TcpRelay(Limits limits) : impl_(std::make_unique<Impl>()) {
     throw std::runtime_error(e);
   }
   impl_->watch(impl_->stop_fd, kTagStop, 0, EPOLLIN);
-  impl_->thread = std::thread([this] { impl_->run(); });
+  try {
+    impl_->thread = std::thread([this] { impl_->run(); });
+  } catch (const std::system_error& e) {
+    ::close(impl_->ep);
+    ::close(impl_->stop_fd);
+    throw std::runtime_error(std::string("tcp relay: cannot start its thread: ") + e.what());
+  }
 }
 
 TcpRelay::~TcpRelay() {

@@ -24,22 +24,27 @@ namespace triglav::io {
 
 struct TcpRelayStats {
   std::uint64_t accepted = 0;         // server: connections accepted
-  std::uint64_t refused = 0;          // server: connections over the limit, closed at once
+  std::uint64_t refused = 0;          // server: connections over a limit, closed at once
   std::uint64_t open = 0;             // connections open now
   std::uint64_t datagrams_to_tcp = 0; // datagrams framed onto a connection
   std::uint64_t datagrams_from_tcp = 0;
   std::uint64_t dropped_full = 0;     // a connection's send queue was full
   std::uint64_t closed_bad = 0;       // a frame of length 0 (nothing sends one)
   std::uint64_t closed_idle = 0;      // idle, or (server) never answered by the tunnel
+  std::uint64_t accept_errors = 0;    // server: accept() failed (out of file descriptors)
 };
 
 class TcpRelay {
  public:
   struct Limits {
     unsigned max_connections = 1024;  // server: open connections at most
-    int idle_timeout_s = 180;         // server: a connection with no datagram either way
+    int idle_timeout_s = 180;         // server: a connection that relayed no datagram either way
     int unanswered_timeout_s = 10;    // server: a connection the tunnel never answered
     std::size_t queue_bytes = 512 * 1024;  // per connection, waiting for TCP to take it
+    unsigned per_source = 256;            // server: open connections from one address (a NAT) at most
+    // Server: whether a datagram from the tunnel counts as an answer (a connection the
+    // tunnel never answers is closed after unanswered_timeout_s). Null: any datagram.
+    bool (*is_answer)(const std::uint8_t* data, std::size_t len) = nullptr;
   };
   enum class State { None, Connecting, Connected, Failed };
 

@@ -173,6 +173,37 @@ TEST(TcpRelay, ServerClosesAConnectionTheTunnelNeverAnswers) {
   EXPECT_EQ(server.stats().closed_idle, 1u);
 }
 
+TEST(TcpRelay, OnlyWhatIsAnAnswerKeepsAConnection) {
+  Udp server_side, uplink;
+  TcpRelay::Limits lim;
+  lim.unanswered_timeout_s = 1;
+  lim.is_answer = [](const std::uint8_t* d, std::size_t n) { return n > 0 && d[0] != 0x19; };  // not an Error
+  TcpRelay server(lim), client(TcpRelay::Limits{});
+  const Endpoint relay = link_up(server, client, 0, server_side, uplink);
+  uplink.send(pattern(32, 4), relay);
+  Endpoint seen;
+  ASSERT_FALSE(server_side.recv(&seen).empty());
+  server_side.send({0x19, 3, 0, 0}, seen);  // an Error: still unanswered
+  EXPECT_EQ(uplink.recv().size(), 4u);
+  for (int i = 0; i < 500 && client.state(0) != TcpRelay::State::Failed; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(client.state(0), TcpRelay::State::Failed);
+  EXPECT_EQ(server.stats().closed_idle, 1u);
+}
+
+TEST(TcpRelay, OneAddressGetsAtMostPerSourceConnections) {
+  Udp server_side, a, b;
+  TcpRelay::Limits lim;
+  lim.per_source = 1;
+  TcpRelay server(lim), client(TcpRelay::Limits{});
+  Endpoint tcp_at;
+  link_up(server, client, 0, server_side, a, &tcp_at);
+  client.connect(1, tcp_at, "", 0, b.at);  // the same address (loopback) again: closed at once
+  ASSERT_TRUE(wait_state(client, 1, TcpRelay::State::Failed));
+  EXPECT_EQ(server.stats().refused, 1u);
+  EXPECT_EQ(client.state(0), TcpRelay::State::Connected);
+}
+
 TEST(TcpRelay, ListeningOnAPortInUseIsAOneLineError) {
   const Endpoint tcp_at = Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), free_tcp_port());
   Udp target;
