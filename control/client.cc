@@ -597,16 +597,10 @@ class Client {
   io::Endpoint relay_side(const Uplink& u) const {
     const std::uint16_t port = rt_.uplink(u.id).local().port();
     if (u.ifindex == 0) return io::Endpoint::loopback(AF_INET, port);
-    ifaddrs* list = nullptr;
-    if (getifaddrs(&list) != 0) throw std::runtime_error(std::string("getifaddrs: ") + std::strerror(errno));
-    std::optional<io::Endpoint> found;
-    for (ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next)
-      if (i->ifa_addr != nullptr && i->ifa_addr->sa_family == AF_INET &&
-          static_cast<int>(if_nametoindex(i->ifa_name)) == u.ifindex)
-        found = io::Endpoint::from_ipv4(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr, port);
-    freeifaddrs(list);
-    if (!found) throw std::runtime_error(u.name + " has no IPv4 address");
-    return *found;
+    for (const io::Endpoint& a : addresses_of(u.ifindex))
+      if (a.family() == AF_INET)
+        return io::Endpoint::from_ipv4(reinterpret_cast<const sockaddr_in*>(&a.addr)->sin_addr.s_addr, port);
+    throw std::runtime_error(u.name + " has no IPv4 address");
   }
 
   static io::Endpoint v4_mapped(const io::Endpoint& e) {
@@ -731,17 +725,24 @@ class Client {
   bool behind_nat(const Uplink& u, const dp::ResponsePayload& r) const {
     if (r.observed_port == 0) return false;
     if (r.observed_port != rt_.uplink(u.id).local().port()) return true;
+    const auto ours = addresses_of(u.ifindex);
+    return !ours.empty() && std::none_of(ours.begin(), ours.end(),
+                        [&](const io::Endpoint& a) { return address_digest(a) == r.observed_digest; });
+  }
+
+  // The IPv4 and IPv6 addresses of interface `ifindex` (0: of every interface), port 0.
+  static std::vector<io::Endpoint> addresses_of(int ifindex) {
+    std::vector<io::Endpoint> out;
     ifaddrs* list = nullptr;
-    if (getifaddrs(&list) != 0) return false;
-    bool ours = false;
-    for (ifaddrs* i = list; i != nullptr && !ours; i = i->ifa_next) {
+    if (getifaddrs(&list) != 0) return out;
+    for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
       if (i->ifa_addr == nullptr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)) continue;
-      if (u.ifindex != 0 && static_cast<int>(if_nametoindex(i->ifa_name)) != u.ifindex) continue;
+      if (ifindex != 0 && static_cast<int>(if_nametoindex(i->ifa_name)) != ifindex) continue;
       const socklen_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-      ours = address_digest(io::Endpoint::from_sockaddr(i->ifa_addr, len)) == r.observed_digest;
+      out.push_back(io::Endpoint::from_sockaddr(i->ifa_addr, len));
     }
     freeifaddrs(list);
-    return !ours;
+    return out;
   }
 
   // The server's state for us is new (it restarted, or dropped us): our other uplinks'

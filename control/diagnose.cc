@@ -180,7 +180,7 @@ void check_full(Report& r) {
   if (read_int("/proc/sys/net/ipv4/ip_forward", 0) == 1) r.ok("forwarding", "net.ipv4.ip_forward = 1");
   else r.warn("forwarding", "net.ipv4.ip_forward = 0: a server does not route clients beyond itself",
               "sysctl -w net.ipv4.ip_forward=1 (servers that route, gateways)");
-  if (access("/proc/sys/net/ipv6", F_OK) == 0) r.ok("ipv6", "available (full tunnel routes it into the tunnel)");
+  if (io::ipv6_available()) r.ok("ipv6", "available (full tunnel routes it into the tunnel)");
   else r.ok("ipv6", "disabled in this kernel");
 }
 

@@ -2,17 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 #include <vector>
 
 #include "io/conntrack.h"
+#include "io/system.h"
 
 namespace triglav::ctl {
 namespace {
@@ -23,27 +21,14 @@ constexpr const char* kForward6 = "/proc/sys/net/ipv6/conf/all/forwarding";
 // at most (the kernel's own default); flows that keep going get udp_timeout.
 constexpr int kUnrepliedMaxS = 30;
 
-bool ipv6_available() { return access("/proc/sys/net/ipv6", F_OK) == 0; }
-
-std::string read_sysctl(const char* path) {
-  std::ifstream f(path);
-  std::string v;
-  std::getline(f, v);
-  return v.empty() ? "0" : v;
-}
-
-bool write_sysctl(const char* path, const std::string& v) {
-  std::ofstream f(path);
-  f << v << "\n";
-  return static_cast<bool>(f);
-}
+using io::read_sysctl;
+using io::write_sysctl;
 
 std::string prefix6_text(const std::array<std::uint8_t, 8>& p) {
-  std::array<std::uint8_t, 16> a{};
-  std::memcpy(a.data(), p.data(), 8);
-  char text[INET6_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET6, a.data(), text, sizeof text);
-  return std::string(text) + "/64";
+  io::Ipv6Prefix net;
+  std::memcpy(net.addr.data(), p.data(), p.size());
+  net.len = 64;
+  return net.to_string();
 }
 
 std::string conf6(const std::string& dev, const char* key) { return "/proc/sys/net/ipv6/conf/" + dev + "/" + key; }
@@ -133,7 +118,7 @@ KernelNat::KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& pr
       nat_(kind != Kind::Routed),
       table_("triglav_" + tun),
       forward_before_(read_sysctl(kForward)) {
-  const bool v6 = ipv6_available();
+  const bool v6 = io::ipv6_available();
   const bool nat6 = kind == Kind::Outbound && prefix6 && v6;
   const std::string err = nft_.run(ruleset(kind, table_, tun, prefix, s, nat6 ? prefix6 : std::nullopt, v6));
   if (!err.empty()) throw std::runtime_error(std::string(what_) + ": nftables: " + err);
@@ -150,9 +135,9 @@ KernelNat::KernelNat(Kind kind, const std::string& tun, const io::Ipv4Prefix& pr
       // advertisements, and ignores further ones, on interfaces with accept_ra 1; with 2
       // they stay. Each interface's own forwarding value is kept, to be put back too.
       for (const std::string& dev : ipv6_interfaces()) {
-        forward6_each_.emplace_back(dev, read_sysctl(conf6(dev, "forwarding").c_str()));
-        if (dev != tun && read_sysctl(conf6(dev, "accept_ra").c_str()) == "1" &&
-            write_sysctl(conf6(dev, "accept_ra").c_str(), "2"))
+        forward6_each_.emplace_back(dev, read_sysctl(conf6(dev, "forwarding")));
+        if (dev != tun && read_sysctl(conf6(dev, "accept_ra")) == "1" &&
+            write_sysctl(conf6(dev, "accept_ra"), "2"))
           ra_kept_.push_back(dev);
       }
       if (!write_sysctl(kForward6, "1")) {
@@ -188,8 +173,8 @@ KernelNat::~KernelNat() {
 
 // Writing all.forwarding sets every interface's own value: put each back, then accept_ra.
 void KernelNat::restore6() noexcept {
-  for (const auto& [dev, v] : forward6_each_) write_sysctl(conf6(dev, "forwarding").c_str(), v);
-  for (const auto& dev : ra_kept_) write_sysctl(conf6(dev, "accept_ra").c_str(), "1");
+  for (const auto& [dev, v] : forward6_each_) write_sysctl(conf6(dev, "forwarding"), v);
+  for (const auto& dev : ra_kept_) write_sysctl(conf6(dev, "accept_ra"), "1");
   forward6_each_.clear();
   ra_kept_.clear();
 }

@@ -30,6 +30,7 @@
 #include "io/privileges.h"
 #include "triglav_version.h"
 #include "io/ring.h"
+#include "io/system.h"
 #include "io/tun_device.h"
 
 namespace triglav::ctl {
@@ -132,10 +133,7 @@ unsigned worker_count(unsigned requested) {
 namespace {
 // net.ipv6.conf.IFACE.KEY, best effort (IPv6 may be off altogether).
 void ipv6_conf(const std::string& iface, const char* key, const char* value) {
-  if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + iface + "/" + key).c_str(), "w")) {
-    std::fputs(value, f);
-    std::fclose(f);
-  }
+  io::write_sysctl("/proc/sys/net/ipv6/conf/" + iface + "/" + key, value);
 }
 
 // IPv6 on the TUN, without a link-local address: it has no neighbours, and without one
@@ -313,7 +311,6 @@ Status Runtime::status_header(const char* role, const std::string& address, dp::
 }
 
 namespace {
-bool ipv6_available() { return access("/proc/sys/net/ipv6", F_OK) == 0; }
 
 io::Rule rule(int family, unsigned prio, unsigned table) {
   io::Rule r;
@@ -334,7 +331,7 @@ void Runtime::route_everything(const TunSetup& tun) {
   for (int fam : {AF_INET, AF_INET6})
     for (int i = 0; i < 8 && nl_->del_default_route(fam, 0, kTunnelTable).empty(); ++i) {
     }
-  const bool v6 = ipv6_available();
+  const bool v6 = io::ipv6_available();
   if (v6) enable_ipv6(tun.name);  // so that its default route can lead there (and nowhere else)
   tunnel_table_ = true;
   auto fail = [&](const std::string& what, const std::string& err) {
@@ -396,7 +393,7 @@ void Runtime::remove_policy() noexcept {
   rules_.clear();
   if (tunnel_table_ && tun_) {
     nl_->del_default_route(AF_INET, tun_->ifindex(), kTunnelTable);
-    if (ipv6_available()) nl_->del_default_route(AF_INET6, tun_->ifindex(), kTunnelTable);
+    if (io::ipv6_available()) nl_->del_default_route(AF_INET6, tun_->ifindex(), kTunnelTable);
   }
   tunnel_table_ = false;
 }
@@ -405,7 +402,7 @@ std::string Runtime::tun_name() const { return tun_ ? tun_->name() : std::string
 
 std::string Runtime::set_address6(const std::array<std::uint8_t, 16>& addr) {
   if (!tun_) return {};
-  if (!ipv6_available()) return "IPv6 is off on this machine";
+  if (!io::ipv6_available()) return "IPv6 is off on this machine";
   enable_ipv6(tun_->name());
   return nl_->add_address6(tun_->ifindex(), addr.data(), 64);
 }

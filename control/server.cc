@@ -113,11 +113,10 @@ class Server {
     for (const auto& e : opt_.listen) listening += (listening.empty() ? "" : ", ") + e.to_string();
     std::string v6 = "; no IPv6";
     if (v6_) {
-      std::array<std::uint8_t, 16> a{};
-      std::memcpy(a.data(), v6_->data(), 8);
-      char text[INET6_ADDRSTRLEN] = {};
-      inet_ntop(AF_INET6, a.data(), text, sizeof text);
-      v6 = std::string(", IPv6 ") + text + "/64";
+      io::Ipv6Prefix net;
+      std::memcpy(net.addr.data(), v6_->data(), v6_->size());
+      net.len = 64;
+      v6 = ", IPv6 " + net.to_string();
     }
     spdlog::info("server listening on {}, tunnel {} {}{}", listening, rt_.tun().name(), opt_.tun.address.to_string(), v6);
     if (authorized_)

@@ -6,6 +6,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <fstream>
+
 namespace triglav::io {
 
 namespace {
@@ -27,6 +29,21 @@ bool has_net_admin() noexcept {
   __user_cap_data_struct data[2]{};
   if (syscall(SYS_capget, &hdr, data) != 0) return geteuid() == 0;
   return (data[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32))) != 0;
+}
+
+bool ipv6_available() noexcept { return access("/proc/sys/net/ipv6", F_OK) == 0; }
+
+std::string read_sysctl(const std::string& path) {
+  std::ifstream f(path);
+  std::string v;
+  std::getline(f, v);
+  return v.empty() ? "0" : v;
+}
+
+bool write_sysctl(const std::string& path, const std::string& value) {
+  std::ofstream f(path);
+  f << value << "\n";
+  return static_cast<bool>(f);
 }
 
 }  // namespace triglav::io

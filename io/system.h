@@ -1,6 +1,8 @@
 // Start-up checks of the process's environment.
 #pragma once
 
+#include <string>
+
 namespace triglav::io {
 
 // True if the effective capability set holds CAP_NET_ADMIN (root normally does).
@@ -9,5 +11,12 @@ bool has_net_admin() noexcept;
 // Whether the kernel takes UDP_SEGMENT (UDP GSO, Linux 4.18) and UDP_GRO (Linux 5.0).
 bool udp_gso_supported() noexcept;
 bool udp_gro_supported() noexcept;
+
+// Whether this kernel has IPv6 at all (/proc/sys/net/ipv6).
+bool ipv6_available() noexcept;
+// A /proc/sys value's first line ("0" when unreadable or empty), and writing one (false
+// when it cannot be written).
+std::string read_sysctl(const std::string& path);
+bool write_sysctl(const std::string& path, const std::string& value);
 
 }  // namespace triglav::io
