@@ -168,21 +168,11 @@ const char* cipher_name(Cipher c) noexcept {
   return c == Cipher::Aes256Gcm ? "AES-256-GCM" : "ChaCha20-Poly1305";
 }
 
-bool aes256gcm_available() noexcept { return crypto_aead_aes256gcm_is_available() != 0; }
-
-struct alignas(16) TransportKey::AesState {
-  crypto_aead_aes256gcm_state s;
-};
-
-void TransportKey::AesDeleter::operator()(AesState* s) const noexcept {
-  sodium_memzero(s, sizeof *s);
-  delete s;
-}
+bool aes256gcm_available() noexcept { return AesGcm256::supported(); }
 
 TransportKey::TransportKey(SecretKey key, Cipher c) noexcept : key_(std::move(key)), cipher_(c) {
   if (c != Cipher::Aes256Gcm) return;
-  aes_.reset(new AesState);
-  crypto_aead_aes256gcm_beforenm(&aes_->s, key_.data());
+  aes_ = std::make_unique<AesGcm256>(key_.data());
 }
 
 TransportKey::TransportKey(TransportKey&& o) noexcept
@@ -204,18 +194,15 @@ void TransportKey::seal(std::uint64_t counter, std::span<const std::uint8_t> ad,
   if (!aes_) return seal_in_place(key_, counter, ad, buf, len);
   std::uint8_t nonce[kNonceLen];
   make_nonce(nonce, counter);
-  crypto_aead_aes256gcm_encrypt_detached_afternm(buf, buf + len, nullptr, buf, len, ad.data(), ad.size(), nullptr,
-                                                 nonce, &aes_->s);
+  aes_->seal(nonce, ad, buf, len);
 }
 
 bool TransportKey::open(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
                         std::size_t len) const noexcept {
   if (!aes_) return open_in_place(key_, counter, ad, buf, len);
-  if (len < kTagLen) return false;
   std::uint8_t nonce[kNonceLen];
   make_nonce(nonce, counter);
-  return crypto_aead_aes256gcm_decrypt_detached_afternm(buf, nullptr, buf, len - kTagLen, buf + len - kTagLen,
-                                                        ad.data(), ad.size(), nonce, &aes_->s) == 0;
+  return aes_->open(nonce, ad, buf, len);
 }
 
 double aes256gcm_ns() noexcept {

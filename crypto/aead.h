@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 
+#include "crypto/aes_gcm.h"
 #include "crypto/key.h"
 
 namespace triglav::crypto {
@@ -60,14 +61,14 @@ AeadBackend fastest_aead_backend(double* sodium_ns = nullptr, double* openssl_ns
 // handshake itself always uses ChaCha20-Poly1305.
 enum class Cipher : std::uint8_t { ChaCha20Poly1305 = 0, Aes256Gcm = 1 };
 const char* cipher_name(Cipher c) noexcept;
-// AES-256-GCM needs the CPU's AES and carry-less multiply instructions (libsodium's).
+// AES-256-GCM needs the CPU's AES and carry-less multiply instructions (crypto/aes_gcm.h).
 bool aes256gcm_available() noexcept;
 // Times AES-256-GCM on 1420-byte packets like fastest_aead_backend (nanoseconds per
 // packet; a huge number when it is not available).
 double aes256gcm_ns() noexcept;
 
 // A session's key in one direction: the cipher, the key and, for AES-256-GCM, its
-// expanded schedule (computed once; all of it wiped when dropped). Const use from any
+// round keys and powers of H (computed once; all of it wiped when dropped). Const use from any
 // number of threads at once. Same nonce layout for both ciphers.
 class TransportKey {
  public:
@@ -84,13 +85,9 @@ class TransportKey {
                           std::size_t len) const noexcept;
 
  private:
-  struct AesState;  // libsodium's crypto_aead_aes256gcm_state, aligned
-  struct AesDeleter {
-    void operator()(AesState* s) const noexcept;
-  };
   SecretKey key_;
   Cipher cipher_ = Cipher::ChaCha20Poly1305;
-  std::unique_ptr<AesState, AesDeleter> aes_;
+  std::unique_ptr<AesGcm256> aes_;
 };
 
 }  // namespace triglav::crypto
