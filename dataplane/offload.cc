@@ -1,6 +1,7 @@
 #include "dataplane/offload.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace triglav::dp {
@@ -65,18 +66,39 @@ void store_vnet_hdr(std::uint8_t* p, const VnetHdr& h) noexcept {
 }
 
 std::uint16_t csum_add(std::uint16_t sum, const std::uint8_t* p, std::size_t n) noexcept {
-  // 32-bit big-endian words into a 64-bit accumulator: no carry is lost below 2^32 words.
-  std::uint64_t acc = sum;
-  for (; n >= 16; p += 16, n -= 16) acc += std::uint64_t{be32(p)} + be32(p + 4) + be32(p + 8) + be32(p + 12);
-  for (; n >= 4; p += 4, n -= 4) acc += be32(p);
-  if (n >= 2) {
-    acc += be16(p);
-    p += 2;
-    n -= 2;
+  // A ones' complement sum does not depend on byte order (RFC 1071): add the data as
+  // native 64-bit words, count the carries out, fold to 16 bits, and put the result in
+  // network order at the end (on little-endian hosts; big-endian ones need no swap).
+  constexpr bool kLittle = std::endian::native == std::endian::little;
+  auto swap16 = [](std::uint64_t v) { return static_cast<std::uint16_t>(kLittle ? (v >> 8 | v << 8) : v); };
+  std::uint64_t acc = swap16(sum), carries = 0;
+  auto add = [&](std::uint64_t w) {
+    acc += w;
+    carries += acc < w;
+  };
+  for (; n >= 32; p += 32, n -= 32) {
+    std::uint64_t w[4];
+    std::memcpy(w, p, sizeof w);
+    add(w[0]);
+    add(w[1]);
+    add(w[2]);
+    add(w[3]);
   }
-  if (n == 1) acc += std::uint64_t{p[0]} << 8;
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-  return static_cast<std::uint16_t>(acc);
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    add(w);
+  }
+  if (n > 0) {  // an odd last byte is the high half of its 16-bit word, padded with zero
+    std::uint8_t tail[8] = {};
+    std::memcpy(tail, p, n);
+    std::uint64_t w;
+    std::memcpy(&w, tail, 8);
+    add(w);
+  }
+  std::uint64_t folded = (acc & 0xffffffffu) + (acc >> 32) + carries;
+  while (folded >> 16) folded = (folded & 0xffff) + (folded >> 16);
+  return swap16(folded);
 }
 
 std::uint16_t ipv4_header_checksum(const std::uint8_t* ip, std::size_t ihl) noexcept {
