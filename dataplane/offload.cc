@@ -156,7 +156,8 @@ TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t l
   return TunPacket::Split;
 }
 
-std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned i, std::uint8_t* dst) noexcept {
+std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned i, std::uint8_t* dst,
+                          Checksum sum) noexcept {
   const std::size_t off = std::size_t{i} * plan.mss;
   const std::size_t seg = std::min(plan.mss, plan.payload - off);
   const std::size_t len = plan.hdr_len + seg;
@@ -172,7 +173,8 @@ std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned
   }
   if (plan.udp) {
     put_be16(dst + plan.ip_len + 4, static_cast<std::uint16_t>(len - plan.ip_len));
-    put_be16(dst + plan.ip_len + 6, l4_checksum(dst, plan.ip_len, len, kProtoUdp));
+    put_be16(dst + plan.ip_len + 6, sum == Checksum::Partial ? pseudo_sum(dst, len - plan.ip_len, kProtoUdp)
+                                                             : l4_checksum(dst, plan.ip_len, len, kProtoUdp));
     return len;
   }
   std::uint8_t* tcp = dst + plan.ip_len;
@@ -180,8 +182,52 @@ std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned
   const bool last = i + 1 == plan.segments;
   if (!last) tcp[13] &= static_cast<std::uint8_t>(~(kTcpFin | kTcpPsh));
   if (i != 0) tcp[13] &= static_cast<std::uint8_t>(~kTcpCwr);
-  put_be16(tcp + 16, l4_checksum(dst, plan.ip_len, len, kProtoTcp));
+  put_be16(tcp + 16, sum == Checksum::Partial ? pseudo_sum(dst, len - plan.ip_len, kProtoTcp)
+                                              : l4_checksum(dst, plan.ip_len, len, kProtoTcp));
   return len;
+}
+
+namespace {
+
+// Where a TCP or UDP header starts, and where its checksum field is in it.
+bool locate_l4(const std::uint8_t* pkt, std::size_t len, std::size_t& start, std::size_t& field,
+               std::uint8_t& proto) noexcept {
+  if (len < 20) return false;
+  if ((pkt[0] >> 4) == 4) {
+    start = std::size_t{pkt[0] & 0x0fu} * 4;
+    proto = pkt[9];
+    if (start < 20 || (be16(pkt + 6) & 0x3fff) != 0) return false;  // fragments carry no whole L4 header
+  } else if ((pkt[0] >> 4) == 6) {
+    start = 40;
+    proto = pkt[6];
+  } else {
+    return false;
+  }
+  if (proto != kProtoTcp && proto != kProtoUdp) return false;
+  field = proto == kProtoTcp ? 16 : 6;
+  return start + field + 2 <= len && start + (proto == kProtoTcp ? 20u : 8u) <= len;
+}
+
+}  // namespace
+
+bool partial_checksum_hdr(const std::uint8_t* pkt, std::size_t len, VnetHdr& h) noexcept {
+  std::size_t start = 0, field = 0;
+  std::uint8_t proto = 0;
+  if (!locate_l4(pkt, len, start, field, proto)) return false;
+  h = VnetHdr{};
+  h.flags = kVnetNeedsCsum;
+  h.csum_start = static_cast<std::uint16_t>(start);
+  h.csum_offset = static_cast<std::uint16_t>(field);
+  return true;
+}
+
+void complete_partial_checksum(std::uint8_t* pkt, std::size_t len) noexcept {
+  std::size_t start = 0, field = 0;
+  std::uint8_t proto = 0;
+  if (!locate_l4(pkt, len, start, field, proto)) return;
+  // The field holds the pseudo header's sum: summing from the L4 header on, field
+  // included, gives the checksum.
+  put_be16(pkt + start + field, finish_checksum(csum_add(0, pkt + start, len - start), proto));
 }
 
 }  // namespace triglav::dp
@@ -220,7 +266,7 @@ bool checksums_ok(const std::uint8_t* p, std::size_t ip_len, std::size_t len) no
 
 }  // namespace
 
-bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept {
+bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len, bool partial) noexcept {
   r = GroRun{};
   if (len < 40) return false;
   const unsigned ver = pkt[0] >> 4;
@@ -237,8 +283,9 @@ bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept {
   const std::size_t tcp_len = static_cast<std::size_t>(pkt[r.ip_len + 12] >> 4) * 4;
   const std::uint8_t flags = pkt[r.ip_len + 13];
   if (tcp_len < 20 || r.ip_len + tcp_len >= len || (flags & ~kTcpPsh) != kTcpAck) return false;
-  if (!checksums_ok(pkt, r.ip_len, len)) return false;
+  if (!partial && !checksums_ok(pkt, r.ip_len, len)) return false;
   r.first = pkt;
+  r.first_partial = partial;
   r.first_len = len;
   r.hdr_len = r.ip_len + tcp_len;
   r.mss = len - r.hdr_len;
@@ -249,14 +296,14 @@ bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept {
   return true;
 }
 
-bool gro_append(GroRun& r, const std::uint8_t* pkt, std::size_t len) noexcept {
+bool gro_append(GroRun& r, const std::uint8_t* pkt, std::size_t len, bool partial) noexcept {
   if (r.n == 0 || r.closed || r.n >= kMaxGroSegments || len <= r.hdr_len) return false;
   const std::size_t seg = len - r.hdr_len;
   if (seg > r.mss || r.hdr_len + r.payload + seg > 65535) return false;
   if (r.v6 ? be16(pkt + 4) + 40u != len : be16(pkt + 2) != len) return false;
   if (!same_flow(r, pkt, len) || be32(pkt + r.ip_len + 4) != r.next_seq) return false;
   const std::uint8_t flags = pkt[r.ip_len + 13];
-  if ((flags & ~kTcpPsh) != kTcpAck || !checksums_ok(pkt, r.ip_len, len)) return false;
+  if ((flags & ~kTcpPsh) != kTcpAck || (!partial && !checksums_ok(pkt, r.ip_len, len))) return false;
   r.payload += seg;
   r.next_seq += static_cast<std::uint32_t>(seg);
   ++r.n;

@@ -65,7 +65,18 @@ TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t l
 // has room for plan.hdr_len + plan.mss bytes, with IP length, IPv4 id and checksum, and
 // TCP sequence number, flags (FIN and PSH on the last segment only, CWR on the first
 // only) and checksum, or UDP length and checksum, adjusted. Returns the segment's length.
-std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned i, std::uint8_t* dst) noexcept;
+// With Checksum::Partial the TCP/UDP checksum field gets only the pseudo header's sum
+// (what NEEDS_CSUM means), for a receiver that hands the segment to its kernel so.
+enum class Checksum : std::uint8_t { Full, Partial };
+std::size_t write_segment(const GsoPlan& plan, const std::uint8_t* pkt, unsigned i, std::uint8_t* dst,
+                          Checksum sum = Checksum::Full) noexcept;
+
+// For a TCP or UDP packet whose checksum field holds only the pseudo header's sum: the
+// NEEDS_CSUM header to write it behind. False when the packet is neither (or its IP
+// header does not add up), and then there is no checksum to complete.
+bool partial_checksum_hdr(const std::uint8_t* pkt, std::size_t len, VnetHdr& h) noexcept;
+// The same packet completed in place, for a TUN without offloads.
+void complete_partial_checksum(std::uint8_t* pkt, std::size_t len) noexcept;
 
 // Userspace GRO: a run of received TCP segments of one flow, in order, that one TUN
 // write can carry as a super-packet: the first segment's headers (rewritten by
@@ -80,18 +91,22 @@ struct GroRun {
   std::uint32_t next_seq = 0;
   unsigned n = 0;
   bool v6 = false;
-  bool closed = false;  // a shorter or PSH segment ended it
+  bool closed = false;         // a shorter or PSH segment ended it
+  bool first_partial = false;  // the first segment's checksum is partial (written alone: NEEDS_CSUM)
 };
 inline constexpr unsigned kMaxGroSegments = 64;
 
 // Starts a run with a segment; false when it cannot be joined with others (not TCP, IP
 // options or fragments, flags other than ACK and PSH, no payload, a checksum that does
-// not verify): write it alone.
-bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len) noexcept;
+// not verify): write it alone. A partial segment (its checksum field holds the pseudo
+// header's sum, kDataChecksumPartial) has no checksum to verify: its bytes are as its
+// sender's kernel made them, which the AEAD vouches for.
+bool gro_start(GroRun& r, std::uint8_t* pkt, std::size_t len, bool partial = false) noexcept;
 // Appends the next received segment; false (run unchanged) when it does not continue the
 // flow exactly: other addresses, ports, ack, window, options, TTL or TOS, a sequence
-// gap, other flags, a longer payload, a checksum that does not verify, or no room.
-bool gro_append(GroRun& r, const std::uint8_t* pkt, std::size_t len) noexcept;
+// gap, other flags, a longer payload, a checksum that does not verify (unless partial),
+// or no room.
+bool gro_append(GroRun& r, const std::uint8_t* pkt, std::size_t len, bool partial = false) noexcept;
 // For a run of two or more: rewrites the first segment's IP length (and IPv4 header
 // checksum), PSH (when the last segment had it) and TCP checksum field (the pseudo
 // header's sum, which the kernel completes: NEEDS_CSUM) and returns the

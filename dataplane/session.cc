@@ -71,9 +71,10 @@ std::size_t write_generated(std::uint8_t* p, std::size_t room, const Generator& 
 }
 
 std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
-                           std::size_t body) noexcept {
+                           std::size_t body, std::uint8_t aux) noexcept {
   Header h;
   h.type = type;
+  h.aux = aux;
   h.flags = flag::kEncrypted;
   h.uplink = s.uplink;
   h.receiver = s.remote_index;

@@ -4,7 +4,8 @@
 //   0      version (high nibble, 1) | type (low nibble)
 //   1      flags
 //   2      uplink id of the sender's path
-//   3      aux: handshake message number, error code; 0 for transport packets
+//   3      aux: handshake message number, error code; Data: kDataChecksumPartial or 0;
+//          0 for other transport packets
 //   4..7   receiver index (chosen by the receiver during the handshake)
 //   8..15  transport packets: 64-bit counter (AEAD nonce; top 8 bits = sender id)
 //          handshake packets: sender index (4 bytes) + 4 reserved zero bytes
@@ -83,6 +84,12 @@ void encode_header(const Header& h, std::uint8_t out[kHeaderLen]) noexcept;
 constexpr bool is_transport(PacketType t) noexcept {
   return t != PacketType::Handshake && t != PacketType::Error;
 }
+
+// Data aux bit: the inner TCP or UDP packet's checksum field holds only its pseudo
+// header's sum (the sender cut it from a TUN super-packet and left the rest to the
+// receiving kernel, which completes it or, for local delivery, has no need to: the
+// AEAD already vouches for every byte).
+inline constexpr std::uint8_t kDataChecksumPartial = 0x01;
 
 // Handshake messages (aux = message number) and their Noise payloads.
 inline constexpr std::uint8_t kHandshakeInit = 1;

@@ -468,7 +468,7 @@ class Worker::Loop {
     c_.add(Counter::RxPackets);
     c_.add(Counter::RxBytes, inner_len);
     if (g->sink) return false;  // a benchmark session: counted, and that is all
-    deliver(bid, inner, inner_len);
+    deliver(bid, inner, inner_len, (h.aux & kDataChecksumPartial) != 0);
     return true;
   }
 
@@ -476,21 +476,34 @@ class Worker::Loop {
   // front) for the TUN. With offloads, consecutive segments of one TCP flow join a run
   // that goes out as one super-packet (userspace GRO, dataplane/offload.h) when the next
   // packet does not continue it, or the buffer ends; anything else is written alone, in
-  // order.
-  void deliver(std::uint16_t bid, std::uint8_t* inner, std::size_t len) noexcept {
-    if (!cfg_.tun_vnet_hdr) return write_tun(bid, inner, len);
-    if (run_.n > 0 && gro_append(run_, inner, len)) {
+  // order. A partial packet (its checksum left to the kernel by the sender,
+  // kDataChecksumPartial) goes behind a NEEDS_CSUM header, or is completed here for a
+  // TUN without offloads.
+  void deliver(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept {
+    if (!cfg_.tun_vnet_hdr) {
+      if (partial) complete_partial_checksum(inner, len);
+      return write_tun(bid, inner, len);
+    }
+    if (run_.n > 0 && gro_append(run_, inner, len, partial)) {
       GroWrite& w = gro_writes_[run_slot_];
       w.iov[run_.n - 1] = {inner + run_.hdr_len, len - run_.hdr_len};
       return;
     }
     flush_run(bid);
-    if (!free_gro_.empty() && gro_start(run_, inner, len)) {
+    if (!free_gro_.empty() && gro_start(run_, inner, len, partial)) {
       run_slot_ = free_gro_.back();
       free_gro_.pop_back();
       return;
     }
-    std::memset(inner - kVnetHdrLen, 0, kVnetHdrLen);  // plain: an all-zero header over the spent one
+    write_alone(bid, inner, len, partial);
+  }
+
+  // One packet behind its own virtio_net_hdr, written over the spent bytes in front of
+  // it: all zero, or NEEDS_CSUM for a partial TCP/UDP checksum.
+  void write_alone(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept {
+    VnetHdr h;
+    if (partial && partial_checksum_hdr(inner, len, h)) store_vnet_hdr(inner - kVnetHdrLen, h);
+    else std::memset(inner - kVnetHdrLen, 0, kVnetHdrLen);
     write_tun(bid, inner - kVnetHdrLen, len + kVnetHdrLen);
   }
 
@@ -510,10 +523,10 @@ class Worker::Loop {
     std::uint8_t* first = run_.first;
     const std::size_t first_len = run_.first_len;
     if (run_.n == 1) {
+      const bool partial = run_.first_partial;
       free_gro_.push_back(run_slot_);
       run_ = GroRun{};
-      std::memset(first - kVnetHdrLen, 0, kVnetHdrLen);
-      return write_tun(bid, first - kVnetHdrLen, first_len + kVnetHdrLen);
+      return write_alone(bid, first, first_len, partial);
     }
     store_vnet_hdr(first - kVnetHdrLen, gro_finish(run_));
     GroWrite& w = gro_writes_[run_slot_];
@@ -759,9 +772,14 @@ class Worker::Loop {
       free_.pop_back();
       std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
       std::size_t seg_len = p.len;
-      if (p.kind == TunPacket::Split) seg_len = write_segment(p.plan, pkt, p.next, buf + kPayloadOffset);
-      else std::memcpy(buf + kPayloadOffset, pkt, p.len);
-      send_data(*r, slot, buf, seg_len);
+      // Segments go with the checksum partial: the receiver's kernel completes it, or
+      // needs none (the AEAD covers every byte on the way).
+      if (p.kind == TunPacket::Split) {
+        seg_len = write_segment(p.plan, pkt, p.next, buf + kPayloadOffset, Checksum::Partial);
+      } else {
+        std::memcpy(buf + kPayloadOffset, pkt, p.len);
+      }
+      send_data(*r, slot, buf, seg_len, p.kind == TunPacket::Split ? kDataChecksumPartial : 0);
     }
     p.active = false;
     return true;
@@ -770,7 +788,8 @@ class Worker::Loop {
   // Schedules one inner packet (in slot, at kPayloadOffset) onto the client's uplinks:
   // the flow keeps its uplink while usable; redundant sends a copy on each. All copies
   // carry the same sequence number and each is sealed under its own uplink's keys.
-  void send_data(const GroupRoute& r, std::uint16_t slot, std::uint8_t* buf, std::size_t n) noexcept {
+  void send_data(const GroupRoute& r, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
+                 std::uint8_t aux = 0) noexcept {
     GroupWorkerState& gw = r.group->workers[cfg_.id];
     if (gw.views_version != r.version) {
       gw.sched.set_config(r.sched);
@@ -797,7 +816,7 @@ class Worker::Loop {
         std::memcpy(tx_mem_.data() + std::size_t{next} * cfg_.max_packet + kHeaderLen, b + kHeaderLen,
                     kSeqLen + n);
       }
-      if (!emit(s, to, PacketType::Data, cur, b, kSeqLen + n)) {
+      if (!emit(s, to, PacketType::Data, cur, b, kSeqLen + n, aux)) {
         if (!more) return;
         cur = next;
         continue;
@@ -844,8 +863,8 @@ class Worker::Loop {
   // socket and peer (a new one when it does not fit); the slot is freed on completion.
   // False (slot freed, drop counted) when the session's keys are used up.
   bool emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
-            std::size_t body) noexcept {
-    const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body);
+            std::size_t body, std::uint8_t aux = 0) noexcept {
+    const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body, aux);
     if (len == 0) {
       c_.add(Counter::DropKeysUsedUp);
       free_.push_back(slot);

@@ -71,6 +71,32 @@ std::vector<std::uint8_t> tcp_packet(bool v6, std::size_t payload, std::uint8_t 
   return p;
 }
 
+// Segment i written with Checksum::Partial is the full segment but for the checksum
+// field, which holds the pseudo header's sum: partial_checksum_hdr points the kernel
+// at it, and completing it in place gives the full segment byte for byte.
+void expect_partial_completes_to(const std::vector<std::uint8_t>& super, const GsoPlan& plan, unsigned i,
+                                 const std::vector<std::uint8_t>& full, std::size_t ip, std::size_t field) {
+  std::vector<std::uint8_t> part(plan.hdr_len + plan.mss);
+  part.resize(write_segment(plan, super.data(), i, part.data(), Checksum::Partial));
+  ASSERT_EQ(part.size(), full.size());
+  EXPECT_EQ(std::memcmp(part.data(), full.data(), ip + field), 0) << i;
+  EXPECT_EQ(std::memcmp(part.data() + ip + field + 2, full.data() + ip + field + 2, full.size() - ip - field - 2), 0);
+  const std::uint8_t proto = field == 16 ? 6 : 17;
+  const std::size_t l4_len = full.size() - ip;
+  std::uint32_t s = ip == 40 ? ref_sum(full, 8, 40) : ref_sum(full, 12, 20);
+  EXPECT_EQ(static_cast<std::uint16_t>(part[ip + field] << 8 | part[ip + field + 1]),
+            fold(s + proto + static_cast<std::uint32_t>(l4_len)))
+      << "the pseudo header's sum, segment " << i;
+  VnetHdr h;
+  ASSERT_TRUE(partial_checksum_hdr(part.data(), part.size(), h));
+  EXPECT_EQ(h.flags, kVnetNeedsCsum);
+  EXPECT_EQ(h.gso_type, kGsoNone);
+  EXPECT_EQ(h.csum_start, ip);
+  EXPECT_EQ(h.csum_offset, field);
+  complete_partial_checksum(part.data(), part.size());
+  EXPECT_EQ(part, full) << "completed, segment " << i;
+}
+
 void split_and_check(bool v6, std::size_t payload, std::size_t mss) {
   SCOPED_TRACE(testing::Message() << (v6 ? "IPv6" : "IPv4") << " payload " << payload << " mss " << mss);
   constexpr std::uint8_t kFlags = 0x80 | 0x10 | 0x08 | 0x01;  // CWR ACK PSH FIN
@@ -105,6 +131,7 @@ void split_and_check(bool v6, std::size_t payload, std::size_t mss) {
     EXPECT_EQ((f & 0x80) != 0, i == 0) << "CWR only on the first segment";
     EXPECT_TRUE(f & 0x10);
     EXPECT_EQ(std::memcmp(&seg[ip + 20], &p[ip + 20], 12), 0) << "TCP options copied";
+    expect_partial_completes_to(p, plan, i, seg, ip, 16);
     joined.insert(joined.end(), seg.begin() + static_cast<long>(plan.hdr_len), seg.end());
   }
   EXPECT_TRUE(std::equal(joined.begin(), joined.end(), p.begin() + static_cast<long>(plan.hdr_len), p.end()));
@@ -154,6 +181,7 @@ TEST(Offload, SplitsUdpSuperPackets) {
       EXPECT_EQ(seg.size(), ip + 8 + (i == 3 ? 17u : 1200u));
       EXPECT_EQ(std::size_t{seg[ip + 4]} << 8 | seg[ip + 5], seg.size() - ip) << "UDP length";
       EXPECT_TRUE(l4_valid(seg, ip, 17)) << "UDP checksum of datagram " << i;
+      expect_partial_completes_to(p, plan, i, seg, ip, 6);
       EXPECT_EQ(std::memcmp(&seg[ip], &p[ip], 4), 0) << "ports";
       if (!v6) {
         EXPECT_EQ(std::size_t{seg[2]} << 8 | seg[3], seg.size());
@@ -306,6 +334,53 @@ TEST(Offload, JoinsASplitFlowBackIntoOneSuperPacket) {
                                   joined.size(), plan), TunPacket::Plain);
     EXPECT_TRUE(l4_valid(joined, ip, 6));
   }
+}
+
+// Segments whose checksums the sender left partial (kDataChecksumPartial) join without
+// verification, as their fields could not verify; the same bytes not marked partial do
+// not. A lone partial packet that is not TCP or UDP has no checksum to point at.
+TEST(Offload, PartialSegmentsJoinWithoutVerification) {
+  auto super = tcp_packet(false, 3 * 1000, 0x10);
+  VnetHdr vh;
+  vh.gso_type = kGsoTcp4;
+  vh.gso_size = 1000;
+  GsoPlan plan;
+  ASSERT_EQ(classify_tun_packet(vh, super.data(), super.size(), plan), TunPacket::Split);
+  std::vector<std::vector<std::uint8_t>> segs;
+  for (unsigned i = 0; i < plan.segments; ++i) {
+    std::vector<std::uint8_t> seg(plan.hdr_len + plan.mss);
+    seg.resize(write_segment(plan, super.data(), i, seg.data(), Checksum::Partial));
+    segs.push_back(std::move(seg));
+  }
+  GroRun r;
+  EXPECT_FALSE(gro_start(r, segs[0].data(), segs[0].size())) << "not marked partial: its checksum fails";
+  ASSERT_TRUE(gro_start(r, segs[0].data(), segs[0].size(), true));
+  EXPECT_TRUE(r.first_partial);
+  EXPECT_FALSE(gro_append(r, segs[1].data(), segs[1].size())) << "not marked partial";
+  EXPECT_TRUE(gro_append(r, segs[1].data(), segs[1].size(), true));
+  EXPECT_TRUE(gro_append(r, segs[2].data(), segs[2].size(), true));
+  const VnetHdr h = gro_finish(r);
+  std::vector<std::uint8_t> joined(segs[0]);
+  for (std::size_t i = 1; i < segs.size(); ++i) {
+    joined.insert(joined.end(), segs[i].begin() + static_cast<long>(plan.hdr_len), segs[i].end());
+  }
+  GsoPlan p2;
+  ASSERT_EQ(classify_tun_packet(VnetHdr{kVnetNeedsCsum, 0, 0, 0, h.csum_start, h.csum_offset}, joined.data(),
+                                joined.size(), p2), TunPacket::Plain);
+  EXPECT_TRUE(l4_valid(joined, 20, 6)) << "the joined packet's checksum completes as the kernel would";
+
+  auto icmp = tcp_packet(false, 50, 0x10);
+  icmp[9] = 1;
+  VnetHdr none;
+  EXPECT_FALSE(partial_checksum_hdr(icmp.data(), icmp.size(), none));
+  const auto before = icmp;
+  complete_partial_checksum(icmp.data(), icmp.size());
+  EXPECT_EQ(icmp, before) << "nothing to complete";
+  auto frag = tcp_packet(false, 50, 0x10);
+  frag[6] = 0x20;  // more fragments
+  EXPECT_FALSE(partial_checksum_hdr(frag.data(), frag.size(), none));
+  auto tiny = tcp_packet(false, 0, 0x10);
+  EXPECT_FALSE(partial_checksum_hdr(tiny.data(), 30, none)) << "shorter than its TCP header";
 }
 
 TEST(Offload, JoinsOnlyWhatContinuesTheFlow) {

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "crypto/aead.h"
+#include "dataplane/offload.h"
 #include "io/udp_socket.h"
 
 namespace triglav::dp {
@@ -65,6 +66,7 @@ struct Side {
     WorkerConfig c;
     c.id = 0;
     c.tun_fd = tun_worker;
+    c.tun_vnet_hdr = vnet;
     c.uplink_fds = {udp.fd()};
     c.snapshots = &snaps;
     c.qsbr = &qsbr;
@@ -98,7 +100,7 @@ struct Side {
   std::vector<std::uint8_t> read_tun() {
     pollfd p{tun_app, POLLIN, 0};
     if (poll(&p, 1, 2000) != 1) return {};
-    std::vector<std::uint8_t> buf(4096);
+    std::vector<std::uint8_t> buf(70000);
     const ssize_t n = read(tun_app, buf.data(), buf.size());
     buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     return buf;
@@ -117,6 +119,7 @@ struct Side {
   Session session;
   io::UdpSocket udp;
   int tun_app = -1, tun_worker = -1, evfd = -1;
+  bool vnet = false;  // the "TUN" carries virtio_net_hdrs (TUN offloads)
   std::unique_ptr<Worker> worker;
   std::uint64_t version = 0;
 };
@@ -152,6 +155,114 @@ TEST_F(WorkerPair, PacketsCrossInBothDirections) {
   EXPECT_EQ(server.worker->counters().get(Counter::RxPackets), 50u);
   EXPECT_EQ(client.worker->counters().get(Counter::TxPackets), 50u);
   EXPECT_EQ(client.worker->counters().get(Counter::RxPackets), 50u);
+}
+
+// A TCP super-packet as the kernel hands it to an offloaded TUN: behind its
+// virtio_net_hdr (TSO, NEEDS_CSUM), the TCP checksum field holding the pseudo header's
+// sum over the whole packet.
+std::vector<std::uint8_t> tso_read(std::size_t payload, std::uint16_t mss) {
+  const std::size_t len = 20 + 20 + payload;
+  std::vector<std::uint8_t> p(kVnetHdrLen + len);
+  VnetHdr h;
+  h.flags = kVnetNeedsCsum;
+  h.gso_type = kGsoTcp4;
+  h.hdr_len = 40;
+  h.gso_size = mss;
+  h.csum_start = 20;
+  h.csum_offset = 16;
+  store_vnet_hdr(p.data(), h);
+  std::uint8_t* ip = p.data() + kVnetHdrLen;
+  ip[0] = 0x45;
+  ip[2] = static_cast<std::uint8_t>(len >> 8);
+  ip[3] = static_cast<std::uint8_t>(len);
+  ip[6] = 0x40;  // DF
+  ip[8] = 64;
+  ip[9] = 6;
+  std::memcpy(ip + 12, &kClientIp, 4);
+  std::memcpy(ip + 16, &kServerIp, 4);
+  std::uint8_t* tcp = ip + 20;
+  tcp[0] = 0x9c, tcp[1] = 0x40, tcp[2] = 0x14, tcp[3] = 0x51;  // ports 40000 -> 5201
+  tcp[7] = 1;                                                  // seq 1
+  tcp[12] = 5 << 4;
+  tcp[13] = 0x10;  // ACK
+  tcp[14] = 0xff;
+  for (std::size_t i = 0; i < payload; ++i) tcp[20 + i] = static_cast<std::uint8_t>(i * 31 + i / 7);
+  // The pseudo header's sum: a NEEDS_CSUM packet's checksum completed from zero.
+  std::vector<std::uint8_t> copy(ip, ip + len);
+  GsoPlan plan;
+  classify_tun_packet(VnetHdr{kVnetNeedsCsum, 0, 0, 0, 20, 16}, copy.data(), len, plan);  // full checksum
+  const std::uint16_t full = static_cast<std::uint16_t>(copy[36] << 8 | copy[37]);
+  const std::uint16_t body = csum_add(0, ip + 20, len - 20);  // field still zero
+  // full = ~(pseudo + body): pseudo = ~full - body in ones' complement.
+  std::uint32_t pseudo = static_cast<std::uint16_t>(~full) + static_cast<std::uint32_t>(static_cast<std::uint16_t>(~body));
+  pseudo = (pseudo & 0xffff) + (pseudo >> 16);
+  tcp[16] = static_cast<std::uint8_t>(pseudo >> 8);
+  tcp[17] = static_cast<std::uint8_t>(pseudo);
+  return p;
+}
+
+// What the kernel sees in a packet the worker wrote to an offloaded TUN: a NEEDS_CSUM
+// checksum is completed as the kernel completes it; then the IPv4 and TCP checksums must
+// verify. Returns the TCP payload.
+std::vector<std::uint8_t> checked_payload(std::vector<std::uint8_t> p, bool vnet) {
+  std::size_t off = 0;
+  if (vnet) {
+    EXPECT_GT(p.size(), kVnetHdrLen);
+    const VnetHdr h = load_vnet_hdr(p.data());
+    off = kVnetHdrLen;
+    if (h.flags & kVnetNeedsCsum) {
+      GsoPlan plan;
+      EXPECT_EQ(classify_tun_packet(VnetHdr{kVnetNeedsCsum, 0, 0, 0, h.csum_start, h.csum_offset}, p.data() + off,
+                                    p.size() - off, plan), TunPacket::Plain);
+    }
+  }
+  const std::uint8_t* ip = p.data() + off;
+  const std::size_t len = p.size() - off;
+  EXPECT_GE(len, 40u);
+  EXPECT_EQ(csum_add(0, ip, 20), 0xffff) << "IPv4 header checksum";
+  EXPECT_EQ(l4_checksum(ip, 20, len, 6), static_cast<std::uint16_t>(ip[36] << 8 | ip[37])) << "TCP checksum";
+  return {ip + 40, ip + len};
+}
+
+// Segments the client cuts from a super-packet travel with their checksums partial
+// (kDataChecksumPartial). A server whose TUN has offloads hands them on behind
+// NEEDS_CSUM, joined or alone; one without completes them: either way the kernel sees
+// valid checksums and the payload whole.
+void segments_arrive_checked(Side& client, Side& server) {
+  const std::size_t payload = 3 * 1000 + 123;
+  const auto read = tso_read(payload, 1000);
+  ASSERT_EQ(write(client.tun_app, read.data(), read.size()), static_cast<ssize_t>(read.size()));
+  std::vector<std::uint8_t> got;
+  for (int i = 0; i < 8 && got.size() < payload; ++i) {
+    const auto p = server.read_tun();
+    ASSERT_FALSE(p.empty()) << "after " << got.size() << " bytes";
+    const auto part = checked_payload(p, server.vnet);
+    got.insert(got.end(), part.begin(), part.end());
+  }
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), read.begin() + kVnetHdrLen + 40, read.end()));
+  EXPECT_EQ(got.size(), payload);
+  EXPECT_EQ(client.worker->counters().get(Counter::TunGsoReads), 1u);
+  EXPECT_EQ(client.worker->counters().get(Counter::TxPackets), 4u);
+}
+
+class OffloadedClientToPlainServer : public WorkerPair {
+ protected:
+  void SetUp() override {
+    client.vnet = true;
+    WorkerPair::SetUp();
+  }
+};
+class OffloadedClientToOffloadedServer : public WorkerPair {
+ protected:
+  void SetUp() override {
+    client.vnet = server.vnet = true;
+    WorkerPair::SetUp();
+  }
+};
+
+TEST_F(OffloadedClientToPlainServer, PartialChecksumsAreCompleted) { segments_arrive_checked(client, server); }
+TEST_F(OffloadedClientToOffloadedServer, PartialChecksumsGoToTheKernelAsNeedsCsum) {
+  segments_arrive_checked(client, server);
 }
 
 TEST_F(WorkerPair, SpoofedInnerSourceIsDropped) {
