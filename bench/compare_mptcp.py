@@ -5,6 +5,11 @@ through the tunnel) and kernel MPTCP over the same shaping (one connection,
 the summed link rates.
 
   sudo bench/compare_mptcp.py [path/to/triglav] [--rates 50+30,400+300] [-t SECONDS] [--rounds N]
+                              [--link-mtu 9000]
+
+--link-mtu sets the MTU of both paths (jumbo frames) and triglav's TUN MTU to 80 bytes
+less; MPTCP then runs over the same paths set up here the way the anchor script does
+(that script knows only 1500-byte links).
 
 Needs root, iperf3, mptcpd (mptcpize). Exits 77 with a message when the anchor script or
 tools are absent.
@@ -38,30 +43,45 @@ def cleanup():
         sh(["ip", "netns", "del", ns])
 
 
-def triglav(binary, r1, r2, seconds, strategy):
+def make_paths(r1, r2, link_mtu, mptcp=False):
+    """The two namespaces and two veth paths between them (10.210.N.2 client side,
+    10.210.N.1 server side), each shaped with tbf on the client's egress as the MPTCP
+    anchor does; with mptcp, MPTCP on and the second path announced as a subflow
+    endpoint. Returns the client's interfaces."""
+    for ns in (NS_C, NS_S):
+        sh(["ip", "netns", "add", ns], check=True)
+        sh(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        if mptcp:
+            sh(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.mptcp.enabled=1"], check=True)
+            sh(["ip", "-n", ns, "mptcp", "limits", "set", "subflow", "4", "add_addr_accepted", "4"], check=True)
+    ifs = []
+    for i, rate in ((1, r1), (2, r2)):
+        c, s = f"bmc{i}", f"bms{i}"
+        sh(["ip", "link", "add", c, "netns", NS_C, "type", "veth", "peer", "name", s, "netns", NS_S], check=True)
+        sh(["ip", "-n", NS_C, "addr", "add", f"10.210.{i}.2/24", "dev", c], check=True)
+        sh(["ip", "-n", NS_S, "addr", "add", f"10.210.{i}.1/24", "dev", s], check=True)
+        sh(["ip", "-n", NS_C, "link", "set", c, "mtu", str(link_mtu), "up"], check=True)
+        sh(["ip", "-n", NS_S, "link", "set", s, "mtu", str(link_mtu), "up"], check=True)
+        sh(["tc", "-n", NS_C, "qdisc", "add", "dev", c, "root", "tbf", "rate", f"{rate}mbit", "burst", "32kb",
+            "latency", "50ms"], check=True)
+        ifs.append(c)
+    if mptcp:
+        sh(["ip", "-n", NS_C, "mptcp", "endpoint", "add", "10.210.2.2", "dev", "bmc2", "subflow"], check=True)
+        sh(["ip", "-n", NS_S, "mptcp", "endpoint", "add", "10.210.2.1", "dev", "bms2", "signal"], check=True)
+    return ifs
+
+
+def triglav(binary, r1, r2, seconds, strategy, link_mtu=1500):
     cleanup()
     try:
-        for ns in (NS_C, NS_S):
-            sh(["ip", "netns", "add", ns], check=True)
-            sh(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        ifs = []
-        for i, rate in ((1, r1), (2, r2)):
-            c, s = f"bmc{i}", f"bms{i}"
-            sh(["ip", "link", "add", c, "netns", NS_C, "type", "veth", "peer", "name", s, "netns", NS_S], check=True)
-            sh(["ip", "-n", NS_C, "addr", "add", f"10.210.{i}.2/24", "dev", c], check=True)
-            sh(["ip", "-n", NS_S, "addr", "add", f"10.210.{i}.1/24", "dev", s], check=True)
-            sh(["ip", "-n", NS_C, "link", "set", c, "up"], check=True)
-            sh(["ip", "-n", NS_S, "link", "set", s, "up"], check=True)
-            # The same shaping as the MPTCP anchor: the client's egress on each path.
-            sh(["tc", "-n", NS_C, "qdisc", "add", "dev", c, "root", "tbf", "rate", f"{rate}mbit", "burst", "32kb",
-                "latency", "50ms"], check=True)
-            ifs.append(c)
+        ifs = make_paths(r1, r2, link_mtu)
+        mtu = ["--mtu", str(link_mtu - 80)]
         server = subprocess.Popen(["ip", "netns", "exec", NS_S, binary, "server", "--generate-key", "--listen",
-                                   "0.0.0.0:7443", "--strategy", strategy], stdout=subprocess.PIPE,
+                                   "0.0.0.0:7443", "--strategy", strategy] + mtu, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, text=True)
         key = server.stdout.readline().strip()
         client = subprocess.Popen(["ip", "netns", "exec", NS_C, binary, "tun", key, "-i", ifs[0], "-i", ifs[1],
-                                   "--strategy", strategy], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   "--strategy", strategy] + mtu, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True)
         up = 0
         deadline = time.monotonic() + 15
@@ -91,6 +111,24 @@ def mptcp(r1, r2, seconds):
     return float(m.group(1)) * {"K": 1e-3, "M": 1.0, "G": 1e3}[m.group(2)]
 
 
+def mptcp_jumbo(r1, r2, seconds, link_mtu):
+    """The anchor script's steps, on links of link_mtu bytes: two veth paths, the
+    second announced as an MPTCP subflow endpoint, tbf on the sender's egress, one
+    mptcpize'd iperf3 connection."""
+    cleanup()
+    try:
+        make_paths(r1, r2, link_mtu, mptcp=True)
+        sh(["ip", "netns", "exec", NS_S, "mptcpize", "run", "iperf3", "-s", "-D", "-1", "-p", "5204"], check=True)
+        time.sleep(0.5)
+        r = sh(["ip", "netns", "exec", NS_C, "mptcpize", "run", "iperf3", "-c", "10.210.1.1", "-p", "5204", "-t",
+                str(seconds), "--json"], timeout=seconds + 60)
+        if r.returncode != 0:
+            raise RuntimeError(f"iperf3 over MPTCP failed: {r.stdout[-300:]} {r.stderr[-300:]}")
+        return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+    finally:
+        cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("binary", nargs="?", default=os.path.join(ROOT, "build", "triglav"))
@@ -98,6 +136,7 @@ def main():
     ap.add_argument("-t", "--time", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--strategy", default="adaptive")
+    ap.add_argument("--link-mtu", type=int, default=1500, help="MTU of both paths (default 1500)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("SKIP: compare_mptcp.py needs root", file=sys.stderr)
@@ -110,14 +149,15 @@ def main():
             print(f"SKIP: {tool} is not installed (apt-get install mptcpd iperf3 iproute2)", file=sys.stderr)
             return 77
     binary = os.path.abspath(a.binary)
-    print(f"{'paths (Mbit/s)':>15}  {'triglav 8 streams':>18}  {'MPTCP 1 conn':>13}   (fraction of the summed rates)")
+    print(f"{'paths (Mbit/s)':>15}  {'triglav 8 streams':>18}  {'MPTCP 1 conn':>13}   (fraction of the summed rates;"
+          f" links of {a.link_mtu} bytes)")
     for pair in a.rates.split(","):
         r1, r2 = (int(x) for x in pair.split("+"))
         total = r1 + r2
         ours, theirs = [], []
         for _ in range(a.rounds):
-            ours.append(triglav(binary, r1, r2, a.time, a.strategy))
-            theirs.append(mptcp(r1, r2, a.time))
+            ours.append(triglav(binary, r1, r2, a.time, a.strategy, a.link_mtu))
+            theirs.append(mptcp(r1, r2, a.time) if a.link_mtu == 1500 else mptcp_jumbo(r1, r2, a.time, a.link_mtu))
         o, t = statistics.median(ours), statistics.median(theirs)
         print(f"{pair:>15}  {o:8.1f} ({o / total * 100:5.1f} %)  {t:6.1f} ({t / total * 100:5.1f} %)", flush=True)
     return 0

@@ -265,7 +265,7 @@ std::vector<Section> sections(Role role) {
                      s.ipv4 = (slash == std::string::npos ? s.ipv4 : s.ipv4.substr(0, slash)) + "/" + std::to_string(len);
                      return true;
                    }},
-                  {"mtu", int_key(&Settings::mtu, 576, 1980)},
+                  {"mtu", int_key(&Settings::mtu, dp::kMinMtu, dp::kMaxMtu)},
                   {"offload", bool_key(&Settings::tun_offload)},
                   {"routes", strings_key(&Settings::routes, check_prefix)}}});
   if (role == Role::Client)

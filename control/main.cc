@@ -477,7 +477,7 @@ void add_tun_options(CLI::App* c, Args& a, const char* default_ipv4) {
   c->add_option("--tun-name", a.tun_name, "TUN interface name")->capture_default_str();
   c->add_option("--ipv4", a.ipv4, std::string("tunnel address with prefix length (default ") +
                                       default_ipv4 + ")");
-  c->add_option("--mtu", a.mtu, "TUN MTU")->capture_default_str()->check(CLI::Range(576, 1980));
+  c->add_option("--mtu", a.mtu, "TUN MTU")->capture_default_str()->check(CLI::Range(dp::kMinMtu, dp::kMaxMtu));
   c->add_option("--route", a.routes, "extra prefix to route through the tunnel (repeatable)");
   c->add_flag("!--no-tun-offload", a.tun_offload,
               "plain TUN packets: no TCP super-packets to segment here (virtio_net_hdr offloads off)");
@@ -596,7 +596,7 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   bench->add_option("--client-key", a.client_key_file, "this client's key file (`triglav keygen --client`)");
   bench->add_option("--handshake-timeout", a.handshake_timeout_s, "seconds to wait for the server")
       ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-  bench->add_option("--mtu", a.mtu, "inner packet size of the streams")->capture_default_str()->check(CLI::Range(576, 1980));
+  bench->add_option("--mtu", a.mtu, "inner packet size of the streams")->capture_default_str()->check(CLI::Range(dp::kMinMtu, dp::kMaxMtu));
   bench->add_option("--aead", a.aead, "ChaCha20-Poly1305 implementation: auto, libsodium or openssl")
       ->capture_default_str()->check(CLI::IsMember({"auto", "libsodium", "openssl"}));
   bench->add_option("--workers", a.workers, "dataplane worker threads (0: one per CPU)")
@@ -617,7 +617,7 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
 
   auto* diagnose = app->add_subcommand("diagnose", "check this machine for what triglav needs, and say how to fix what is missing");
   diagnose->add_option("-i,--interface", a.diag.interfaces, "uplink to check (repeatable; default: every one up with IPv4)");
-  diagnose->add_option("--mtu", a.diag.mtu, "tunnel MTU the uplinks must carry")->capture_default_str()->check(CLI::Range(576, 1980));
+  diagnose->add_option("--mtu", a.diag.mtu, "tunnel MTU the uplinks must carry")->capture_default_str()->check(CLI::Range(dp::kMinMtu, dp::kMaxMtu));
   diagnose->add_flag("--full", a.diag.full, "also forwarding and IPv6");
   diagnose->add_flag("--connectivity", a.diag.connectivity, "send a handshake to the server through each uplink");
   diagnose->add_option("authkey", a.diag.authkey, "the server's AuthKey (for --connectivity)");

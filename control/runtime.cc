@@ -237,6 +237,7 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
     wc.cpu = cpus.empty() || nw < cpus.size() ? -1 : cpus[w % cpus.size()];
     wc.tun_fd = tun_ ? tun_->queue_fd(static_cast<int>(w)) : no_tun_[2 * w + 1];
     wc.tun_vnet_hdr = tun_ && tun_->vnet_hdr();
+    wc.max_packet = dp::max_packet_for(tun.mtu);
     for (const auto& u : uplinks_) wc.uplink_fds.push_back(u.empty() ? -1 : u[w].fd());  // -1 where none
     wc.snapshots = &snapshots_;
     wc.qsbr = &qsbr_;

@@ -32,6 +32,10 @@ inline constexpr std::size_t kSeqLen = 4;
 inline constexpr std::size_t kDataOverhead = kHeaderLen + kSeqLen + kTagLen;
 inline constexpr std::uint16_t kDefaultPort = 7443;
 inline constexpr int kDefaultMtu = 1420;
+// The TUN MTU's range: IPv4's minimum, and jumbo frames (links of 9000 bytes carry an
+// inner MTU of about 8920).
+inline constexpr int kMinMtu = 576;
+inline constexpr int kMaxMtu = 9000;
 
 enum class PacketType : std::uint8_t {
   Data = 1,

@@ -72,6 +72,11 @@ constexpr unsigned kGroWrites = 512;             // super-packet TUN writes in f
 
 }  // namespace
 
+std::size_t max_packet_for(int mtu) noexcept {
+  const std::size_t need = static_cast<std::size_t>(std::max(mtu, 0)) + kPayloadOffset + kTagLen;
+  return std::max<std::size_t>(2048, (need + 63) / 64 * 64);
+}
+
 class Worker::Loop {
  public:
   Loop(const WorkerConfig& cfg, Counters& counters, int stop_fd, int cmd_fd, CommandQueue& commands)
@@ -244,9 +249,11 @@ class Worker::Loop {
         SendBatch& b = batches_[idx];
         const int res = cqe->res;
         if (res < 0 && b.n > 1 && (res == -EIO || res == -EINVAL || res == -EOPNOTSUPP || res == -EMSGSIZE)) {
-          // A device or path that refuses segmentation (e.g. an uplink MTU below the
-          // datagram size): one datagram per send from now on, these ones included.
-          gso_ = false;
+          // A device or path that refuses segmentation: these ones one by one, and from
+          // now on no segmented sends of datagrams above a 1500-byte path's (a jumbo TUN
+          // MTU over an uplink with a smaller MTU), or none at all if even those failed.
+          if (b.seg > kMaxGsoSegment6) jumbo_gso_ = false;
+          else gso_ = false;
           resend_one_by_one(static_cast<std::uint16_t>(idx));
           break;
         }
@@ -871,9 +878,11 @@ class Worker::Loop {
       return false;
     }
     const int fd = fds_[s->socket];
-    // The kernel refuses to segment beyond the path MTU; larger datagrams (a TUN MTU above
-    // the default) go alone and may be fragmented as usual.
-    const bool batchable = gso_ && len <= (to.family() == AF_INET6 ? kMaxGsoSegment6 : kMaxGsoSegment4);
+    // The kernel refuses to segment beyond the path MTU. Datagrams that fit a 1500-byte
+    // path always batch; larger ones (a jumbo TUN MTU) until a send of them is refused,
+    // and then go alone and may be fragmented as usual.
+    const bool batchable =
+        gso_ && (len <= (to.family() == AF_INET6 ? kMaxGsoSegment6 : kMaxGsoSegment4) || jumbo_gso_);
     for (std::size_t i = 0; i < open_.size(); ++i) {
       SendBatch& b = batches_[open_[i]];
       if (b.fd != fd || b.to.len != to.len || std::memcmp(&b.to.addr, &to.addr, to.len) != 0) continue;
@@ -994,6 +1003,7 @@ class Worker::Loop {
   bool tun_ready_ = false;
   bool running_ = true;
   bool gso_ = false;
+  bool jumbo_gso_ = true;  // segmented sends of datagrams above 1452 bytes (until refused)
   bool generating_ = false;  // the snapshot lists benchmark routes
   UplinkMask unreleased_ = 0;  // uplinks let go of, not yet reported (the queue was full)
   unsigned gen_next_ = 0, gen_stream_ = 0;

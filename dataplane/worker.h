@@ -42,6 +42,10 @@ struct UplinkCommand {
 };
 using CommandQueue = io::SpscRing<UplinkCommand, 64>;
 
+// The bytes a slot needs for an inner packet of the TUN MTU: the outer header, the
+// sequence number and the tag around it; at least 2048, in whole cache lines.
+std::size_t max_packet_for(int mtu) noexcept;
+
 struct WorkerConfig {
   unsigned id = 0;  // also the sender id in this worker's counters
   int cpu = -1;     // pinned to this CPU (-1: not pinned)
@@ -49,7 +53,7 @@ struct WorkerConfig {
   int tun_fd = -1;
   bool tun_vnet_hdr = false;  // the TUN carries virtio_net_hdrs (io::TunDevice::vnet_hdr)
   std::vector<int> uplink_fds;  // index = uplink id (-1: none); more come by command
-  std::size_t max_packet = 2048;
+  std::size_t max_packet = 2048;  // a transmit slot or receive buffer: max_packet_for(mtu)
   const SnapshotHolder* snapshots = nullptr;
   Qsbr* qsbr = nullptr;
   ControlQueue* to_control = nullptr;

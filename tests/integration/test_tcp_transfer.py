@@ -2,7 +2,8 @@
 """64 MiB of deterministic pseudo-random data over TCP through the tunnel; sha256 must
 match on both sides (and the expected digest of the pattern). Then one UDP GSO send
 (UDP_SEGMENT) through the tunnel: the TUN hands it over whole, and the server side
-receives every datagram intact.
+receives every datagram intact. Last, a tunnel with a jumbo MTU (8920) over a veth of
+9000 bytes carries 16 MiB intact in segments of that size, batched.
 
 usage: test_tcp_transfer.py [/path/to/triglav]   (or TRIGLAV_BIN); root; exit 0/1/77
 """
@@ -122,6 +123,45 @@ def body(lab, checks):
                   f"client TUN reads of TCP super-packets {c['tun_gso_reads']} for {c['tun_read_packets']} segments; "
                   f"server TUN writes of joined segments {s['tun_gro_writes']}; "
                   "no auth/replay/malformed drops; both exited 0")
+
+    jumbo(lab, checks)
+
+
+def jumbo(lab, checks):
+    """Jumbo frames: links of 9000 bytes, TUN MTU 8920 at both ends."""
+    ns_s, ns_c = lab.netns("j"), lab.netns("k")
+    if_s, if_c, _, _ = lab.veth(ns_s, ns_c, subnet=3)
+    run(["ip", "-n", ns_s, "link", "set", if_s, "mtu", "9000"])
+    run(["ip", "-n", ns_c, "link", "set", if_c, "mtu", "9000"])
+    server, authkey = lab.start_server(ns_s, "--mtu", "8920", label="server-jumbo")
+    client, _ = lab.start_client(ns_c, authkey, "--mtu", "8920", label="client-jumbo")
+    out = run(tglib.ns_cmd(ns_c, ["ip", "-o", "link", "show", "dev", "tg0"])).stdout
+    check(" mtu 8920 " in out, f"the client's tg0 is not at MTU 8920: {out!r}")
+    total = 16 << 20
+    sink = lab.helper("tcp-sink-jumbo", ns_s, "tcp-sink", SERVER_TUN_IP, str(TCP_PORT + 2), str(IO_TIMEOUT))
+    sink.wait_for(r"^listening$", timeout=10, stream="stdout")
+    source = lab.helper("tcp-source-jumbo", ns_c, "tcp-source", SERVER_TUN_IP, str(TCP_PORT + 2), str(total),
+                        str(SEED + 2), str(IO_TIMEOUT))
+    check(source.wait_exit(timeout=50) == 0, f"jumbo sender failed\n{source.describe()}")
+    check(sink.wait_exit(timeout=10) == 0, f"jumbo receiver failed\n{sink.describe()}")
+    got = json.loads(sink.stdout().strip().splitlines()[-1])
+    check(got["bytes"] == total and got["sha256"] == tglib.pattern_sha256(total, SEED + 2),
+          f"jumbo transfer damaged: {got}")
+    for p in (client, server):
+        rc, _ = p.stop(signal.SIGTERM, timeout=5)
+        check(rc == 0, f"{p.label} exited {rc} after SIGTERM\n{p.describe()}")
+    s, c = server.counters(), client.counters()
+    per_packet = s["rx_bytes"] / max(s["rx_packets"], 1)
+    check(per_packet > 4000, f"inner packets of {per_packet:.0f} bytes on average: not jumbo segments")
+    check(c["tx_gso_sends"] > 0 and s["tun_gro_writes"] > 0,
+          f"jumbo datagrams were not batched: client tx_gso_sends={c['tx_gso_sends']}, "
+          f"server tun_gro_writes={s['tun_gro_writes']}")
+    bad = {f"{n}.{k}": v[k] for n, v in (("server", s), ("client", c))
+           for k in ("drop_auth", "drop_malformed", "drop_bad_inner", "tun_write_errors", "udp_send_errors") if v.get(k)}
+    check(not bad, f"unexpected non-zero counters with jumbo frames: {bad}")
+    checks.append(f"jumbo: TUN MTU 8920 over a 9000-byte veth, {total >> 20} MiB intact, {per_packet:.0f} bytes "
+                  f"per inner packet on average, {c['tx_gso_sends']} GSO sends, "
+                  f"{s['tun_gro_writes']} joined TUN writes")
 
 
 if __name__ == "__main__":
