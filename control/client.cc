@@ -516,7 +516,7 @@ class Client {
     p.inner_ipv4_be = address_.addr_be;  // 0 until the server assigned one
     p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
     p.client_id = group_->client_id;
-    p.ciphers = opt_.aes256gcm ? dp::kOfferAes256Gcm : 0;
+    p.ciphers = (opt_.aes256gcm ? dp::kOfferAes256Gcm : 0) | dp::kOfferChecksumPartial;
     if (opt_.bench.enabled)
       p.mode = static_cast<std::uint8_t>(
           dp::kModeBenchmark |
@@ -782,6 +782,7 @@ class Client {
     const auto cipher = est.response.cipher == 1 ? crypto::Cipher::Aes256Gcm : crypto::Cipher::ChaCha20Poly1305;
     s->tx_key = crypto::TransportKey(std::move(est.keys.send), cipher);
     s->rx_key = crypto::TransportKey(std::move(est.keys.recv), cipher);
+    s->peer_takes_partial = est.response.checksum_partial;
     s->set_peer(from);
     s->last_rx_ns.store(io::coarse_ns());
     const bool nat = behind_nat(u, est.response);

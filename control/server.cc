@@ -362,6 +362,7 @@ class Server {
           out.sender_index = index;
           out.cipher = (in.ciphers & dp::kOfferAes256Gcm) != 0 && opt_.aes256gcm ? 1 : 0;
           out.benchmark = (in.mode & dp::kModeBenchmark) != 0;
+          out.checksum_partial = (in.ciphers & dp::kOfferChecksumPartial) != 0;
           if (v6_) out.ipv6_prefix = *v6_;
           out.server_ipv4_be = opt_.tun.address.addr_be;
           out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
@@ -448,6 +449,7 @@ class Server {
     const auto cipher = r->answer.cipher == 1 ? crypto::Cipher::Aes256Gcm : crypto::Cipher::ChaCha20Poly1305;
     s->tx_key = crypto::TransportKey(std::move(r->keys.send), cipher);
     s->rx_key = crypto::TransportKey(std::move(r->keys.recv), cipher);
+    s->peer_takes_partial = r->answer.checksum_partial;  // the client offered it
     s->set_peer(m.from);
     s->last_rx_ns.store(io::coarse_ns());
     s->established_ns = monotonic_ns();

@@ -107,6 +107,9 @@ struct Session {
   std::uint8_t socket = 0;  // which of this side's sockets the session uses (client: = uplink)
   crypto::TransportKey tx_key;  // the cipher agreed in the handshake, and its keys
   crypto::TransportKey rx_key;
+  // The peer takes Data with kDataChecksumPartial (agreed in the handshake); set before
+  // the session is published, read by the workers.
+  bool peer_takes_partial = false;
   PeerAddress peer;  // where packets go; follows the peer's authenticated source
   std::array<SenderState, kMaxSenders> tx;
   std::array<ReplayWindow, kMaxSenders> rx_windows{};

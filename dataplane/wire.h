@@ -127,7 +127,7 @@ inline constexpr std::size_t kProbeEchoLen = kHeaderLen + 16;
 struct InitPayload {
   std::uint8_t version = kProtocolVersion;
   std::uint8_t uplink = 0;
-  std::uint8_t ciphers = 0;  // transport ciphers offered besides ChaCha20-Poly1305 (kOfferAes256Gcm)
+  std::uint8_t ciphers = 0;  // offers: kOfferAes256Gcm (a transport cipher), kOfferChecksumPartial
   std::uint8_t mode = 0;     // 0: a tunnel; else a benchmark session (kModeBenchmark...)
   std::uint32_t sender_index = 0;
   std::uint32_t inner_ipv4_be = 0;  // the tunnel address the client uses (0: assign me one)
@@ -139,6 +139,10 @@ struct InitPayload {
 inline constexpr std::size_t kAddressDigestLen = 8;
 
 inline constexpr std::uint8_t kOfferAes256Gcm = 0x01;
+// The client takes Data with kDataChecksumPartial (and the server, answering with
+// ResponsePayload::checksum_partial, says it does too). Without it both ends send whole
+// checksums, as peers from before the bit expect.
+inline constexpr std::uint8_t kOfferChecksumPartial = 0x02;
 // InitPayload::mode: a benchmark session (`triglav benchmark`): no TUN on either side,
 // synthetic traffic counted and dropped by the receiver. kModeDownload: the server sends
 // too, on the number of streams in the top six bits (streams - 1).
@@ -149,11 +153,14 @@ inline constexpr unsigned kMaxBenchStreams = 64;
 // In the response's cipher byte: the server took the initiation as a benchmark session.
 // (A server that knew no benchmarks would have made it a tunnel: the client gives up.)
 inline constexpr std::uint8_t kResponseBenchmark = 0x80;
+// In the same byte: the server takes kDataChecksumPartial (only when it was offered).
+inline constexpr std::uint8_t kResponseChecksumPartial = 0x40;
 
 struct ResponsePayload {
   std::uint32_t sender_index = 0;
   std::uint8_t cipher = 0;  // the transport cipher chosen: 0 ChaCha20-Poly1305, 1 AES-256-GCM
   bool benchmark = false;   // the session is a benchmark session, as the initiation asked
+  bool checksum_partial = false;  // the server takes kDataChecksumPartial, as the client offered
   std::uint32_t server_ipv4_be = 0;  // the server's tunnel address
   std::uint8_t prefix_len = 0;
   std::uint16_t mtu = 0;

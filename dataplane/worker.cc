@@ -88,7 +88,7 @@ class Worker::Loop {
         ring_(kRingEntries),
         gro_(io::udp_gro_supported()),
         rx_(ring_, 0, gro_ ? kRxGroBuffers : kRxBuffers,
-            (gro_ ? kGroBufferPayload : cfg.max_packet) + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) +
+            (gro_ ? kGroBufferPayload : max_packet_for(kMaxMtu)) + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) +
                 kControlSpace),
         rx_refs_(gro_ ? kRxGroBuffers : kRxBuffers, 0),
         tx_mem_(std::size_t{kTxSlots} * cfg.max_packet),
@@ -252,7 +252,8 @@ class Worker::Loop {
           // A device or path that refuses segmentation: these ones one by one, and from
           // now on no segmented sends of datagrams above a 1500-byte path's (a jumbo TUN
           // MTU over an uplink with a smaller MTU), or none at all if even those failed.
-          if (b.seg > kMaxGsoSegment6) jumbo_gso_ = false;
+          const std::size_t small = b.to.family() == AF_INET6 ? kMaxGsoSegment6 : kMaxGsoSegment4;
+          if (b.seg > small && jumbo_gso_) jumbo_gso_ = false;
           else gso_ = false;
           resend_one_by_one(static_cast<std::uint16_t>(idx));
           break;
@@ -779,14 +780,14 @@ class Worker::Loop {
       free_.pop_back();
       std::uint8_t* buf = tx_mem_.data() + std::size_t{slot} * cfg_.max_packet;
       std::size_t seg_len = p.len;
-      // Segments go with the checksum partial: the receiver's kernel completes it, or
-      // needs none (the AEAD covers every byte on the way).
+      // Segments go with the checksum partial to peers that take it so: the receiver's
+      // kernel completes it, or needs none (the AEAD covers every byte on the way).
       if (p.kind == TunPacket::Split) {
         seg_len = write_segment(p.plan, pkt, p.next, buf + kPayloadOffset, Checksum::Partial);
       } else {
         std::memcpy(buf + kPayloadOffset, pkt, p.len);
       }
-      send_data(*r, slot, buf, seg_len, p.kind == TunPacket::Split ? kDataChecksumPartial : 0);
+      send_data(*r, slot, buf, seg_len, p.kind == TunPacket::Split);
     }
     p.active = false;
     return true;
@@ -795,8 +796,10 @@ class Worker::Loop {
   // Schedules one inner packet (in slot, at kPayloadOffset) onto the client's uplinks:
   // the flow keeps its uplink while usable; redundant sends a copy on each. All copies
   // carry the same sequence number and each is sealed under its own uplink's keys.
+  // partial: the inner packet's checksum is partial (a segment cut here); completed in
+  // place before the copy for a peer that did not agree to take it so.
   void send_data(const GroupRoute& r, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
-                 std::uint8_t aux = 0) noexcept {
+                 bool partial = false) noexcept {
     GroupWorkerState& gw = r.group->workers[cfg_.id];
     if (gw.views_version != r.version) {
       gw.sched.set_config(r.sched);
@@ -815,6 +818,10 @@ class Worker::Loop {
       const io::Endpoint to = s->peer_copy();
       if (to.len == 0) continue;
       std::uint8_t* b = tx_mem_.data() + std::size_t{cur} * cfg_.max_packet;
+      if (partial && !s->peer_takes_partial) {  // this and any later copy: whole checksums
+        complete_partial_checksum(b + kPayloadOffset, n);
+        partial = false;
+      }
       std::uint16_t next = 0;
       const bool more = m != 0 && !free_.empty();
       if (more) {  // keep the plaintext for the next copy before sealing this one
@@ -823,7 +830,7 @@ class Worker::Loop {
         std::memcpy(tx_mem_.data() + std::size_t{next} * cfg_.max_packet + kHeaderLen, b + kHeaderLen,
                     kSeqLen + n);
       }
-      if (!emit(s, to, PacketType::Data, cur, b, kSeqLen + n, aux)) {
+      if (!emit(s, to, PacketType::Data, cur, b, kSeqLen + n, partial ? kDataChecksumPartial : 0)) {
         if (!more) return;
         cur = next;
         continue;

@@ -20,6 +20,22 @@ struct Fixture : ::testing::Test {
     p.timestamp_ns = 42;
     return p;
   }
+  // Whether a client that sent a plain initiation (no offers) takes a response whose
+  // payload `set` fills in.
+  bool unoffered_response_taken(void (*set)(dp::ResponsePayload&)) {
+    ClientHandshake c(server.pub, payload());
+    HandshakeReject why{};
+    auto r = answer_initiation(server.priv.span(), c.initiation(), why,
+                               [set](const dp::InitPayload&, dp::ResponsePayload& out) {
+                                 out.sender_index = 5;
+                                 out.prefix_len = 24;
+                                 set(out);
+                                 return true;
+                               });
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r->init.ciphers, 0);
+    return r && c.finish(r->response).has_value();
+  }
   MakeResponse accept_with(std::uint32_t index) {
     return [index](const dp::InitPayload&, dp::ResponsePayload& out) {
       out.sender_index = index;
@@ -86,20 +102,47 @@ TEST_F(Fixture, TheTransportCipherIsOfferedInTheInitiationAndChosenInTheResponse
     ASSERT_TRUE(est);
     EXPECT_EQ(est->response.cipher, 0);
   }
-  {  // a response choosing a cipher the client never offered is not an answer
-    ClientHandshake c(server.pub, payload());
+  // a response choosing a cipher the client never offered is not an answer
+  EXPECT_FALSE(unoffered_response_taken([](dp::ResponsePayload& out) { out.cipher = 1; }));
+}
+
+// Taking Data with partial checksums is offered and agreed the same way: a response that
+// agrees to it although the initiation did not offer it is not an answer (a peer from
+// before the bit would drop such segments).
+TEST_F(Fixture, PartialChecksumsAreOfferedAndAgreed) {
+  auto agree = [](bool yes) {
+    return [yes](const dp::InitPayload& in, dp::ResponsePayload& out) {
+      out.sender_index = 5;
+      out.prefix_len = 24;
+      out.checksum_partial = yes && (in.ciphers & dp::kOfferChecksumPartial) != 0;
+      return true;
+    };
+  };
+  dp::InitPayload offer = payload();
+  offer.ciphers = dp::kOfferChecksumPartial;
+  {
+    ClientHandshake c(server.pub, offer);
     HandshakeReject why{};
-    auto r = answer_initiation(server.priv.span(), c.initiation(), why,
-                               [](const dp::InitPayload&, dp::ResponsePayload& out) {
-                                 out.sender_index = 5;
-                                 out.prefix_len = 24;
-                                 out.cipher = 1;
-                                 return true;
-                               });
+    auto r = answer_initiation(server.priv.span(), c.initiation(), why, agree(true));
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->init.ciphers, 0);
-    EXPECT_FALSE(c.finish(r->response));
+    EXPECT_EQ(r->init.ciphers, dp::kOfferChecksumPartial);
+    auto est = c.finish(r->response);
+    ASSERT_TRUE(est);
+    EXPECT_TRUE(est->response.checksum_partial);
+    EXPECT_EQ(est->response.cipher, 0);
   }
+  {  // a server from before the bit ignores the offer: whole checksums both ways
+    ClientHandshake c(server.pub, offer);
+    HandshakeReject why{};
+    auto r = answer_initiation(server.priv.span(), c.initiation(), why, agree(false));
+    ASSERT_TRUE(r);
+    auto est = c.finish(r->response);
+    ASSERT_TRUE(est);
+    EXPECT_FALSE(est->response.checksum_partial);
+  }
+  // agreed without an offer: invalid
+  EXPECT_FALSE(unoffered_response_taken([](dp::ResponsePayload& out) { out.checksum_partial = true; }));
+  EXPECT_TRUE(unoffered_response_taken([](dp::ResponsePayload&) {})) << "the same response without it is taken";
 }
 
 TEST_F(Fixture, WrongServerKeyIsADecryptReject) {

@@ -146,6 +146,14 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   ASSERT_TRUE(decode_response_payload(b, back));
   EXPECT_TRUE(back.benchmark);
   EXPECT_EQ(back.cipher, 1);
+  EXPECT_FALSE(back.checksum_partial);
+  p.checksum_partial = true;  // bit 6 of the cipher byte
+  encode_response_payload(p, b);
+  EXPECT_EQ(b[9], 0xc1);
+  ASSERT_TRUE(decode_response_payload(b, back));
+  EXPECT_TRUE(back.checksum_partial);
+  EXPECT_TRUE(back.benchmark);
+  EXPECT_EQ(back.cipher, 1);
   b[9] = 2;  // no such cipher
   EXPECT_FALSE(decode_response_payload(b, back));
   b[9] = 0;

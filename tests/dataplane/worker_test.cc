@@ -4,6 +4,7 @@
 #include "dataplane/worker.h"
 
 #include <arpa/inet.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -249,6 +250,7 @@ class OffloadedClientToPlainServer : public WorkerPair {
  protected:
   void SetUp() override {
     client.vnet = true;
+    client.session.peer_takes_partial = true;
     WorkerPair::SetUp();
   }
 };
@@ -256,6 +258,17 @@ class OffloadedClientToOffloadedServer : public WorkerPair {
  protected:
   void SetUp() override {
     client.vnet = server.vnet = true;
+    client.session.peer_takes_partial = true;
+    WorkerPair::SetUp();
+  }
+};
+// A server that did not agree to partial checksums (one from before them would take
+// every packet as whole and write it without a NEEDS_CSUM header): the client completes
+// each segment's checksum before sealing it.
+class OffloadedClientToServerWithoutPartial : public WorkerPair {
+ protected:
+  void SetUp() override {
+    client.vnet = true;
     WorkerPair::SetUp();
   }
 };
@@ -263,6 +276,34 @@ class OffloadedClientToOffloadedServer : public WorkerPair {
 TEST_F(OffloadedClientToPlainServer, PartialChecksumsAreCompleted) { segments_arrive_checked(client, server); }
 TEST_F(OffloadedClientToOffloadedServer, PartialChecksumsGoToTheKernelAsNeedsCsum) {
   segments_arrive_checked(client, server);
+}
+TEST_F(OffloadedClientToServerWithoutPartial, ChecksumsAreCompletedBeforeSealing) {
+  server.worker->stop();  // the datagrams are read and opened here instead
+  server.worker.reset();
+  const int off = 0;
+  setsockopt(server.udp.fd(), SOL_UDP, UDP_GRO, &off, sizeof off);
+  const std::size_t payload = 3 * 1000 + 123;
+  const auto read = tso_read(payload, 1000);
+  ASSERT_EQ(write(client.tun_app, read.data(), read.size()), static_cast<ssize_t>(read.size()));
+  std::vector<std::uint8_t> got;
+  for (int i = 0; i < 4; ++i) {
+    pollfd p{server.udp.fd(), POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 2000), 1) << "datagram " << i;
+    std::vector<std::uint8_t> d(4096);
+    const ssize_t n = recv(server.udp.fd(), d.data(), d.size(), 0);
+    ASSERT_GT(n, static_cast<ssize_t>(kHeaderLen + kSeqLen + kTagLen));
+    d.resize(static_cast<std::size_t>(n));
+    Header h;
+    ASSERT_EQ(decode_header(d, h), HeaderError::Ok);
+    EXPECT_EQ(h.aux, 0) << "no CHECKSUM_PARTIAL to a peer that did not agree to it";
+    ASSERT_TRUE(server.session.rx_key.open(h.counter, {d.data(), kHeaderLen}, d.data() + kHeaderLen,
+                                           d.size() - kHeaderLen));
+    std::vector<std::uint8_t> inner(d.begin() + kHeaderLen + kSeqLen, d.end() - kTagLen);
+    const auto part = checked_payload(inner, false);
+    got.insert(got.end(), part.begin(), part.end());
+  }
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), read.begin() + kVnetHdrLen + 40, read.end()));
+  EXPECT_EQ(got.size(), payload);
 }
 
 TEST_F(WorkerPair, SpoofedInnerSourceIsDropped) {
