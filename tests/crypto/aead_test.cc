@@ -151,7 +151,7 @@ TEST_P(AeadBackends, WrongCounterKeyOrAdFails) {
   EXPECT_EQ(buf[0], 9);
 }
 
-// AES-256-GCM through TransportKey (libsodium, its precomputed schedule) against
+// AES-256-GCM through TransportKey (crypto/aes_gcm.h, its precomputed schedule) against
 // OpenSSL's implementation of the same algorithm: the same ciphertext and tag for the
 // same key, nonce and data, and each opens the other's.
 TEST(TransportKey, Aes256GcmMatchesAnIndependentImplementation) {
