@@ -334,7 +334,9 @@ bool AesGcm256::supported() noexcept {
          __builtin_cpu_supports("sse4.1");
 }
 
-AesGcm256::AesGcm256(const std::uint8_t key[32], bool allow_wide) noexcept : wide_(allow_wide && cpu_has_wide()) {
+AesGcm256::AesGcm256(const std::uint8_t key[32], bool allow_wide) noexcept {
+  static const bool cpu_wide = cpu_has_wide();  // once per process, not per session key
+  wide_ = allow_wide && cpu_wide;
   init_key(key, round_keys_, h_powers_);
 }
 

@@ -101,6 +101,17 @@ std::uint16_t csum_add(std::uint16_t sum, const std::uint8_t* p, std::size_t n) 
   return swap16(folded);
 }
 
+namespace {
+
+// Completes a checksum left partial (NEEDS_CSUM): the field at start + offset holds the
+// pseudo header's sum, so the sum from start to the end, field included, is the checksum.
+void complete_checksum_at(std::uint8_t* pkt, std::size_t len, std::size_t start, std::size_t offset,
+                          std::uint8_t proto) noexcept {
+  put_be16(pkt + start + offset, finish_checksum(csum_add(0, pkt + start, len - start), proto));
+}
+
+}  // namespace
+
 std::uint16_t ipv4_header_checksum(const std::uint8_t* ip, std::size_t ihl) noexcept {
   std::uint16_t s = csum_add(0, ip, 10);
   s = csum_add(s, ip + 12, ihl - 12);
@@ -125,7 +136,7 @@ TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t l
       // The field holds the pseudo header's sum already: summing from csum_start over
       // the rest, field included, gives the checksum.
       const bool udp = len >= 20 && (((pkt[0] >> 4) == 4 && pkt[9] == kProtoUdp) || ((pkt[0] >> 4) == 6 && pkt[6] == kProtoUdp));
-      put_be16(pkt + at, finish_checksum(csum_add(0, pkt + h.csum_start, len - h.csum_start), udp ? kProtoUdp : kProtoTcp));
+      complete_checksum_at(pkt, len, h.csum_start, h.csum_offset, udp ? kProtoUdp : kProtoTcp);
     }
     return TunPacket::Plain;
   }
@@ -225,9 +236,7 @@ void complete_partial_checksum(std::uint8_t* pkt, std::size_t len) noexcept {
   std::size_t start = 0, field = 0;
   std::uint8_t proto = 0;
   if (!locate_l4(pkt, len, start, field, proto)) return;
-  // The field holds the pseudo header's sum: summing from the L4 header on, field
-  // included, gives the checksum.
-  put_be16(pkt + start + field, finish_checksum(csum_add(0, pkt + start, len - start), proto));
+  complete_checksum_at(pkt, len, start, field, proto);
 }
 
 }  // namespace triglav::dp

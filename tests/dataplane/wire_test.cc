@@ -140,20 +140,21 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_EQ(back.ipv6_prefix, p.ipv6_prefix);
   EXPECT_EQ(b[34], 0xfd) << "the IPv6 prefix at byte 34";
   EXPECT_FALSE(back.benchmark);
-  p.benchmark = true;  // bit 7 of the cipher byte
-  encode_response_payload(p, b);
-  EXPECT_EQ(b[9], 0x81);
-  ASSERT_TRUE(decode_response_payload(b, back));
-  EXPECT_TRUE(back.benchmark);
-  EXPECT_EQ(back.cipher, 1);
   EXPECT_FALSE(back.checksum_partial);
-  p.checksum_partial = true;  // bit 6 of the cipher byte
-  encode_response_payload(p, b);
-  EXPECT_EQ(b[9], 0xc1);
-  ASSERT_TRUE(decode_response_payload(b, back));
-  EXPECT_TRUE(back.checksum_partial);
-  EXPECT_TRUE(back.benchmark);
-  EXPECT_EQ(back.cipher, 1);
+  // The flags beside the cipher in byte 9: bit 7 benchmark, then bit 6 checksum_partial.
+  const struct {
+    bool ResponsePayload::*flag;
+    std::uint8_t byte9;
+  } flags[] = {{&ResponsePayload::benchmark, 0x81}, {&ResponsePayload::checksum_partial, 0xc1}};
+  for (const auto& f : flags) {
+    p.*f.flag = true;
+    encode_response_payload(p, b);
+    EXPECT_EQ(b[9], f.byte9);
+    ASSERT_TRUE(decode_response_payload(b, back));
+    EXPECT_TRUE(back.*f.flag);
+    EXPECT_TRUE(back.benchmark);
+    EXPECT_EQ(back.cipher, 1);
+  }
   b[9] = 2;  // no such cipher
   EXPECT_FALSE(decode_response_payload(b, back));
   b[9] = 0;
