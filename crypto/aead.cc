@@ -70,17 +70,36 @@ struct EvpContext {
   ~EvpContext() { EVP_CIPHER_CTX_free(ctx); }
 };
 
-void openssl_seal(const std::uint8_t* key, const std::uint8_t* nonce, std::span<const std::uint8_t> ad,
+std::atomic<unsigned> g_injected_seal_failures{0};
+
+// Takes one injected failure, if any is left (tests only; a relaxed load otherwise).
+bool injected_failure() noexcept {
+  unsigned n = g_injected_seal_failures.load(std::memory_order_relaxed);
+  while (n > 0)
+    if (g_injected_seal_failures.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) return true;
+  return false;
+}
+
+// False when OpenSSL failed. Before the buffer is touched, libsodium seals it instead;
+// once the in-place update ran the buffer holds keystream-XORed bytes, and sealing those
+// again under the same key and nonce would cancel the keystream and send plaintext: the
+// buffer is wiped and the caller drops the packet.
+bool openssl_seal(const std::uint8_t* key, const std::uint8_t* nonce, std::span<const std::uint8_t> ad,
                   std::uint8_t* buf, std::size_t len) noexcept {
   thread_local EvpContext e(true);
   int n = 0;
   if (e.ctx == nullptr || EVP_EncryptInit_ex(e.ctx, nullptr, nullptr, key, nonce) != 1 ||
-      (!ad.empty() && EVP_EncryptUpdate(e.ctx, nullptr, &n, ad.data(), static_cast<int>(ad.size())) != 1) ||
-      (len > 0 && EVP_EncryptUpdate(e.ctx, buf, &n, buf, static_cast<int>(len)) != 1) ||
-      EVP_EncryptFinal_ex(e.ctx, buf + len, &n) != 1 ||
-      EVP_CIPHER_CTX_ctrl(e.ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagLen), buf + len) != 1) {
-    sodium_seal(key, nonce, ad, buf, len);  // never leave a packet unsealed
+      (!ad.empty() && EVP_EncryptUpdate(e.ctx, nullptr, &n, ad.data(), static_cast<int>(ad.size())) != 1)) {
+    sodium_seal(key, nonce, ad, buf, len);  // the buffer is still plaintext
+    return true;
   }
+  if ((len > 0 && EVP_EncryptUpdate(e.ctx, buf, &n, buf, static_cast<int>(len)) != 1) ||
+      EVP_EncryptFinal_ex(e.ctx, buf + len, &n) != 1 || injected_failure() ||
+      EVP_CIPHER_CTX_ctrl(e.ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagLen), buf + len) != 1) {
+    sodium_memzero(buf, len + kTagLen);
+    return false;
+  }
+  return true;
 }
 
 bool openssl_open(const std::uint8_t* key, const std::uint8_t* nonce, std::span<const std::uint8_t> ad,
@@ -106,11 +125,14 @@ const char* aead_backend_name(AeadBackend b) noexcept { return b == AeadBackend:
 void set_aead_backend(AeadBackend b) noexcept { g_backend.store(b, std::memory_order_relaxed); }
 AeadBackend aead_backend() noexcept { return g_backend.load(std::memory_order_relaxed); }
 
-void seal_with_nonce(const std::uint8_t* key, const std::uint8_t nonce[kNonceLen],
+void inject_seal_failures(unsigned n) noexcept { g_injected_seal_failures.store(n, std::memory_order_relaxed); }
+
+bool seal_with_nonce(const std::uint8_t* key, const std::uint8_t nonce[kNonceLen],
                      std::span<const std::uint8_t> ad, std::uint8_t* buf,
                      std::size_t len) noexcept {
-  if (aead_backend() == AeadBackend::OpenSsl) openssl_seal(key, nonce, ad, buf, len);
-  else sodium_seal(key, nonce, ad, buf, len);
+  if (aead_backend() == AeadBackend::OpenSsl) return openssl_seal(key, nonce, ad, buf, len);
+  sodium_seal(key, nonce, ad, buf, len);
+  return true;
 }
 
 bool open_with_nonce(const std::uint8_t* key, const std::uint8_t nonce[kNonceLen],
@@ -134,7 +156,7 @@ AeadBackend fastest_aead_backend(double* sodium_ns, double* openssl_ns) noexcept
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < kRounds; ++i) {
         nonce[4] = static_cast<std::uint8_t>(i);
-        seal(key, nonce, std::span<const std::uint8_t>(ad, sizeof ad), buf.data(), kLen);
+        (void)seal(key, nonce, std::span<const std::uint8_t>(ad, sizeof ad), buf.data(), kLen);
       }
       const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kRounds;
       best = std::min(best, ns);
@@ -148,12 +170,12 @@ AeadBackend fastest_aead_backend(double* sodium_ns, double* openssl_ns) noexcept
   return o < s ? AeadBackend::OpenSsl : AeadBackend::Sodium;
 }
 
-void seal_in_place(const SecretKey& key, std::uint64_t counter,
+bool seal_in_place(const SecretKey& key, std::uint64_t counter,
                    std::span<const std::uint8_t> ad, std::uint8_t* buf,
                    std::size_t len) noexcept {
   std::uint8_t nonce[kNonceLen];
   make_nonce(nonce, counter);
-  seal_with_nonce(key.data(), nonce, ad, buf, len);
+  return seal_with_nonce(key.data(), nonce, ad, buf, len);
 }
 
 bool open_in_place(const SecretKey& key, std::uint64_t counter,
@@ -189,12 +211,13 @@ TransportKey& TransportKey::operator=(TransportKey&& o) noexcept {
 
 TransportKey::~TransportKey() = default;
 
-void TransportKey::seal(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
+bool TransportKey::seal(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
                         std::size_t len) const noexcept {
   if (!aes_) return seal_in_place(key_, counter, ad, buf, len);
   std::uint8_t nonce[kNonceLen];
   make_nonce(nonce, counter);
   aes_->seal(nonce, ad, buf, len);
+  return true;
 }
 
 bool TransportKey::open(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
@@ -217,7 +240,7 @@ double aes256gcm_ns() noexcept {
   double best = 1e18;
   for (int trial = 0; trial < 3; ++trial) {  // the best of three, as for ChaCha20-Poly1305
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kRounds; ++i) key.seal(static_cast<std::uint64_t>(i), {ad, sizeof ad}, buf.data(), kLen);
+    for (int i = 0; i < kRounds; ++i) (void)key.seal(static_cast<std::uint64_t>(i), {ad, sizeof ad}, buf.data(), kLen);
     best = std::min(best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kRounds);
   }
   return best;

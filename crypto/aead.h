@@ -25,8 +25,9 @@ inline constexpr std::size_t kNonceLen = 12;
 void make_nonce(std::uint8_t out[kNonceLen], std::uint64_t counter) noexcept;
 
 // Encrypts buf[0, len) in place and writes the tag to buf[len, len + 16).
-// The caller guarantees 16 bytes of tailroom.
-void seal_in_place(const SecretKey& key, std::uint64_t counter,
+// The caller guarantees 16 bytes of tailroom. False when the library failed: the buffer
+// is then wiped and must not be sent.
+[[nodiscard]] bool seal_in_place(const SecretKey& key, std::uint64_t counter,
                    std::span<const std::uint8_t> ad, std::uint8_t* buf,
                    std::size_t len) noexcept;
 
@@ -37,7 +38,7 @@ void seal_in_place(const SecretKey& key, std::uint64_t counter,
                                  std::size_t len) noexcept;
 
 // The same with an arbitrary 12-byte nonce, for known-answer tests.
-void seal_with_nonce(const std::uint8_t* key, const std::uint8_t nonce[kNonceLen],
+[[nodiscard]] bool seal_with_nonce(const std::uint8_t* key, const std::uint8_t nonce[kNonceLen],
                      std::span<const std::uint8_t> ad, std::uint8_t* buf,
                      std::size_t len) noexcept;
 [[nodiscard]] bool open_with_nonce(const std::uint8_t* key, const std::uint8_t nonce[kNonceLen],
@@ -53,6 +54,9 @@ const char* aead_backend_name(AeadBackend b) noexcept;
 // Every seal and open from now on; call before the threads that use them start.
 void set_aead_backend(AeadBackend b) noexcept;
 AeadBackend aead_backend() noexcept;
+// Tests: the next n OpenSSL seals fail after their in-place update, the one failure
+// that cannot be recovered by sealing with libsodium instead.
+void inject_seal_failures(unsigned n) noexcept;
 // Times both on 1420-byte packets (a few milliseconds); the faster, and the cost per
 // packet of each in nanoseconds.
 AeadBackend fastest_aead_backend(double* sodium_ns = nullptr, double* openssl_ns = nullptr) noexcept;
@@ -80,7 +84,8 @@ class TransportKey {
 
   Cipher cipher() const noexcept { return cipher_; }
   // As seal_in_place and open_in_place.
-  void seal(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf, std::size_t len) const noexcept;
+  [[nodiscard]] bool seal(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
+                          std::size_t len) const noexcept;
   [[nodiscard]] bool open(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
                           std::size_t len) const noexcept;
 

@@ -165,10 +165,11 @@ void NoiseNk::mix_ephemeral(const PublicKey& e) noexcept {
   if (psk_mode_) mix_key(e);
 }
 
-void NoiseNk::encrypt_and_hash(std::span<const std::uint8_t> plain, std::uint8_t* out) noexcept {
+bool NoiseNk::encrypt_and_hash(std::span<const std::uint8_t> plain, std::uint8_t* out) noexcept {
   if (!plain.empty()) std::memmove(out, plain.data(), plain.size());
-  seal_in_place(k_, n_++, h_, out, plain.size());
+  if (!seal_in_place(k_, n_++, h_, out, plain.size())) return false;
   mix_hash({out, plain.size() + kTagLen});
+  return true;
 }
 
 bool NoiseNk::decrypt_and_hash(std::span<const std::uint8_t> cipher, std::uint8_t* out) noexcept {
@@ -207,7 +208,10 @@ std::optional<std::size_t> NoiseNk::write_message(std::span<const std::uint8_t> 
     return std::nullopt;
   }
   if (psk_mode_ && !initiator_) mix_key_and_hash(psk_.span());
-  encrypt_and_hash(payload, out.data() + kKeyLen);
+  if (!encrypt_and_hash(payload, out.data() + kKeyLen)) {
+    failed_ = true;
+    return std::nullopt;
+  }
   ++step_;
   return need;
 }

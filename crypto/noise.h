@@ -84,7 +84,7 @@ class NoiseNk {
   void mix_key(std::span<const std::uint8_t> ikm) noexcept;
   void mix_key_and_hash(std::span<const std::uint8_t> ikm) noexcept;
   void mix_ephemeral(const PublicKey& e) noexcept;
-  void encrypt_and_hash(std::span<const std::uint8_t> plain, std::uint8_t* out) noexcept;
+  [[nodiscard]] bool encrypt_and_hash(std::span<const std::uint8_t> plain, std::uint8_t* out) noexcept;
   [[nodiscard]] bool decrypt_and_hash(std::span<const std::uint8_t> cipher,
                                       std::uint8_t* out) noexcept;
   [[nodiscard]] bool dh_mix(const SecretKey& priv, const PublicKey& pub) noexcept;

@@ -35,6 +35,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::DropHandshakeMac: return "drop_handshake_mac";
     case Counter::DropHandshakeRate: return "drop_handshake_rate";
     case Counter::DropInKernel: return "drop_in_kernel";
+    case Counter::DropSealFailed: return "drop_seal_failed";
     case Counter::kCount: break;
   }
   return "?";

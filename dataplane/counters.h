@@ -43,6 +43,7 @@ enum class Counter : std::uint8_t {
   DropHandshakeMac, // server: an initiation of the wrong length or without a valid mac1
   DropHandshakeRate,// server under load: an initiation beyond its source's rate, or no cookie reply allowed
   DropInKernel,     // dropped by the kernel before we read it: the server's socket filter, a full queue
+  DropSealFailed,   // the cipher library failed to seal a packet (never sent half-sealed)
   kCount
 };
 

@@ -84,8 +84,12 @@ std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::ui
   next.store(n + 1, std::memory_order_relaxed);
   h.counter = std::uint64_t{sender} << kSenderShift | n;
   encode_header(h, buf);
-  s.tx_key.seal(h.counter, {buf, kHeaderLen}, buf + kHeaderLen, body);
+  if (!s.tx_key.seal(h.counter, {buf, kHeaderLen}, buf + kHeaderLen, body)) return 0;
   return kHeaderLen + body + kTagLen;
+}
+
+bool keys_used_up(const Session& s, unsigned sender) noexcept {
+  return s.tx[sender].next_counter.load(std::memory_order_relaxed) >= kRejectAfterMessages;
 }
 
 std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMaxUplinks>& uplinks,

@@ -227,10 +227,13 @@ struct Snapshot {
 // ENCRYPTED, uplink, the peer's receiver index, the next counter of `sender`) into
 // buf[0, 16) and encrypts buf[16, 16 + body) with the tag after it. Only the thread that
 // owns tx[sender] may call it. Returns the datagram's length, or 0 once the sender has
-// used the keys for kRejectAfterMessages messages. aux goes into the header (Data:
-// kDataChecksumPartial).
+// used the keys for kRejectAfterMessages messages (keys_used_up) or when the cipher
+// failed (the buffer is wiped: nothing of it may be sent). aux goes into the header
+// (Data: kDataChecksumPartial).
 std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
                            std::size_t body, std::uint8_t aux = 0) noexcept;
+// Whether `sender` has sealed its last allowed message under the session's keys.
+bool keys_used_up(const Session& s, unsigned sender) noexcept;
 
 // Writes packet number `n` of a generator at p (room bytes available): an IPv4 UDP
 // packet of g.len bytes (at least its 28 bytes of headers, at most room) of stream

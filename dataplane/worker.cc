@@ -875,12 +875,13 @@ class Worker::Loop {
   // Writes the header in front of buf[kHeaderLen, kHeaderLen + body), seals in place
   // with this worker's counter and adds the datagram to the open send batch for its
   // socket and peer (a new one when it does not fit); the slot is freed on completion.
-  // False (slot freed, drop counted) when the session's keys are used up.
+  // False (slot freed, drop counted) when the session's keys are used up or the cipher
+  // failed.
   bool emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
             std::size_t body, std::uint8_t aux = 0) noexcept {
     const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body, aux);
     if (len == 0) {
-      c_.add(Counter::DropKeysUsedUp);
+      c_.add(keys_used_up(*s, cfg_.id) ? Counter::DropKeysUsedUp : Counter::DropSealFailed);
       free_.push_back(slot);
       return false;
     }

@@ -34,6 +34,25 @@ Endpoint Endpoint::loopback(int family, std::uint16_t port) noexcept {
   return family == AF_INET6 ? from_ipv6(kLo6, port) : from_ipv4(htonl(INADDR_LOOPBACK), port);
 }
 
+SourceKey source_key(const Endpoint& e) noexcept {
+  SourceKey k{};
+  if (e.family() == AF_INET6) {
+    const std::uint8_t* a = reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr.s6_addr;
+    static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(a, kMapped, sizeof kMapped) == 0) {
+      k[0] = 4;
+      std::memcpy(k.data() + 1, a + 12, 4);
+    } else {
+      k[0] = 6;
+      std::memcpy(k.data() + 1, a, 8);
+    }
+  } else {
+    k[0] = 4;
+    std::memcpy(k.data() + 1, &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr, 4);
+  }
+  return k;
+}
+
 Endpoint Endpoint::from_sockaddr(const sockaddr* sa, socklen_t len) noexcept {
   Endpoint e;
   if (len > sizeof e.addr) len = sizeof e.addr;

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,13 +23,14 @@ namespace {
 
 constexpr std::size_t kMaxDatagram = 65535;  // what 2 length bytes can say
 constexpr int kBatch = 64;                    // reads per readiness event, then others get a turn
-constexpr std::size_t kInitialIn = 4096;      // a connection's receive buffer until a frame needs more
 constexpr std::uint64_t kTagTcp = 0, kTagUdp = 1, kTagListener = 2, kTagStop = 3;
 
 std::int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+std::size_t frame_length(const std::uint8_t* p) { return static_cast<std::size_t>(p[0]) << 8 | p[1]; }
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -74,14 +76,13 @@ struct TcpRelay::Impl {
     int tcp = -1, udp = -1;
     State state = State::Connecting;
     std::string error;
-    std::vector<std::uint8_t> in;  // bytes from TCP not yet a whole frame
-    std::size_t in_len = 0;
+    std::vector<std::uint8_t> in;  // the start of a frame that a read cut off (empty: none)
     std::vector<std::uint8_t> out;  // frames for TCP not yet taken by the kernel
     std::size_t out_head = 0;
     bool want_out = false;  // EPOLLOUT armed
     std::int64_t created_s = 0, last_s = 0;  // last_s: a datagram relayed either way
     bool answered = false;  // server: the tunnel sent something back
-    std::array<std::uint8_t, 16> source{};  // server: the peer's address (per-source limit)
+    SourceKey source{};  // server: the peer's source_key (per-source limit)
 
     ~Conn() { close_fds(); }
     void close_fds() {
@@ -102,11 +103,12 @@ struct TcpRelay::Impl {
   std::map<unsigned, std::uint64_t> by_id;  // client links
   std::vector<Listener> listeners;
   std::uint64_t next_serial = 1;
-  std::map<std::array<std::uint8_t, 16>, unsigned> per_source;  // server: open connections by address
+  std::map<SourceKey, unsigned> per_source;  // server: open connections by address
   std::int64_t listen_paused_until = 0;  // server: accept() ran out of descriptors; try again then
   TcpRelayStats st;
   std::thread thread;
-  std::vector<std::uint8_t> dgram = std::vector<std::uint8_t>(kMaxDatagram);
+  std::vector<std::uint8_t> dgram = std::vector<std::uint8_t>(kMaxDatagram);  // one read from UDP
+  std::vector<std::uint8_t> scratch = std::vector<std::uint8_t>(kMaxDatagram);  // one read from TCP
 
   void watch(int fd, std::uint64_t tag, std::uint64_t serial, std::uint32_t events, int op = EPOLL_CTL_ADD) {
     epoll_event ev{};
@@ -118,7 +120,6 @@ struct TcpRelay::Impl {
   Conn& add_conn(std::unique_ptr<Conn> c) {
     c->serial = next_serial++;
     c->created_s = c->last_s = now_s();
-    c->in.resize(kInitialIn);  // grows to a frame's size when one needs it
     Conn& r = *c;
     conns[r.serial] = std::move(c);
     ++st.open;
@@ -182,6 +183,10 @@ struct TcpRelay::Impl {
       const ssize_t n = recv(c.udp, dgram.data(), dgram.size(), MSG_DONTWAIT);
       if (n < 0) break;  // EAGAIN, or an ICMP error from the other side: nothing to relay
       if (n == 0) continue;  // a frame cannot say 0 (it means "bad"): nothing to send
+      if (static_cast<std::size_t>(n) > limits.max_frame) {  // the far end would close on it
+        ++st.dropped_too_big;
+        continue;
+      }
       c.last_s = now_s();
       if (limits.is_answer == nullptr || limits.is_answer(dgram.data(), static_cast<std::size_t>(n))) c.answered = true;
       if (c.out.size() - c.out_head + 2 + static_cast<std::size_t>(n) > limits.queue_bytes) {
@@ -214,7 +219,7 @@ struct TcpRelay::Impl {
     }
     if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP))) return;
     for (int i = 0; i < kBatch; ++i) {
-      const ssize_t n = read(c.tcp, c.in.data() + c.in_len, c.in.size() - c.in_len);
+      const ssize_t n = read(c.tcp, scratch.data(), scratch.size());
       if (n == 0) {
         end(c, "the other end closed the connection");
         return;
@@ -223,33 +228,65 @@ struct TcpRelay::Impl {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) end(c, errno_text("tcp receive"));
         return;
       }
-      c.in_len += static_cast<std::size_t>(n);
-      std::size_t at = 0;
-      while (c.in_len - at >= 2) {
-        const std::size_t len = static_cast<std::size_t>(c.in[at]) << 8 | c.in[at + 1];
-        if (len == 0) {
-          ++st.closed_bad;
-          end(c, "a frame of length 0");
-          return;
-        }
-        if (c.in_len - at < 2 + len) {
-          if (c.in.size() < 2 + len) c.in.resize(2 + len);  // the rest moves to the front below
-          break;
-        }
-        send(c.udp, c.in.data() + at + 2, len, MSG_DONTWAIT);  // a full socket drops, as a path would
-        ++st.datagrams_from_tcp;
-        c.last_s = now_s();  // whole datagrams, not trickled bytes, keep a connection alive
-        at += 2 + len;
-      }
-      if (at > 0) {
-        std::memmove(c.in.data(), c.in.data() + at, c.in_len - at);
-        c.in_len -= at;
-      }
-      if (c.in_len == 0 && c.in.size() > kInitialIn) {  // a big frame passed: give the room back
-        c.in.resize(kInitialIn);
-        c.in.shrink_to_fit();
-      }
+      if (!take_bytes(c, scratch.data(), static_cast<std::size_t>(n))) return;
     }
+  }
+
+  // A frame's length, once its two bytes are known: 0 (nothing sends it) and anything
+  // longer than the tunnel's largest datagram end the connection. False: it ended.
+  bool length_ok(Conn& c, std::size_t len) {
+    if (len != 0 && len <= limits.max_frame) return true;
+    ++st.closed_bad;
+    end(c, len == 0 ? "a frame of length 0" : "a frame of " + std::to_string(len) + " bytes (the tunnel sends at most " +
+                                                std::to_string(limits.max_frame) + ")");
+    return false;
+  }
+
+  void relay_datagram(Conn& c, const std::uint8_t* d, std::size_t len) {
+    send(c.udp, d, len, MSG_DONTWAIT);  // a full socket drops, as a path would
+    ++st.datagrams_from_tcp;
+    c.last_s = now_s();  // whole datagrams, not trickled bytes, keep a connection alive
+  }
+
+  // Bytes read from TCP. Whole frames go to UDP straight from the read buffer; the part
+  // of a frame that a read cut off waits in c.in, which holds only bytes that came (at
+  // most one frame's): a length alone reserves nothing. False when the connection ended.
+  bool take_bytes(Conn& c, const std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+      if (!c.in.empty()) {  // a frame begun by an earlier read
+        if (c.in.size() < 2) {
+          c.in.push_back(*p++);
+          --n;
+          if (!length_ok(c, frame_length(c.in.data()))) return false;
+          continue;
+        }
+        const std::size_t want = 2 + frame_length(c.in.data()) - c.in.size();
+        const std::size_t take = std::min(n, want);
+        c.in.insert(c.in.end(), p, p + take);
+        p += take;
+        n -= take;
+        if (take == want) {
+          relay_datagram(c, c.in.data() + 2, c.in.size() - 2);
+          c.in.clear();
+          if (c.in.capacity() > 4096) c.in.shrink_to_fit();  // a jumbo frame passed: give its room back
+        }
+        continue;
+      }
+      if (n < 2) {
+        c.in.assign(p, p + n);
+        return true;
+      }
+      const std::size_t len = frame_length(p);
+      if (!length_ok(c, len)) return false;
+      if (n < 2 + len) {
+        c.in.assign(p, p + n);
+        return true;
+      }
+      relay_datagram(c, p + 2, len);
+      p += 2 + len;
+      n -= 2 + len;
+    }
+    return true;
   }
 
   void pause_listeners(bool pause) {
@@ -272,11 +309,7 @@ struct TcpRelay::Impl {
         }
         return;
       }
-      std::array<std::uint8_t, 16> source{};
-      if (peer.ss_family == AF_INET6)
-        std::memcpy(source.data(), &reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr, 16);
-      else
-        std::memcpy(source.data(), &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, 4);
+      const SourceKey source = source_key(Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), plen));
       if (st.open >= limits.max_connections || per_source[source] >= limits.per_source) {
         if (per_source[source] == 0) per_source.erase(source);
         ::close(fd);
@@ -447,7 +480,9 @@ std::string TcpRelay::error(unsigned id) const {
 
 TcpRelayStats TcpRelay::stats() const {
   std::lock_guard<std::mutex> lk(impl_->mu);
-  return impl_->st;
+  TcpRelayStats s = impl_->st;
+  for (const auto& [serial, c] : impl_->conns) s.buffered += c->in.capacity();
+  return s;
 }
 
 }  // namespace triglav::io

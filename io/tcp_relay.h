@@ -29,6 +29,8 @@ struct TcpRelayStats {
   std::uint64_t datagrams_to_tcp = 0; // datagrams framed onto a connection
   std::uint64_t datagrams_from_tcp = 0;
   std::uint64_t dropped_full = 0;     // a connection's send queue was full
+  std::uint64_t dropped_too_big = 0;  // a datagram over max_frame, not framed
+  std::uint64_t buffered = 0;         // bytes held now for frames not yet whole, all connections
   std::uint64_t closed_bad = 0;       // a frame of length 0 (nothing sends one)
   std::uint64_t closed_idle = 0;      // idle, or (server) never answered by the tunnel
   std::uint64_t accept_errors = 0;    // server: accept() failed (out of file descriptors)
@@ -41,7 +43,10 @@ class TcpRelay {
     int idle_timeout_s = 180;         // server: a connection that relayed no datagram either way
     int unanswered_timeout_s = 10;    // server: a connection the tunnel never answered
     std::size_t queue_bytes = 512 * 1024;  // per connection, waiting for TCP to take it
-    unsigned per_source = 256;            // server: open connections from one address (a NAT) at most
+    unsigned per_source = 256;            // server: open connections from one address (a NAT) or IPv6 /64 at most
+    // The largest datagram a frame may carry: longer lengths end the connection (the
+    // tunnel never sends one; a receive buffer holds at most one frame).
+    std::size_t max_frame = 9036;
     // Server: whether a datagram from the tunnel counts as an answer (a connection the
     // tunnel never answers is closed after unanswered_timeout_s). Null: any datagram.
     bool (*is_answer)(const std::uint8_t* data, std::size_t len) = nullptr;

@@ -1,8 +1,10 @@
 // Locating ../shared/vectors for known-answer tests. Tests that need a vector file
-// call GTEST_SKIP() with a visible message when it is absent.
+// call GTEST_SKIP() with a visible message when it is absent on a developer's machine;
+// in CI (CI set to anything but "false" or "0") a missing file fails the test.
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -27,6 +29,11 @@ inline std::optional<std::string> read_vector_file(const std::string& name) {
   return ss.str();
 }
 
+inline bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && *ci != '\0' && std::string(ci) != "false" && std::string(ci) != "0";
+}
+
 inline std::vector<std::uint8_t> unhex(const std::string& h) {
   std::vector<std::uint8_t> out;
   for (std::size_t i = 0; i + 1 < h.size(); i += 2)
@@ -38,5 +45,8 @@ inline std::vector<std::uint8_t> unhex(const std::string& h) {
 
 #define TRIGLAV_REQUIRE_VECTOR(var, name)                                                 \
   auto var = ::triglav::test::read_vector_file(name);                                     \
+  if (!var && ::triglav::test::in_ci())                                                   \
+    GTEST_FAIL() << "test vector " << name << " not found in '"                           \
+                 << ::triglav::test::vectors_dir() << "' (CI needs ../shared/vectors)";   \
   if (!var) GTEST_SKIP() << "SKIPPED: test vector " << name << " not found in '"         \
                          << ::triglav::test::vectors_dir() << "' (../shared/vectors absent)"

@@ -24,7 +24,7 @@ void BM_SealInPlace(benchmark::State& state) {
   std::uint64_t counter = 0;
   for (auto _ : state) {
     for (auto& b : bufs) {
-      crypto::seal_in_place(k.priv, counter++, {b.data(), dp::kHeaderLen}, b.data() + dp::kHeaderLen, size);
+      (void)crypto::seal_in_place(k.priv, counter++, {b.data(), dp::kHeaderLen}, b.data() + dp::kHeaderLen, size);
     }
     benchmark::ClobberMemory();
   }
@@ -37,7 +37,7 @@ void BM_OpenInPlace(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
   crypto::KeyPair k = crypto::KeyPair::generate();
   std::vector<std::uint8_t> sealed(dp::kHeaderLen + size + 16), b;
-  crypto::seal_in_place(k.priv, 1, {sealed.data(), dp::kHeaderLen}, sealed.data() + dp::kHeaderLen, size);
+  (void)crypto::seal_in_place(k.priv, 1, {sealed.data(), dp::kHeaderLen}, sealed.data() + dp::kHeaderLen, size);
   for (auto _ : state) {
     b = sealed;
     benchmark::DoNotOptimize(
@@ -101,14 +101,14 @@ void BM_TransportAes256Gcm(benchmark::State& state) {
   crypto::KeyPair k = crypto::KeyPair::generate();
   const crypto::TransportKey key(std::move(k.priv), crypto::Cipher::Aes256Gcm);
   std::vector<std::uint8_t> ad(dp::kHeaderLen, 2), sealed(size + 16), b(size + 16);
-  key.seal(1, ad, sealed.data(), size);
+  (void)key.seal(1, ad, sealed.data(), size);
   std::uint64_t counter = 1;
   for (auto _ : state) {
     if (open) {
       b = sealed;
       benchmark::DoNotOptimize(key.open(1, ad, b.data(), b.size()));
     } else {
-      key.seal(counter++, ad, b.data(), size);
+      (void)key.seal(counter++, ad, b.data(), size);
       benchmark::ClobberMemory();
     }
   }

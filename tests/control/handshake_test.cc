@@ -63,9 +63,9 @@ TEST_F(Fixture, BothSidesAgreeOnKeysAndIndices) {
   EXPECT_EQ(est->response.mtu, 1420);
   // Client send key is server receive key and the other way round.
   std::uint8_t buf[32] = {1, 2, 3};
-  crypto::seal_in_place(est->keys.send, 7, {}, buf, 16);
+  EXPECT_TRUE(crypto::seal_in_place(est->keys.send, 7, {}, buf, 16));
   EXPECT_TRUE(crypto::open_in_place(r->keys.recv, 7, {}, buf, 32));
-  crypto::seal_in_place(r->keys.send, 9, {}, buf, 16);
+  EXPECT_TRUE(crypto::seal_in_place(r->keys.send, 9, {}, buf, 16));
   EXPECT_TRUE(crypto::open_in_place(est->keys.recv, 9, {}, buf, 32));
 }
 
@@ -219,7 +219,7 @@ TEST_F(Fixture, ClientKeyHandshakeCompletesOnlyWithTheListedKey) {
   auto est = a.finish(r->response);
   ASSERT_TRUE(est);
   std::uint8_t buf[32] = {1, 2, 3};
-  crypto::seal_in_place(est->keys.send, 1, {}, buf, 16);
+  EXPECT_TRUE(crypto::seal_in_place(est->keys.send, 1, {}, buf, 16));
   EXPECT_TRUE(crypto::open_in_place(r->keys.recv, 1, {}, buf, 32));
 
   // An unknown key is refused before a response exists.

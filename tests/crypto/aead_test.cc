@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -43,7 +44,7 @@ TEST_P(AeadBackends, Rfc8439Vectors) {
     const auto tag = unhex(v["tag"]);
     expect.insert(expect.end(), tag.begin(), tag.end());
     buf.resize(pt.size() + kTagLen);
-    seal_with_nonce(key.data(), nonce.data(), aad, buf.data(), pt.size());
+    EXPECT_TRUE(seal_with_nonce(key.data(), nonce.data(), aad, buf.data(), pt.size()));
     EXPECT_EQ(buf, expect) << v["name"];
     ASSERT_TRUE(open_with_nonce(key.data(), nonce.data(), aad, buf.data(), buf.size()));
     EXPECT_EQ(std::vector<std::uint8_t>(buf.begin(), buf.begin() + pt.size()), pt);
@@ -74,7 +75,7 @@ TEST_P(AeadBackends, WycheproofVectors) {
       if (ok) {
         std::vector<std::uint8_t> buf(msg);
         buf.resize(msg.size() + kTagLen);
-        seal_with_nonce(key.data(), iv.data(), aad, buf.data(), msg.size());
+        EXPECT_TRUE(seal_with_nonce(key.data(), iv.data(), aad, buf.data(), msg.size()));
         EXPECT_EQ(buf, ct) << "tcId " << t["tcId"];
         ++valid;
       } else {
@@ -99,14 +100,14 @@ TEST(Aead, BackendsInteroperate) {
                             std::pair{AeadBackend::OpenSsl, AeadBackend::Sodium}}) {
       std::vector<std::uint8_t> buf(len + kTagLen, 0x42), plain(len, 0x42);
       set_aead_backend(from);
-      seal_in_place(k.priv, 99, ad, buf.data(), len);
+      EXPECT_TRUE(seal_in_place(k.priv, 99, ad, buf.data(), len));
       set_aead_backend(to);
       ASSERT_TRUE(open_in_place(k.priv, 99, ad, buf.data(), buf.size())) << len;
       EXPECT_EQ(std::vector<std::uint8_t>(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(len)), plain);
       buf[0] ^= 1;  // and a flipped bit fails under both
       if (len > 0) {
         set_aead_backend(from);
-        seal_in_place(k.priv, 100, ad, buf.data(), len);
+        EXPECT_TRUE(seal_in_place(k.priv, 100, ad, buf.data(), len));
         buf[0] ^= 1;
         set_aead_backend(to);
         EXPECT_FALSE(open_in_place(k.priv, 100, ad, buf.data(), buf.size())) << len;
@@ -136,7 +137,7 @@ TEST_P(AeadBackends, WrongCounterKeyOrAdFails) {
   KeyPair a = KeyPair::generate(), b = KeyPair::generate();
   const std::uint8_t ad[4] = {1, 2, 3, 4};
   std::uint8_t buf[64 + kTagLen] = {9};
-  seal_in_place(a.priv, 5, ad, buf, 64);
+  EXPECT_TRUE(seal_in_place(a.priv, 5, ad, buf, 64));
   std::uint8_t copy[sizeof buf];
   std::memcpy(copy, buf, sizeof buf);
   EXPECT_FALSE(open_in_place(a.priv, 6, ad, copy, sizeof copy));
@@ -149,6 +150,31 @@ TEST_P(AeadBackends, WrongCounterKeyOrAdFails) {
   EXPECT_FALSE(open_in_place(a.priv, 5, ad, copy, kTagLen - 1));  // shorter than a tag
   EXPECT_TRUE(open_in_place(a.priv, 5, ad, buf, sizeof buf));
   EXPECT_EQ(buf[0], 9);
+}
+
+// OpenSSL failing after its in-place update leaves keystream-XORed bytes: sealing them
+// again under the same key and nonce would undo the encryption. The seal reports the
+// failure instead and leaves neither plaintext nor ciphertext behind.
+TEST(Aead, AnOpenSslSealThatFailsMidwayIsReportedAndLeavesNothingToSend) {
+  ASSERT_TRUE(init());
+  set_aead_backend(AeadBackend::OpenSsl);
+  const KeyPair k = KeyPair::generate();
+  std::vector<std::uint8_t> buf(200 + kTagLen, 0x41);
+  inject_seal_failures(1);
+  EXPECT_FALSE(seal_in_place(k.priv, 3, {}, buf.data(), 200));
+  EXPECT_EQ(std::count(buf.begin(), buf.end(), 0), static_cast<std::ptrdiff_t>(buf.size())) << "buffer wiped";
+  // Only that one seal failed: the next is whole and opens.
+  std::fill(buf.begin(), buf.end(), 0x41);
+  EXPECT_TRUE(seal_in_place(k.priv, 4, {}, buf.data(), 200));
+  EXPECT_NE(buf[0], 0x41);
+  EXPECT_TRUE(open_in_place(k.priv, 4, {}, buf.data(), buf.size()));
+  EXPECT_EQ(buf[0], 0x41);
+  // Through a session's key too (ChaCha20-Poly1305 goes through the backend).
+  const TransportKey tk(SecretKey(k.priv.span()));
+  inject_seal_failures(1);
+  EXPECT_FALSE(tk.seal(5, {}, buf.data(), 200));
+  inject_seal_failures(0);
+  set_aead_backend(AeadBackend::Sodium);
 }
 
 // AES-256-GCM through TransportKey (crypto/aes_gcm.h, its precomputed schedule) against
@@ -166,7 +192,7 @@ TEST(TransportKey, Aes256GcmMatchesAnIndependentImplementation) {
     const std::uint64_t counter = 0x0102030405060708ull + len;
     std::vector<std::uint8_t> ad(16, 0xad), ours(len + kTagLen), theirs(len + kTagLen);
     for (std::size_t i = 0; i < len; ++i) ours[i] = theirs[i] = static_cast<std::uint8_t>(i * 13);
-    key.seal(counter, ad, ours.data(), len);
+    EXPECT_TRUE(key.seal(counter, ad, ours.data(), len));
     std::uint8_t nonce[kNonceLen];
     make_nonce(nonce, counter);
     EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
@@ -196,15 +222,15 @@ TEST(TransportKey, ChaChaIsTheDefaultAndTheCiphersDoNotMix) {
   EXPECT_EQ(chacha.cipher(), Cipher::ChaCha20Poly1305);
   SecretKey same(std::span<const std::uint8_t, kKeyLen>(k, kKeyLen));
   std::uint8_t a[64 + kTagLen] = {1, 2, 3}, b[64 + kTagLen] = {1, 2, 3};
-  chacha.seal(7, {}, a, 64);
-  seal_in_place(same, 7, {}, b, 64);
+  EXPECT_TRUE(chacha.seal(7, {}, a, 64));
+  EXPECT_TRUE(seal_in_place(same, 7, {}, b, 64));
   EXPECT_EQ(std::memcmp(a, b, sizeof a), 0) << "a plain key seals as seal_in_place does";
   if (!aes256gcm_available()) GTEST_SKIP() << "no AES-NI on this CPU";
   TransportKey aes(SecretKey(std::span<const std::uint8_t, kKeyLen>(k, kKeyLen)), Cipher::Aes256Gcm);
   EXPECT_FALSE(aes.open(7, {}, a, sizeof a)) << "a ChaCha20-Poly1305 packet does not open under AES-256-GCM";
   TransportKey moved = std::move(aes);
   std::uint8_t c[16 + kTagLen] = {};
-  moved.seal(1, {}, c, 16);
+  EXPECT_TRUE(moved.seal(1, {}, c, 16));
   EXPECT_TRUE(moved.open(1, {}, c, sizeof c)) << "a moved key keeps its schedule";
   EXPECT_NE(cipher_name(Cipher::Aes256Gcm), cipher_name(Cipher::ChaCha20Poly1305));
 }

@@ -6,8 +6,11 @@
 #include <sodium.h>
 
 #include <cstring>
+#include <functional>
 #include <random>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/vectors.h"
 
@@ -48,6 +51,36 @@ Bytes ours_seal(bool wide, const Bytes& key, const Bytes& nonce, const Bytes& ad
   std::copy(pt.begin(), pt.end(), buf.begin() + static_cast<std::ptrdiff_t>(offset));
   AesGcm256(key.data(), wide).seal(nonce.data(), ad, buf.data() + offset, pt.size());
   return Bytes(buf.begin() + static_cast<std::ptrdiff_t>(offset), buf.end());
+}
+
+// One Wycheproof case with AES-256, a 96-bit IV and a 128-bit tag.
+struct WycheproofCase {
+  int id;
+  Bytes key, iv, aad, msg, sealed;  // sealed: ct then tag
+  bool valid;
+};
+
+// Calls f on each such case of the file (the others are counted in *skipped); the number
+// of cases seen.
+int for_each_wycheproof_case(const std::string& text, int* skipped, const std::function<void(const WycheproofCase&)>& f) {
+  const auto doc = nlohmann::json::parse(text);
+  int n = 0;
+  for (const auto& g : doc["testGroups"]) {
+    if (g["keySize"] != 256 || g["ivSize"] != 96 || g["tagSize"] != 128) {
+      *skipped += static_cast<int>(g["tests"].size());
+      continue;
+    }
+    for (const auto& t : g["tests"]) {
+      WycheproofCase c{t["tcId"].get<int>(), unhex(t["key"]), unhex(t["iv"]), unhex(t["aad"]), unhex(t["msg"]),
+                       unhex(t["ct"]), t["result"] == "valid"};
+      const Bytes tag = unhex(t["tag"]);
+      c.sealed.insert(c.sealed.end(), tag.begin(), tag.end());
+      EXPECT_NE(t["result"], "acceptable") << "tcId " << c.id;
+      f(c);
+      ++n;
+    }
+  }
+  return n;
 }
 
 // Every test runs with the 256-bit code (where the CPU has VAES and VPCLMULQDQ; the
@@ -100,6 +133,85 @@ TEST_P(AesGcm, SpecificationTestCases) {
     ASSERT_TRUE(AesGcm256(key.data(), wide()).open(nonce.data(), ad, buf.data(), buf.size()));
     EXPECT_EQ(Bytes(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pt.size())), pt);
   }
+}
+
+// Wycheproof's AES-GCM vectors (../shared/vectors, see SOURCES.md there): all 66 cases
+// with a 256-bit key and a 96-bit IV. The valid ones seal to the expected ciphertext
+// and tag and open to the message; each invalid one (a modified tag) fails and leaves
+// the buffer exactly as it was.
+TEST_P(AesGcm, WycheproofVectors) {
+  TRIGLAV_REQUIRE_VECTOR(text, "wycheproof_aes_gcm_test.json");
+  int valid = 0, invalid = 0, skipped = 0;
+  const int n = for_each_wycheproof_case(*text, &skipped, [&](const WycheproofCase& c) {
+    const AesGcm256 k(c.key.data(), wide());
+    if (c.valid) {
+      EXPECT_EQ(ours_seal(wide(), c.key, c.iv, c.aad, c.msg), c.sealed) << "tcId " << c.id;
+      ++valid;
+    } else {
+      ++invalid;
+    }
+    Bytes buf = c.sealed;
+    EXPECT_EQ(k.open(c.iv.data(), c.aad, buf.data(), buf.size()), c.valid) << "tcId " << c.id;
+    if (c.valid) {
+      EXPECT_EQ(Bytes(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(c.msg.size())), c.msg) << "tcId " << c.id;
+    } else {
+      EXPECT_EQ(buf, c.sealed) << "tcId " << c.id << ": a failed open changed the buffer";
+    }
+  });
+  EXPECT_EQ(n, 66);
+  EXPECT_EQ(valid, 39);
+  EXPECT_EQ(invalid, 27);
+  EXPECT_EQ(skipped, 316 - 66) << "the file's other key sizes and IV lengths";
+}
+
+// The same 66 cases through the two libraries our AES-256-GCM is compared with, so a
+// disagreement points at the right party. Each gets its own output buffer; an invalid
+// case must fail and leave the ciphertext alone.
+TEST(AesGcmLibraries, WycheproofVectors) {
+  ASSERT_GE(sodium_init(), 0);
+  TRIGLAV_REQUIRE_VECTOR(text, "wycheproof_aes_gcm_test.json");
+  const bool sodium_has_aes = crypto_aead_aes256gcm_is_available() != 0;
+  int skipped = 0;
+  const int n = for_each_wycheproof_case(*text, &skipped, [&](const WycheproofCase& c) {
+    const std::size_t clen = c.sealed.size() - 16;
+    if (c.valid) {
+      EXPECT_EQ(openssl_seal(c.key, c.iv, c.aad, c.msg), c.sealed) << "OpenSSL, tcId " << c.id;
+    }
+    // OpenSSL decryption: plaintext into out, the tag checked by the final call.
+    {
+      const Bytes in = c.sealed;
+      Bytes out(clen + 16);
+      EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+      int len = 0;
+      bool ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, c.key.data(), c.iv.data()) == 1 &&
+                (c.aad.empty() ||
+                 EVP_DecryptUpdate(ctx, nullptr, &len, c.aad.data(), static_cast<int>(c.aad.size())) == 1) &&
+                (clen == 0 || EVP_DecryptUpdate(ctx, out.data(), &len, in.data(), static_cast<int>(clen)) == 1) &&
+                EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, const_cast<std::uint8_t*>(in.data() + clen)) == 1 &&
+                EVP_DecryptFinal_ex(ctx, out.data() + clen, &len) == 1;
+      EVP_CIPHER_CTX_free(ctx);
+      EXPECT_EQ(ok, c.valid) << "OpenSSL, tcId " << c.id;
+      if (ok) {
+        EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(clen)), c.msg);
+      }
+      EXPECT_EQ(in, c.sealed);
+    }
+    if (!sodium_has_aes) return;
+    if (c.valid) {
+      EXPECT_EQ(sodium_seal(c.key, c.iv, c.aad, c.msg), c.sealed) << "libsodium, tcId " << c.id;
+    }
+    const Bytes in = c.sealed;
+    Bytes out(clen + 1, 0xee);
+    const bool ok = crypto_aead_aes256gcm_decrypt_detached(out.data(), nullptr, in.data(), clen, in.data() + clen,
+                                                           c.aad.data(), c.aad.size(), c.iv.data(), c.key.data()) == 0;
+    EXPECT_EQ(ok, c.valid) << "libsodium, tcId " << c.id;
+    if (ok) {
+      EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(clen)), c.msg);
+    }
+    EXPECT_EQ(in, c.sealed);
+  });
+  EXPECT_EQ(n, 66);
+  if (!sodium_has_aes) GTEST_SKIP() << "SKIPPED: libsodium's AES-256-GCM needs AES-NI (OpenSSL's was checked)";
 }
 
 // Every length from 0 to 300 bytes (all the ways a tail can fall around the 8- and

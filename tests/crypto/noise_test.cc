@@ -84,7 +84,7 @@ void replay(const nlohmann::json& v, bool psk) {
     const std::uint64_t ctr = from_init ? n_i2r++ : n_r2i++;
     std::vector<std::uint8_t> b(p);
     b.resize(p.size() + kTagLen);
-    seal_in_place(send, ctr, {}, b.data(), p.size());
+    EXPECT_TRUE(seal_in_place(send, ctr, {}, b.data(), p.size()));
     EXPECT_EQ(b, c) << "transport message " << i;
     ASSERT_TRUE(open_in_place(recv, ctr, {}, b.data(), b.size()));
     EXPECT_EQ(std::vector<std::uint8_t>(b.begin(), b.begin() + p.size()), p);

@@ -306,6 +306,23 @@ TEST_F(OffloadedClientToServerWithoutPartial, ChecksumsAreCompletedBeforeSealing
   EXPECT_EQ(got.size(), payload);
 }
 
+// A packet whose seal failed is counted and not sent (sent, its wiped bytes would fail
+// the peer's tag check); the next one goes through.
+TEST_F(WorkerPair, APacketWhoseSealFailedIsCountedNotSent) {
+  crypto::set_aead_backend(crypto::AeadBackend::OpenSsl);
+  crypto::inject_seal_failures(1);
+  const auto up = ipv4_udp(kClientIp, kServerIp, 300, 7);
+  ASSERT_EQ(write(client.tun_app, up.data(), up.size()), static_cast<ssize_t>(up.size()));
+  EXPECT_EQ(client.wait_counter(Counter::DropSealFailed, 1), 1u);
+  ASSERT_EQ(write(client.tun_app, up.data(), up.size()), static_cast<ssize_t>(up.size()));
+  EXPECT_EQ(server.read_tun(), up);
+  crypto::inject_seal_failures(0);
+  crypto::set_aead_backend(crypto::AeadBackend::Sodium);
+  EXPECT_EQ(server.worker->counters().get(Counter::RxPackets), 1u);
+  EXPECT_EQ(server.worker->counters().get(Counter::DropAuth), 0u);
+  EXPECT_EQ(client.worker->counters().get(Counter::TxPackets), 1u);
+}
+
 TEST_F(WorkerPair, SpoofedInnerSourceIsDropped) {
   const auto spoofed = ipv4_udp(0x0955000a, kServerIp, 10, 1);
   ASSERT_GT(write(client.tun_app, spoofed.data(), spoofed.size()), 0);
@@ -362,7 +379,7 @@ TEST_F(WorkerPair, PingIsAnsweredWithPongThatProvesLiveness) {
   h.counter = std::uint64_t{kControlSender} << kSenderShift;
   encode_header(h, pkt);
   store_le64(pkt + kHeaderLen, 0x1122334455667788ull);
-  client.session.tx_key.seal(h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen, 8);
+  EXPECT_TRUE(client.session.tx_key.seal(h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen, 8));
   client.session.last_rx_ns.store(0);
   ASSERT_TRUE(client.udp.send_to(pkt, sizeof pkt, server.udp.local()));
   for (int i = 0; i < 200 && client.session.last_rx_ns.load() == 0; ++i)

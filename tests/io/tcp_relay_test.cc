@@ -91,12 +91,16 @@ TEST(TcpRelay, CarriesDatagramsBothWaysWholeAndInOrder) {
   EXPECT_EQ(relay.family(), AF_INET);
 
   Endpoint seen;
-  for (std::size_t n : {1u, 1420u, 9000u, 65507u}) {  // 65507: the largest UDP/IPv4 datagram
+  for (std::size_t n : {1u, 1420u, 9000u, 9036u}) {  // 9036: a Data packet at the largest MTU
     const auto d = pattern(n, static_cast<std::uint8_t>(n));
     uplink.send(d, relay);
     EXPECT_EQ(server_side.recv(&seen), d) << n;
     EXPECT_EQ(seen.family(), AF_INET);
   }
+  uplink.send(pattern(9037, 1), relay);  // larger than the tunnel sends: not framed
+  for (int i = 0; i < 200 && client.stats().dropped_too_big == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(client.stats().dropped_too_big, 1u);
   // The way back: to the address the server saw, which is the server relay's socket.
   for (int i = 0; i < 50; ++i) server_side.send(pattern(100 + i, static_cast<std::uint8_t>(i)), seen);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(uplink.recv(), pattern(100 + i, static_cast<std::uint8_t>(i))) << i;
@@ -156,6 +160,50 @@ TEST(TcpRelay, ServerClosesWhatIsOverTheLimitAndWhatSaysLengthZero) {
   char b[4];
   EXPECT_LE(read(raw, b, sizeof b), 0);  // closed by the server
   close(raw);
+  EXPECT_EQ(server.stats().closed_bad, 1u);
+}
+
+// A length says what is coming, it reserves nothing: connections that send only the
+// start of a frame hold just the bytes they sent. A length above the largest datagram
+// the tunnel sends closes the connection.
+TEST(TcpRelay, ALengthReservesNothingAndAnOversizedOneCloses) {
+  Udp server_side;
+  TcpRelay server(TcpRelay::Limits{});
+  const Endpoint tcp_at = Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), free_tcp_port());
+  server.listen(tcp_at, server_side.at);
+  constexpr int kConns = 20;
+  std::vector<int> raw;
+  for (int i = 0; i < kConns; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(::connect(fd, tcp_at.sa(), tcp_at.len), 0);
+    const std::uint8_t start[12] = {0x23, 0x28, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};  // 9000 bytes announced, 10 sent
+    ASSERT_EQ(write(fd, start, sizeof start), static_cast<ssize_t>(sizeof start));
+    raw.push_back(fd);
+  }
+  for (int i = 0; i < 200 && server.stats().accepted < kConns; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last bytes read
+  const auto st = server.stats();
+  EXPECT_EQ(st.open, static_cast<std::uint64_t>(kConns));
+  EXPECT_LE(st.buffered, static_cast<std::uint64_t>(kConns) * 64) << "bytes held for " << kConns << " connections";
+  EXPECT_GE(st.buffered, static_cast<std::uint64_t>(kConns) * 12);
+  // The rest of one frame, byte-exact: it arrives whole.
+  const std::vector<std::uint8_t> rest(8990, 0x5a);
+  std::vector<std::uint8_t> want(9000, 0x5a);
+  for (std::uint8_t i = 0; i < 10; ++i) want[i] = static_cast<std::uint8_t>(i + 1);
+  ASSERT_EQ(write(raw[0], rest.data(), rest.size()), static_cast<ssize_t>(rest.size()));
+  EXPECT_EQ(server_side.recv(), want);
+  for (int fd : raw) close(fd);
+
+  const int big = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(big, tcp_at.sa(), tcp_at.len), 0);
+  const std::uint8_t huge[2] = {0xff, 0xff};
+  ASSERT_EQ(write(big, huge, 2), 2);
+  pollfd p{big, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 2000), 1);
+  char b[4];
+  EXPECT_LE(read(big, b, sizeof b), 0);  // closed by the server
+  close(big);
   EXPECT_EQ(server.stats().closed_bad, 1u);
 }
 
