@@ -137,6 +137,7 @@ class Client {
   ActiveUplinks active_uplinks() { return ActiveUplinks(ups_); }
 
   int run() {
+    if (relay_) relay_->start();  // after any --user drop, like the workers
     rt_.start_workers();
     // An uplink whose interface goes down is Down at once, not after its probes time out.
     if (!opt_.interfaces.empty() || opt_.auto_discover)

@@ -829,6 +829,7 @@ int run_server(const ServerOptions& opt) {
       }
     }
   }
+  if (relay) relay->start();  // after the drop: the relay's thread holds no more than the rest
   const std::string authkey = crypto::encode_authkey(ak) + "\n";
   std::fputs(authkey.c_str(), stdout);
   std::fflush(stdout);

@@ -1,6 +1,7 @@
 #include "io/tcp_relay.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -390,11 +391,16 @@ TcpRelay::TcpRelay(Limits limits) : impl_(std::make_unique<Impl>()) {
     throw std::runtime_error(e);
   }
   impl_->watch(impl_->stop_fd, kTagStop, 0, EPOLLIN);
+}
+
+void TcpRelay::start() {
+  if (impl_->thread.joinable()) return;
   try {
-    impl_->thread = std::thread([this] { impl_->run(); });
+    impl_->thread = std::thread([this] {
+      pthread_setname_np(pthread_self(), "triglav-tcp");  // as ps and /proc show it
+      impl_->run();
+    });
   } catch (const std::system_error& e) {
-    ::close(impl_->ep);
-    ::close(impl_->stop_fd);
     throw std::runtime_error(std::string("tcp relay: cannot start its thread: ") + e.what());
   }
 }
@@ -403,7 +409,7 @@ TcpRelay::~TcpRelay() {
   const std::uint64_t one = 1;
   if (write(impl_->stop_fd, &one, sizeof one) < 0) {
   }
-  impl_->thread.join();
+  if (impl_->thread.joinable()) impl_->thread.join();
   impl_->conns.clear();
   for (const auto& l : impl_->listeners) ::close(l.fd);
   ::close(impl_->stop_fd);

@@ -53,8 +53,12 @@ class TcpRelay {
   };
   enum class State { None, Connecting, Connected, Failed };
 
-  explicit TcpRelay(Limits limits);  // starts the thread; throws std::runtime_error
-  ~TcpRelay();                       // stops it and closes every socket
+  explicit TcpRelay(Limits limits);  // throws std::runtime_error
+  ~TcpRelay();                       // stops the thread and closes every socket
+  // Starts the relay's thread (nothing is relayed before). A process that drops root
+  // calls it after the drop: capabilities and no_new_privs are per thread, and a thread
+  // started earlier would keep root's. Throws std::runtime_error.
+  void start();
   TcpRelay(const TcpRelay&) = delete;
   TcpRelay& operator=(const TcpRelay&) = delete;
 

@@ -61,9 +61,10 @@ def body(lab, checks):
 
         locked = tempfile.mkdtemp(prefix="tgpriv-")  # root's, 0700: the user cannot remove files here
         pid_file = os.path.join(locked, "server.pid")
-        server, authkey = lab.start_server(ns_s, "--user", USER, "--pid-file", pid_file)
+        # --tcp-fallback: the TCP relay's thread, too, must start after the drop.
+        server, authkey = lab.start_server(ns_s, "--user", USER, "--pid-file", pid_file, "--tcp-fallback")
         check(os.path.exists(pid_file), "no pid file while the server runs")
-        client, _ = lab.start_client(ns_c, authkey, "--user", USER, "--dns", SERVER_TUN_IP)
+        client, _ = lab.start_client(ns_c, authkey, "--user", USER, "--dns", SERVER_TUN_IP, "--tcp-fallback")
         for p in (server, client):
             p.wait_for(rf"running as {USER} \(uid {pw.pw_uid}", timeout=5)
             st = status_of(p.pid)
@@ -73,12 +74,19 @@ def body(lab, checks):
             check(caps["CapEff"] == KEEP and caps["CapPrm"] == KEEP and caps["CapBnd"] == KEEP
                   and caps["CapInh"] == 0, f"{p.label}: capabilities {caps}")
             check(st["NoNewPrivs"] == ["1"], f"{p.label}: NoNewPrivs {st['NoNewPrivs']}")
-            for task in os.listdir(f"/proc/{p.pid}/task"):  # every thread, workers included
+            names = []
+            for task in os.listdir(f"/proc/{p.pid}/task"):  # every thread, workers and relay included
                 t = status_of(f"{p.pid}/task/{task}")
-                check(int(t["CapEff"][0], 16) == KEEP and {int(x) for x in t["Uid"]} == {pw.pw_uid},
-                      f"{p.label} thread {task}: Uid {t['Uid']} CapEff {t['CapEff']}")
-        checks.append(f"server and client run as {USER} (uid {pw.pw_uid}) in every thread, with only "
-                      "CAP_NET_ADMIN and CAP_NET_RAW (effective, permitted, bounding) and no new privileges")
+                names.append(t["Name"][0] if t.get("Name") else "?")
+                tcaps = {k: int(t[k][0], 16) for k in ("CapEff", "CapPrm", "CapBnd", "CapInh")}
+                check(tcaps["CapEff"] == KEEP and tcaps["CapPrm"] == KEEP and tcaps["CapBnd"] == KEEP
+                      and tcaps["CapInh"] == 0 and {int(x) for x in t["Uid"]} == {pw.pw_uid}
+                      and t["NoNewPrivs"] == ["1"],
+                      f"{p.label} thread {task} ({names[-1]}): Uid {t['Uid']} caps {tcaps} NoNewPrivs {t['NoNewPrivs']}")
+            check("triglav-tcp" in names, f"{p.label}: no TCP relay thread among {names}")
+        checks.append(f"server and client run as {USER} (uid {pw.pw_uid}) in every thread, the TCP relay's "
+                      "included, with only CAP_NET_ADMIN and CAP_NET_RAW (effective, permitted, bounding) "
+                      "and no new privileges")
 
         tx, rx, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=10)
         check(rx == tx == 10, f"ping client -> server {rx}/{tx}\n{out}")

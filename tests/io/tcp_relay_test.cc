@@ -46,6 +46,11 @@ struct Udp {
   }
 };
 
+// A relay whose thread runs (the daemons start it once root is dropped).
+struct Relay : TcpRelay {
+  explicit Relay(Limits l) : TcpRelay(l) { start(); }
+};
+
 // A free TCP port on loopback (bound, then released).
 std::uint16_t free_tcp_port() {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -86,7 +91,7 @@ std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
 TEST(TcpRelay, CarriesDatagramsBothWaysWholeAndInOrder) {
   Udp server_side;  // stands in for the server's UDP listening socket
   Udp uplink;       // stands in for a client uplink's sockets
-  TcpRelay server(TcpRelay::Limits{}), client(TcpRelay::Limits{});
+  Relay server(TcpRelay::Limits{}), client(TcpRelay::Limits{});
   const Endpoint relay = link_up(server, client, 3, server_side, uplink);
   EXPECT_EQ(relay.family(), AF_INET);
 
@@ -113,7 +118,7 @@ TEST(TcpRelay, CarriesDatagramsBothWaysWholeAndInOrder) {
 
 TEST(TcpRelay, HearsOnlyTheUplinkItServes) {
   Udp server_side, uplink, stranger;
-  TcpRelay server(TcpRelay::Limits{}), client(TcpRelay::Limits{});
+  Relay server(TcpRelay::Limits{}), client(TcpRelay::Limits{});
   const Endpoint relay = link_up(server, client, 0, server_side, uplink);
   stranger.send(pattern(64, 1), relay);  // not from the uplink's address: never relayed
   uplink.send(pattern(64, 2), relay);
@@ -123,7 +128,7 @@ TEST(TcpRelay, HearsOnlyTheUplinkItServes) {
 
 TEST(TcpRelay, AFailedConnectionSaysWhy) {
   Udp uplink;
-  TcpRelay client(TcpRelay::Limits{});
+  Relay client(TcpRelay::Limits{});
   client.connect(1, Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), free_tcp_port()), "", 0, uplink.at);
   ASSERT_TRUE(wait_state(client, 1, TcpRelay::State::Failed));
   EXPECT_EQ(client.error(1), "tcp connect: Connection refused");
@@ -136,13 +141,13 @@ TEST(TcpRelay, ServerClosesWhatIsOverTheLimitAndWhatSaysLengthZero) {
   Udp server_side, uplink;
   TcpRelay::Limits lim;
   lim.max_connections = 1;
-  TcpRelay server(lim), client(TcpRelay::Limits{});
+  Relay server(lim), client(TcpRelay::Limits{});
   Endpoint tcp_at;
   const Endpoint relay = link_up(server, client, 0, server_side, uplink, &tcp_at);
   uplink.send(pattern(10, 3), relay);
   ASSERT_EQ(server_side.recv(), pattern(10, 3));  // the first connection is in
 
-  TcpRelay second(TcpRelay::Limits{});
+  Relay second(TcpRelay::Limits{});
   Udp uplink2;
   second.connect(0, tcp_at, "", 0, uplink2.at);
   ASSERT_TRUE(wait_state(second, 0, TcpRelay::State::Failed));  // accepted, then closed at once
@@ -168,7 +173,7 @@ TEST(TcpRelay, ServerClosesWhatIsOverTheLimitAndWhatSaysLengthZero) {
 // the tunnel sends closes the connection.
 TEST(TcpRelay, ALengthReservesNothingAndAnOversizedOneCloses) {
   Udp server_side;
-  TcpRelay server(TcpRelay::Limits{});
+  Relay server(TcpRelay::Limits{});
   const Endpoint tcp_at = Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), free_tcp_port());
   server.listen(tcp_at, server_side.at);
   constexpr int kConns = 20;
@@ -211,7 +216,7 @@ TEST(TcpRelay, ServerClosesAConnectionTheTunnelNeverAnswers) {
   Udp server_side, uplink;  // server_side reads nothing and answers nothing
   TcpRelay::Limits lim;
   lim.unanswered_timeout_s = 1;
-  TcpRelay server(lim), client(TcpRelay::Limits{});
+  Relay server(lim), client(TcpRelay::Limits{});
   const Endpoint relay = link_up(server, client, 0, server_side, uplink);
   uplink.send(pattern(32, 4), relay);
   for (int i = 0; i < 500 && client.state(0) != TcpRelay::State::Failed; ++i)
@@ -226,7 +231,7 @@ TEST(TcpRelay, OnlyWhatIsAnAnswerKeepsAConnection) {
   TcpRelay::Limits lim;
   lim.unanswered_timeout_s = 1;
   lim.is_answer = [](const std::uint8_t* d, std::size_t n) { return n > 0 && d[0] != 0x19; };  // not an Error
-  TcpRelay server(lim), client(TcpRelay::Limits{});
+  Relay server(lim), client(TcpRelay::Limits{});
   const Endpoint relay = link_up(server, client, 0, server_side, uplink);
   uplink.send(pattern(32, 4), relay);
   Endpoint seen;
@@ -243,7 +248,7 @@ TEST(TcpRelay, OneAddressGetsAtMostPerSourceConnections) {
   Udp server_side, a, b;
   TcpRelay::Limits lim;
   lim.per_source = 1;
-  TcpRelay server(lim), client(TcpRelay::Limits{});
+  Relay server(lim), client(TcpRelay::Limits{});
   Endpoint tcp_at;
   link_up(server, client, 0, server_side, a, &tcp_at);
   client.connect(1, tcp_at, "", 0, b.at);  // the same address (loopback) again: closed at once
@@ -255,7 +260,7 @@ TEST(TcpRelay, OneAddressGetsAtMostPerSourceConnections) {
 TEST(TcpRelay, ListeningOnAPortInUseIsAOneLineError) {
   const Endpoint tcp_at = Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), free_tcp_port());
   Udp target;
-  TcpRelay a(TcpRelay::Limits{}), b(TcpRelay::Limits{});
+  Relay a(TcpRelay::Limits{}), b(TcpRelay::Limits{});
   a.listen(tcp_at, target.at);
   try {
     b.listen(tcp_at, target.at);
