@@ -1,5 +1,7 @@
 #include "control/authorized_clients.h"
 
+#include "control/key_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +11,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 #include <vector>
 
@@ -34,9 +35,9 @@ void check_private(const std::string& file, const char* kind) {
   }
 }
 
-std::string trim(const std::string& s) {
+std::string_view trim(std::string_view s) {
   const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return {};
+  if (b == std::string_view::npos) return {};
   return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
 }
 
@@ -58,16 +59,22 @@ std::vector<fs::path> files_in(const std::string& dir) {
 
 void AuthorizedClients::add_file(const std::string& file, const std::string& default_name, const char* kind) {
   check_private(file, kind);
-  std::ifstream in(file);
-  if (!in) fail(file, "cannot be read", kind);
-  std::string line;
-  for (int no = 1; std::getline(in, line); ++no) {
-    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+  // The lines are views into one buffer that is wiped afterwards: no copy of a key
+  // outlives the load but the decoded ClientKey.
+  SecretText text;
+  std::string read_error;
+  if (!text.read(file, &read_error)) fail(file, "cannot be read: " + read_error, kind);
+  std::string_view rest = text.view();
+  for (int no = 1; !rest.empty(); ++no) {
+    const auto nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+    if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
     line = trim(line);
     if (line.empty()) continue;
     const auto sp = line.find_first_of(" \t");
-    const std::string key = line.substr(0, sp);
-    const std::string name = sp == std::string::npos ? default_name : trim(line.substr(sp));
+    const std::string_view key = line.substr(0, sp);
+    const std::string name = sp == std::string_view::npos ? default_name : std::string(trim(line.substr(sp)));
     const std::string where = file + " line " + std::to_string(no);
     AuthorizedClient c;
     std::string err;

@@ -14,6 +14,48 @@
 
 namespace triglav::ctl {
 
+void SecretText::wipe() noexcept {
+  if (text_.capacity() > 0) crypto::wipe(text_.data(), text_.capacity());
+  text_.clear();
+}
+
+bool SecretText::read(const std::string& path, std::string* error) {
+  wipe();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st{};
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    *error = std::strerror(errno);
+    if (fd >= 0) close(fd);
+    return false;
+  }
+  // Sized once from the file (a secret file is small): the buffer never moves, so no
+  // copy of its bytes is left behind in freed memory. A file that grows meanwhile is read
+  // up to the size it had.
+  constexpr off_t kMax = 16 << 20;
+  if (st.st_size > kMax) {
+    close(fd);
+    *error = "larger than 16 MiB";
+    return false;
+  }
+  text_.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < text_.size()) {
+    const ssize_t n = ::read(fd, text_.data() + got, text_.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *error = std::strerror(errno);
+      close(fd);
+      wipe();
+      return false;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  close(fd);
+  text_.resize(got);
+  return true;
+}
+
 ServerKeyFile load_key_file(const std::string& path) {
   // A private key others can read is no longer private: refuse it rather than use it.
   struct stat st{};
@@ -23,9 +65,20 @@ ServerKeyFile load_key_file(const std::string& path) {
     throw std::runtime_error("key file " + path + " is readable or writable by group or others (mode " + mode +
                              "): chmod 600 " + path);
   }
+  SecretText text;
+  std::string read_error;
+  if (!text.read(path, &read_error)) throw std::runtime_error("cannot read key file " + path + ": " + read_error);
   toml::table t;
+  // The parsed table holds its own copy of the key: wiped below, on every way out.
+  struct WipeKey {
+    toml::table& t;
+    ~WipeKey() {
+      if (auto* k = t["private_key"].as_string(); k != nullptr && !k->get().empty())
+        crypto::wipe(k->get().data(), k->get().size());
+    }
+  } wipe_key{t};
   try {
-    t = toml::parse_file(path);
+    t = toml::parse(text.view(), path);
   } catch (const toml::parse_error& e) {
     const auto& src = e.source();
     if (src.begin.line == 0)
@@ -38,12 +91,14 @@ ServerKeyFile load_key_file(const std::string& path) {
       throw std::runtime_error("key file " + path + ": unknown key '" + std::string(k.str()) +
                                "' (allowed: private_key, addresses)");
   }
-  const auto priv = t["private_key"].value<std::string>();
-  if (!priv) throw std::runtime_error("key file " + path + ": missing string 'private_key'");
+  const auto* priv = t["private_key"].as_string();  // a reference: no copy of the key
+  if (priv == nullptr) throw std::runtime_error("key file " + path + ": missing string 'private_key'");
   std::vector<std::uint8_t> raw;
-  if (!crypto::from_base64url(*priv, raw) || raw.size() != crypto::kKeyLen)
+  if (!crypto::from_base64url(priv->get(), raw) || raw.size() != crypto::kKeyLen) {
+    crypto::wipe(raw.data(), raw.size());
     throw std::runtime_error("key file " + path +
                              ": 'private_key' is not 32 bytes of base64url");
+  }
   ServerKeyFile kf;
   kf.key = crypto::KeyPair::from_private(std::span<const std::uint8_t, crypto::kKeyLen>(raw.data(), crypto::kKeyLen));
   crypto::wipe(raw.data(), raw.size());

@@ -5,11 +5,30 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crypto/key.h"
 
 namespace triglav::ctl {
+
+// The whole text of a file that holds secret keys, read with plain read(2) into one
+// buffer of its own (no stream buffers, no copies) and wiped when dropped.
+class SecretText {
+ public:
+  // False with errno's reason in *error when the file cannot be read.
+  bool read(const std::string& path, std::string* error);
+  std::string_view view() const noexcept { return text_; }
+  std::string& text() noexcept { return text_; }
+  SecretText() = default;
+  SecretText(const SecretText&) = delete;
+  SecretText& operator=(const SecretText&) = delete;
+  ~SecretText() { wipe(); }
+
+ private:
+  void wipe() noexcept;
+  std::string text_;
+};
 
 struct ServerKeyFile {
   crypto::KeyPair key;

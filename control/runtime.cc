@@ -432,6 +432,7 @@ void Runtime::arm(int fd, std::uint64_t tag) {
 
 Runtime::Wake Runtime::wait(int timeout_ms) {
   Wake w;
+  crypto::forget_thread_keys();  // what this thread sealed (Pings, Closes) keeps no key meanwhile
   __kernel_timespec ts{timeout_ms / 1000, static_cast<long long>(timeout_ms % 1000) * 1'000'000};
   io_uring_cqe* cqe = nullptr;
   io_uring_submit_and_wait_timeout(ring_->get(), &cqe, 1, &ts, nullptr);

@@ -59,16 +59,51 @@ bool sodium_open(const std::uint8_t* key, const std::uint8_t* nonce, std::span<c
 }
 
 // One context per thread and direction, set up for the cipher once; each call only
-// sets key and nonce.
+// sets key and nonce. A context keeps the key of its last call: forget_thread_keys()
+// clears it when the thread goes idle (held counts the contexts holding a key).
+std::atomic<unsigned> g_contexts_with_keys{0};
+
 struct EvpContext {
   EVP_CIPHER_CTX* ctx = nullptr;
-  explicit EvpContext(bool encrypt) {
-    ctx = EVP_CIPHER_CTX_new();
-    if (ctx != nullptr)
-      EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr, encrypt ? 1 : 0);
+  bool encrypt;
+  bool holds_key = false;
+  explicit EvpContext(bool enc) : encrypt(enc) { setup(); }
+  ~EvpContext() {
+    forget();
+    EVP_CIPHER_CTX_free(ctx);
   }
-  ~EvpContext() { EVP_CIPHER_CTX_free(ctx); }
+  void setup() {
+    if (ctx == nullptr) ctx = EVP_CIPHER_CTX_new();
+    if (ctx != nullptr && EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr, encrypt ? 1 : 0) != 1) {
+      EVP_CIPHER_CTX_free(ctx);
+      ctx = nullptr;
+    }
+  }
+  void used() {
+    if (holds_key) return;
+    holds_key = true;
+    g_contexts_with_keys.fetch_add(1, std::memory_order_relaxed);
+  }
+  // EVP_CIPHER_CTX_reset frees the cipher's state with OPENSSL_clear_free (the key
+  // zeroed), then the cipher is set up again, keyless.
+  void forget() {
+    if (!holds_key) return;
+    holds_key = false;
+    g_contexts_with_keys.fetch_sub(1, std::memory_order_relaxed);
+    if (ctx == nullptr) return;
+    EVP_CIPHER_CTX_reset(ctx);
+    setup();
+  }
 };
+
+EvpContext& seal_context() {
+  thread_local EvpContext e(true);
+  return e;
+}
+EvpContext& open_context() {
+  thread_local EvpContext d(false);
+  return d;
+}
 
 std::atomic<unsigned> g_injected_seal_failures{0};
 
@@ -86,8 +121,9 @@ bool injected_failure() noexcept {
 // buffer is wiped and the caller drops the packet.
 bool openssl_seal(const std::uint8_t* key, const std::uint8_t* nonce, std::span<const std::uint8_t> ad,
                   std::uint8_t* buf, std::size_t len) noexcept {
-  thread_local EvpContext e(true);
+  EvpContext& e = seal_context();
   int n = 0;
+  if (e.ctx != nullptr) e.used();
   if (e.ctx == nullptr || EVP_EncryptInit_ex(e.ctx, nullptr, nullptr, key, nonce) != 1 ||
       (!ad.empty() && EVP_EncryptUpdate(e.ctx, nullptr, &n, ad.data(), static_cast<int>(ad.size())) != 1)) {
     sodium_seal(key, nonce, ad, buf, len);  // the buffer is still plaintext
@@ -104,9 +140,10 @@ bool openssl_seal(const std::uint8_t* key, const std::uint8_t* nonce, std::span<
 
 bool openssl_open(const std::uint8_t* key, const std::uint8_t* nonce, std::span<const std::uint8_t> ad,
                   std::uint8_t* buf, std::size_t clen) noexcept {
-  thread_local EvpContext d(false);
+  EvpContext& d = open_context();
   int n = 0;
   if (d.ctx == nullptr) return sodium_open(key, nonce, ad, buf, clen);
+  d.used();
   std::uint8_t tag[kTagLen];
   std::memcpy(tag, buf + clen, kTagLen);
   if (EVP_DecryptInit_ex(d.ctx, nullptr, nullptr, key, nonce) != 1) return false;
@@ -124,6 +161,14 @@ std::atomic<AeadBackend> g_backend{AeadBackend::Sodium};
 const char* aead_backend_name(AeadBackend b) noexcept { return b == AeadBackend::OpenSsl ? "openssl" : "libsodium"; }
 void set_aead_backend(AeadBackend b) noexcept { g_backend.store(b, std::memory_order_relaxed); }
 AeadBackend aead_backend() noexcept { return g_backend.load(std::memory_order_relaxed); }
+
+void forget_thread_keys() noexcept {
+  if (g_contexts_with_keys.load(std::memory_order_relaxed) == 0) return;  // nobody used OpenSSL
+  seal_context().forget();
+  open_context().forget();
+}
+
+unsigned contexts_holding_keys() noexcept { return g_contexts_with_keys.load(std::memory_order_relaxed); }
 
 void inject_seal_failures(unsigned n) noexcept { g_injected_seal_failures.store(n, std::memory_order_relaxed); }
 

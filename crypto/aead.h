@@ -54,6 +54,12 @@ const char* aead_backend_name(AeadBackend b) noexcept;
 // Every seal and open from now on; call before the threads that use them start.
 void set_aead_backend(AeadBackend b) noexcept;
 AeadBackend aead_backend() noexcept;
+// OpenSSL's contexts are per thread and keep the key of their last use. A thread that
+// goes idle (a worker before it waits, the control thread each round) calls this, so no
+// key outlives its session in them; cheap when the thread holds none.
+void forget_thread_keys() noexcept;
+// How many threads' contexts hold a key now (tests).
+unsigned contexts_holding_keys() noexcept;
 // Tests: the next n OpenSSL seals fail after their in-place update, the one failure
 // that cannot be recovered by sealing with libsodium instead.
 void inject_seal_failures(unsigned n) noexcept;

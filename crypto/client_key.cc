@@ -48,6 +48,7 @@ bool decode_client_key(std::string_view text, ClientKey& out, std::string& error
   }
   std::vector<std::uint8_t> raw;
   if (!from_base64url(text.substr(kClientKeyPrefix.size()), raw)) {
+    wipe(raw.data(), raw.size());  // what was decoded before the bad character
     error = "a client key is base64url after " + std::string(kClientKeyPrefix);
     return false;
   }

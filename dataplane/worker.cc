@@ -122,6 +122,7 @@ class Worker::Loop {
       if (can_tx) {
         io_uring_submit(ring_.get());
       } else {
+        crypto::forget_thread_keys();  // idle: no session key waits in OpenSSL's context
         q.offline(cfg_.id);
         io_uring_submit_and_wait(ring_.get(), 1);
         q.online(cfg_.id);
@@ -150,6 +151,7 @@ class Worker::Loop {
       q.quiescent(cfg_.id);
     }
     q.offline(cfg_.id);
+    crypto::forget_thread_keys();
     cancel_all();
   }
 

@@ -177,6 +177,29 @@ TEST(Aead, AnOpenSslSealThatFailsMidwayIsReportedAndLeavesNothingToSend) {
   set_aead_backend(AeadBackend::Sodium);
 }
 
+// OpenSSL's per-thread contexts keep their last key; a thread that goes idle drops it.
+TEST(Aead, AThreadForgetsTheKeyInItsOpenSslContexts) {
+  ASSERT_TRUE(init());
+  set_aead_backend(AeadBackend::OpenSsl);
+  const KeyPair k = KeyPair::generate();
+  std::uint8_t buf[64 + kTagLen] = {1};
+  forget_thread_keys();  // what earlier tests on this thread left
+  const unsigned before = contexts_holding_keys();
+  EXPECT_EQ(before, 0u) << "this test runs on the process's only thread";
+  ASSERT_TRUE(seal_in_place(k.priv, 1, {}, buf, 64));
+  ASSERT_TRUE(open_in_place(k.priv, 1, {}, buf, sizeof buf));
+  EXPECT_EQ(contexts_holding_keys(), before + 2) << "this thread's seal and open contexts";
+  forget_thread_keys();
+  EXPECT_EQ(contexts_holding_keys(), before);
+  forget_thread_keys();  // nothing held: nothing to do
+  EXPECT_EQ(contexts_holding_keys(), before);
+  // Set up again, keyless: the next use works as before.
+  ASSERT_TRUE(seal_in_place(k.priv, 2, {}, buf, 64));
+  EXPECT_TRUE(open_in_place(k.priv, 2, {}, buf, sizeof buf));
+  forget_thread_keys();
+  set_aead_backend(AeadBackend::Sodium);
+}
+
 // AES-256-GCM through TransportKey (crypto/aes_gcm.h, its precomputed schedule) against
 // OpenSSL's implementation of the same algorithm: the same ciphertext and tag for the
 // same key, nonce and data, and each opens the other's.

@@ -323,6 +323,19 @@ TEST_F(WorkerPair, APacketWhoseSealFailedIsCountedNotSent) {
   EXPECT_EQ(client.worker->counters().get(Counter::TxPackets), 1u);
 }
 
+// Workers that go idle keep no session key in OpenSSL's per-thread contexts.
+TEST_F(WorkerPair, IdleWorkersHoldNoKeyInOpenSslContexts) {
+  crypto::set_aead_backend(crypto::AeadBackend::OpenSsl);
+  const auto up = ipv4_udp(kClientIp, kServerIp, 300, 7);
+  ASSERT_EQ(write(client.tun_app, up.data(), up.size()), static_cast<ssize_t>(up.size()));
+  EXPECT_EQ(server.read_tun(), up);
+  crypto::set_aead_backend(crypto::AeadBackend::Sodium);
+  for (int i = 0; i < 200 && crypto::contexts_holding_keys() != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(crypto::contexts_holding_keys(), 0u);
+  EXPECT_EQ(server.worker->counters().get(Counter::RxPackets), 1u);
+}
+
 TEST_F(WorkerPair, SpoofedInnerSourceIsDropped) {
   const auto spoofed = ipv4_udp(0x0955000a, kServerIp, 10, 1);
   ASSERT_GT(write(client.tun_app, spoofed.data(), spoofed.size()), 0);
