@@ -162,6 +162,7 @@ class Client {
       const auto now = Clock::now();
       if (opt_.auto_discover && now >= rescan_at_) rescan();
       for (Uplink& u : active_uplinks()) {
+        rt_.expect_handshake(u.id, u.hs ? u.hs->sender_index() : 0);  // none once it ended
         ever_up |= u.session != nullptr;
         if (u.previous && now >= u.previous_until) {
           retire(std::move(u.previous));
@@ -525,6 +526,7 @@ class Client {
     const bool cookie = u.cookie && now < u.cookie_until;
     u.hs.emplace(opt_.key.server_key, p, opt_.client_key ? &*opt_.client_key : nullptr,
                  cookie ? &*u.cookie : nullptr);
+    rt_.expect_handshake(u.id, p.sender_index);  // its answers may pass the workers
     u.hs_sent = now;
     u.next_try = now + retry_wait(u);
     const io::Endpoint& to = u.tcp ? u.relay : opt_.endpoints[u.attempt++ % opt_.endpoints.size()];

@@ -231,6 +231,7 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
   const std::vector<int> cpus = allowed_cpus();
   for (unsigned w = 0; w < nw; ++w) {
     queues_.push_back(std::make_unique<dp::ControlQueue>());
+    handshake_queues_.push_back(std::make_unique<dp::ControlQueue>());
     dp::WorkerConfig wc;
     wc.id = w;
     wc.workers = nw;
@@ -242,18 +243,28 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
     wc.snapshots = &snapshots_;
     wc.qsbr = &qsbr_;
     wc.to_control = queues_.back().get();
+    wc.handshakes_to_control = handshake_queues_.back().get();
+    wc.pending_handshakes = &pending_handshakes_;  // a server's guard takes its place
     wc.control_eventfd = event_fd_;
     workers_.push_back(std::make_unique<dp::Worker>(std::move(wc)));
   }
 }
 
 bool Runtime::pop(dp::ControlMessage& m) noexcept {
-  for (std::size_t i = 0; i < queues_.size(); ++i) {
-    const unsigned q = next_queue_;
-    next_queue_ = static_cast<unsigned>((next_queue_ + 1) % queues_.size());
-    if (queues_[q]->pop(m)) return true;
+  // Sessions' messages first: handshake datagrams anyone can send wait behind them.
+  for (const auto* list : {&queues_, &handshake_queues_}) {
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const unsigned q = next_queue_;
+      next_queue_ = static_cast<unsigned>((next_queue_ + 1) % list->size());
+      if ((*list)[q]->pop(m)) return true;
+    }
   }
   return false;
+}
+
+void Runtime::expect_handshake(unsigned uplink, std::uint32_t sender_index) noexcept {
+  if (uplink < pending_handshakes_.index.size())
+    pending_handshakes_.index[uplink].store(sender_index, std::memory_order_relaxed);
 }
 
 Runtime::~Runtime() {

@@ -124,8 +124,12 @@ class Runtime {
   void watch_links(std::function<void(int ifindex, bool up)> cb);
   // Waits up to timeout_ms for a signal or a worker message.
   Wake wait(int timeout_ms);
-  // The next message from any worker (each worker's in order).
+  // The next message from any worker (each worker's in order): sessions' messages
+  // before handshake datagrams.
   bool pop(dp::ControlMessage& m) noexcept;
+  // Client: uplink's handshake in progress has this sender index (0: none), so the
+  // workers let its answers through (dp::PendingHandshakes). Before the initiation goes.
+  void expect_handshake(unsigned uplink, std::uint32_t sender_index) noexcept;
   unsigned workers() const noexcept { return static_cast<unsigned>(workers_.size()); }
 
   dp::SnapshotHolder& snapshots() noexcept { return snapshots_; }
@@ -180,7 +184,9 @@ class Runtime {
   void remove_policy() noexcept;
   dp::Qsbr qsbr_;
   dp::SnapshotHolder snapshots_;
-  std::vector<std::unique_ptr<dp::ControlQueue>> queues_;  // one per worker
+  std::vector<std::unique_ptr<dp::ControlQueue>> queues_;  // one per worker: sessions' messages
+  std::vector<std::unique_ptr<dp::ControlQueue>> handshake_queues_;  // one per worker: handshake datagrams
+  dp::PendingHandshakes pending_handshakes_;
   unsigned next_queue_ = 0;
   int event_fd_ = -1;
   int signal_fd_ = -1;

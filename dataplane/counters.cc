@@ -36,6 +36,7 @@ const char* counter_name(Counter c) noexcept {
     case Counter::DropHandshakeRate: return "drop_handshake_rate";
     case Counter::DropInKernel: return "drop_in_kernel";
     case Counter::DropSealFailed: return "drop_seal_failed";
+    case Counter::DropStrayHandshake: return "drop_stray_handshake";
     case Counter::kCount: break;
   }
   return "?";

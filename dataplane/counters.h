@@ -44,6 +44,7 @@ enum class Counter : std::uint8_t {
   DropHandshakeRate,// server under load: an initiation beyond its source's rate, or no cookie reply allowed
   DropInKernel,     // dropped by the kernel before we read it: the server's socket filter, a full queue
   DropSealFailed,   // the cipher library failed to seal a packet (never sent half-sealed)
+  DropStrayHandshake, // client: a handshake or Error packet for no handshake in progress
   kCount
 };
 

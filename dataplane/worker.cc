@@ -381,7 +381,12 @@ class Worker::Loop {
       return false;
     }
     if (!is_transport(h.type)) {
-      if (guard_ && !guard_initiation(uplink, h, pkt, len, from)) return false;
+      if (guard_) {
+        if (!guard_initiation(uplink, h, pkt, len, from)) return false;
+      } else if (cfg_.pending_handshakes != nullptr && !cfg_.pending_handshakes->expects(h.receiver)) {
+        c_.add(Counter::DropStrayHandshake);  // a response, cookie reply or Error for no handshake of ours
+        return false;
+      }
       hand_to_control(ControlMessage::Kind::Packet, uplink, 0, pkt, len, &from);
       return false;
     }
@@ -632,7 +637,10 @@ class Worker::Loop {
     m.len = static_cast<std::uint16_t>(len);
     if (from != nullptr) m.from = *from;
     if (len > 0) std::memcpy(m.data.data(), pkt, len);
-    if (!cfg_.to_control->push(m)) {
+    ControlQueue* q = kind == ControlMessage::Kind::Packet && cfg_.handshakes_to_control != nullptr
+                          ? cfg_.handshakes_to_control
+                          : cfg_.to_control;
+    if (!q->push(m)) {
       c_.add(Counter::DropQueueFull);
       return false;
     }

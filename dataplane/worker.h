@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -34,6 +35,20 @@ struct ControlMessage {
 };
 using ControlQueue = io::SpscRing<ControlMessage, 256>;
 
+// Client: the sender index of each uplink's handshake in progress (0: none). The control
+// thread writes it before it sends an initiation; the workers hand on only the handshake
+// and Error datagrams addressed to one of these (the others count drop_stray_handshake),
+// so datagrams from strangers never reach the control thread.
+struct PendingHandshakes {
+  std::array<std::atomic<std::uint32_t>, kMaxUplinks> index{};
+  bool expects(std::uint32_t receiver) const noexcept {
+    if (receiver == 0) return false;
+    for (const auto& i : index)
+      if (i.load(std::memory_order_relaxed) == receiver) return true;
+    return false;
+  }
+};
+
 // From the control thread: start using `fd` as uplink `id`'s socket, or (fd = -1) stop
 // using that uplink's socket and answer with UplinkReleased.
 struct UplinkCommand {
@@ -56,8 +71,13 @@ struct WorkerConfig {
   std::size_t max_packet = 2048;  // a transmit slot or receive buffer: max_packet_for(mtu)
   const SnapshotHolder* snapshots = nullptr;
   Qsbr* qsbr = nullptr;
+  // To the control thread: what sessions say (Pongs, Closes, Control) and the worker's
+  // own reports go to to_control; unauthenticated handshake and Error datagrams go to
+  // handshakes_to_control (to_control when null), so a flood of those never delays them.
   ControlQueue* to_control = nullptr;
-  int control_eventfd = -1;  // written after pushing to to_control
+  ControlQueue* handshakes_to_control = nullptr;
+  const PendingHandshakes* pending_handshakes = nullptr;  // client: see PendingHandshakes
+  int control_eventfd = -1;  // written after pushing to either queue
   std::optional<HandshakeMacKeys> handshake_keys;  // server: see Worker::guard_handshakes
 };
 

@@ -72,6 +72,8 @@ struct Side {
     c.snapshots = &snaps;
     c.qsbr = &qsbr;
     c.to_control = &queue;
+    c.handshakes_to_control = &handshakes;
+    if (is_client) c.pending_handshakes = &pending;
     c.control_eventfd = evfd;
     worker = std::make_unique<Worker>(std::move(c));
     worker->start();
@@ -115,7 +117,8 @@ struct Side {
 
   Qsbr qsbr;
   SnapshotHolder snaps;
-  ControlQueue queue;
+  ControlQueue queue, handshakes;
+  PendingHandshakes pending;
   Group group;
   Session session;
   io::UdpSocket udp;
@@ -336,6 +339,60 @@ TEST_F(WorkerPair, IdleWorkersHoldNoKeyInOpenSslContexts) {
   EXPECT_EQ(server.worker->counters().get(Counter::RxPackets), 1u);
 }
 
+// A client's workers hand on only the handshake and Error datagrams addressed to a
+// handshake in progress, into a queue of their own: a stranger's cannot fill the queue
+// that carries the sessions' Pongs and Closes.
+TEST_F(WorkerPair, StrangersCannotCrowdOutAClientsSessionMessages) {
+  io::UdpSocket raw = io::UdpSocket::bind(io::Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0));
+  const io::Endpoint to = client.udp.local();
+  auto error_to = [&](std::uint32_t receiver) {
+    Header h;
+    h.type = PacketType::Error;
+    h.aux = 1;
+    h.receiver = receiver;
+    std::uint8_t b[kHeaderLen];
+    encode_header(h, b);
+    return std::vector<std::uint8_t>(b, b + kHeaderLen);
+  };
+  client.pending.index[0].store(0x1234, std::memory_order_relaxed);
+  constexpr int kFlood = 300, kRound = 50;  // more than a queue holds, in rounds the socket buffer takes
+  const auto stray = error_to(0x9999);
+  for (int r = 1; r <= kFlood / kRound; ++r) {
+    for (int i = 0; i < kRound; ++i) ASSERT_TRUE(raw.send_to(stray.data(), stray.size(), to));
+    ASSERT_EQ(client.wait_counter(Counter::DropStrayHandshake, r * kRound), static_cast<std::uint64_t>(r * kRound));
+  }
+  ControlMessage m;
+  EXPECT_FALSE(client.handshakes.pop(m)) << "nothing of a stranger's reached the control thread";
+  EXPECT_EQ(client.worker->counters().get(Counter::HandshakePackets), 0u);
+
+  // Addressed to the handshake in progress: they fill their own queue, and only it.
+  const auto expected = error_to(0x1234);
+  auto handed = [&] {
+    return client.worker->counters().get(Counter::HandshakePackets) + client.worker->counters().get(Counter::DropQueueFull);
+  };
+  for (int r = 1; r <= kFlood / kRound; ++r) {
+    for (int i = 0; i < kRound; ++i) ASSERT_TRUE(raw.send_to(expected.data(), expected.size(), to));
+    for (int i = 0; i < 200 && handed() < static_cast<std::uint64_t>(r * kRound); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(client.worker->counters().get(Counter::HandshakePackets), 256u);
+  EXPECT_EQ(client.worker->counters().get(Counter::DropQueueFull), static_cast<std::uint64_t>(kFlood - 256));
+  // A session's Close still gets through.
+  std::uint8_t close[kHeaderLen + kTagLen];
+  const std::size_t n = seal_transport(server.session, 3, PacketType::Close, close, 0);
+  ASSERT_GT(n, 0u);
+  ASSERT_TRUE(raw.send_to(close, n, to));
+  bool got_close = false;
+  for (int i = 0; i < 200 && !got_close; ++i) {
+    while (client.queue.pop(m)) got_close |= m.kind == ControlMessage::Kind::Close;
+    if (!got_close) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(got_close) << "the Close was crowded out";
+  int queued = 0;
+  while (client.handshakes.pop(m)) queued += m.kind == ControlMessage::Kind::Packet;
+  EXPECT_EQ(queued, 256);
+}
+
 TEST_F(WorkerPair, SpoofedInnerSourceIsDropped) {
   const auto spoofed = ipv4_udp(0x0955000a, kServerIp, 10, 1);
   ASSERT_GT(write(client.tun_app, spoofed.data(), spoofed.size()), 0);
@@ -371,7 +428,7 @@ TEST_F(WorkerPair, GarbageAndForgeriesAreCountedNotDelivered) {
   EXPECT_EQ(server.wait_counter(Counter::DropAuth, 1), 1u);
   EXPECT_EQ(server.wait_counter(Counter::HandshakePackets, 1), 1u);
   ControlMessage m;
-  ASSERT_TRUE(server.queue.pop(m));
+  ASSERT_TRUE(server.handshakes.pop(m));
   EXPECT_EQ(m.len, kInitLen);
   EXPECT_EQ(m.from, raw.local());
   EXPECT_EQ(server.worker->counters().get(Counter::RxPackets), 0u);

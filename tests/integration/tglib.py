@@ -51,7 +51,7 @@ CLIENT_TUN_IP = "10.0.85.2"
 COUNTER_NAMES = (
     "rx_packets rx_bytes tx_packets tx_bytes handshake_packets tun_write_errors "
     "udp_send_errors rx_no_buffers tun_read_packets tx_redundant_copies tx_gso_sends rx_gro_receives tun_gso_reads tun_gro_writes tx_cookie_replies drop_malformed drop_unknown_index drop_auth drop_replay "
-    "drop_bad_inner drop_bad_source drop_no_route drop_queue_full drop_unexpected drop_keys_used_up drop_handshake_mac drop_handshake_rate drop_in_kernel drop_seal_failed"
+    "drop_bad_inner drop_bad_source drop_no_route drop_queue_full drop_unexpected drop_keys_used_up drop_handshake_mac drop_handshake_rate drop_in_kernel drop_seal_failed drop_stray_handshake"
 ).split()
 
 _CLONE_NEWNET = 0x40000000
