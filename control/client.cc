@@ -788,6 +788,7 @@ class Client {
     s->peer_takes_partial = est.response.checksum_partial;
     s->set_peer(from);
     s->last_rx_ns.store(io::coarse_ns());
+    s->confirmed.store(true, std::memory_order_relaxed);  // the response proved the server holds its key
     const bool nat = behind_nat(u, est.response);
     if (nat && !u.behind_nat)
       spdlog::info("uplink {} ({}) is behind NAT: the server saw another source address or port", u.id, u.name);
@@ -804,7 +805,9 @@ class Client {
       u.previous = std::move(u.session);
       u.previous_until = u.established + kGrace;
     } else {
-      prober_.add(s.get(), monotonic_ns());
+      // The server sends nothing on a new session until it hears from us on it: the
+      // first probe goes at once (this round), so its answers need not wait for data.
+      prober_.add(s.get(), monotonic_ns(), 0);
     }
     u.session = std::move(s);
     publish();

@@ -224,6 +224,7 @@ std::vector<Section> sections(Role role) {
                     {"cipher", cipher_key()}}});
   else
     out.push_back({"transport", {{"reject_after", duration_key(&Settings::reject_after_s, 2, 7200)},
+                                 {"max_clock_skew", duration_key(&Settings::max_clock_skew_s, 1, 86400)},
                                  {"socket_buffer", int_key(&Settings::socket_buffer, 65536, 1 << 30)},
                                  {"workers", int_key(&Settings::workers, 0, static_cast<int>(dp::kMaxWorkers))},
                                  {"cipher", cipher_key()}}});
@@ -498,6 +499,10 @@ std::string default_config(Role role) {
   o += server ? "# A session not rekeyed for this long is dropped (clients rekey every 2 minutes).\n"
               : "# A session that could not rekey for this long is dropped and handshaken anew.\n";
   o += "reject_after = " + secs(d.reject_after_s) + "\n";
+  if (server)
+    o += "# A client's initiation whose timestamp is further than this from the server's clock\n"
+         "# is refused: a captured one is useless once it is this old (keep clocks in sync).\n"
+         "max_clock_skew = " + secs(d.max_clock_skew_s) + "\n";
   o += "# Receive and send buffer of each UDP socket, in bytes (bursts wait here).\nsocket_buffer = " +
        std::to_string(d.socket_buffer) + "\n";
   o += "# Dataplane worker threads, each with its own TUN queue and sockets, pinned to a CPU;\n"

@@ -46,6 +46,7 @@ struct Settings {
   // [transport]
   double rekey_after_s = 120;   // client: a new handshake per uplink this often
   double reject_after_s = 180;  // a session this old (not rekeyed in time) is dropped
+  double max_clock_skew_s = 120;  // server: initiations further from its clock are refused
   int socket_buffer = 8 << 20;  // bytes: each UDP socket's receive and send buffer
   std::string cipher = "auto";  // transport cipher: auto, chacha20-poly1305, aes-256-gcm
   int workers = 0;  // dataplane workers, each pinned to a CPU; 0: one per CPU

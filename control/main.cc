@@ -303,6 +303,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
     o.tun.routes.push_back(p);
   }
   o.reject_after_s = static_cast<int>(a.reject_after_s);
+  o.max_clock_skew_s = static_cast<int>(a.max_clock_skew_s);
   o.socket_buffer = a.socket_buffer;
   o.sched = scheduler_or_fail(a);
   o.probe = probe_config(a);
@@ -531,6 +532,9 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
                      "changes apply within a second");
   server->add_option("--reject-after", a.reject_after_s, "seconds after which a session not rekeyed is dropped")
       ->capture_default_str()->check(CLI::Range(2.0, 7200.0));
+  server->add_option("--max-clock-skew", a.max_clock_skew_s,
+                     "seconds a client's clock may differ from ours; older or newer initiations are refused")
+      ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
   add_tun_options(server, a, "10.0.85.1/24");
   add_strategy_option(server, a);
   add_probe_option(server, a);

@@ -22,12 +22,12 @@ std::uint64_t tx_bytes(const dp::Session& s) {
 }
 }  // namespace
 
-void Prober::add(dp::Session* s, std::int64_t now_ns) {
+void Prober::add(dp::Session* s, std::int64_t now_ns, std::int64_t first_probe_ns) {
   Path p;
   p.session = s;
   // Probe soon (the first answer makes the uplink Healthy), but not before the peer can
   // have installed the session the handshake response creates.
-  p.next_probe_ns = now_ns + kFirstProbeDelayNs;
+  p.next_probe_ns = now_ns + (first_probe_ns >= 0 ? first_probe_ns : kFirstProbeDelayNs);
   p.last_bytes = p.probe_bytes = tx_bytes(*s);  // bytes_before is 0: total_tx
   p.last_bytes_ns = now_ns;
   paths_[s->local_index] = p;

@@ -33,7 +33,9 @@ class Prober {
  public:
   explicit Prober(const ProbeConfig& cfg = {}) : cfg_(cfg) {}
 
-  void add(dp::Session* s, std::int64_t now_ns);
+  // A new path: its first probe after first_probe_ns (default: a short delay, so that
+  // the peer has installed its end of the session first).
+  void add(dp::Session* s, std::int64_t now_ns, std::int64_t first_probe_ns = -1);
   void remove(const dp::Session* s);
   void clear() {
     paths_.clear();

@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
@@ -136,6 +138,7 @@ class Server {
       if (now - last_sweep >= std::chrono::seconds(1)) {
         last_sweep = now;
         sweep();
+        forget_old_timestamps();
         reread_authorized(false);
         tokens_ = kErrorTokens;
         if (reject_logs_ > kRejectLogsPerSecond)
@@ -147,7 +150,8 @@ class Server {
     }
     spdlog::info("shutting down: closing {} session(s)", sessions_.size());
     rt_.stop_workers();  // from here on the control thread owns every session's state
-    for (auto& [idx, s] : sessions_) rt_.send_transport(*s, dp::PacketType::Close, s->peer_copy());
+    for (auto& [idx, s] : sessions_)  // not to an address that never proved itself
+      if (s->confirmed.load(std::memory_order_relaxed)) rt_.send_transport(*s, dp::PacketType::Close, s->peer_copy());
     log_counters();
     return 0;
   }
@@ -322,6 +326,19 @@ class Server {
       return false;
     }
     refuse = dp::ErrorCode::HandshakeFailed;  // below: replayed or stale initiations
+    // The client's clock must be near ours: a captured initiation goes stale within the
+    // window even when nothing here remembers it (a restart), and no timestamp from the
+    // far future can pin an address.
+    const std::int64_t skew_ns = std::int64_t{opt_.max_clock_skew_s} * 1'000'000'000;
+    const std::int64_t off = static_cast<std::int64_t>(in.timestamp_ns) - io::realtime_ns();
+    if (off > skew_ns || off < -skew_ns) {
+      spdlog::warn("client {:016x}: its clock is {:.1f} s {} the server's (max_clock_skew {} s): initiation refused",
+                   in.client_id, std::abs(static_cast<double>(off)) / 1e9, off > 0 ? "ahead of" : "behind",
+                   opt_.max_clock_skew_s);
+      return false;
+    }
+    if (auto it = newest_ts_.find(replay_key(in, uplink)); it != newest_ts_.end() && in.timestamp_ns <= it->second)
+      return false;  // replayed, even if its client is long gone
     auto owner = by_ip_.find(addr);
     if (owner == by_ip_.end()) {
       if (clients_.contains(in.client_id) || clients_.size() < static_cast<std::size_t>(opt_.max_connections))
@@ -333,8 +350,33 @@ class Server {
     }
     const Client& c = clients_.at(owner->second);
     if (owner->second == in.client_id) return in.timestamp_ns > c.last_ts[uplink];
-    // Another client run holds the address: only a newer one may take it over.
-    return in.timestamp_ns > c.newest_ts;
+    // Another client run holds the address: a newer one may contend for it (it moves
+    // only once the contender is confirmed and the holder silent: confirm_pending).
+    if (in.timestamp_ns <= c.newest_ts) return false;
+    if (!clients_.contains(in.client_id) && clients_.size() >= static_cast<std::size_t>(opt_.max_connections)) {
+      refuse = dp::ErrorCode::ServerFull;
+      return false;
+    }
+    return true;
+  }
+
+  // What replayed initiations are recognised by: the client key (or, on an open server,
+  // the client run) and the uplink, whose timestamps grow.
+  struct ReplayKey {
+    crypto::ClientKeyId key{};
+    std::uint64_t client_id = 0;  // 0 with client keys: a key's runs share its timestamps
+    std::uint8_t uplink = 0;
+    auto operator<=>(const ReplayKey&) const = default;
+  };
+  ReplayKey replay_key(const dp::InitPayload& in, std::uint8_t uplink) const {
+    return {in.key_id, authorized_ ? 0 : in.client_id, uplink};
+  }
+
+  // Once a second: timestamps older than the clock window need no memory (the window
+  // refuses them), so the table holds about one entry per uplink handshaken within it.
+  void forget_old_timestamps() {
+    const std::int64_t oldest = io::realtime_ns() - std::int64_t{opt_.max_clock_skew_s} * 1'000'000'000;
+    std::erase_if(newest_ts_, [&](const auto& e) { return static_cast<std::int64_t>(e.second) < oldest; });
   }
 
   void on_initiation(const dp::ControlMessage& m) {
@@ -398,9 +440,12 @@ class Server {
       return;
     }
     const dp::InitPayload& in = r->init;
-    // A different client run on this address: it restarted, drop the old one whole.
+    newest_ts_[replay_key(in, r->uplink)] = in.timestamp_ns;
+    // A different client run holds the address (the client restarted, or someone else
+    // asks for it): this one contends for it and gets it only once confirmed while the
+    // holder is silent (confirm_pending); until then nothing of it is delivered.
     auto owner = by_ip_.find(addr);
-    if (owner != by_ip_.end() && owner->second != in.client_id) remove_client(owner->second, false);
+    const bool contender = owner != by_ip_.end() && owner->second != in.client_id;
     Client& c = clients_[in.client_id];
     if (!c.group) {
       c.group = std::make_unique<dp::Group>();
@@ -410,7 +455,8 @@ class Server {
       c.group->sink = (in.mode & dp::kModeBenchmark) != 0;  // nothing of it reaches the TUN
       if (c.group->sink && (in.mode & dp::kModeDownload) != 0)
         c.bench_streams = (in.mode >> dp::kModeStreamsShift) + 1u;
-      by_ip_[addr] = in.client_id;
+      if (contender) c.group->contending.store(true, std::memory_order_relaxed);
+      else by_ip_[addr] = in.client_id;
       c.key_id = in.key_id;
       c.key_name = key_name(in.key_id);
       for (const auto& [name, net] : opt_.client_routes)
@@ -453,13 +499,11 @@ class Server {
     s->set_peer(m.from);
     s->last_rx_ns.store(io::coarse_ns());
     s->established_ns = monotonic_ns();
-    if (rekey) {  // routed once the client has used it
-      c.pending[r->uplink] = index;
-      pending_.push_back(index);
-    } else {  // nothing to replace: routed at once, so the first answers are not lost
-      prober_.add(s.get(), monotonic_ns());
-      c.index[r->uplink] = index;
-    }
+    // Routed, probed and fed only once an authenticated packet came on it: until then the
+    // source address has proven nothing (an initiation can be replayed from anywhere), and
+    // all it gets is the response below. A rekey's old session carries on meanwhile.
+    c.pending[r->uplink] = index;
+    pending_.push_back(index);
     sessions_.emplace(index, std::move(s));
     ++c.handshakes[r->uplink];
     ++handshakes_;
@@ -470,9 +514,12 @@ class Server {
       spdlog::debug("rekey: client {} uplink {} from {} (index {:08x})", io::ipv4_to_string(addr), r->uplink,
                     m.from.to_string(), index);
     else
-      spdlog::info("session up: client {} from {} (uplink {}, index {:08x}{}{}) {}{}", io::ipv4_to_string(addr),
+      spdlog::info("session up: client {} from {} (uplink {}, index {:08x}{}{}) {}{}{}", io::ipv4_to_string(addr),
                    m.from.to_string(), r->uplink, index, authorized_ ? ", key " : "", authorized_ ? c.key_name : "",
-                   crypto::cipher_name(cipher), c.group->sink ? ", benchmark session" : "");
+                   crypto::cipher_name(cipher), c.group->sink ? ", benchmark session" : "",
+                   c.group->contending.load(std::memory_order_relaxed)
+                       ? "; the address is another run's until that one falls silent"
+                       : "");
   }
 
   // The workers answer initiations with cookies while under load: said in the log when
@@ -509,8 +556,9 @@ class Server {
       auto it = sessions_.find(idx);
       if (it == sessions_.end()) return true;  // removed meanwhile
       dp::Session* s = it->second.get();
-      if (!s->confirmed.load(std::memory_order_relaxed)) {
-        if (now - s->established_ns > kPendingTimeoutNs) expired.push_back(idx);
+      const bool overdue = now - s->established_ns > kPendingTimeoutNs;
+      if (!s->confirmed.load(std::memory_order_relaxed) || !take_address(s->group->client_id, changed)) {
+        if (overdue) expired.push_back(idx);
         return false;
       }
       Client& c = clients_.at(s->group->client_id);
@@ -535,12 +583,50 @@ class Server {
       return true;
     });
     for (std::uint32_t idx : expired) {
-      spdlog::debug("session {:08x}: no packet from the client within {} s of its handshake: removed", idx,
-                    kPendingTimeoutNs / 1'000'000'000);
-      remove(idx, /*publish=*/false, /*notify=*/false);
+      const dp::Session& s = *sessions_.at(idx);
+      const bool proven = s.confirmed.load(std::memory_order_relaxed);
+      if (proven)  // confirmed, but the address it asked for stayed with a live run
+        spdlog::warn("client {:016x} asked for {}, which another run still uses: its session {:08x} closed",
+                     s.group->client_id, io::ipv4_to_string(s.group->inner_ipv4_be), idx);
+      else
+        spdlog::debug("session {:08x}: no packet from the client within {} s of its handshake: removed", idx,
+                      kPendingTimeoutNs / 1'000'000'000);
+      remove(idx, /*publish=*/false, /*notify=*/proven);  // a Close only to a proven address
       changed = true;
     }
     if (changed) publish();
+  }
+
+  // A confirmed session of a client that contends for an address another run holds:
+  // the address moves to it once the holder has been silent for kSilentProbes probe
+  // intervals (it restarted or went away); a live holder keeps it. True when the client
+  // holds its address (now).
+  static constexpr int kSilentProbes = 3;
+  bool take_address(std::uint64_t cid, bool& changed) {
+    Client& c = clients_.at(cid);
+    if (!c.group->contending.load(std::memory_order_relaxed)) return true;
+    const std::uint32_t addr = c.group->inner_ipv4_be;
+    auto owner = by_ip_.find(addr);
+    if (owner != by_ip_.end()) {
+      const std::int64_t quiet_since = io::coarse_ns() - kSilentProbes * opt_.probe.interval_ns;
+      if (last_heard(clients_.at(owner->second)) >= quiet_since) return false;
+      spdlog::info("client {}: the run that held it has been silent for {} probe intervals; it moves to client {:016x}",
+                   io::ipv4_to_string(addr), kSilentProbes, cid);
+      remove_client(owner->second, /*notify=*/false);
+    }
+    by_ip_[addr] = cid;
+    c.group->contending.store(false, std::memory_order_relaxed);
+    changed = true;
+    return true;
+  }
+
+  // When anything last came from any of a client's sessions (io::coarse_ns).
+  std::int64_t last_heard(const Client& c) const {
+    std::int64_t t = 0;
+    for (const auto* a : {&c.index, &c.pending, &c.previous})
+      for (std::uint32_t i : *a)
+        if (i != 0) t = std::max(t, sessions_.at(i)->last_rx_ns.load(std::memory_order_relaxed));
+    return t;
   }
 
   // An address for a client that asks for one: the one it already has (another of its
@@ -633,7 +719,7 @@ class Server {
     Runtime* rt = &rt_;
     if (last) {
       dp::Group* g = c.group.release();
-      by_ip_.erase(g->inner_ipv4_be);
+      if (auto o = by_ip_.find(g->inner_ipv4_be); o != by_ip_.end() && o->second == cid) by_ip_.erase(o);
       clients_.erase(cid);
       if (do_publish) publish();
       rt_.qsbr().retire([rt, s, g, notify] {
@@ -667,17 +753,23 @@ class Server {
     for (auto& [cid, c] : clients_) {
       std::array<dp::Session*, dp::kMaxUplinks> ups{};
       std::array<dp::UplinkView, dp::kMaxUplinks> views{};
+      // A client with no active session yet: its pending ones are in its route, which
+      // the workers use only once a session is confirmed (the worker that receives the
+      // first authenticated packet sets that), so the first answer waits for nobody.
+      const bool fresh = std::all_of(c.index.begin(), c.index.end(), [](std::uint32_t i) { return i == 0; });
       for (std::size_t u = 0; u < dp::kMaxUplinks; ++u) {
         for (std::uint32_t i : {c.pending[u], c.previous[u]})
           if (i != 0) snap->by_index.emplace(i, sessions_.at(i).get());
-        if (c.index[u] == 0) continue;
-        dp::Session* s = sessions_.at(c.index[u]).get();
+        const std::uint32_t routed = c.index[u] != 0 ? c.index[u] : fresh ? c.pending[u] : 0;
+        if (routed == 0) continue;
+        dp::Session* s = sessions_.at(routed).get();
         ups[u] = s;
         views[u] = prober_.view(s);
-        snap->by_index.emplace(c.index[u], s);
+        snap->by_index.emplace(routed, s);
       }
+      if (c.group->contending.load(std::memory_order_relaxed)) continue;  // the address is another's
       auto route = dp::make_route(c.group.get(), ups, views, sched_, version_);
-      if (c.bench_streams > 0) {  // a benchmark download: the workers send to it
+      if (c.bench_streams > 0 && ups != std::array<dp::Session*, dp::kMaxUplinks>{}) {  // a benchmark download: the workers send to it
         route->gen = {c.bench_streams, opt_.tun.address.addr_be, c.group->inner_ipv4_be,
                       static_cast<std::uint16_t>(opt_.tun.mtu)};
         snap->generate.push_back(route.get());
@@ -719,7 +811,8 @@ class Server {
   std::uint64_t handshakes_ = 0;
   std::unordered_map<std::uint32_t, std::unique_ptr<dp::Session>> sessions_;
   std::unordered_map<std::uint64_t, Client> clients_;      // by client id
-  std::unordered_map<std::uint32_t, std::uint64_t> by_ip_;  // tunnel address -> client id
+  std::unordered_map<std::uint32_t, std::uint64_t> by_ip_;  // tunnel address -> the client id holding it
+  std::map<ReplayKey, std::uint64_t> newest_ts_;  // newest accepted initiation, beyond a client's life
   std::uint64_t version_ = 0;
   Prober prober_{opt_.probe};
   std::int64_t last_publish_ = 0;

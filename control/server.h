@@ -36,6 +36,9 @@ struct ServerOptions {
   // which may send from them (gateways that do not NAT their LAN).
   std::vector<std::pair<std::string, io::Ipv4Prefix>> client_routes;
   int reject_after_s = 180;    // a session not rekeyed for this long is dropped
+  // Initiations whose timestamp is further than this from the server's clock are
+  // refused: a captured one goes stale, even across restarts.
+  int max_clock_skew_s = 120;
   int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per UDP socket
   bool aes256gcm = false;      // agree to AES-256-GCM with clients that offer it
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks

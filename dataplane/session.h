@@ -114,9 +114,11 @@ struct Session {
   std::array<SenderState, kMaxSenders> tx;
   std::array<ReplayWindow, kMaxSenders> rx_windows{};
   std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
-  // Set by the receiving worker on the first authenticated packet: the peer holds the
-  // keys (and so, with client keys, its psk). Until then a server does not let a rekeyed
-  // session replace the one that carries the traffic.
+  // Whether the peer has proven it holds the keys, from the address the session sends to.
+  // A server's session: set by the receiving worker on the first authenticated packet;
+  // until then nothing is sent on it but the handshake response, and a rekeyed session
+  // does not replace the one that carries the traffic. A client's session starts so (the
+  // handshake response proved the server).
   std::atomic<bool> confirmed{false};
   std::int64_t established_ns = 0;  // control thread: when the handshake completed (monotonic)
   // Inner bytes of authenticated Data received on this session (copies included): what
@@ -161,6 +163,10 @@ struct Group {
   // A benchmark session's group (set before it is first published): received Data is
   // counted and dropped instead of written to the TUN.
   bool sink = false;
+  // Server side: this client run asked for a tunnel address another run still holds.
+  // Until the address moves to it (the control thread clears this), its sessions only
+  // confirm themselves: their Data is dropped as drop_bad_source.
+  std::atomic<bool> contending{false};
   std::array<GroupWorkerState, kMaxWorkers> workers{};
   std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
 };

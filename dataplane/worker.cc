@@ -423,7 +423,12 @@ class Worker::Loop {
       c_.add(Counter::DropReplay);
       return false;
     }
-    if (!s->confirmed.load(std::memory_order_relaxed)) s->confirmed.store(true, std::memory_order_relaxed);
+    if (!s->confirmed.load(std::memory_order_relaxed)) {
+      // The peer holds the keys: a server routes the session only from now on, so tell
+      // the control thread at once rather than at its next round.
+      s->confirmed.store(true, std::memory_order_relaxed);
+      wake_control();
+    }
     // Authenticated: the peer may have moved (NAT rebinding, roaming).
     // Not for benchmark sessions: a spoofed source would turn the server's download into
     // a flood of someone else.
@@ -459,6 +464,10 @@ class Worker::Loop {
       return false;
     }
     Group* g = s->group;
+    if (g->contending.load(std::memory_order_relaxed)) {  // server: its address is still another run's
+      c_.add(Counter::DropBadSource);
+      return false;
+    }
     if (g->inner_ipv4_be != 0) {  // server: a client may only use its own addresses
       // IPv4: its tunnel address or a network routed to it; IPv6: prefix::its address.
       std::uint32_t src_ip = 0;
@@ -645,9 +654,13 @@ class Worker::Loop {
       return false;
     }
     if (kind == ControlMessage::Kind::Packet) c_.add(Counter::HandshakePackets);
+    wake_control();
+    return true;
+  }
+
+  void wake_control() noexcept {
     const std::uint64_t one = 1;
     [[maybe_unused]] auto r = write(cfg_.control_eventfd, &one, sizeof one);
-    return true;
   }
 
   // --- transmit --------------------------------------------------------------------
@@ -824,7 +837,9 @@ class Worker::Loop {
       const unsigned id = static_cast<unsigned>(std::countr_zero(m));
       m &= m - 1;
       Session* s = r.uplinks[id];
-      if (s == nullptr || fds_[s->socket] < 0) continue;
+      // Unconfirmed (a server's new client before its first authenticated packet): its
+      // address has proven nothing, so nothing goes there.
+      if (s == nullptr || fds_[s->socket] < 0 || !s->confirmed.load(std::memory_order_relaxed)) continue;
       const io::Endpoint to = s->peer_copy();
       if (to.len == 0) continue;
       std::uint8_t* b = tx_mem_.data() + std::size_t{cur} * cfg_.max_packet;

@@ -54,6 +54,7 @@ struct Side {
     session.local_index = server ? 2 : 1;
     session.remote_index = server ? 1 : 2;
     session.group = &group;
+    session.confirmed.store(!server);  // a client's session starts proven; a server's waits for a packet
     group.inner_ipv4_be = server ? kClientIp : 0;
   }
   ~Side() {
