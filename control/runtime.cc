@@ -423,8 +423,8 @@ std::string Runtime::set_address(const io::Ipv4Prefix& addr) {
   return tun_ ? nl_->add_address(tun_->ifindex(), addr) : std::string();
 }
 
-void Runtime::guard_handshakes(const dp::HandshakeMacKeys& keys) {
-  for (auto& w : workers_) w->guard_handshakes(keys);
+void Runtime::guard_handshakes(const dp::HandshakeMacKeys& keys, const io::RelaySources* relay) {
+  for (auto& w : workers_) w->guard_handshakes(keys, &guard_load_, relay);
 }
 
 void Runtime::start_workers() {

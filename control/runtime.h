@@ -112,7 +112,9 @@ class Runtime {
     for (auto& w : workers_) w->wake();
   }
   // Server, before start_workers(): workers check initiations (dataplane/handshake_guard.h).
-  void guard_handshakes(const dp::HandshakeMacKeys& keys);
+  // relay: the TCP relay's sources (tcp_fallback), so that its clients are limited by
+  // their own addresses; null without one.
+  void guard_handshakes(const dp::HandshakeMacKeys& keys, const io::RelaySources* relay = nullptr);
   void stop_workers() noexcept;
 
   struct Wake {
@@ -187,6 +189,7 @@ class Runtime {
   std::vector<std::unique_ptr<dp::ControlQueue>> queues_;  // one per worker: sessions' messages
   std::vector<std::unique_ptr<dp::ControlQueue>> handshake_queues_;  // one per worker: handshake datagrams
   dp::PendingHandshakes pending_handshakes_;
+  dp::GuardLoad guard_load_;  // server: initiations a second over all workers
   unsigned next_queue_ = 0;
   int event_fd_ = -1;
   int signal_fd_ = -1;

@@ -886,8 +886,11 @@ int run_server(const ServerOptions& opt) {
 
   // tcp_fallback: a TCP listener beside each UDP one, relaying to it from loopback.
   std::optional<io::TcpRelay> relay;
+  std::unique_ptr<io::RelaySources> relay_sources;  // who each relayed connection is, for the workers
   if (opt.tcp_fallback) {
+    relay_sources = std::make_unique<io::RelaySources>();
     io::TcpRelay::Limits lim;
+    lim.sources = relay_sources.get();
     // Two descriptors a connection, within what this process may open (and some to spare).
     rlimit nofile{};
     getrlimit(RLIMIT_NOFILE, &nofile);
@@ -907,7 +910,7 @@ int run_server(const ServerOptions& opt) {
     spdlog::info("tcp fallback: accepting clients over TCP on the same ports");
   }
   Runtime rt(std::move(socks), tun);
-  rt.guard_handshakes(dp::HandshakeMacKeys::for_server(kf.key.pub));
+  rt.guard_handshakes(dp::HandshakeMacKeys::for_server(kf.key.pub), relay_sources.get());
   std::optional<KernelNat> nat;
   if (opt.nat_outbound) nat.emplace(KernelNat::Kind::Outbound, rt.tun().name(), opt.tun.address, opt.nat, prefix6);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first

@@ -1,6 +1,5 @@
 #include "control/status_server.h"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,23 +17,16 @@
 namespace triglav::ctl {
 namespace {
 
-constexpr std::int64_t kRequestTimeoutNs = 1'000'000'000;
+constexpr std::int64_t kRequestTimeoutNs = 1'000'000'000;  // a whole request, from the accept
+constexpr std::int64_t kAnswerTimeoutNs = 5'000'000'000;   // the whole exchange, from the accept
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Sends all of `data` within a short bound (the answers are small; a reader that does
-// not take them loses them).
-void send_all(int fd, const std::string& data) {
-  const int flags = fcntl(fd, F_GETFL);
-  fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  timeval tv{0, 200'000};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  std::size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    off += static_cast<std::size_t>(n);
-  }
+// A plain close would still deliver what the kernel holds for the peer, at the slow
+// reader's pace: a reset drops it.
+void abort_on_close(int fd) {
+  const linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 }
 
 std::string http_response(int code, const char* reason, const char* type, const std::string& body) {
@@ -151,57 +143,93 @@ void StatusServer::accept_from(int listen_fd, bool http) {
       close(fd);
       continue;
     }
-    conns_.push_back({fd, http, {}, io::monotonic_ns() + kRequestTimeoutNs});
+    Conn c;
+    c.fd = fd;
+    c.http = http;
+    c.accepted_ns = io::monotonic_ns();
+    conns_.push_back(std::move(c));
   }
 }
 
 bool StatusServer::serve(Conn& c, const std::function<Status()>& status) {
+  const std::int64_t now = io::monotonic_ns();
+  if (now - c.accepted_ns > kAnswerTimeoutNs) {  // a reader this slow loses the rest
+    abort_on_close(c.fd);
+    return true;
+  }
   char buf[2048];
-  for (;;) {
-    const ssize_t n = recv(c.fd, buf, sizeof buf, 0);
-    if (n == 0) return true;  // closed before a whole request
+  for (int i = 0; i < 64; ++i) {  // bounded: what one round reads of one connection
+    const ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) {
+      if (!c.answered) return true;  // closed before a whole request
+      break;                         // half-closed: the answer still goes
+    }
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       return true;
     }
+    if (c.answered) continue;  // after the request: read and dropped, so no reset cuts the answer
     c.in.append(buf, static_cast<std::size_t>(n));
     if (c.in.size() > kMaxRequest) {
-      if (c.http) send_all(c.fd, http_response(413, "Payload Too Large", "text/plain", "request too large\n"));
-      else send_all(c.fd, "{\"error\":\"request too large\"}\n");
-      return true;
+      answer(c, c.http ? http_response(413, "Payload Too Large", "text/plain", "request too large\n")
+                       : std::string("{\"error\":\"request too large\"}\n"));
+      break;
     }
   }
+  if (!c.answered && !take_request(c, status)) {
+    if (now - c.accepted_ns <= kRequestTimeoutNs) return false;
+    abort_on_close(c.fd);
+    return true;
+  }
+  // The answer goes as fast as the reader takes it, never blocking this thread.
+  while (c.sent < c.out.size()) {
+    const ssize_t n = send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (n <= 0) return true;
+    c.sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+void StatusServer::answer(Conn& c, std::string text) {
+  c.out = std::move(text);
+  c.sent = 0;
+  c.answered = true;
+  c.in.clear();
+}
+
+bool StatusServer::take_request(Conn& c, const std::function<Status()>& status) {
   if (!c.http) {
     const auto nl = c.in.find('\n');
-    if (nl == std::string::npos) return io::monotonic_ns() > c.deadline_ns;
-    std::string answer;
+    if (nl == std::string::npos) return false;
+    std::string text;
     try {
       const auto req = nlohmann::json::parse(c.in.substr(0, nl));
       const std::string cmd = req.value("cmd", "");
-      if (cmd == "status") answer = to_json(status());
-      else answer = nlohmann::json{{"error", "unknown command '" + cmd + "' (known: status)"}}.dump();
+      if (cmd == "status") text = to_json(status());
+      else text = nlohmann::json{{"error", "unknown command '" + cmd + "' (known: status)"}}.dump();
     } catch (const nlohmann::json::exception&) {
-      answer = R"({"error":"the request is not a JSON object such as {\"cmd\":\"status\"}"})";
+      text = R"({"error":"the request is not a JSON object such as {\"cmd\":\"status\"}"})";
     }
-    send_all(c.fd, answer + "\n");
+    answer(c, text + "\n");
     return true;
   }
   const auto end = c.in.find("\r\n\r\n");
-  if (end == std::string::npos && c.in.find("\n\n") == std::string::npos) return io::monotonic_ns() > c.deadline_ns;
+  if (end == std::string::npos && c.in.find("\n\n") == std::string::npos) return false;
   const std::string line = c.in.substr(0, c.in.find_first_of("\r\n"));
   const auto sp1 = line.find(' ');
   const auto sp2 = line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);
   const std::string method = line.substr(0, sp1);
   const std::string target = sp1 == std::string::npos ? "" : line.substr(sp1 + 1, sp2 - sp1 - 1);
   if (method != "GET" && method != "HEAD") {
-    send_all(c.fd, http_response(405, "Method Not Allowed", "text/plain", "only GET\n"));
+    answer(c, http_response(405, "Method Not Allowed", "text/plain", "only GET\n"));
   } else if (target == "/metrics") {
     std::string body = to_prometheus(status());
     std::string resp = http_response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
     if (method == "HEAD") resp.resize(resp.size() - body.size());
-    send_all(c.fd, resp);
+    answer(c, std::move(resp));
   } else {
-    send_all(c.fd, http_response(404, "Not Found", "text/plain", "triglav serves /metrics\n"));
+    answer(c, http_response(404, "Not Found", "text/plain", "triglav serves /metrics\n"));
   }
   return true;
 }

@@ -1,7 +1,9 @@
 // The control socket and the metrics endpoint, served by the control thread between its
 // other work (poll() after every wake-up, at least every 20 ms). Both are tiny
-// request/response protocols on non-blocking sockets; a connection that has not sent a
-// complete request within a second is closed, and at most kMaxConnections are open.
+// request/response protocols on non-blocking sockets, and nothing here ever blocks: each
+// connection keeps its answer in a buffer of its own that goes out as fast as the reader
+// takes it. A connection that has not sent a whole request within 1 s of its accept, or
+// not taken the whole answer within 5 s, is closed; at most kMaxConnections are open.
 //
 //   control socket (unix stream, mode 0600, root only): one JSON line in, one out.
 //     {"cmd":"status"} -> the Status as JSON (control/status.h)
@@ -50,12 +52,18 @@ class StatusServer {
   struct Conn {
     int fd = -1;
     bool http = false;
-    std::string in;
-    std::int64_t deadline_ns = 0;
+    std::string in;   // the request so far
+    std::string out;  // the answer, once the request is whole
+    std::size_t sent = 0;
+    bool answered = false;
+    std::int64_t accepted_ns = 0;
   };
   void accept_from(int listen_fd, bool http);
-  // True when the connection is finished (answered, closed by the peer, or bad).
+  // True when the connection is finished (answered, closed by the peer, bad or too slow).
   bool serve(Conn& c, const std::function<Status()>& status);
+  // Once the request is whole: puts its answer in c.out. False while it is not.
+  bool take_request(Conn& c, const std::function<Status()>& status);
+  static void answer(Conn& c, std::string text);
 
   std::string path_;
   int unix_fd_ = -1;

@@ -51,8 +51,84 @@ std::optional<crypto::Mac> open_cookie_reply(std::span<const std::uint8_t> pkt, 
   return cookie;
 }
 
-HandshakeGuard::HandshakeGuard(const HandshakeMacKeys& keys, const GuardConfig& cfg) : keys_(keys), cfg_(cfg) {
+bool GuardLoad::count(std::int64_t now_ns, unsigned limit) noexcept {
+  const std::int64_t sec = now_ns / 1'000'000'000;
+  std::int64_t seen = second_.load(std::memory_order_relaxed);
+  if (sec != seen && second_.compare_exchange_strong(seen, sec, std::memory_order_relaxed)) {
+    // This worker moved the window on: the second that just ended decides, if it was the
+    // one right before (an older one, a quiet spell since, says nothing about now).
+    const unsigned ended = in_second_.exchange(0, std::memory_order_relaxed);
+    last_over_.store(sec == seen + 1 && ended > limit, std::memory_order_relaxed);
+  }
+  const unsigned n = in_second_.fetch_add(1, std::memory_order_relaxed) + 1;
+  return n > limit || last_over_.load(std::memory_order_relaxed);
+}
+
+bool GuardLoad::under_load(std::int64_t now_ns, unsigned limit) const noexcept {
+  const std::int64_t sec = now_ns / 1'000'000'000;
+  const std::int64_t seen = second_.load(std::memory_order_relaxed);
+  if (sec == seen) return last_over_.load(std::memory_order_relaxed) || in_second_.load(std::memory_order_relaxed) > limit;
+  return sec == seen + 1 && in_second_.load(std::memory_order_relaxed) > limit;
+}
+
+SourceBuckets::SourceBuckets(std::size_t capacity) {
+  std::size_t sets = 1;
+  while (sets * 4 < capacity) sets <<= 1;
+  e_.resize(sets * 4);
+  set_mask_ = sets - 1;
+}
+
+bool SourceBuckets::take(std::uint64_t key, double rate, double burst, std::int64_t now_ns) noexcept {
+  Entry* set = &e_[(key & set_mask_) * 4];
+  Entry* hit = nullptr;
+  Entry* spare = nullptr;  // free, or idle longest
+  for (int i = 0; i < 4; ++i) {
+    if (set[i].key == key) {
+      hit = &set[i];
+      break;
+    }
+    if (spare == nullptr || set[i].key == 0 || (spare->key != 0 && set[i].last_ns < spare->last_ns)) spare = &set[i];
+  }
+  if (hit == nullptr) {
+    if (spare->key != 0 && now_ns - spare->last_ns <= 1'000'000'000) return false;  // all four busy
+    *spare = {key, burst, now_ns};
+    hit = spare;
+  }
+  hit->tokens = std::min(burst, hit->tokens + static_cast<double>(now_ns - hit->last_ns) / 1e9 * rate);
+  hit->last_ns = now_ns;
+  if (hit->tokens < 1) return false;
+  hit->tokens -= 1;
+  return true;
+}
+
+bool SourceBuckets::peek(std::uint64_t key, double rate, double burst, std::int64_t now_ns) const noexcept {
+  const Entry* set = &e_[(key & set_mask_) * 4];
+  for (int i = 0; i < 4; ++i)
+    if (set[i].key == key)
+      return std::min(burst, set[i].tokens + static_cast<double>(now_ns - set[i].last_ns) / 1e9 * rate) >= 1;
+  return burst >= 1;
+}
+
+std::size_t SourceBuckets::used() const noexcept {
+  return static_cast<std::size_t>(std::count_if(e_.begin(), e_.end(), [](const Entry& e) { return e.key != 0; }));
+}
+
+HandshakeGuard::HandshakeGuard(const HandshakeMacKeys& keys, const GuardConfig& cfg)
+    : keys_(keys),
+      cfg_(cfg),
+      load_(cfg.load != nullptr ? cfg.load : &own_load_),
+      handshakes_(cfg.max_sources),
+      cookies_(cfg.max_sources) {
   crypto::random_bytes(table_key_);
+}
+
+std::uint64_t HandshakeGuard::source_key(const io::Endpoint& from) const noexcept {
+  std::uint64_t id = cfg_.relay != nullptr ? cfg_.relay->of(from) : 0;
+  if (id == 0) id = io::source_id(from);
+  std::uint64_t key = 0;
+  crypto_shorthash(reinterpret_cast<unsigned char*>(&key), reinterpret_cast<const unsigned char*>(&id), sizeof id,
+                   table_key_.data());
+  return key == 0 ? 1 : key;
 }
 
 void HandshakeGuard::rotate(std::int64_t now_ns) {
@@ -68,47 +144,12 @@ crypto::Mac HandshakeGuard::cookie_for(const io::Endpoint& from, const crypto::K
   return crypto::keyed_mac(secret, a);
 }
 
-bool HandshakeGuard::take(Table& t, const io::Endpoint& from, double rate, double burst, std::int64_t now_ns) {
-  const auto a = address_bytes(from, false);  // per address: every port of a host shares it
-  std::uint64_t key = 0;
-  crypto_shorthash(reinterpret_cast<unsigned char*>(&key), a.data(), a.size(), table_key_.data());
-  auto it = t.find(key);
-  if (it == t.end()) {
-    if (t.size() >= cfg_.max_sources) {
-      std::erase_if(t, [&](const auto& b) { return now_ns - b.second.last_ns > 1'000'000'000; });
-      if (t.size() >= cfg_.max_sources) return false;
-    }
-    it = t.emplace(key, Bucket{burst, now_ns}).first;
-  }
-  Bucket& b = it->second;
-  b.tokens = std::min(burst, b.tokens + static_cast<double>(now_ns - b.last_ns) / 1e9 * rate);
-  b.last_ns = now_ns;
-  if (b.tokens < 1) return false;
-  b.tokens -= 1;
-  return true;
-}
-
-bool HandshakeGuard::peek(const Table& t, const io::Endpoint& from, double rate, double burst,
-                          std::int64_t now_ns) const {
-  const auto a = address_bytes(from, false);
-  std::uint64_t key = 0;
-  crypto_shorthash(reinterpret_cast<unsigned char*>(&key), a.data(), a.size(), table_key_.data());
-  const auto it = t.find(key);
-  if (it == t.end()) return burst >= 1;
-  return std::min(burst, it->second.tokens + static_cast<double>(now_ns - it->second.last_ns) / 1e9 * rate) >= 1;
-}
-
 void HandshakeGuard::count_initiation(std::int64_t now_ns) {
-  // Load: initiations in this one-second window, or in the last one, above the limit.
-  if (now_ns - window_start_ns_ >= 1'000'000'000) {
-    // The window that just ended decides, if it was the last second; an older one
-    // (a quiet spell since) says nothing about now.
-    under_load_ = now_ns - window_start_ns_ < 2'000'000'000 && in_window_ > cfg_.load_per_second;
+  if (now_ns - window_start_ns_ >= 1'000'000'000) {  // this worker's cookie budget: per second
     window_start_ns_ = now_ns;
-    in_window_ = 0;
     cookies_in_window_ = 0;
   }
-  if (++in_window_ > cfg_.load_per_second) under_load_ = true;
+  under_load_ = load_->count(now_ns, cfg_.load_per_second);
 }
 
 namespace {
@@ -119,9 +160,10 @@ bool has_mac2(std::span<const std::uint8_t> pkt) noexcept {
 }  // namespace
 
 bool HandshakeGuard::drop_early(std::span<const std::uint8_t> pkt, const io::Endpoint& from, std::int64_t now_ns) {
+  under_load_ = load_->under_load(now_ns, cfg_.load_per_second);
   if (!under_load_ || now_ns - window_start_ns_ >= 1'000'000'000 || has_mac2(pkt)) return false;
   if (cookies_in_window_ < cfg_.cookies_per_second &&
-      peek(cookies_, from, cfg_.cookies_per_source, cfg_.cookie_burst, now_ns))
+      cookies_.peek(source_key(from), cfg_.cookies_per_source, cfg_.cookie_burst, now_ns))
     return false;
   count_initiation(now_ns);
   return true;
@@ -143,12 +185,13 @@ HandshakeGuard::Verdict HandshakeGuard::admit(std::span<const std::uint8_t> pkt,
   }
   if (!mac2_ok) {
     if (cookies_in_window_ >= cfg_.cookies_per_second ||
-        !take(cookies_, from, cfg_.cookies_per_source, cfg_.cookie_burst, now_ns))
+        !cookies_.take(source_key(from), cfg_.cookies_per_source, cfg_.cookie_burst, now_ns))
       return Verdict::Drop;
     ++cookies_in_window_;
     return Verdict::SendCookie;
   }
-  if (!take(handshakes_, from, cfg_.rate_per_source, cfg_.burst_per_source, now_ns)) return Verdict::RateLimited;
+  if (!handshakes_.take(source_key(from), cfg_.rate_per_source, cfg_.burst_per_source, now_ns))
+    return Verdict::RateLimited;
   return Verdict::Answer;
 }
 

@@ -10,8 +10,13 @@
 //         initiation without a valid one gets a cookie reply (smaller than the
 //         initiation, at most a few a second per source address) instead of reaching
 //         the control thread. Spoofed sources never see their cookie.
-//   rate  under load, initiations with a valid mac2 are limited per source address
+//   rate  under load, initiations with a valid mac2 are limited per source
 //         (drop_handshake_rate).
+//
+// A source is an IPv4 address or an IPv6 /64 (io::source_id), and for datagrams the
+// server's TCP relay passes on (tcp_fallback), the TCP peer's: one TCP client cannot
+// spend everyone's budget. "Under load" is the whole server's view (GuardLoad, shared
+// by the workers). The per-source tables have a fixed size and O(1) eviction.
 //
 // So a flood costs a worker a few MACs per datagram and the control thread nothing:
 // its queue stays free for the Pongs and handshakes of real clients.
@@ -19,14 +24,16 @@
 
 #include <array>
 #include <cstdint>
+#include <atomic>
 #include <optional>
 #include <span>
-#include <unordered_map>
+#include <vector>
 
 #include "crypto/key.h"
 #include "crypto/mac.h"
 #include "dataplane/wire.h"
 #include "io/endpoint.h"
+#include "io/tcp_relay.h"
 
 namespace triglav::dp {
 
@@ -46,6 +53,44 @@ std::optional<crypto::Mac> open_cookie_reply(std::span<const std::uint8_t> pkt, 
                                              std::span<const std::uint8_t, crypto::kMacLen> init_mac1,
                                              const crypto::Key32& cookie_key) noexcept;
 
+// Initiations a second over all workers, counted lock-free: each worker adds its own,
+// and a second with more than the limit puts every worker under load until a second
+// passes with no more than that.
+class GuardLoad {
+ public:
+  // Counts one initiation at now_ns; whether the server is under load.
+  bool count(std::int64_t now_ns, unsigned limit) noexcept;
+  bool under_load(std::int64_t now_ns, unsigned limit) const noexcept;
+
+ private:
+  std::atomic<std::int64_t> second_{-1};  // the window: whole seconds of the monotonic clock
+  std::atomic<unsigned> in_second_{0};
+  std::atomic<bool> last_over_{false};    // the window before was over the limit
+};
+
+// A fixed number of token buckets, 4 to a set by a keyed hash of the source: finding or
+// adding one is O(1). A new source takes the set's free or least recently used entry,
+// but only one idle for over a second (its bucket would be full again by then); when
+// there is none, the new source is refused like one without tokens.
+class SourceBuckets {
+ public:
+  explicit SourceBuckets(std::size_t capacity);
+  // Takes a token from key's bucket (rate a second, at most burst); false if none.
+  bool take(std::uint64_t key, double rate, double burst, std::int64_t now_ns) noexcept;
+  // Whether a token is there, without taking it (nor adding the source).
+  bool peek(std::uint64_t key, double rate, double burst, std::int64_t now_ns) const noexcept;
+  std::size_t used() const noexcept;
+
+ private:
+  struct Entry {
+    std::uint64_t key = 0;  // 0: free
+    double tokens = 0;
+    std::int64_t last_ns = 0;
+  };
+  std::vector<Entry> e_;
+  std::size_t set_mask_ = 0;
+};
+
 struct GuardConfig {
   unsigned load_per_second = 1000;  // initiations a second above which cookies are required
   double rate_per_source = 20;      // under load: initiations a second per source address
@@ -55,6 +100,8 @@ struct GuardConfig {
   unsigned cookies_per_second = 2000;  // cookie replies a second in all
   std::int64_t secret_lifetime_ns = 120'000'000'000;
   std::size_t max_sources = 65536;  // entries of each per-source table
+  GuardLoad* load = nullptr;        // shared by the workers; null: this guard's own
+  const io::RelaySources* relay = nullptr;  // server with tcp_fallback: sources behind the relay
 };
 
 // One worker's (single-threaded). Its cookie secret is its own: right while each socket
@@ -78,28 +125,25 @@ class HandshakeGuard {
   bool drop_early(std::span<const std::uint8_t> pkt, const io::Endpoint& from, std::int64_t now_ns);
   std::array<std::uint8_t, kCookieReplyLen> cookie_reply(std::span<const std::uint8_t> pkt, const io::Endpoint& from);
   bool under_load() const noexcept { return under_load_; }
+  std::size_t sources_tracked() const noexcept { return handshakes_.used() + cookies_.used(); }
 
  private:
-  struct Bucket {
-    double tokens = 0;
-    std::int64_t last_ns = 0;
-  };
-  using Table = std::unordered_map<std::uint64_t, Bucket>;
   void rotate(std::int64_t now_ns);
   crypto::Mac cookie_for(const io::Endpoint& from, const crypto::Key32& secret) const noexcept;
-  bool take(Table& t, const io::Endpoint& from, double rate, double burst, std::int64_t now_ns);
-  bool peek(const Table& t, const io::Endpoint& from, double rate, double burst, std::int64_t now_ns) const;
+  // The bucket key of from's source (see above), never 0.
+  std::uint64_t source_key(const io::Endpoint& from) const noexcept;
   void count_initiation(std::int64_t now_ns);
 
   HandshakeMacKeys keys_;
   GuardConfig cfg_;
   crypto::Key32 secret_{}, previous_secret_{}, table_key_{};
   std::int64_t secret_born_ns_ = -1;
-  std::int64_t window_start_ns_ = 0;
-  unsigned in_window_ = 0;
+  GuardLoad own_load_;  // when the config shares none
+  GuardLoad* load_;
+  std::int64_t window_start_ns_ = 0;  // this worker's cookie budget: per second
   unsigned cookies_in_window_ = 0;
   bool under_load_ = false;
-  Table handshakes_, cookies_;  // token buckets by a keyed hash of the source address
+  SourceBuckets handshakes_, cookies_;
 };
 
 }  // namespace triglav::dp

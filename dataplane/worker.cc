@@ -106,7 +106,12 @@ class Worker::Loop {
     for (unsigned i = 0; i < kTxSlots; ++i) free_batches_.push_back(static_cast<std::uint16_t>(kTxSlots - 1 - i));
     open_.reserve(kTxSlots);
     for (unsigned i = 0; i < gro_writes_.size(); ++i) free_gro_.push_back(static_cast<std::uint16_t>(i));
-    if (cfg.handshake_keys) guard_.emplace(*cfg.handshake_keys);
+    if (cfg.handshake_keys) {
+      GuardConfig g;
+      g.load = cfg.guard_load;
+      g.relay = cfg.relay_sources;
+      guard_.emplace(*cfg.handshake_keys, g);
+    }
   }
 
   void run() noexcept {
@@ -1062,7 +1067,11 @@ Worker::~Worker() {
   close(cmd_fd_);
 }
 
-void Worker::guard_handshakes(const HandshakeMacKeys& keys) noexcept { cfg_.handshake_keys = keys; }
+void Worker::guard_handshakes(const HandshakeMacKeys& keys, GuardLoad* load, const io::RelaySources* relay) noexcept {
+  cfg_.handshake_keys = keys;
+  cfg_.guard_load = load;
+  cfg_.relay_sources = relay;
+}
 
 bool Worker::command(const UplinkCommand& c) noexcept {
   if (!commands_.push(c)) return false;

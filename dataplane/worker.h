@@ -79,6 +79,8 @@ struct WorkerConfig {
   const PendingHandshakes* pending_handshakes = nullptr;  // client: see PendingHandshakes
   int control_eventfd = -1;  // written after pushing to either queue
   std::optional<HandshakeMacKeys> handshake_keys;  // server: see Worker::guard_handshakes
+  GuardLoad* guard_load = nullptr;                 // server: the load all workers see
+  const io::RelaySources* relay_sources = nullptr; // server with tcp_fallback
 };
 
 class Worker {
@@ -98,7 +100,10 @@ class Worker {
 
   // Server, before start(): initiations are checked here (dataplane/handshake_guard.h)
   // before the control thread sees them; other handshake and Error packets are dropped.
-  void guard_handshakes(const HandshakeMacKeys& keys) noexcept;
+  // load: shared by every worker, so that "under load" is the whole server's view;
+  // relay: the sources behind the TCP relay (null without tcp_fallback).
+  void guard_handshakes(const HandshakeMacKeys& keys, GuardLoad* load = nullptr,
+                        const io::RelaySources* relay = nullptr) noexcept;
 
   // Control thread: hands the worker an uplink command (see UplinkCommand). False if
   // the command queue is full.

@@ -34,23 +34,22 @@ Endpoint Endpoint::loopback(int family, std::uint16_t port) noexcept {
   return family == AF_INET6 ? from_ipv6(kLo6, port) : from_ipv4(htonl(INADDR_LOOPBACK), port);
 }
 
-SourceKey source_key(const Endpoint& e) noexcept {
-  SourceKey k{};
+std::uint64_t source_id(const Endpoint& e) noexcept {
+  constexpr std::uint64_t kIpv4 = 0xff04'0000'0000'0000ull, kZero6 = 0xff06'0000'0000'0000ull;
+  std::uint32_t v4 = 0;
   if (e.family() == AF_INET6) {
     const std::uint8_t* a = reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr.s6_addr;
     static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(a, kMapped, sizeof kMapped) == 0) {
-      k[0] = 4;
-      std::memcpy(k.data() + 1, a + 12, 4);
-    } else {
-      k[0] = 6;
-      std::memcpy(k.data() + 1, a, 8);
+    if (std::memcmp(a, kMapped, sizeof kMapped) != 0) {
+      std::uint64_t p = 0;
+      for (int i = 0; i < 8; ++i) p = p << 8 | a[i];
+      return p == 0 ? kZero6 : p;
     }
+    std::memcpy(&v4, a + 12, 4);
   } else {
-    k[0] = 4;
-    std::memcpy(k.data() + 1, &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr, 4);
+    v4 = reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr.s_addr;
   }
-  return k;
+  return kIpv4 | ntohl(v4);
 }
 
 Endpoint Endpoint::from_sockaddr(const sockaddr* sa, socklen_t len) noexcept {

@@ -34,9 +34,9 @@ struct Endpoint {
 // What per-source limits (handshake rates, cookie replies, TCP connections) count as one
 // source: an IPv4 address whole, also written IPv4-mapped (::ffff:a.b.c.d, as a
 // dual-stack socket sees it), and an IPv6 address by its /64, which one host or site
-// picks its addresses from freely. Byte 0 is the family (4 or 6), then 4 or 8 bytes.
-using SourceKey = std::array<std::uint8_t, 9>;
-SourceKey source_key(const Endpoint& e) noexcept;
+// picks its addresses from freely. As a 64-bit number, distinct for distinct sources:
+// the /64 itself, or for IPv4 (and ::/64) a value in ff00::/8, a prefix no source has.
+std::uint64_t source_id(const Endpoint& e) noexcept;
 
 // "1.2.3.4:7443" or "[2001:db8::1]:7443". nullopt on any error; error names the problem.
 std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& error);

@@ -1,5 +1,6 @@
 #include "io/tcp_relay.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <netinet/tcp.h>
@@ -69,12 +70,27 @@ void tcp_options(int fd) {
 
 }  // namespace
 
+std::uint64_t RelaySources::of(const Endpoint& from) const noexcept {
+  if (from.family() == AF_INET6) {
+    static constexpr std::uint8_t kLo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    if (std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&from.addr)->sin6_addr, kLo6, 16) != 0) return 0;
+  } else if (reinterpret_cast<const sockaddr_in*>(&from.addr)->sin_addr.s_addr != htonl(INADDR_LOOPBACK)) {
+    return 0;
+  }
+  return by_port_[slot(from)].load(std::memory_order_relaxed);
+}
+
+void RelaySources::set(const Endpoint& local, std::uint64_t source) noexcept {
+  by_port_[slot(local)].store(source, std::memory_order_relaxed);
+}
+
 struct TcpRelay::Impl {
   struct Conn {
     std::uint64_t serial = 0;
     bool client = false;
     unsigned id = 0;  // client: the uplink
     int tcp = -1, udp = -1;
+    Endpoint udp_local;  // server: the UDP socket's address, as the workers see it
     State state = State::Connecting;
     std::string error;
     std::vector<std::uint8_t> in;  // the start of a frame that a read cut off (empty: none)
@@ -83,7 +99,7 @@ struct TcpRelay::Impl {
     bool want_out = false;  // EPOLLOUT armed
     std::int64_t created_s = 0, last_s = 0;  // last_s: a datagram relayed either way
     bool answered = false;  // server: the tunnel sent something back
-    SourceKey source{};  // server: the peer's source_key (per-source limit)
+    std::uint64_t source = 0;  // server: the peer's source_id (per-source limit)
 
     ~Conn() { close_fds(); }
     void close_fds() {
@@ -104,7 +120,7 @@ struct TcpRelay::Impl {
   std::map<unsigned, std::uint64_t> by_id;  // client links
   std::vector<Listener> listeners;
   std::uint64_t next_serial = 1;
-  std::map<SourceKey, unsigned> per_source;  // server: open connections by address
+  std::map<std::uint64_t, unsigned> per_source;  // server: open connections by address
   std::int64_t listen_paused_until = 0;  // server: accept() ran out of descriptors; try again then
   TcpRelayStats st;
   std::thread thread;
@@ -139,6 +155,7 @@ struct TcpRelay::Impl {
     if (!c.client) {
       auto it = per_source.find(c.source);
       if (it != per_source.end() && --it->second == 0) per_source.erase(it);
+      if (limits.sources != nullptr) limits.sources->set(c.udp_local, 0);
     }
     if (c.client) {
       c.state = State::Failed;
@@ -310,7 +327,7 @@ struct TcpRelay::Impl {
         }
         return;
       }
-      const SourceKey source = source_key(Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), plen));
+      const std::uint64_t source = source_id(Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), plen));
       if (st.open >= limits.max_connections || per_source[source] >= limits.per_source) {
         if (per_source[source] == 0) per_source.erase(source);
         ::close(fd);
@@ -324,12 +341,14 @@ struct TcpRelay::Impl {
       try {
         std::uint16_t port = 0;
         c->udp = udp_pair_socket(Endpoint::loopback(l.target.family(), 0), l.target, port);
+        c->udp_local = Endpoint::loopback(l.target.family(), port);
       } catch (const std::exception&) {
         ++st.refused;
         continue;  // c closes the TCP connection
       }
       ++st.accepted;
       c->source = source;
+      if (limits.sources != nullptr) limits.sources->set(c->udp_local, source);
       ++per_source[source];
       add_conn(std::move(c));
     }

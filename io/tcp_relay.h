@@ -14,6 +14,7 @@
 // connection's own congestion control sets its pace. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +37,22 @@ struct TcpRelayStats {
   std::uint64_t accept_errors = 0;    // server: accept() failed (out of file descriptors)
 };
 
+// Server: which TCP peer each relay connection speaks for, by the loopback address and
+// port of the connection's UDP socket (the source the workers see): its io::source_id,
+// so that per-source handshake limits count the TCP client, not the relay. Written by
+// the relay thread, read lock-free by the workers; 0 where no connection is.
+class RelaySources {
+ public:
+  RelaySources() : by_port_(new std::atomic<std::uint64_t>[2 * 65536]()) {}
+  // The source behind a datagram from `from`, or 0 when it is no relay socket's.
+  std::uint64_t of(const Endpoint& from) const noexcept;
+  void set(const Endpoint& local, std::uint64_t source) noexcept;
+
+ private:
+  static std::size_t slot(const Endpoint& e) noexcept { return (e.family() == AF_INET6 ? 65536u : 0u) + e.port(); }
+  std::unique_ptr<std::atomic<std::uint64_t>[]> by_port_;
+};
+
 class TcpRelay {
  public:
   struct Limits {
@@ -47,6 +64,7 @@ class TcpRelay {
     // The largest datagram a frame may carry: longer lengths end the connection (the
     // tunnel never sends one; a receive buffer holds at most one frame).
     std::size_t max_frame = 9036;
+    RelaySources* sources = nullptr;  // server: told each connection's TCP peer
     // Server: whether a datagram from the tunnel counts as an answer (a connection the
     // tunnel never answers is closed after unanswered_timeout_s). Null: any datagram.
     bool (*is_answer)(const std::uint8_t* data, std::size_t len) = nullptr;

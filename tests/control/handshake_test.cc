@@ -381,6 +381,101 @@ TEST_F(Fixture, UnderLoadInitiationsWithNoBudgetLeftAreDroppedBeforeAnyMac) {
   EXPECT_FALSE(g.drop_early(c.initiation(), flood, now));
 }
 
+// "Under load" is the whole server's view: workers share one count.
+TEST_F(Fixture, WorkersShareOneLoad) {
+  const auto keys = dp::HandshakeMacKeys::for_server(server.pub);
+  dp::GuardLoad load;
+  dp::GuardConfig cfg;
+  cfg.load_per_second = 5;
+  cfg.load = &load;
+  dp::HandshakeGuard a(keys, cfg), b(keys, cfg);
+  const io::Endpoint from = io::Endpoint::from_ipv4(0x0200000a, 40000);
+  ClientHandshake c(server.pub, payload());
+  using V = dp::HandshakeGuard::Verdict;
+  const std::int64_t now = 7'000'000'000;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a.admit(c.initiation(), from, now), V::Answer);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(b.admit(c.initiation(), from, now), V::Answer);
+  EXPECT_EQ(b.admit(c.initiation(), from, now), V::SendCookie) << "the sixth of the server's second";
+  EXPECT_TRUE(b.under_load());
+  EXPECT_EQ(a.admit(c.initiation(), from, now), V::SendCookie) << "and the other worker sees it too";
+  // The next second is still loaded (the last one was over), the one after is not.
+  EXPECT_EQ(a.admit(c.initiation(), from, now + 1'000'000'000), V::SendCookie);
+  EXPECT_EQ(a.admit(c.initiation(), from, now + 3'000'000'000), V::Answer);
+}
+
+// One IPv6 /64 is one source: its addresses share the per-source budgets. Other /64s,
+// and IPv4 addresses, have their own.
+TEST_F(Fixture, AnIpv6Slash64IsOneSource) {
+  const auto keys = dp::HandshakeMacKeys::for_server(server.pub);
+  dp::GuardConfig cfg;
+  cfg.load_per_second = 0;  // always under load
+  cfg.cookie_burst = 5;
+  cfg.cookies_per_source = 1;
+  dp::HandshakeGuard g(keys, cfg);
+  ClientHandshake c(server.pub, payload());
+  using V = dp::HandshakeGuard::Verdict;
+  auto v6 = [](std::uint8_t net, std::uint8_t host) {
+    std::uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, net, 0, 0, 0, 0, 0, 0, host, 1};
+    return io::Endpoint::from_ipv6(a, 40000);
+  };
+  const std::int64_t now = 5'000'000'000;
+  int cookies = 0;
+  for (int i = 0; i < 50; ++i) cookies += g.admit(c.initiation(), v6(1, static_cast<std::uint8_t>(i)), now) == V::SendCookie;
+  EXPECT_EQ(cookies, 5) << "50 addresses of one /64 share its burst of 5";
+  EXPECT_EQ(g.admit(c.initiation(), v6(2, 0), now), V::SendCookie) << "another /64";
+  EXPECT_EQ(g.admit(c.initiation(), io::Endpoint::from_ipv4(0x0200000a, 1), now), V::SendCookie);
+}
+
+// Datagrams the TCP relay passes on come from loopback; the guard counts them as the
+// TCP peer's, so one TCP client cannot use up the budget of every other.
+TEST_F(Fixture, RelayedInitiationsCountAsTheirTcpPeers) {
+  const auto keys = dp::HandshakeMacKeys::for_server(server.pub);
+  io::RelaySources relay;
+  const io::Endpoint conn_a = io::Endpoint::loopback(AF_INET, 5000), conn_b = io::Endpoint::loopback(AF_INET, 5001);
+  relay.set(conn_a, io::source_id(io::Endpoint::from_ipv4(0x0200000a, 1)));
+  relay.set(conn_b, io::source_id(io::Endpoint::from_ipv4(0x0300000a, 1)));
+  dp::GuardConfig cfg;
+  cfg.load_per_second = 0;
+  cfg.cookie_burst = 3;
+  cfg.cookies_per_source = 1;
+  using V = dp::HandshakeGuard::Verdict;
+  ClientHandshake c(server.pub, payload());
+  const std::int64_t now = 5'000'000'000;
+  auto cookies_for = [&](dp::HandshakeGuard& g, const io::Endpoint& from) {
+    int n = 0;
+    for (int i = 0; i < 10; ++i) n += g.admit(c.initiation(), from, now) == V::SendCookie;
+    return n;
+  };
+  cfg.relay = &relay;
+  dp::HandshakeGuard with(keys, cfg);
+  EXPECT_EQ(cookies_for(with, conn_a), 3);
+  EXPECT_EQ(cookies_for(with, conn_b), 3) << "another TCP client: a budget of its own";
+  relay.set(conn_b, 0);  // its connection closed: the port is plain loopback again
+  cfg.relay = nullptr;
+  dp::HandshakeGuard without(keys, cfg);
+  EXPECT_EQ(cookies_for(without, conn_a), 3);
+  EXPECT_EQ(cookies_for(without, conn_b), 0) << "without the relay's sources, all of loopback is one source";
+}
+
+// Fixed size, O(1): a new source takes a free or idle entry of its set, never a busy one.
+TEST(SourceBuckets, FixedSizeAndOnlyIdleEntriesAreTaken) {
+  dp::SourceBuckets b(8);  // 2 sets of 4
+  std::int64_t now = 1'000'000'000;
+  // Keys 2, 4, 6, 8 fall in set 0 (key & 1 == 0); a fifth there finds no room while
+  // the four are busy.
+  for (std::uint64_t k : {2u, 4u, 6u, 8u}) EXPECT_TRUE(b.take(k, 1, 1, now));
+  EXPECT_FALSE(b.take(10, 1, 1, now));
+  EXPECT_TRUE(b.take(3, 1, 1, now)) << "the other set has room";
+  EXPECT_EQ(b.used(), 5u);
+  now += 1'500'000'000;
+  EXPECT_TRUE(b.take(10, 1, 1, now)) << "an entry idle for over a second is taken";
+  EXPECT_EQ(b.used(), 5u);
+  for (std::uint64_t k = 100; k < 10'000; ++k) (void)b.take(k, 1, 1, now + static_cast<std::int64_t>(k) * 2'000'000'000);
+  EXPECT_LE(b.used(), 8u);
+  EXPECT_TRUE(b.peek(999'999, 1, 1, now)) << "peek adds nothing";
+  EXPECT_LE(b.used(), 8u);
+}
+
 TEST_F(Fixture, ErrorPacketLayout) {
   auto e = make_error(0x01020304, dp::ErrorCode::HandshakeFailed);
   dp::Header h;

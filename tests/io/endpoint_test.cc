@@ -69,9 +69,9 @@ TEST(Ipv6Prefix, ParseClearsHostBitsAndPrints) {
 
 // Per-source limits: every address of one IPv6 /64 is one source, whatever the port;
 // IPv4 addresses are sources of their own, written plainly or IPv4-mapped.
-TEST(SourceKey, AnIpv6Slash64IsOneSourceAndIpv4AddressesStayWhole) {
+TEST(SourceId, AnIpv6Slash64IsOneSourceAndIpv4AddressesStayWhole) {
   std::string err;
-  auto key = [&](const char* text) { return source_key(*parse_endpoint(text, err)); };
+  auto key = [&](const char* text) { return source_id(*parse_endpoint(text, err)); };
   EXPECT_EQ(key("[2001:db8:1:2::1]:1"), key("[2001:db8:1:2:ffff:ffff:ffff:ffff]:2"));
   EXPECT_NE(key("[2001:db8:1:2::1]:1"), key("[2001:db8:1:3::1]:1"));
   EXPECT_EQ(key("192.0.2.1:1"), key("192.0.2.1:9"));
@@ -79,6 +79,8 @@ TEST(SourceKey, AnIpv6Slash64IsOneSourceAndIpv4AddressesStayWhole) {
   EXPECT_EQ(key("[::ffff:192.0.2.1]:5"), key("192.0.2.1:7")) << "a dual-stack socket's view of IPv4";
   EXPECT_NE(key("[::ffff:192.0.2.1]:5"), key("[::ffff:192.0.2.2]:5")) << "not all IPv4 in one /64";
   EXPECT_NE(key("0.0.0.0:1"), key("[::]:1"));
+  EXPECT_NE(key("255.4.0.0:1"), key("[ff04::]:1"));  // a multicast prefix is no source, but still distinct
+  EXPECT_EQ(key("[2001:db8:1:2::1]:1"), 0x20010db800010002ull);
 }
 
 }  // namespace

@@ -116,6 +116,25 @@ TEST(TcpRelay, CarriesDatagramsBothWaysWholeAndInOrder) {
   EXPECT_EQ(ss.open, 1u);
 }
 
+// The server's relay tells the workers whose datagrams each of its sockets carries: the
+// TCP peer's source, by the socket's loopback address; nothing once the connection ends.
+TEST(TcpRelay, TellsWhichTcpPeerEachRelaySocketSpeaksFor) {
+  Udp server_side, uplink;
+  RelaySources sources;
+  TcpRelay::Limits lim;
+  lim.sources = &sources;
+  Relay server(lim), client(TcpRelay::Limits{});
+  const Endpoint relay = link_up(server, client, 0, server_side, uplink);
+  uplink.send(pattern(20, 1), relay);
+  Endpoint seen;
+  ASSERT_FALSE(server_side.recv(&seen).empty());
+  EXPECT_EQ(sources.of(seen), source_id(Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 1)));
+  EXPECT_EQ(sources.of(Endpoint::from_ipv4(htonl(0x0a000001), seen.port())), 0u) << "not loopback: no relay socket";
+  client.close(0);
+  for (int i = 0; i < 200 && sources.of(seen) != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(sources.of(seen), 0u);
+}
+
 TEST(TcpRelay, HearsOnlyTheUplinkItServes) {
   Udp server_side, uplink, stranger;
   Relay server(TcpRelay::Limits{}), client(TcpRelay::Limits{});
