@@ -199,39 +199,40 @@ void StatusServer::answer(Conn& c, std::string text) {
 }
 
 bool StatusServer::take_request(Conn& c, const std::function<Status()>& status) {
-  if (!c.http) {
-    const auto nl = c.in.find('\n');
-    if (nl == std::string::npos) return false;
+  auto text = status_answer(c.http, c.in, status);
+  if (!text) return false;
+  answer(c, std::move(*text));
+  return true;
+}
+
+std::optional<std::string> status_answer(bool http, std::string_view in, const std::function<Status()>& status) {
+  if (!http) {
+    const auto nl = in.find('\n');
+    if (nl == std::string_view::npos) return std::nullopt;
     std::string text;
     try {
-      const auto req = nlohmann::json::parse(c.in.substr(0, nl));
-      const std::string cmd = req.value("cmd", "");
+      const auto req = nlohmann::json::parse(in.substr(0, nl));
+      const std::string cmd = req.value("cmd", "");  // not an object, or not a string: type_error
       if (cmd == "status") text = to_json(status());
       else text = nlohmann::json{{"error", "unknown command '" + cmd + "' (known: status)"}}.dump();
     } catch (const nlohmann::json::exception&) {
       text = R"({"error":"the request is not a JSON object such as {\"cmd\":\"status\"}"})";
     }
-    answer(c, text + "\n");
-    return true;
+    return text + "\n";
   }
-  const auto end = c.in.find("\r\n\r\n");
-  if (end == std::string::npos && c.in.find("\n\n") == std::string::npos) return false;
-  const std::string line = c.in.substr(0, c.in.find_first_of("\r\n"));
+  const auto end = in.find("\r\n\r\n");
+  if (end == std::string_view::npos && in.find("\n\n") == std::string_view::npos) return std::nullopt;
+  const std::string_view line = in.substr(0, in.find_first_of("\r\n"));
   const auto sp1 = line.find(' ');
-  const auto sp2 = line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);
-  const std::string method = line.substr(0, sp1);
-  const std::string target = sp1 == std::string::npos ? "" : line.substr(sp1 + 1, sp2 - sp1 - 1);
-  if (method != "GET" && method != "HEAD") {
-    answer(c, http_response(405, "Method Not Allowed", "text/plain", "only GET\n"));
-  } else if (target == "/metrics") {
-    std::string body = to_prometheus(status());
-    std::string resp = http_response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
-    if (method == "HEAD") resp.resize(resp.size() - body.size());
-    answer(c, std::move(resp));
-  } else {
-    answer(c, http_response(404, "Not Found", "text/plain", "triglav serves /metrics\n"));
-  }
-  return true;
+  const auto sp2 = line.find(' ', sp1 == std::string_view::npos ? 0 : sp1 + 1);
+  const std::string_view method = line.substr(0, sp1);
+  const std::string_view target = sp1 == std::string_view::npos ? std::string_view{} : line.substr(sp1 + 1, sp2 - sp1 - 1);
+  if (method != "GET" && method != "HEAD") return http_response(405, "Method Not Allowed", "text/plain", "only GET\n");
+  if (target != "/metrics") return http_response(404, "Not Found", "text/plain", "triglav serves /metrics\n");
+  std::string body = to_prometheus(status());
+  std::string resp = http_response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+  if (method == "HEAD") resp.resize(resp.size() - body.size());
+  return resp;
 }
 
 void StatusServer::poll(const std::function<Status()>& status) {

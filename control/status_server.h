@@ -12,7 +12,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/status.h"
@@ -71,6 +73,11 @@ class StatusServer {
   io::Endpoint http_at_;  // where http_fd_ listens
   std::vector<Conn> conns_;
 };
+
+// The answer to a request as received so far (http: an HTTP/1.x request for /metrics;
+// else a control-socket JSON line), or nullopt while it is not whole. `status` is called
+// only when the answer needs it. Never throws.
+std::optional<std::string> status_answer(bool http, std::string_view request, const std::function<Status()>& status);
 
 // The default control socket of a role and TUN name: /run/triglav/ROLE-TUN.sock.
 std::string default_socket_path(const std::string& role, const std::string& tun);

@@ -1,5 +1,7 @@
 #include "io/tcp_relay.h"
 
+#include "io/tcp_framing.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,8 +33,6 @@ std::int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-std::size_t frame_length(const std::uint8_t* p) { return static_cast<std::size_t>(p[0]) << 8 | p[1]; }
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -93,7 +93,8 @@ struct TcpRelay::Impl {
     Endpoint udp_local;  // server: the UDP socket's address, as the workers see it
     State state = State::Connecting;
     std::string error;
-    std::vector<std::uint8_t> in;  // the start of a frame that a read cut off (empty: none)
+    FrameAssembler in;  // what TCP delivered, cut into datagrams
+    explicit Conn(std::size_t max_frame) : in(max_frame) {}
     std::vector<std::uint8_t> out;  // frames for TCP not yet taken by the kernel
     std::size_t out_head = 0;
     bool want_out = false;  // EPOLLOUT armed
@@ -250,61 +251,19 @@ struct TcpRelay::Impl {
     }
   }
 
-  // A frame's length, once its two bytes are known: 0 (nothing sends it) and anything
-  // longer than the tunnel's largest datagram end the connection. False: it ended.
-  bool length_ok(Conn& c, std::size_t len) {
-    if (len != 0 && len <= limits.max_frame) return true;
-    ++st.closed_bad;
-    end(c, len == 0 ? "a frame of length 0" : "a frame of " + std::to_string(len) + " bytes (the tunnel sends at most " +
-                                                std::to_string(limits.max_frame) + ")");
-    return false;
-  }
-
   void relay_datagram(Conn& c, const std::uint8_t* d, std::size_t len) {
     send(c.udp, d, len, MSG_DONTWAIT);  // a full socket drops, as a path would
     ++st.datagrams_from_tcp;
     c.last_s = now_s();  // whole datagrams, not trickled bytes, keep a connection alive
   }
 
-  // Bytes read from TCP. Whole frames go to UDP straight from the read buffer; the part
-  // of a frame that a read cut off waits in c.in, which holds only bytes that came (at
-  // most one frame's): a length alone reserves nothing. False when the connection ended.
+  // Bytes read from TCP: whole frames go to UDP straight from the read buffer. False
+  // when the connection ended (a bad length).
   bool take_bytes(Conn& c, const std::uint8_t* p, std::size_t n) {
-    while (n > 0) {
-      if (!c.in.empty()) {  // a frame begun by an earlier read
-        if (c.in.size() < 2) {
-          c.in.push_back(*p++);
-          --n;
-          if (!length_ok(c, frame_length(c.in.data()))) return false;
-          continue;
-        }
-        const std::size_t want = 2 + frame_length(c.in.data()) - c.in.size();
-        const std::size_t take = std::min(n, want);
-        c.in.insert(c.in.end(), p, p + take);
-        p += take;
-        n -= take;
-        if (take == want) {
-          relay_datagram(c, c.in.data() + 2, c.in.size() - 2);
-          c.in.clear();
-          if (c.in.capacity() > 4096) c.in.shrink_to_fit();  // a jumbo frame passed: give its room back
-        }
-        continue;
-      }
-      if (n < 2) {
-        c.in.assign(p, p + n);
-        return true;
-      }
-      const std::size_t len = frame_length(p);
-      if (!length_ok(c, len)) return false;
-      if (n < 2 + len) {
-        c.in.assign(p, p + n);
-        return true;
-      }
-      relay_datagram(c, p + 2, len);
-      p += 2 + len;
-      n -= 2 + len;
-    }
-    return true;
+    if (c.in.feed(p, n, [&](const std::uint8_t* d, std::size_t len) { relay_datagram(c, d, len); })) return true;
+    ++st.closed_bad;
+    end(c, c.in.error());
+    return false;
   }
 
   void pause_listeners(bool pause) {
@@ -335,7 +294,7 @@ struct TcpRelay::Impl {
         continue;
       }
       tcp_options(fd);
-      auto c = std::make_unique<Conn>();
+      auto c = std::make_unique<Conn>(limits.max_frame);
       c->tcp = fd;
       c->state = State::Connected;
       try {
@@ -454,7 +413,7 @@ void TcpRelay::listen(const Endpoint& at, const Endpoint& target) {
 Endpoint TcpRelay::connect(unsigned id, const Endpoint& server, const std::string& device, std::uint32_t mark,
                            const Endpoint& uplink) {
   close(id);
-  auto c = std::make_unique<Impl::Conn>();
+  auto c = std::make_unique<Impl::Conn>(impl_->limits.max_frame);
   c->client = true;
   c->id = id;
   std::uint16_t port = 0;
@@ -506,7 +465,7 @@ std::string TcpRelay::error(unsigned id) const {
 TcpRelayStats TcpRelay::stats() const {
   std::lock_guard<std::mutex> lk(impl_->mu);
   TcpRelayStats s = impl_->st;
-  for (const auto& [serial, c] : impl_->conns) s.buffered += c->in.capacity();
+  for (const auto& [serial, c] : impl_->conns) s.buffered += c->in.held();
   return s;
 }
 
