@@ -885,8 +885,9 @@ int run_server(const ServerOptions& opt) {
   }
 
   // tcp_fallback: a TCP listener beside each UDP one, relaying to it from loopback.
-  std::optional<io::TcpRelay> relay;
+  // Declared first, so it outlives the relay that writes it and the workers that read it.
   std::unique_ptr<io::RelaySources> relay_sources;  // who each relayed connection is, for the workers
+  std::optional<io::TcpRelay> relay;
   if (opt.tcp_fallback) {
     relay_sources = std::make_unique<io::RelaySources>();
     io::TcpRelay::Limits lim;

@@ -84,15 +84,17 @@ struct EvpContext {
     holds_key = true;
     g_contexts_with_keys.fetch_add(1, std::memory_order_relaxed);
   }
-  // EVP_CIPHER_CTX_reset frees the cipher's state with OPENSSL_clear_free (the key
-  // zeroed), then the cipher is set up again, keyless.
+  // Keys the context afresh with an all-zero key and nonce: the key and the state derived
+  // from it are overwritten in place (no allocation, unlike a reset and a new set-up).
   void forget() {
     if (!holds_key) return;
     holds_key = false;
     g_contexts_with_keys.fetch_sub(1, std::memory_order_relaxed);
-    if (ctx == nullptr) return;
-    EVP_CIPHER_CTX_reset(ctx);
-    setup();
+    static constexpr std::uint8_t kZeroKey[32] = {}, kZeroNonce[kNonceLen] = {};
+    if (ctx != nullptr && EVP_CipherInit_ex(ctx, nullptr, nullptr, kZeroKey, kZeroNonce, encrypt ? 1 : 0) != 1) {
+      EVP_CIPHER_CTX_free(ctx);  // cannot overwrite it: drop it (the next use falls back to libsodium)
+      ctx = nullptr;
+    }
   }
 };
 
