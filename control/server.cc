@@ -330,7 +330,10 @@ class Server {
     // window even when nothing here remembers it (a restart), and no timestamp from the
     // far future can pin an address.
     const std::int64_t skew_ns = std::int64_t{opt_.max_clock_skew_s} * 1'000'000'000;
-    const std::int64_t off = static_cast<std::int64_t>(in.timestamp_ns) - io::realtime_ns();
+    const std::int64_t now_rt = io::realtime_ns();
+    const std::int64_t off = in.timestamp_ns > static_cast<std::uint64_t>(now_rt) + static_cast<std::uint64_t>(skew_ns)
+                                 ? skew_ns + 1  // far in the future (no signed overflow)
+                                 : static_cast<std::int64_t>(in.timestamp_ns) - now_rt;
     if (off > skew_ns || off < -skew_ns) {
       spdlog::warn("client {:016x}: its clock is {:.1f} s {} the server's (max_clock_skew {} s): initiation refused",
                    in.client_id, std::abs(static_cast<double>(off)) / 1e9, off > 0 ? "ahead of" : "behind",
@@ -583,7 +586,9 @@ class Server {
       return true;
     });
     for (std::uint32_t idx : expired) {
-      const dp::Session& s = *sessions_.at(idx);
+      auto found = sessions_.find(idx);
+      if (found == sessions_.end()) continue;  // its client was removed in this round (take_address)
+      const dp::Session& s = *found->second;
       const bool proven = s.confirmed.load(std::memory_order_relaxed);
       if (proven)  // confirmed, but the address it asked for stayed with a live run
         spdlog::warn("client {:016x} asked for {}, which another run still uses: its session {:08x} closed",
@@ -769,7 +774,7 @@ class Server {
       }
       if (c.group->contending.load(std::memory_order_relaxed)) continue;  // the address is another's
       auto route = dp::make_route(c.group.get(), ups, views, sched_, version_);
-      if (c.bench_streams > 0 && ups != std::array<dp::Session*, dp::kMaxUplinks>{}) {  // a benchmark download: the workers send to it
+      if (c.bench_streams > 0 && !fresh) {  // only once a session is confirmed and active  // a benchmark download: the workers send to it
         route->gen = {c.bench_streams, opt_.tun.address.addr_be, c.group->inner_ipv4_be,
                       static_cast<std::uint16_t>(opt_.tun.mtu)};
         snap->generate.push_back(route.get());

@@ -876,7 +876,7 @@ class Worker::Loop {
     }
     if (!any) {
       c_.add(Counter::DropNoRoute);
-      free_.push_back(slot);
+      free_.push_back(cur);  // the one slot still held (a failed emit freed the others)
     } else {
       free_.push_back(cur);  // an unused copy slot
     }
