@@ -72,6 +72,14 @@ def replay(sock, dst, init, listen_s):
     return sizes
 
 
+def refused(attacker, dst, init, what):
+    """Replays init and checks that it got at most one Error and no response; their count."""
+    sizes = replay(attacker, dst, init, 1.0)
+    check(RESPONSE_LEN not in sizes and all(n == ERROR_LEN for n in sizes) and len(sizes) <= 1,
+          f"{what}: the attacker received datagrams of {sizes} bytes")
+    return len(sizes)
+
+
 def start_server(lab, ns, key, label):
     return lab.start_server(ns, "--key", key, "--max-clock-skew", str(SKEW_S), "--control-socket",
                             os.path.join(lab.tmp, "server.sock"), label=label)
@@ -101,11 +109,9 @@ def body(lab, checks):
     server.wait_for(r"closed its session on uplink 0", timeout=5)
 
     # 1. The client is gone, its group removed: the replay is still refused.
-    sizes = replay(attacker, dst, init, 1.0)
-    check(RESPONSE_LEN not in sizes and all(n == ERROR_LEN for n in sizes) and len(sizes) <= 1,
-          f"replay after the client left: the attacker received datagrams of {sizes} bytes")
+    errors = refused(attacker, dst, init, "replay after the client left")
     server.wait_for(r"rejected: tunnel address refused or initiation replayed", timeout=2)
-    checks.append(f"a replay after the client left (group removed) is refused: {len(sizes)} Error(s) of "
+    checks.append(f"a replay after the client left (group removed) is refused: {errors} Error(s) of "
                   f"{ERROR_LEN} bytes, no response")
 
     # 2. A restarted server remembers nothing, but the session never goes live.
@@ -131,12 +137,10 @@ def body(lab, checks):
     lab.wait_gone(ns_s, "server2")
     server, _ = start_server(lab, ns_s, key, "server3")
     time.sleep(max(0.0, SKEW_S + 0.5 - (time.monotonic() - captured_at)))
-    sizes = replay(attacker, dst, init, 1.0)
-    check(RESPONSE_LEN not in sizes and all(n == ERROR_LEN for n in sizes) and len(sizes) <= 1,
-          f"a stale replay: the attacker received datagrams of {sizes} bytes")
+    errors = refused(attacker, dst, init, "a stale replay")
     server.wait_for(rf"its clock is [\d.]+ s behind the server's \(max_clock_skew {SKEW_S} s\)", timeout=2)
     checks.append(f"a replay older than --max-clock-skew {SKEW_S} to a restarted server is refused for its "
-                  f"clock: {len(sizes)} Error(s), no response")
+                  f"clock: {errors} Error(s), no response")
 
     client, _ = lab.start_client(ns_c, authkey, label="client2")
     tx, rx, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=3)
