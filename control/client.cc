@@ -712,6 +712,9 @@ class Client {
       case dp::ErrorCode::BadVersion: return "protocol version mismatch";
       case dp::ErrorCode::ClientKeyRequired:
         return "the server only admits authorised clients: give this client its key (--client-key FILE)";
+      case dp::ErrorCode::StaleTimestamp:
+        return "the server refused the initiation's timestamp: this machine's clock differs from the server's by more "
+               "than its max_clock_skew, or went back since an earlier run with this key (check NTP)";
       case dp::ErrorCode::BenchmarkRefused:
         return "the server does not accept benchmark sessions (start it with --allow-benchmark)";
       case dp::ErrorCode::ClientKeyRejected:

@@ -307,6 +307,10 @@ void check_connectivity(Report& r, const std::string& authkey, const std::vector
                    answer->aux == static_cast<std::uint8_t>(dp::ErrorCode::HandshakeFailed)) {
           r.fail(what + " via " + up, std::string("answers in ") + t + " but holds another key",
                  "get the current AuthKey from the server");
+        } else if (answer->type == dp::PacketType::Error &&
+                   answer->aux == static_cast<std::uint8_t>(dp::ErrorCode::StaleTimestamp)) {
+          r.fail(what + " via " + up, std::string("answers in ") + t + ", the key is right, but it refuses this clock",
+                 "set this machine's clock (NTP): the server takes timestamps within its max_clock_skew of its own");
         } else {
           r.ok(what + " via " + up, std::string("answers in ") + t + "; the key is right");
           check_path_mtu(r, what, up, to, key.server_key, tunnel_mtu);

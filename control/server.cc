@@ -259,6 +259,7 @@ class Server {
     std::uint64_t newest_ts = 0;
     std::array<std::uint64_t, dp::kMaxUplinks> handshakes{};  // completed, per uplink id
     unsigned bench_streams = 0;  // a benchmark session that downloads: the server sends on these
+    bool subnets_claimed = false;  // the key's client_routes lead to this run (one run at a time)
   };
 
   void on_message(const dp::ControlMessage& m) {
@@ -325,7 +326,7 @@ class Server {
                    io::ipv4_to_string(addr));
       return false;
     }
-    refuse = dp::ErrorCode::HandshakeFailed;  // below: replayed or stale initiations
+    refuse = dp::ErrorCode::StaleTimestamp;  // below: replayed or stale initiations
     // The client's clock must be near ours: a captured initiation goes stale within the
     // window even when nothing here remembers it (a restart), and no timestamp from the
     // far future can pin an address.
@@ -335,7 +336,8 @@ class Server {
                                  ? skew_ns + 1  // far in the future (no signed overflow)
                                  : static_cast<std::int64_t>(in.timestamp_ns) - now_rt;
     if (off > skew_ns || off < -skew_ns) {
-      spdlog::warn("client {:016x}: its clock is {:.1f} s {} the server's (max_clock_skew {} s): initiation refused",
+      if (reject_logs_ < kRejectLogsPerSecond)  // on_initiation counts the refusal's log line
+        spdlog::warn("client {:016x}: its clock is {:.1f} s {} the server's (max_clock_skew {} s): initiation refused",
                    in.client_id, std::abs(static_cast<double>(off)) / 1e9, off > 0 ? "ahead of" : "behind",
                    opt_.max_clock_skew_s);
       return false;
@@ -427,7 +429,9 @@ class Server {
                         : reject == HandshakeReject::Refused
                             ? (refuse == dp::ErrorCode::ServerFull         ? "the server is full"
                                : refuse == dp::ErrorCode::BenchmarkRefused ? "a benchmark session (not enabled here)"
-                                                                           : "tunnel address refused or initiation replayed")
+                               : refuse == dp::ErrorCode::StaleTimestamp
+                                   ? "stale timestamp (a replayed initiation, or the client's clock is off)"
+                                   : "tunnel address refused")
                                                              : "malformed";
       if (++reject_logs_ <= kRejectLogsPerSecond) spdlog::warn("handshake from {} rejected: {}", m.from.to_string(), why);
       if (reject != HandshakeReject::Malformed && tokens_ > 0) {
@@ -466,19 +470,18 @@ class Server {
         if (authorized_ && name == c.key_name && c.group->n_subnets < dp::kMaxClientSubnets)
           c.group->subnets[c.group->n_subnets++] = {net.network_be(), net.mask_be()};
       if (c.group->n_subnets > 0) {
-        // The key's networks move to this run of the client: an earlier run (restarted,
-        // with a new client id) goes at once rather than at its idle timeout, so the
-        // networks never have two owners.
-        std::vector<std::uint64_t> stale;
-        for (const auto& [id, other] : clients_)
-          if (id != in.client_id && other.group && other.group->n_subnets > 0 && other.key_name == c.key_name)
-            stale.push_back(id);
-        for (std::uint64_t id : stale) remove_client(id, false);
+        // The key's networks are this run's at once unless an earlier run of the key
+        // (restarted, with a new client id) still has them: then they move when this
+        // run's first session is confirmed (claim_subnets), never on an initiation alone.
+        c.subnets_claimed = std::none_of(clients_.begin(), clients_.end(), [&](const auto& e) {
+          return e.first != in.client_id && e.second.subnets_claimed && e.second.key_name == c.key_name;
+        });
         std::string nets;
         for (std::uint8_t i = 0; i < c.group->n_subnets; ++i)
           nets += (i ? ", " : "") +
                   io::Ipv4Prefix{c.group->subnets[i].net_be, __builtin_popcount(c.group->subnets[i].mask_be)}.to_string();
-        spdlog::info("client key '{}' routes {} through its tunnel", c.key_name, nets);
+        spdlog::info("client key '{}' routes {} through its tunnel{}", c.key_name, nets,
+                     c.subnets_claimed ? "" : " once this run is confirmed");
       }
     }
     // A retried initiation replaces a pending session (removed below, once the new one
@@ -549,7 +552,7 @@ class Server {
 
   // Pending sessions whose client has sent an authenticated packet become the uplink's
   // active session (the one they replace keeps decrypting for kGraceNs); those never
-  // confirmed go after kPendingTimeoutNs.
+  // confirmed go after pending_timeout_ns().
   void confirm_pending() {
     if (pending_.empty()) return;
     const std::int64_t now = monotonic_ns();
@@ -559,7 +562,7 @@ class Server {
       auto it = sessions_.find(idx);
       if (it == sessions_.end()) return true;  // removed meanwhile
       dp::Session* s = it->second.get();
-      const bool overdue = now - s->established_ns > kPendingTimeoutNs;
+      const bool overdue = now - s->established_ns > pending_timeout_ns();
       if (!s->confirmed.load(std::memory_order_relaxed) || !take_address(s->group->client_id, changed)) {
         if (overdue) expired.push_back(idx);
         return false;
@@ -581,6 +584,7 @@ class Server {
       } else {
         prober_.add(s, now);
       }
+      if (!c.subnets_claimed && c.group->n_subnets > 0) claim_subnets(s->group->client_id, changed);
       c.index[u] = idx;
       changed = true;
       return true;
@@ -595,7 +599,7 @@ class Server {
                      s.group->client_id, io::ipv4_to_string(s.group->inner_ipv4_be), idx);
       else
         spdlog::debug("session {:08x}: no packet from the client within {} s of its handshake: removed", idx,
-                      kPendingTimeoutNs / 1'000'000'000);
+                      pending_timeout_ns() / 1'000'000'000);
       remove(idx, /*publish=*/false, /*notify=*/proven);  // a Close only to a proven address
       changed = true;
     }
@@ -607,6 +611,11 @@ class Server {
   // intervals (it restarted or went away); a live holder keeps it. True when the client
   // holds its address (now).
   static constexpr int kSilentProbes = 3;
+  // How long a session may stay pending: at least kPendingTimeoutNs, and long enough for
+  // a contender to see the holder silent for kSilentProbes probe intervals, with a margin.
+  std::int64_t pending_timeout_ns() const {
+    return std::max(kPendingTimeoutNs, (kSilentProbes + 2) * opt_.probe.interval_ns);
+  }
   bool take_address(std::uint64_t cid, bool& changed) {
     Client& c = clients_.at(cid);
     if (!c.group->contending.load(std::memory_order_relaxed)) return true;
@@ -623,6 +632,23 @@ class Server {
     c.group->contending.store(false, std::memory_order_relaxed);
     changed = true;
     return true;
+  }
+
+  // A confirmed run of a client key takes the key's networks from an earlier run, which
+  // goes at once rather than at its idle timeout (it restarted with a new client id), so
+  // the networks never have two owners.
+  void claim_subnets(std::uint64_t cid, bool& changed) {
+    Client& c = clients_.at(cid);
+    std::vector<std::uint64_t> stale;
+    for (const auto& [id, other] : clients_)
+      if (id != cid && other.subnets_claimed && other.key_name == c.key_name) stale.push_back(id);
+    for (std::uint64_t id : stale) {
+      spdlog::info("client key '{}': its networks move from client {:016x} to the newly confirmed {:016x}",
+                   c.key_name, id, cid);
+      remove_client(id, /*notify=*/false);
+    }
+    c.subnets_claimed = true;
+    changed = true;
   }
 
   // When anything last came from any of a client's sessions (io::coarse_ns).
@@ -774,13 +800,14 @@ class Server {
       }
       if (c.group->contending.load(std::memory_order_relaxed)) continue;  // the address is another's
       auto route = dp::make_route(c.group.get(), ups, views, sched_, version_);
-      if (c.bench_streams > 0 && !fresh) {  // only once a session is confirmed and active  // a benchmark download: the workers send to it
+      if (c.bench_streams > 0 && !fresh) {  // a benchmark download, once a session is confirmed: the workers send to it
         route->gen = {c.bench_streams, opt_.tun.address.addr_be, c.group->inner_ipv4_be,
                       static_cast<std::uint16_t>(opt_.tun.mtu)};
         snap->generate.push_back(route.get());
       }
       snap->by_inner_ipv4.emplace(c.group->inner_ipv4_be, route.get());
-      for (std::uint8_t i = 0; i < c.group->n_subnets; ++i) snap->by_subnet.emplace_back(c.group->subnets[i], route.get());
+      if (c.subnets_claimed)
+        for (std::uint8_t i = 0; i < c.group->n_subnets; ++i) snap->by_subnet.emplace_back(c.group->subnets[i], route.get());
       snap->routes.push_back(std::move(route));
     }
     if (v6_) {

@@ -160,9 +160,11 @@ bool StatusServer::serve(Conn& c, const std::function<Status()>& status) {
   char buf[2048];
   for (int i = 0; i < 64; ++i) {  // bounded: what one round reads of one connection
     const ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0) {
-      if (!c.answered) return true;  // closed before a whole request
-      break;                         // half-closed: the answer still goes
+    if (n == 0) {  // half-closed: the answer still goes
+      if (c.answered) break;
+      if (!c.http) c.in.push_back('\n');  // on the control socket, the end of the stream ends a request too
+      if (!take_request(c, status)) return true;  // closed before a whole request
+      break;
     }
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;

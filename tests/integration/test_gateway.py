@@ -8,7 +8,8 @@ of a bonded site: full tunnel with the LAN excluded, the server masquerading onw
 (--nat-outbound), a host beyond the server reached from the LAN, and the server's own
 entry count. Last, without NAT: the server routes the LAN's prefix to the client whose
 key it names (--client-route), the LAN's packets arrive with their own addresses, the
-server reaches the LAN host, and another key may not send from that prefix.
+server reaches the LAN host, a restarted run of the key takes the prefix over once it is
+confirmed, and another key may not send from that prefix.
 
 usage: test_gateway.py /path/to/triglav; root; exit 0/1/77
 """
@@ -216,7 +217,20 @@ def routed_phase(lab, checks, ns_s, ns_c, ns_l, lan, host_ip):
     check(rx == 5, f"server -> LAN host {host_ip} through the client: {rx}/5\n{out}")
     checks.append(f"no NAT: the server routes {lan} to the client holding key 'office'; the LAN host's UDP "
                   f"arrived from {src[0]}:{src[1]} (its own address), and the server pinged the LAN host 5/5")
-    check(client.stop(signal.SIGTERM)[0] == 0, "client-routed did not exit 0")
+
+    # The office's client dies without a word (SIGKILL: no Close) and starts again, a new
+    # run of the same key: the prefix moves to it once its session is confirmed.
+    client.send_signal(signal.SIGKILL)
+    client.wait_exit(timeout=5)
+    client, _ = lab.start_client(ns_c, authkey, "--client-key", paths["office"], "--gateway", "--no-gateway-nat",
+                                 label="client-routed-again")
+    server.wait_for(r"client key 'office': its networks move from client [0-9a-f]+ to the newly confirmed",
+                    timeout=10)
+    _, rx, _, out = lab.ping(ns_s, host_ip, count=5)
+    check(rx == 5, f"server -> LAN host {host_ip} through the restarted client: {rx}/5\n{out}")
+    checks.append(f"the office's client killed and restarted: {lan} moved to the new run once it was confirmed, "
+                  "and the server pinged the LAN host 5/5 through it")
+    check(client.stop(signal.SIGTERM)[0] == 0, "client-routed-again did not exit 0")
 
     # Another key may not send from the office's prefix.
     before = server.dump_counters()

@@ -32,6 +32,7 @@ ETH_P_IP = 0x0800
 INIT_LEN = 16 + 48 + 44 + 32  # header + Noise (e.pub + tag) + init payload + mac1 + mac2
 RESPONSE_LEN = 106
 ERROR_LEN = 16
+STALE_TIMESTAMP = 8  # the Error code for a replayed or stale initiation
 SKEW_S = 4  # the servers' --max-clock-skew
 LISTEN_S = 6.0
 
@@ -57,8 +58,8 @@ def capture_initiation(raw, timeout=5.0):
 
 
 def replay(sock, dst, init, listen_s):
-    """Sends init from sock, then returns the sizes of every datagram sock receives in
-    listen_s seconds (bounded in count too)."""
+    """Sends init from sock, then returns every datagram sock receives in listen_s
+    seconds (bounded in count too)."""
     sock.sendto(init, dst)
     sizes = []
     deadline = time.monotonic() + listen_s
@@ -68,15 +69,19 @@ def replay(sock, dst, init, listen_s):
             break
         r, _, _ = select.select([sock], [], [], left)
         if r:
-            sizes.append(len(sock.recv(65535)))
+            sizes.append(sock.recv(65535))
     return sizes
 
 
 def refused(attacker, dst, init, what):
-    """Replays init and checks that it got at most one Error and no response; their count."""
-    sizes = replay(attacker, dst, init, 1.0)
-    check(RESPONSE_LEN not in sizes and all(n == ERROR_LEN for n in sizes) and len(sizes) <= 1,
+    """Replays init and checks that it got at most one Error, code 8 (stale timestamp),
+    and no response; their count."""
+    got = replay(attacker, dst, init, 1.0)
+    sizes = [len(d) for d in got]
+    check(all(n == ERROR_LEN for n in sizes) and len(sizes) <= 1,
           f"{what}: the attacker received datagrams of {sizes} bytes")
+    check(all(d[3] == STALE_TIMESTAMP for d in got),
+          f"{what}: the Error carries code {[d[3] for d in got]}, want {STALE_TIMESTAMP} (stale timestamp)")
     return len(sizes)
 
 
@@ -110,7 +115,7 @@ def body(lab, checks):
 
     # 1. The client is gone, its group removed: the replay is still refused.
     errors = refused(attacker, dst, init, "replay after the client left")
-    server.wait_for(r"rejected: tunnel address refused or initiation replayed", timeout=2)
+    server.wait_for(r"rejected: stale timestamp \(a replayed initiation", timeout=2)
     checks.append(f"a replay after the client left (group removed) is refused: {errors} Error(s) of "
                   f"{ERROR_LEN} bytes, no response")
 
@@ -119,7 +124,7 @@ def body(lab, checks):
     lab.wait_gone(ns_s, "server1")
     server, _ = start_server(lab, ns_s, key, "server2")
     check(time.monotonic() - captured_at < SKEW_S, "too slow: the capture is already outside the clock window")
-    sizes = replay(attacker, dst, init, LISTEN_S)
+    sizes = [len(d) for d in replay(attacker, dst, init, LISTEN_S)]
     check(sizes == [RESPONSE_LEN], f"replay to a restarted server: the attacker received {len(sizes)} datagrams "
           f"({sizes} bytes) in {LISTEN_S:.0f} s, want only the {RESPONSE_LEN}-byte response")
     server.wait_for(rf"session up: client \S+ from {attacker_ip}:", timeout=1)

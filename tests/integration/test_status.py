@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import sys
 
@@ -109,6 +110,23 @@ def body(lab, checks):
     check(js["role"] == "server" and len(js["clients"]) == 1 and js["clients"][0]["address"] == "10.0.85.2"
           and len(js["clients"][0]["uplinks"]) == 2, f"server status: {js['clients']}")
     checks.append("server status: one client (10.0.85.2) with both uplinks")
+
+    # A request and the end of the stream at once (the writer half-closes before the
+    # server reads): answered all the same, with or without the closing newline.
+    for req in (b'{"cmd":"status"}\n', b'{"cmd":"status"}'):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as u:  # a path: no namespace
+            u.settimeout(5)
+            u.connect(sock_s)
+            u.sendall(req)
+            u.shutdown(socket.SHUT_WR)
+            got = b""
+            for _ in range(1000):  # bounded: the answer is a few KiB
+                chunk = u.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        check(json.loads(got).get("role") == "server", f"half-closed request {req!r}: answer {got[:200]!r}")
+    checks.append("a request written and half-closed at once is answered, with or without its newline")
 
     for ns, port, role in ((ns_c, 9091, "client"), (ns_s, 9090, "server")):
         code, text = curl(ns, f"http://127.0.0.1:{port}/metrics")
