@@ -516,7 +516,10 @@ class Client {
     p.uplink = static_cast<std::uint8_t>(u.id);
     p.sender_index = static_cast<std::uint32_t>(crypto::random_u64()) | 1;  // never 0, which marks an initiation
     p.inner_ipv4_be = address_.addr_be;  // 0 until the server assigned one
-    p.timestamp_ns = static_cast<std::uint64_t>(io::realtime_ns());
+    // Timestamps grow within a run even if the clock steps back (NTP): the server refuses
+    // one not newer than the last it took from this client, so a step back would stall rekeys.
+    last_timestamp_ = std::max(last_timestamp_ + 1, static_cast<std::uint64_t>(io::realtime_ns()));
+    p.timestamp_ns = last_timestamp_;
     p.client_id = group_->client_id;
     p.ciphers = (opt_.aes256gcm ? dp::kOfferAes256Gcm : 0) | dp::kOfferChecksumPartial;
     if (opt_.bench.enabled)
@@ -879,6 +882,7 @@ class Client {
   StatusServer& ops_;
   const KernelNat* nat_;  // --gateway, for its entry count
   std::uint64_t handshakes_ = 0;
+  std::uint64_t last_timestamp_ = 0;  // the newest initiation timestamp sent (send_initiation)
   io::Ipv4Prefix address_ = opt_.tun.address;  // our tunnel address (0 until assigned)
   dp::SchedulerConfig sched_ = opt_.sched;  // SIGHUP may change these two
   std::vector<double> weights_ = opt_.weights;

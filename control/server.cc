@@ -138,6 +138,7 @@ class Server {
       if (now - last_sweep >= std::chrono::seconds(1)) {
         last_sweep = now;
         sweep();
+        claim_waiting_subnets();
         forget_old_timestamps();
         reread_authorized(false);
         tokens_ = kErrorTokens;
@@ -357,7 +358,10 @@ class Server {
     if (owner->second == in.client_id) return in.timestamp_ns > c.last_ts[uplink];
     // Another client run holds the address: a newer one may contend for it (it moves
     // only once the contender is confirmed and the holder silent: confirm_pending).
-    if (in.timestamp_ns <= c.newest_ts) return false;
+    if (in.timestamp_ns <= c.newest_ts) {
+      refuse = dp::ErrorCode::AddressRejected;  // an older run than the holder: not a replay as such
+      return false;
+    }
     if (!clients_.contains(in.client_id) && clients_.size() >= static_cast<std::size_t>(opt_.max_connections)) {
       refuse = dp::ErrorCode::ServerFull;
       return false;
@@ -481,7 +485,7 @@ class Server {
           nets += (i ? ", " : "") +
                   io::Ipv4Prefix{c.group->subnets[i].net_be, __builtin_popcount(c.group->subnets[i].mask_be)}.to_string();
         spdlog::info("client key '{}' routes {} through its tunnel{}", c.key_name, nets,
-                     c.subnets_claimed ? "" : " once this run is confirmed");
+                     c.subnets_claimed ? "" : " once this run is confirmed and the earlier one silent");
       }
     }
     // A retried initiation replaces a pending session (removed below, once the new one
@@ -584,7 +588,7 @@ class Server {
       } else {
         prober_.add(s, now);
       }
-      if (!c.subnets_claimed && c.group->n_subnets > 0) claim_subnets(s->group->client_id, changed);
+      if (c.group->n_subnets > 0) claim_subnets(s->group->client_id, changed);
       c.index[u] = idx;
       changed = true;
       return true;
@@ -634,21 +638,44 @@ class Server {
     return true;
   }
 
-  // A confirmed run of a client key takes the key's networks from an earlier run, which
-  // goes at once rather than at its idle timeout (it restarted with a new client id), so
-  // the networks never have two owners.
-  void claim_subnets(std::uint64_t cid, bool& changed) {
+  // A confirmed run of a client key takes the key's networks from an earlier run once
+  // that run has been silent for kSilentProbes probe intervals (it restarted with a new
+  // client id, or went away); the earlier run then goes at once rather than at its idle
+  // timeout, so the networks never have two owners, and two live runs of one key do not
+  // take them from each other. True when the run holds the networks (now).
+  bool claim_subnets(std::uint64_t cid, bool& changed) {
     Client& c = clients_.at(cid);
+    if (c.subnets_claimed) return true;
+    const std::int64_t quiet_since = io::coarse_ns() - kSilentProbes * opt_.probe.interval_ns;
     std::vector<std::uint64_t> stale;
-    for (const auto& [id, other] : clients_)
-      if (id != cid && other.subnets_claimed && other.key_name == c.key_name) stale.push_back(id);
+    for (const auto& [id, other] : clients_) {
+      if (id == cid || !other.subnets_claimed || other.key_name != c.key_name) continue;
+      if (last_heard(other) >= quiet_since) return false;  // a live run keeps them
+      stale.push_back(id);
+    }
     for (std::uint64_t id : stale) {
-      spdlog::info("client key '{}': its networks move from client {:016x} to the newly confirmed {:016x}",
-                   c.key_name, id, cid);
+      spdlog::info("client key '{}': its networks move from client {:016x}, silent for {} probe intervals, to the "
+                   "newly confirmed {:016x}",
+                   c.key_name, id, kSilentProbes, cid);
       remove_client(id, /*notify=*/false);
     }
+    if (stale.empty()) spdlog::info("client key '{}': its networks go to the newly confirmed {:016x}", c.key_name, cid);
     c.subnets_claimed = true;
     changed = true;
+    return true;
+  }
+
+  // Confirmed runs of a client key still waiting for its networks (claim_subnets).
+  void claim_waiting_subnets() {
+    bool changed = false;
+    std::vector<std::uint64_t> waiting;
+    for (const auto& [id, c] : clients_)
+      if (!c.subnets_claimed && c.group && c.group->n_subnets > 0 &&
+          std::any_of(c.index.begin(), c.index.end(), [](std::uint32_t i) { return i != 0; }))
+        waiting.push_back(id);
+    for (std::uint64_t id : waiting)
+      if (clients_.contains(id)) claim_subnets(id, changed);  // an earlier claim may have removed it
+    if (changed) publish();
   }
 
   // When anything last came from any of a client's sessions (io::coarse_ns).

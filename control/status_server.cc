@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -139,7 +140,10 @@ void StatusServer::accept_from(int listen_fd, bool http) {
   for (;;) {
     const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or an aborted connection
-    if (conns_.size() >= kMaxConnections) {
+    // Each kind has its own limit: whoever reaches the metrics port cannot crowd out
+    // the root-only control socket (`triglav status`), nor the other way round.
+    if (std::count_if(conns_.begin(), conns_.end(), [http](const Conn& c) { return c.http == http; }) >=
+        static_cast<std::ptrdiff_t>(kMaxConnections)) {
       close(fd);
       continue;
     }
@@ -162,6 +166,7 @@ bool StatusServer::serve(Conn& c, const std::function<Status()>& status) {
     const ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0) {  // half-closed: the answer still goes
       if (c.answered) break;
+      if (c.in.empty()) return true;  // closed without a word
       if (!c.http) c.in.push_back('\n');  // on the control socket, the end of the stream ends a request too
       if (!take_request(c, status)) return true;  // closed before a whole request
       break;

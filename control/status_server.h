@@ -3,7 +3,8 @@
 // request/response protocols on non-blocking sockets, and nothing here ever blocks: each
 // connection keeps its answer in a buffer of its own that goes out as fast as the reader
 // takes it. A connection that has not sent a whole request within 1 s of its accept, or
-// not taken the whole answer within 5 s, is closed; at most kMaxConnections are open.
+// not taken the whole answer within 5 s, is closed; at most kMaxConnections are open on
+// each of the two (so /metrics readers never lock out the control socket).
 //
 //   control socket (unix stream, mode 0600, root only): one JSON line in, one out.
 //     {"cmd":"status"} -> the Status as JSON (control/status.h)
@@ -31,7 +32,7 @@ struct StatusServerConfig {
 
 class StatusServer {
  public:
-  static constexpr std::size_t kMaxConnections = 16;
+  static constexpr std::size_t kMaxConnections = 16;  // per kind: control socket, metrics
   static constexpr std::size_t kMaxRequest = 8192;
 
   // Throws std::runtime_error if the metrics address cannot be bound (busy port) or the

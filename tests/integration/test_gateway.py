@@ -218,18 +218,36 @@ def routed_phase(lab, checks, ns_s, ns_c, ns_l, lan, host_ip):
     checks.append(f"no NAT: the server routes {lan} to the client holding key 'office'; the LAN host's UDP "
                   f"arrived from {src[0]}:{src[1]} (its own address), and the server pinged the LAN host 5/5")
 
+    # A second, live run of the key (another machine holding the same key) gets a session
+    # and an address of its own, but not the office's prefix while the first run is heard.
+    ns_x = lab.netns("x")
+    _, _, gw_x, _ = lab.veth(ns_s, ns_x, subnet=134)
+    server_ip = "10.201.131.1"
+    run(tglib.ns_cmd(ns_x, ["ip", "route", "add", f"{server_ip}/32", "via", gw_x]))
+    mark = server.stderr_size()
+    twin, hs = lab.start_client(ns_x, authkey, "--client-key", paths["office"], label="client-twin")
+    time.sleep(5)  # more than 3 probe intervals (1 s) with both runs alive
+    moved = re.search(r"client key 'office': its networks (go|move)", server.stderr()[mark:])
+    check(moved is None, f"the prefix moved to a second live run of the key: {moved and moved.group(0)}")
+    _, rx, _, out = lab.ping(ns_s, host_ip, count=5)
+    check(rx == 5, f"server -> LAN host {host_ip} with a second live run of the key: {rx}/5\n{out}")
+    checks.append(f"a second live run of key 'office' (tunnel address {hs.group(4)}) left {lan} with the first run for 5 s: "
+                  "the server still pinged the LAN host 5/5 through it")
+    check(twin.stop(signal.SIGTERM)[0] == 0, "client-twin did not exit 0")
+
     # The office's client dies without a word (SIGKILL: no Close) and starts again, a new
-    # run of the same key: the prefix moves to it once its session is confirmed.
+    # run of the same key: the prefix moves to it once its session is confirmed and the
+    # dead run has been silent for 3 probe intervals.
     client.send_signal(signal.SIGKILL)
     client.wait_exit(timeout=5)
     client, _ = lab.start_client(ns_c, authkey, "--client-key", paths["office"], "--gateway", "--no-gateway-nat",
                                  label="client-routed-again")
-    server.wait_for(r"client key 'office': its networks move from client [0-9a-f]+ to the newly confirmed",
-                    timeout=10)
+    server.wait_for(r"client key 'office': its networks move from client [0-9a-f]+, silent for 3 probe intervals, "
+                    r"to the newly confirmed", timeout=10)
     _, rx, _, out = lab.ping(ns_s, host_ip, count=5)
     check(rx == 5, f"server -> LAN host {host_ip} through the restarted client: {rx}/5\n{out}")
-    checks.append(f"the office's client killed and restarted: {lan} moved to the new run once it was confirmed, "
-                  "and the server pinged the LAN host 5/5 through it")
+    checks.append(f"the office's client killed and restarted: {lan} moved to the new run once it was confirmed "
+                  "and the dead run silent, and the server pinged the LAN host 5/5 through it")
     check(client.stop(signal.SIGTERM)[0] == 0, "client-routed-again did not exit 0")
 
     # Another key may not send from the office's prefix.

@@ -26,6 +26,7 @@ METRICS_PORT = 9109
 READ_S = 6.0        # how long slow readers keep coming (the server closes each after 5 s)
 BYTE_EVERY_S = 0.15
 SLOW = 8            # slow readers at once (the server serves 16 connections)
+HOLD = 24           # idle connections that fill every metrics slot
 
 
 def status(lab, sock):
@@ -126,6 +127,51 @@ def body(lab, checks):
                   f"connections, each closed at its deadline; the answer is {len(body_)} bytes): {after - before} "
                   f"rekeys answered, ping 15/15, another /metrics in {fast_s * 1000:.0f} ms, status in "
                   f"{st_s * 1000:.0f} ms")
+
+    # Whoever reaches the metrics port cannot lock out `triglav status`: idle connections
+    # that fill every metrics slot (opened again as the server closes them) leave the
+    # control socket its own.
+    hold_until = time.monotonic() + 3.0
+    held = {"opened": 0}
+
+    def hold_slots():
+        conns = []
+        for _ in range(2000):  # bounded: opens at most this many in all
+            if time.monotonic() >= hold_until:
+                break
+            conns = [c for c in conns if c.fileno() >= 0 and not closed(c)]
+            while len(conns) < HOLD:
+                c = tglib.ns_socket(ns_c, socket.AF_INET, socket.SOCK_STREAM)
+                c.settimeout(1)
+                try:
+                    c.connect((ip_s, METRICS_PORT))
+                except OSError:
+                    c.close()
+                    break
+                conns.append(c)
+                held["opened"] += 1
+            time.sleep(0.02)
+        for c in conns:
+            c.close()
+
+    def closed(c):
+        state = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+        if state in (7, 8):
+            c.close()
+            return True
+        return False
+
+    holder = threading.Thread(target=hold_slots, daemon=True)
+    holder.start()
+    time.sleep(0.5)
+    answered = 0
+    for _ in range(5):
+        answered += status(lab, sock_s)["state"] == "serving"
+        time.sleep(0.2)
+    holder.join(10)
+    check(answered == 5, f"status answered {answered}/5 while the metrics slots were full")
+    checks.append(f"{HOLD} idle connections held on the metrics port ({held['opened']} opened in 3 s): "
+                  f"`triglav status` answered 5/5 meanwhile")
 
 
 if __name__ == "__main__":
