@@ -113,7 +113,15 @@ void save_client_key(const std::string& path, const crypto::ClientKey& key, cons
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     fail(path, errno == EEXIST ? "already exists; refusing to overwrite it" : std::strerror(errno), "client key file");
-  std::string text = crypto::encode_client_key(key) + (name.empty() ? "" : " " + name) + "\n";
+  // One buffer sized once, so no reallocation leaves a copy of the key behind; the
+  // encoded key is wiped as soon as it is copied in.
+  std::string encoded = crypto::encode_client_key(key);
+  std::string text;
+  text.reserve(encoded.size() + name.size() + 2);
+  text += encoded;
+  crypto::wipe(encoded.data(), encoded.size());
+  if (!name.empty()) text += " " + name;
+  text += "\n";
   const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   crypto::wipe(text.data(), text.size());
   close(fd);

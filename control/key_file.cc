@@ -121,8 +121,18 @@ void save_key_file(const std::string& path, const ServerKeyFile& kf) {
       throw std::runtime_error("key file " + path + " already exists; refusing to overwrite it");
     throw std::runtime_error("cannot create key file " + path + ": " + std::strerror(errno));
   }
-  std::string text = "# triglav server key: keep this file secret.\n";
-  text += "private_key = \"" + crypto::to_base64url(kf.key.priv.data(), crypto::kKeyLen) + "\"\n";
+  // One buffer sized once, so no reallocation leaves a copy of the key behind; the
+  // encoded key is wiped as soon as it is copied in.
+  std::size_t size = 256;
+  for (const auto& a : kf.addresses) size += a.size() + 4;
+  std::string text;
+  text.reserve(size);
+  text += "# triglav server key: keep this file secret.\n";
+  std::string encoded = crypto::to_base64url(kf.key.priv.data(), crypto::kKeyLen);
+  text += "private_key = \"";
+  text += encoded;
+  crypto::wipe(encoded.data(), encoded.size());
+  text += "\"\n";
   text += "addresses = [";
   for (std::size_t i = 0; i < kf.addresses.size(); ++i)
     text += (i ? ", \"" : "\"") + kf.addresses[i] + "\"";
