@@ -108,6 +108,9 @@ EvpContext& open_context() {
 }
 
 std::atomic<unsigned> g_injected_seal_failures{0};
+// Bumped whenever a TransportKey is destroyed while some context holds a key
+// (forget_retired_keys).
+std::atomic<std::uint64_t> g_key_epoch{0};
 
 // Takes one injected failure, if any is left (tests only; a relaxed load otherwise).
 bool injected_failure() noexcept {
@@ -168,6 +171,14 @@ void forget_thread_keys() noexcept {
   if (g_contexts_with_keys.load(std::memory_order_relaxed) == 0) return;  // nobody used OpenSSL
   seal_context().forget();
   open_context().forget();
+}
+
+void forget_retired_keys() noexcept {
+  thread_local std::uint64_t seen = 0;
+  const std::uint64_t now = g_key_epoch.load(std::memory_order_relaxed);
+  if (now == seen) return;
+  seen = now;
+  forget_thread_keys();
 }
 
 unsigned contexts_holding_keys() noexcept { return g_contexts_with_keys.load(std::memory_order_relaxed); }
@@ -256,7 +267,11 @@ TransportKey& TransportKey::operator=(TransportKey&& o) noexcept {
   return *this;
 }
 
-TransportKey::~TransportKey() = default;
+// A session's keys going away: every thread's OpenSSL contexts forget what they hold
+// at their next forget_retired_keys() (the context may hold this very key).
+TransportKey::~TransportKey() {
+  if (g_contexts_with_keys.load(std::memory_order_relaxed) != 0) g_key_epoch.fetch_add(1, std::memory_order_relaxed);
+}
 
 bool TransportKey::seal(std::uint64_t counter, std::span<const std::uint8_t> ad, std::uint8_t* buf,
                         std::size_t len) const noexcept {

@@ -58,6 +58,10 @@ AeadBackend aead_backend() noexcept;
 // goes idle (a worker before it waits, the control thread each round) calls this, so no
 // key outlives its session in them; cheap when the thread holds none.
 void forget_thread_keys() noexcept;
+// The same, but only when a session's key (a TransportKey) was destroyed since this
+// thread last asked: a busy worker calls it every batch (one relaxed load), so a freed
+// session's key does not wait in its contexts for the worker to go idle.
+void forget_retired_keys() noexcept;
 // How many threads' contexts hold a key now (tests).
 unsigned contexts_holding_keys() noexcept;
 // Tests: the next n OpenSSL seals fail after their in-place update, the one failure

@@ -154,6 +154,7 @@ class Worker::Loop {
       if (unreleased_ != 0) report_releases();
       snap_ = nullptr;
       q.quiescent(cfg_.id);
+      crypto::forget_retired_keys();  // a freed session's key waits in no OpenSSL context
     }
     q.offline(cfg_.id);
     crypto::forget_thread_keys();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -174,6 +175,28 @@ TEST(Aead, AnOpenSslSealThatFailsMidwayIsReportedAndLeavesNothingToSend) {
   inject_seal_failures(1);
   EXPECT_FALSE(tk.seal(5, {}, buf.data(), 200));
   inject_seal_failures(0);
+  set_aead_backend(AeadBackend::Sodium);
+}
+
+// A busy thread's contexts forget their key once a session's key is destroyed (the
+// context may hold that very key), not before.
+TEST(Aead, ContextsForgetTheKeyWhenASessionKeyIsDestroyed) {
+  ASSERT_TRUE(init());
+  set_aead_backend(AeadBackend::OpenSsl);
+  const KeyPair k = KeyPair::generate();
+  std::uint8_t buf[64 + kTagLen] = {1};
+  forget_thread_keys();
+  forget_retired_keys();  // what earlier tests destroyed
+  auto session = std::make_unique<TransportKey>(
+      SecretKey(std::span<const std::uint8_t, kKeyLen>(k.priv.data(), kKeyLen)), Cipher::ChaCha20Poly1305);
+  ASSERT_TRUE(session->seal(1, {}, buf, 64));
+  EXPECT_EQ(contexts_holding_keys(), 1u) << "this thread's seal context";
+  forget_retired_keys();  // no key destroyed since: the context keeps its key
+  EXPECT_EQ(contexts_holding_keys(), 1u);
+  session.reset();  // the session goes
+  EXPECT_EQ(contexts_holding_keys(), 1u) << "nothing happens until the thread looks";
+  forget_retired_keys();
+  EXPECT_EQ(contexts_holding_keys(), 0u);
   set_aead_backend(AeadBackend::Sodium);
 }
 
