@@ -626,8 +626,7 @@ class Server {
     const std::uint32_t addr = c.group->inner_ipv4_be;
     auto owner = by_ip_.find(addr);
     if (owner != by_ip_.end()) {
-      const std::int64_t quiet_since = io::coarse_ns() - kSilentProbes * opt_.probe.interval_ns;
-      if (last_heard(clients_.at(owner->second)) >= quiet_since) return false;
+      if (!silent(clients_.at(owner->second))) return false;
       spdlog::info("client {}: the run that held it has been silent for {} probe intervals; it moves to client {:016x}",
                    io::ipv4_to_string(addr), kSilentProbes, cid);
       remove_client(owner->second, /*notify=*/false);
@@ -646,11 +645,10 @@ class Server {
   bool claim_subnets(std::uint64_t cid, bool& changed) {
     Client& c = clients_.at(cid);
     if (c.subnets_claimed) return true;
-    const std::int64_t quiet_since = io::coarse_ns() - kSilentProbes * opt_.probe.interval_ns;
     std::vector<std::uint64_t> stale;
     for (const auto& [id, other] : clients_) {
       if (id == cid || !other.subnets_claimed || other.key_name != c.key_name) continue;
-      if (last_heard(other) >= quiet_since) return false;  // a live run keeps them
+      if (!silent(other)) return false;  // a live run keeps them
       stale.push_back(id);
     }
     for (std::uint64_t id : stale) {
@@ -676,6 +674,12 @@ class Server {
     for (std::uint64_t id : waiting)
       if (clients_.contains(id)) claim_subnets(id, changed);  // an earlier claim may have removed it
     if (changed) publish();
+  }
+
+  // Nothing heard from any of the client's sessions for kSilentProbes probe intervals:
+  // what an address or a key's networks wait for before they leave a run.
+  bool silent(const Client& c) const {
+    return last_heard(c) < io::coarse_ns() - kSilentProbes * opt_.probe.interval_ns;
   }
 
   // When anything last came from any of a client's sessions (io::coarse_ns).
