@@ -18,7 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "control/dns.h"
+#include "control/host/dns.h"
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/prober.h"
@@ -293,9 +293,7 @@ class Client {
     const dp::CounterTotals t = rt_.totals();
     s.sent = t.get(dp::Counter::TxBytes);  // the workers' counts only grow
     s.received = t.get(dp::Counter::RxBytes);
-    for (auto c = static_cast<std::size_t>(dp::Counter::DropMalformed); c <= static_cast<std::size_t>(dp::Counter::DropInKernel);
-         ++c)
-      s.drops += t.v[c];
+    s.drops = t.drops();
     return s;
   }
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "control/nat.h"
+#include "control/host/nat.h"
 #include "control/prober.h"
 #include "control/benchmark.h"
 #include "control/runtime.h"

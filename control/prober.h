@@ -17,7 +17,7 @@
 #include "dataplane/health.h"
 #include "dataplane/path_stats.h"
 #include "dataplane/scheduler.h"
-#include "dataplane/session.h"
+#include "dataplane/snapshot.h"
 #include "io/clock.h"
 
 namespace triglav::ctl {

@@ -22,7 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "control/dns.h"
+#include "control/host/dns.h"
 #include "control/status_server.h"
 #include "crypto/aead.h"
 #include "io/clock.h"

@@ -18,8 +18,8 @@
 
 #include "control/status.h"
 #include "dataplane/counters.h"
-#include "dataplane/session.h"
-#include "dataplane/worker.h"
+#include "dataplane/snapshot.h"
+#include "dataplane/worker/worker.h"
 #include "io/endpoint.h"
 #include "io/udp_socket.h"
 

@@ -20,7 +20,7 @@
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/key_file.h"
-#include "control/nat.h"
+#include "control/host/nat.h"
 #include "crypto/authkey.h"
 #include "dataplane/handshake_guard.h"
 #include "dataplane/socket_filter.h"

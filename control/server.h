@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "control/nat.h"
+#include "control/host/nat.h"
 #include "control/prober.h"
 #include "control/runtime.h"
 #include "control/status_server.h"

@@ -169,38 +169,21 @@ std::string to_prometheus(const Status& s) {
   e.family("triglav_uplink_sent_bytes_total", "counter", "Inner bytes of Data sent on the uplink's current session.");
   for (const auto& l : ups) e.sample("triglav_uplink_sent_bytes_total", l.labels, static_cast<double>(l.u->tx_bytes));
 
-  const auto c = [&](Counter k) { return static_cast<double>(s.counters.get(k)); };
-  struct Total {
-    const char* name;
-    Counter k;
-    const char* help;
-  };
-  static const Total totals[] = {
-      {"triglav_bytes_sent_total", Counter::TxBytes, "Inner bytes sent to the peer (each redundant copy counted)."},
-      {"triglav_bytes_received_total", Counter::RxBytes, "Inner bytes received, authenticated and delivered."},
-      {"triglav_packets_sent_total", Counter::TxPackets, "Data packets sent to the peer (each copy counted)."},
-      {"triglav_packets_received_total", Counter::RxPackets, "Data packets received and delivered to the TUN."},
-      {"triglav_packets_retransmitted_total", Counter::TxRedundantCopies,
-       "Data packets sent again on another uplink: the redundant strategy's extra copies."},
-      {"triglav_tun_packets_read_total", Counter::TunReadPackets, "Inner packets read from the TUN device."},
-      {"triglav_tun_packets_written_total", Counter::RxPackets, "Inner packets written to the TUN device."},
-      {"triglav_tun_write_errors_total", Counter::TunWriteErrors, "TUN writes the kernel refused."},
-      {"triglav_udp_send_errors_total", Counter::UdpSendErrors, "UDP sends the kernel refused."},
-      {"triglav_rx_no_buffers_total", Counter::RxNoBuffers, "Receives that found no free buffer (back-pressure)."},
-      {"triglav_udp_gso_sends_total", Counter::TxGsoSends, "Sends that carried several datagrams (UDP GSO)."},
-      {"triglav_udp_gro_receives_total", Counter::RxGroReceives, "Receives that carried several datagrams (UDP GRO)."},
-      {"triglav_tun_gso_reads_total", Counter::TunGsoReads, "TUN reads that carried a TCP or UDP super-packet (TSO, USO)."},
-      {"triglav_tun_gro_writes_total", Counter::TunGroWrites, "TUN writes that carried received TCP segments joined into one."},
-      {"triglav_bench_generated_packets_total", Counter::BenchGenerated, "Synthetic packets sent for benchmark sessions."},
-      {"triglav_tun_local_ignored_total", Counter::TunLocalIgnored, "IPv6 packets to multicast or link-local addresses the kernel sent into the TUN, not carried."},
-  };
-  for (const auto& t : totals) {
-    e.family(t.name, "counter", t.help);
-    e.sample(t.name, "", c(t.k));
+  // Every total with a family of its own (dataplane/counters.h), and delivered packets
+  // once more under the TUN's name for them.
+  for (std::size_t i = 0; i < dp::kCounters; ++i) {
+    const dp::CounterInfo& info = dp::counter_info(static_cast<Counter>(i));
+    if (info.kind != dp::CounterKind::Total || info.metric[0] == '\0') continue;
+    e.family(info.metric, "counter", info.help);
+    e.sample(info.metric, "", static_cast<double>(s.counters.v[i]));
   }
+  e.family("triglav_tun_packets_written_total", "counter", "Inner packets written to the TUN device.");
+  e.sample("triglav_tun_packets_written_total", "", static_cast<double>(s.counters.get(Counter::RxPackets)));
   e.family("triglav_drops_total", "counter", "Packets dropped, by reason.");
-  for (auto i = static_cast<std::size_t>(Counter::DropMalformed); i < s.counters.v.size(); ++i) {
-    const std::string reason = std::string(dp::counter_name(static_cast<Counter>(i))).substr(5);  // "drop_"
+  for (std::size_t i = 0; i < dp::kCounters; ++i) {
+    const dp::CounterInfo& info = dp::counter_info(static_cast<Counter>(i));
+    if (info.kind != dp::CounterKind::Drop) continue;
+    const std::string reason = std::string(info.name).substr(5);  // less "drop_"
     e.sample("triglav_drops_total", "reason=\"" + reason + "\"", static_cast<double>(s.counters.v[i]));
   }
   e.family("triglav_handshakes_total", "counter", "Handshakes completed (one per uplink session).");

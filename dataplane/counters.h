@@ -1,6 +1,12 @@
 // Per-worker counters: every packet outcome, including each drop reason, is a counter.
 // A worker writes its own block with relaxed stores (no read-modify-write, no sharing);
 // the control thread sums the blocks when it reports.
+//
+// The one list of them is TRIGLAV_COUNTERS below: it makes the enum, the names the log
+// and `triglav status --json` use, the Prometheus families and help, which counters are
+// drops, and `triglav counters --list` (which the integration tests read). A new counter
+// is one line there (and a row in docs/OPERATIONS.md); a new drop reason is a Drop line,
+// shown as triglav_drops_total{reason="..."}.
 #pragma once
 
 #include <array>
@@ -10,48 +16,105 @@
 
 namespace triglav::dp {
 
+// X(Enum, name, kind, where, metric, help)
+//   kind   Total (something happened) or Drop (a packet was dropped, for this reason)
+//   where  Rx (uplinks -> TUN), Tx (TUN -> uplinks) or Control (to and from the control
+//          thread, handshakes)
+//   metric the Prometheus family of a Total ("": shown another way); a Drop's is
+//          triglav_drops_total with its name less "drop_" as the reason
+#define TRIGLAV_COUNTERS(X)                                                                                      \
+  X(RxPackets, "rx_packets", Total, Rx, "triglav_packets_received_total",                                      \
+    "Data packets received, authenticated and delivered (to the TUN, or counted for a benchmark).")            \
+  X(RxBytes, "rx_bytes", Total, Rx, "triglav_bytes_received_total", "Inner bytes of those.")                   \
+  X(TxPackets, "tx_packets", Total, Tx, "triglav_packets_sent_total", "Data packets sent to the peer (each copy counted).") \
+  X(TxBytes, "tx_bytes", Total, Tx, "triglav_bytes_sent_total", "Inner bytes sent to the peer (each redundant copy counted).") \
+  X(HandshakePackets, "handshake_packets", Total, Control, "",                                                 \
+    "Handshake and Error packets handed to the control thread.")                                              \
+  X(TunWriteErrors, "tun_write_errors", Total, Rx, "triglav_tun_write_errors_total", "TUN writes the kernel refused.") \
+  X(UdpSendErrors, "udp_send_errors", Total, Tx, "triglav_udp_send_errors_total",                              \
+    "Datagrams whose UDP send the kernel refused.")                                                           \
+  X(RxNoBuffers, "rx_no_buffers", Total, Rx, "triglav_rx_no_buffers_total",                                    \
+    "Receives that found no free buffer (back-pressure).")                                                    \
+  X(TunReadPackets, "tun_read_packets", Total, Tx, "triglav_tun_packets_read_total",                           \
+    "Inner packets read from the TUN device (each segment of a super-packet counted).")                       \
+  X(TxRedundantCopies, "tx_redundant_copies", Total, Tx, "triglav_packets_retransmitted_total",                \
+    "Data packets sent again on another uplink: the redundant strategy's extra copies.")                      \
+  X(TxGsoSends, "tx_gso_sends", Total, Tx, "triglav_udp_gso_sends_total",                                      \
+    "Sends that carried several datagrams (UDP GSO).")                                                        \
+  X(RxGroReceives, "rx_gro_receives", Total, Rx, "triglav_udp_gro_receives_total",                             \
+    "Receives that carried several datagrams (UDP GRO).")                                                     \
+  X(TunGsoReads, "tun_gso_reads", Total, Tx, "triglav_tun_gso_reads_total",                                    \
+    "TUN reads that carried a TCP or UDP super-packet (TSO, USO), cut into segments here.")                   \
+  X(TunGroWrites, "tun_gro_writes", Total, Rx, "triglav_tun_gro_writes_total",                                 \
+    "TUN writes that carried received TCP segments joined into one.")                                         \
+  X(BenchGenerated, "bench_generated", Total, Tx, "triglav_bench_generated_packets_total",                     \
+    "Synthetic packets sent for benchmark sessions.")                                                         \
+  X(TunLocalIgnored, "tun_local_ignored", Total, Tx, "triglav_tun_local_ignored_total",                        \
+    "IPv6 packets to multicast or link-local addresses the kernel sent into the TUN, not carried.")           \
+  X(TxCookieReplies, "tx_cookie_replies", Total, Control, "",                                                  \
+    "Server under load: initiations answered with a cookie reply.")                                           \
+  X(DropMalformed, "drop_malformed", Drop, Rx, "",                                                             \
+    "Not a well-formed packet: too short for its type, bad version, type or sender id, a Ping body not 8 bytes.") \
+  X(DropTruncated, "drop_truncated", Drop, Rx, "", "A datagram larger than the receive buffer.")               \
+  X(DropUnknownIndex, "drop_unknown_index", Drop, Rx, "", "No session has this receiver index.")               \
+  X(DropAuth, "drop_auth", Drop, Rx, "", "The AEAD tag did not verify (wrong key, tampering).")                \
+  X(DropReplay, "drop_replay", Drop, Rx, "", "Counter already seen or too old.")                               \
+  X(DropDuplicate, "drop_duplicate", Drop, Rx, "",                                                             \
+    "Sequence number already delivered: a copy from another uplink.")                                         \
+  X(DropBadInner, "drop_bad_inner", Drop, Rx, "", "The decrypted payload is not an IP packet.")                \
+  X(DropBadSource, "drop_bad_source", Drop, Rx, "",                                                            \
+    "The inner source address is not one the client owns (or its address is still another run's).")           \
+  X(DropNoRoute, "drop_no_route", Drop, Tx, "", "No client owns the inner destination address.")               \
+  X(DropNoUplink, "drop_no_uplink", Drop, Tx, "",                                                              \
+    "The destination's client has no uplink that can carry the packet now (none confirmed, up or with keys).") \
+  X(DropTunMalformed, "drop_tun_malformed", Drop, Tx, "",                                                      \
+    "A TUN read that is not a well-formed packet behind its virtio_net_hdr.")                                 \
+  X(DropTunUnsupported, "drop_tun_unsupported", Drop, Tx, "",                                                  \
+    "A TUN super-packet of a kind not cut here (an offload the TUN should not have sent).")                   \
+  X(DropTunTooBig, "drop_tun_too_big", Drop, Tx, "", "A TUN packet or segment larger than the tunnel MTU allows.") \
+  X(DropQueueFull, "drop_queue_full", Drop, Control, "", "The control thread's queue was full.")               \
+  X(DropTxNoRoom, "drop_tx_no_room", Drop, Tx, "",                                                             \
+    "A Pong not sent: no free transmit slot, or the uplink's socket is gone.")                                \
+  X(DropUnexpected, "drop_unexpected", Drop, Rx, "", "A valid packet of a type this side does not take.")      \
+  X(DropKeysUsedUp, "drop_keys_used_up", Drop, Tx, "",                                                         \
+    "The session's keys sealed their last allowed message (rekey overdue).")                                  \
+  X(DropHandshakeMac, "drop_handshake_mac", Drop, Control, "",                                                 \
+    "Server: an initiation or path-MTU probe of the wrong length or without a valid mac1.")                   \
+  X(DropHandshakeRate, "drop_handshake_rate", Drop, Control, "",                                               \
+    "Server: an initiation or probe beyond its rate, or under load with no cookie reply allowed.")            \
+  X(DropInKernel, "drop_in_kernel", Drop, Rx, "",                                                              \
+    "Dropped by the kernel before it was read: the server's socket filter, a full socket queue.")             \
+  X(DropSealFailed, "drop_seal_failed", Drop, Tx, "",                                                          \
+    "The cipher library failed to seal a packet (never sent half-sealed).")                                   \
+  X(DropStrayHandshake, "drop_stray_handshake", Drop, Control, "",                                             \
+    "Client: a handshake or Error packet for no handshake in progress.")
+
 enum class Counter : std::uint8_t {
-  RxPackets,        // authenticated data packets written to the TUN
-  RxBytes,          // inner bytes of those
-  TxPackets,        // data packets sent to a peer
-  TxBytes,          // inner bytes of those
-  HandshakePackets, // handshake/error packets handed to the control thread
-  TunWriteErrors,
-  UdpSendErrors,
-  RxNoBuffers,      // the kernel had no free receive buffer (back-pressure)
-  TunReadPackets,   // inner packets read from the TUN
-  TxRedundantCopies,// Data packets sent again on another uplink (redundant strategy)
-  TxGsoSends,       // sendmsg calls that carried several datagrams (UDP GSO)
-  RxGroReceives,    // receives that carried several datagrams (UDP GRO)
-  TunGsoReads,      // TUN reads that carried a TCP or UDP super-packet (cut into segments here)
-  TunGroWrites,     // TUN writes that carried received TCP segments joined into a super-packet
-  BenchGenerated,   // synthetic packets sent for benchmark sessions (triglav benchmark)
-  TunLocalIgnored,  // IPv6 the kernel sent to multicast or link-local addresses: not for the tunnel
-  TxCookieReplies,  // server under load: initiations answered with a cookie reply
-  // Drops (each a named reason).
-  DropMalformed,    // too short, bad version or type, truncated datagram
-  DropUnknownIndex, // no session has this receiver index
-  DropAuth,         // the AEAD tag did not verify (wrong key, tampering)
-  DropReplay,       // counter already seen or too old
-  DropDuplicate,    // session sequence number already delivered (a copy from another uplink)
-  DropBadInner,     // the decrypted payload is not an IP packet
-  DropBadSource,    // inner source address is not the one the session owns
-  DropNoRoute,      // no client for the inner destination, or none of its uplinks usable
-  DropQueueFull,    // the control thread's queue was full
-  DropUnexpected,   // a valid packet of a type this side does not take
-  DropKeysUsedUp,   // the session's keys sealed their last allowed message (rekey overdue)
-  DropHandshakeMac, // server: an initiation of the wrong length or without a valid mac1
-  DropHandshakeRate,// server under load: an initiation beyond its source's rate, or no cookie reply allowed
-  DropInKernel,     // dropped by the kernel before we read it: the server's socket filter, a full queue
-  DropSealFailed,   // the cipher library failed to seal a packet (never sent half-sealed)
-  DropStrayHandshake, // client: a handshake or Error packet for no handshake in progress
+#define TRIGLAV_COUNTER_ENUM(e, name, kind, where, metric, help) e,
+  TRIGLAV_COUNTERS(TRIGLAV_COUNTER_ENUM)
+#undef TRIGLAV_COUNTER_ENUM
   kCount
 };
+inline constexpr std::size_t kCounters = static_cast<std::size_t>(Counter::kCount);
 
+enum class CounterKind : std::uint8_t { Total, Drop };
+enum class CounterWhere : std::uint8_t { Rx, Tx, Control };
+
+struct CounterInfo {
+  const char* name;
+  CounterKind kind;
+  CounterWhere where;
+  const char* metric;  // Prometheus family of a Total; "" when shown another way
+  const char* help;
+};
+const CounterInfo& counter_info(Counter c) noexcept;
 const char* counter_name(Counter c) noexcept;
+const char* counter_where_name(CounterWhere w) noexcept;
+// One line per counter, in table order: "name<TAB>total|drop<TAB>rx|tx|control<TAB>help".
+std::string counter_list();
 
 struct alignas(64) Counters {
-  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount)> v{};
+  std::array<std::atomic<std::uint64_t>, kCounters> v{};
 
   void add(Counter c, std::uint64_t n = 1) noexcept {
     auto& a = v[static_cast<std::size_t>(c)];
@@ -64,9 +127,10 @@ struct alignas(64) Counters {
 
 // A plain sum of several workers' counters.
 struct CounterTotals {
-  std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> v{};
+  std::array<std::uint64_t, kCounters> v{};
   void add(const Counters& c) noexcept;
   std::uint64_t get(Counter c) const noexcept { return v[static_cast<std::size_t>(c)]; }
+  // The sum of every Drop counter.
   std::uint64_t drops() const noexcept;
   // "rx_packets=1 rx_bytes=84 ... drop_auth=0 ..." on one line.
   std::string format() const;

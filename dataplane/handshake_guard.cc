@@ -213,4 +213,65 @@ std::array<std::uint8_t, kCookieReplyLen> HandshakeGuard::cookie_reply(std::span
   return out;
 }
 
+HandshakeGate::HandshakeGate(const HandshakeMacKeys& keys, const GuardConfig& cfg) : keys_(keys), guard_(keys, cfg) {}
+
+HandshakeGate::Outcome HandshakeGate::screen(const Header& h, std::span<const std::uint8_t> pkt,
+                                             const io::Endpoint& from, std::int64_t now_ns) {
+  if (h.type != PacketType::Handshake) return drop(Counter::DropUnexpected);
+  if (h.aux == kHandshakeProbe) return probe(h, pkt, now_ns);
+  if (h.aux != kHandshakeInit) return drop(Counter::DropUnexpected);
+  return initiation(pkt, from, now_ns);
+}
+
+HandshakeGate::Outcome HandshakeGate::initiation(std::span<const std::uint8_t> pkt, const io::Endpoint& from,
+                                                 std::int64_t now_ns) {
+  if (guard_.drop_early(pkt, from, now_ns)) return drop(Counter::DropHandshakeRate);  // no MAC needed
+  if (!initiation_mac1_ok(pkt, keys_.mac1)) {
+    if (now_ns - bad_mac_window_ns_ >= 1'000'000'000) {
+      bad_mac_window_ns_ = now_ns;
+      bad_mac_passed_ = 0;
+    }
+    // Counted as a drop either way; a few go on so the control thread can say why.
+    Outcome o = drop(Counter::DropHandshakeMac);
+    if (++bad_mac_passed_ <= kBadMacPerSecond) o.action = Outcome::Action::ToControl;
+    return o;
+  }
+  switch (guard_.admit(pkt, from, now_ns)) {
+    case HandshakeGuard::Verdict::Answer: {
+      Outcome o;
+      o.action = Outcome::Action::ToControl;
+      o.count = Counter::kCount;
+      return o;
+    }
+    case HandshakeGuard::Verdict::SendCookie: {
+      Outcome o;
+      o.action = Outcome::Action::Reply;
+      o.count = Counter::TxCookieReplies;
+      o.reply = guard_.cookie_reply(pkt, from);
+      o.len = static_cast<std::uint8_t>(kCookieReplyLen);
+      return o;
+    }
+    case HandshakeGuard::Verdict::Drop:
+    case HandshakeGuard::Verdict::RateLimited: break;
+  }
+  return drop(Counter::DropHandshakeRate);
+}
+
+HandshakeGate::Outcome HandshakeGate::probe(const Header& h, std::span<const std::uint8_t> pkt, std::int64_t now_ns) {
+  if (now_ns - probe_window_ns_ >= 1'000'000'000) {
+    probe_window_ns_ = now_ns;
+    probes_seen_ = 0;
+  }
+  if (guard_.under_load() || ++probes_seen_ > kProbesPerSecond) return drop(Counter::DropHandshakeRate);
+  if (!probe_ok(pkt, keys_.mac1)) return drop(Counter::DropHandshakeMac);
+  static_assert(kProbeEchoLen <= kCookieReplyLen);
+  const auto echo = probe_echo(static_cast<std::uint32_t>(h.counter), static_cast<std::uint32_t>(pkt.size()), keys_.mac1);
+  Outcome o;
+  o.action = Outcome::Action::Reply;
+  o.count = Counter::kCount;
+  std::memcpy(o.reply.data(), echo.data(), echo.size());
+  o.len = static_cast<std::uint8_t>(echo.size());
+  return o;
+}
+
 }  // namespace triglav::dp

@@ -31,6 +31,7 @@
 
 #include "crypto/key.h"
 #include "crypto/mac.h"
+#include "dataplane/counters.h"
 #include "dataplane/wire.h"
 #include "io/endpoint.h"
 #include "io/tcp_relay.h"
@@ -144,6 +145,49 @@ class HandshakeGuard {
   unsigned cookies_in_window_ = 0;
   bool under_load_ = false;
   SourceBuckets handshakes_, cookies_;
+};
+
+// The server's one screen for every unencrypted datagram its workers receive: an
+// initiation goes on to the control thread only as the guard allows (and one with a bad
+// mac1 only a few times a second, so that a client holding a wrong AuthKey still hears
+// why); a path-MTU probe (`triglav diagnose`) is answered here with a 32-byte echo when
+// its MAC shows the AuthKey (at most kProbesPerSecond are looked at, none under load);
+// anything else (responses, cookie replies and errors are for clients) is dropped.
+class HandshakeGate {
+ public:
+  static constexpr unsigned kBadMacPerSecond = 10;
+  static constexpr unsigned kProbesPerSecond = 200;
+
+  struct Outcome {
+    enum class Action : std::uint8_t { ToControl, Reply, Drop } action = Action::Drop;
+    // What to count (Counter::kCount: nothing): the reason of a Drop, tx_cookie_replies
+    // for a Reply once it is sent, drop_handshake_mac for one of the few initiations with
+    // a bad mac1 that still go on to the control thread.
+    Counter count = Counter::DropUnexpected;
+    std::uint8_t len = 0;  // Reply: its length
+    std::array<std::uint8_t, kCookieReplyLen> reply{};
+  };
+
+  explicit HandshakeGate(const HandshakeMacKeys& keys, const GuardConfig& cfg = {});
+  Outcome screen(const Header& h, std::span<const std::uint8_t> pkt, const io::Endpoint& from,
+                 std::int64_t now_ns);
+  const HandshakeGuard& guard() const noexcept { return guard_; }
+
+ private:
+  Outcome initiation(std::span<const std::uint8_t> pkt, const io::Endpoint& from, std::int64_t now_ns);
+  Outcome probe(const Header& h, std::span<const std::uint8_t> pkt, std::int64_t now_ns);
+  static Outcome drop(Counter why) noexcept {
+    Outcome o;
+    o.count = why;
+    return o;
+  }
+
+  HandshakeMacKeys keys_;
+  HandshakeGuard guard_;
+  std::int64_t bad_mac_window_ns_ = 0;
+  unsigned bad_mac_passed_ = 0;
+  std::int64_t probe_window_ns_ = 0;
+  unsigned probes_seen_ = 0;
 };
 
 }  // namespace triglav::dp

@@ -110,5 +110,29 @@ TEST(ReplayWindow, ManyThreadsOneCounter) {  // a replayed packet on every worke
   }
 }
 
+TEST(DedupWindow, ExactlyOnceAcrossWrap) {
+  DedupWindow d;
+  for (std::uint32_t s = 0xfffffff0u; s != 0x10u; ++s) {
+    ASSERT_TRUE(d.check_and_update(s)) << s;
+    ASSERT_FALSE(d.check_and_update(s)) << s;  // the copy from another uplink
+  }
+  EXPECT_TRUE(d.check_and_update(0x20));
+  EXPECT_TRUE(d.check_and_update(0x15));  // late but inside the window
+  EXPECT_FALSE(d.check_and_update(0x15));
+  EXPECT_TRUE(d.check_and_update(0xffffff00u));   // never seen, 288 behind: inside the window
+  EXPECT_FALSE(d.check_and_update(0xfffff000u));  // 4128 behind: too old
+}
+
+TEST(DedupWindow, ReorderedCopiesFromTwoUplinks) {
+  DedupWindow d;
+  int delivered = 0;
+  // Uplink A delivers 0..999 in order; uplink B the same numbers 40 behind.
+  for (std::uint32_t i = 0; i < 1040; ++i) {
+    if (i < 1000) delivered += d.check_and_update(i);
+    if (i >= 40) delivered += d.check_and_update(i - 40);
+  }
+  EXPECT_EQ(delivered, 1000);
+}
+
 }  // namespace
 }  // namespace triglav::dp

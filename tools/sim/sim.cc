@@ -9,7 +9,7 @@
 
 #include "dataplane/replay_window.h"
 #include "dataplane/flow.h"
-#include "dataplane/session.h"
+#include "dataplane/snapshot.h"
 #include "dataplane/wire.h"
 
 namespace triglav::sim {

@@ -1,4 +1,4 @@
-#include "control/daemon.h"
+#include "control/host/daemon.h"
 
 #include <fcntl.h>
 #include <signal.h>

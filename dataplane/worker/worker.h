@@ -1,6 +1,6 @@
 // A dataplane worker: one thread, one io_uring, one TUN queue and one UDP socket per
 // uplink. It moves packets in both directions and hands handshake traffic to the
-// control thread. See worker.cc for the stages of each direction.
+// control thread. rx.cc and tx.cc open with the stages of each direction.
 #pragma once
 
 #include <array>
@@ -15,7 +15,7 @@
 
 #include "dataplane/counters.h"
 #include "dataplane/handshake_guard.h"
-#include "dataplane/session.h"
+#include "dataplane/snapshot.h"
 #include "io/endpoint.h"
 #include "io/spsc_ring.h"
 

@@ -1,4 +1,4 @@
-#include "control/dns.h"
+#include "control/host/dns.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

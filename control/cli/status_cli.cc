@@ -1,4 +1,4 @@
-#include "control/status_cli.h"
+#include "control/cli/status_cli.h"
 
 #include <poll.h>
 #include <sys/socket.h>

@@ -1,4 +1,4 @@
-#include "control/diagnose.h"
+#include "control/cli/diagnose.h"
 
 #include <ifaddrs.h>
 #include <net/if.h>

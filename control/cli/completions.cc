@@ -1,4 +1,4 @@
-#include "control/completions.h"
+#include "control/cli/completions.h"
 
 #include <CLI/CLI.hpp>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-#include "control/nat.h"
+#include "control/host/nat.h"
 
 #include <spdlog/spdlog.h>
 

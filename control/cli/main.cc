@@ -17,11 +17,11 @@
 #include <string>
 
 #include "control/client.h"
-#include "control/completions.h"
+#include "control/cli/completions.h"
 #include "control/config.h"
-#include "control/daemon.h"
-#include "control/diagnose.h"
-#include "control/status_cli.h"
+#include "control/host/daemon.h"
+#include "control/cli/diagnose.h"
+#include "control/cli/status_cli.h"
 #include "control/authorized_clients.h"
 #include "control/key_file.h"
 #include "control/runtime.h"
@@ -29,6 +29,7 @@
 #include "crypto/aead.h"
 #include "crypto/authkey.h"
 #include "crypto/client_key.h"
+#include "dataplane/counters.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/wire.h"
 #include "triglav_version.h"
@@ -52,6 +53,7 @@ struct Args : ctl::Settings {
   std::string pid_file;
   std::string aead = "auto";  // auto, libsodium, openssl
   bool client_key = false;    // keygen --client
+  bool list_counters = false; // counters --list
   std::string key_name;       // keygen --client --name
   ctl::BenchOptions bench;    // benchmark
   bool bench_reverse = false, bench_bidir = false;
@@ -493,6 +495,9 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   app->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
 
   app->add_subcommand("version", "print the version");
+  auto* counters = app->add_subcommand("counters", "describe the packet counters (status, log lines and metrics use them)");
+  counters->add_flag("--list", a.list_counters, "one line per counter: name, total or drop, rx/tx/control, meaning")
+      ->required();
 
   auto* keygen = app->add_subcommand("keygen", "create a server key file and print its AuthKey (or a client key)");
   keygen->add_option("-o,--output", a.output, "key file to create (mode 0600)");
@@ -647,7 +652,7 @@ std::optional<ctl::Role> role_in(int argc, char** argv) {
     if (v == "server") return ctl::Role::Server;
     if (v == "tun") return ctl::Role::Client;
     if (v == "keygen" || v == "config" || v == "version" || v == "status" || v == "uplink" || v == "diagnose" ||
-        v == "completions" || v == "benchmark")
+        v == "completions" || v == "benchmark" || v == "counters")
       return std::nullopt;
   }
   return std::nullopt;
@@ -699,6 +704,10 @@ int main(int argc, char** argv) {
     if (!crypto::init()) fail("libsodium failed to initialise");
     if (app->got_subcommand("version")) {
       std::printf("triglav %s\n", TRIGLAV_VERSION);
+      return 0;
+    }
+    if (app->got_subcommand("counters")) {
+      std::fputs(dp::counter_list().c_str(), stdout);
       return 0;
     }
     if (app->got_subcommand("config")) return cmd_config(a);

@@ -1,7 +1,7 @@
 // Two real workers back to back in one process: each gets a UDP socket on loopback
 // and, instead of a TUN queue, one end of a SOCK_SEQPACKET socketpair (one read or
 // write = one packet, like a TUN fd). No root, no namespaces.
-#include "dataplane/worker.h"
+#include "dataplane/worker/worker.h"
 
 #include <arpa/inet.h>
 #include <netinet/udp.h>

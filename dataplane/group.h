@@ -1,0 +1,57 @@
+// A Group is one client as the workers see it: its tunnel address and networks (server
+// side), its per-worker schedulers and sequence numbers, and the window that delivers
+// each of its packets once however many uplinks carried copies.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "dataplane/replay_window.h"
+#include "dataplane/scheduler.h"
+#include "dataplane/wire.h"
+
+namespace triglav::dp {
+
+// Per (client, worker): the worker's scheduler for this client's uplinks and the
+// sequence numbers it stamps on the client's Data packets.
+struct alignas(64) GroupWorkerState {
+  Scheduler sched;
+  std::uint64_t views_version = 0;  // the GroupRoute version sched was last updated from
+  std::uint32_t next_seq = 0;
+};
+
+// A network a client routes behind it (server side: client_routes), big-endian.
+struct Subnet {
+  std::uint32_t net_be = 0, mask_be = 0;
+  bool contains(std::uint32_t addr_be) const noexcept { return (addr_be & mask_be) == net_be; }
+};
+inline constexpr std::size_t kMaxClientSubnets = 8;
+
+struct Group {
+  std::uint64_t client_id = 0;
+  std::uint64_t epoch = 0;          // server side: sent in handshake responses (ResponsePayload)
+  std::uint32_t inner_ipv4_be = 0;  // server side: the client's tunnel address
+  // Server side: networks behind the client that it may send from and that are routed
+  // to it (set before the group is first published, then fixed).
+  std::array<Subnet, kMaxClientSubnets> subnets{};
+  std::uint8_t n_subnets = 0;
+  // Whether the client may send from this inner source address.
+  bool owns(std::uint32_t src_be) const noexcept {
+    if (src_be == inner_ipv4_be) return true;
+    for (std::uint8_t i = 0; i < n_subnets; ++i)
+      if (subnets[i].contains(src_be)) return true;
+    return false;
+  }
+  // A benchmark session's group (set before it is first published): received Data is
+  // counted and dropped instead of written to the TUN.
+  bool sink = false;
+  // Server side: this client run asked for a tunnel address another run still holds.
+  // Until the address moves to it (the control thread clears this), its sessions only
+  // confirm themselves: their Data is dropped as drop_bad_source.
+  std::atomic<bool> contending{false};
+  std::array<GroupWorkerState, kMaxWorkers> workers{};
+  std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
+};
+
+}  // namespace triglav::dp

@@ -1,0 +1,103 @@
+// Inner packets into the TUN, the last receive stage. Each write points into the receive
+// buffer the packet arrived in (no copy); the buffer goes back to the BufRing when the
+// last write into it completes.
+//
+// With TUN offloads (virtio_net_hdr), consecutive segments of one TCP flow join a run
+// that goes out as one super-packet (userspace GRO, dataplane/offload.h) when the next
+// packet does not continue it, or the buffer ends; anything else is written alone, in
+// order. A partial packet (its checksum left to the kernel by the sender,
+// kDataChecksumPartial) goes behind a NEEDS_CSUM header, or is completed here for a TUN
+// without offloads.
+#include <cstring>
+
+#include "dataplane/worker/loop.h"
+
+namespace triglav::dp {
+
+// An inner packet in receive buffer bid, with at least kPayloadOffset spent bytes in
+// front of it (room for a virtio_net_hdr).
+void Worker::Loop::deliver(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept {
+  if (!cfg_.tun_vnet_hdr) {
+    if (partial) complete_partial_checksum(inner, len);
+    return write_tun(bid, inner, len);
+  }
+  GroRun& run = tw_.run;
+  if (run.n > 0 && gro_append(run, inner, len, partial)) {
+    tw_.gro[tw_.run_slot].iov[run.n - 1] = {inner + run.hdr_len, len - run.hdr_len};
+    return;
+  }
+  flush_run(bid);
+  if (!tw_.free_gro.empty() && gro_start(run, inner, len, partial)) {
+    tw_.run_slot = tw_.free_gro.back();
+    tw_.free_gro.pop_back();
+    return;
+  }
+  write_alone(bid, inner, len, partial);
+}
+
+// One packet behind its own virtio_net_hdr, written over the spent bytes in front of it:
+// all zero, or NEEDS_CSUM for a partial TCP/UDP checksum.
+void Worker::Loop::write_alone(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept {
+  VnetHdr h;
+  if (partial && partial_checksum_hdr(inner, len, h)) store_vnet_hdr(inner - kVnetHdrLen, h);
+  else std::memset(inner - kVnetHdrLen, 0, kVnetHdrLen);
+  write_tun(bid, inner - kVnetHdrLen, len + kVnetHdrLen);
+}
+
+void Worker::Loop::write_tun(std::uint16_t bid, std::uint8_t* p, std::size_t len) noexcept {
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_write(sqe, cfg_.tun_fd, p, static_cast<unsigned>(len), 0);
+  io_uring_sqe_set_data64(sqe, ud(kOpTunWrite, bid));
+  ++tw_.in_flight;
+  ++tw_.buf_writes;
+}
+
+// Writes the open run: alone when it has one segment, else as a super-packet behind its
+// virtio_net_hdr (gathered from the buffer: the first segment whole, then the others'
+// payloads).
+void Worker::Loop::flush_run(std::uint16_t bid) noexcept {
+  GroRun& run = tw_.run;
+  if (run.n == 0) return;
+  std::uint8_t* first = run.first;
+  const std::size_t first_len = run.first_len;
+  if (run.n == 1) {
+    const bool partial = run.first_partial;
+    tw_.free_gro.push_back(tw_.run_slot);
+    run = GroRun{};
+    return write_alone(bid, first, first_len, partial);
+  }
+  store_vnet_hdr(first - kVnetHdrLen, gro_finish(run));
+  TunWrite::GroWrite& w = tw_.gro[tw_.run_slot];
+  w.bid = bid;
+  w.iov[0] = {first - kVnetHdrLen, first_len + kVnetHdrLen};  // iov[1..n-1]: the others' payloads
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_writev(sqe, cfg_.tun_fd, w.iov.data(), run.n, 0);
+  io_uring_sqe_set_data64(sqe, ud(kOpTunGroWrite, tw_.run_slot));
+  ++tw_.in_flight;
+  ++tw_.buf_writes;
+  c_.add(Counter::TunGroWrites);
+  run = GroRun{};
+}
+
+// A TUN write into receive buffer bid completed.
+void Worker::Loop::tun_written(std::uint16_t bid, int res) noexcept {
+  --tw_.in_flight;
+  if (res < 0) c_.add(Counter::TunWriteErrors);
+  if (--rx_.refs[bid] == 0) {
+    rx_.buffers.recycle(bid);
+    ++rx_.recycled;
+  }
+}
+
+// A receive buffer whose datagrams are all handled: back to the ring now, or once its
+// `writes` TUN writes completed.
+void Worker::Loop::release_buffer(std::uint16_t bid, unsigned writes) noexcept {
+  if (writes == 0) {
+    rx_.buffers.recycle(bid);
+    ++rx_.recycled;
+  } else {
+    rx_.refs[bid] = static_cast<std::uint16_t>(writes);
+  }
+}
+
+}  // namespace triglav::dp

@@ -1,0 +1,292 @@
+// Transmit (TUN -> uplinks), when the TUN queue is readable and slots are free:
+//   1. read: inner packets (non-blocking, up to kBatch per turn) straight into a free
+//      transmit slot at the payload offset, leaving headroom for the header and sequence
+//      number and tailroom for the tag. With TUN offloads a read may be a TCP or UDP
+//      super-packet, cut here into segments, each into its own slot.
+//   2. route: the client sends everything to its session; the server picks the client by
+//      inner destination address (route_for).
+//   3. schedule (send_data): the client's flow keeps its uplink while usable (the
+//      scheduler, dataplane/scheduler.h); the redundant strategy sends a copy on each.
+//      Every copy carries the same sequence number.
+//   4. seal in place under each uplink's session keys with this worker's counter (sender
+//      id in the top bits) (emit).
+//   5. send (udp_send.h): consecutive datagrams of one size to one peer on one socket
+//      leave as one sendmsg with UDP GSO, submitted at the end of the loop turn; the
+//      slots are free again on its completion.
+// The benchmark generator (triglav benchmark) enters at step 3 with synthetic packets,
+// and Pongs (answers to the peer's Pings, rx.cc) at step 4.
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include "dataplane/worker/loop.h"
+
+namespace triglav::dp {
+namespace {
+
+// IPv6 to a multicast or link-local address: the kernel's own chatter on the TUN
+// (multicast listener reports and the like), which no tunnel carries.
+bool link_local(const std::uint8_t* inner) noexcept {
+  const std::uint8_t* dst = inner + 24;
+  return dst[0] == 0xff || (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80);
+}
+
+}  // namespace
+
+std::size_t max_packet_for(int mtu) noexcept {
+  const std::size_t need = static_cast<std::size_t>(std::max(mtu, 0)) + kPayloadOffset + kTagLen;
+  return std::max<std::size_t>(2048, (need + 63) / 64 * 64);
+}
+
+// Whether the transmit side can go on: a TUN read (or a pending one) has the slots for a
+// packet and all its copies.
+bool Worker::Loop::tx_room() const noexcept {
+  return tx_.free.size() >= (cfg_.tun_vnet_hdr || tx_.generating ? kMaxUplinks : 1);
+}
+
+bool Worker::Loop::tx_work() const noexcept {
+  return (tx_.tun_ready || tx_.pending.active || tx_.generating) && tx_room();
+}
+
+// --- 1. read -----------------------------------------------------------------------
+
+void Worker::Loop::tx_batch() noexcept {
+  if (cfg_.tun_vnet_hdr) return tx_batch_offload();
+  const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
+  for (unsigned i = 0; i < kBatch; ++i) {
+    if (tx_.free.empty()) return;  // back-pressure: wait for send completions
+    const std::uint16_t slot = tx_.free.back();
+    std::uint8_t* buf = slot_mem(slot);
+    const ssize_t n = read(cfg_.tun_fd, buf + kPayloadOffset, room);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      tx_.tun_ready = false;  // EAGAIN (or the device went away): wait for the next poll
+      return;
+    }
+    c_.add(Counter::TunReadPackets);
+    const GroupRoute* r = route_for(buf + kPayloadOffset, static_cast<std::size_t>(n));
+    if (r == nullptr) {
+      no_route(buf + kPayloadOffset, static_cast<std::size_t>(n));
+      continue;
+    }
+    tx_.free.pop_back();
+    send_data(*r, slot, buf, static_cast<std::size_t>(n));
+  }
+}
+
+// With TUN offloads: each read (into tun_buf, behind its virtio_net_hdr) is one packet or
+// a super-packet, cut into segments, each into its own slot. When the slots run out
+// mid-way (a small MSS, redundant copies on many uplinks), the rest of the read stays
+// pending and goes on as send completions free slots; nothing is read meanwhile, and
+// nothing is dropped.
+void Worker::Loop::tx_batch_offload() noexcept {
+  for (unsigned i = 0; i < kBatch; ++i) {
+    if (!tx_.pending.active && !read_offload()) return;
+    if (!tx_.pending.active) continue;  // that read was dropped
+    if (!send_pending()) return;         // out of slots: go on after send completions
+  }
+}
+
+// One read into tun_buf, made the pending read unless it is dropped. False when there is
+// nothing to read.
+bool Worker::Loop::read_offload() noexcept {
+  if (!tx_.tun_ready) return false;
+  const ssize_t n = read(cfg_.tun_fd, tx_.tun_buf.data(), tx_.tun_buf.size());
+  if (n <= 0) {
+    if (n < 0 && errno == EINTR) return true;
+    tx_.tun_ready = false;  // EAGAIN (or the device went away): wait for the next poll
+    return false;
+  }
+  if (static_cast<std::size_t>(n) <= kVnetHdrLen) {
+    c_.add(Counter::DropTunMalformed);
+    return true;
+  }
+  const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
+  Tx::Pending& p = tx_.pending;
+  p.len = static_cast<std::size_t>(n) - kVnetHdrLen;
+  p.kind = classify_tun_packet(load_vnet_hdr(tx_.tun_buf.data()), tx_.tun_buf.data() + kVnetHdrLen, p.len, p.plan);
+  if (p.kind == TunPacket::Malformed || p.kind == TunPacket::Unsupported) {
+    c_.add(p.kind == TunPacket::Malformed ? Counter::DropTunMalformed : Counter::DropTunUnsupported);
+    return true;
+  }
+  if (p.kind == TunPacket::Plain ? p.len > room : p.plan.hdr_len + p.plan.mss > room) {
+    c_.add(Counter::DropTunTooBig);
+    return true;
+  }
+  p.segments = p.kind == TunPacket::Split ? p.plan.segments : 1;
+  p.next = 0;
+  p.active = true;
+  c_.add(Counter::TunReadPackets, p.segments);
+  if (p.kind == TunPacket::Split) c_.add(Counter::TunGsoReads);
+  return true;
+}
+
+// Sends what is left of the pending read; false when the slots ran out first.
+bool Worker::Loop::send_pending() noexcept {
+  Tx::Pending& p = tx_.pending;
+  const std::uint8_t* pkt = tx_.tun_buf.data() + kVnetHdrLen;
+  const GroupRoute* r = route_for(pkt, p.len);  // looked up again: the snapshot may be newer
+  if (r == nullptr) {
+    no_route(pkt, p.len, p.segments - p.next);
+    p.active = false;
+    return true;
+  }
+  for (; p.next < p.segments; ++p.next) {
+    if (tx_.free.size() < kMaxUplinks) return false;  // room for a segment and all its copies
+    const std::uint16_t slot = take_slot();
+    std::uint8_t* buf = slot_mem(slot);
+    std::size_t seg_len = p.len;
+    // Segments go with the checksum partial to peers that take it so: the receiver's
+    // kernel completes it, or needs none (the AEAD covers every byte on the way).
+    if (p.kind == TunPacket::Split) {
+      seg_len = write_segment(p.plan, pkt, p.next, buf + kPayloadOffset, Checksum::Partial);
+    } else {
+      std::memcpy(buf + kPayloadOffset, pkt, p.len);
+    }
+    send_data(*r, slot, buf, seg_len, p.kind == TunPacket::Split);
+  }
+  p.active = false;
+  return true;
+}
+
+// --- 2. route ----------------------------------------------------------------------
+
+// The Group an inner packet goes to: the client's one, or the server's client that owns
+// the destination address. Null: nobody.
+const GroupRoute* Worker::Loop::route_for(const std::uint8_t* inner, std::size_t n) const noexcept {
+  const unsigned v = inner[0] >> 4;
+  if (v == 6 && n >= 40) return link_local(inner) ? nullptr : snap_->route_ipv6(inner + 24);
+  if (v != 4 || n < 20) return snap_->default_route;
+  std::uint32_t dst;
+  std::memcpy(&dst, inner + 16, 4);
+  return snap_->route_ipv4(dst);
+}
+
+// Nowhere to send an inner packet: counted as kept on the link, or as no route.
+void Worker::Loop::no_route(const std::uint8_t* inner, std::size_t n, std::uint64_t count) noexcept {
+  const bool local = n >= 40 && (inner[0] >> 4) == 6 && link_local(inner);
+  c_.add(local ? Counter::TunLocalIgnored : Counter::DropNoRoute, count);
+}
+
+// --- benchmark traffic -------------------------------------------------------------
+
+// Synthetic packets (triglav benchmark) for the routes the snapshot lists, in turn, while
+// slots are free. Each stream is its own UDP flow (so streams spread over uplinks as real
+// flows do) and belongs to one worker, s mod workers, as an iperf3 stream to one core:
+// --streams says how many send at once.
+unsigned Worker::Loop::owned_streams(const GroupRoute& r) const noexcept {
+  const unsigned n = r.gen.streams, w = cfg_.workers, id = cfg_.id;
+  return id < n ? (n - id + w - 1) / w : 0;
+}
+
+void Worker::Loop::generate() noexcept {
+  const auto& routes = snap_->generate;
+  const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
+  for (unsigned i = 0, idle = 0; i < kBatch && idle < routes.size() && tx_.free.size() >= kMaxUplinks; ++i) {
+    const GroupRoute& r = *routes[tx_.gen_next++ % routes.size()];
+    const unsigned owned = owned_streams(r);
+    if (owned == 0) {
+      ++idle;
+      continue;
+    }
+    idle = 0;
+    const unsigned stream = cfg_.id + cfg_.workers * (tx_.gen_stream++ % owned);
+    const std::uint16_t slot = take_slot();
+    std::uint8_t* buf = slot_mem(slot);
+    const std::size_t n = write_generated(buf + kPayloadOffset, room, r.gen, stream);
+    c_.add(Counter::BenchGenerated);
+    send_data(r, slot, buf, n);
+  }
+}
+
+// --- 3. schedule -------------------------------------------------------------------
+
+// One inner packet (in slot, at kPayloadOffset) onto the client's uplinks. Each copy is
+// sealed under its own uplink's keys, so the plaintext is copied to the next slot before
+// a copy is sealed. partial: the inner packet's checksum is partial (a segment cut here);
+// completed in place before the copy for a peer that did not agree to take it so.
+void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
+                             bool partial) noexcept {
+  GroupWorkerState& gw = r.group->workers[cfg_.id];
+  if (gw.views_version != r.version) {
+    gw.sched.set_config(r.sched);
+    gw.sched.update({r.views.data(), r.n_views}, now_);
+    gw.views_version = r.version;
+  }
+  UplinkMask m = tx_.flows.route(flow_hash(buf + kPayloadOffset, n), now_, gw.sched);
+  std::uint16_t cur = slot;
+  bool any = false;
+  store_le32(buf + kHeaderLen, gw.next_seq++);
+  while (m != 0) {
+    const unsigned id = static_cast<unsigned>(std::countr_zero(m));
+    m &= m - 1;
+    Session* s = r.uplinks[id];
+    // Unconfirmed (a server's new client before its first authenticated packet): its
+    // address has proven nothing, so nothing goes there.
+    if (s == nullptr || fds_[s->socket] < 0 || !s->confirmed.load(std::memory_order_relaxed)) continue;
+    const io::Endpoint to = s->peer_copy();
+    if (to.len == 0) continue;
+    std::uint8_t* b = slot_mem(cur);
+    if (partial && !s->peer_takes_partial) {  // this and any later copy: whole checksums
+      complete_partial_checksum(b + kPayloadOffset, n);
+      partial = false;
+    }
+    std::uint16_t next = 0;
+    const bool more = m != 0 && !tx_.free.empty();
+    if (more) {  // keep the plaintext for the next copy before sealing this one
+      next = take_slot();
+      std::memcpy(slot_mem(next) + kHeaderLen, b + kHeaderLen, kSeqLen + n);
+    }
+    if (!emit(s, to, PacketType::Data, cur, b, kSeqLen + n, partial ? kDataChecksumPartial : 0)) {
+      if (!more) return;
+      cur = next;
+      continue;
+    }
+    auto& sent = s->tx[cfg_.id].bytes;
+    sent.store(sent.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    c_.add(Counter::TxPackets);
+    c_.add(Counter::TxBytes, n);
+    if (any) c_.add(Counter::TxRedundantCopies);
+    any = true;
+    if (!more) return;
+    cur = next;
+  }
+  if (!any) c_.add(Counter::DropNoUplink);
+  tx_.free.push_back(cur);  // the one slot still held: the packet's, or an unused copy's
+}
+
+// A Ping's first 8 bytes come back in the Pong (the prober matches and times them),
+// followed by the Data bytes this session has received (the peer measures what its path
+// delivers).
+Worker::Loop::Step Worker::Loop::send_pong(Session& s, const std::uint8_t* body, std::size_t n) noexcept {
+  if (n != 8) return drop(Counter::DropMalformed);
+  if (tx_.free.empty() || fds_[s.socket] < 0) return drop(Counter::DropTxNoRoom);
+  const std::uint16_t slot = take_slot();
+  std::uint8_t* buf = slot_mem(slot);
+  std::memcpy(buf + kHeaderLen, body, 8);
+  store_le64(buf + kHeaderLen + 8, s.rx_bytes.load(std::memory_order_relaxed));
+  emit(&s, s.peer_copy(), PacketType::Pong, slot, buf, kPongBody);
+  return done();
+}
+
+// --- 4. seal, 5. send --------------------------------------------------------------
+
+// Writes the header in front of buf[kHeaderLen, kHeaderLen + body), seals in place with
+// this worker's counter and hands the datagram to the sender; the slot is freed on its
+// completion. False (slot freed, drop counted) when the session's keys are used up or the
+// cipher failed.
+bool Worker::Loop::emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
+                        std::size_t body, std::uint8_t aux) noexcept {
+  const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body, aux);
+  if (len == 0) {
+    c_.add(keys_used_up(*s, cfg_.id) ? Counter::DropKeysUsedUp : Counter::DropSealFailed);
+    tx_.free.push_back(slot);
+    return false;
+  }
+  sender_.add(fds_[s->socket], to, buf, len, slot);
+  return true;
+}
+
+}  // namespace triglav::dp
