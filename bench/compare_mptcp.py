@@ -20,9 +20,13 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+import lablib  # noqa: E402
+from lablib import LabError, ns_cmd, run  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -30,84 +34,51 @@ MPTCP = os.path.join(ROOT, "..", "shared", "lab", "netns-mptcp.sh")
 NS_C, NS_S = "tgbmc", "tgbms"
 
 
-def sh(argv, **kw):
-    return subprocess.run(argv, capture_output=True, text=True, **kw)
-
-
-def cleanup():
-    for ns in (NS_C, NS_S):
-        for pid in sh(["ip", "netns", "pids", ns]).stdout.split():
-            sh(["kill", "-TERM", pid])
-    time.sleep(0.5)
-    for ns in (NS_C, NS_S):
-        sh(["ip", "netns", "del", ns])
-
-
-def make_paths(r1, r2, link_mtu, mptcp=False):
+def make_paths(lab, r1, r2, link_mtu, mptcp=False):
     """The two namespaces and two veth paths between them (10.210.N.2 client side,
     10.210.N.1 server side), each shaped with tbf on the client's egress as the MPTCP
     anchor does; with mptcp, MPTCP on and the second path announced as a subflow
     endpoint. Returns the client's interfaces."""
     for ns in (NS_C, NS_S):
-        sh(["ip", "netns", "add", ns], check=True)
-        sh(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        lab.netns(ns)
         if mptcp:
-            sh(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.mptcp.enabled=1"], check=True)
-            sh(["ip", "-n", ns, "mptcp", "limits", "set", "subflow", "4", "add_addr_accepted", "4"], check=True)
+            run(ns_cmd(ns, ["sysctl", "-qw", "net.mptcp.enabled=1"]))
+            run(["ip", "-n", ns, "mptcp", "limits", "set", "subflow", "4", "add_addr_accepted", "4"])
     ifs = []
     for i, rate in ((1, r1), (2, r2)):
         c, s = f"bmc{i}", f"bms{i}"
-        sh(["ip", "link", "add", c, "netns", NS_C, "type", "veth", "peer", "name", s, "netns", NS_S], check=True)
-        sh(["ip", "-n", NS_C, "addr", "add", f"10.210.{i}.2/24", "dev", c], check=True)
-        sh(["ip", "-n", NS_S, "addr", "add", f"10.210.{i}.1/24", "dev", s], check=True)
-        sh(["ip", "-n", NS_C, "link", "set", c, "mtu", str(link_mtu), "up"], check=True)
-        sh(["ip", "-n", NS_S, "link", "set", s, "mtu", str(link_mtu), "up"], check=True)
-        sh(["tc", "-n", NS_C, "qdisc", "add", "dev", c, "root", "tbf", "rate", f"{rate}mbit", "burst", "32kb",
-            "latency", "50ms"], check=True)
+        lab.veth(NS_C, c, NS_S, s, f"10.210.{i}.2/24", f"10.210.{i}.1/24", mtu=link_mtu)
+        run(["tc", "-n", NS_C, "qdisc", "add", "dev", c, "root", "tbf", "rate", f"{rate}mbit", "burst", "32kb",
+             "latency", "50ms"])
         ifs.append(c)
     if mptcp:
-        sh(["ip", "-n", NS_C, "mptcp", "endpoint", "add", "10.210.2.2", "dev", "bmc2", "subflow"], check=True)
-        sh(["ip", "-n", NS_S, "mptcp", "endpoint", "add", "10.210.2.1", "dev", "bms2", "signal"], check=True)
+        run(["ip", "-n", NS_C, "mptcp", "endpoint", "add", "10.210.2.2", "dev", "bmc2", "subflow"])
+        run(["ip", "-n", NS_S, "mptcp", "endpoint", "add", "10.210.2.1", "dev", "bms2", "signal"])
     return ifs
 
 
 def triglav(binary, r1, r2, seconds, strategy, link_mtu=1500):
-    cleanup()
+    lab = lablib.Lab(binary, tmp_prefix="tgbm-")
     try:
-        ifs = make_paths(r1, r2, link_mtu)
+        ifs = make_paths(lab, r1, r2, link_mtu)
         mtu = ["--mtu", str(link_mtu - 80)]
-        server = subprocess.Popen(["ip", "netns", "exec", NS_S, binary, "server", "--generate-key", "--listen",
-                                   "0.0.0.0:7443", "--strategy", strategy] + mtu, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
-        key = server.stdout.readline().strip()
-        client = subprocess.Popen(["ip", "netns", "exec", NS_C, binary, "tun", key, "-i", ifs[0], "-i", ifs[1],
-                                   "--strategy", strategy] + mtu, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True)
-        up = 0
-        deadline = time.monotonic() + 15
-        while up < 2 and time.monotonic() < deadline:
-            line = client.stderr.readline()
-            up += "handshake complete" in line
-        if up < 2:
-            raise RuntimeError("triglav client did not bring up both uplinks")
+        _, key = lab.triglav_server(NS_S, "--strategy", strategy, *mtu)
+        client, _ = lab.triglav_client(NS_C, key, "-i", ifs[0], "-i", ifs[1], "--strategy", strategy, *mtu,
+                                       timeout=15)
+        client.wait_for(r"handshake complete .* on uplink 1 ", timeout=15)
         time.sleep(1.5)  # a few probe rounds
-        sh(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-D", "-1", "-p", "5203"], check=True)
-        time.sleep(0.5)
-        r = sh(["ip", "netns", "exec", NS_C, "iperf3", "-c", "10.0.85.1", "-p", "5203", "-P", "8", "-t", str(seconds),
-                "--json"], timeout=seconds + 60)
-        if r.returncode != 0:
-            raise RuntimeError(f"iperf3 through triglav failed: {r.stdout[-300:]} {r.stderr[-300:]}")
-        return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+        lab.iperf3_server(NS_S, 5203)
+        return lablib.iperf3(NS_C, "10.0.85.1", 5203, seconds, streams=8)["mbit_s"]
     finally:
-        cleanup()
+        lab.cleanup()
 
 
 def mptcp(r1, r2, seconds):
     env = dict(os.environ, R1=str(r1), R2=str(r2), T=str(seconds))
-    p = sh(["bash", MPTCP], env=env, timeout=seconds + 60)
+    p = run(["bash", MPTCP], env=env, timeout=seconds + 60, check=False)
     m = re.search(r"([\d.]+)\s+([KMG])bits/sec\s+receiver", p.stdout)
     if not m:
-        raise RuntimeError(f"netns-mptcp.sh failed: {(p.stdout + p.stderr)[-400:]}")
+        raise LabError(f"netns-mptcp.sh failed: {(p.stdout + p.stderr)[-400:]}")
     return float(m.group(1)) * {"K": 1e-3, "M": 1.0, "G": 1e3}[m.group(2)]
 
 
@@ -115,18 +86,18 @@ def mptcp_jumbo(r1, r2, seconds, link_mtu):
     """The anchor script's steps, on links of link_mtu bytes: two veth paths, the
     second announced as an MPTCP subflow endpoint, tbf on the sender's egress, one
     mptcpize'd iperf3 connection."""
-    cleanup()
+    lab = lablib.Lab(tmp_prefix="tgbm-")
     try:
-        make_paths(r1, r2, link_mtu, mptcp=True)
-        sh(["ip", "netns", "exec", NS_S, "mptcpize", "run", "iperf3", "-s", "-D", "-1", "-p", "5204"], check=True)
+        make_paths(lab, r1, r2, link_mtu, mptcp=True)
+        lab.start("iperf3-server", ["mptcpize", "run", "iperf3", "-s", "-p", "5204"], NS_S)
         time.sleep(0.5)
-        r = sh(["ip", "netns", "exec", NS_C, "mptcpize", "run", "iperf3", "-c", "10.210.1.1", "-p", "5204", "-t",
-                str(seconds), "--json"], timeout=seconds + 60)
+        r = run(ns_cmd(NS_C, ["mptcpize", "run", "iperf3", "-c", "10.210.1.1", "-p", "5204", "-t", str(seconds),
+                              "--json"]), timeout=seconds + 60, check=False)
         if r.returncode != 0:
-            raise RuntimeError(f"iperf3 over MPTCP failed: {r.stdout[-300:]} {r.stderr[-300:]}")
+            raise LabError(f"iperf3 over MPTCP failed: {r.stdout[-300:]} {r.stderr[-300:]}")
         return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
     finally:
-        cleanup()
+        lab.cleanup()
 
 
 def main():

@@ -10,219 +10,57 @@ same iperf3 runs over the bare veth for reference, and the tunnel/raw ratio. Pri
 table, or one JSON object with --json. Needs root, iproute2, iputils-ping, iperf3.
 
 Everything it creates (namespaces tglab-s / tglab-c, their veth, the processes) is
-removed on every exit path, Ctrl-C included. Leftover tglab-* namespaces from a killed
-run are removed at start. Standard library only; takes about 25 s with -t 5.
+removed on every exit path, Ctrl-C included (tools/lablib). Leftover tglab-* namespaces
+from a killed run are removed at start. Standard library only; takes about 25 s with
+-t 5.
 """
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lablib  # noqa: E402
+from lablib import LabError  # noqa: E402
 
 NS_S, NS_C = "tglab-s", "tglab-c"
-IF_S, IF_C = "tglab-vs", "tglab-vc"
 IP_S, IP_C = "10.201.250.1", "10.201.250.2"
-TUN_S, TUN_C = "10.0.85.1", "10.0.85.2"
-PORT = 7443
+TUN_S = "10.0.85.1"
 IPERF_PORT = 5201
 
 
-class LabError(Exception):
-    pass
-
-
-class Lab:
-    def __init__(self, binary):
-        self.binary = binary
-        self.tmp = tempfile.mkdtemp(prefix="tglab-")
-        self.procs = []
-        self.created = []
-        self.done = False
-
-    # -- helpers -------------------------------------------------------------------
-
-    def sh(self, argv, timeout=20, check=True):
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, start_new_session=True)
-        if check and p.returncode != 0:
-            raise LabError(f"{' '.join(argv)} failed ({p.returncode}): {p.stderr.strip() or p.stdout.strip()}")
-        return p
-
-    def start(self, label, ns, argv):
-        out = open(os.path.join(self.tmp, f"{label}.out"), "wb")
-        err = open(os.path.join(self.tmp, f"{label}.err"), "wb")
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=err, start_new_session=True)
-        p.label, p.files = label, (out, err)
-        self.procs.append(p)
-        return p
-
-    def read(self, p, which="err"):
-        with open(os.path.join(self.tmp, f"{p.label}.{which}"), errors="replace") as f:
-            return f.read()
-
-    def wait_line(self, p, pattern, which="err", timeout=10):
-        rx = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.read(p, which))
-            if m:
-                return m
-            if p.poll() is not None or time.monotonic() > deadline:
-                why = f"exited with {p.returncode}" if p.poll() is not None else f"nothing within {timeout} s"
-                raise LabError(f"{p.label}: waiting for /{pattern}/: {why}\n"
-                               f"  stderr: {self.read(p)[-1500:]}")
-            time.sleep(0.02)
-
-    # -- set-up --------------------------------------------------------------------
-
-    def setup(self):
-        for ns in (NS_S, NS_C):  # from a run that was killed outright
-            if os.path.exists(f"/run/netns/{ns}"):
-                delete_namespace(ns)
-        for ns in (NS_S, NS_C):
-            self.sh(["ip", "netns", "add", ns])
-            self.created.append(ns)
-            self.sh(["ip", "-n", ns, "link", "set", "lo", "up"])
-        self.sh(["ip", "link", "add", IF_S, "netns", NS_S, "type", "veth", "peer", "name", IF_C, "netns", NS_C])
-        self.sh(["ip", "-n", NS_S, "addr", "add", f"{IP_S}/24", "dev", IF_S])
-        self.sh(["ip", "-n", NS_C, "addr", "add", f"{IP_C}/24", "dev", IF_C])
-        self.sh(["ip", "-n", NS_S, "link", "set", IF_S, "up"])
-        self.sh(["ip", "-n", NS_C, "link", "set", IF_C, "up"])
-
-    def start_tunnel(self):
-        self.server = self.start("server", NS_S, [self.binary, "server", "--generate-key",
-                                                   "--listen", f"0.0.0.0:{PORT}"])
-        key = self.wait_line(self.server, r"^(tg1_[A-Za-z0-9_-]+)$", which="out").group(1)
-        self.wait_line(self.server, r" server listening on ")
-        self.client = self.start("client", NS_C, [self.binary, "tun", key, "--handshake-timeout", "5"])
-        m = self.wait_line(self.client, r"handshake complete with \S+ in ([\d.]+) ms")
-        return float(m.group(1))
-
-    def start_iperf_server(self):
-        p = self.start("iperf3-server", NS_S, ["iperf3", "-s", "-p", str(IPERF_PORT)])
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            ss = self.sh(["ip", "netns", "exec", NS_S, "ss", "-Htln", f"sport = :{IPERF_PORT}"], check=False)
-            if ss.stdout.strip():
-                return p
-            if p.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise LabError(f"iperf3 server did not start: {self.read(p)[-500:]}")
-
-    # -- measurements --------------------------------------------------------------
-
-    def ping(self, count=20):
-        p = self.sh(["ip", "netns", "exec", NS_C, "ping", "-n", "-q", "-c", str(count), "-i", "0.05",
-                     "-W", "2", TUN_S], timeout=count * 0.05 + 15, check=False)
-        m = re.search(r"(\d+) packets transmitted, (\d+) received", p.stdout)
-        r = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms", p.stdout)
-        if not m:
-            raise LabError(f"ping failed: {p.stdout.strip()} {p.stderr.strip()}")
-        out = {"sent": int(m.group(1)), "received": int(m.group(2))}
-        if r:
-            out.update(min_ms=float(r.group(1)), avg_ms=float(r.group(2)), max_ms=float(r.group(3)))
-        return out
-
-    def iperf(self, dst, seconds, reverse):
-        argv = ["ip", "netns", "exec", NS_C, "iperf3", "-c", dst, "-p", str(IPERF_PORT), "-t", str(seconds),
-                "--json"] + (["-R"] if reverse else [])
-        p = self.sh(argv, timeout=seconds + 20, check=False)
-        try:
-            j = json.loads(p.stdout)
-        except json.JSONDecodeError:
-            raise LabError(f"iperf3 to {dst}: no JSON ({p.returncode}): {p.stderr.strip()[:500]}")
-        if "error" in j:
-            raise LabError(f"iperf3 to {dst}: {j['error']}")
-        end = j["end"]
-        return {"mbit_s": end["sum_received"]["bits_per_second"] / 1e6,
-                "retransmits": end["sum_sent"].get("retransmits")}
-
-    def counters(self, p):
-        last = None
-        for line in self.read(p).splitlines():
-            if "counters:" in line:
-                last = line
-        if not last:
-            return None
-        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", last.split("counters:", 1)[1])}
-
-    def stop(self, p, sig=signal.SIGTERM, timeout=5):
-        if p.poll() is None:
-            p.send_signal(sig)
-        try:
-            return p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    # -- tear-down -----------------------------------------------------------------
-
-    def cleanup(self):
-        if self.done:
-            return
-        self.done = True
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    p.wait(3)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(p.pid, signal.SIGKILL)
-                        p.wait(3)
-                    except (ProcessLookupError, subprocess.TimeoutExpired):
-                        pass
-            for f in p.files:
-                f.close()
-        for ns in reversed(self.created):
-            delete_namespace(ns)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def delete_namespace(ns):
-    # Processes still inside are ours (this lab's names); end them so the namespace goes.
-    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10).stdout.split()
-    for pid in pids:
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-
-
 def run_lab(lab, seconds, progress):
-    r = {"triglav": lab.sh([lab.binary, "version"]).stdout.strip(), "kernel": os.uname().release,
+    r = {"triglav": lablib.run([lab.binary, "version"]).stdout.strip(), "kernel": os.uname().release,
          "iperf3_seconds": seconds}
     progress("setting up namespaces")
-    lab.setup()
+    ns_s, ns_c = lab.netns(NS_S), lab.netns(NS_C)
+    lab.veth(ns_s, "tglab-vs", ns_c, "tglab-vc", f"{IP_S}/24", f"{IP_C}/24")
     progress("starting server and client")
-    r["handshake_ms"] = lab.start_tunnel()
+    server, key = lab.triglav_server(ns_s)
+    client, hs = lab.triglav_client(ns_c, key, "--handshake-timeout", "5")
+    r["handshake_ms"] = float(hs.group(2))
     progress("ping through the tunnel")
-    r["ping"] = lab.ping(20)
-    if r["ping"]["received"] == 0:
+    sent, received, rtt, _ = lablib.ping(ns_c, TUN_S, count=20)
+    r["ping"] = {"sent": sent, "received": received}
+    if rtt:
+        r["ping"].update(min_ms=rtt[0], avg_ms=rtt[1], max_ms=rtt[2])
+    if received == 0:
         raise LabError("no ping reply through the tunnel")
-    lab.start_iperf_server()
+    lab.iperf3_server(ns_s, IPERF_PORT)
     r["tcp"] = {}
     for label, dst in (("tunnel", TUN_S), ("raw", IP_S)):
         for direction, rev in (("client_to_server", False), ("server_to_client", True)):
             progress(f"iperf3 {label} {direction.replace('_', ' ')} ({seconds} s)")
-            r["tcp"].setdefault(label, {})[direction] = lab.iperf(dst, seconds, rev)
+            res = lablib.iperf3(ns_c, dst, IPERF_PORT, seconds, reverse=rev)
+            r["tcp"].setdefault(label, {})[direction] = {"mbit_s": res["mbit_s"], "retransmits": res["retransmits"]}
     r["ratio"] = {d: r["tcp"]["tunnel"][d]["mbit_s"] / r["tcp"]["raw"][d]["mbit_s"]
                   if r["tcp"]["raw"][d]["mbit_s"] else None for d in ("client_to_server", "server_to_client")}
-    rc_c = lab.stop(lab.client)
-    rc_s = lab.stop(lab.server)
+    rc_c, _ = client.stop()
+    rc_s, _ = server.stop()
     r["exit_codes"] = {"client": rc_c, "server": rc_s}
-    r["counters"] = {"client": lab.counters(lab.client), "server": lab.counters(lab.server)}
+    r["counters"] = {"client": client.counters(), "server": server.counters()}
     return r
 
 
@@ -268,13 +106,7 @@ def main():
             print(f"lab.py: {tool} is not installed", file=sys.stderr)
             return 1
 
-    def on_signal(signum, frame):
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-
-    lab = Lab(binary)
+    lab = lablib.Lab(binary, tmp_prefix="tglab-")  # its signal handlers unwind through the finally below
     progress = (lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
     try:
         report = run_lab(lab, a.time, progress)
