@@ -1,0 +1,412 @@
+// The commands: settings from the command line and the config file turned into the
+// options of a server, a client or a benchmark, which then run.
+#include "control/cli/args.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include "control/client.h"
+#include "control/cli/completions.h"
+#include "control/config.h"
+#include "control/host/daemon.h"
+#include "control/cli/diagnose.h"
+#include "control/cli/status_cli.h"
+#include "control/authorized_clients.h"
+#include "control/key_file.h"
+#include "control/runtime.h"
+#include "control/server.h"
+#include "crypto/aead.h"
+#include "crypto/authkey.h"
+#include "crypto/client_key.h"
+#include "dataplane/counters.h"
+#include "dataplane/scheduler.h"
+#include "dataplane/wire.h"
+#include "triglav_version.h"
+
+namespace triglav::cli {
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
+
+void check_weights(const ctl::Settings& a) {
+  const std::size_t n = std::max<std::size_t>(1, a.interfaces.size());
+  if (!a.weights.empty() && a.weights.size() != n)
+    fail("--weights: give one weight per uplink (" + std::to_string(n) + "), in the order of -i");
+}
+
+// The bulk AEAD implementation (the faster one measured here, unless --aead says), and
+// whether this end takes AES-256-GCM for transport (--cipher; auto: when the CPU has it
+// and it beats ChaCha20-Poly1305 here). Returns the latter.
+bool select_aead(const Args& a) {
+  double chacha_ns = 0;
+  if (a.aead == "libsodium" || a.aead == "openssl") {
+    crypto::set_aead_backend(a.aead == "openssl" ? crypto::AeadBackend::OpenSsl : crypto::AeadBackend::Sodium);
+    spdlog::debug("AEAD: {} (chosen with --aead)", a.aead);
+  } else {
+    double sodium_ns = 0, openssl_ns = 0;
+    const crypto::AeadBackend b = crypto::fastest_aead_backend(&sodium_ns, &openssl_ns);
+    crypto::set_aead_backend(b);
+    chacha_ns = std::min(sodium_ns, openssl_ns);
+    // Debug level: a start-up error stays the only line; `triglav status` shows the choice.
+    spdlog::debug("AEAD: {}, the faster here (ChaCha20-Poly1305 per 1420-byte packet: libsodium {:.0f} ns, "
+                  "openssl {:.0f} ns)", crypto::aead_backend_name(b), sodium_ns, openssl_ns);
+  }
+  if (a.cipher == "chacha20-poly1305") return false;
+  if (!crypto::aes256gcm_available()) {
+    if (a.cipher == "aes-256-gcm") fail("--cipher aes-256-gcm: this CPU has no AES-NI (use auto or chacha20-poly1305)");
+    return false;
+  }
+  if (a.cipher == "aes-256-gcm") return true;
+  if (chacha_ns == 0) {  // --aead chose the implementation: time that one
+    double sodium_ns = 0, openssl_ns = 0;
+    (void)crypto::fastest_aead_backend(&sodium_ns, &openssl_ns);
+    chacha_ns = crypto::aead_backend() == crypto::AeadBackend::OpenSsl ? openssl_ns : sodium_ns;
+  }
+  const double aes_ns = crypto::aes256gcm_ns();
+  const bool take = aes_ns < chacha_ns;
+  spdlog::debug("AES-256-GCM: {:.0f} ns per 1420-byte packet; {} for transport", aes_ns,
+                take ? "offered/accepted" : "not used (ChaCha20-Poly1305 is faster here)");
+  return take;
+}
+
+io::Endpoint endpoint_or_fail(const std::string& text, const char* what) {
+  std::string err;
+  auto e = io::parse_endpoint(text, err);
+  if (!e) fail(std::string(what) + ": " + err);
+  return *e;
+}
+
+io::Ipv4Prefix prefix_or_fail(const std::string& text, int default_len, const char* what) {
+  std::string err;
+  auto p = io::parse_ipv4_prefix(text, default_len, err);
+  if (!p) fail(std::string(what) + ": " + err);
+  return *p;
+}
+
+io::Ipv6Prefix prefix6_or_fail(const std::string& text, const char* what) {
+  std::string err;
+  auto p = io::parse_ipv6_prefix(text, err);
+  if (!p) fail(std::string(what) + ": " + err);
+  return *p;
+}
+
+dp::SchedulerConfig scheduler_or_fail(const ctl::Settings& a) {
+  dp::SchedulerConfig c;
+  auto s = dp::parse_strategy(a.strategy);
+  if (!s)
+    fail("--strategy: '" + a.strategy + "' is not one of adaptive, lowest_latency, lowest_loss, "
+         "weighted_round_robin, bandwidth_proportional, redundant, primary_backup, ecmp_aware");
+  c.strategy = *s;
+  c.weights = {a.rtt_weight, a.loss_weight, a.bandwidth_weight, a.nat_weight};
+  if (c.weights.rtt + c.weights.loss + c.weights.bandwidth + c.weights.nat <= 0)
+    fail("[multipath.scheduler]: the adaptive weights must not all be 0");
+  c.primary = static_cast<std::uint8_t>(a.primary);
+  c.hysteresis_ns = static_cast<std::int64_t>(a.hysteresis_s * 1e9);
+  c.prefer_healthy = a.prefer_healthy;
+  return c;
+}
+
+// The tunnel address: --ipv4 / ipv4_addr and ipv4_netmask, else the role's default.
+io::Ipv4Prefix tunnel_address(const ctl::Settings& a, const char* default_addr) {
+  std::string text = a.ipv4;
+  if (text.empty()) text = std::string(default_addr) + "/24";
+  else if (text.front() == '/') text = default_addr + text;  // only ipv4_netmask in the file
+  return prefix_or_fail(text, 24, "--ipv4");
+}
+
+spdlog::level::level_enum log_level_or_fail(const Args& a) {
+  auto level = spdlog::level::from_str(a.log_level);
+  if (a.log_level != "off" && level == spdlog::level::off)
+    fail("--log-level: '" + a.log_level + "' is not one of trace, debug, info, warn, error, off");
+  if (a.verbose == 1 && level > spdlog::level::debug) level = spdlog::level::debug;
+  if (a.verbose >= 2) level = spdlog::level::trace;
+  return level;
+}
+
+// keygen --client: a client key file, and how to authorise it on the server.
+int cmd_keygen_client(const Args& a) {
+  if (a.output.empty()) fail("keygen --client needs --output FILE for the client key");
+  const crypto::ClientKey k = crypto::ClientKey::generate();
+  ctl::save_client_key(a.output, k, a.key_name);
+  std::printf("client key %s written to %s (mode 0600).\n"
+              "Client: triglav tun AUTHKEY --client-key %s\n"
+              "Server: append the file's line to its authorized_clients file, or copy the file into\n"
+              "its authorized_clients directory (keep it mode 0600).\n",
+              crypto::client_key_label(k.id).c_str(), a.output.c_str(), a.output.c_str());
+  return 0;
+}
+
+// The control socket (unless "none") and, when enabled, the metrics listener.
+ctl::StatusServerConfig status_config(const ctl::Settings& a, const char* role) {
+  ctl::StatusServerConfig c;
+  if (a.control_socket != "none")
+    c.socket_path = a.control_socket.empty() ? ctl::default_socket_path(role, a.tun_name) : a.control_socket;
+  c.socket_required = !a.control_socket.empty();
+  c.metrics = a.metrics;
+  if (c.metrics) c.metrics_listen = endpoint_or_fail(a.metrics_listen, "--metrics-listen");
+  return c;
+}
+
+ctl::ProbeConfig probe_config(const ctl::Settings& a) {
+  ctl::ProbeConfig p;
+  p.interval_ns = static_cast<std::int64_t>(a.probe_interval_s * 1e9);
+  p.busy_interval_ns = static_cast<std::int64_t>(a.busy_probe_interval_s * 1e9);
+  return p;
+}
+
+// --daemon / --pid-file around a server or client run: the parent reports the child's
+// start (or its error) and exits; the pid file lives as long as the process.
+template <typename Options, typename Run>
+int run_maybe_daemon(const Args& a, Options& o, Run run) {
+  const std::string pid_path = a.pid_file.empty() ? std::string() : std::filesystem::absolute(a.pid_file).string();
+  std::optional<ctl::Daemon> d;
+  if (a.daemon) d.emplace(ctl::Daemon::start());  // only the child returns
+  try {
+    std::optional<ctl::PidFile> pid;
+    if (!pid_path.empty()) pid.emplace(pid_path);
+    o.pid_file = pid_path;
+    o.on_ready = [&d](const std::string& m) {
+      if (d) d->ready(m);
+    };
+    return run(o);
+  } catch (const std::exception& e) {
+    if (d) d->failed(e.what());
+    throw;
+  }
+}
+
+ctl::NatSettings nat_settings(const ctl::Settings& a) {
+  ctl::NatSettings n;
+  n.tcp_timeout_s = static_cast<int>(a.nat_tcp_timeout_s);
+  n.udp_timeout_s = static_cast<int>(a.nat_udp_timeout_s);
+  n.port_min = a.nat_port_min;
+  n.port_max = a.nat_port_max;
+  return n;
+}
+
+// What `tun` and `benchmark` take the same way: the server, the uplinks, keys and
+// timers, the strategy.
+void client_common(const Args& a, ctl::ClientOptions& o) {
+  o.aes256gcm = select_aead(a);
+  std::string err;
+  if (!crypto::decode_authkey(a.authkey, o.key, err)) fail("bad AuthKey: " + err);
+  o.endpoints = a.endpoint.empty() ? ctl::authkey_endpoints(o.key)
+                                   : std::vector<io::Endpoint>{endpoint_or_fail(a.endpoint, "--endpoint")};
+  o.tun.mtu = a.mtu;
+  o.tun.workers = static_cast<unsigned>(a.workers);
+  o.handshake_timeout_ms = static_cast<int>(a.handshake_timeout_s * 1000);
+  o.probe = probe_config(a);
+  o.max_uplinks = a.max_uplinks;
+  o.retry_delay_ms = static_cast<int>(a.retry_delay_s * 1000);
+  o.max_retries = a.max_retries;
+  if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
+  o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
+  o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
+  o.socket_buffer = a.socket_buffer;
+  if (o.reject_after_ms <= o.rekey_after_ms)
+    fail("reject_after (" + std::to_string(a.reject_after_s) + " s) must exceed rekey_after (" +
+         std::to_string(a.rekey_after_s) + " s)");
+  o.interfaces = a.interfaces;
+  o.auto_discover = a.auto_discover;
+  o.weights = a.weights;
+  o.sched = scheduler_or_fail(a);
+  check_weights(a);
+}
+
+}  // namespace
+
+void setup_logging(const Args& a) {
+  auto logger = spdlog::stderr_color_st("triglav");
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(log_level_or_fail(a));
+}
+
+int cmd_keygen(const Args& a) {
+  if (a.client_key) return cmd_keygen_client(a);
+  if (a.output.empty()) fail("keygen needs --output FILE for the private key");
+  ctl::ServerKeyFile kf;
+  kf.key = crypto::KeyPair::generate();
+  crypto::AuthKey ak;
+  ak.server_key = kf.key.pub;
+  for (const auto& text : a.addresses) {
+    const io::Endpoint e = endpoint_or_fail(text, "--address");
+    if (e.is_unspecified()) fail("--address " + text + ": clients cannot reach an unspecified address");
+    kf.addresses.push_back(e.to_string());
+  }
+  ctl::save_key_file(a.output, kf);
+  // Round trip through the file format so the printed key is what `server --key` uses.
+  ctl::ServerKeyFile back = ctl::load_key_file(a.output);
+  for (const auto& text : back.addresses) {
+    std::string err;
+    auto e = io::parse_endpoint(text, err);
+    crypto::AuthKeyAddress addr;
+    addr.port = e->port();
+    addr.v6 = e->family() == AF_INET6;
+    if (addr.v6)
+      std::memcpy(addr.ip.data(), &reinterpret_cast<const sockaddr_in6*>(&e->addr)->sin6_addr, 16);
+    else
+      std::memcpy(addr.ip.data(), &reinterpret_cast<const sockaddr_in*>(&e->addr)->sin_addr, 4);
+    ak.addresses.push_back(addr);
+  }
+  std::printf("%s\n", crypto::encode_authkey(ak).c_str());
+  return 0;
+}
+
+
+int cmd_server(const Args& a, ctl::ReloadFn reload) {
+  ctl::ServerOptions o;
+  o.aes256gcm = select_aead(a);
+  o.key_file = a.key_file;
+  o.generate_key = a.generate_key;
+  for (const auto& t : a.listen) o.listen.push_back(endpoint_or_fail(t, "--listen"));
+  for (const auto& t : a.addresses) o.advertise.push_back(endpoint_or_fail(t, "--address"));
+  o.tun.name = a.tun_name;
+  o.tun.address = tunnel_address(a, "10.0.85.1");
+  o.tun.mtu = a.mtu;
+  o.tun.offload = a.tun_offload;
+  o.tun.workers = static_cast<unsigned>(a.workers);
+  o.user = a.user;
+  o.allow_benchmark = a.allow_benchmark;
+  o.ipv6_prefix = a.ipv6_prefix;
+  o.tcp_fallback = a.tcp_fallback;
+  for (const auto& r : a.routes) {
+    if (r.find(':') != std::string::npos)
+      fail("--route " + r + ": the server routes IPv6 to its clients by their /64 addresses; IPv6 prefixes are "
+           "for clients");
+    o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
+  }
+  o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
+  o.max_connections = a.max_connections;
+  o.nat_outbound = a.nat_outbound;
+  o.nat = nat_settings(a);
+  o.authorized_clients = a.authorized_clients;
+  for (const auto& r : a.client_routes) {
+    const auto eq = r.find('=');
+    if (eq == std::string::npos || eq == 0) fail("--client-route " + r + ": give NAME=PREFIX");
+    const io::Ipv4Prefix p = prefix_or_fail(r.substr(eq + 1), 32, "--client-route");
+    o.client_routes.emplace_back(r.substr(0, eq), io::Ipv4Prefix{p.network_be(), p.len});
+  }
+  if (!o.client_routes.empty() && o.authorized_clients.empty())
+    fail("--client-route needs --authorized-clients: a route belongs to a client key");
+  for (std::size_t i = 0; i < o.client_routes.size(); ++i) {
+    const std::string& name = o.client_routes[i].first;  // (clang 14 cannot capture a structured binding)
+    const io::Ipv4Prefix& p = o.client_routes[i].second;
+    auto overlaps = [](const io::Ipv4Prefix& x, const io::Ipv4Prefix& y) {
+      const std::uint32_t m = io::Ipv4Prefix{0, std::min(x.len, y.len)}.mask_be();
+      return (x.addr_be & m) == (y.addr_be & m);
+    };
+    if (overlaps(p, o.tun.address))
+      fail("--client-route " + name + "=" + p.to_string() + " overlaps the tunnel prefix " + o.tun.address.to_string());
+    for (std::size_t j = 0; j < i; ++j)
+      if (overlaps(p, o.client_routes[j].second))
+        fail("--client-route " + name + "=" + p.to_string() + " overlaps " + o.client_routes[j].first + "=" +
+             o.client_routes[j].second.to_string());
+    if (std::count_if(o.client_routes.begin(), o.client_routes.begin() + static_cast<long>(i) + 1,
+                      [&](const auto& c) { return c.first == name; }) > static_cast<long>(dp::kMaxClientSubnets))
+      fail("--client-route: at most " + std::to_string(dp::kMaxClientSubnets) + " networks per client key");
+    o.tun.routes.push_back(p);
+  }
+  o.reject_after_s = static_cast<int>(a.reject_after_s);
+  o.max_clock_skew_s = static_cast<int>(a.max_clock_skew_s);
+  o.socket_buffer = a.socket_buffer;
+  o.sched = scheduler_or_fail(a);
+  o.probe = probe_config(a);
+  o.reload = std::move(reload);
+  o.status = status_config(a, "server");
+  return run_maybe_daemon(a, o, ctl::run_server);
+}
+
+int cmd_tun(const Args& a, ctl::ReloadFn reload) {
+  ctl::ClientOptions o;
+  if (a.authkey.empty()) fail("the client needs the server's AuthKey: as the argument, or auth_key in [client]");
+  client_common(a, o);
+  o.tun.name = a.tun_name;
+  if (!a.ipv4.empty() && a.ipv4.front() != '/') o.tun.address = tunnel_address(a, "10.0.85.2");
+  // else: the server assigns one from its pool (address 0 in the initiation)
+  o.tun.offload = a.tun_offload;
+  o.user = a.user;
+  for (const auto& r : a.routes) {
+    if (r.find(':') != std::string::npos) o.tun.routes6.push_back(prefix6_or_fail(r, "--route"));
+    else o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
+  }
+  o.tun.full_tunnel = a.full_tunnel;
+  for (const auto& r : a.exclude) {
+    if (r.find(':') != std::string::npos) o.tun.exclude6.push_back(prefix6_or_fail(r, "--exclude"));
+    else o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
+  }
+  const bool excluded = !o.tun.exclude.empty() || !o.tun.exclude6.empty();
+  if (excluded && !o.tun.full_tunnel) fail("--exclude only applies with --full-tunnel");
+  if (o.tun.exclude.size() > 30 || o.tun.exclude6.size() > 30) fail("--exclude: at most 30 prefixes of each family");
+  for (const auto& d : a.dns) {
+    if (d.find('/') != std::string::npos) fail("--dns " + d + ": an address, not a prefix");
+    o.dns.push_back(prefix_or_fail(d, 32, "--dns"));
+  }
+  if (o.dns.size() > 3) fail("--dns: at most 3 servers (the resolver reads no more)");
+  o.gateway = a.gateway;
+  o.gateway_nat = a.gateway_nat;
+  o.tcp_fallback = a.tcp_fallback;
+  o.tcp_fallback_after_ms = static_cast<int>(a.tcp_fallback_after_s * 1000);
+  if (o.tcp_fallback && o.tcp_fallback_after_ms >= o.handshake_timeout_ms)
+    fail("--tcp-fallback-after must be shorter than --handshake-timeout, or TCP is never tried at start");
+  if (!o.gateway_nat && !o.gateway) fail("--no-gateway-nat only applies with --gateway");
+  o.nat = nat_settings(a);
+  if (o.gateway && o.tun.full_tunnel && !excluded)
+    fail("--gateway with --full-tunnel: give the LAN as --exclude PREFIX, or its answers would go into the tunnel");
+  o.reload = std::move(reload);
+  o.status = status_config(a, "client");
+  return run_maybe_daemon(a, o, ctl::run_client);
+}
+
+// triglav benchmark: a client without a TUN whose workers send (and/or receive) synthetic
+// streams; the report goes to stdout.
+int cmd_benchmark(const Args& a) {
+  ctl::ClientOptions o;
+  client_common(a, o);
+  o.tun.none = true;
+  // Every uplink is busy from the start: probed at the busy rate from the start, so that
+  // the server's received counts (in the answers) follow closely.
+  o.probe.interval_ns = std::min(o.probe.interval_ns, o.probe.busy_interval_ns);
+  if (a.bench_reverse && a.bench_bidir) fail("--reverse or --bidir, not both");
+  o.bench = a.bench;
+  o.bench.enabled = true;
+  o.bench.upload = !a.bench_reverse;
+  o.bench.download = a.bench_reverse || a.bench_bidir;
+  if (o.bench.interval_s > o.bench.duration_s) o.bench.interval_s = o.bench.duration_s;
+  if (a.verbose == 0) spdlog::set_level(spdlog::level::warn);  // the report is the output
+  return ctl::run_benchmark(o);
+}
+
+int cmd_config(const Args& a) {
+  if (a.server_config == a.client_config) fail("config: give one of --server or --client");
+  const std::string text = ctl::default_config(a.server_config ? ctl::Role::Server : ctl::Role::Client);
+  if (a.output.empty() || a.output == "-") {
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  }
+  FILE* f = std::fopen(a.output.c_str(), "wx");  // never overwrite
+  if (f == nullptr)
+    fail("cannot create " + a.output + ": " + std::strerror(errno) + (errno == EEXIST ? " (refusing to overwrite)" : ""));
+  const bool ok = std::fputs(text.c_str(), f) >= 0;
+  if (std::fclose(f) != 0 || !ok) fail("cannot write " + a.output);
+  return 0;
+}
+
+// What a SIGHUP may change, from the file read again and the same flags over it.
+ctl::Reloadable reloadable(const Args& a, ctl::Role role) {
+  spdlog::set_level(log_level_or_fail(a));
+  check_weights(a);
+  const ctl::StatusServerConfig st = status_config(a, role == ctl::Role::Server ? "server" : "client");
+  return ctl::Reloadable{scheduler_or_fail(a), a.weights, st.metrics, st.metrics_listen};
+}
+
+}  // namespace triglav::cli
