@@ -13,6 +13,8 @@
 #include "dataplane/scheduler.h"
 #include "dataplane/wire.h"
 
+#include "tests/support/packets.h"
+
 namespace {
 
 using namespace triglav;
@@ -20,15 +22,7 @@ using namespace triglav;
 // An IPv4 TCP packet of `payload` bytes (12 bytes of options), flow `n`.
 std::vector<std::uint8_t> tcp_packet(std::size_t payload, unsigned n = 0, std::uint32_t seq = 1000) {
   std::vector<std::uint8_t> p(52 + payload, 0);
-  p[0] = 0x45;
-  p[2] = static_cast<std::uint8_t>(p.size() >> 8);
-  p[3] = static_cast<std::uint8_t>(p.size());
-  p[6] = 0x40;
-  p[8] = 64;
-  p[9] = 6;
-  const std::uint8_t src[4] = {10, 0, 85, 2}, dst[4] = {10, 0, 85, 1};
-  std::memcpy(&p[12], src, 4);
-  std::memcpy(&p[16], dst, 4);
+  test::write_ipv4(p.data(), p.size(), {.src_be = test::kClientIp, .dst_be = test::kServerIp, .proto = 6, .df = true});
   p[20] = static_cast<std::uint8_t>(0xc0 | (n >> 8));
   p[21] = static_cast<std::uint8_t>(n);
   p[22] = 0x14, p[23] = 0x51;

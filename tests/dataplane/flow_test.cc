@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dataplane/scheduler.h"
+#include "tests/support/packets.h"
 #include "tests/support/uplinks.h"
 
 namespace triglav::dp {
@@ -17,12 +18,10 @@ using test::up;
 
 const auto H = HealthState::Healthy;
 
+// A TCP header-only packet from src:sport to 10.0.0.0:80.
 std::vector<std::uint8_t> tcp4(std::uint32_t src, std::uint16_t sport) {
   std::vector<std::uint8_t> p(40, 0);
-  p[0] = 0x45;
-  p[9] = 6;
-  std::memcpy(&p[12], &src, 4);
-  p[16] = 10;
+  test::write_ipv4(p.data(), p.size(), {.src_be = src, .dst_be = 10, .proto = 6});
   p[20] = static_cast<std::uint8_t>(sport >> 8);
   p[21] = static_cast<std::uint8_t>(sport);
   p[23] = 80;

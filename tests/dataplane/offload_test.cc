@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/support/packets.h"
+
 namespace triglav::dp {
 namespace {
 
@@ -48,17 +50,9 @@ std::vector<std::uint8_t> tcp_packet(bool v6, std::size_t payload, std::uint8_t 
     p[7] = 64;
     for (int i = 0; i < 16; ++i) p[8 + i] = static_cast<std::uint8_t>(0x20 + i), p[24 + i] = static_cast<std::uint8_t>(0x90 + i);
   } else {
-    p[0] = 0x45;
-    const std::size_t tot = p.size() > 0xffff ? 0 : p.size();
-    p[2] = static_cast<std::uint8_t>(tot >> 8);
-    p[3] = static_cast<std::uint8_t>(tot);
-    p[4] = 0x12, p[5] = 0xfe;  // id 0x12fe: segments count up from it (and wrap)
-    p[6] = 0x40;                // DF
-    p[8] = 64;
-    p[9] = 6;
-    const std::uint8_t src[4] = {10, 0, 85, 2}, dst[4] = {10, 0, 85, 1};
-    std::memcpy(&p[12], src, 4);
-    std::memcpy(&p[16], dst, 4);
+    // id 0x12fe: segments count up from it (and wrap)
+    test::write_ipv4(p.data(), p.size() > 0xffff ? 0 : p.size(),
+                     {.src_be = test::kClientIp, .dst_be = test::kServerIp, .proto = 6, .id = 0x12fe, .df = true});
   }
   std::uint8_t* t = &p[ip];
   t[0] = 0xc3, t[1] = 0x50, t[2] = 0x13, t[3] = 0x89;

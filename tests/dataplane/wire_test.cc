@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
 #include <cstring>
+
+#include "tests/support/packets.h"
 
 namespace triglav::dp {
 namespace {
@@ -163,11 +166,11 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_FALSE(decode_response_payload({b, kResponsePayloadLen - 1}, back));
 }
 
+// An IPv4 packet claiming `total` bytes in a buffer of `buffer`.
 std::vector<std::uint8_t> ipv4_packet(std::size_t total, std::size_t buffer) {
-  std::vector<std::uint8_t> p(buffer, 0);
-  p[0] = 0x45;
-  p[2] = static_cast<std::uint8_t>(total >> 8);
-  p[3] = static_cast<std::uint8_t>(total);
+  std::vector<std::uint8_t> p(std::max<std::size_t>(buffer, 20), 0);
+  test::write_ipv4(p.data(), total, {});
+  p.resize(buffer);
   return p;
 }
 

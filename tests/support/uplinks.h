@@ -5,11 +5,11 @@
 
 #include "dataplane/scheduler.h"
 
-namespace triglav::dp::test {
+namespace triglav::test {
 
-inline UplinkView up(std::uint8_t id, HealthState s, double rtt, double loss = 0, double bw = 0, double weight = 1,
-                     bool nat = false) {
-  UplinkView u;
+inline dp::UplinkView up(std::uint8_t id, dp::HealthState s, double rtt, double loss = 0, double bw = 0,
+                         double weight = 1, bool nat = false) {
+  dp::UplinkView u;
   u.id = id;
   u.state = s;
   u.srtt_ms = rtt;
@@ -20,12 +20,12 @@ inline UplinkView up(std::uint8_t id, HealthState s, double rtt, double loss = 0
   return u;
 }
 
-inline Scheduler make(Strategy s, const std::vector<UplinkView>& v, std::int64_t now = 0) {
-  SchedulerConfig c;
+inline dp::Scheduler make(dp::Strategy s, const std::vector<dp::UplinkView>& v, std::int64_t now = 0) {
+  dp::SchedulerConfig c;
   c.strategy = s;
-  Scheduler sch(c);
+  dp::Scheduler sch(c);
   sch.update(v, now);
   return sch;
 }
 
-}  // namespace triglav::dp::test
+}  // namespace triglav::test

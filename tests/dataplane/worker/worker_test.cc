@@ -20,24 +20,19 @@
 #include "crypto/aead.h"
 #include "dataplane/offload.h"
 #include "io/udp_socket.h"
+#include "tests/support/packets.h"
 
 namespace triglav::dp {
 namespace {
 
-constexpr std::uint32_t kClientIp = 0x0255000a;  // 10.0.85.2, network order bytes
-constexpr std::uint32_t kServerIp = 0x0155000a;  // 10.0.85.1
+using test::kClientIp;
+using test::kServerIp;
 
+// A UDP packet whose UDP header and payload are all `fill` bytes.
 std::vector<std::uint8_t> ipv4_udp(std::uint32_t src_be, std::uint32_t dst_be, std::size_t payload,
                                    std::uint8_t fill) {
   std::vector<std::uint8_t> p(28 + payload, fill);
-  p[0] = 0x45;
-  p[1] = 0;
-  p[2] = static_cast<std::uint8_t>(p.size() >> 8);
-  p[3] = static_cast<std::uint8_t>(p.size());
-  p[8] = 64;
-  p[9] = 17;
-  std::memcpy(&p[12], &src_be, 4);
-  std::memcpy(&p[16], &dst_be, 4);
+  test::write_ipv4(p.data(), p.size(), {.src_be = src_be, .dst_be = dst_be, .proto = 17});
   return p;
 }
 
@@ -177,14 +172,7 @@ std::vector<std::uint8_t> tso_read(std::size_t payload, std::uint16_t mss) {
   h.csum_offset = 16;
   store_vnet_hdr(p.data(), h);
   std::uint8_t* ip = p.data() + kVnetHdrLen;
-  ip[0] = 0x45;
-  ip[2] = static_cast<std::uint8_t>(len >> 8);
-  ip[3] = static_cast<std::uint8_t>(len);
-  ip[6] = 0x40;  // DF
-  ip[8] = 64;
-  ip[9] = 6;
-  std::memcpy(ip + 12, &kClientIp, 4);
-  std::memcpy(ip + 16, &kServerIp, 4);
+  test::write_ipv4(ip, len, {.src_be = kClientIp, .dst_be = kServerIp, .proto = 6, .df = true});
   std::uint8_t* tcp = ip + 20;
   tcp[0] = 0x9c, tcp[1] = 0x40, tcp[2] = 0x14, tcp[3] = 0x51;  // ports 40000 -> 5201
   tcp[7] = 1;                                                  // seq 1
