@@ -1,8 +1,10 @@
 // The packet paths of a worker that run before, or without, any session state.
 //  1. A receive buffer as the workers see it with UDP GRO: bytes 0-1 are the segment
 //     size the kernel reported, the rest the coalesced datagrams. Each segment goes
-//     through the worker's classification (header, initiation mac1, inner IP length,
-//     5-tuple hash of the inner packet), and the inner packets through userspace GRO.
+//     through the worker's classification: unencrypted ones through the server's
+//     HandshakeGate (mac1, probes, cookies, rate limits, on a clock that moves 7 ms a
+//     datagram), the others' bodies as decrypted Data (inner IP length, 5-tuple hash of
+//     the inner packet), and the inner packets through userspace GRO.
 //  2. The same bytes as a TUN read with offloads: a virtio_net_hdr, then a packet or a
 //     super-packet, cut into segments (userspace GSO) which are joined again.
 #include <cstddef>
@@ -68,6 +70,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const bool ok = crypto::init();
   if (!ok || size < 2) return 0;
   static const dp::HandshakeMacKeys keys = dp::HandshakeMacKeys::for_server(crypto::PublicKey{7});
+  static dp::HandshakeGate gate(keys, [] {
+    dp::GuardConfig g;
+    g.load_per_second = 4;  // under load soon: cookies and rate limits are reached too
+    g.max_sources = 64;
+    return g;
+  }());
+  static std::int64_t now_ns = 1'000'000'000;
   const std::size_t seg = data[0] | std::size_t{data[1]} << 8;
   const std::uint8_t* buf = data + 2;
   const std::size_t total = size - 2;
@@ -80,8 +89,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint8_t* p = buf + off;
     dp::Header h;
     if (dp::decode_header({p, len}, h) != dp::HeaderError::Ok) return;
-    if (h.type == dp::PacketType::Handshake) {
-      (void)dp::initiation_mac1_ok({p, len}, keys.mac1);
+    if (!dp::is_transport(h.type)) {
+      // The server's screen: only initiations go on, and no answer outgrows its datagram.
+      now_ns += 7'000'000;
+      const io::Endpoint from = io::Endpoint::from_ipv4(0x0100000au + (std::uint32_t{p[len - 1]} << 24), 40000);
+      const auto o = gate.screen(h, {p, len}, from, now_ns);
+      using Action = dp::HandshakeGate::Outcome::Action;
+      if (o.action == Action::ToControl && (h.type != dp::PacketType::Handshake || h.aux != dp::kHandshakeInit))
+        __builtin_trap();
+      if (o.action == Action::Reply && (o.len == 0 || o.len >= len)) __builtin_trap();
+      if (o.action == Action::Drop && dp::counter_info(o.count).kind != dp::CounterKind::Drop) __builtin_trap();
       return;
     }
     if (len < dp::kHeaderLen + dp::kSeqLen) return;
