@@ -25,7 +25,8 @@ namespace triglav::dp {
 #define TRIGLAV_COUNTERS(X)                                                                                      \
   X(RxPackets, "rx_packets", Total, Rx, "triglav_packets_received_total",                                      \
     "Data packets received, authenticated and delivered (to the TUN, or counted for a benchmark).")            \
-  X(RxBytes, "rx_bytes", Total, Rx, "triglav_bytes_received_total", "Inner bytes of those.")                   \
+  X(RxBytes, "rx_bytes", Total, Rx, "triglav_bytes_received_total",                                          \
+    "Inner bytes received, authenticated and delivered.")                                                     \
   X(TxPackets, "tx_packets", Total, Tx, "triglav_packets_sent_total", "Data packets sent to the peer (each copy counted).") \
   X(TxBytes, "tx_bytes", Total, Tx, "triglav_bytes_sent_total", "Inner bytes sent to the peer (each redundant copy counted).") \
   X(HandshakePackets, "handshake_packets", Total, Control, "",                                                 \
@@ -55,7 +56,8 @@ namespace triglav::dp {
     "Server under load: initiations answered with a cookie reply.")                                           \
   X(DropMalformed, "drop_malformed", Drop, Rx, "",                                                             \
     "Not a well-formed packet: too short for its type, bad version, type or sender id, a Ping body not 8 bytes.") \
-  X(DropTruncated, "drop_truncated", Drop, Rx, "", "A datagram larger than the receive buffer.")               \
+  X(DropTruncated, "drop_truncated", Drop, Rx, "",                                                            \
+    "A datagram larger than the receive buffer (or a receive the kernel handed over unreadable).")           \
   X(DropUnknownIndex, "drop_unknown_index", Drop, Rx, "", "No session has this receiver index.")               \
   X(DropAuth, "drop_auth", Drop, Rx, "", "The AEAD tag did not verify (wrong key, tampering).")                \
   X(DropReplay, "drop_replay", Drop, Rx, "", "Counter already seen or too old.")                               \
