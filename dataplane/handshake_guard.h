@@ -165,7 +165,7 @@ class HandshakeGate {
     // a bad mac1 that still go on to the control thread.
     Counter count = Counter::DropUnexpected;
     std::uint8_t len = 0;  // Reply: its length
-    std::array<std::uint8_t, kCookieReplyLen> reply{};
+    std::array<std::uint8_t, kCookieReplyLen> reply;  // its first len bytes (not zeroed: most screens drop)
   };
 
   explicit HandshakeGate(const HandshakeMacKeys& keys, const GuardConfig& cfg = {});

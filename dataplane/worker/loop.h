@@ -104,6 +104,8 @@ class Worker::Loop final : private SendSink {
   Step send_pong(Session& s, const std::uint8_t* body, std::size_t n) noexcept;
   bool emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
             std::size_t body, std::uint8_t aux = 0) noexcept;
+  // The inner packet a slot holds at most: its size less header, sequence number and tag.
+  std::size_t slot_room() const noexcept { return cfg_.max_packet - kPayloadOffset - kTagLen; }
   std::uint8_t* slot_mem(std::uint16_t slot) noexcept { return tx_.mem.data() + std::size_t{slot} * cfg_.max_packet; }
   std::uint16_t take_slot() noexcept {
     const std::uint16_t s = tx_.free.back();

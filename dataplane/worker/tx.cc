@@ -54,12 +54,11 @@ bool Worker::Loop::tx_work() const noexcept {
 
 void Worker::Loop::tx_batch() noexcept {
   if (cfg_.tun_vnet_hdr) return tx_batch_offload();
-  const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
   for (unsigned i = 0; i < kBatch; ++i) {
     if (tx_.free.empty()) return;  // back-pressure: wait for send completions
     const std::uint16_t slot = tx_.free.back();
     std::uint8_t* buf = slot_mem(slot);
-    const ssize_t n = read(cfg_.tun_fd, buf + kPayloadOffset, room);
+    const ssize_t n = read(cfg_.tun_fd, buf + kPayloadOffset, slot_room());
     if (n <= 0) {
       if (n < 0 && errno == EINTR) continue;
       tx_.tun_ready = false;  // EAGAIN (or the device went away): wait for the next poll
@@ -103,7 +102,6 @@ bool Worker::Loop::read_offload() noexcept {
     c_.add(Counter::DropTunMalformed);
     return true;
   }
-  const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
   Tx::Pending& p = tx_.pending;
   p.len = static_cast<std::size_t>(n) - kVnetHdrLen;
   p.kind = classify_tun_packet(load_vnet_hdr(tx_.tun_buf.data()), tx_.tun_buf.data() + kVnetHdrLen, p.len, p.plan);
@@ -111,7 +109,7 @@ bool Worker::Loop::read_offload() noexcept {
     c_.add(p.kind == TunPacket::Malformed ? Counter::DropTunMalformed : Counter::DropTunUnsupported);
     return true;
   }
-  if (p.kind == TunPacket::Plain ? p.len > room : p.plan.hdr_len + p.plan.mss > room) {
+  if (p.kind == TunPacket::Plain ? p.len > slot_room() : p.plan.hdr_len + p.plan.mss > slot_room()) {
     c_.add(Counter::DropTunTooBig);
     return true;
   }
@@ -183,7 +181,6 @@ unsigned Worker::Loop::owned_streams(const GroupRoute& r) const noexcept {
 
 void Worker::Loop::generate() noexcept {
   const auto& routes = snap_->generate;
-  const std::size_t room = cfg_.max_packet - kPayloadOffset - kTagLen;
   for (unsigned i = 0, idle = 0; i < kBatch && idle < routes.size() && tx_.free.size() >= kMaxUplinks; ++i) {
     const GroupRoute& r = *routes[tx_.gen_next++ % routes.size()];
     const unsigned owned = owned_streams(r);
@@ -195,7 +192,7 @@ void Worker::Loop::generate() noexcept {
     const unsigned stream = cfg_.id + cfg_.workers * (tx_.gen_stream++ % owned);
     const std::uint16_t slot = take_slot();
     std::uint8_t* buf = slot_mem(slot);
-    const std::size_t n = write_generated(buf + kPayloadOffset, room, r.gen, stream);
+    const std::size_t n = write_generated(buf + kPayloadOffset, slot_room(), r.gen, stream);
     c_.add(Counter::BenchGenerated);
     send_data(r, slot, buf, n);
   }

@@ -32,7 +32,7 @@ import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import lablib  # noqa: E402
-from lablib import delete_namespace, iface_counters, in_netns, ns_cmd, parse_ping, run, tail  # noqa: E402,F401
+from lablib import iface_counters, in_netns, ns_cmd, parse_ping, run  # noqa: E402,F401
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
