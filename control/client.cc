@@ -55,13 +55,7 @@ int Client::run() {
   const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.handshake_timeout_ms);
   bool ever_up = false;
   for (;;) {
-    const auto w = rt_.wait(20);
-    if (w.dump) log_counters();
-    if (w.reload) reload();
-    dp::ControlMessage m;
-    while (rt_.pop(m)) on_message(m);
-    ops_.poll([this] { return status(); });
-    if (w.stop) {
+    if (rt_.turn(*this, ops_, 20)) {
       w_stopped_ = true;
       break;
     }

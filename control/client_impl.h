@@ -77,7 +77,7 @@ struct Uplink {
 // so they keep to the main table.
 std::vector<io::UdpSocket> uplink_sockets(const ClientOptions& opt, unsigned workers, const std::string& device);
 
-class Client {
+class Client final : public ControlLoop {
  public:
   // Probes measure each uplink and double as keepalives (NAT bindings stay open); an
   // uplink whose probes go unanswered until it is Down handshakes again.
@@ -225,12 +225,12 @@ class Client {
   BenchSample bench_sample(Clock::time_point t0) const;
 
   // What `triglav status` and the metrics show.
-  Status status() const;
+  Status status() const override;
 
   // SIGHUP: the scheduler settings from the configuration, published at once.
-  void reload();
+  void reload() override;
 
-  void log_counters();
+  void log_counters() override;
 
   // Rekeying: a new handshake on the uplink after rekey_after (or once a sender has
   // used the keys for kRekeyAfterMessages), retried every retry_delay while the current
@@ -238,7 +238,7 @@ class Client {
   // replaced session keeps decrypting for kGrace.
   void keep_keys_fresh(Uplink& u, Clock::time_point now);
 
-  void on_message(const dp::ControlMessage& m);
+  void on_message(const dp::ControlMessage& m) override;
 
   // Probes, health changes (re-published at once; measurements at least every second),
   // and a new handshake for an uplink whose probes went unanswered until it is Down.

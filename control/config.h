@@ -1,7 +1,9 @@
-// Configuration: every setting of `triglav server` and `triglav tun`, its default, and
-// the TOML files that carry them (`--config FILE`; `triglav config` writes a commented
-// file with the defaults). The command line and the file fill the same Settings: the
-// file first, then the flags given on the command line, so flags override the file.
+// Configuration: every setting of `triglav server` and `triglav tun` with its default,
+// and the TOML files that carry them (`--config FILE`; `triglav config` writes a
+// commented file with the defaults). The command line and the file fill the same
+// Settings: the file first, then the flags given on the command line, so flags override
+// the file. Which key and flag set each field, for which role, within which range, is
+// the settings table (control/settings.h).
 //
 // A file is checked strictly: an unknown section or key, a value of the wrong type or
 // out of range is an error naming the file, the line, the key and what is allowed.

@@ -131,18 +131,6 @@ unsigned worker_count(unsigned requested) {
 }
 
 namespace {
-// net.ipv6.conf.IFACE.KEY, best effort (IPv6 may be off altogether).
-void ipv6_conf(const std::string& iface, const char* key, const char* value) {
-  io::write_sysctl("/proc/sys/net/ipv6/conf/" + iface + "/" + key, value);
-}
-
-// IPv6 on the TUN, without a link-local address: it has no neighbours, and without one
-// the kernel has less to say on it.
-void enable_ipv6(const std::string& iface) {
-  ipv6_conf(iface, "addr_gen_mode", "1");
-  ipv6_conf(iface, "disable_ipv6", "0");
-}
-
 // The CPUs this process may run on, in order (worker w is pinned to the w-th, round
 // robin, when there are at least as many workers as CPUs; fewer workers are left to
 // the scheduler, which keeps two processes' single workers off one CPU); empty if
@@ -190,8 +178,7 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
     tun_ = std::make_unique<io::TunDevice>(io::TunDevice::create(tun.name, static_cast<int>(nw), tun.offload));
     // IPv6 stays off until the tunnel has an IPv6 address (the server's at once, a
     // client's when its server names the prefix), so the kernel sends nothing into it.
-    ipv6_conf(tun.name, "addr_gen_mode", "1");
-    ipv6_conf(tun.name, "disable_ipv6", "1");
+    io::set_ipv6(tun.name, false);
     nl_ = std::make_unique<io::Netlink>();
     std::string err = nl_->link_up(tun_->ifindex(), tun.mtu);
     if (!err.empty()) throw std::runtime_error("cannot bring up " + tun.name + ": " + err);
@@ -201,7 +188,7 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
         throw std::runtime_error("cannot add address " + tun.address.to_string() + " to " + tun.name + ": " + err);
     }
     if (tun.address6) {
-      enable_ipv6(tun.name);
+      io::set_ipv6(tun.name, true);
       err = nl_->add_address6(tun_->ifindex(), tun.address6->data(), 64);
       if (!err.empty()) throw std::runtime_error("cannot add the tunnel's IPv6 address to " + tun.name + ": " + err);
     }
@@ -211,7 +198,7 @@ Runtime::Runtime(std::vector<std::vector<io::UdpSocket>> uplinks, const TunSetup
         throw std::runtime_error("cannot add route " + r.to_string() + " via " + tun.name + ": " + err);
       routes_.push_back(r);
     }
-    if (!tun.routes6.empty()) enable_ipv6(tun.name);  // so that routes can lead there
+    if (!tun.routes6.empty()) io::set_ipv6(tun.name, true);  // so that routes can lead there
     for (const auto& r : tun.routes6) {
       err = nl_->add_route6(tun_->ifindex(), r);
       if (!err.empty())
@@ -322,107 +309,6 @@ Status Runtime::status_header(const char* role, const std::string& address, dp::
   return st;
 }
 
-namespace {
-
-io::Rule rule(int family, unsigned prio, unsigned table) {
-  io::Rule r;
-  r.family = family;
-  r.priority = kRulePriority + prio;
-  r.table = table;
-  return r;
-}
-}  // namespace
-
-// Removes what a previous run may have left (a crash cannot undo its rules), then
-// installs the rules and the tunnel table's default routes.
-void Runtime::route_everything(const TunSetup& tun) {
-  for (int fam : {AF_INET, AF_INET6})
-    for (unsigned p = 0; p < 100; ++p)
-      for (int i = 0; i < 16 && nl_->del_rule_at(fam, kRulePriority + p).empty(); ++i) {
-      }
-  for (int fam : {AF_INET, AF_INET6})
-    for (int i = 0; i < 8 && nl_->del_default_route(fam, 0, kTunnelTable).empty(); ++i) {
-    }
-  const bool v6 = io::ipv6_available();
-  if (v6) enable_ipv6(tun.name);  // so that its default route can lead there (and nowhere else)
-  tunnel_table_ = true;
-  auto fail = [&](const std::string& what, const std::string& err) {
-    throw std::runtime_error("full tunnel: cannot add " + what + ": " + err);
-  };
-  std::string err = nl_->add_default_route(AF_INET, tun_->ifindex(), kTunnelTable);
-  if (!err.empty()) fail("the IPv4 default route of table " + std::to_string(kTunnelTable), err);
-  if (v6) {
-    err = nl_->add_default_route(AF_INET6, tun_->ifindex(), kTunnelTable);
-    if (!err.empty()) fail("the IPv6 default route of table " + std::to_string(kTunnelTable), err);
-  }
-  std::vector<io::Rule> rules;
-  for (int fam : {AF_INET, AF_INET6}) {
-    if (fam == AF_INET6 && !v6) continue;
-    io::Rule own = rule(fam, 0, RT_TABLE_MAIN);  // the uplinks' own packets
-    own.fwmark = kUplinkMark;
-    own.mark_set = true;
-    rules.push_back(own);
-    io::Rule rest = rule(fam, 90, kTunnelTable);  // everything else
-    rest.fwmark = kUplinkMark;
-    rest.mark_set = true;
-    rest.invert = true;
-    rules.push_back(rest);
-  }
-  for (std::size_t i = 0; i < tun.exclude.size() && i < 30; ++i) {
-    io::Rule ex = rule(AF_INET, 10 + static_cast<unsigned>(i), RT_TABLE_MAIN);
-    const std::uint32_t net = tun.exclude[i].network_be();
-    std::memcpy(ex.dst, &net, 4);
-    ex.dst_len = tun.exclude[i].len;
-    rules.push_back(ex);
-  }
-  for (std::size_t i = 0; v6 && i < tun.exclude6.size() && i < 30; ++i) {
-    io::Rule ex = rule(AF_INET6, 10 + static_cast<unsigned>(i), RT_TABLE_MAIN);
-    std::memcpy(ex.dst, tun.exclude6[i].addr.data(), 16);
-    ex.dst_len = tun.exclude6[i].len;
-    rules.push_back(ex);
-  }
-  if (v6) {  // link-local and multicast stay on the links (neighbour discovery)
-    io::Rule ll = rule(AF_INET6, 40, RT_TABLE_MAIN);
-    ll.dst[0] = 0xfe;
-    ll.dst[1] = 0x80;
-    ll.dst_len = 10;
-    rules.push_back(ll);
-    io::Rule mc = rule(AF_INET6, 41, RT_TABLE_MAIN);
-    mc.dst[0] = 0xff;
-    mc.dst_len = 8;
-    rules.push_back(mc);
-  }
-  for (const auto& r : rules) {
-    err = nl_->add_rule(r);
-    if (!err.empty()) fail("policy rule " + std::to_string(r.priority), err);
-    rules_.emplace_back(r.family, r.priority);
-  }
-}
-
-void Runtime::remove_policy() noexcept {
-  if (!nl_) return;
-  for (const auto& [fam, prio] : rules_) nl_->del_rule_at(fam, prio);
-  rules_.clear();
-  if (tunnel_table_ && tun_) {
-    nl_->del_default_route(AF_INET, tun_->ifindex(), kTunnelTable);
-    if (io::ipv6_available()) nl_->del_default_route(AF_INET6, tun_->ifindex(), kTunnelTable);
-  }
-  tunnel_table_ = false;
-}
-
-std::string Runtime::tun_name() const { return tun_ ? tun_->name() : std::string(); }
-
-std::string Runtime::set_address6(const std::array<std::uint8_t, 16>& addr) {
-  if (!tun_) return {};
-  if (!io::ipv6_available()) return "IPv6 is off on this machine";
-  enable_ipv6(tun_->name());
-  return nl_->add_address6(tun_->ifindex(), addr.data(), 64);
-}
-
-std::string Runtime::set_address(const io::Ipv4Prefix& addr) {
-  return tun_ ? nl_->add_address(tun_->ifindex(), addr) : std::string();
-}
-
 void Runtime::guard_handshakes(const dp::HandshakeMacKeys& keys, const io::RelaySources* relay) {
   for (auto& w : workers_) w->guard_handshakes(keys, &guard_load_, relay);
 }
@@ -473,6 +359,16 @@ Runtime::Wake Runtime::wait(int timeout_ms) {
   io_uring_cq_advance(ring_->get(), n);
   qsbr_.reclaim();
   return w;
+}
+
+bool Runtime::turn(ControlLoop& loop, StatusServer& ops, int timeout_ms) {
+  const Wake w = wait(timeout_ms);
+  if (w.dump) loop.log_counters();
+  if (w.reload) loop.reload();
+  dp::ControlMessage m;
+  while (pop(m)) loop.on_message(m);
+  ops.poll([&loop] { return loop.status(); });
+  return w.stop;
 }
 
 void Runtime::add_uplink(unsigned id, std::vector<io::UdpSocket> s) {

@@ -97,6 +97,18 @@ void drop_root(const std::string& user, const RootCleanup& cleanup);
 // thread it starts later); Runtime receives them through a signalfd.
 void block_signals();
 
+// What a control loop (the client's, the server's) does with each turn of Runtime::turn.
+class ControlLoop {
+ public:
+  virtual void log_counters() = 0;                             // SIGUSR1
+  virtual void reload() = 0;                                   // SIGHUP
+  virtual void on_message(const dp::ControlMessage& m) = 0;    // from a worker
+  virtual Status status() const = 0;                           // the control socket, metrics
+
+ protected:
+  ~ControlLoop() = default;
+};
+
 class Runtime {
  public:
   // uplinks: by uplink id, tun.workers sockets each (io::UdpSocket::bind_group), the
@@ -124,6 +136,11 @@ class Runtime {
   };
   // Starts watching kernel link events; wait() then delivers them to cb(ifindex, up).
   void watch_links(std::function<void(int ifindex, bool up)> cb);
+  // One turn of a control loop: waits up to timeout_ms for a signal or a worker
+  // message, then logs the counters (SIGUSR1), reloads (SIGHUP), hands the workers'
+  // messages over and answers the control socket and metrics. True once SIGINT or
+  // SIGTERM asked the process to stop; the caller's own periodic work follows.
+  bool turn(ControlLoop& loop, StatusServer& ops, int timeout_ms);
   // Waits up to timeout_ms for a signal or a worker message.
   Wake wait(int timeout_ms);
   // The next message from any worker (each worker's in order): sessions' messages

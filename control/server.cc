@@ -74,13 +74,7 @@ int Server::run() {
     spdlog::info("clients need a client key: {} authorised in {}", authorized_->size(), opt_.authorized_clients);
   auto last_sweep = std::chrono::steady_clock::now();
   for (;;) {
-    const auto w = rt_.wait(20);
-    if (w.dump) log_counters();
-    if (w.reload) reload();
-    dp::ControlMessage m;
-    while (rt_.pop(m)) on_message(m);
-    ops_.poll([this] { return status(); });
-    if (w.stop) break;
+    if (rt_.turn(*this, ops_, 20)) break;
     confirm_pending();
     probe();
     const auto now = std::chrono::steady_clock::now();

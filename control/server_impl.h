@@ -39,7 +39,7 @@ namespace triglav::ctl::server_detail {
 // The tunnel's IPv6 /64 from --ipv6-prefix ("auto": derived from the server key).
 std::optional<std::array<std::uint8_t, 8>> ipv6_prefix(const std::string& text, const crypto::PublicKey& pub);
 
-class Server {
+class Server final : public ControlLoop {
  public:
   Server(const ServerOptions& opt, crypto::KeyPair key, Runtime& rt, StatusServer& ops, const KernelNat* nat,
          const io::TcpRelay* relay)
@@ -65,17 +65,17 @@ class Server {
   static constexpr std::int64_t kPendingTimeoutNs = 10'000'000'000;
 
   // What `triglav status` and the metrics show: every client and its uplinks.
-  Status status() const;
+  Status status() const override;
 
   // SIGHUP: the scheduler settings from the configuration, published at once.
-  void reload();
+  void reload() override;
 
   // authorized_clients again when it changed (checked every second) or on SIGHUP: the
   // sessions of a key no longer in it end at once. A list that does not load is
   // reported and the previous one stays in force.
   void reread_authorized(bool force);
 
-  void log_counters() {
+  void log_counters() override {
     spdlog::info("clients={} sessions={} handshake_rejects={} counters: {}", clients_.size(), sessions_.size(),
                  rejects_, rt_.totals().format());
   }
@@ -101,7 +101,7 @@ class Server {
     bool subnets_claimed = false;  // the key's client_routes lead to this run (one run at a time)
   };
 
-  void on_message(const dp::ControlMessage& m);
+  void on_message(const dp::ControlMessage& m) override;
 
   // A client's Control message, authenticated on one of its sessions. UplinkDown: the
   // named uplink's session is Down at once, so return traffic leaves it now.

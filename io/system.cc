@@ -46,4 +46,10 @@ bool write_sysctl(const std::string& path, const std::string& value) {
   return static_cast<bool>(f);
 }
 
+void set_ipv6(const std::string& iface, bool on) {
+  const std::string dir = "/proc/sys/net/ipv6/conf/" + iface + "/";
+  write_sysctl(dir + "addr_gen_mode", "1");
+  write_sysctl(dir + "disable_ipv6", on ? "0" : "1");
+}
+
 }  // namespace triglav::io

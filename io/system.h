@@ -18,5 +18,9 @@ bool ipv6_available() noexcept;
 // when it cannot be written).
 std::string read_sysctl(const std::string& path);
 bool write_sysctl(const std::string& path, const std::string& value);
+// IPv6 on an interface without a link-local address (a TUN has no neighbours, and
+// without one the kernel has less to say on it), or off; best effort (IPv6 may be off
+// altogether).
+void set_ipv6(const std::string& iface, bool on);
 
 }  // namespace triglav::io

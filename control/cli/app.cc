@@ -1,99 +1,104 @@
 // The command line's definition: every subcommand and flag (CLI11).
 #include "control/cli/args.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <filesystem>
-#include <cerrno>
-#include <cstring>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
-#include <cstdio>
-#include <exception>
 #include <string>
-#include "control/client.h"
-#include "control/cli/completions.h"
-#include "control/config.h"
-#include "control/host/daemon.h"
-#include "control/cli/diagnose.h"
-#include "control/cli/status_cli.h"
-#include "control/authorized_clients.h"
-#include "control/key_file.h"
-#include "control/runtime.h"
-#include "control/server.h"
-#include "crypto/aead.h"
-#include "crypto/authkey.h"
-#include "crypto/client_key.h"
-#include "dataplane/counters.h"
-#include "dataplane/scheduler.h"
+#include <string_view>
+
+#include "control/benchmark.h"
+#include "control/settings.h"
 #include "dataplane/wire.h"
-#include "triglav_version.h"
+#include "io/units.h"
 
 namespace triglav::cli {
 namespace {
 
-void add_strategy_option(CLI::App* c, Args& a) {
-  c->add_option("--strategy", a.strategy,
-                "how packets spread over uplinks: adaptive, lowest_latency, lowest_loss, weighted_round_robin, "
-                "bandwidth_proportional, redundant, primary_backup, ecmp_aware")
-      ->capture_default_str();
+// "5m", "100ms" or a bare number of seconds, within [lo, hi]: rewritten to seconds.
+CLI::Validator duration_in(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) -> std::string {
+        char* end = nullptr;
+        double secs = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end != '\0') {
+          std::int64_t ns = 0;
+          secs = io::parse_duration(v, ns) ? static_cast<double>(ns) / 1e9 : -1;
+        }
+        char buf[160];
+        if (!(secs >= lo && secs <= hi)) {
+          std::snprintf(buf, sizeof buf, "'%s' is not a duration from %gs to %gs (such as 30, \"100ms\" or \"5m\")",
+                        v.c_str(), lo, hi);
+          return buf;
+        }
+        std::snprintf(buf, sizeof buf, "%.17g", secs);
+        v = buf;
+        return {};
+      },
+      "DURATION");
 }
 
-void add_probe_option(CLI::App* c, Args& a) {
-  c->add_option("--probe-interval", a.probe_interval_s,
-                "seconds between probes of an idle uplink (every 50 ms while one fails); probes are also "
-                "keepalives")
-      ->capture_default_str()->check(CLI::Range(0.05, 60.0));
-  c->add_option("--busy-probe-interval", a.busy_probe_interval_s,
-                "seconds between probes of an uplink that carries data, so that a path dying under "
-                "traffic is noticed quickly (at most --probe-interval)")
-      ->capture_default_str()->check(CLI::Range(0.02, 60.0));
+// The flags of the settings table (control/settings.h) that command `cmd` takes.
+void add_settings(CLI::App* c, Args& a, std::uint8_t cmd) {
+  using ctl::Kind;
+  for (const ctl::Setting& k : ctl::settings()) {
+    if ((k.cli & cmd) == 0 || *k.flag == '\0') continue;
+    CLI::Option* o = nullptr;
+    switch (k.kind) {
+      case Kind::Text:
+        if (k.implies != nullptr) {
+          o = c->add_option_function<std::string>(
+              k.flag, [&a, &k](const std::string& v) { a.*k.text = v, a.*k.implies = true; }, k.help);
+          break;
+        }
+        o = c->add_option(k.flag, a.*k.text, k.help);
+        if (k.choices != nullptr) o->check(CLI::IsMember(ctl::split_choices(k.choices)));
+        if (!(a.*k.text).empty()) o->capture_default_str();
+        break;
+      case Kind::Texts: o = c->add_option(k.flag, a.*k.texts, k.help); break;
+      case Kind::Bool: o = c->add_flag(k.flag, a.*k.boolean, k.help); break;
+      case Kind::Int:
+        o = c->add_option(k.flag, a.*k.integer, k.help)
+                ->check(CLI::Range(static_cast<int>(k.lo), static_cast<int>(k.hi)))
+                ->capture_default_str();
+        break;
+      case Kind::Number:
+        o = c->add_option(k.flag, a.*k.number, k.help)->check(CLI::Range(k.lo, k.hi))->capture_default_str();
+        break;
+      case Kind::Duration:
+        o = c->add_option(k.flag, a.*k.number, k.help)->transform(duration_in(k.lo, k.hi))->type_name("DURATION")->capture_default_str();
+        break;
+      case Kind::Numbers:
+        o = c->add_option(k.flag, a.*k.numbers, k.help)->delimiter(',')->check(CLI::PositiveNumber);
+        break;
+      case Kind::Custom:
+        o = c->add_option_function<std::string>(
+            k.flag,
+            [&k, &a](const std::string& v) {
+              if (!k.apply(v, a)) throw CLI::ValidationError(k.flag, "expected " + std::string(k.expect));
+            },
+            k.help);
+        break;
+    }
+  }
 }
 
 void add_ops_options(CLI::App* c, Args& a) {
   c->add_option("--aead", a.aead, "ChaCha20-Poly1305 implementation: auto (the faster, measured at start), "
                                   "libsodium or openssl")
       ->capture_default_str()->check(CLI::IsMember({"auto", "libsodium", "openssl"}));
-  c->add_option("--workers", a.workers,
-                "dataplane worker threads, each with its own TUN queue and sockets, pinned to a CPU "
-                "(0: one per CPU)")
-      ->check(CLI::Range(0, static_cast<int>(dp::kMaxWorkers)));
-  c->add_option("--cipher", a.cipher,
-                 "transport cipher this end takes: auto (AES-256-GCM when the CPU has AES-NI and it is faster here, "
-                 "else ChaCha20-Poly1305), chacha20-poly1305, or aes-256-gcm (whenever the peer agrees)")
-      ->check(CLI::IsMember({"auto", "chacha20-poly1305", "aes-256-gcm"}));
   c->add_flag("--daemon", a.daemon,
               "run in the background (logs to syslog); returns once started, or with the start-up error");
-  c->add_option("--user", a.user,
-                "after set-up, run as this user with only CAP_NET_ADMIN and CAP_NET_RAW (e.g. nobody)");
   c->add_option("--pid-file", a.pid_file, "write the process id here (removed on exit; refused if one is running)");
-  c->add_option("--control-socket", a.control_socket,
-                "unix socket for `triglav status` (default /run/triglav/ROLE-TUN.sock; 'none': no socket)");
-  c->add_option_function<std::string>(
-      "--metrics-listen",
-      [&a](const std::string& v) {
-        a.metrics = true;
-        a.metrics_listen = v;
-      },
-      "serve Prometheus metrics at http://IP:PORT/metrics (e.g. 127.0.0.1:9090)");
 }
 
 void add_query_options(CLI::App* c, Args& a) {
   c->add_option("--socket", a.query.socket, "control socket (default: the only one in /run/triglav)");
   c->add_flag("--json", a.query.json, "print the JSON answer");
   c->add_flag("--detailed", a.query.detailed, "RTT variance, handshakes, peers and every counter");
-}
-
-void add_tun_options(CLI::App* c, Args& a, const char* default_ipv4) {
-  c->add_option("--tun-name", a.tun_name, "TUN interface name")->capture_default_str();
-  c->add_option("--ipv4", a.ipv4, std::string("tunnel address with prefix length (default ") +
-                                      default_ipv4 + ")");
-  c->add_option("--mtu", a.mtu, "TUN MTU")->capture_default_str()->check(CLI::Range(dp::kMinMtu, dp::kMaxMtu));
-  c->add_option("--route", a.routes, "extra prefix to route through the tunnel (repeatable)");
-  c->add_flag("!--no-tun-offload", a.tun_offload,
-              "plain TUN packets: no TCP super-packets to segment here (virtio_net_hdr offloads off)");
 }
 
 }  // namespace
@@ -104,7 +109,7 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   app->require_subcommand(1);
   app->set_help_all_flag("--help-all", "help for every subcommand");
   app->add_flag("-v,--verbose", a.verbose, "more log output (-v debug, -vv trace)");
-  app->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  add_settings(app.get(), a, ctl::kOnMain);
 
   app->add_subcommand("version", "print the version");
   auto* counters = app->add_subcommand("counters", "describe the packet counters (status, log lines and metrics use them)");
@@ -124,85 +129,19 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
 
   auto* server = app->add_subcommand("server", "run a server (concentrator)");
   server->add_option("--config", a.config, "config file (see `triglav config --server`); flags override it");
-  server->add_option("--key", a.key_file, "key file (from `triglav keygen`)");
   server->add_flag("--generate-key", a.generate_key, "generate a key (saved to --key FILE if given and missing)");
-  server->add_option("--listen", a.listen, "UDP address to listen on (repeatable)")->capture_default_str();
-  server->add_option("--address", a.addresses, "IP:PORT for the AuthKey (repeatable)");
-  server->add_option("--idle-timeout", a.idle_timeout_s, "seconds before an idle session is dropped")
-      ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
-  server->add_flag("--nat-outbound", a.nat_outbound,
-                   "forward the clients' traffic and masquerade it on the other interfaces (nftables)");
-  server->add_option("--ipv6-prefix", a.ipv6_prefix,
-                     "the tunnel's IPv6 /64: auto (a unique local prefix from the key), none, or e.g. "
-                     "fd12:3456:789a:1::/64; clients get prefix::A.B.C.D")
-      ->capture_default_str();
-  server->add_flag("--tcp-fallback", a.tcp_fallback,
-                   "also accept clients over TCP on each --listen port, for networks that block UDP");
-  server->add_flag("--allow-benchmark", a.allow_benchmark,
-                   "accept `triglav benchmark` sessions: synthetic traffic, counted and dropped, never on the TUN");
-  server->add_option("--max-connections", a.max_connections, "clients served at once")
-      ->capture_default_str()->check(CLI::Range(1, 1'000'000));
-  server->add_option("--client-route", a.client_routes,
-                     "NAME=PREFIX: a network behind the client with key NAME, routed to it (repeatable)");
-  server->add_option("--authorized-clients", a.authorized_clients,
-                     "only clients whose key is in this file (or directory of files) may connect; "
-                     "changes apply within a second");
-  server->add_option("--reject-after", a.reject_after_s, "seconds after which a session not rekeyed is dropped")
-      ->capture_default_str()->check(CLI::Range(2.0, 7200.0));
-  server->add_option("--max-clock-skew", a.max_clock_skew_s,
-                     "seconds a client's clock may differ from ours; older or newer initiations are refused")
-      ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
-  add_tun_options(server, a, "10.0.85.1/24");
-  add_strategy_option(server, a);
-  add_probe_option(server, a);
+  add_settings(server, a, ctl::kOnServer);
   add_ops_options(server, a);
 
   auto* tun = app->add_subcommand("tun", "run a client: bring up a TUN device and connect");
   tun->add_option("--config", a.config, "config file (see `triglav config --client`); flags override it");
   tun->add_option("authkey", a.authkey, "the server's AuthKey (tg1_...); or auth_key in the config");
-  tun->add_option("--endpoint", a.endpoint, "server IP:PORT, instead of the AuthKey's addresses");
-  tun->add_option("--handshake-timeout", a.handshake_timeout_s, "seconds to wait for the server")
-      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-  add_tun_options(tun, a, "assigned by the server from its tunnel prefix");
-  tun->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; default: one uplink by the routing table)");
-  tun->add_flag("--auto-discover", a.auto_discover,
-                "use every interface that is up with an IPv4 address as an uplink, and follow them");
-  tun->add_flag("--full-tunnel", a.full_tunnel,
-                "send all traffic through the tunnel (policy routing), except the uplinks' own and --exclude");
-  tun->add_option("--exclude", a.exclude, "with --full-tunnel: a prefix that bypasses the tunnel, e.g. the LAN (repeatable)");
-  tun->add_flag("--gateway", a.gateway,
-                "bond a LAN behind this host: forward its traffic into the tunnel, masqueraded to the tunnel address");
-  tun->add_flag("!--no-gateway-nat", a.gateway_nat,
-                "with --gateway: forward the LAN's packets unchanged (the server routes the LAN to this client)");
-  tun->add_option("--dns", a.dns, "DNS server to use through the tunnel while connected (repeatable, up to 3); "
-                                  "/etc/resolv.conf is restored on exit");
-  tun->add_option("--client-key", a.client_key_file, "this client's key file (`triglav keygen --client`)");
-  tun->add_option("--rekey-after", a.rekey_after_s, "seconds between new handshakes of each uplink")
-      ->capture_default_str()->check(CLI::Range(1.0, 3600.0));
-  tun->add_option("--reject-after", a.reject_after_s, "seconds after which a session that could not rekey is dropped")
-      ->capture_default_str()->check(CLI::Range(2.0, 7200.0));
-  tun->add_flag("--tcp-fallback", a.tcp_fallback,
-                "an uplink whose UDP handshakes go unanswered tries TCP to the server's port (its --tcp-fallback)");
-  tun->add_option("--tcp-fallback-after", a.tcp_fallback_after_s, "seconds of unanswered UDP before an uplink tries TCP")
-      ->capture_default_str()->check(CLI::Range(0.1, 600.0));
-  tun->add_option("--retry-delay", a.retry_delay_s, "seconds between handshake attempts of an uplink")
-      ->capture_default_str()->check(CLI::Range(0.05, 600.0));
-  tun->add_option("--max-retries", a.max_retries,
-                  "unanswered handshakes in a row after which an uplink waits twice as long each time (up to 30 s); "
-                  "0: never slow down")
-      ->capture_default_str()->check(CLI::Range(0, 1'000'000));
-  tun->add_option("--max-uplinks", a.max_uplinks, "uplinks at most")
-      ->capture_default_str()->check(CLI::Range(1, static_cast<int>(dp::kMaxUplinks)));
-  add_strategy_option(tun, a);
-  add_probe_option(tun, a);
+  add_settings(tun, a, ctl::kOnClient);
   add_ops_options(tun, a);
-  tun->add_option("--weights", a.weights, "per-uplink weights for weighted_round_robin, in -i order")
-      ->delimiter(',')->check(CLI::PositiveNumber);
 
   auto* bench = app->add_subcommand(
       "benchmark", "measure the encrypted multipath transport to a server (--allow-benchmark there): no TUN, no root");
   bench->add_option("authkey", a.authkey, "the server's AuthKey (tg1_...)")->required();
-  bench->add_option("--endpoint", a.endpoint, "server IP:PORT, instead of the AuthKey's addresses");
   bench->add_option("-t,--duration", a.bench.duration_s, "seconds to measure")
       ->capture_default_str()->check(CLI::Range(1.0, 86400.0));
   bench->add_option("--interval", a.bench.interval_s, "seconds per report line")
@@ -212,22 +151,9 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   bench->add_flag("-R,--reverse", a.bench_reverse, "the server sends, this client receives");
   bench->add_flag("--bidir", a.bench_bidir, "both send at once");
   bench->add_flag("--json", a.bench.json, "one JSON object at the end instead of the report lines");
-  bench->add_option("-i,--interface", a.interfaces, "uplink interface (repeatable; binding one needs CAP_NET_RAW)");
-  bench->add_flag("--auto-discover", a.auto_discover, "every interface that is up with an IPv4 address, followed");
-  bench->add_option("--client-key", a.client_key_file, "this client's key file (`triglav keygen --client`)");
-  bench->add_option("--handshake-timeout", a.handshake_timeout_s, "seconds to wait for the server")
-      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-  bench->add_option("--mtu", a.mtu, "inner packet size of the streams")->capture_default_str()->check(CLI::Range(dp::kMinMtu, dp::kMaxMtu));
   bench->add_option("--aead", a.aead, "ChaCha20-Poly1305 implementation: auto, libsodium or openssl")
       ->capture_default_str()->check(CLI::IsMember({"auto", "libsodium", "openssl"}));
-  bench->add_option("--workers", a.workers, "dataplane worker threads (0: one per CPU)")
-      ->check(CLI::Range(0, static_cast<int>(dp::kMaxWorkers)));
-  bench->add_option("--cipher", a.cipher, "transport cipher: auto, chacha20-poly1305 or aes-256-gcm")
-      ->check(CLI::IsMember({"auto", "chacha20-poly1305", "aes-256-gcm"}));
-  add_strategy_option(bench, a);
-  add_probe_option(bench, a);
-  bench->add_option("--weights", a.weights, "per-uplink weights for weighted_round_robin, in -i order")
-      ->delimiter(',')->check(CLI::PositiveNumber);
+  add_settings(bench, a, ctl::kOnBench);
 
   auto* status = app->add_subcommand("status", "show a running client's or server's uplinks, health and traffic");
   add_query_options(status, a);

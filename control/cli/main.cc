@@ -34,8 +34,13 @@ int main(int argc, char** argv) {
   auto app = make_app(a);
   try {
     app->parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app->exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app->exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "triglav: error: %s (see triglav --help)\n", e.what());
+    return 1;
   }
   // SIGHUP: the file again, the same flags over it; what may change at run time.
   ctl::ReloadFn reload;
