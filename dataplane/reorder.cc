@@ -1,0 +1,214 @@
+#include "dataplane/reorder.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+#include "dataplane/mix.h"
+
+namespace triglav::dp {
+namespace {
+
+// a - b in sequence space: negative when a is older.
+inline std::int32_t diff(std::uint32_t a, std::uint32_t b) noexcept { return static_cast<std::int32_t>(a - b); }
+
+bool power_of_two(std::uint32_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
+
+constexpr unsigned kProbe = 8;  // table slots searched per lookup
+
+}  // namespace
+
+Reorder::Reorder(const ReorderConfig& cfg) : cfg_(cfg) {
+  if (!power_of_two(cfg_.per_flow)) cfg_.per_flow = 1024;
+  if (!power_of_two(cfg_.flows)) cfg_.flows = 256;
+  if (!power_of_two(cfg_.senders)) cfg_.senders = 256;
+  senders_.resize(cfg_.senders);
+  flows_.resize(cfg_.flows);
+  window_.assign(static_cast<std::size_t>(cfg_.flows) * cfg_.per_flow, kNone);
+  slots_.resize(cfg_.slots);
+  pool_.resize(static_cast<std::size_t>(cfg_.slots) * cfg_.slot_bytes);
+  free_.reserve(cfg_.slots);
+  for (std::uint32_t i = cfg_.slots; i-- > 0;) free_.push_back(i);
+  waiting_.reserve(cfg_.flows);
+  ready_.reserve(cfg_.slots);
+}
+
+Reorder::Sender* Reorder::sender_for(std::uint64_t client, std::uint8_t sender, std::int64_t now) noexcept {
+  const std::uint64_t key = mix64(client ^ (std::uint64_t{sender} + 1) * 0x9e3779b97f4a7c15ull) | 1;
+  const std::uint32_t mask = cfg_.senders - 1;
+  Sender* spare = nullptr;
+  for (unsigned i = 0; i < kProbe; ++i) {
+    Sender& s = senders_[(key + i) & mask];
+    if (s.key == key) return &s;
+    if (spare == nullptr && (s.key == 0 || now - s.last_ns > cfg_.flow_idle_ns)) spare = &s;
+  }
+  if (spare == nullptr) return nullptr;
+  *spare = Sender{};
+  spare->key = key;
+  return spare;
+}
+
+Reorder::Flow* Reorder::flow_for(std::uint64_t key, std::uint32_t sender, std::uint32_t flow_seq,
+                                 std::int64_t now) noexcept {
+  const std::uint32_t mask = cfg_.flows - 1;
+  Flow* spare = nullptr;
+  for (unsigned i = 0; i < kProbe; ++i) {
+    Flow& f = flows_[(key + i) & mask];
+    if (f.key == key && f.sender == sender && now - f.last_ns <= cfg_.flow_idle_ns) return &f;
+    if (f.key == key) {  // the same flow after a long silence, or its sender's entry was reused
+      spare = &f;
+      break;
+    }
+    if (spare == nullptr && (f.key == 0 || now - f.last_ns > cfg_.flow_idle_ns)) spare = &f;
+  }
+  if (spare == nullptr) return nullptr;
+  if (spare->held > 0) drop_flow(*spare, now);
+  *spare = Flow{};
+  spare->key = key;
+  spare->sender = sender;
+  spare->next = flow_seq;
+  return spare;
+}
+
+std::uint32_t Reorder::take_slot() noexcept {
+  if (free_.empty()) return kNone;
+  const std::uint32_t s = free_.back();
+  free_.pop_back();
+  return s;
+}
+
+Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int64_t now) noexcept {
+  Sender* s = p.uplink < kMaxUplinks ? sender_for(p.client, p.sender, now) : nullptr;
+  if (s == nullptr) {
+    ++stats_.untracked;
+    return Verdict::Deliver;
+  }
+  s->last_ns = now;
+  std::uint32_t& top = s->max_seq[p.uplink];
+  if (!(s->seen >> p.uplink & 1) || diff(p.send_seq, top) > 0) top = p.send_seq;
+  s->seen |= UplinkMask{1} << p.uplink;
+  s->seen_ns[p.uplink] = now;
+  const auto sender_index = static_cast<std::uint32_t>(s - senders_.data());
+  const std::uint64_t key = mix64(p.flow ^ s->key * 0xc2b2ae3d27d4eb4full) | 1;
+  Flow* f = flow_for(key, sender_index, p.flow_seq, now);
+  if (f == nullptr) {
+    ++stats_.untracked;
+    return Verdict::Deliver;
+  }
+  f->last_ns = now;
+  f->wait_ns = wait_ns;
+  const std::int32_t d = diff(p.flow_seq, f->next);
+  Verdict v = Verdict::Deliver;
+  if (d < 0) {
+    ++stats_.late;
+  } else if (d == 0) {
+    ++stats_.in_order;
+    ++f->next;
+    release_run(*f, now);
+  } else if (static_cast<std::uint32_t>(d) >= cfg_.per_flow || free_.empty()) {
+    // Beyond the window, or no slot left: give up this flow's gaps up to p.
+    ++stats_.overflows;
+    while (f->held > 0) skip_gap(*f, now);
+    f->next = p.flow_seq + 1;
+    v = ready_.empty() ? Verdict::Deliver : Verdict::DrainFirst;
+  } else {
+    std::uint32_t& c = cell(*f, p.flow_seq);
+    if (c != kNone) return Verdict::Duplicate;
+    const std::uint32_t slot = take_slot();
+    const std::uint32_t n = std::min(p.len, cfg_.slot_bytes - cfg_.headroom);
+    std::memcpy(pool_.data() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, p.data, n);
+    slots_[slot] = Slot{now, p.send_seq, p.flow_seq, n, p.partial};
+    c = slot;
+    ++held_total_;
+    ++stats_.held;
+    if (f->held++ == 0) {
+      f->wait_pos = static_cast<std::uint32_t>(waiting_.size());
+      waiting_.push_back(static_cast<std::uint32_t>(f - flows_.data()));
+      f->deadline_ns = now + wait_ns;
+    }
+    v = Verdict::Held;
+  }
+  // This packet may have moved its uplink past a gap of any waiting flow of its sender.
+  for (std::size_t i = 0; i < waiting_.size();) {
+    const std::uint32_t fi = waiting_[i];
+    if (flows_[fi].sender == sender_index) settle(flows_[fi], now);
+    if (i < waiting_.size() && waiting_[i] == fi) ++i;  // else it left, and another took place i
+  }
+  return v;
+}
+
+void Reorder::emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept {
+  std::uint32_t& c = cell(f, seq);
+  const std::uint32_t slot = c;
+  c = kNone;
+  --f.held;
+  --held_total_;
+  const Slot& s = slots_[slot];
+  const std::int64_t ms = (now - s.arrived_ns) / 1'000'000;
+  ++stats_.residence[ms < 1 ? 0 : ms < 4 ? 1 : ms < 16 ? 2 : ms < 64 ? 3 : 4];
+  ready_.push_back({slot, pool_.data() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, s.len,
+                    s.partial});
+  if (f.held == 0) {  // leaves waiting_
+    const std::uint32_t pos = f.wait_pos;
+    waiting_[pos] = waiting_.back();
+    flows_[waiting_[pos]].wait_pos = pos;
+    waiting_.pop_back();
+  }
+}
+
+void Reorder::release_run(Flow& f, std::int64_t now) noexcept {
+  while (f.held > 0 && cell(f, f.next) != kNone) {
+    emit(f, f.next, now);
+    ++f.next;
+  }
+  if (f.held > 0) f.deadline_ns = slots_[cell(f, first_held(f))].arrived_ns + f.wait_ns;
+}
+
+std::uint32_t Reorder::first_held(const Flow& f) noexcept {
+  std::uint32_t seq = f.next;
+  for (std::uint32_t i = 0; i < cfg_.per_flow && cell(f, seq) == kNone; ++i) ++seq;
+  return seq;
+}
+
+void Reorder::skip_gap(Flow& f, std::int64_t now) noexcept {
+  f.next = first_held(f);
+  release_run(f, now);
+}
+
+void Reorder::settle(Flow& f, std::int64_t now) noexcept {
+  const Sender& s = senders_[f.sender];
+  while (f.held > 0) {
+    const std::uint32_t sent = slots_[cell(f, first_held(f))].send_seq;  // the gap was sent before this
+    for (unsigned u = 0; u < kMaxUplinks; ++u)
+      if ((s.seen >> u & 1) && now - s.seen_ns[u] <= cfg_.uplink_active_ns && diff(s.max_seq[u], sent) < 0)
+        return;  // uplink u may still bring it
+    ++stats_.lost_gaps;
+    skip_gap(f, now);
+  }
+}
+
+void Reorder::expire(std::int64_t now) noexcept {
+  for (std::size_t i = 0; i < waiting_.size();) {
+    Flow& f = flows_[waiting_[i]];
+    while (f.held > 0 && f.deadline_ns <= now) {
+      ++stats_.timeout_gaps;
+      skip_gap(f, now);
+    }
+    if (f.held > 0) ++i;  // else it left waiting_ and another took place i
+  }
+}
+
+std::int64_t Reorder::next_deadline() const noexcept {
+  std::int64_t t = INT64_MAX;
+  for (std::uint32_t i : waiting_) t = std::min(t, flows_[i].deadline_ns);
+  return t;
+}
+
+void Reorder::drop_flow(Flow& f, std::int64_t now) noexcept {
+  while (f.held > 0) {
+    ++stats_.overflows;
+    skip_gap(f, now);
+  }
+}
+
+}  // namespace triglav::dp
