@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """Aggregation side by side: triglav bonding two tbf-shaped veth uplinks (8 TCP streams
-through the tunnel) and kernel MPTCP over the same shaping (one connection,
-../shared/lab/netns-mptcp.sh), in one sitting, alternating. Prints each as a fraction of
-the summed link rates.
+through the tunnel, or --streams N) and kernel MPTCP over the same shaping (one
+connection, ../shared/lab/netns-mptcp.sh), in one sitting, alternating. Prints each as a
+fraction of the summed link rates, and with --alone triglav over the faster path only.
 
   sudo bench/compare_mptcp.py [path/to/triglav] [--rates 50+30,400+300] [-t SECONDS] [--rounds N]
-                              [--link-mtu 9000]
+                              [--link-mtu 9000] [--streams N] [--strategy S] [--alone]
+
+One TCP flow striped over both paths: --streams 1 --strategy aggregate --alone.
 
 --link-mtu sets the MTU of both paths (jumbo frames) and triglav's TUN MTU to 80 bytes
 less; MPTCP then runs over the same paths set up here the way the anchor script does
@@ -57,18 +59,20 @@ def make_paths(lab, r1, r2, link_mtu, mptcp=False):
     return ifs
 
 
-def triglav(binary, r1, r2, seconds, strategy, link_mtu=1500):
+def triglav(binary, r1, r2, seconds, strategy, link_mtu=1500, streams=8, alone=False):
+    """iperf3 through triglav over both shaped paths, or (alone) over the faster one only."""
     lab = lablib.Lab(binary, tmp_prefix="tgbm-")
     try:
         ifs = make_paths(lab, r1, r2, link_mtu)
         mtu = ["--mtu", str(link_mtu - 80)]
         _, key = lab.triglav_server(NS_S, "--strategy", strategy, *mtu)
-        client, _ = lab.triglav_client(NS_C, key, "-i", ifs[0], "-i", ifs[1], "--strategy", strategy, *mtu,
-                                       timeout=15)
-        client.wait_for(r"handshake complete .* on uplink 1 ", timeout=15)
+        uplinks = ["-i", ifs[0] if r1 >= r2 else ifs[1]] if alone else ["-i", ifs[0], "-i", ifs[1]]
+        client, _ = lab.triglav_client(NS_C, key, *uplinks, "--strategy", strategy, *mtu, timeout=15)
+        if not alone:
+            client.wait_for(r"handshake complete .* on uplink 1 ", timeout=15)
         time.sleep(1.5)  # a few probe rounds
         lab.iperf3_server(NS_S, 5203)
-        return lablib.iperf3(NS_C, "10.0.85.1", 5203, seconds, streams=8)["mbit_s"]
+        return lablib.iperf3(NS_C, "10.0.85.1", 5203, seconds, streams=streams)["mbit_s"]
     finally:
         lab.cleanup()
 
@@ -107,6 +111,9 @@ def main():
     ap.add_argument("-t", "--time", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--strategy", default="adaptive")
+    ap.add_argument("--streams", type=int, default=8, help="TCP streams through the tunnel (default 8)")
+    ap.add_argument("--alone", action="store_true",
+                    help="also measure triglav over the faster path alone (the best single uplink)")
     ap.add_argument("--link-mtu", type=int, default=1500, help="MTU of both paths (default 1500)")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -120,17 +127,24 @@ def main():
             print(f"SKIP: {tool} is not installed (apt-get install mptcpd iperf3 iproute2)", file=sys.stderr)
             return 77
     binary = os.path.abspath(a.binary)
-    print(f"{'paths (Mbit/s)':>15}  {'triglav 8 streams':>18}  {'MPTCP 1 conn':>13}   (fraction of the summed rates;"
-          f" links of {a.link_mtu} bytes)")
+    alone_col = f"  {'faster path alone':>18}" if a.alone else ""
+    print(f"{'paths (Mbit/s)':>15}  {f'triglav {a.streams} streams':>18}  {'MPTCP 1 conn':>13}{alone_col}"
+          f"   (fraction of the summed rates; links of {a.link_mtu} bytes; medians of {a.rounds}, alternating)")
     for pair in a.rates.split(","):
         r1, r2 = (int(x) for x in pair.split("+"))
         total = r1 + r2
-        ours, theirs = [], []
+        ours, theirs, single = [], [], []
         for _ in range(a.rounds):
-            ours.append(triglav(binary, r1, r2, a.time, a.strategy, a.link_mtu))
+            ours.append(triglav(binary, r1, r2, a.time, a.strategy, a.link_mtu, a.streams))
             theirs.append(mptcp(r1, r2, a.time) if a.link_mtu == 1500 else mptcp_jumbo(r1, r2, a.time, a.link_mtu))
+            if a.alone:
+                single.append(triglav(binary, r1, r2, a.time, a.strategy, a.link_mtu, a.streams, alone=True))
         o, t = statistics.median(ours), statistics.median(theirs)
-        print(f"{pair:>15}  {o:8.1f} ({o / total * 100:5.1f} %)  {t:6.1f} ({t / total * 100:5.1f} %)", flush=True)
+        line = f"{pair:>15}  {o:8.1f} ({o / total * 100:5.1f} %)  {t:6.1f} ({t / total * 100:5.1f} %)"
+        if single:
+            s = statistics.median(single)
+            line += f"  {s:8.1f} ({s / total * 100:5.1f} %)"
+        print(line + f"   triglav/MPTCP {o / t:.2f}", flush=True)
     return 0
 
 

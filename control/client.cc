@@ -28,6 +28,7 @@
 #include "io/tun_device.h"
 
 #include "control/client_impl.h"
+#include "dataplane/socket_filter.h"
 
 namespace triglav::ctl {
 namespace client_detail {
@@ -37,6 +38,9 @@ std::vector<io::UdpSocket> uplink_sockets(const ClientOptions& opt, unsigned wor
   const bool v6 = opt.endpoints.front().family() == AF_INET6;
   std::vector<io::UdpSocket> s = io::UdpSocket::bind_group(
       v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), workers, device, opt.socket_buffer);
+  // One sending worker of the server reaches one of ours on every uplink (the receiver
+  // indices share their low byte): dp::steering_program.
+  if (workers > 1) s.front().attach_reuseport_program(dp::steering_program(workers));
   if (opt.tun.full_tunnel)
     for (auto& one : s) one.set_mark(kUplinkMark);
   return s;
@@ -161,7 +165,11 @@ void Client::on_message(const dp::ControlMessage& m) {
     return;
   }
   if (m.kind == dp::ControlMessage::Kind::Pong) {
-    if (prober_.on_pong(m.session_index, {m.data.data(), m.len}, monotonic_ns())) publish();
+    // aggregate places each packet by the uplinks' latest RTT and rate: every answer
+    // goes to the workers at once (one client: a publish is cheap).
+    if (prober_.on_pong(m.session_index, {m.data.data(), m.len}, monotonic_ns()) ||
+        sched_.strategy == dp::Strategy::Aggregate)
+      publish();
     return;
   }
   if (m.kind == dp::ControlMessage::Kind::Close) {

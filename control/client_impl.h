@@ -339,6 +339,8 @@ class Client final : public ControlLoop {
   const KernelNat* nat_;  // --gateway, for its entry count
   std::uint64_t handshakes_ = 0;
   std::uint64_t last_timestamp_ = 0;  // the newest initiation timestamp sent (send_initiation)
+  // The low byte of every receiver index we choose (1-255: an index is never 0).
+  const std::uint32_t index_low_ = static_cast<std::uint32_t>(crypto::random_u64() % 255) + 1;
   io::Ipv4Prefix address_ = opt_.tun.address;  // our tunnel address (0 until assigned)
   dp::SchedulerConfig sched_ = opt_.sched;  // SIGHUP may change these two
   std::vector<double> weights_ = opt_.weights;

@@ -43,14 +43,16 @@ void Client::on_link(int ifindex, bool up) {
 void Client::send_initiation(Uplink& u, Clock::time_point now) {
   dp::InitPayload p;
   p.uplink = static_cast<std::uint8_t>(u.id);
-  p.sender_index = static_cast<std::uint32_t>(crypto::random_u64()) | 1;  // never 0, which marks an initiation
+  // Never 0 (which marks an initiation); the low byte the same on every uplink, so that
+  // the server's packets reach our workers as dp::steering_program says.
+  p.sender_index = (static_cast<std::uint32_t>(crypto::random_u64()) & ~0xffu) | index_low_;
   p.inner_ipv4_be = address_.addr_be;  // 0 until the server assigned one
   // Timestamps grow within a run even if the clock steps back (NTP): the server refuses
   // one not newer than the last it took from this client, so a step back would stall rekeys.
   last_timestamp_ = std::max(last_timestamp_ + 1, static_cast<std::uint64_t>(io::realtime_ns()));
   p.timestamp_ns = last_timestamp_;
   p.client_id = group_->client_id;
-  p.ciphers = (opt_.aes256gcm ? dp::kOfferAes256Gcm : 0) | dp::kOfferChecksumPartial;
+  p.ciphers = (opt_.aes256gcm ? dp::kOfferAes256Gcm : 0) | dp::kOfferChecksumPartial | dp::kOfferStriped;
   if (opt_.bench.enabled)
     p.mode = static_cast<std::uint8_t>(
         dp::kModeBenchmark |
@@ -280,6 +282,7 @@ void Client::install(Uplink& u, ClientHandshake::Established& est, const io::End
   s->tx_key = crypto::TransportKey(std::move(est.keys.send), cipher);
   s->rx_key = crypto::TransportKey(std::move(est.keys.recv), cipher);
   s->peer_takes_partial = est.response.checksum_partial;
+  s->peer_takes_striped = est.response.striped;
   s->set_peer(from);
   s->last_rx_ns.store(io::coarse_ns());
   s->confirmed.store(true, std::memory_order_relaxed);  // the response proved the server holds its key

@@ -57,7 +57,8 @@ std::optional<ClientHandshake::Established> ClientHandshake::finish(
       !dp::decode_response_payload({body, *n}, e.response) ||
       e.response.sender_index != static_cast<std::uint32_t>(h.counter) ||
       (e.response.cipher == 1 && (ciphers_ & dp::kOfferAes256Gcm) == 0) ||  // a cipher we never offered
-      (e.response.checksum_partial && (ciphers_ & dp::kOfferChecksumPartial) == 0)) {
+      (e.response.checksum_partial && (ciphers_ & dp::kOfferChecksumPartial) == 0) ||
+      (e.response.striped && (ciphers_ & dp::kOfferStriped) == 0)) {
     return std::nullopt;
   }
   e.keys = noise_.split();

@@ -191,8 +191,10 @@ dp::UplinkView Prober::view(const dp::Session* s) const {
   const Path& p = it->second;
   v.state = p.health.state();
   v.srtt_ms = p.stats.has_rtt() ? p.stats.srtt_ms() : -1;
+  v.base_rtt_ms = p.stats.has_rtt() ? p.stats.base_rtt_ms() : -1;
   v.loss = p.stats.loss();
   v.throughput_bps = p.stats.has_delivered() ? p.stats.delivered_bps() : p.stats.throughput_bps();
+  v.recent_bps = p.stats.recent_max_bps();
   v.healthy_since_ns = p.healthy_since_ns;
   return v;
 }

@@ -169,7 +169,11 @@ void Server::reread_authorized(bool force) {
 
 void Server::on_message(const dp::ControlMessage& m) {
   if (m.kind == dp::ControlMessage::Kind::Pong) {
-    if (prober_.on_pong(m.session_index, {m.data.data(), m.len}, monotonic_ns())) publish();
+    const std::int64_t now = monotonic_ns();
+    const bool changed = prober_.on_pong(m.session_index, {m.data.data(), m.len}, now);
+    // aggregate places each packet by the uplinks' latest RTT and rate: fresher views,
+    // at most kStripePublishNs apart (a publish costs O(clients)).
+    if (changed || (sched_.strategy == dp::Strategy::Aggregate && now - last_publish_ >= kStripePublishNs)) publish();
     return;
   }
   if (m.kind == dp::ControlMessage::Kind::Control) {
@@ -334,9 +338,10 @@ int run_server(const ServerOptions& opt) {
     tun.address6 = a;
   }
   std::vector<std::vector<io::UdpSocket>> socks;  // per address, one per worker: SO_REUSEPORT
-  for (const auto& e : opt.listen) {                // spreads clients' addresses over workers
+  for (const auto& e : opt.listen) {                // steered: dp::steering_program
     socks.push_back(io::UdpSocket::bind_group(e, tun.workers, {}, opt.socket_buffer));
     for (auto& s : socks.back()) s.attach_filter(dp::server_socket_filter());
+    if (tun.workers > 1) socks.back().front().attach_reuseport_program(dp::steering_program(tun.workers));
   }
 
   crypto::AuthKey ak;

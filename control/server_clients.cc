@@ -2,6 +2,7 @@
 // key's networks), the sessions of each uplink through rekeys, and the sweep of the
 // silent ones.
 #include "control/server_impl.h"
+#include "dataplane/mix.h"
 
 namespace triglav::ctl::server_detail {
 
@@ -87,11 +88,12 @@ void Server::on_initiation(const dp::ControlMessage& m) {
         auto known = clients_.find(in.client_id);
         epoch = known != clients_.end() && known->second.group ? known->second.group->epoch : crypto::random_u64();
         out.group_epoch = epoch;
-        index = new_index();
+        index = new_index(in.client_id);
         out.sender_index = index;
         out.cipher = (in.ciphers & dp::kOfferAes256Gcm) != 0 && opt_.aes256gcm ? 1 : 0;
         out.benchmark = (in.mode & dp::kModeBenchmark) != 0;
         out.checksum_partial = (in.ciphers & dp::kOfferChecksumPartial) != 0;
+        out.striped = (in.ciphers & dp::kOfferStriped) != 0;
         if (v6_) out.ipv6_prefix = *v6_;
         out.server_ipv4_be = opt_.tun.address.addr_be;
         out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
@@ -184,6 +186,7 @@ void Server::on_initiation(const dp::ControlMessage& m) {
   s->tx_key = crypto::TransportKey(std::move(r->keys.send), cipher);
   s->rx_key = crypto::TransportKey(std::move(r->keys.recv), cipher);
   s->peer_takes_partial = r->answer.checksum_partial;  // the client offered it
+  s->peer_takes_striped = r->answer.striped;
   s->set_peer(m.from);
   s->last_rx_ns.store(io::coarse_ns());
   s->established_ns = monotonic_ns();
@@ -364,10 +367,16 @@ bool Server::address_allowed(std::uint32_t ip_be) const {
   return true;
 }
 
-std::uint32_t Server::new_index() {
+// A receiver index for a session of the client: random, but with a low byte the same
+// for all of one client's sessions (from its id and a secret of this run), so that what
+// one of its workers sends reaches one of ours on every uplink (dp::steering_program),
+// while clients spread over the workers.
+std::uint32_t Server::new_index(std::uint64_t client_id) {
+  const std::uint32_t low = static_cast<std::uint32_t>(dp::mix64(client_id ^ index_secret_)) & 0xffu;
   for (;;) {
     std::uint32_t v;
     crypto::random_bytes({reinterpret_cast<std::uint8_t*>(&v), sizeof v});
+    v = (v & ~0xffu) | low;
     if (v != 0 && !sessions_.contains(v)) return v;
   }
 }

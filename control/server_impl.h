@@ -180,7 +180,8 @@ class Server final : public ControlLoop {
 
   bool address_allowed(std::uint32_t ip_be) const;
 
-  std::uint32_t new_index();
+  std::uint32_t new_index(std::uint64_t client_id);
+  const std::uint64_t index_secret_ = crypto::random_u64();
 
   // Once a second: idle sessions, sessions not rekeyed within reject_after, and
   // replaced sessions whose grace period is over.
@@ -216,6 +217,7 @@ class Server final : public ControlLoop {
   std::uint64_t version_ = 0;
   Prober prober_{opt_.probe};
   std::int64_t last_publish_ = 0;
+  static constexpr std::int64_t kStripePublishNs = 250'000'000;
   std::uint64_t rejects_ = 0;
   int tokens_ = kErrorTokens;
   std::vector<std::uint32_t> pending_;  // session indices awaiting their first packet

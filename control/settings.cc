@@ -112,7 +112,7 @@ bool apply_port_range(const std::string& v, Settings& s) {
 
 constexpr const char* kStrategies =
     "adaptive, lowest_latency, lowest_loss, weighted_round_robin, bandwidth_proportional, redundant, "
-    "primary_backup, ecmp_aware";
+    "primary_backup, ecmp_aware, aggregate";
 constexpr const char* kCiphers = "auto, chacha20-poly1305, aes-256-gcm";
 constexpr const char* kLevels = "trace, debug, info, warn, error, off";
 

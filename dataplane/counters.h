@@ -40,6 +40,30 @@ namespace triglav::dp {
     "Inner packets read from the TUN device (each segment of a super-packet counted).")                       \
   X(TxRedundantCopies, "tx_redundant_copies", Total, Tx, "triglav_packets_retransmitted_total",                \
     "Data packets sent again on another uplink: the redundant strategy's extra copies.")                      \
+  X(TxStriped, "tx_striped", Total, Tx, "triglav_striped_packets_sent_total",                                \
+    "Data packets of striped flows (strategy aggregate), each on the uplink where it arrives first.")         \
+  X(RxReordered, "rx_reordered", Total, Rx, "triglav_reorder_held_total",                                     \
+    "Striped packets that arrived ahead of a gap in their flow and waited in the reorder buffer.")           \
+  X(RxReorderLate, "rx_reorder_late", Total, Rx, "triglav_reorder_late_total",                               \
+    "Striped packets that arrived after their flow had given their gap up: delivered late.")                 \
+  X(RxReorderLostGaps, "rx_reorder_lost_gaps", Total, Rx, "triglav_reorder_lost_gaps_total",                 \
+    "Gaps in striped flows given up as lost once every active uplink had delivered a later packet.")         \
+  X(RxReorderTimeoutGaps, "rx_reorder_timeout_gaps", Total, Rx, "triglav_reorder_timeout_gaps_total",        \
+    "Gaps in striped flows given up when their wait (one-way-delay spread plus jitter) ran out.")            \
+  X(RxReorderOverflows, "rx_reorder_overflows", Total, Rx, "triglav_reorder_overflows_total",                \
+    "Gaps in striped flows given up because the reorder buffer's memory bound was reached.")                 \
+  X(RxReorderUntracked, "rx_reorder_untracked", Total, Rx, "triglav_reorder_untracked_total",                \
+    "Striped packets delivered unordered: the reorder buffer's flow table had no room for their flow.")      \
+  X(RxReorderWait1ms, "rx_reorder_wait_under_1ms", Total, Rx, "triglav_reorder_wait_under_1ms_total",        \
+    "Reordered packets that waited less than 1 ms.")                                                         \
+  X(RxReorderWait4ms, "rx_reorder_wait_1_4ms", Total, Rx, "triglav_reorder_wait_1_4ms_total",                \
+    "Reordered packets that waited 1 to 4 ms.")                                                              \
+  X(RxReorderWait16ms, "rx_reorder_wait_4_16ms", Total, Rx, "triglav_reorder_wait_4_16ms_total",             \
+    "Reordered packets that waited 4 to 16 ms.")                                                             \
+  X(RxReorderWait64ms, "rx_reorder_wait_16_64ms", Total, Rx, "triglav_reorder_wait_16_64ms_total",           \
+    "Reordered packets that waited 16 to 64 ms.")                                                            \
+  X(RxReorderWaitLong, "rx_reorder_wait_64ms_or_more", Total, Rx, "triglav_reorder_wait_64ms_or_more_total", \
+    "Reordered packets that waited 64 ms or more.")                                                          \
   X(TxGsoSends, "tx_gso_sends", Total, Tx, "triglav_udp_gso_sends_total",                                      \
     "Sends that carried several datagrams (UDP GSO).")                                                        \
   X(RxGroReceives, "rx_gro_receives", Total, Rx, "triglav_udp_gro_receives_total",                             \

@@ -52,18 +52,14 @@ void FlowTable::clear() noexcept {
   live_ = 0;
 }
 
-UplinkMask FlowTable::route(std::uint64_t hash, std::int64_t now_ns, Scheduler& sched) noexcept {
-  if (sched.config().strategy == Strategy::Redundant) return sched.pick(hash);
+FlowTable::Entry& FlowTable::entry(std::uint64_t hash, std::int64_t now_ns, bool& fresh) noexcept {
   Entry* victim = nullptr;
   for (unsigned i = 0; i < kProbe; ++i) {
     Entry& e = slots_[(hash + i) & mask_];
     if (e.hash == hash) {
       e.last_ns = now_ns;
-      if (e.uplink & sched.usable_mask()) return e.uplink;
-      // Its uplink became unusable: move the flow now.
-      e.uplink = sched.pick(hash);
-      ++moved_;
-      return e.uplink;
+      fresh = false;
+      return e;
     }
     const bool stale = e.hash != 0 && now_ns - e.last_ns > kIdleNs;
     if (e.hash == 0 || stale) {
@@ -73,10 +69,32 @@ UplinkMask FlowTable::route(std::uint64_t hash, std::int64_t now_ns, Scheduler& 
     }
   }
   if (victim->hash == 0) ++live_;
+  *victim = Entry{};
   victim->hash = hash;
   victim->last_ns = now_ns;
-  victim->uplink = sched.pick(hash);
-  return victim->uplink;
+  // A striped flow's sequence starts anywhere: a receiver still holding an older flow of
+  // this hash sees a jump, not a replay of numbers it already passed.
+  victim->seq = static_cast<std::uint32_t>(mix64(hash ^ static_cast<std::uint64_t>(now_ns)));
+  fresh = true;
+  return *victim;
+}
+
+UplinkMask FlowTable::route(std::uint64_t hash, std::int64_t now_ns, Scheduler& sched) noexcept {
+  if (sched.config().strategy == Strategy::Redundant) return sched.pick(hash);
+  bool fresh = false;
+  Entry& e = entry(hash, now_ns, fresh);
+  if (fresh) {
+    e.uplink = sched.pick(hash);
+  } else if (!(e.uplink & sched.usable_mask())) {
+    e.uplink = sched.pick(hash);  // its uplink became unusable: move the flow now
+    ++moved_;
+  }
+  return e.uplink;
+}
+
+std::uint32_t FlowTable::next_seq(std::uint64_t hash, std::int64_t now_ns) noexcept {
+  bool fresh = false;
+  return entry(hash, now_ns, fresh).seq++;
 }
 
 }  // namespace triglav::dp

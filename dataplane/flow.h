@@ -27,6 +27,8 @@ class FlowTable {
   // usable, else a fresh scheduler pick, remembered. Redundant picks are not remembered
   // (every packet goes everywhere). 0 when nothing is usable.
   UplinkMask route(std::uint64_t hash, std::int64_t now_ns, Scheduler& sched) noexcept;
+  // A striped flow's next sequence number (strategy aggregate: dataplane/reorder.h).
+  std::uint32_t next_seq(std::uint64_t hash, std::int64_t now_ns) noexcept;
 
   // Forgets every flow (e.g. after the strategy changed).
   void clear() noexcept;
@@ -40,7 +42,11 @@ class FlowTable {
     std::uint64_t hash = 0;  // 0 = empty
     std::int64_t last_ns = 0;
     UplinkMask uplink = 0;
+    std::uint32_t seq = 0;  // striped flows: the next packet's sequence number
   };
+  // The flow's entry, made (fresh) if it had none: an empty slot, else a stale one, else
+  // the least recently used of its probe window.
+  Entry& entry(std::uint64_t hash, std::int64_t now_ns, bool& fresh) noexcept;
   std::vector<Entry> slots_;
   std::size_t mask_;
   std::size_t live_ = 0;

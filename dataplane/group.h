@@ -9,6 +9,7 @@
 
 #include "dataplane/replay_window.h"
 #include "dataplane/scheduler.h"
+#include "dataplane/stripe.h"
 #include "dataplane/wire.h"
 
 namespace triglav::dp {
@@ -17,6 +18,7 @@ namespace triglav::dp {
 // sequence numbers it stamps on the client's Data packets.
 struct alignas(64) GroupWorkerState {
   Scheduler sched;
+  Striper stripe;  // strategy aggregate: the uplink of each packet
   std::uint64_t views_version = 0;  // the GroupRoute version sched was last updated from
   std::uint32_t next_seq = 0;
 };
@@ -27,6 +29,7 @@ struct Subnet {
   bool contains(std::uint32_t addr_be) const noexcept { return (addr_be & mask_be) == net_be; }
 };
 inline constexpr std::size_t kMaxClientSubnets = 8;
+inline constexpr std::int64_t kDefaultReorderWaitNs = 50'000'000;
 
 struct Group {
   std::uint64_t client_id = 0;
@@ -50,6 +53,10 @@ struct Group {
   // Until the address moves to it (the control thread clears this), its sessions only
   // confirm themselves: their Data is dropped as drop_bad_source.
   std::atomic<bool> contending{false};
+  // How long a gap in a striped flow from this client may wait at the receiver
+  // (dataplane/reorder.h): the uplinks' one-way-delay spread plus a jitter allowance,
+  // set by the control thread with each route it publishes (make_route).
+  std::atomic<std::int64_t> reorder_wait_ns{kDefaultReorderWaitNs};
   std::array<GroupWorkerState, kMaxWorkers> workers{};
   std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
 };

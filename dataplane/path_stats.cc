@@ -7,6 +7,12 @@ namespace triglav::dp {
 
 void PathStats::on_rtt_sample(double r) noexcept {
   if (!(r >= 0)) return;
+  // The base RTT: the least of this window of kBaseWindow samples and the last one.
+  if (base_n_ == 0 || r < base_cur_) base_cur_ = r;
+  if (++base_n_ == kBaseWindow) {
+    base_prev_ = base_cur_;
+    base_n_ = 0;
+  }
   if (!has_rtt_) {
     srtt_ = r;
     rttvar_ = r / 2;
@@ -47,6 +53,8 @@ void PathStats::on_bytes(std::uint64_t bytes, double dt_s) noexcept { ema_rate(t
 
 void PathStats::on_delivered(std::uint64_t bytes, double dt_s, std::uint64_t sent_bytes) noexcept {
   if (dt_s <= 0) return;
+  recent_[recent_next_] = static_cast<double>(bytes) * 8 / dt_s;
+  recent_next_ = (recent_next_ + 1) % kRecentSamples;
   if (has_delivered_) {
     const double rate = static_cast<double>(bytes) * 8 / dt_s;
     const double sent_rate = static_cast<double>(sent_bytes) * 8 / dt_s;

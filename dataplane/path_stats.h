@@ -30,6 +30,10 @@ class PathStats {
   static constexpr double kAppLimitedHoldS = 3.0;
 
   bool has_rtt() const noexcept { return has_rtt_; }
+  // The least RTT of the last kBaseWindow to 2 kBaseWindow samples: the path without
+  // queueing (what srtt exceeds it by is the queue the path holds now).
+  static constexpr unsigned kBaseWindow = 32;
+  double base_rtt_ms() const noexcept { return base_n_ == 0 || base_prev_ < base_cur_ ? base_prev_ : base_cur_; }
   double srtt_ms() const noexcept { return srtt_; }
   double rttvar_ms() const noexcept { return rttvar_; }
   // RTO = SRTT + max(G, 4 RTTVAR), clamped to [min_ms, max_ms] (RFC 6298 (2.4), with a
@@ -39,11 +43,21 @@ class PathStats {
   unsigned samples() const noexcept { return count_; }
   double throughput_bps() const noexcept { return throughput_bps_; }  // sent
   bool has_delivered() const noexcept { return has_delivered_; }
+  // The highest delivered rate of the last kRecentSamples reports: follows an increase
+  // at once (the EMA takes seconds), for striping (dataplane/stripe.h).
+  static constexpr unsigned kRecentSamples = 8;
+  double recent_max_bps() const noexcept {
+    double m = 0;
+    for (double v : recent_) m = v > m ? v : m;
+    return m;
+  }
   double delivered_bps() const noexcept { return delivered_bps_; }
 
  private:
   bool has_rtt_ = false;
   double srtt_ = 0, rttvar_ = 0;
+  double base_cur_ = 0, base_prev_ = 1e300;
+  unsigned base_n_ = 0;
   std::bitset<kLossWindow> lost_;
   unsigned next_ = 0, count_ = 0;
   bool has_tp_ = false;
@@ -51,6 +65,8 @@ class PathStats {
   bool has_delivered_ = false;
   double delivered_bps_ = 0;
   double app_limited_s_ = 0;  // how long lower app-limited samples have been left out
+  double recent_[kRecentSamples] = {};
+  unsigned recent_next_ = 0;
 };
 
 }  // namespace triglav::dp

@@ -95,14 +95,17 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     ++stats_.untracked;
     return Verdict::Deliver;
   }
+  f->wait_ns = wait_for(*s, wait_ns, now);
   f->last_ns = now;
-  f->wait_ns = wait_ns;
   const std::int32_t d = diff(p.flow_seq, f->next);
   Verdict v = Verdict::Deliver;
   if (d < 0) {
     ++stats_.late;
+    // Its gap was given up too soon (or a wait was not yet learnt): wait longer.
+    if (d > -static_cast<std::int32_t>(cfg_.per_flow)) note_fill(*s, 1.5 * static_cast<double>(f->wait_ns), now);
   } else if (d == 0) {
     ++stats_.in_order;
+    if (f->held > 0) note_fill(*s, static_cast<double>(now - slots_[cell(*f, first_held(*f))].arrived_ns), now);
     ++f->next;
     release_run(*f, now);
   } else if (static_cast<std::uint32_t>(d) >= cfg_.per_flow || free_.empty()) {
@@ -124,7 +127,7 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     if (f->held++ == 0) {
       f->wait_pos = static_cast<std::uint32_t>(waiting_.size());
       waiting_.push_back(static_cast<std::uint32_t>(f - flows_.data()));
-      f->deadline_ns = now + wait_ns;
+      f->deadline_ns = now + f->wait_ns;
     }
     v = Verdict::Held;
   }
@@ -135,6 +138,18 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     if (i < waiting_.size() && waiting_[i] == fi) ++i;  // else it left, and another took place i
   }
   return v;
+}
+
+void Reorder::note_fill(Sender& s, double took, std::int64_t now) noexcept {
+  const double kept = s.fill_ns * std::max(0.0, 1.0 - static_cast<double>(now - s.fill_at_ns) / kFillMemoryNs);
+  s.fill_ns = std::min(std::max(kept, took), static_cast<double>(kMaxWaitNs));
+  s.fill_at_ns = now;
+}
+
+std::int64_t Reorder::wait_for(const Sender& s, std::int64_t group_wait, std::int64_t now) noexcept {
+  const double kept = s.fill_ns * std::max(0.0, 1.0 - static_cast<double>(now - s.fill_at_ns) / kFillMemoryNs);
+  const auto learnt = static_cast<std::int64_t>(kept * 1.25) + 2'000'000;
+  return std::min(std::max(group_wait, learnt), kMaxWaitNs);
 }
 
 void Reorder::emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept {

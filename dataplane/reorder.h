@@ -11,8 +11,11 @@
 //   - a gap is LOST, and what is held behind it released, as soon as every uplink that
 //     has carried this sender's packets lately has delivered one sent after the gap (an
 //     uplink delivers in order, so the missing packet is on none of them), or when the
-//     gap has waited the group's wait time (the uplinks' one-way-delay spread plus a
-//     jitter allowance, set by the worker), whichever comes first;
+//     gap has waited its wait time, whichever comes first. The wait is the larger of the
+//     group's (the uplinks' one-way-delay spread plus a jitter allowance, from the
+//     control thread's measurements) and what this sender's gaps needed lately: how
+//     long filled gaps had waited, with a quarter more, raised at once when a packet
+//     comes late, relaxing over about kFillMemoryNs; at most kMaxWaitNs;
 //   - a packet older than next (its gap was given up) is delivered at once: the inner
 //     TCP receiver would rather have it late than retransmitted.
 // Memory is fixed at construction: a pool of slots shared by all flows, at most
@@ -57,6 +60,9 @@ struct ReorderStats {
 
 class Reorder {
  public:
+  static constexpr std::int64_t kMaxWaitNs = 250'000'000;
+  static constexpr std::int64_t kFillMemoryNs = 10'000'000'000;
+
   explicit Reorder(const ReorderConfig& cfg = {});
 
   // One striped packet, authenticated and unique. client: the group's client id;
@@ -99,6 +105,7 @@ class Reorder {
   // The earliest moment a gap's wait runs out; INT64_MAX when nothing waits.
   std::int64_t next_deadline() const noexcept;
   void free_slot(std::uint32_t slot) noexcept { free_.push_back(slot); }
+  bool ready() const noexcept { return !ready_.empty(); }
 
   const ReorderStats& stats() const noexcept { return stats_; }
   std::size_t held() const noexcept { return held_total_; }
@@ -111,6 +118,8 @@ class Reorder {
     UplinkMask seen = 0;                      // uplinks that delivered any
     std::uint32_t max_seq[kMaxUplinks] = {};  // highest send sequence seen per uplink
     std::int64_t seen_ns[kMaxUplinks] = {};   // when
+    double fill_ns = 0;                       // how long gaps needed to fill, lately
+    std::int64_t fill_at_ns = 0;
   };
   struct Flow {
     std::uint64_t key = 0;  // 0: empty
@@ -146,6 +155,9 @@ class Reorder {
   // Gives up gaps while every recently active uplink has moved past them.
   void settle(Flow& f, std::int64_t now) noexcept;
   void emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept;
+  // A gap that took `took` ns to fill (or, late, at least that): the sender's estimate.
+  static void note_fill(Sender& s, double took, std::int64_t now) noexcept;
+  static std::int64_t wait_for(const Sender& s, std::int64_t group_wait, std::int64_t now) noexcept;
   void drop_flow(Flow& f, std::int64_t now) noexcept;
 
   ReorderConfig cfg_;

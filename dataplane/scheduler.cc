@@ -26,6 +26,7 @@ std::optional<Strategy> parse_strategy(std::string_view n) noexcept {
   if (n == "redundant") return Strategy::Redundant;
   if (n == "primary_backup") return Strategy::PrimaryBackup;
   if (n == "ecmp_aware") return Strategy::EcmpAware;
+  if (n == "aggregate") return Strategy::Aggregate;
   return std::nullopt;
 }
 
@@ -39,6 +40,7 @@ const char* strategy_name(Strategy s) noexcept {
     case Strategy::Redundant: return "redundant";
     case Strategy::PrimaryBackup: return "primary_backup";
     case Strategy::EcmpAware: return "ecmp_aware";
+    case Strategy::Aggregate: return "aggregate";
   }
   return "?";
 }
@@ -158,6 +160,7 @@ UplinkMask Scheduler::pick(std::uint64_t h) noexcept {
   const auto by_score = [this](std::size_t a, std::size_t b) { return score_[a] < score_[b]; };
   switch (cfg_.strategy) {
     case Strategy::Adaptive:
+    case Strategy::Aggregate:  // a flow that is not striped (the peer cannot reorder)
       return pick_weighted_hash(h);
     case Strategy::LowestLatency:
       return best_by([this](std::size_t a, std::size_t b) { return rtt_key(up_[a]) < rtt_key(up_[b]); });

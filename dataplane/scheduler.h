@@ -13,6 +13,10 @@
 //                           primary once it has been Healthy for the hysteresis time
 //   ecmp_aware              rendezvous hash of the flow: stable like an ECMP router, and
 //                           only the flows of an uplink that goes away move
+//   aggregate               every packet of a flow to the uplink where it is predicted
+//                           to arrive first (dataplane/stripe.h), the receiver putting the
+//                           flow back in order (dataplane/reorder.h); with a peer that
+//                           cannot reorder, flows are placed as by adaptive
 //
 // Flows use Healthy and Unknown uplinks; Degraded ones only when none of those is left
 // (prefer_healthy, the default; redundant sends copies on Degraded ones too, and
@@ -45,6 +49,7 @@ enum class Strategy : std::uint8_t {
   Redundant,
   PrimaryBackup,
   EcmpAware,
+  Aggregate,
 };
 
 std::optional<Strategy> parse_strategy(std::string_view name) noexcept;
@@ -54,8 +59,10 @@ struct UplinkView {
   std::uint8_t id = 0;
   HealthState state = HealthState::Unknown;
   double srtt_ms = -1;  // < 0: no sample yet
+  double base_rtt_ms = -1;  // the least recent RTT (the path without queueing); < 0: unknown
   double loss = 0;      // 0..1
   double throughput_bps = 0;
+  double recent_bps = 0;  // the highest delivered rate of the last few reports (striping)
   bool behind_nat = false;
   double weight = 1;    // weighted_round_robin
   std::int64_t healthy_since_ns = -1;  // when it last became Healthy (-1: not Healthy, or not known)

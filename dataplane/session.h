@@ -40,6 +40,8 @@ struct Session {
   // The peer takes Data with kDataChecksumPartial (agreed in the handshake); set before
   // the session is published, read by the workers.
   bool peer_takes_partial = false;
+  // The peer takes striped Data (kDataStriped), agreed the same way.
+  bool peer_takes_striped = false;
   PeerAddress peer;  // where packets go; follows the peer's authenticated source
   std::array<SenderState, kMaxSenders> tx;
   std::array<ReplayWindow, kMaxSenders> rx_windows{};

@@ -1,5 +1,7 @@
 #include "dataplane/snapshot.h"
 
+#include <algorithm>
+
 namespace triglav::dp {
 
 std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMaxUplinks>& uplinks,
@@ -16,7 +18,21 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
     if (uplinks[i] == nullptr) r->views[i].state = HealthState::Down;
     else r->n_views = i + 1;
   }
+  if (g != nullptr) g->reorder_wait_ns.store(reorder_wait_ns(r->views), std::memory_order_relaxed);
   return r;
+}
+
+std::int64_t reorder_wait_ns(const std::array<UplinkView, kMaxUplinks>& views) noexcept {
+  double lo = -1, hi = -1;
+  for (const UplinkView& v : views) {
+    if (v.state == HealthState::Down || v.srtt_ms < 0) continue;
+    lo = lo < 0 ? v.srtt_ms : std::min(lo, v.srtt_ms);
+    hi = std::max(hi, v.srtt_ms);
+  }
+  if (lo < 0) return kDefaultReorderWaitNs;
+  const double spread_ms = (hi - lo) / 2;  // one-way: half the RTTs' difference
+  const double wait_ms = spread_ms * 1.25 + kReorderJitterMs;
+  return static_cast<std::int64_t>(std::clamp(wait_ms, kReorderJitterMs, kMaxReorderWaitMs) * 1e6);
 }
 
 void SnapshotHolder::publish(std::unique_ptr<Snapshot> next) {

@@ -89,6 +89,14 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
                                        const std::array<UplinkView, kMaxUplinks>& views,
                                        const SchedulerConfig& sched, std::uint64_t version);
 
+// How long a gap in a striped flow may wait at the receiver, from the uplinks'
+// measurements: their one-way-delay spread (half the smoothed RTTs' difference) with a
+// quarter more, plus kReorderJitterMs; at most kMaxReorderWaitMs (a blackholed uplink
+// must not stall a flow longer). make_route stores it in the Group.
+inline constexpr double kReorderJitterMs = 10;
+inline constexpr double kMaxReorderWaitMs = 250;
+std::int64_t reorder_wait_ns(const std::array<UplinkView, kMaxUplinks>& views) noexcept;
+
 // The published pointer, owned by the control thread.
 class SnapshotHolder {
  public:

@@ -5,6 +5,7 @@
 
 #include <linux/filter.h>
 
+#include <cstdint>
 #include <vector>
 
 namespace triglav::dp {
@@ -14,5 +15,19 @@ namespace triglav::dp {
 // path-MTU probes (type 7, aux 4, any length). Drops everything else, Error packets and
 // handshake responses included (only clients take those).
 std::vector<sock_filter> server_socket_filter();
+
+// Which worker's socket of a SO_REUSEPORT group (one per worker) receives a transport
+// packet: (low byte of its receiver index + the sender id of its counter) mod workers.
+// Every session of one peer has receiver indices with the same low byte (the receiver
+// chooses them so), so the packets one sending worker sends to us reach one receiving
+// worker whichever uplink carried them: a striped flow's reorder buffer sees all of its
+// packets (dataplane/reorder.h). Handshake and Error packets, which have no counter, are
+// left to the kernel's hash of the source address and port (the program returns an
+// index past the group). The program sees the UDP payload at offset 0.
+std::vector<sock_filter> steering_program(unsigned workers);
+// The worker the program picks for a transport packet (tests, and the docs' example).
+inline unsigned steered_worker(std::uint32_t receiver_index, unsigned sender, unsigned workers) noexcept {
+  return ((receiver_index & 0xffu) + sender) % workers;
+}
 
 }  // namespace triglav::dp

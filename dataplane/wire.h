@@ -94,6 +94,12 @@ constexpr bool is_transport(PacketType t) noexcept {
 // receiving kernel, which completes it or, for local delivery, has no need to: the
 // AEAD already vouches for every byte).
 inline constexpr std::uint8_t kDataChecksumPartial = 0x01;
+// Data aux bit: a striped packet (strategy aggregate): the body ends with the packet's
+// 4-byte sequence number in its inner flow, after the inner packet, so that the receiver
+// puts the flow back in order (dataplane/reorder.h). Sent only to a peer that agreed in
+// the handshake (kOfferStriped).
+inline constexpr std::uint8_t kDataStriped = 0x02;
+inline constexpr std::size_t kFlowSeqLen = 4;
 
 // Handshake messages (aux = message number) and their Noise payloads.
 inline constexpr std::uint8_t kHandshakeInit = 1;
@@ -143,6 +149,9 @@ inline constexpr std::uint8_t kOfferAes256Gcm = 0x01;
 // ResponsePayload::checksum_partial, says it does too). Without it both ends send whole
 // checksums, as peers from before the bit expect.
 inline constexpr std::uint8_t kOfferChecksumPartial = 0x02;
+// The client takes striped Data (kDataStriped) and reorders it; the server's answer
+// (ResponsePayload::striped) says it does too. Either end stripes only when both do.
+inline constexpr std::uint8_t kOfferStriped = 0x04;
 // InitPayload::mode: a benchmark session (`triglav benchmark`): no TUN on either side,
 // synthetic traffic counted and dropped by the receiver. kModeDownload: the server sends
 // too, on the number of streams in the top six bits (streams - 1).
@@ -155,12 +164,15 @@ inline constexpr unsigned kMaxBenchStreams = 64;
 inline constexpr std::uint8_t kResponseBenchmark = 0x80;
 // In the same byte: the server takes kDataChecksumPartial (only when it was offered).
 inline constexpr std::uint8_t kResponseChecksumPartial = 0x40;
+// And: the server takes and sends striped Data (only when it was offered).
+inline constexpr std::uint8_t kResponseStriped = 0x20;
 
 struct ResponsePayload {
   std::uint32_t sender_index = 0;
   std::uint8_t cipher = 0;  // the transport cipher chosen: 0 ChaCha20-Poly1305, 1 AES-256-GCM
   bool benchmark = false;   // the session is a benchmark session, as the initiation asked
   bool checksum_partial = false;  // the server takes kDataChecksumPartial, as the client offered
+  bool striped = false;           // the server takes kDataStriped, as the client offered
   std::uint32_t server_ipv4_be = 0;  // the server's tunnel address
   std::uint8_t prefix_len = 0;
   std::uint16_t mtu = 0;

@@ -115,6 +115,15 @@ void UdpSocket::attach_filter(std::span<const sock_filter> program) {
     throw std::runtime_error("cannot attach a socket filter: " + std::string(std::strerror(errno)));
 }
 
+void UdpSocket::attach_reuseport_program(std::span<const sock_filter> program) {
+  sock_fprog prog{};
+  prog.len = static_cast<unsigned short>(program.size());
+  prog.filter = const_cast<sock_filter*>(program.data());
+  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0)
+    throw std::runtime_error("cannot steer the workers' sockets (SO_ATTACH_REUSEPORT_CBPF): " +
+                             std::string(std::strerror(errno)));
+}
+
 std::uint64_t UdpSocket::kernel_drops() const noexcept {
   std::uint32_t mem[SK_MEMINFO_VARS] = {};
   socklen_t len = sizeof mem;

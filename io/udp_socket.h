@@ -35,6 +35,10 @@ class UdpSocket {
   // A classic BPF program the kernel runs on each datagram before queueing it
   // (SO_ATTACH_FILTER; offset 0 is the UDP header). Throws std::runtime_error.
   void attach_filter(std::span<const sock_filter> program);
+  // The classic BPF program that picks the socket of its SO_REUSEPORT group for each
+  // datagram (SO_ATTACH_REUSEPORT_CBPF; offset 0 is the UDP payload; an index past the
+  // group leaves it to the kernel's hash). One socket of the group takes it for all.
+  void attach_reuseport_program(std::span<const sock_filter> program);
   // Datagrams the kernel dropped for this socket (the filter, or a full receive
   // queue) since it was opened.
   std::uint64_t kernel_drops() const noexcept;

@@ -104,7 +104,7 @@ dp::SchedulerConfig scheduler_or_fail(const ctl::Settings& a) {
   auto s = dp::parse_strategy(a.strategy);
   if (!s)
     fail("--strategy: '" + a.strategy + "' is not one of adaptive, lowest_latency, lowest_loss, "
-         "weighted_round_robin, bandwidth_proportional, redundant, primary_backup, ecmp_aware");
+         "weighted_round_robin, bandwidth_proportional, redundant, primary_backup, ecmp_aware, aggregate");
   c.strategy = *s;
   c.weights = {a.rtt_weight, a.loss_weight, a.bandwidth_weight, a.nat_weight};
   if (c.weights.rtt + c.weights.loss + c.weights.bandwidth + c.weights.nat <= 0)

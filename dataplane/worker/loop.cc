@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -62,7 +63,14 @@ void Worker::Loop::run() noexcept {
     } else {
       crypto::forget_thread_keys();  // idle: no session key waits in OpenSSL's context
       q.offline(cfg_.id);
-      io_uring_submit_and_wait(ring_.get(), 1);
+      if (tw_.reorder && tw_.reorder->held() > 0) {  // wake for the first gap's deadline
+        const std::int64_t wait = std::clamp<std::int64_t>(tw_.reorder->next_deadline() - now_, 1'000'000, 999'999'999);
+        __kernel_timespec ts{0, static_cast<long long>(wait)};
+        io_uring_cqe* cqe = nullptr;
+        io_uring_submit_and_wait_timeout(ring_.get(), &cqe, 1, &ts, nullptr);
+      } else {
+        io_uring_submit_and_wait(ring_.get(), 1);
+      }
       q.online(cfg_.id);
     }
     now_ = io::coarse_ns();
@@ -71,6 +79,7 @@ void Worker::Loop::run() noexcept {
     for (const GroupRoute* r : snap_->generate) tx_.generating |= owned_streams(*r) > 0;
     rx_.recycled = 0;
     drain_completions();
+    expire_held();
     if (tx_work()) {
       if (tx_.tun_ready || tx_.pending.active) tx_batch();
       if (tx_.generating) generate();
@@ -79,6 +88,7 @@ void Worker::Loop::run() noexcept {
     rearm_receives();
     sender_.flush();
     if (unreleased_ != 0) report_releases();
+    count_reorder();
     snap_ = nullptr;
     q.quiescent(cfg_.id);
     crypto::forget_retired_keys();  // a freed session's key waits in no OpenSSL context
@@ -176,6 +186,11 @@ void Worker::Loop::complete(const io_uring_cqe* cqe) noexcept {
     }
     case kOpTunWrite:
       tun_written(static_cast<std::uint16_t>(idx), cqe->res);
+      break;
+    case kOpTunHeldWrite:
+      --tw_.in_flight;
+      if (cqe->res < 0) c_.add(Counter::TunWriteErrors);
+      tw_.reorder->free_slot(static_cast<std::uint32_t>(idx));
       break;
     case kOpSend:
       sender_.completed(static_cast<std::uint16_t>(idx), cqe->res, tx_.free);

@@ -12,6 +12,7 @@
 
 #include "dataplane/flow.h"
 #include "dataplane/offload.h"
+#include "dataplane/reorder.h"
 #include "dataplane/worker/udp_send.h"
 #include "dataplane/worker/worker.h"
 #include "io/ring.h"
@@ -20,7 +21,16 @@ namespace triglav::dp {
 
 // io_uring user data: the operation in the top byte, an index (uplink, buffer, batch or
 // GRO write) below it.
-enum Op : std::uint64_t { kOpRecv = 1, kOpTunPoll, kOpStop, kOpTunWrite, kOpSend, kOpCommand, kOpTunGroWrite };
+enum Op : std::uint64_t {
+  kOpRecv = 1,
+  kOpTunPoll,
+  kOpStop,
+  kOpTunWrite,
+  kOpSend,
+  kOpCommand,
+  kOpTunGroWrite,
+  kOpTunHeldWrite,  // a packet the reorder buffer held (index: its slot)
+};
 inline constexpr int kOpShift = 56;
 constexpr std::uint64_t ud(Op op, std::uint64_t idx) noexcept { return std::uint64_t{op} << kOpShift | idx; }
 
@@ -78,6 +88,8 @@ class Worker::Loop final : private SendSink {
   Step to_control(Session& s, unsigned uplink, const Header& h, const std::uint8_t* body, std::size_t n,
                   const io::Endpoint& from) noexcept;
   Step accept(Session& s, const Header& h, const std::uint8_t* body, std::size_t n, std::size_t& inner_len) noexcept;
+  bool reorder(const Session& s, const Header& h, std::uint16_t bid, std::uint8_t* body, std::size_t n,
+               std::size_t inner_len) noexcept;
   bool source_allowed(const Group& g, const std::uint8_t* inner, std::size_t n) const noexcept;
 
   // tun_write.cc
@@ -86,6 +98,9 @@ class Worker::Loop final : private SendSink {
   void write_tun(std::uint16_t bid, std::uint8_t* p, std::size_t len) noexcept;
   void flush_run(std::uint16_t bid) noexcept;
   void tun_written(std::uint16_t bid, int res) noexcept;
+  void write_held() noexcept;
+  void expire_held() noexcept;
+  void count_reorder() noexcept;
   void release_buffer(std::uint16_t bid, unsigned writes) noexcept;
 
   // tx.cc
@@ -101,11 +116,14 @@ class Worker::Loop final : private SendSink {
   void generate() noexcept;
   void send_data(const GroupRoute& r, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
                  bool partial = false) noexcept;
+  bool send_striped(const GroupRoute& r, GroupWorkerState& gw, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
+                    bool partial) noexcept;
   Step send_pong(Session& s, const std::uint8_t* body, std::size_t n) noexcept;
   bool emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
             std::size_t body, std::uint8_t aux = 0) noexcept;
-  // The inner packet a slot holds at most: its size less header, sequence number and tag.
-  std::size_t slot_room() const noexcept { return cfg_.max_packet - kPayloadOffset - kTagLen; }
+  // The inner packet a slot holds at most: its size less header, sequence number, a
+  // striped packet's flow sequence number and tag.
+  std::size_t slot_room() const noexcept { return cfg_.max_packet - kPayloadOffset - kFlowSeqLen - kTagLen; }
   std::uint8_t* slot_mem(std::uint16_t slot) noexcept { return tx_.mem.data() + std::size_t{slot} * cfg_.max_packet; }
   std::uint16_t take_slot() noexcept {
     const std::uint16_t s = tx_.free.back();
@@ -149,6 +167,10 @@ class Worker::Loop final : private SendSink {
     std::vector<std::uint16_t> free_gro;
     unsigned buf_writes = 0;  // TUN writes submitted for the buffer being handled
     unsigned in_flight = 0;   // TUN writes not completed
+    // Striped flows put back in order (made with the first striped packet), and its
+    // statistics as last added to the counters.
+    std::optional<Reorder> reorder;
+    ReorderStats counted;
   } tw_;
 
   struct Tx {  // TUN and benchmark generator -> uplinks

@@ -86,6 +86,7 @@ bool Worker::Loop::receive(unsigned uplink, std::uint16_t bid, std::uint8_t* pkt
   const std::size_t body = len - kHeaderLen - kTagLen;  // used only once open() passed
   if (st.kind == Step::Next) st = to_control(*s, uplink, h, pkt + kHeaderLen, body, from);
   if (st.kind == Step::Next) st = accept(*s, h, pkt + kHeaderLen, body, inner_len);
+  if (st.kind == Step::Next && (h.aux & kDataStriped) != 0) return reorder(*s, h, bid, pkt + kHeaderLen, body, inner_len);
   if (st.kind == Step::Next) {
     deliver(bid, pkt + kPayloadOffset, inner_len, (h.aux & kDataChecksumPartial) != 0);
     return true;
@@ -182,9 +183,10 @@ Worker::Loop::Step Worker::Loop::to_control(Session& s, unsigned uplink, const H
 Worker::Loop::Step Worker::Loop::accept(Session& s, const Header& h, const std::uint8_t* body, std::size_t n,
                                         std::size_t& inner_len) noexcept {
   if (h.type != PacketType::Data) return drop(Counter::DropUnexpected);
-  if (n < kSeqLen) return drop(Counter::DropMalformed);
+  const std::size_t trailer = (h.aux & kDataStriped) != 0 ? kFlowSeqLen : 0;  // the flow sequence
+  if (n < kSeqLen + trailer) return drop(Counter::DropMalformed);
   const std::uint8_t* inner = body + kSeqLen;
-  inner_len = inner_packet_length(inner, n - kSeqLen);
+  inner_len = inner_packet_length(inner, n - kSeqLen - trailer);
   if (inner_len == 0) return drop(Counter::DropBadInner);
   Group& g = *s.group;
   // Server: a run whose address is still another run's only confirms its sessions.
@@ -198,6 +200,56 @@ Worker::Loop::Step Worker::Loop::accept(Session& s, const Header& h, const std::
   c_.add(Counter::RxBytes, inner_len);
   if (g.sink) return done();  // a benchmark session: counted, and that is all
   return next();
+}
+
+// A striped packet (strategy aggregate) through its flow's reorder buffer: written now
+// when it is next in its flow (or late, or not reordered), else held; either way what it
+// lets go follows in order. True when it was written, pointing into the buffer.
+bool Worker::Loop::reorder(const Session& s, const Header& h, std::uint16_t bid, std::uint8_t* body, std::size_t n,
+                           std::size_t inner_len) noexcept {
+  if (!tw_.reorder) {
+    ReorderConfig rc;
+    rc.headroom = kVnetHdrLen;
+    rc.slot_bytes = static_cast<std::uint32_t>(cfg_.max_packet);
+    tw_.reorder.emplace(rc);
+  }
+  std::uint8_t* inner = body + kSeqLen;
+  const bool partial = (h.aux & kDataChecksumPartial) != 0;
+  Reorder::Packet p;
+  p.client = s.group->client_id;
+  p.sender = static_cast<std::uint8_t>(h.counter >> kSenderShift);
+  p.uplink = h.uplink;
+  p.send_seq = load_le32(body);
+  p.flow_seq = load_le32(body + n - kFlowSeqLen);
+  p.flow = flow_hash(inner, inner_len);
+  p.data = inner;
+  p.len = static_cast<std::uint32_t>(inner_len);
+  p.partial = partial;
+  const auto v = tw_.reorder->offer(p, s.group->reorder_wait_ns.load(std::memory_order_relaxed), now_);
+  switch (v) {
+    case Reorder::Verdict::Deliver:
+      deliver(bid, inner, inner_len, partial);
+      if (tw_.reorder->ready()) {  // after this packet, ahead of the next
+        flush_run(bid);
+        write_held();
+      }
+      return true;
+    case Reorder::Verdict::DrainFirst:
+      flush_run(bid);
+      write_held();
+      deliver(bid, inner, inner_len, partial);
+      return true;
+    case Reorder::Verdict::Held:
+      if (tw_.reorder->ready()) {
+        flush_run(bid);
+        write_held();
+      }
+      return false;
+    case Reorder::Verdict::Duplicate:
+      break;
+  }
+  c_.add(Counter::DropDuplicate);
+  return false;
 }
 
 // Server: a client may only send from its own addresses. IPv4: its tunnel address or a

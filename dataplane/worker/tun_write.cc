@@ -89,6 +89,55 @@ void Worker::Loop::tun_written(std::uint16_t bid, int res) noexcept {
   }
 }
 
+// What the reorder buffer let go, in order, each from its slot (behind its own
+// virtio_net_hdr in the slot's headroom); the slot is free again when the write completes.
+void Worker::Loop::write_held() noexcept {
+  tw_.reorder->drain([this](const Reorder::Ready& r) {
+    std::uint8_t* p = r.data;
+    std::size_t len = r.len;
+    if (cfg_.tun_vnet_hdr) {
+      VnetHdr h;
+      if (r.partial && partial_checksum_hdr(p, len, h)) store_vnet_hdr(p - kVnetHdrLen, h);
+      else std::memset(p - kVnetHdrLen, 0, kVnetHdrLen);
+      p -= kVnetHdrLen;
+      len += kVnetHdrLen;
+    } else if (r.partial) {
+      complete_partial_checksum(p, len);
+    }
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_write(sqe, cfg_.tun_fd, p, static_cast<unsigned>(len), 0);
+    io_uring_sqe_set_data64(sqe, ud(kOpTunHeldWrite, r.slot));
+    ++tw_.in_flight;
+  });
+}
+
+// Gaps whose wait ran out: given up, and what they held written.
+void Worker::Loop::expire_held() noexcept {
+  if (!tw_.reorder || tw_.reorder->held() == 0 || now_ < tw_.reorder->next_deadline()) return;
+  tw_.reorder->expire(now_);
+  write_held();
+}
+
+// The reorder buffer's statistics into the counters (what changed since last time).
+void Worker::Loop::count_reorder() noexcept {
+  if (!tw_.reorder) return;
+  const ReorderStats& s = tw_.reorder->stats();
+  ReorderStats& c = tw_.counted;
+  const auto add = [this](Counter k, std::uint64_t now, std::uint64_t& before) {
+    if (now != before) c_.add(k, now - before);
+    before = now;
+  };
+  add(Counter::RxReordered, s.held, c.held);
+  add(Counter::RxReorderLate, s.late, c.late);
+  add(Counter::RxReorderLostGaps, s.lost_gaps, c.lost_gaps);
+  add(Counter::RxReorderTimeoutGaps, s.timeout_gaps, c.timeout_gaps);
+  add(Counter::RxReorderOverflows, s.overflows, c.overflows);
+  add(Counter::RxReorderUntracked, s.untracked, c.untracked);
+  const Counter wait[] = {Counter::RxReorderWait1ms, Counter::RxReorderWait4ms, Counter::RxReorderWait16ms,
+                          Counter::RxReorderWait64ms, Counter::RxReorderWaitLong};
+  for (int i = 0; i < 5; ++i) add(wait[i], s.residence[i], c.residence[i]);
+}
+
 // A receive buffer whose datagrams are all handled: back to the ring now, or once its
 // `writes` TUN writes completed.
 void Worker::Loop::release_buffer(std::uint16_t bid, unsigned writes) noexcept {

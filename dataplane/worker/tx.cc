@@ -7,7 +7,9 @@
 //      inner destination address (route_for).
 //   3. schedule (send_data): the client's flow keeps its uplink while usable (the
 //      scheduler, dataplane/scheduler.h); the redundant strategy sends a copy on each.
-//      Every copy carries the same sequence number.
+//      Every copy carries the same sequence number. Strategy aggregate (send_striped)
+//      sends each packet on the uplink where it arrives first, with its flow's sequence
+//      number after it.
 //   4. seal in place under each uplink's session keys with this worker's counter (sender
 //      id in the top bits) (emit).
 //   5. send (udp_send.h): consecutive datagrams of one size to one peer on one socket
@@ -36,7 +38,7 @@ bool link_local(const std::uint8_t* inner) noexcept {
 }  // namespace
 
 std::size_t max_packet_for(int mtu) noexcept {
-  const std::size_t need = static_cast<std::size_t>(std::max(mtu, 0)) + kPayloadOffset + kTagLen;
+  const std::size_t need = static_cast<std::size_t>(std::max(mtu, 0)) + kPayloadOffset + kFlowSeqLen + kTagLen;
   return std::max<std::size_t>(2048, (need + 63) / 64 * 64);
 }
 
@@ -210,8 +212,10 @@ void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8
   if (gw.views_version != r.version) {
     gw.sched.set_config(r.sched);
     gw.sched.update({r.views.data(), r.n_views}, now_);
+    gw.stripe.update({r.views.data(), r.n_views});
     gw.views_version = r.version;
   }
+  if (r.sched.strategy == Strategy::Aggregate && send_striped(r, gw, slot, buf, n, partial)) return;
   UplinkMask m = tx_.flows.route(flow_hash(buf + kPayloadOffset, n), now_, gw.sched);
   std::uint16_t cur = slot;
   bool any = false;
@@ -252,6 +256,44 @@ void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8
   }
   if (!any) c_.add(Counter::DropNoUplink);
   tx_.free.push_back(cur);  // the one slot still held: the packet's, or an unused copy's
+}
+
+// Strategy aggregate: the packet goes to the one uplink where it is predicted to arrive
+// first (Striper), its flow's sequence number after it for the receiver's reorder
+// buffer. False, with nothing done, when a session of the group cannot be striped (its
+// peer does not reorder): the flow is then placed as by adaptive.
+bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::uint16_t slot, std::uint8_t* buf,
+                                std::size_t n, bool partial) noexcept {
+  UplinkMask allowed = 0;
+  for (UplinkMask m = gw.sched.usable_mask(); m != 0; m &= m - 1) {
+    const auto id = static_cast<unsigned>(std::countr_zero(m));
+    const Session* s = r.uplinks[id];
+    if (s == nullptr) continue;
+    if (!s->peer_takes_striped) return false;
+    if (fds_[s->socket] >= 0 && s->confirmed.load(std::memory_order_relaxed)) allowed |= UplinkMask{1} << id;
+  }
+  const int u = gw.stripe.pick(allowed, n + kDataOverhead + kFlowSeqLen, now_);
+  Session* s = u < 0 ? nullptr : r.uplinks[static_cast<unsigned>(u)];
+  const io::Endpoint to = s != nullptr ? s->peer_copy() : io::Endpoint{};
+  if (to.len == 0) {
+    c_.add(Counter::DropNoUplink);
+    tx_.free.push_back(slot);
+    return true;
+  }
+  store_le32(buf + kHeaderLen, gw.next_seq++);
+  store_le32(buf + kPayloadOffset + n, tx_.flows.next_seq(flow_hash(buf + kPayloadOffset, n), now_));
+  if (partial && !s->peer_takes_partial) {
+    complete_partial_checksum(buf + kPayloadOffset, n);
+    partial = false;
+  }
+  const auto aux = static_cast<std::uint8_t>(kDataStriped | (partial ? kDataChecksumPartial : 0));
+  if (!emit(s, to, PacketType::Data, slot, buf, kSeqLen + n + kFlowSeqLen, aux)) return true;
+  auto& sent = s->tx[cfg_.id].bytes;
+  sent.store(sent.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  c_.add(Counter::TxPackets);
+  c_.add(Counter::TxBytes, n);
+  c_.add(Counter::TxStriped);
+  return true;
 }
 
 // A Ping's first 8 bytes come back in the Pong (the prober matches and times them),

@@ -176,6 +176,32 @@ TEST(Reorder, LatePacketAfterItsGapWasGivenUpIsDelivered) {
   EXPECT_EQ(h.out[1], (std::vector<std::uint32_t>{0, 2, 1}));
 }
 
+// However long the group's wait, and however long gaps took before, a gap waits at
+// most kMaxWaitNs; the wait learnt from slow fills applies to the next gaps.
+TEST(Reorder, WaitIsLearntAndBounded) {
+  Reorder r;
+  std::uint8_t b[4] = {};
+  auto offer = [&](std::uint8_t uplink, std::uint32_t send, std::uint32_t seq, std::int64_t now, std::int64_t wait) {
+    Reorder::Packet p;
+    p.client = 1;
+    p.uplink = uplink;
+    p.send_seq = send;
+    p.flow_seq = seq;
+    p.flow = 1;
+    p.data = b;
+    p.len = 4;
+    r.offer(p, wait, now);
+    r.drain([&](const Reorder::Ready& x) { r.free_slot(x.slot); });
+  };
+  offer(1, 0, 0, 0, kWait);
+  offer(0, 2, 2, kMs, 10 * Reorder::kMaxWaitNs);  // held; the group asks for far too long
+  EXPECT_EQ(r.next_deadline(), kMs + Reorder::kMaxWaitNs);
+  offer(1, 1, 1, 101 * kMs, kWait);  // the gap filled after 100 ms
+  offer(0, 4, 4, 102 * kMs, kWait);  // a new gap: it may wait what the last one needed, and a quarter more
+  EXPECT_GE(r.next_deadline(), 102 * kMs + 125 * kMs);
+  EXPECT_LE(r.next_deadline(), 102 * kMs + Reorder::kMaxWaitNs);
+}
+
 TEST(Reorder, SameSequenceHeldTwiceIsADuplicate) {
   Harness h;
   h.offer(9, 1, 0, 0, 0);  // uplink 1 active

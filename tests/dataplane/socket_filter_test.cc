@@ -91,5 +91,48 @@ TEST_F(SocketFilter, JunkIsDroppedAndCountedByTheKernel) {
   EXPECT_GE(rx.kernel_drops() - before, 4u);
 }
 
+// The steering program on a real SO_REUSEPORT group of three loopback sockets: a
+// transport packet reaches socket (index low byte + sender) mod 3 whatever its source
+// port; handshakes are left to the kernel's hash of the source.
+TEST(Steering, TransportPacketsReachTheWorkerOfTheirIndexAndSender) {
+  constexpr unsigned kWorkers = 3;
+  auto group = io::UdpSocket::bind_group(io::Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0), kWorkers);
+  ASSERT_EQ(group.size(), kWorkers);
+  group.front().attach_reuseport_program(steering_program(kWorkers));
+  const io::Endpoint to = group.front().local();
+  // The socket that receives p, sent from a fresh source port.
+  auto receiver = [&](const std::vector<std::uint8_t>& p) -> int {
+    io::UdpSocket from = io::UdpSocket::bind(io::Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0));
+    EXPECT_TRUE(from.send_to(p.data(), p.size(), to));
+    std::vector<pollfd> pfd;
+    for (auto& s : group) pfd.push_back({s.fd(), POLLIN, 0});
+    if (poll(pfd.data(), pfd.size(), 1000) != 1) return -1;
+    for (unsigned i = 0; i < kWorkers; ++i)
+      if (pfd[i].revents & POLLIN) {
+        std::uint8_t buf[2048];
+        (void)recv(group[i].fd(), buf, sizeof buf, MSG_DONTWAIT);
+        return static_cast<int>(i);
+      }
+    return -1;
+  };
+  for (std::uint32_t index : {0x12345600u, 0x00000001u, 0xabcdef02u})
+    for (unsigned sender = 0; sender < 5; ++sender)
+      for (int source = 0; source < 3; ++source) {
+        auto p = packet(PacketType::Data, 0, 100);
+        Header h;
+        h.type = PacketType::Data;
+        h.receiver = index;
+        h.counter = std::uint64_t{sender} << kSenderShift | 7;
+        encode_header(h, p.data());
+        EXPECT_EQ(receiver(p), static_cast<int>(steered_worker(index, sender, kWorkers)))
+            << "index " << index << " sender " << sender;
+      }
+  // Handshakes spread by source: some land beyond socket 0.
+  bool beyond_first = false;
+  for (int i = 0; i < 24 && !beyond_first; ++i)
+    beyond_first = receiver(packet(PacketType::Handshake, kHandshakeInit, kInitLen)) > 0;
+  EXPECT_TRUE(beyond_first);
+}
+
 }  // namespace
 }  // namespace triglav::dp

@@ -144,11 +144,15 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_EQ(b[34], 0xfd) << "the IPv6 prefix at byte 34";
   EXPECT_FALSE(back.benchmark);
   EXPECT_FALSE(back.checksum_partial);
-  // The flags beside the cipher in byte 9: bit 7 benchmark, then bit 6 checksum_partial.
+  EXPECT_FALSE(back.striped);
+  // The flags beside the cipher in byte 9: bit 7 benchmark, bit 6 checksum_partial, bit 5
+  // striped.
   const struct {
     bool ResponsePayload::*flag;
     std::uint8_t byte9;
-  } flags[] = {{&ResponsePayload::benchmark, 0x81}, {&ResponsePayload::checksum_partial, 0xc1}};
+  } flags[] = {{&ResponsePayload::benchmark, 0x81},
+               {&ResponsePayload::checksum_partial, 0xc1},
+               {&ResponsePayload::striped, 0xe1}};
   for (const auto& f : flags) {
     p.*f.flag = true;
     encode_response_payload(p, b);

@@ -1,0 +1,58 @@
+// Which uplink each packet of a striped flow takes (strategy aggregate): the one where
+// it is predicted to ARRIVE first. Per uplink, a model of its queue: the bytes sent on
+// it drain at its delivery rate, so a packet sent now arrives after the one-way delay
+// plus the time the queue ahead of it needs:
+//
+//   arrival(u) = owd(u) + (queued(u) + bytes) / rate(u)
+//
+// owd is half the smoothed probe RTT (queueing on the path included), rate what the
+// peer reported as delivered on that uplink (Pong byte counts: the larger of their
+// average and the highest of the last few reports, so an increase counts at once). An uplink whose RTT is
+// near its base RTT holds no queue: it may carry more than it was given so far, so its
+// rate counts kProbeGain times, and as it is given more its measured rate grows; once
+// its RTT rises (a queue builds), its rate counts as measured. An uplink whose modelled queue exceeds its budget,
+// about one bandwidth-delay product plus kBudgetMarginNs of its rate, takes nothing while
+// another is within its own.
+//
+// One Striper per (client, worker), like the Scheduler. Pure and single-threaded.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "dataplane/scheduler.h"
+
+namespace triglav::dp {
+
+class Striper {
+ public:
+  static constexpr double kProbeGain = 1.25;
+  static constexpr double kQueueSlackMs = 5;  // RTT above base by more (or by a quarter): queueing
+  static constexpr double kDefaultRateBps = 10e6;  // an uplink whose rate is not known yet
+  static constexpr double kMinRateBps = 1e6;
+  static constexpr std::int64_t kBudgetMarginNs = 20'000'000;
+
+  // The uplinks' latest measurements (index = uplink id).
+  void update(std::span<const UplinkView> views) noexcept;
+  // The uplink (of `allowed`) where a packet of `bytes` arrives first, accounted as
+  // queued there; -1 if none is allowed.
+  int pick(UplinkMask allowed, std::size_t bytes, std::int64_t now_ns) noexcept;
+  // Predicted arrival (ns from now) of a packet of `bytes` on uplink u, for tests.
+  double arrival_ns(unsigned u, std::size_t bytes, std::int64_t now_ns) noexcept;
+  double queued(unsigned u) const noexcept { return lanes_[u].queued; }
+
+ private:
+  struct Lane {
+    double owd_ns = 0;
+    double bytes_per_ns = kDefaultRateBps / 8e9;
+    double budget = 0;   // bytes
+    double queued = 0;   // bytes, as of at_ns
+    std::int64_t at_ns = 0;
+  };
+  void drain(Lane& l, std::int64_t now_ns) noexcept;
+  std::array<Lane, kMaxUplinks> lanes_{};
+};
+
+}  // namespace triglav::dp

@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""One TCP flow striped over two shaped uplinks (strategy aggregate): (1) 64 MiB uploaded
+arrive intact (sha256) with both uplinks carrying a large share of the one flow, and the
+server's reorder buffer having put packets back in order; (2) 32 MiB downloaded the same
+way, the server striping the return traffic; (3) an uplink taken down in the middle of
+an upload: the transfer goes on over the other one and completes intact, without a
+reset.
+
+usage: test_striping.py /path/to/triglav; root; exit 0/1/77
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tglib  # noqa: E402
+from tglib import SERVER_TUN_IP, check, run  # noqa: E402
+
+CLIENT_TUN_IP = "10.0.85.2"
+SEED = 20261206
+IO_TIMEOUT = 30
+RATES = (60, 40)  # Mbit/s, tbf on both ends of uplinks A and B
+MIN_SHARE = 0.2   # each uplink carries at least this share of the flow's bytes
+
+
+def iface_bytes(ns, ifs, what):
+    return [int(run(tglib.ns_cmd(ns, ["cat", f"/sys/class/net/{i}/statistics/{what}"])).stdout) for i in ifs]
+
+
+def counters(lab, ns, role):
+    r = run(tglib.ns_cmd(ns, [lab.binary, "status", "--json", "--detailed", "--socket", f"/run/triglav/{role}-tg0.sock"]))
+    return json.loads(r.stdout).get("counters", {})
+
+
+def transfer(lab, label, ns_from, ns_to, dst, port, total, during=None):
+    """total bytes of the pattern from ns_from to dst:port (a sink in ns_to); `during`,
+    if given, runs 1.5 s after the start. Returns the sink's report."""
+    sink = lab.helper(f"sink-{label}", ns_to, "tcp-sink", dst, str(port), str(IO_TIMEOUT))
+    sink.wait_for(r"^listening$", timeout=10, stream="stdout")
+    source = lab.helper(f"source-{label}", ns_from, "tcp-source", dst, str(port), str(total), str(SEED),
+                        str(IO_TIMEOUT))
+    if during is not None:
+        timer = threading.Timer(1.5, during)
+        timer.start()
+    expected = tglib.pattern_sha256(total, SEED)
+    rc_src = source.wait_exit(timeout=90)
+    rc_sink = sink.wait_exit(timeout=10)
+    check(rc_src == 0, f"{label}: sender exited {rc_src} (a reset?)\n{source.describe()}")
+    check(rc_sink == 0, f"{label}: receiver exited {rc_sink}\n{sink.describe()}")
+    got = json.loads(sink.stdout().strip().splitlines()[-1])
+    check(got["bytes"] == total, f"{label}: received {got['bytes']} bytes, expected {total}")
+    check(got["sha256"] == expected, f"{label}: sha256 {got['sha256']} != the pattern's {expected}")
+    return got
+
+
+def shares(before, after):
+    d = [a - b for a, b in zip(after, before)]
+    total = sum(d) or 1
+    return [x / total for x in d]
+
+
+def body(lab, checks):
+    ns_s, ns_c, ifs, server, client = lab.bonded(1, server_args=["--strategy", "aggregate"],
+                                                 client_args=["--strategy", "aggregate"])
+    for ifname, rate in zip(ifs, RATES):  # both directions: the server's ends are named ...s
+        for ns, dev in ((ns_c, ifname), (ns_s, ifname[:-1] + "s")):
+            run(["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{rate}mbit", "burst", "32kb",
+                 "latency", "50ms"])
+    time.sleep(1.0)  # a few probe rounds over the shaped paths
+
+    # (1) upload: one flow, both uplinks
+    before = iface_bytes(ns_c, ifs, "tx_bytes")
+    got = transfer(lab, "up", ns_c, ns_s, SERVER_TUN_IP, 5501, 64 << 20)
+    up = shares(before, iface_bytes(ns_c, ifs, "tx_bytes"))
+    mbit = (64 << 20) * 8 / got["seconds"] / 1e6
+    check(min(up) >= MIN_SHARE, f"upload: uplink shares {up}: one uplink carried less than {MIN_SHARE:.0%}")
+    srv = counters(lab, ns_s, "server")
+    cli = counters(lab, ns_c, "client")
+    check(cli.get("tx_striped", 0) > 0, f"the client striped nothing: {cli}")
+    check(srv.get("rx_reordered", 0) > 0, f"the server's reorder buffer held nothing back: {srv}")
+    checks.append(f"64 MiB uploaded intact as one flow over tbf {RATES[0]}+{RATES[1]} Mbit/s at {mbit:.1f} Mbit/s; "
+                  f"uplink shares {up[0]:.0%}/{up[1]:.0%}; server reordered {srv['rx_reordered']} packets, "
+                  f"gaps given up: {srv.get('rx_reorder_lost_gaps', 0)} lost, "
+                  f"{srv.get('rx_reorder_timeout_gaps', 0)} on timeout")
+
+    # (2) download: the server stripes the return traffic over the client's uplinks
+    before = iface_bytes(ns_c, ifs, "rx_bytes")
+    got = transfer(lab, "down", ns_s, ns_c, CLIENT_TUN_IP, 5502, 32 << 20)
+    down = shares(before, iface_bytes(ns_c, ifs, "rx_bytes"))
+    check(min(down) >= MIN_SHARE, f"download: uplink shares {down}: one uplink carried less than {MIN_SHARE:.0%}")
+    srv = counters(lab, ns_s, "server")
+    check(srv.get("tx_striped", 0) > 0, f"the server striped nothing: {srv}")
+    checks.append(f"32 MiB downloaded intact, striped by the server: uplink shares {down[0]:.0%}/{down[1]:.0%}")
+
+    # (3) uplink B goes down mid-upload: the flow finishes over A, intact, no reset
+    def cut():
+        run(["ip", "-n", ns_c, "link", "set", ifs[1], "down"])
+    got = transfer(lab, "cut", ns_c, ns_s, SERVER_TUN_IP, 5503, 48 << 20, during=cut)
+    client.wait_for(rf"uplink 1 \({ifs[1]}\): \S+ -> down", timeout=5)
+    checks.append(f"uplink B down 1.5 s into a 48 MiB upload: completed intact in {got['seconds']:.1f} s, no reset")
+
+
+if __name__ == "__main__":
+    tglib.main("striping", body, "one TCP flow striped over two uplinks, both ways, and an uplink lost mid-flow")
