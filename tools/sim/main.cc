@@ -49,7 +49,7 @@ struct Cell {
 
 struct Row {
   std::string name;
-  double delivered = 0, on_time = 0, p50 = 0, p90 = 0, max = 0, per_run = 0, cost = 0;
+  double delivered = 0, on_time = 0, p50 = 0, p90 = 0, max = 0, per_run = 0, cost = 0, out_of_order = 0;
 };
 
 Row summarise(const std::string& name, Cell c) {
@@ -62,6 +62,7 @@ Row summarise(const std::string& name, Cell c) {
   r.p90 = sim::quantile(c.sum.disruptions_ms, 0.9);
   r.max = c.sum.disruptions_ms.empty() ? 0 : *std::max_element(c.sum.disruptions_ms.begin(), c.sum.disruptions_ms.end());
   r.per_run = static_cast<double>(c.sum.disruptions_ms.size()) / std::max(1u, c.runs);
+  r.out_of_order = static_cast<double>(c.sum.out_of_order) / static_cast<double>(std::max<std::uint64_t>(1, c.sum.delivered));
   r.cost = static_cast<double>(c.sum.data_bytes) / static_cast<double>(std::max<std::uint64_t>(1, c.sum.delivered_bytes));
   return r;
 }
@@ -85,7 +86,7 @@ int run(const Args& a) {
   std::vector<dp::Strategy> strategies;
   for (const auto& s : a.strategies) {
     if (s == "all") {
-      for (int i = 0; i <= static_cast<int>(dp::Strategy::EcmpAware); ++i) strategies.push_back(static_cast<dp::Strategy>(i));
+      for (int i = 0; i <= static_cast<int>(dp::Strategy::Aggregate); ++i) strategies.push_back(static_cast<dp::Strategy>(i));
     } else if (auto st = dp::parse_strategy(s)) {
       strategies.push_back(*st);
     } else {
@@ -137,10 +138,11 @@ int run(const Args& a) {
               "deadline %s) in %.1f s on %u threads\n\n",
               jobs, scs.size(), strategies.size(), a.seeds, a.flows, a.pps, a.deadline.c_str(), secs, threads);
   const char* fmt_head = a.markdown
-      ? "| strategy | delivered | on time | failover p50 | p90 | max | failovers per run | bytes sent per delivered |\n|---|---|---|---|---|---|---|---|\n"
-      : "%-24s %10s %9s %13s %9s %9s %10s %10s\n";
+      ? "| strategy | delivered | on time | failover p50 | p90 | max | failovers per run | bytes sent per delivered | out of order |\n|---|---|---|---|---|---|---|---|---|\n"
+      : "%-24s %10s %9s %13s %9s %9s %10s %10s %9s\n";
   if (a.markdown) std::printf("%s", fmt_head);
-  else std::printf(fmt_head, "strategy", "delivered", "on time", "failover p50", "p90", "max", "per run", "bytes/del");
+  else std::printf(fmt_head, "strategy", "delivered", "on time", "failover p50", "p90", "max", "per run", "bytes/del",
+                   "reordered");
   nlohmann::json out;
   out["runs"] = jobs;
   out["seconds"] = secs;
@@ -148,14 +150,14 @@ int run(const Args& a) {
   for (std::size_t st = 0; st < strategies.size(); ++st) {
     const Row r = summarise(dp::strategy_name(strategies[st]), by_strategy[st]);
     if (a.markdown)
-      std::printf("| %s | %.3f %% | %.3f %% | %.0f ms | %.0f ms | %.0f ms | %.2f | %.2f |\n", r.name.c_str(),
-                  r.delivered * 100, r.on_time * 100, r.p50, r.p90, r.max, r.per_run, r.cost);
+      std::printf("| %s | %.3f %% | %.3f %% | %.0f ms | %.0f ms | %.0f ms | %.2f | %.2f | %.3f %% |\n", r.name.c_str(),
+                  r.delivered * 100, r.on_time * 100, r.p50, r.p90, r.max, r.per_run, r.cost, r.out_of_order * 100);
     else
-      std::printf("%-24s %9.3f%% %8.3f%% %10.0f ms %6.0f ms %6.0f ms %10.2f %10.2f\n", r.name.c_str(),
-                  r.delivered * 100, r.on_time * 100, r.p50, r.p90, r.max, r.per_run, r.cost);
+      std::printf("%-24s %9.3f%% %8.3f%% %10.0f ms %6.0f ms %6.0f ms %10.2f %10.2f %8.3f%%\n", r.name.c_str(),
+                  r.delivered * 100, r.on_time * 100, r.p50, r.p90, r.max, r.per_run, r.cost, r.out_of_order * 100);
     nlohmann::json js = {{"delivered", r.delivered}, {"on_time", r.on_time},  {"failover_p50_ms", r.p50},
                          {"failover_p90_ms", r.p90}, {"failover_max_ms", r.max}, {"failovers_per_run", r.per_run},
-                         {"bytes_per_delivered", r.cost}};
+                         {"bytes_per_delivered", r.cost}, {"out_of_order", r.out_of_order}};
     for (std::size_t sc = 0; sc < scs.size(); ++sc) {
       const Row s = summarise(scs[sc].name, by_scenario[st][sc]);
       js["scenarios"][scs[sc].name] = {{"delivered", s.delivered}, {"on_time", s.on_time},

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cstring>
 #include <memory>
 #include <queue>
 #include <random>
 
 #include "dataplane/replay_window.h"
 #include "dataplane/flow.h"
+#include "dataplane/reorder.h"
+#include "dataplane/stripe.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/wire.h"
 
@@ -23,7 +26,7 @@ constexpr std::int64_t kDrainNs = 2'000'000'000;    // after the last send, for 
 constexpr std::size_t kIpUdp = 28;
 constexpr std::size_t kProbeWire = dp::kHeaderLen + 8 + dp::kTagLen + kIpUdp;
 
-enum class Kind : std::uint8_t { Send, Tick, Data, Ping, Pong, Init, Response };
+enum class Kind : std::uint8_t { Send, Tick, Data, Ping, Pong, Init, Response, Expire };
 
 struct Event {
   std::int64_t t = 0;
@@ -36,6 +39,8 @@ struct Event {
   std::uint32_t from_index = 0;
   std::uint32_t seq = 0;
   std::uint64_t k = 0;      // Data: the packet's number in its flow; Ping/Pong: the body
+  std::uint32_t flow_seq = 0;  // Data of a striped flow (aggregate): its flow sequence number
+  bool striped = false;
   bool operator>(const Event& o) const noexcept { return t != o.t ? t > o.t : order > o.order; }
 };
 
@@ -44,6 +49,7 @@ enum : std::uint8_t { kClient = 0, kServer = 1 };
 struct Flow {
   std::uint64_t hash = 0;
   std::int64_t first_ns = 0;
+  std::int64_t newest = -1;  // the highest packet number delivered
   std::vector<std::int64_t> latency_ns;  // per packet; -1 while not delivered
 };
 
@@ -59,8 +65,23 @@ struct Side {
   // Client only: the handshake in progress per uplink (0: none) and when to send again.
   std::array<std::uint32_t, dp::kMaxUplinks> hs_index{};
   std::array<std::int64_t, dp::kMaxUplinks> next_try{};
+  // Strategy aggregate: the sender's striper and flow sequence numbers (by app flow),
+  // the receiver's reorder buffer, the wait its gaps get, and its next expiry event.
+  dp::Striper stripe;
+  std::vector<std::uint32_t> flow_seq;
+  dp::Reorder reorder{reorder_config()};
+  std::int64_t reorder_wait_ns = dp::kDefaultReorderWaitNs;
+  std::int64_t expire_at = -1;
 
   Side(const SimConfig& cfg) : prober(cfg.probe), sched(cfg.sched) {}
+  static dp::ReorderConfig reorder_config() {
+    dp::ReorderConfig c;
+    c.slots = 1024;
+    c.slot_bytes = 16;  // a held packet is its (flow, number): what the simulation needs back
+    c.flows = 64;
+    c.senders = 4;
+    return c;
+  }
 };
 
 class Sim {
@@ -105,6 +126,7 @@ class Sim {
         case Kind::Pong: on_pong(e); break;
         case Kind::Init: on_init(e); break;
         case Kind::Response: on_response(e); break;
+        case Kind::Expire: on_expire(e); break;
       }
     }
     finish();
@@ -146,6 +168,8 @@ class Sim {
       views[u].weight = u < cfg_.weights.size() ? cfg_.weights[u] : 1.0;
     }
     s.sched.update({views.data(), n_}, now_);
+    s.stripe.update({views.data(), n_});
+    s.reorder_wait_ns = dp::reorder_wait_ns(views);
     s.last_publish_ns = now_;
   }
 
@@ -156,6 +180,33 @@ class Sim {
     f.latency_ns.push_back(-1);
     ++r_.sent;
     const std::uint32_t seq = s.next_seq++;
+    if (cfg_.sched.strategy == dp::Strategy::Aggregate) {
+      send_striped(e, s, seq, k);
+    } else {
+      send_routed(e, s, f, seq, k);
+    }
+    const std::int64_t next = now_ + interval_ns_;
+    if (next < end_ns_) push({.t = next, .kind = Kind::Send, .side = e.side, .flow = e.flow});
+  }
+
+  // aggregate: the packet to the uplink where it arrives first, with its flow sequence.
+  void send_striped(const Event& e, Side& s, std::uint32_t seq, std::uint64_t k) {
+    dp::UplinkMask allowed = 0;
+    for (std::size_t u = 0; u < n_; ++u)
+      if (s.sess[u] && (s.sched.usable_mask() >> u & 1)) allowed |= dp::UplinkMask{1} << u;
+    const std::size_t wire = cfg_.payload + dp::kDataOverhead + dp::kFlowSeqLen + kIpUdp;
+    const int u = s.stripe.pick(allowed, wire, now_);
+    if (u < 0) return;
+    if (s.flow_seq.size() < s.app.size()) s.flow_seq.resize(s.app.size());
+    dp::Session* ss = s.sess[static_cast<std::size_t>(u)].get();
+    ss->tx[0].bytes.fetch_add(cfg_.payload, std::memory_order_relaxed);
+    r_.data_bytes += cfg_.payload;
+    transmit(e.side, static_cast<std::size_t>(u), wire,
+             {.kind = Kind::Data, .flow = e.flow, .to_index = ss->remote_index, .seq = seq, .k = k,
+              .flow_seq = s.flow_seq[e.flow]++, .striped = true});
+  }
+
+  void send_routed(const Event& e, Side& s, const Flow& f, std::uint32_t seq, std::uint64_t k) {
     dp::UplinkMask m = s.flows.route(f.hash, now_, s.sched);
     while (m != 0) {
       const unsigned u = static_cast<unsigned>(std::countr_zero(m));
@@ -167,8 +218,6 @@ class Sim {
       transmit(e.side, u, cfg_.payload + dp::kDataOverhead + kIpUdp,
                {.kind = Kind::Data, .flow = e.flow, .to_index = ss->remote_index, .seq = seq, .k = k});
     }
-    const std::int64_t next = now_ + interval_ns_;
-    if (next < end_ns_) push({.t = next, .kind = Kind::Send, .side = e.side, .flow = e.flow});
   }
 
   void on_tick() {
@@ -255,9 +304,74 @@ class Sim {
   void on_data(const Event& e) {
     Side& s = side(e.side);
     if (addressed(s, e) == nullptr || !s.dedup.check_and_update(e.seq)) return;
-    Flow& f = side(e.side == kClient ? kServer : kClient).app[e.flow];
-    const std::int64_t sent = f.first_ns + static_cast<std::int64_t>(e.k) * interval_ns_;
-    f.latency_ns[e.k] = now_ - sent;
+    if (!e.striped) return deliver(e.side, e.flow, e.k);
+    // Striped: through the receiver's reorder buffer, as the worker does.
+    std::uint8_t bytes[12];
+    std::memcpy(bytes, &e.flow, 4);
+    std::memcpy(bytes + 4, &e.k, 8);
+    dp::Reorder::Packet p;
+    p.uplink = e.uplink;
+    p.send_seq = e.seq;
+    p.flow_seq = e.flow_seq;
+    p.flow = e.flow + 1;
+    p.data = bytes;
+    p.len = sizeof bytes;
+    switch (s.reorder.offer(p, s.reorder_wait_ns, now_)) {
+      case dp::Reorder::Verdict::Deliver:
+        deliver(e.side, e.flow, e.k);
+        release(e.side);
+        break;
+      case dp::Reorder::Verdict::DrainFirst:
+        release(e.side);
+        deliver(e.side, e.flow, e.k);
+        break;
+      case dp::Reorder::Verdict::Held:
+        release(e.side);
+        break;
+      case dp::Reorder::Verdict::Duplicate:
+        break;
+    }
+    arm_expiry(e.side);
+  }
+
+  // What the reorder buffer let go, delivered now, in order.
+  void release(std::uint8_t at) {
+    Side& s = side(at);
+    s.reorder.drain([&](const dp::Reorder::Ready& x) {
+      std::uint32_t flow = 0;
+      std::uint64_t k = 0;
+      std::memcpy(&flow, x.data, 4);
+      std::memcpy(&k, x.data + 4, 8);
+      deliver(at, flow, k);
+      s.reorder.free_slot(x.slot);
+    });
+  }
+
+  // An event at the first gap's deadline while packets wait (the worker's timed wait).
+  void arm_expiry(std::uint8_t at) {
+    Side& s = side(at);
+    if (s.reorder.held() == 0) return;
+    const std::int64_t t = std::max(now_, s.reorder.next_deadline());
+    if (s.expire_at >= now_ && s.expire_at <= t) return;
+    s.expire_at = t;
+    push({.t = t, .kind = Kind::Expire, .side = at});
+  }
+
+  void on_expire(const Event& e) {
+    Side& s = side(e.side);
+    if (s.expire_at != now_) return;  // superseded by an earlier one
+    s.expire_at = -1;
+    s.reorder.expire(now_);
+    release(e.side);
+    arm_expiry(e.side);
+  }
+
+  void deliver(std::uint8_t at, std::uint32_t flow, std::uint64_t k) {
+    Flow& f = side(at == kClient ? kServer : kClient).app[flow];
+    const std::int64_t sent = f.first_ns + static_cast<std::int64_t>(k) * interval_ns_;
+    f.latency_ns[k] = now_ - sent;
+    if (static_cast<std::int64_t>(k) < f.newest) ++r_.out_of_order;
+    f.newest = std::max(f.newest, static_cast<std::int64_t>(k));
     ++r_.delivered;
     r_.delivered_bytes += cfg_.payload;
     if (now_ - sent <= cfg_.deadline_ns) ++r_.on_time;
@@ -305,6 +419,7 @@ void RunResult::add(const RunResult& o) {
   delivered_bytes += o.delivered_bytes;
   probe_packets += o.probe_packets;
   handshakes += o.handshakes;
+  out_of_order += o.out_of_order;
   disruptions_ms.insert(disruptions_ms.end(), o.disruptions_ms.begin(), o.disruptions_ms.end());
 }
 

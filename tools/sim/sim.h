@@ -6,7 +6,8 @@
 // What is simulated: a client and a server joined by the scenario's links (each direction
 // a linkem::Direction: rate, queue, delay, jitter, loss, bursts, duplication, outages);
 // constant-rate flows in both directions (a real-time workload: each packet has a
-// deadline); Ping/Pong probes of both ends sharing the links' queues with the data; the
+// deadline); with strategy aggregate, each packet striped and the receiver's real reorder
+// buffer putting the flows back in order; Ping/Pong probes of both ends sharing the links' queues with the data; the
 // client's handshake again when its prober declares an uplink Down, and the server's
 // session for that uplink replaced when the new initiation arrives. The control loops run
 // every 20 ms and publish new views on a health change and at least every second, as the
@@ -43,6 +44,7 @@ struct RunResult {
   std::uint64_t delivered_bytes = 0;
   std::uint64_t probe_packets = 0;
   std::uint64_t handshakes = 0;  // completed by the client, the first ones included
+  std::uint64_t out_of_order = 0;  // inner packets delivered after a later one of their flow
   // Each time a flow's packets stopped arriving for at least disruption_min_ns: from the
   // send time of the first lost packet to that of the next one that arrived.
   std::vector<double> disruptions_ms;
