@@ -95,7 +95,8 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
       p.health.on_failure();
       p.health.on_metrics(loss_for_health(p.stats), p.stats.has_rtt() ? p.stats.srtt_ms() : -1);
       note_state(p, before, now_ns);
-      changed |= p.health.state() != before;
+      // The first failure too: striping leaves a suspect uplink at once (UplinkView::suspect).
+      changed |= p.health.state() != before || p.health.consecutive_failures() == 1;
       p.next_probe_ns = now_ns;  // a failure: probe again at once, then fast
     }
     if (!p.outstanding && now_ns >= p.next_probe_ns) {
@@ -195,6 +196,7 @@ dp::UplinkView Prober::view(const dp::Session* s) const {
   v.loss = p.stats.loss();
   v.throughput_bps = p.stats.has_delivered() ? p.stats.delivered_bps() : p.stats.throughput_bps();
   v.recent_bps = p.stats.recent_max_bps();
+  v.suspect = p.health.consecutive_failures() > 0;
   v.healthy_since_ns = p.healthy_since_ns;
   return v;
 }

@@ -22,6 +22,9 @@
 
 namespace triglav::ctl {
 
+// Strategy aggregate probes busy uplinks at least this often (see probe_config).
+inline constexpr std::int64_t kStripeBusyProbeNs = 100'000'000;
+
 struct ProbeConfig {
   std::int64_t interval_ns = 1'000'000'000;
   std::int64_t busy_interval_ns = 250'000'000;  // capped at interval_ns

@@ -63,6 +63,7 @@ struct UplinkView {
   double loss = 0;      // 0..1
   double throughput_bps = 0;
   double recent_bps = 0;  // the highest delivered rate of the last few reports (striping)
+  bool suspect = false;   // its latest probe went unanswered (striping avoids it at once)
   bool behind_nat = false;
   double weight = 1;    // weighted_round_robin
   std::int64_t healthy_since_ns = -1;  // when it last became Healthy (-1: not Healthy, or not known)

@@ -7,6 +7,9 @@ namespace triglav::dp {
 
 void Striper::update(std::span<const UplinkView> views) noexcept {
   double known_owd = 0;
+  suspect_ = 0;
+  for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i)
+    if (views[i].suspect) suspect_ |= UplinkMask{1} << i;
   for (const UplinkView& v : views)
     if (v.srtt_ms >= 0) known_owd = std::max(known_owd, v.srtt_ms * 1e6 / 2);
   for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i) {
@@ -38,6 +41,7 @@ double Striper::arrival_ns(unsigned u, std::size_t bytes, std::int64_t now_ns) n
 }
 
 int Striper::pick(UplinkMask allowed, std::size_t bytes, std::int64_t now_ns) noexcept {
+  if ((allowed & ~suspect_) != 0) allowed &= ~suspect_;
   int best = -1;
   bool best_within = false;
   double best_t = std::numeric_limits<double>::infinity();

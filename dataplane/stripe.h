@@ -14,6 +14,11 @@
 // about one bandwidth-delay product plus kBudgetMarginNs of its rate, takes nothing while
 // another is within its own.
 //
+// An uplink whose latest probe went unanswered (UplinkView::suspect) takes nothing while
+// another allowed one answers: a path that went silent stops receiving new packets as
+// soon as the control thread publishes the timeout, not after the three failures that
+// make it Degraded.
+//
 // One Striper per (client, worker), like the Scheduler. Pure and single-threaded.
 #pragma once
 
@@ -53,6 +58,7 @@ class Striper {
   };
   void drain(Lane& l, std::int64_t now_ns) noexcept;
   std::array<Lane, kMaxUplinks> lanes_{};
+  UplinkMask suspect_ = 0;
 };
 
 }  // namespace triglav::dp

@@ -56,6 +56,24 @@ TEST(Prober, IdleUplinksEveryIntervalBusyOnesFaster) {
   EXPECT_EQ(h.sent, (std::vector<std::int64_t>{4'600, 4'850, 5'850, 6'850}));
 }
 
+// The first unanswered probe already makes the uplink suspect (striping leaves it), and
+// tick() says so, so that the control thread publishes it at once; an answer clears it.
+TEST(Prober, FirstTimeoutMakesTheUplinkSuspect) {
+  Harness h;
+  h.run(0, 500, false);
+  EXPECT_FALSE(h.p.view(&h.s).suspect);
+  h.answer = false;
+  bool reported = false;
+  for (std::int64_t t = 500; t < 1'400 && !h.p.view(&h.s).suspect; t += 10)
+    reported = h.p.tick(t * kMs, [](dp::Session&, std::uint64_t) {});
+  EXPECT_TRUE(h.p.view(&h.s).suspect);
+  EXPECT_TRUE(reported);
+  EXPECT_EQ(h.p.state(&h.s), dp::HealthState::Healthy);  // one failure: still Healthy
+  h.answer = true;
+  h.run(1'400, 1'600, false);
+  EXPECT_FALSE(h.p.view(&h.s).suspect);
+}
+
 TEST(Prober, UnansweredProbesClimbTheHealthLadderFast) {
   Harness h;
   h.run(0, 1'050, false);

@@ -105,6 +105,17 @@ TEST(Striper, UnknownAndDisallowedUplinks) {
   EXPECT_EQ(s.pick(0, 1400, 0), -1);
 }
 
+// An uplink whose latest probe went unanswered takes nothing while another answers,
+// and still carries everything when it is the only one.
+TEST(Striper, SuspectUplinkIsLeftAtOnce) {
+  Striper s;
+  std::array<UplinkView, 2> v{view(0, 10, 50), view(1, 10, 50)};
+  v[1].suspect = true;
+  s.update(v);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(s.pick(0b11, 1400, i * kMs), 0);
+  EXPECT_EQ(s.pick(0b10, 1400, 0), 1);
+}
+
 // An uplink near its base RTT is credited with more than it delivered (it may carry
 // more); a queueing one with what it delivered.
 TEST(Striper, IdleCapacityIsProbed) {

@@ -4,7 +4,9 @@ arrive intact (sha256) with both uplinks carrying a large share of the one flow,
 server's reorder buffer having put packets back in order; (2) 32 MiB downloaded the same
 way, the server striping the return traffic; (3) an uplink taken down in the middle of
 an upload: the transfer goes on over the other one and completes intact, without a
-reset.
+reset; (4) the other uplink silently blackholed in the middle of an upload: it is left
+within a probe timeout, the transfer completes intact, and the longest pause of the
+receiver is printed (the target is 300 ms; the bound asserted is generous).
 
 usage: test_striping.py /path/to/triglav; root; exit 0/1/77
 """
@@ -30,8 +32,12 @@ def iface_bytes(ns, ifs, what):
     return [int(run(tglib.ns_cmd(ns, ["cat", f"/sys/class/net/{i}/statistics/{what}"])).stdout) for i in ifs]
 
 
+def control_socket(lab, role):
+    return os.path.join(lab.tmp, f"{role}.sock")  # not /run/triglav: other tests may run at once
+
+
 def counters(lab, ns, role):
-    r = run(tglib.ns_cmd(ns, [lab.binary, "status", "--json", "--detailed", "--socket", f"/run/triglav/{role}-tg0.sock"]))
+    r = run(tglib.ns_cmd(ns, [lab.binary, "status", "--json", "--detailed", "--socket", control_socket(lab, role)]))
     return json.loads(r.stdout).get("counters", {})
 
 
@@ -63,8 +69,9 @@ def shares(before, after):
 
 
 def body(lab, checks):
-    ns_s, ns_c, ifs, server, client = lab.bonded(1, server_args=["--strategy", "aggregate"],
-                                                 client_args=["--strategy", "aggregate"])
+    ns_s, ns_c, ifs, server, client = lab.bonded(
+        1, server_args=["--strategy", "aggregate", "--control-socket", control_socket(lab, "server")],
+        client_args=["--strategy", "aggregate", "--control-socket", control_socket(lab, "client")])
     for ifname, rate in zip(ifs, RATES):  # both directions: the server's ends are named ...s
         for ns, dev in ((ns_c, ifname), (ns_s, ifname[:-1] + "s")):
             run(["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{rate}mbit", "burst", "32kb",
@@ -101,6 +108,23 @@ def body(lab, checks):
     got = transfer(lab, "cut", ns_c, ns_s, SERVER_TUN_IP, 5503, 48 << 20, during=cut)
     client.wait_for(rf"uplink 1 \({ifs[1]}\): \S+ -> down", timeout=5)
     checks.append(f"uplink B down 1.5 s into a 48 MiB upload: completed intact in {got['seconds']:.1f} s, no reset")
+
+    # (4) B back; then A silently blackholed mid-upload (probes must find out)
+    offset = client.stderr_size()
+    run(["ip", "-n", ns_c, "link", "set", ifs[1], "up"])
+    client.wait_for(rf"uplink 1 \({ifs[1]}\): \S+ -> healthy", timeout=15, after=offset)
+    time.sleep(1.0)
+
+    def blackhole():
+        for cmd in (["add", "table", "inet", "tgt"],
+                    ["add", "chain", "inet", "tgt", "out", "{ type filter hook output priority 0 ; }"],
+                    ["add", "rule", "inet", "tgt", "out", "oifname", ifs[0], "udp", "dport", "7443", "drop"]):
+            run(tglib.ns_cmd(ns_c, ["nft", *cmd]))
+    got = transfer(lab, "blackhole", ns_c, ns_s, SERVER_TUN_IP, 5504, 48 << 20, during=blackhole)
+    run(tglib.ns_cmd(ns_c, ["nft", "delete", "table", "inet", "tgt"]))
+    check(got["max_gap"] < 2.0, f"blackhole: the receiver paused {got['max_gap'] * 1000:.0f} ms")
+    checks.append(f"uplink A blackholed 1.5 s into a 48 MiB upload: completed intact in {got['seconds']:.1f} s; "
+                  f"longest receive pause {got['max_gap'] * 1000:.0f} ms (target 300 ms)")
 
 
 if __name__ == "__main__":

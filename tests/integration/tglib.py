@@ -318,7 +318,8 @@ def pattern_sha256(total, seed):
 
 
 def _helper_tcp_sink(host, port, timeout):
-    """Accepts one connection, reads to EOF, prints JSON {bytes, sha256, seconds}."""
+    """Accepts one connection, reads to EOF, prints JSON {bytes, sha256, seconds, max_gap}
+    (max_gap: the longest time between two reads that brought data, in seconds)."""
     srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((host, int(port)))
@@ -332,15 +333,20 @@ def _helper_tcp_sink(host, port, timeout):
     t0 = time.monotonic()
     buf = bytearray(1 << 20)
     view = memoryview(buf)
+    last, gap = None, 0.0
     while True:
         k = conn.recv_into(buf)
         if k == 0:
             break
+        now = time.monotonic()
+        if last is not None:
+            gap = max(gap, now - last)
+        last = now
         h.update(view[:k])
         n += k
     dt = time.monotonic() - t0
     conn.close()
-    print(json.dumps({"bytes": n, "sha256": h.hexdigest(), "seconds": dt,
+    print(json.dumps({"bytes": n, "sha256": h.hexdigest(), "seconds": dt, "max_gap": gap,
                       "peer": f"{peer[0]}:{peer[1]}"}), flush=True)
 
 
