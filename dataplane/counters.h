@@ -54,6 +54,8 @@ namespace triglav::dp {
     "Gaps in striped flows given up because the reorder buffer's memory bound was reached.")                 \
   X(RxReorderUntracked, "rx_reorder_untracked", Total, Rx, "triglav_reorder_untracked_total",                \
     "Striped packets delivered unordered: the reorder buffer's flow table had no room for their flow.")      \
+  X(RxReorderOtherWorker, "rx_reorder_other_worker", Total, Rx, "triglav_reorder_other_worker_total",          \
+    "Striped packets the kernel's GRO handed to a worker other than their flow's: delivered as they came.")  \
   X(RxReorderWait1ms, "rx_reorder_wait_under_1ms", Total, Rx, "triglav_reorder_wait_under_1ms_total",        \
     "Reordered packets that waited less than 1 ms.")                                                         \
   X(RxReorderWait4ms, "rx_reorder_wait_1_4ms", Total, Rx, "triglav_reorder_wait_1_4ms_total",                \

@@ -57,6 +57,9 @@ struct Group {
   // (dataplane/reorder.h): the uplinks' one-way-delay spread plus a jitter allowance,
   // set by the control thread with each route it publishes (make_route).
   std::atomic<std::int64_t> reorder_wait_ns{kDefaultReorderWaitNs};
+  // The uplinks with a session that is not Down, as this side's control thread sees
+  // them (make_route): the uplinks a gap's packet may still be on.
+  std::atomic<UplinkMask> live_uplinks{0};
   std::array<GroupWorkerState, kMaxWorkers> workers{};
   std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
 };

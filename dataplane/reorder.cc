@@ -85,7 +85,10 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
   }
   s->last_ns = now;
   std::uint32_t& top = s->max_seq[p.uplink];
-  if (!(s->seen >> p.uplink & 1) || diff(p.send_seq, top) > 0) top = p.send_seq;
+  // After a silence the sender may count anew (it restarted, or lost its state for us):
+  // what this uplink delivered before says nothing now.
+  const bool fresh = !(s->seen >> p.uplink & 1) || now - s->seen_ns[p.uplink] > cfg_.uplink_active_ns;
+  if (fresh || diff(p.send_seq, top) > 0) top = p.send_seq;
   s->seen |= UplinkMask{1} << p.uplink;
   s->seen_ns[p.uplink] = now;
   const auto sender_index = static_cast<std::uint32_t>(s - senders_.data());
@@ -97,19 +100,29 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
   }
   f->wait_ns = wait_for(*s, wait_ns, now);
   f->last_ns = now;
-  const std::int32_t d = diff(p.flow_seq, f->next);
+  std::int32_t d = diff(p.flow_seq, f->next);
   Verdict v = Verdict::Deliver;
+  if (d <= -static_cast<std::int32_t>(cfg_.per_flow)) {
+    // Far behind: not a late packet but a flow counting anew (its sender's state for it
+    // was made again). Follow it from here.
+    ++stats_.overflows;
+    while (f->held > 0) skip_gap(*f, now);
+    f->next = p.flow_seq;
+    d = 0;
+  }
   if (d < 0) {
     ++stats_.late;
     // Its gap was given up too soon (or a wait was not yet learnt): wait longer.
     if (d > -static_cast<std::int32_t>(cfg_.per_flow)) note_fill(*s, 1.5 * static_cast<double>(f->wait_ns), now);
   } else if (d == 0) {
     ++stats_.in_order;
-    if (f->held > 0) note_fill(*s, static_cast<double>(now - slots_[cell(*f, first_held(*f))].arrived_ns), now);
+    if (f->held > 0) note_fill(*s, static_cast<double>(now - slots_[cell(*f, f->first)].arrived_ns), now);
     ++f->next;
     release_run(*f, now);
-  } else if (static_cast<std::uint32_t>(d) >= cfg_.per_flow || free_.empty()) {
-    // Beyond the window, or no slot left: give up this flow's gaps up to p.
+  } else if (static_cast<std::uint32_t>(d) >= cfg_.per_flow || free_.empty() ||
+             p.len > cfg_.slot_bytes - cfg_.headroom) {
+    // Beyond the window, no slot left, or too big for one: give up this flow's gaps up
+    // to p (a packet is never cut to fit).
     ++stats_.overflows;
     while (f->held > 0) skip_gap(*f, now);
     f->next = p.flow_seq + 1;
@@ -118,9 +131,8 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     std::uint32_t& c = cell(*f, p.flow_seq);
     if (c != kNone) return Verdict::Duplicate;
     const std::uint32_t slot = take_slot();
-    const std::uint32_t n = std::min(p.len, cfg_.slot_bytes - cfg_.headroom);
-    std::memcpy(pool_.data() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, p.data, n);
-    slots_[slot] = Slot{now, p.send_seq, p.flow_seq, n, p.partial};
+    std::memcpy(pool_.data() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, p.data, p.len);
+    slots_[slot] = Slot{now, p.send_seq, p.flow_seq, p.len, p.partial};
     c = slot;
     ++held_total_;
     ++stats_.held;
@@ -128,13 +140,16 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
       f->wait_pos = static_cast<std::uint32_t>(waiting_.size());
       waiting_.push_back(static_cast<std::uint32_t>(f - flows_.data()));
       f->deadline_ns = now + f->wait_ns;
+      f->first = p.flow_seq;
+    } else if (diff(p.flow_seq, f->first) < 0) {
+      f->first = p.flow_seq;
     }
     v = Verdict::Held;
   }
   // This packet may have moved its uplink past a gap of any waiting flow of its sender.
   for (std::size_t i = 0; i < waiting_.size();) {
     const std::uint32_t fi = waiting_[i];
-    if (flows_[fi].sender == sender_index) settle(flows_[fi], now);
+    if (flows_[fi].sender == sender_index) settle(flows_[fi], p.uplinks, now);
     if (i < waiting_.size() && waiting_[i] == fi) ++i;  // else it left, and another took place i
   }
   return v;
@@ -176,7 +191,8 @@ void Reorder::release_run(Flow& f, std::int64_t now) noexcept {
     emit(f, f.next, now);
     ++f.next;
   }
-  if (f.held > 0) f.deadline_ns = slots_[cell(f, first_held(f))].arrived_ns + f.wait_ns;
+  if (f.held > 0 && diff(f.first, f.next) < 0) f.first = first_held(f);  // once per advance
+  if (f.held > 0) f.deadline_ns = slots_[cell(f, f.first)].arrived_ns + f.wait_ns;
 }
 
 std::uint32_t Reorder::first_held(const Flow& f) noexcept {
@@ -186,17 +202,21 @@ std::uint32_t Reorder::first_held(const Flow& f) noexcept {
 }
 
 void Reorder::skip_gap(Flow& f, std::int64_t now) noexcept {
-  f.next = first_held(f);
+  f.next = f.first;
   release_run(f, now);
 }
 
-void Reorder::settle(Flow& f, std::int64_t now) noexcept {
+void Reorder::settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept {
   const Sender& s = senders_[f.sender];
   while (f.held > 0) {
-    const std::uint32_t sent = slots_[cell(f, first_held(f))].send_seq;  // the gap was sent before this
-    for (unsigned u = 0; u < kMaxUplinks; ++u)
-      if ((s.seen >> u & 1) && now - s.seen_ns[u] <= cfg_.uplink_active_ns && diff(s.max_seq[u], sent) < 0)
-        return;  // uplink u may still bring it
+    const std::uint32_t sent = slots_[cell(f, f.first)].send_seq;  // the gap was sent before this
+    for (UplinkMask m = candidates | s.seen; m != 0; m &= m - 1) {
+      const auto u = static_cast<unsigned>(__builtin_ctzll(m));
+      const bool heard = (s.seen >> u & 1) && now - s.seen_ns[u] <= cfg_.uplink_active_ns;
+      // A live uplink not heard from lately may carry it (nothing says it moved past);
+      // one heard from lately has moved past once it delivered something sent after.
+      if (heard ? diff(s.max_seq[u], sent) < 0 : (candidates >> u & 1) != 0) return;
+    }
     ++stats_.lost_gaps;
     skip_gap(f, now);
   }

@@ -9,9 +9,11 @@
 //     packets that follow it without a gap;
 //   - a packet after a gap is held (copied into a slot of the worker's pool);
 //   - a gap is LOST, and what is held behind it released, as soon as every uplink that
-//     has carried this sender's packets lately has delivered one sent after the gap (an
+//     may carry this sender's packets (the group's live uplinks, and any that delivered
+//     lately) has delivered one sent after the gap within the last uplink_active_ns (an
 //     uplink delivers in order, so the missing packet is on none of them), or when the
-//     gap has waited its wait time, whichever comes first. The wait is the larger of the
+//     gap has waited its wait time, whichever comes first. A live uplink not heard from
+//     lately keeps the gap open: nothing says it moved past. The wait is the larger of the
 //     group's (the uplinks' one-way-delay spread plus a jitter allowance, from the
 //     control thread's measurements) and what this sender's gaps needed lately: how
 //     long filled gaps had waited, with a quarter more, raised at once when a packet
@@ -77,6 +79,10 @@ class Reorder {
     const std::uint8_t* data = nullptr;
     std::uint32_t len = 0;
     bool partial = false;  // kDataChecksumPartial: kept with a held copy
+    // The uplinks that may carry this sender's packets (the group's live sessions, as
+    // the receiver's control thread sees them): one of them not heard from lately keeps
+    // a gap open until its wait runs out.
+    UplinkMask uplinks = 0;
   };
   enum class Verdict : std::uint8_t {
     Deliver,     // write p.data now (in order, late, or not reordered), then drain()
@@ -130,6 +136,7 @@ class Reorder {
     std::int64_t deadline_ns = 0;  // the current gap's wait runs out (held > 0)
     std::int64_t wait_ns = 0;
     std::uint32_t wait_pos = 0;  // index in waiting_ (held > 0)
+    std::uint32_t first = 0;     // the lowest sequence held (held > 0)
   };
   struct Slot {
     std::int64_t arrived_ns = 0;
@@ -153,7 +160,7 @@ class Reorder {
   // The first held packet's sequence (f.held > 0).
   std::uint32_t first_held(const Flow& f) noexcept;
   // Gives up gaps while every recently active uplink has moved past them.
-  void settle(Flow& f, std::int64_t now) noexcept;
+  void settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept;
   void emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept;
   // A gap that took `took` ns to fill (or, late, at least that): the sender's estimate.
   static void note_fill(Sender& s, double took, std::int64_t now) noexcept;

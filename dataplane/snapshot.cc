@@ -18,7 +18,13 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
     if (uplinks[i] == nullptr) r->views[i].state = HealthState::Down;
     else r->n_views = i + 1;
   }
-  if (g != nullptr) g->reorder_wait_ns.store(reorder_wait_ns(r->views), std::memory_order_relaxed);
+  if (g != nullptr) {
+    UplinkMask live = 0;
+    for (std::size_t i = 0; i < kMaxUplinks; ++i)
+      if (uplinks[i] != nullptr && r->views[i].state != HealthState::Down) live |= UplinkMask{1} << i;
+    g->reorder_wait_ns.store(reorder_wait_ns(r->views), std::memory_order_relaxed);
+    g->live_uplinks.store(live, std::memory_order_relaxed);
+  }
   return r;
 }
 

@@ -100,6 +100,9 @@ inline constexpr std::uint8_t kDataChecksumPartial = 0x01;
 // the handshake (kOfferStriped).
 inline constexpr std::uint8_t kDataStriped = 0x02;
 inline constexpr std::size_t kFlowSeqLen = 4;
+// The most a Data packet adds to its inner packet: a striped one's (the path must carry
+// this much more than the tunnel MTU).
+inline constexpr std::size_t kMaxDataOverhead = kDataOverhead + kFlowSeqLen;
 
 // Handshake messages (aux = message number) and their Noise payloads.
 inline constexpr std::uint8_t kHandshakeInit = 1;

@@ -63,7 +63,7 @@ class TcpRelay {
     unsigned per_source = 256;            // server: open connections from one address (a NAT) or IPv6 /64 at most
     // The largest datagram a frame may carry: longer lengths end the connection (the
     // tunnel never sends one; a receive buffer holds at most one frame).
-    std::size_t max_frame = 9036;
+    std::size_t max_frame = 9040;
     RelaySources* sources = nullptr;  // server: told each connection's TCP peer
     // Server: whether a datagram from the tunnel counts as an answer (a connection the
     // tunnel never answers is closed after unanswered_timeout_s). Null: any datagram.

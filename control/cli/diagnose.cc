@@ -140,11 +140,11 @@ void check_interface(Report& r, const std::string& name, int tunnel_mtu) {
   }
   const std::string base = "/sys/class/net/" + name;
   const int mtu = read_int(base + "/mtu", 0);
-  const int need = tunnel_mtu + static_cast<int>(dp::kDataOverhead) + 28;
+  const int need = tunnel_mtu + static_cast<int>(dp::kMaxDataOverhead) + 28;
   if (mtu > 0 && mtu < need)
     r.warn("uplink " + name, "MTU " + std::to_string(mtu) + " is below the " + std::to_string(need) +
                                  " bytes a full tunnel packet needs: packets will be fragmented",
-           "--mtu " + std::to_string(mtu - static_cast<int>(dp::kDataOverhead) - 28));
+           "--mtu " + std::to_string(mtu - static_cast<int>(dp::kMaxDataOverhead) - 28));
   else
     r.ok("uplink " + name, "MTU " + std::to_string(mtu) + " carries tunnel MTU " + std::to_string(tunnel_mtu));
   const std::string oper = read_line(base + "/operstate").value_or("unknown");
@@ -231,10 +231,10 @@ void check_path_mtu(Report& r, const std::string& what, const std::string& up, c
     const std::size_t mid = lo + (hi - lo) / 2;
     (probe_arrives(s, to, mid, mac1) ? lo : hi) = mid;
   }
-  const int payload = static_cast<int>(lo), need = tunnel_mtu + static_cast<int>(dp::kDataOverhead);
+  const int payload = static_cast<int>(lo), need = tunnel_mtu + static_cast<int>(dp::kMaxDataOverhead);
   const std::string found = "path MTU " + std::to_string(payload + headers) + " (UDP payloads of " +
                             std::to_string(payload) + " bytes arrive)";
-  const int fits = payload - static_cast<int>(dp::kDataOverhead);
+  const int fits = payload - static_cast<int>(dp::kMaxDataOverhead);
   if (payload >= need)
     r.ok(what + " via " + up, found + ": carries tunnel MTU " + std::to_string(tunnel_mtu));
   else if (fits < 576)

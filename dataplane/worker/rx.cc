@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "dataplane/socket_filter.h"
 #include "dataplane/worker/loop.h"
 
 namespace triglav::dp {
@@ -225,6 +226,14 @@ bool Worker::Loop::reorder(const Session& s, const Header& h, std::uint16_t bid,
   p.data = inner;
   p.len = static_cast<std::uint32_t>(inner_len);
   p.partial = partial;
+  p.uplinks = s.group->live_uplinks.load(std::memory_order_relaxed);
+  if (cfg_.workers > 1 && steered_worker(h.receiver, p.sender, cfg_.workers) != cfg_.id) {
+    // Steered to another worker, but the kernel's GRO joined it with datagrams of ours
+    // (one peer's workers share a source port): that worker reorders its flow, not us.
+    c_.add(Counter::RxReorderOtherWorker);
+    deliver(bid, inner, inner_len, partial);
+    return true;
+  }
   const auto v = tw_.reorder->offer(p, s.group->reorder_wait_ns.load(std::memory_order_relaxed), now_);
   switch (v) {
     case Reorder::Verdict::Deliver:

@@ -24,7 +24,7 @@ struct Harness {
   explicit Harness(ReorderConfig cfg = {}) : r(cfg) {}
 
   Reorder::Verdict offer(std::uint64_t flow, std::uint8_t uplink, std::uint32_t send_seq, std::uint32_t flow_seq,
-                         std::int64_t now, std::uint8_t sender = 0) {
+                         std::int64_t now, std::uint8_t sender = 0, UplinkMask live = 0) {
     std::uint8_t bytes[8];
     std::memcpy(bytes, &flow_seq, 4);
     std::memcpy(bytes + 4, &flow, 4);
@@ -37,6 +37,7 @@ struct Harness {
     p.flow = flow;
     p.data = bytes;
     p.len = sizeof bytes;
+    p.uplinks = live;
     const auto v = r.offer(p, kWait, now);
     switch (v) {
       case Reorder::Verdict::Deliver:
@@ -200,6 +201,53 @@ TEST(Reorder, WaitIsLearntAndBounded) {
   offer(0, 4, 4, 102 * kMs, kWait);  // a new gap: it may wait what the last one needed, and a quarter more
   EXPECT_GE(r.next_deadline(), 102 * kMs + 125 * kMs);
   EXPECT_LE(r.next_deadline(), 102 * kMs + Reorder::kMaxWaitNs);
+}
+
+// A live uplink that has not carried this sender's packets lately may be carrying the
+// missing one (a burst moved it there): the gap waits out its wait rather than being
+// given up because the busy uplink moved past it.
+TEST(Reorder, LiveButQuietUplinkKeepsTheGapOpen) {
+  Harness h;
+  for (std::uint32_t i = 0; i < 10; ++i) h.offer(1, 0, i, i, i * kMs, 0, 0b11);  // all on uplink 0
+  h.offer(1, 0, 11, 11, 20 * kMs, 0, 0b11);  // 10 went to uplink 1, slower
+  EXPECT_EQ(h.r.held(), 1u);
+  EXPECT_EQ(h.r.stats().lost_gaps, 0u);
+  h.offer(1, 1, 10, 10, 30 * kMs, 0, 0b11);
+  EXPECT_EQ(h.out[1], range(0, 12));
+  // Without uplink 1 among the live ones, the same gap is lost at once (the old rule).
+  Harness g;
+  for (std::uint32_t i = 0; i < 10; ++i) g.offer(1, 0, i, i, i * kMs, 0, 0b01);
+  g.offer(1, 0, 11, 11, 20 * kMs, 0, 0b01);
+  EXPECT_EQ(g.r.stats().lost_gaps, 1u);
+}
+
+// The sender counts anew (it restarted): its uplinks' old newest numbers are forgotten
+// after a silence, and a flow far behind where it was is followed from there.
+TEST(Reorder, SenderThatCountsAnewIsFollowed) {
+  Harness h;
+  for (std::uint32_t i = 0; i < 100; ++i) h.offer(1, i % 2, 5000 + i, 7000 + i, i * kMs);
+  const std::int64_t later = 5'000 * kMs;
+  h.offer(1, 0, 0, 3, later);  // after the restart: new numbers, a new flow sequence
+  h.offer(1, 1, 1, 4, later + kMs);
+  h.offer(1, 0, 3, 6, later + 2 * kMs);  // 5 (send 2) missing: held, not lost (uplink 1 is at 1)
+  EXPECT_EQ(h.r.held(), 1u);
+  h.offer(1, 1, 2, 5, later + 3 * kMs);
+  std::vector<std::uint32_t> want = range(7000, 7100);
+  for (std::uint32_t i = 3; i <= 6; ++i) want.push_back(i);
+  EXPECT_EQ(h.out[1], want);
+}
+
+// A packet larger than a slot is never cut: it goes on as it is, after what was held.
+TEST(Reorder, PacketTooBigForASlotIsNotHeld) {
+  ReorderConfig cfg;
+  cfg.slot_bytes = 8;  // the harness's packets are 8 bytes: room for 8 - headroom
+  cfg.headroom = 4;
+  Harness h(cfg);
+  h.offer(9, 1, 0, 0, 0);
+  h.offer(1, 0, 1, 0, 0);
+  EXPECT_EQ(h.offer(1, 0, 3, 2, kMs), Reorder::Verdict::Deliver);
+  EXPECT_EQ(h.r.held(), 0u);
+  EXPECT_EQ(h.out[1], (std::vector<std::uint32_t>{0, 2}));
 }
 
 TEST(Reorder, SameSequenceHeldTwiceIsADuplicate) {

@@ -68,6 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       p.flow = flow;
       p.data = payload;
       p.len = in.take<std::uint8_t>() % 80;  // some longer than a slot
+      p.uplinks = in.take<std::uint16_t>();
       r.offer(p, in.take<std::uint8_t>() * 1'000'000LL, now);
     }
     drain();

@@ -53,9 +53,9 @@ def body(lab, checks):
     run(["ip", "-n", ns_s, "link", "set", s_if, "mtu", "1300"])
     r = diagnose(lab, ns_c, "-i", c_if, "--connectivity", authkey)
     m = re.search(rf"^warn\s+server {re.escape(ip_s)}:7443 via {c_if}\s+path MTU (\d+) \(UDP payloads of (\d+) bytes "
-                  r"arrive\): tunnel MTU 1420 needs 1456, so full-size tunnel packets are lost on the way\n"
+                  r"arrive\): tunnel MTU 1420 needs 1460, so full-size tunnel packets are lost on the way\n"
                   r"\s+fix: --mtu (\d+) ", r.stdout, re.M)
-    check(r.returncode == 0 and m and 1300 <= int(m.group(1)) <= 1304 and int(m.group(3)) == int(m.group(2)) - 36,
+    check(r.returncode == 0 and m and 1300 <= int(m.group(1)) <= 1304 and int(m.group(3)) == int(m.group(2)) - 40,
           f"path MTU behind a 1300-byte hop:\n{r.stdout}")
     run(["ip", "-n", ns_s, "link", "set", s_if, "mtu", "1500"])
     checks.append(f"path MTU: 1500 over the plain link; {m.group(1)} behind the server's 1300-byte end, with the "

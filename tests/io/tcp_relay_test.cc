@@ -96,13 +96,13 @@ TEST(TcpRelay, CarriesDatagramsBothWaysWholeAndInOrder) {
   EXPECT_EQ(relay.family(), AF_INET);
 
   Endpoint seen;
-  for (std::size_t n : {1u, 1420u, 9000u, 9036u}) {  // 9036: a Data packet at the largest MTU
+  for (std::size_t n : {1u, 1420u, 9000u, 9040u}) {  // 9040: a striped Data packet at the largest MTU
     const auto d = pattern(n, static_cast<std::uint8_t>(n));
     uplink.send(d, relay);
     EXPECT_EQ(server_side.recv(&seen), d) << n;
     EXPECT_EQ(seen.family(), AF_INET);
   }
-  uplink.send(pattern(9037, 1), relay);  // larger than the tunnel sends: not framed
+  uplink.send(pattern(9041, 1), relay);  // larger than the tunnel sends: not framed
   for (int i = 0; i < 200 && client.stats().dropped_too_big == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(client.stats().dropped_too_big, 1u);
