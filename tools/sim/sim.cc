@@ -71,6 +71,7 @@ struct Side {
   std::vector<std::uint32_t> flow_seq;
   dp::Reorder reorder{reorder_config()};
   std::int64_t reorder_wait_ns = dp::kDefaultReorderWaitNs;
+  dp::UplinkMask live = 0;  // uplinks with a session that is not Down (as make_route sets it)
   std::int64_t expire_at = -1;
 
   Side(const SimConfig& cfg) : prober(cfg.probe), sched(cfg.sched) {}
@@ -170,6 +171,9 @@ class Sim {
     s.sched.update({views.data(), n_}, now_);
     s.stripe.update({views.data(), n_});
     s.reorder_wait_ns = dp::reorder_wait_ns(views);
+    s.live = 0;
+    for (std::size_t u = 0; u < n_; ++u)
+      if (s.sess[u] && views[u].state != dp::HealthState::Down) s.live |= dp::UplinkMask{1} << u;
     s.last_publish_ns = now_;
   }
 
@@ -316,6 +320,7 @@ class Sim {
     p.flow = e.flow + 1;
     p.data = bytes;
     p.len = sizeof bytes;
+    p.uplinks = s.live;
     switch (s.reorder.offer(p, s.reorder_wait_ns, now_)) {
       case dp::Reorder::Verdict::Deliver:
         deliver(e.side, e.flow, e.k);
