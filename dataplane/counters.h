@@ -55,7 +55,7 @@ namespace triglav::dp {
   X(RxReorderUntracked, "rx_reorder_untracked", Total, Rx, "triglav_reorder_untracked_total",                \
     "Striped packets delivered unordered: the reorder buffer's flow table had no room for their flow.")      \
   X(RxReorderOtherWorker, "rx_reorder_other_worker", Total, Rx, "triglav_reorder_other_worker_total",          \
-    "Striped packets the kernel's GRO handed to a worker other than their flow's: delivered as they came.")  \
+    "Striped packets that reached a worker other than their peer's: delivered as they came, not reordered.") \
   X(RxReorderWait1ms, "rx_reorder_wait_under_1ms", Total, Rx, "triglav_reorder_wait_under_1ms_total",        \
     "Reordered packets that waited less than 1 ms.")                                                         \
   X(RxReorderWait4ms, "rx_reorder_wait_1_4ms", Total, Rx, "triglav_reorder_wait_1_4ms_total",                \

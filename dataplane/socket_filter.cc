@@ -39,20 +39,17 @@ std::vector<sock_filter> server_socket_filter() {
 std::vector<sock_filter> steering_program(unsigned workers) {
   constexpr unsigned kHandshake = static_cast<unsigned>(PacketType::Handshake);
   constexpr unsigned kError = static_cast<unsigned>(PacketType::Error);
-  enum : unsigned char { kHash = 10 };
+  enum : unsigned char { kHash = 7 };
   auto to = [](unsigned from, unsigned target) { return static_cast<unsigned char>(target - from - 1); };
   return {
       /* 0 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),  // version | type
       /* 1 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x0f),
       /* 2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kHandshake, to(2, kHash), 0),
       /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kError, to(3, kHash), 0),
-      /* 4 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, kHeaderLen - 1),  // the counter's top byte: sender id
-      /* 5 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
-      /* 6 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 4),  // the receiver index's low byte (little-endian)
-      /* 7 */ BPF_STMT(BPF_ALU | BPF_ADD | BPF_X, 0),
-      /* 8 */ BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, workers == 0 ? 1 : workers),
-      /* 9 */ BPF_STMT(BPF_RET | BPF_A, 0),
-      /* 10 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),  // past the group: the kernel's hash
+      /* 4 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 4),  // the receiver index's low byte (little-endian)
+      /* 5 */ BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, workers == 0 ? 1 : workers),
+      /* 6 */ BPF_STMT(BPF_RET | BPF_A, 0),
+      /* 7 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),  // past the group: the kernel's hash
   };
 }
 

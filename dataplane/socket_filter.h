@@ -17,17 +17,20 @@ namespace triglav::dp {
 std::vector<sock_filter> server_socket_filter();
 
 // Which worker's socket of a SO_REUSEPORT group (one per worker) receives a transport
-// packet: (low byte of its receiver index + the sender id of its counter) mod workers.
-// Every session of one peer has receiver indices with the same low byte (the receiver
-// chooses them so), so the packets one sending worker sends to us reach one receiving
-// worker whichever uplink carried them: a striped flow's reorder buffer sees all of its
-// packets (dataplane/reorder.h). Handshake and Error packets, which have no counter, are
-// left to the kernel's hash of the source address and port (the program returns an
-// index past the group). The program sees the UDP payload at offset 0.
+// packet: the low byte of its receiver index mod workers. Every session of one peer has
+// receiver indices with the same low byte (the receiver chooses them so), so everything
+// one peer sends reaches one worker whichever uplink carried it: a striped flow's reorder
+// buffer sees all of its packets (dataplane/reorder.h), and a flow that changes uplink is
+// written to the TUN by the same worker. (Not the sender id as well: the kernel's GRO
+// joins datagrams of one source address and port, which a peer's workers share, before
+// the program runs on the first of them.) Peers spread over the workers by their low
+// byte. Handshake and Error packets are left to the kernel's hash of the source address
+// and port (the program returns an index past the group). The program sees the UDP
+// payload at offset 0.
 std::vector<sock_filter> steering_program(unsigned workers);
 // The worker the program picks for a transport packet (tests, and the docs' example).
-inline unsigned steered_worker(std::uint32_t receiver_index, unsigned sender, unsigned workers) noexcept {
-  return ((receiver_index & 0xffu) + sender) % workers;
+inline unsigned steered_worker(std::uint32_t receiver_index, unsigned workers) noexcept {
+  return (receiver_index & 0xffu) % workers;
 }
 
 }  // namespace triglav::dp

@@ -227,9 +227,9 @@ bool Worker::Loop::reorder(const Session& s, const Header& h, std::uint16_t bid,
   p.len = static_cast<std::uint32_t>(inner_len);
   p.partial = partial;
   p.uplinks = s.group->live_uplinks.load(std::memory_order_relaxed);
-  if (cfg_.workers > 1 && steered_worker(h.receiver, p.sender, cfg_.workers) != cfg_.id) {
-    // Steered to another worker, but the kernel's GRO joined it with datagrams of ours
-    // (one peer's workers share a source port): that worker reorders its flow, not us.
+  if (cfg_.workers > 1 && steered_worker(h.receiver, cfg_.workers) != cfg_.id) {
+    // Not ours to reorder (the peer's other packets reach the worker its receiver index
+    // names): delivered as it came rather than starting a second state for its flow.
     c_.add(Counter::RxReorderOtherWorker);
     deliver(bid, inner, inner_len, partial);
     return true;

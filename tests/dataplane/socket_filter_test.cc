@@ -92,9 +92,9 @@ TEST_F(SocketFilter, JunkIsDroppedAndCountedByTheKernel) {
 }
 
 // The steering program on a real SO_REUSEPORT group of three loopback sockets: a
-// transport packet reaches socket (index low byte + sender) mod 3 whatever its source
-// port; handshakes are left to the kernel's hash of the source.
-TEST(Steering, TransportPacketsReachTheWorkerOfTheirIndexAndSender) {
+// transport packet reaches socket (index low byte) mod 3 whatever its source port and
+// sender id; handshakes are left to the kernel's hash of the source.
+TEST(Steering, TransportPacketsReachTheWorkerOfTheirIndex) {
   constexpr unsigned kWorkers = 3;
   auto group = io::UdpSocket::bind_group(io::Endpoint::from_ipv4(htonl(INADDR_LOOPBACK), 0), kWorkers);
   ASSERT_EQ(group.size(), kWorkers);
@@ -124,7 +124,7 @@ TEST(Steering, TransportPacketsReachTheWorkerOfTheirIndexAndSender) {
         h.receiver = index;
         h.counter = std::uint64_t{sender} << kSenderShift | 7;
         encode_header(h, p.data());
-        EXPECT_EQ(receiver(p), static_cast<int>(steered_worker(index, sender, kWorkers)))
+        EXPECT_EQ(receiver(p), static_cast<int>(steered_worker(index, kWorkers)))
             << "index " << index << " sender " << sender;
       }
   // Handshakes spread by source: some land beyond socket 0.
