@@ -19,13 +19,17 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
     else r->n_views = i + 1;
   }
   if (g != nullptr) {
-    UplinkMask live = 0;
-    for (std::size_t i = 0; i < kMaxUplinks; ++i)
-      if (uplinks[i] != nullptr && r->views[i].state != HealthState::Down) live |= UplinkMask{1} << i;
     g->reorder_wait_ns.store(reorder_wait_ns(r->views), std::memory_order_relaxed);
-    g->live_uplinks.store(live, std::memory_order_relaxed);
+    g->live_uplinks.store(live_uplinks(r->views), std::memory_order_relaxed);
   }
   return r;
+}
+
+UplinkMask live_uplinks(std::span<const UplinkView> views) noexcept {
+  UplinkMask live = 0;
+  for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i)
+    if (views[i].state != HealthState::Down) live |= UplinkMask{1} << i;
+  return live;
 }
 
 std::int64_t reorder_wait_ns(const std::array<UplinkView, kMaxUplinks>& views) noexcept {

@@ -96,6 +96,9 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
 inline constexpr double kReorderJitterMs = 10;
 inline constexpr double kMaxReorderWaitMs = 250;
 std::int64_t reorder_wait_ns(const std::array<UplinkView, kMaxUplinks>& views) noexcept;
+// The uplinks (index = id) whose view is not Down: a route's views are Down where there is
+// no session. make_route stores them in the Group (Group::live_uplinks).
+UplinkMask live_uplinks(std::span<const UplinkView> views) noexcept;
 
 // The published pointer, owned by the control thread.
 class SnapshotHolder {

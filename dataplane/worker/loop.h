@@ -94,6 +94,7 @@ class Worker::Loop final : private SendSink {
 
   // tun_write.cc
   void deliver(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept;
+  std::uint8_t* frame_alone(std::uint8_t* inner, std::size_t& len, bool partial) noexcept;
   void write_alone(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept;
   void write_tun(std::uint16_t bid, std::uint8_t* p, std::size_t len) noexcept;
   void flush_run(std::uint16_t bid) noexcept;

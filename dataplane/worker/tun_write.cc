@@ -18,8 +18,8 @@ namespace triglav::dp {
 // front of it (room for a virtio_net_hdr).
 void Worker::Loop::deliver(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept {
   if (!cfg_.tun_vnet_hdr) {
-    if (partial) complete_partial_checksum(inner, len);
-    return write_tun(bid, inner, len);
+    std::uint8_t* p = frame_alone(inner, len, partial);
+    return write_tun(bid, p, len);
   }
   GroRun& run = tw_.run;
   if (run.n > 0 && gro_append(run, inner, len, partial)) {
@@ -35,13 +35,25 @@ void Worker::Loop::deliver(std::uint16_t bid, std::uint8_t* inner, std::size_t l
   write_alone(bid, inner, len, partial);
 }
 
-// One packet behind its own virtio_net_hdr, written over the spent bytes in front of it:
-// all zero, or NEEDS_CSUM for a partial TCP/UDP checksum.
-void Worker::Loop::write_alone(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept {
+// One packet made ready to be written on its own: with TUN offloads behind its own
+// virtio_net_hdr, written over the spent bytes in front of it (all zero, or NEEDS_CSUM
+// for a partial TCP/UDP checksum); without, its partial checksum completed. Returns where
+// the write starts; len becomes its length.
+std::uint8_t* Worker::Loop::frame_alone(std::uint8_t* inner, std::size_t& len, bool partial) noexcept {
+  if (!cfg_.tun_vnet_hdr) {
+    if (partial) complete_partial_checksum(inner, len);
+    return inner;
+  }
   VnetHdr h;
   if (partial && partial_checksum_hdr(inner, len, h)) store_vnet_hdr(inner - kVnetHdrLen, h);
   else std::memset(inner - kVnetHdrLen, 0, kVnetHdrLen);
-  write_tun(bid, inner - kVnetHdrLen, len + kVnetHdrLen);
+  len += kVnetHdrLen;
+  return inner - kVnetHdrLen;
+}
+
+void Worker::Loop::write_alone(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept {
+  std::uint8_t* p = frame_alone(inner, len, partial);
+  write_tun(bid, p, len);
 }
 
 void Worker::Loop::write_tun(std::uint16_t bid, std::uint8_t* p, std::size_t len) noexcept {
@@ -93,17 +105,8 @@ void Worker::Loop::tun_written(std::uint16_t bid, int res) noexcept {
 // virtio_net_hdr in the slot's headroom); the slot is free again when the write completes.
 void Worker::Loop::write_held() noexcept {
   tw_.reorder->drain([this](const Reorder::Ready& r) {
-    std::uint8_t* p = r.data;
     std::size_t len = r.len;
-    if (cfg_.tun_vnet_hdr) {
-      VnetHdr h;
-      if (r.partial && partial_checksum_hdr(p, len, h)) store_vnet_hdr(p - kVnetHdrLen, h);
-      else std::memset(p - kVnetHdrLen, 0, kVnetHdrLen);
-      p -= kVnetHdrLen;
-      len += kVnetHdrLen;
-    } else if (r.partial) {
-      complete_partial_checksum(p, len);
-    }
+    std::uint8_t* p = frame_alone(r.data, len, r.partial);
     io_uring_sqe* sqe = ring_.sqe();
     io_uring_prep_write(sqe, cfg_.tun_fd, p, static_cast<unsigned>(len), 0);
     io_uring_sqe_set_data64(sqe, ud(kOpTunHeldWrite, r.slot));

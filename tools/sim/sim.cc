@@ -171,9 +171,7 @@ class Sim {
     s.sched.update({views.data(), n_}, now_);
     s.stripe.update({views.data(), n_});
     s.reorder_wait_ns = dp::reorder_wait_ns(views);
-    s.live = 0;
-    for (std::size_t u = 0; u < n_; ++u)
-      if (s.sess[u] && views[u].state != dp::HealthState::Down) s.live |= dp::UplinkMask{1} << u;
+    s.live = dp::live_uplinks({views.data(), n_});
     s.last_publish_ns = now_;
   }
 
