@@ -56,16 +56,24 @@ namespace triglav::dp {
     "Striped packets delivered unordered: the reorder buffer's flow table had no room for their flow.")      \
   X(RxReorderOtherWorker, "rx_reorder_other_worker", Total, Rx, "triglav_reorder_other_worker_total",          \
     "Striped packets that reached a worker other than their peer's: delivered as they came, not reordered.") \
-  X(RxReorderWait1ms, "rx_reorder_wait_under_1ms", Total, Rx, "triglav_reorder_wait_under_1ms_total",        \
-    "Reordered packets that waited less than 1 ms.")                                                         \
-  X(RxReorderWait4ms, "rx_reorder_wait_1_4ms", Total, Rx, "triglav_reorder_wait_1_4ms_total",                \
-    "Reordered packets that waited 1 to 4 ms.")                                                              \
-  X(RxReorderWait16ms, "rx_reorder_wait_4_16ms", Total, Rx, "triglav_reorder_wait_4_16ms_total",             \
-    "Reordered packets that waited 4 to 16 ms.")                                                             \
-  X(RxReorderWait64ms, "rx_reorder_wait_16_64ms", Total, Rx, "triglav_reorder_wait_16_64ms_total",           \
-    "Reordered packets that waited 16 to 64 ms.")                                                            \
-  X(RxReorderWaitLong, "rx_reorder_wait_64ms_or_more", Total, Rx, "triglav_reorder_wait_64ms_or_more_total", \
-    "Reordered packets that waited 64 ms or more.")                                                          \
+  X(RxReorderWait1ms, "rx_reorder_wait_under_1ms", Total, Rx, "triglav_reorder_wait_under_1ms_total",            \
+    "Reordered packets that waited less than 1 ms.")                                                             \
+  X(RxReorderWait2ms, "rx_reorder_wait_1_2ms", Total, Rx, "triglav_reorder_wait_1_2ms_total",                    \
+    "Reordered packets that waited 1 to 2 ms.")                                                                  \
+  X(RxReorderWait4ms, "rx_reorder_wait_2_4ms", Total, Rx, "triglav_reorder_wait_2_4ms_total",                    \
+    "Reordered packets that waited 2 to 4 ms.")                                                                  \
+  X(RxReorderWait8ms, "rx_reorder_wait_4_8ms", Total, Rx, "triglav_reorder_wait_4_8ms_total",                    \
+    "Reordered packets that waited 4 to 8 ms.")                                                                  \
+  X(RxReorderWait16ms, "rx_reorder_wait_8_16ms", Total, Rx, "triglav_reorder_wait_8_16ms_total",                 \
+    "Reordered packets that waited 8 to 16 ms.")                                                                 \
+  X(RxReorderWait32ms, "rx_reorder_wait_16_32ms", Total, Rx, "triglav_reorder_wait_16_32ms_total",               \
+    "Reordered packets that waited 16 to 32 ms.")                                                                \
+  X(RxReorderWait64ms, "rx_reorder_wait_32_64ms", Total, Rx, "triglav_reorder_wait_32_64ms_total",               \
+    "Reordered packets that waited 32 to 64 ms.")                                                                \
+  X(RxReorderWait128ms, "rx_reorder_wait_64_128ms", Total, Rx, "triglav_reorder_wait_64_128ms_total",            \
+    "Reordered packets that waited 64 to 128 ms.")                                                               \
+  X(RxReorderWaitLong, "rx_reorder_wait_128ms_or_more", Total, Rx, "triglav_reorder_wait_128ms_or_more_total",   \
+    "Reordered packets that waited 128 ms or more.")                                                             \
   X(TxGsoSends, "tx_gso_sends", Total, Tx, "triglav_udp_gso_sends_total",                                      \
     "Sends that carried several datagrams (UDP GSO).")                                                        \
   X(RxGroReceives, "rx_gro_receives", Total, Rx, "triglav_udp_gro_receives_total",                             \

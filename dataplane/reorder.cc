@@ -1,6 +1,7 @@
 #include "dataplane/reorder.h"
 
 #include <algorithm>
+#include <bit>
 #include <climits>
 #include <cstring>
 
@@ -174,8 +175,8 @@ void Reorder::emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept {
   --f.held;
   --held_total_;
   const Slot& s = slots_[slot];
-  const std::int64_t ms = (now - s.arrived_ns) / 1'000'000;
-  ++stats_.residence[ms < 1 ? 0 : ms < 4 ? 1 : ms < 16 ? 2 : ms < 64 ? 3 : 4];
+  const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (now - s.arrived_ns) / 1'000'000));
+  ++stats_.residence[std::min<int>(std::bit_width(ms), ReorderStats::kResidenceBuckets - 1)];
   ready_.push_back({slot, pool_.data() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, s.len,
                     s.partial});
   if (f.held == 0) {  // leaves waiting_

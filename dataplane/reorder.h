@@ -56,8 +56,10 @@ struct ReorderStats {
   std::uint64_t timeout_gaps = 0;  // gaps given up when their wait ran out
   std::uint64_t overflows = 0;    // gaps given up because a bound (pool, flow, window) was hit
   std::uint64_t untracked = 0;    // packets of a flow that found no room in the table: not reordered
-  // Residence of held packets, from arrival to release: < 1, 1-4, 4-16, 16-64, >= 64 ms.
-  std::uint64_t residence[5] = {};
+  // Residence of held packets, from arrival to release, in doubling buckets:
+  // < 1, 1-2, 2-4, 4-8, 8-16, 16-32, 32-64, 64-128, >= 128 ms.
+  static constexpr int kResidenceBuckets = 9;
+  std::uint64_t residence[kResidenceBuckets] = {};
 };
 
 class Reorder {

@@ -136,9 +136,11 @@ void Worker::Loop::count_reorder() noexcept {
   add(Counter::RxReorderTimeoutGaps, s.timeout_gaps, c.timeout_gaps);
   add(Counter::RxReorderOverflows, s.overflows, c.overflows);
   add(Counter::RxReorderUntracked, s.untracked, c.untracked);
-  const Counter wait[] = {Counter::RxReorderWait1ms, Counter::RxReorderWait4ms, Counter::RxReorderWait16ms,
-                          Counter::RxReorderWait64ms, Counter::RxReorderWaitLong};
-  for (int i = 0; i < 5; ++i) add(wait[i], s.residence[i], c.residence[i]);
+  const Counter wait[ReorderStats::kResidenceBuckets] = {
+      Counter::RxReorderWait1ms,  Counter::RxReorderWait2ms,  Counter::RxReorderWait4ms,
+      Counter::RxReorderWait8ms,  Counter::RxReorderWait16ms, Counter::RxReorderWait32ms,
+      Counter::RxReorderWait64ms, Counter::RxReorderWait128ms, Counter::RxReorderWaitLong};
+  for (int i = 0; i < ReorderStats::kResidenceBuckets; ++i) add(wait[i], s.residence[i], c.residence[i]);
 }
 
 // A receive buffer whose datagrams are all handled: back to the ring now, or once its
