@@ -52,6 +52,7 @@ void Prober::rekey(const dp::Session* old, dp::Session* next, std::int64_t now_n
   p.delivered_before += p.peer_rx;
   p.peer_rx = 0;
   p.peer_rx_ns = -1;  // the peer's received-bytes count restarts with the session
+  p.peer_packets.reset();  // and so do its packet counts
   paths_[next->local_index] = p;
   std::erase_if(aliases_, [old](const auto& a) { return a.second == old->local_index; });
   aliases_[old->local_index] = next->local_index;
@@ -99,6 +100,7 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
       changed |= p.health.state() != before || p.health.consecutive_failures() == 1;
       p.next_probe_ns = now_ns;  // a failure: probe again at once, then fast
     }
+    changed |= update_lossy(p, now_ns);  // a lossy uplink's figure fades while it rests
     if (!p.outstanding && now_ns >= p.next_probe_ns) {
       p.outstanding = true;
       p.sent_ns = static_cast<std::uint64_t>(now_ns);
@@ -118,8 +120,18 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
   return changed;
 }
 
+bool Prober::update_lossy(Path& p, std::int64_t now_ns) {
+  const double loss = p.packet_loss = p.stats.packet_loss(now_ns);
+  const bool queueing = dp::queueing(view_of(p));
+  const bool lossy = p.lossy ? loss >= kLossyExit : loss >= kLossyEnter && !queueing;
+  const bool changed = lossy != p.lossy;
+  p.lossy = lossy;
+  return changed;
+}
+
 bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns,
-                     std::optional<std::uint64_t> peer_rx_bytes) {
+                     std::optional<std::uint64_t> peer_rx_bytes, std::optional<PeerPackets> peer_packets,
+                     std::optional<std::int64_t> peer_answer_ns) {
   Path* found = find(local_index);
   if (found == nullptr) return false;
   Path& p = *found;
@@ -128,6 +140,8 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
   p.outstanding = false;
   p.stats.on_rtt_sample(static_cast<double>(now_ns - static_cast<std::int64_t>(body)) / 1e6);
   p.stats.on_probe_result(true);
+  // The way out alone: the peer's clock as it answered minus ours as we sent.
+  if (peer_answer_ns) p.stats.on_owd_sample(*peer_answer_ns - static_cast<std::int64_t>(body));
   // What the path delivered to the peer since the last report: the throughput that
   // counts (what we send into a congested path is more than it carries).
   // An interval in which we sent no Data says nothing about the path: no sample, so an
@@ -141,18 +155,32 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
     p.peer_rx_ns = now_ns;
     p.sent_at_peer_rx = sent;
   }
+  // The path's packet loss: only from Pongs of the current session (a late one of the
+  // session a rekey replaced counts differently), and only while both counts grow.
+  if (peer_packets && local_index == p.session->local_index) {
+    const PeerPackets& was = p.peer_packets.value_or(PeerPackets{});
+    if (p.peer_packets && peer_packets->received >= was.received && peer_packets->expected >= was.expected)
+      p.stats.on_packets(peer_packets->received - was.received, peer_packets->expected - was.expected, now_ns);
+    p.peer_packets = peer_packets;
+  }
   p.health.on_success();
   p.health.on_metrics(loss_for_health(p.stats), p.stats.srtt_ms());
   note_state(p, before, now_ns);
   p.next_probe_ns = static_cast<std::int64_t>(body);
   reschedule(p, p.next_probe_ns);
-  return p.health.state() != before;
+  const bool lossy_changed = update_lossy(p, now_ns);
+  return p.health.state() != before || lossy_changed;
 }
 
 bool Prober::on_pong(std::uint32_t local_index, std::span<const std::uint8_t> body, std::int64_t now_ns) {
   if (body.size() < 8) return false;
   return on_pong(local_index, dp::load_le64(body.data()), now_ns,
-                 body.size() >= 16 ? std::optional(dp::load_le64(body.data() + 8)) : std::nullopt);
+                 body.size() >= 16 ? std::optional(dp::load_le64(body.data() + 8)) : std::nullopt,
+                 body.size() >= 32 ? std::optional(PeerPackets{dp::load_le64(body.data() + 16),
+                                                               dp::load_le64(body.data() + 24)})
+                                   : std::nullopt,
+                 body.size() >= 40 ? std::optional(static_cast<std::int64_t>(dp::load_le64(body.data() + 32)))
+                                   : std::nullopt);
 }
 
 bool Prober::on_link(const dp::Session* s, bool up) {
@@ -171,6 +199,8 @@ void Prober::fill(UplinkStatus& out, const dp::Session& s) const {
   out.state = dp::health_name(v.state);
   out.srtt_ms = v.srtt_ms;
   out.loss = v.loss;
+  out.packet_loss = v.packet_loss;
+  out.lossy = v.lossy;
   out.throughput_bps = v.throughput_bps;
   auto it = paths_.find(s.local_index);
   out.rttvar_ms = it == paths_.end() ? 0.0 : it->second.stats.rttvar_ms();
@@ -185,18 +215,28 @@ dp::HealthState Prober::state(const dp::Session* s) const {
 }
 
 dp::UplinkView Prober::view(const dp::Session* s) const {
-  dp::UplinkView v;
-  v.id = s->uplink;
   auto it = paths_.find(s->local_index);
-  if (it == paths_.end()) return v;
-  const Path& p = it->second;
+  if (it == paths_.end()) {
+    dp::UplinkView v;
+    v.id = s->uplink;
+    return v;
+  }
+  return view_of(it->second);
+}
+
+dp::UplinkView Prober::view_of(const Path& p) {
+  dp::UplinkView v;
+  v.id = p.session->uplink;
   v.state = p.health.state();
   v.srtt_ms = p.stats.has_rtt() ? p.stats.srtt_ms() : -1;
   v.base_rtt_ms = p.stats.has_rtt() ? p.stats.base_rtt_ms() : -1;
+  v.out_queue_ms = p.stats.has_out_queue() ? p.stats.out_queue_ms() : -1;
   v.loss = p.stats.loss();
   v.throughput_bps = p.stats.has_delivered() ? p.stats.delivered_bps() : p.stats.throughput_bps();
   v.recent_bps = p.stats.recent_max_bps();
   v.suspect = p.health.consecutive_failures() > 0;
+  v.lossy = p.lossy;
+  v.packet_loss = p.packet_loss;
   v.healthy_since_ns = p.healthy_since_ns;
   return v;
 }

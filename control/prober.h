@@ -54,10 +54,19 @@ class Prober {
   bool tick(std::int64_t now_ns, const std::function<void(dp::Session&, std::uint64_t)>& send);
   // A Pong for the session with this receiver index, with the Data bytes the peer has
   // received on it when the Pong carries them. True if its state changed.
+  // peer_packets: the packets the peer received on the session and those we sent up to
+  // the last it received, when the Pong carries them (the path's packet loss).
+  struct PeerPackets {
+    std::uint64_t received = 0, expected = 0;
+  };
   bool on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t now_ns,
-               std::optional<std::uint64_t> peer_rx_bytes = std::nullopt);
+               std::optional<std::uint64_t> peer_rx_bytes = std::nullopt,
+               std::optional<PeerPackets> peer_packets = std::nullopt,
+               std::optional<std::int64_t> peer_answer_ns = std::nullopt);
   // The same from a Pong's body as it came (docs/PROTOCOL.md: the echoed 8 bytes, then
-  // optionally the peer's received-bytes count). False for a body too short to match.
+  // optionally the peer's received-bytes count, then optionally its packet counts, then
+  // optionally its clock as it answered).
+  // False for a body too short to match.
   bool on_pong(std::uint32_t local_index, std::span<const std::uint8_t> body, std::int64_t now_ns);
   // Kernel link events for an uplink's interface.
   bool on_link(const dp::Session* s, bool up);
@@ -85,7 +94,16 @@ class Prober {
     std::int64_t last_bytes_ns = 0;
     std::uint64_t bytes_before = 0;  // Data bytes sent on the path's earlier sessions (rekeys)
     std::uint64_t delivered_before = 0;  // the peer's received-bytes counts of those sessions
+    std::optional<PeerPackets> peer_packets;  // the counts of the current session's last Pong
+    bool lossy = false;  // UplinkView::lossy
+    double packet_loss = 0;  // as of the last Pong or tick
   };
+  // Striping leaves an uplink whose packet loss reached kLossyEnter while its RTT showed
+  // no queue (a loss of the path itself, not congestion), until the loss fades below
+  // kLossyExit.
+  static constexpr double kLossyEnter = 0.01, kLossyExit = 0.005;
+  static bool update_lossy(Path& p, std::int64_t now_ns);
+  static dp::UplinkView view_of(const Path& p);
   static std::uint64_t total_tx(const Path& p);
   Path* find(std::uint32_t local_index);
   std::int64_t timeout_ns(const Path& p) const;

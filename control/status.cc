@@ -14,6 +14,8 @@ nlohmann::json uplink_json(const UplinkStatus& u) {
           {"srtt_ms", u.srtt_ms},
           {"rttvar_ms", u.rttvar_ms},
           {"loss", u.loss},
+          {"packet_loss", u.packet_loss},
+          {"lossy", u.lossy},
           {"throughput_bps", u.throughput_bps},
           {"tx_bytes", u.tx_bytes},
           {"delivered_bytes", u.delivered_bytes},
@@ -160,6 +162,9 @@ std::string to_prometheus(const Status& s) {
     if (l.u->srtt_ms >= 0) e.sample("triglav_uplink_rtt_seconds", l.labels, l.u->srtt_ms / 1000);
   e.family("triglav_uplink_loss_ratio", "gauge", "Probe loss over the last 32 probes (0..1).");
   for (const auto& l : ups) e.sample("triglav_uplink_loss_ratio", l.labels, l.u->loss);
+  e.family("triglav_uplink_packet_loss_ratio", "gauge",
+           "Packets the path lost of those sent (the peer's counts, EMA; fades while idle).");
+  for (const auto& l : ups) e.sample("triglav_uplink_packet_loss_ratio", l.labels, l.u->packet_loss);
   e.family("triglav_uplink_throughput_bits_per_second", "gauge", "What the uplink delivered (the peer's reports; else bytes sent), EMA.");
   for (const auto& l : ups) e.sample("triglav_uplink_throughput_bits_per_second", l.labels, l.u->throughput_bps);
   if (s.role == "client") {

@@ -20,6 +20,8 @@ struct UplinkStatus {
   double srtt_ms = -1;     // -1: no sample yet
   double rttvar_ms = 0;
   double loss = 0;         // 0..1 over the probe window
+  double packet_loss = 0;  // 0..1, every packet counted (the peer's Pong counts; fades while idle)
+  bool lossy = false;      // striping leaves it for its packet loss
   double throughput_bps = 0;
   std::uint64_t tx_bytes = 0;  // Data bytes sent on this uplink
   std::uint64_t delivered_bytes = 0;  // of those, what the peer reported received (in Pongs)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <bitset>
+#include <climits>
 #include <cstdint>
 
 namespace triglav::dp {
@@ -28,6 +29,29 @@ class PathStats {
   // estimate follows them (the path, or what it is offered, really is smaller now).
   void on_delivered(std::uint64_t bytes, double dt_s, std::uint64_t sent_bytes) noexcept;
   static constexpr double kAppLimitedHoldS = 3.0;
+
+  // Of the packets sent on the path up to the last one the peer received, how many it
+  // received (the counts of its Pongs, over an interval): a sample of the path's packet
+  // loss once kMinLossPackets were sent (smaller intervals add up first), into an EMA
+  // with alpha kPacketLossAlpha. Unlike loss(), which counts unanswered probes, this
+  // sees every packet, so a path that drops 2 % shows it within one busy probe interval.
+  void on_packets(std::uint64_t received, std::uint64_t expected, std::int64_t now_ns) noexcept;
+  static constexpr std::uint64_t kMinLossPackets = 64;
+  static constexpr double kPacketLossAlpha = 0.5;
+  // That EMA, halved for every kPacketLossHalfLifeNs since its last sample: a path
+  // left alone for its loss carries no packets to measure, so its figure fades and the
+  // path is tried again (0 before any sample).
+  double packet_loss(std::int64_t now_ns) const noexcept;
+  static constexpr std::int64_t kPacketLossHalfLifeNs = 2'000'000'000;
+
+  // The peer's clock when it answered a probe minus ours when we sent it: the one-way
+  // delay plus an unknown, constant clock offset. Its least value over the last
+  // kBaseWindow to 2 kBaseWindow samples is the empty path; what a sample exceeds it by
+  // is the queue on the way out alone (smoothed, alpha 1/4), which the round trip mixes
+  // up with the queue on the way back.
+  void on_owd_sample(std::int64_t offset_owd_ns) noexcept;
+  bool has_out_queue() const noexcept { return has_owd_; }
+  double out_queue_ms() const noexcept { return out_queue_ms_; }
 
   bool has_rtt() const noexcept { return has_rtt_; }
   // The least RTT of the last kBaseWindow to 2 kBaseWindow samples: the path without
@@ -66,6 +90,13 @@ class PathStats {
   double delivered_bps_ = 0;
   double app_limited_s_ = 0;  // how long lower app-limited samples have been left out
   double recent_[kRecentSamples] = {};
+  std::uint64_t loss_received_ = 0, loss_expected_ = 0;  // counts not yet sampled
+  double packet_loss_ = 0;
+  std::int64_t packet_loss_ns_ = 0;  // when packet_loss_ was last sampled
+  bool has_owd_ = false;
+  std::int64_t owd_cur_ = 0, owd_prev_ = INT64_MAX;
+  unsigned owd_n_ = 0;
+  double out_queue_ms_ = 0;
   unsigned recent_next_ = 0;
 };
 

@@ -17,6 +17,13 @@ double rtt_key(const UplinkView& u) noexcept {
 
 }  // namespace
 
+bool queueing(const UplinkView& v) noexcept {
+  const double base = v.base_rtt_ms >= 0 ? v.base_rtt_ms : 0;
+  const double slack = std::max(5.0, 0.25 * base);
+  if (v.out_queue_ms >= 0) return v.out_queue_ms > slack;
+  return v.base_rtt_ms >= 0 && v.srtt_ms > base + slack;
+}
+
 std::optional<Strategy> parse_strategy(std::string_view n) noexcept {
   if (n == "adaptive") return Strategy::Adaptive;
   if (n == "lowest_latency") return Strategy::LowestLatency;

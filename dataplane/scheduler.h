@@ -60,14 +60,22 @@ struct UplinkView {
   HealthState state = HealthState::Unknown;
   double srtt_ms = -1;  // < 0: no sample yet
   double base_rtt_ms = -1;  // the least recent RTT (the path without queueing); < 0: unknown
+  double out_queue_ms = -1;  // the queue on the way out alone (PathStats::out_queue_ms); < 0: unknown
   double loss = 0;      // 0..1
   double throughput_bps = 0;
   double recent_bps = 0;  // the highest delivered rate of the last few reports (striping)
   bool suspect = false;   // its latest probe went unanswered (striping avoids it at once)
+  bool lossy = false;     // it loses packets while holding no queue (striping avoids it)
+  double packet_loss = 0;  // 0..1, from the peer's packet counts (PathStats::packet_loss)
   bool behind_nat = false;
   double weight = 1;    // weighted_round_robin
   std::int64_t healthy_since_ns = -1;  // when it last became Healthy (-1: not Healthy, or not known)
 };
+
+// Whether the uplink holds a queue on the way out: its outbound queue (or, when the peer
+// does not report its clock, its RTT above the base RTT) above 5 ms or a quarter of the
+// base RTT. False while nothing is measured.
+bool queueing(const UplinkView& v) noexcept;
 
 struct AdaptiveWeights {
   double rtt = 0.35, loss = 0.35, bandwidth = 0.20, nat = 0.10;

@@ -20,6 +20,14 @@ std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::ui
   return kHeaderLen + body + kTagLen;
 }
 
+std::uint64_t rx_expected(const Session& s) noexcept {
+  const std::uint32_t senders = s.rx_senders.load(std::memory_order_relaxed);
+  std::uint64_t n = 0;
+  for (unsigned i = 0; i < kMaxSenders; ++i)
+    if (senders >> i & 1) n += (s.rx_windows[i].top() & kCounterMask) + 1;
+  return n;
+}
+
 bool keys_used_up(const Session& s, unsigned sender) noexcept {
   return s.tx[sender].next_counter.load(std::memory_order_relaxed) >= kRejectAfterMessages;
 }

@@ -56,11 +56,22 @@ struct Session {
   // Inner bytes of authenticated Data received on this session (copies included): what
   // the path delivered. Written by the receiving worker, reported to the peer in Pongs.
   std::atomic<std::uint64_t> rx_bytes{0};
+  // Authenticated packets of every type received on this session, and which senders
+  // (bit per sender) sent any: with the replay windows' highest counters they tell how
+  // many the peer sent up to the last one that arrived, so the peer learns this path's
+  // loss from our Pongs (rx_expected).
+  std::atomic<std::uint64_t> rx_packets{0};
+  std::atomic<std::uint32_t> rx_senders{0};
   Group* group = nullptr;                    // the client this uplink belongs to
 
   void set_peer(const io::Endpoint& e) noexcept { peer.set(e); }
   io::Endpoint peer_copy() const noexcept { return peer.get(); }
 };
+
+// Packets the peer sealed on this session up to the highest counter received from each
+// of its senders: against rx_packets, what the path lost on the way (reordered packets
+// still in flight count as lost until they arrive).
+std::uint64_t rx_expected(const Session& s) noexcept;
 
 // Seals a transport packet in place for the session's peer: writes the header (type,
 // ENCRYPTED, uplink, the peer's receiver index, the next counter of `sender`) into

@@ -7,21 +7,30 @@ namespace triglav::dp {
 
 void Striper::update(std::span<const UplinkView> views) noexcept {
   double known_owd = 0;
-  suspect_ = 0;
-  for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i)
+  suspect_ = lossy_ = 0;
+  for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i) {
     if (views[i].suspect) suspect_ |= UplinkMask{1} << i;
+    if (views[i].lossy) lossy_ |= UplinkMask{1} << i;
+  }
   for (const UplinkView& v : views)
     if (v.srtt_ms >= 0) known_owd = std::max(known_owd, v.srtt_ms * 1e6 / 2);
   for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i) {
     const UplinkView& v = views[i];
     Lane& l = lanes_[i];
     // No RTT sample yet: as slow as the slowest known one, so it is not flooded first.
-    l.owd_ns = v.srtt_ms >= 0 ? v.srtt_ms * 1e6 / 2 : known_owd;
-    const bool queueing =
-        v.base_rtt_ms >= 0 && v.srtt_ms > v.base_rtt_ms + std::max(kQueueSlackMs, 0.25 * v.base_rtt_ms);
+    // With the peer's clock, half the base RTT plus the queue on the way out (the queue
+    // on the way back, e.g. behind the other direction's bulk, is not this one's).
+    l.owd_ns = v.srtt_ms < 0 ? known_owd
+               : v.out_queue_ms >= 0 && v.base_rtt_ms >= 0 ? (v.base_rtt_ms / 2 + v.out_queue_ms) * 1e6
+                                                           : v.srtt_ms * 1e6 / 2;
+    const bool queueing = dp::queueing(v);
     const double gain = queueing ? 1.0 : kProbeGain;
     const double measured = std::max(v.throughput_bps, v.recent_bps);
-    const double bps = measured > 0 ? std::max(measured * gain, kMinRateBps) : kDefaultRateBps;
+    // What an uplink delivered is what it was given: a light load (the ACKs of a flow
+    // going the other way) says nothing of its capacity. Without a queue, it is credited
+    // at least kDefaultRateBps, so a trickle stays on the uplink of the shortest delay.
+    const double floor = queueing ? kMinRateBps : kDefaultRateBps;
+    const double bps = measured > 0 ? std::max(measured * gain, floor) : kDefaultRateBps;
     l.bytes_per_ns = bps / 8e9;
     l.budget = l.bytes_per_ns * (2 * l.owd_ns + static_cast<double>(kBudgetMarginNs));
   }
@@ -42,6 +51,7 @@ double Striper::arrival_ns(unsigned u, std::size_t bytes, std::int64_t now_ns) n
 
 int Striper::pick(UplinkMask allowed, std::size_t bytes, std::int64_t now_ns) noexcept {
   if ((allowed & ~suspect_) != 0) allowed &= ~suspect_;
+  if ((allowed & ~lossy_) != 0) allowed &= ~lossy_;
   int best = -1;
   bool best_within = false;
   double best_t = std::numeric_limits<double>::infinity();

@@ -5,19 +5,22 @@
 //
 //   arrival(u) = owd(u) + (queued(u) + bytes) / rate(u)
 //
-// owd is half the smoothed probe RTT (queueing on the path included), rate what the
+// owd is half the base RTT plus the queue on the way out that the peer's clock shows
+// (UplinkView::out_queue_ms; without it, half the smoothed RTT), rate what the
 // peer reported as delivered on that uplink (Pong byte counts: the larger of their
-// average and the highest of the last few reports, so an increase counts at once). An uplink whose RTT is
-// near its base RTT holds no queue: it may carry more than it was given so far, so its
-// rate counts kProbeGain times, and as it is given more its measured rate grows; once
-// its RTT rises (a queue builds), its rate counts as measured. An uplink whose modelled queue exceeds its budget,
+// average and the highest of the last few reports, so an increase counts at once). An
+// uplink without an outbound queue (dp::queueing) may carry more than it was given so
+// far, so its rate counts kProbeGain times and at least kDefaultRateBps, and as it is
+// given more its measured rate grows; once a queue builds, its rate counts as measured. An uplink whose modelled queue exceeds its budget,
 // about one bandwidth-delay product plus kBudgetMarginNs of its rate, takes nothing while
 // another is within its own.
 //
 // An uplink whose latest probe went unanswered (UplinkView::suspect) takes nothing while
 // another allowed one answers: a path that went silent stops receiving new packets as
 // soon as the control thread publishes the timeout, not after the three failures that
-// make it Degraded.
+// make it Degraded. Likewise an uplink that loses packets while its RTT shows no queue
+// (UplinkView::lossy: the path's own loss, which a TCP flow striped over it would take
+// for congestion), while another allowed one does not.
 //
 // One Striper per (client, worker), like the Scheduler. Pure and single-threaded.
 #pragma once
@@ -34,7 +37,6 @@ namespace triglav::dp {
 class Striper {
  public:
   static constexpr double kProbeGain = 1.25;
-  static constexpr double kQueueSlackMs = 5;  // RTT above base by more (or by a quarter): queueing
   static constexpr double kDefaultRateBps = 10e6;  // an uplink whose rate is not known yet
   static constexpr double kMinRateBps = 1e6;
   static constexpr std::int64_t kBudgetMarginNs = 20'000'000;
@@ -59,6 +61,7 @@ class Striper {
   void drain(Lane& l, std::int64_t now_ns) noexcept;
   std::array<Lane, kMaxUplinks> lanes_{};
   UplinkMask suspect_ = 0;
+  UplinkMask lossy_ = 0;
 };
 
 }  // namespace triglav::dp

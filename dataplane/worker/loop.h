@@ -41,7 +41,8 @@ inline constexpr std::size_t kGroBufferPayload = 65536;
 inline constexpr unsigned kTxSlots = 512;
 inline constexpr unsigned kBatch = 64;              // TUN reads (or completions x 2) per loop
 inline constexpr std::size_t kPayloadOffset = kHeaderLen + kSeqLen;
-inline constexpr std::size_t kPongBody = 16;        // echoed Ping body (8), Data bytes received (8)
+// echoed Ping body, Data bytes, packets received, packets sent, answer time (8 each)
+inline constexpr std::size_t kPongBody = 40;
 inline constexpr std::size_t kControlSpace = 64;    // recvmsg control room (holds the UDP_GRO cmsg)
 inline constexpr std::size_t kTunReadMax = 65535 + 64;  // a TUN super-packet (IP length) and some slack
 inline constexpr unsigned kGroWrites = 512;         // super-packet TUN writes in flight at most

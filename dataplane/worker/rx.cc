@@ -145,6 +145,9 @@ Worker::Loop::Step Worker::Loop::open(Session& s, const Header& h, std::uint8_t*
   if (!s.rx_key.open(h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen, len - kHeaderLen))
     return drop(Counter::DropAuth);
   if (!s.rx_windows[sender].check_and_update(h.counter)) return drop(Counter::DropReplay);
+  s.rx_packets.fetch_add(1, std::memory_order_relaxed);  // what the path delivered, for the peer's loss figure
+  if ((s.rx_senders.load(std::memory_order_relaxed) >> sender & 1) == 0)
+    s.rx_senders.fetch_or(std::uint32_t{1} << sender, std::memory_order_relaxed);
   if (!s.confirmed.load(std::memory_order_relaxed)) {
     // The peer holds the keys: a server routes the session only from now on, so tell
     // the control thread at once rather than at its next round.

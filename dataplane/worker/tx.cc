@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "dataplane/worker/loop.h"
+#include "io/clock.h"
 
 namespace triglav::dp {
 namespace {
@@ -298,7 +299,9 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
 
 // A Ping's first 8 bytes come back in the Pong (the prober matches and times them),
 // followed by the Data bytes this session has received (the peer measures what its path
-// delivers).
+// delivers), the packets received and the packets sent up to the last one received (the
+// peer measures what its path loses), and this side's clock as the Ping is answered (the
+// peer measures the queue on its way here apart from the way back).
 Worker::Loop::Step Worker::Loop::send_pong(Session& s, const std::uint8_t* body, std::size_t n) noexcept {
   if (n != 8) return drop(Counter::DropMalformed);
   if (tx_.free.empty() || fds_[s.socket] < 0) return drop(Counter::DropTxNoRoom);
@@ -306,6 +309,9 @@ Worker::Loop::Step Worker::Loop::send_pong(Session& s, const std::uint8_t* body,
   std::uint8_t* buf = slot_mem(slot);
   std::memcpy(buf + kHeaderLen, body, 8);
   store_le64(buf + kHeaderLen + 8, s.rx_bytes.load(std::memory_order_relaxed));
+  store_le64(buf + kHeaderLen + 16, s.rx_packets.load(std::memory_order_relaxed));
+  store_le64(buf + kHeaderLen + 24, rx_expected(s));
+  store_le64(buf + kHeaderLen + 32, static_cast<std::uint64_t>(io::monotonic_ns()));
   emit(&s, s.peer_copy(), PacketType::Pong, slot, buf, kPongBody);
   return done();
 }

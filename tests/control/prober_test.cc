@@ -95,6 +95,71 @@ TEST(Prober, UnansweredProbesClimbTheHealthLadderFast) {
   EXPECT_EQ(h.p.state(&h.s), dp::HealthState::Healthy);
 }
 
+// Answers the next probe after `t_ms` (ticking every 10 ms) `rtt_ms` later with the
+// peer's packet counts grown by `sent` and `got`; returns what on_pong returned.
+struct Counted {
+  Harness& h;
+  std::int64_t t_ms;
+  std::uint64_t received = 0, expected = 0;
+  bool answer(std::uint64_t sent, std::uint64_t got, std::int64_t rtt_ms = 1) {
+    std::uint64_t body = 0;
+    std::int64_t at = 0;
+    for (int i = 0; i < 1'000 && body == 0; ++i, t_ms += 10)
+      h.p.tick(t_ms * kMs, [&](dp::Session&, std::uint64_t b) {
+        body = b;
+        at = t_ms;
+      });
+    EXPECT_NE(body, 0u);
+    expected += sent;
+    received += got;
+    t_ms = at + rtt_ms;
+    return h.p.on_pong(7, body, t_ms * kMs, std::nullopt, Prober::PeerPackets{received, expected});
+  }
+};
+
+// Every packet counted: a path that loses 3 % of them while its RTT stays at its base is
+// lossy (striping leaves it) from the first Pong that shows it, and on_pong says so; its
+// figure fades while it rests, and tick() reports when it is to be tried again.
+TEST(Prober, PacketLossMakesTheUplinkLossy) {
+  Harness h;
+  h.run(0, 1'050, false);
+  Counted c{h, 1'050};
+  EXPECT_FALSE(c.answer(0, 0));  // the first counts: nothing to compare with yet
+  EXPECT_FALSE(h.p.view(&h.s).lossy);
+  EXPECT_FALSE(c.answer(1'000, 1'000));
+  EXPECT_DOUBLE_EQ(h.p.view(&h.s).packet_loss, 0.0);
+  EXPECT_TRUE(c.answer(1'000, 970));
+  EXPECT_TRUE(h.p.view(&h.s).lossy);
+  EXPECT_NEAR(h.p.view(&h.s).packet_loss, 0.015, 1e-9);
+  UplinkStatus st;
+  h.p.fill(st, h.s);
+  EXPECT_TRUE(st.lossy);
+  // Rests: probes answered without counts (an older peer would), nothing to sample.
+  bool reported = false;
+  std::int64_t back_ms = -1;
+  for (std::int64_t t = c.t_ms; t < c.t_ms + 10'000 && back_ms < 0; t += 10) {
+    reported = h.p.tick(t * kMs, [](dp::Session&, std::uint64_t) {});
+    if (!h.p.view(&h.s).lossy) back_ms = t - c.t_ms;
+  }
+  EXPECT_TRUE(reported);
+  // 1.5 % fades below 0.5 % after log2(3) half-lives: about 3.2 s.
+  EXPECT_NEAR(static_cast<double>(back_ms), 3'170, 50);
+}
+
+// Loss while the RTT shows a queue is congestion (a full bottleneck drops what the
+// senders push into it): the uplink stays in use.
+TEST(Prober, CongestionLossIsNotLossy) {
+  Harness h;
+  h.run(0, 1'050, false);
+  Counted c{h, 1'050};
+  c.answer(0, 0);
+  for (int i = 0; i < 20; ++i) c.answer(1'000, 1'000, 40);  // a queue builds: 40 ms against 1
+  ASSERT_GT(h.p.view(&h.s).srtt_ms, 20.0);
+  EXPECT_FALSE(c.answer(1'000, 900, 40));
+  EXPECT_FALSE(h.p.view(&h.s).lossy);
+  EXPECT_GT(h.p.view(&h.s).packet_loss, 0.04);
+}
+
 TEST(Prober, RekeyKeepsMeasurementsAndTakesLatePongs) {
   Harness h;
   h.run(0, 2'050, true);

@@ -116,6 +116,27 @@ TEST(Striper, SuspectUplinkIsLeftAtOnce) {
   EXPECT_EQ(s.pick(0b10, 1400, 0), 1);
 }
 
+// An uplink that loses packets without a queue takes nothing while another is clean,
+// whatever their rates; when every allowed one is lossy, they still carry the traffic.
+TEST(Striper, LossyUplinkIsLeft) {
+  Striper s;
+  std::array<UplinkView, 2> v{view(0, 10, 20), view(1, 10, 80)};
+  v[1].lossy = true;
+  s.update(v);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(s.pick(0b11, 1400, i * kMs), 0);
+  EXPECT_EQ(s.pick(0b10, 1400, 0), 1);
+  v[0].lossy = true;
+  s.update(v);
+  const auto n = run(s, 1000, 150);  // more than either carries
+  EXPECT_GT(n[0], 0);
+  EXPECT_GT(n[1], 0);
+  // Suspect counts first: a lossy uplink that answers beats a silent one.
+  v[0].lossy = false;
+  v[0].suspect = true;
+  s.update(v);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(s.pick(0b11, 1400, (2000 + i) * kMs), 1);
+}
+
 // An uplink near its base RTT is credited with more than it delivered (it may carry
 // more); a queueing one with what it delivered.
 TEST(Striper, IdleCapacityIsProbed) {

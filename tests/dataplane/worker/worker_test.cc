@@ -19,6 +19,7 @@
 
 #include "crypto/aead.h"
 #include "dataplane/offload.h"
+#include "io/clock.h"
 #include "io/udp_socket.h"
 #include "tests/support/packets.h"
 
@@ -446,6 +447,40 @@ TEST_F(WorkerPair, PingIsAnsweredWithPongThatProvesLiveness) {
   EXPECT_NE(client.session.last_rx_ns.load(), 0);  // the Pong came back and verified
   EXPECT_EQ(client.worker->counters().get(Counter::DropAuth), 0u);
   EXPECT_EQ(client.worker->counters().get(Counter::DropUnexpected), 0u);
+}
+
+// The Pong tells the pinging side what its path delivered: the packets received on the
+// session and those sent up to the last one received, by counter, per sender. Counters
+// 0-4 of the pinging sender never arrive: five packets lost. Then the answer's time.
+TEST_F(WorkerPair, PongCarriesThePathsPacketCounts) {
+  ASSERT_EQ(server.session.rx_senders.load() >> kControlSender & 1, 0u);
+  const std::uint64_t received = server.session.rx_packets.load();
+  const std::uint64_t expected = rx_expected(server.session);
+  std::uint8_t pkt[kHeaderLen + 8 + kTagLen] = {};
+  Header h;
+  h.type = PacketType::Ping;
+  h.flags = flag::kEncrypted;
+  h.receiver = client.session.remote_index;
+  h.counter = std::uint64_t{kControlSender} << kSenderShift | 5;
+  encode_header(h, pkt);
+  store_le64(pkt + kHeaderLen, 0x0102030405060708ull);
+  ASSERT_TRUE(client.session.tx_key.seal(h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen, 8));
+  ASSERT_TRUE(client.udp.send_to(pkt, sizeof pkt, server.udp.local()));
+  ControlMessage m;
+  bool got = false;
+  for (int i = 0; i < 200 && !got; ++i) {
+    while (!got && client.queue.pop(m)) got = m.kind == ControlMessage::Kind::Pong;
+    if (!got) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(got);
+  ASSERT_EQ(m.len, 40u);
+  EXPECT_EQ(load_le64(m.data.data()), 0x0102030405060708ull);
+  EXPECT_EQ(load_le64(m.data.data() + 16), received + 1);
+  EXPECT_EQ(load_le64(m.data.data() + 24), expected + 6);
+  // The server's clock as it answered (the same machine's monotonic clock here).
+  const auto answered = static_cast<std::int64_t>(load_le64(m.data.data() + 32));
+  EXPECT_GT(answered, 0);
+  EXPECT_LE(answered, io::monotonic_ns());
 }
 
 TEST_F(WorkerPair, ServerDropsPacketsForUnknownClients) {
