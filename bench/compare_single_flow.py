@@ -5,6 +5,7 @@ in one sitting, alternating, medians of --rounds. Each as a fraction of the summ
 rates, with the reorder delay the receiving triglav added (p50, p99) and each row's target.
 
   sudo bench/compare_single_flow.py [path/to/triglav] [--rows NAME,...] [-t SECONDS] [--rounds N]
+                                    [--cc ALGORITHM]
 
 Rows (--rows, default all, in this order):
   tbf-50-30      tbf 50 + 30 Mbit/s on veth, same RTT (MPTCP: ../shared/lab/netns-mptcp.sh)
@@ -21,6 +22,10 @@ crosses the same routers: one connection on the first path, a subflow on the sec
 The reorder delay is read from the server's rx_reorder_wait_* histogram after the
 upload (doubling buckets; a quantile is placed linearly inside its bucket, as
 Prometheus's histogram_quantile does), over the packets that waited behind a gap.
+
+TCP's congestion control is the machine's default (printed), or --cc for the run (the
+default namespace's net.ipv4.tcp_congestion_control, which new namespaces take, is set
+for the run and put back after).
 
 Needs root, iperf3, mptcpd (mptcpize), the built triglav-linkem. Exits 77 with a message
 when the anchor script or tools are absent.
@@ -191,6 +196,7 @@ def main():
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("-t", "--time", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cc", help="TCP congestion control for the run (e.g. cubic, bbr)")
     a = ap.parse_args()
     rows = a.rows.split(",")
     for r in rows:
@@ -212,7 +218,27 @@ def main():
         print("SKIP: build/tools/triglav-linkem is not built (tools/build)", file=sys.stderr)
         return 77
     binary = os.path.abspath(a.binary)
-    print(f"one TCP flow, medians of {a.rounds}, alternating; Mbit/s (fraction of the summed rates)", flush=True)
+    cc_path = "/proc/sys/net/ipv4/tcp_congestion_control"
+    with open(cc_path) as f:
+        cc_before = f.read().strip()
+    if a.cc and a.cc != cc_before:
+        with open("/proc/sys/net/ipv4/tcp_available_congestion_control") as f:
+            if a.cc not in f.read().split():
+                print(f"compare_single_flow.py: error: congestion control '{a.cc}' is not available", file=sys.stderr)
+                return 2
+        with open(cc_path, "w") as f:
+            f.write(a.cc)
+    try:
+        return measure(a, rows, binary, a.cc or cc_before)
+    finally:
+        if a.cc and a.cc != cc_before:
+            with open(cc_path, "w") as f:
+                f.write(cc_before)
+
+
+def measure(a, rows, binary, cc):
+    print(f"one TCP flow ({cc}), medians of {a.rounds}, alternating; Mbit/s (fraction of the summed rates)",
+          flush=True)
     print(f"{'row':>12}  {'triglav aggregate':>17}  {'MPTCP 1 conn':>15}  {'faster path alone':>17}  "
           f"{'reorder p50/p99 ms':>18}  {'ours/MPTCP':>10}  target", flush=True)
     for name in rows:

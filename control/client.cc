@@ -172,6 +172,11 @@ void Client::on_message(const dp::ControlMessage& m) {
       publish();
     return;
   }
+  if (m.kind == dp::ControlMessage::Kind::Control) {  // the server tells which uplinks it stripes over
+    if (m.len >= 3 && m.data[0] == static_cast<std::uint8_t>(dp::ControlKind::StripeUplinks))
+      group_->peer_striped.store(static_cast<dp::UplinkMask>(m.data[1] | m.data[2] << 8), std::memory_order_relaxed);
+    return;
+  }
   if (m.kind == dp::ControlMessage::Kind::Close) {
     for (Uplink& u : active_uplinks()) {
       if (u.session && u.session->local_index == m.session_index) {
@@ -300,6 +305,7 @@ void Client::publish() {
     snap->by_index.emplace(u.session->local_index, u.session.get());
   }
   auto route = dp::make_route(group_.get(), sessions, views, sched_, ++version_);
+  if (sched_.strategy == dp::Strategy::Aggregate) rt_.tell_striping(*route, stripe_told_, monotonic_ns());
   if (bench_sending_ && address_.addr_be != 0) {  // a benchmark upload: the workers generate it
     route->gen = {opt_.bench.streams, address_.addr_be, server_ip_, static_cast<std::uint16_t>(opt_.tun.mtu)};
     snap->generate.push_back(route.get());

@@ -347,6 +347,7 @@ class Client final : public ControlLoop {
   bool warned_max_ = false;
   Prober prober_;
   std::int64_t last_publish_ = 0;
+  Runtime::StripeTold stripe_told_;  // what the server was last told we stripe over
   std::unique_ptr<dp::Group> group_;  // ours: sequence numbers and duplicate windows
   std::uint64_t server_epoch_ = 0;     // the server's state for us, as the last response named it
   dp::HandshakeMacKeys mac_keys_ = dp::HandshakeMacKeys::for_server(opt_.key.server_key);

@@ -123,8 +123,14 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
 bool Prober::update_lossy(Path& p, std::int64_t now_ns) {
   const double loss = p.packet_loss = p.stats.packet_loss(now_ns);
   const bool queueing = dp::queueing(view_of(p));
-  const bool lossy = p.lossy ? loss >= kLossyExit : loss >= kLossyEnter && !queueing;
+  const bool lossy = p.lossy ? loss >= kLossyExit || now_ns < p.lossy_until_ns : loss >= kLossyEnter && !queueing;
   const bool changed = lossy != p.lossy;
+  if (changed && lossy) {
+    const bool again = p.lossy_left_ns >= 0 && now_ns - p.lossy_left_ns <= kLossyMemoryNs;
+    p.lossy_hold_ns = again ? std::min(2 * p.lossy_hold_ns, kLossyMaxHoldNs) : kLossyHoldNs;
+    p.lossy_until_ns = now_ns + p.lossy_hold_ns;
+  }
+  if (changed && !lossy) p.lossy_left_ns = now_ns;
   p.lossy = lossy;
   return changed;
 }

@@ -96,12 +96,19 @@ class Prober {
     std::uint64_t delivered_before = 0;  // the peer's received-bytes counts of those sessions
     std::optional<PeerPackets> peer_packets;  // the counts of the current session's last Pong
     bool lossy = false;  // UplinkView::lossy
+    std::int64_t lossy_until_ns = 0;  // left at least until then
+    std::int64_t lossy_hold_ns = 0;   // the last hold (0: none lately)
+    std::int64_t lossy_left_ns = -1;  // when it was last tried again
     double packet_loss = 0;  // as of the last Pong or tick
   };
   // Striping leaves an uplink whose packet loss reached kLossyEnter while its RTT showed
   // no queue (a loss of the path itself, not congestion), until the loss fades below
-  // kLossyExit.
+  // kLossyExit, and for at least a hold: kLossyHoldNs the first time, doubled each time
+  // it turns lossy again within kLossyMemoryNs of being tried again (a path that keeps
+  // losing costs the flows a loss event per try), up to kLossyMaxHoldNs.
   static constexpr double kLossyEnter = 0.01, kLossyExit = 0.005;
+  static constexpr std::int64_t kLossyHoldNs = 2'000'000'000, kLossyMaxHoldNs = 32'000'000'000,
+                                kLossyMemoryNs = 30'000'000'000;
   static bool update_lossy(Path& p, std::int64_t now_ns);
   static dp::UplinkView view_of(const Path& p);
   static std::uint64_t total_tx(const Path& p);

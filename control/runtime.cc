@@ -407,6 +407,21 @@ dp::CounterTotals Runtime::totals() const noexcept {
   return t;
 }
 
+void Runtime::tell_striping(const dp::GroupRoute& route, StripeTold& last, std::int64_t now_ns) {
+  if (last.any && last.mask == route.striped && now_ns - last.at_ns < 1'000'000'000) return;
+  const std::uint8_t body[3] = {static_cast<std::uint8_t>(dp::ControlKind::StripeUplinks),
+                                static_cast<std::uint8_t>(route.striped), static_cast<std::uint8_t>(route.striped >> 8)};
+  bool sent = false;
+  for (std::size_t i = 0; i < route.n_views; ++i) {
+    dp::Session* s = route.uplinks[i];
+    if (s == nullptr || route.views[i].state == dp::HealthState::Down || !s->peer_takes_striped ||
+        !s->confirmed.load(std::memory_order_relaxed))
+      continue;
+    sent |= send_transport(*s, dp::PacketType::Control, s->peer_copy(), body);
+  }
+  if (sent) last = {route.striped, now_ns, true};
+}
+
 bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
                              std::span<const std::uint8_t> body) {
   std::uint8_t pkt[dp::kHeaderLen + 64 + dp::kTagLen];

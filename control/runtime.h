@@ -183,6 +183,16 @@ class Runtime {
   // a peer that does not move (the client's server).
   bool send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
                       std::span<const std::uint8_t> body = {});
+  // Strategy aggregate: tells the peer which uplinks this side stripes over
+  // (route.striped, ControlKind::StripeUplinks) when that changed since `last`, and at
+  // least every second (a lost message is repeated), over each of the route's sessions
+  // that is confirmed, not Down, and whose peer takes striped Data.
+  struct StripeTold {
+    dp::UplinkMask mask = 0;
+    std::int64_t at_ns = 0;
+    bool any = false;
+  };
+  void tell_striping(const dp::GroupRoute& route, StripeTold& last, std::int64_t now_ns);
 
  private:
   void arm(int fd, std::uint64_t tag);

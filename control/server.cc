@@ -202,6 +202,10 @@ void Server::on_control(const dp::ControlMessage& m) {
   auto it = sessions_.find(m.session_index);
   if (it == sessions_.end() || m.len < 1) return;
   Client& c = clients_.at(it->second->group->client_id);
+  if (m.data[0] == static_cast<std::uint8_t>(dp::ControlKind::StripeUplinks) && m.len >= 3) {
+    c.group->peer_striped.store(static_cast<dp::UplinkMask>(m.data[1] | m.data[2] << 8), std::memory_order_relaxed);
+    return;
+  }
   if (m.data[0] == static_cast<std::uint8_t>(dp::ControlKind::UplinkDown) && m.len >= 2 &&
       m.data[1] < dp::kMaxUplinks && c.index[m.data[1]] != 0) {
     dp::Session* s = sessions_.at(c.index[m.data[1]]).get();
@@ -235,6 +239,7 @@ void Server::publish() {
     }
     if (c.group->contending.load(std::memory_order_relaxed)) continue;  // the address is another's
     auto route = dp::make_route(c.group.get(), ups, views, sched_, version_);
+    if (sched_.strategy == dp::Strategy::Aggregate) rt_.tell_striping(*route, c.stripe_told, monotonic_ns());
     if (c.bench_streams > 0 && !fresh) {  // a benchmark download, once a session is confirmed: the workers send to it
       route->gen = {c.bench_streams, opt_.tun.address.addr_be, c.group->inner_ipv4_be,
                     static_cast<std::uint16_t>(opt_.tun.mtu)};

@@ -99,12 +99,14 @@ class Server final : public ControlLoop {
     std::array<std::uint64_t, dp::kMaxUplinks> handshakes{};  // completed, per uplink id
     unsigned bench_streams = 0;  // a benchmark session that downloads: the server sends on these
     bool subnets_claimed = false;  // the key's client_routes lead to this run (one run at a time)
+    Runtime::StripeTold stripe_told;  // what the client was last told we stripe over
   };
 
   void on_message(const dp::ControlMessage& m) override;
 
   // A client's Control message, authenticated on one of its sessions. UplinkDown: the
   // named uplink's session is Down at once, so return traffic leaves it now.
+  // StripeUplinks: the uplinks the client stripes over, for the reorder buffer.
   void on_control(const dp::ControlMessage& m);
 
   // May this initiation (already authenticated) create or replace a session?

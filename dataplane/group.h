@@ -60,6 +60,9 @@ struct Group {
   // The uplinks with a session that is not Down, as this side's control thread sees
   // them (make_route): the uplinks a gap's packet may still be on.
   std::atomic<UplinkMask> live_uplinks{0};
+  // The uplinks the peer says it stripes over (ControlKind::StripeUplinks; all until it
+  // says): of the live ones, the only ones a gap's packet may still be on.
+  std::atomic<UplinkMask> peer_striped{~UplinkMask{0}};
   std::array<GroupWorkerState, kMaxWorkers> workers{};
   std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
 };

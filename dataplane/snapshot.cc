@@ -22,7 +22,21 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
     g->reorder_wait_ns.store(reorder_wait_ns(r->views), std::memory_order_relaxed);
     g->live_uplinks.store(live_uplinks(r->views), std::memory_order_relaxed);
   }
+  r->striped = striped_uplinks(r->views);
   return r;
+}
+
+UplinkMask striped_uplinks(std::span<const UplinkView> views) noexcept {
+  UplinkMask m = 0, suspect = 0, lossy = 0;
+  for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i) {
+    if (views[i].state == HealthState::Down) continue;
+    m |= UplinkMask{1} << i;
+    if (views[i].suspect) suspect |= UplinkMask{1} << i;
+    if (views[i].lossy) lossy |= UplinkMask{1} << i;
+  }
+  if ((m & ~suspect) != 0) m &= ~suspect;  // as Striper::pick leaves them
+  if ((m & ~lossy) != 0) m &= ~lossy;
+  return m;
 }
 
 UplinkMask live_uplinks(std::span<const UplinkView> views) noexcept {

@@ -43,6 +43,7 @@ struct GroupRoute {
   SchedulerConfig sched;    // strategy and weights the workers apply
   std::uint64_t version = 0;
   Generator gen;            // benchmark traffic to send (Snapshot::generate lists the route)
+  UplinkMask striped = 0;   // the uplinks striping uses with these views (striped_uplinks)
 };
 
 struct Snapshot {
@@ -99,6 +100,11 @@ std::int64_t reorder_wait_ns(const std::array<UplinkView, kMaxUplinks>& views) n
 // The uplinks (index = id) whose view is not Down: a route's views are Down where there is
 // no session. make_route stores them in the Group (Group::live_uplinks).
 UplinkMask live_uplinks(std::span<const UplinkView> views) noexcept;
+// Of those, the uplinks striping sends on: without the suspect ones and then without the
+// lossy ones, each while another remains (as Striper::pick leaves them). The control
+// thread tells the peer (ControlKind::StripeUplinks), whose reorder buffer then waits
+// for no other uplink.
+UplinkMask striped_uplinks(std::span<const UplinkView> views) noexcept;
 
 // The published pointer, owned by the control thread.
 class SnapshotHolder {

@@ -248,6 +248,9 @@ void for_each_segment(std::size_t total, std::size_t seg, F&& fn) {
 // Control packets (type 2) carry one message: a kind byte, then its fields.
 enum class ControlKind : std::uint8_t {
   UplinkDown = 1,  // [uplink id]: the sender's uplink is down; stop sending on its session
+  // [mask, 2 bytes little-endian, bit i = uplink id i]: the uplinks the sender stripes
+  // over now (strategy aggregate); the receiver's reorder buffer waits for no other.
+  StripeUplinks = 2,
 };
 inline constexpr std::size_t kControlBodyMax = 32;
 

@@ -229,7 +229,10 @@ bool Worker::Loop::reorder(const Session& s, const Header& h, std::uint16_t bid,
   p.data = inner;
   p.len = static_cast<std::uint32_t>(inner_len);
   p.partial = partial;
-  p.uplinks = s.group->live_uplinks.load(std::memory_order_relaxed);
+  // The uplinks the missing packets may be on: the live ones the peer stripes over.
+  const UplinkMask live = s.group->live_uplinks.load(std::memory_order_relaxed);
+  const UplinkMask striped = live & s.group->peer_striped.load(std::memory_order_relaxed);
+  p.uplinks = striped != 0 ? striped : live;
   if (cfg_.workers > 1 && steered_worker(h.receiver, cfg_.workers) != cfg_.id) {
     // Not ours to reorder (the peer's other packets reach the worker its receiver index
     // names): delivered as it came rather than starting a second state for its flow.

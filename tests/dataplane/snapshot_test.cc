@@ -53,6 +53,26 @@ TEST(Snapshot, RouteMarksAbsentUplinksDown) {
   EXPECT_EQ(r->views[3].id, 3);
   EXPECT_EQ(r->views[3].weight, 5);
   EXPECT_EQ(r->version, 9u);
+  EXPECT_EQ(r->striped, 0b1001u);
+  EXPECT_EQ(g.live_uplinks.load(), 0b1001u);
+}
+
+// What striping sends on, as the peer is told: the live uplinks without the suspect
+// ones, then without the lossy ones, each only while another remains.
+TEST(Snapshot, StripedUplinksLeaveSuspectThenLossy) {
+  std::array<UplinkView, 4> v{};
+  v[2].state = HealthState::Down;
+  EXPECT_EQ(striped_uplinks(v), 0b1011u);
+  v[1].lossy = true;
+  EXPECT_EQ(striped_uplinks(v), 0b1001u);
+  v[0].suspect = true;
+  EXPECT_EQ(striped_uplinks(v), 0b1000u);
+  v[3].lossy = true;  // every answering one is lossy: they all stay
+  EXPECT_EQ(striped_uplinks(v), 0b1010u);
+  v[1].suspect = v[3].suspect = true;  // every one suspect: all live ones, less the lossy
+  EXPECT_EQ(striped_uplinks(v), 0b0001u);
+  v[0].lossy = true;
+  EXPECT_EQ(striped_uplinks(v), 0b1011u);
 }
 
 TEST(Snapshot, ClientDefaultRouteCatchesEveryDestination) {

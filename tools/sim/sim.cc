@@ -7,6 +7,7 @@
 #include <memory>
 #include <queue>
 #include <random>
+#include <unordered_map>
 
 #include "dataplane/replay_window.h"
 #include "dataplane/flow.h"
@@ -41,6 +42,13 @@ struct Event {
   std::uint64_t k = 0;      // Data: the packet's number in its flow; Ping/Pong: the body
   std::uint32_t flow_seq = 0;  // Data of a striped flow (aggregate): its flow sequence number
   bool striped = false;
+  // Session packets (Data, Ping, Pong): their number on the session, as the AEAD counter
+  // numbers them; a second copy the link made is not counted again (the replay window).
+  std::uint64_t ordinal = 0;
+  bool copy = false;
+  // Pong: the pinged side's packet counts and clock (docs/PROTOCOL.md).
+  std::uint64_t received = 0, expected = 0;
+  std::int64_t answered_ns = 0;
   bool operator>(const Event& o) const noexcept { return t != o.t ? t > o.t : order > o.order; }
 };
 
@@ -151,10 +159,28 @@ class Sim {
     const linkem::Verdict v = d.on_packet(now_, bytes);
     e.side = up ? kServer : kClient;
     e.uplink = static_cast<std::uint8_t>(u);
+    if (e.kind == Kind::Data || e.kind == Kind::Ping || e.kind == Kind::Pong)
+      e.ordinal = counts_[session_key(e.side, e.to_index)].sent++;
     for (int c = 0; c < v.copies; ++c) {
       e.t = v.deliver_ns[c];
+      e.copy = c > 0;
       push(e);
     }
+  }
+
+  // Per receiving session (side, index): packets sent to it, received, and the highest
+  // number received, for the Pong's counts.
+  struct Counts {
+    std::uint64_t sent = 0, received = 0, expected = 0;
+  };
+  static std::uint64_t session_key(std::uint8_t side, std::uint32_t index) {
+    return std::uint64_t{side} << 32 | index;
+  }
+  void count_arrival(const Event& e) {
+    if (e.copy) return;
+    Counts& c = counts_[session_key(e.side, e.to_index)];
+    ++c.received;
+    c.expected = std::max(c.expected, e.ordinal + 1);
   }
 
   void publish(Side& s) {
@@ -293,19 +319,28 @@ class Sim {
   void on_ping(const Event& e) {
     dp::Session* ss = addressed(side(e.side), e);
     if (ss == nullptr) return;
+    count_arrival(e);
     ++r_.probe_packets;
-    transmit(e.side, e.uplink, kProbeWire, {.kind = Kind::Pong, .to_index = ss->remote_index, .k = e.k});
+    const Counts& c = counts_[session_key(e.side, e.to_index)];
+    transmit(e.side, e.uplink, kProbeWire,
+             {.kind = Kind::Pong, .to_index = ss->remote_index, .k = e.k, .received = c.received,
+              .expected = c.expected, .answered_ns = now_});
   }
 
   void on_pong(const Event& e) {
     Side& s = side(e.side);
     if (addressed(s, e) == nullptr) return;
-    if (s.prober.on_pong(e.to_index, e.k, now_)) publish(s);
+    count_arrival(e);
+    if (s.prober.on_pong(e.to_index, e.k, now_, std::nullopt, ctl::Prober::PeerPackets{e.received, e.expected},
+                         e.answered_ns))
+      publish(s);
   }
 
   void on_data(const Event& e) {
     Side& s = side(e.side);
-    if (addressed(s, e) == nullptr || !s.dedup.check_and_update(e.seq)) return;
+    if (addressed(s, e) == nullptr) return;
+    count_arrival(e);
+    if (!s.dedup.check_and_update(e.seq)) return;
     if (!e.striped) return deliver(e.side, e.flow, e.k);
     // Striped: through the receiver's reorder buffer, as the worker does.
     std::uint8_t bytes[12];
@@ -409,6 +444,7 @@ class Sim {
   std::priority_queue<Event, std::vector<Event>, std::greater<>> q_;
   std::uint64_t order_ = 0;
   std::uint32_t next_index_ = 1;
+  std::unordered_map<std::uint64_t, Counts> counts_;
   RunResult r_;
 };
 
