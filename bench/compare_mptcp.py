@@ -93,15 +93,21 @@ def mptcp_jumbo(r1, r2, seconds, link_mtu):
     lab = lablib.Lab(tmp_prefix="tgbm-")
     try:
         make_paths(lab, r1, r2, link_mtu, mptcp=True)
-        lab.start("iperf3-server", ["mptcpize", "run", "iperf3", "-s", "-p", "5204"], NS_S)
-        time.sleep(0.5)
-        r = run(ns_cmd(NS_C, ["mptcpize", "run", "iperf3", "-c", "10.210.1.1", "-p", "5204", "-t", str(seconds),
-                              "--json"]), timeout=seconds + 60, check=False)
-        if r.returncode != 0:
-            raise LabError(f"iperf3 over MPTCP failed: {r.stdout[-300:]} {r.stderr[-300:]}")
-        return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+        return mptcp_iperf3(lab, NS_C, NS_S, "10.210.1.1", 5204, seconds)
     finally:
         lab.cleanup()
+
+
+def mptcp_iperf3(lab, ns_c, ns_s, dst, port, seconds):
+    """One mptcpize'd iperf3 connection from ns_c to an iperf3 server started in ns_s;
+    returns the goodput received, Mbit/s."""
+    lab.start("iperf3-server", ["mptcpize", "run", "iperf3", "-s", "-p", str(port)], ns_s)
+    time.sleep(0.5)
+    r = run(ns_cmd(ns_c, ["mptcpize", "run", "iperf3", "-c", dst, "-p", str(port), "-t", str(seconds), "--json"]),
+            timeout=seconds + 60, check=False)
+    if r.returncode != 0:
+        raise LabError(f"iperf3 over MPTCP failed: {r.stdout[-300:]} {r.stderr[-300:]}")
+    return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
 def main():

@@ -31,9 +31,7 @@ Needs root, iperf3, mptcpd (mptcpize), the built triglav-linkem. Exits 77 with a
 when the anchor script or tools are absent.
 """
 import argparse
-import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -45,7 +43,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, HERE)
 import lablib  # noqa: E402
-from lablib import LabError, ns_cmd, run  # noqa: E402
+from lablib import ns_cmd, run  # noqa: E402
 import compare_mptcp  # noqa: E402
 
 NS_C, NS_S = "tgsfc", "tgsfs"
@@ -169,13 +167,7 @@ def mptcp(kind, paths, seconds):
     lab = lablib.Lab(tmp_prefix="tgsf-")
     try:
         routed_paths(lab, paths, mptcp=True)
-        lab.start("iperf3-server", ["mptcpize", "run", "iperf3", "-s", "-p", "5208"], NS_S)
-        time.sleep(0.5)
-        r = run(ns_cmd(NS_C, ["mptcpize", "run", "iperf3", "-c", "10.213.0.2", "-p", "5208", "-t", str(seconds),
-                              "--json"]), timeout=seconds + 60, check=False)
-        if r.returncode != 0:
-            raise LabError(f"iperf3 over MPTCP failed: {r.stdout[-300:]} {r.stderr[-300:]}")
-        return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+        return compare_mptcp.mptcp_iperf3(lab, NS_C, NS_S, "10.213.0.2", 5208, seconds)
     finally:
         lab.cleanup()
 

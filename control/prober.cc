@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 namespace triglav::ctl {
 
 namespace {
@@ -120,17 +122,35 @@ bool Prober::tick(std::int64_t now_ns, const std::function<void(dp::Session&, st
   return changed;
 }
 
+// Loss is congestion while the queue on the way out is near the largest one seen (a full
+// buffer drops what comes); random loss shows at any queue below that.
+bool Prober::congested(const Path& p) {
+  const dp::UplinkView v = view_of(p);
+  return v.out_queue_ms >= 0 ? dp::queueing(v) && v.out_queue_ms >= 0.5 * p.stats.max_out_queue_ms()
+                             : dp::queueing(v);
+}
+
 bool Prober::update_lossy(Path& p, std::int64_t now_ns) {
   const double loss = p.packet_loss = p.stats.packet_loss(now_ns);
-  const bool queueing = dp::queueing(view_of(p));
-  const bool lossy = p.lossy ? loss >= kLossyExit || now_ns < p.lossy_until_ns : loss >= kLossyEnter && !queueing;
+  const bool lossy = p.lossy ? loss >= kLossyExit || now_ns < p.lossy_until_ns
+                             : loss >= kLossyEnter && p.loss_streak >= kLossyStreak && !congested(p);
   const bool changed = lossy != p.lossy;
   if (changed && lossy) {
     const bool again = p.lossy_left_ns >= 0 && now_ns - p.lossy_left_ns <= kLossyMemoryNs;
     p.lossy_hold_ns = again ? std::min(2 * p.lossy_hold_ns, kLossyMaxHoldNs) : kLossyHoldNs;
     p.lossy_until_ns = now_ns + p.lossy_hold_ns;
   }
-  if (changed && !lossy) p.lossy_left_ns = now_ns;
+  if (changed && !lossy) {
+    p.lossy_left_ns = now_ns;
+    p.loss_streak = 0;  // tried again: it takes a new streak of evidence
+  }
+  if (changed && lossy)
+    spdlog::info("uplink {} (session {:08x}) loses {:.1f} % of its packets with no queue: striping leaves it "
+                 "for at least {:.0f} s",
+                 p.session->uplink, p.session->local_index, loss * 100, static_cast<double>(p.lossy_hold_ns) / 1e9);
+  else if (changed)
+    spdlog::info("uplink {} (session {:08x}): packet loss down to {:.1f} %; striping uses it again", p.session->uplink,
+                 p.session->local_index, loss * 100);
   p.lossy = lossy;
   return changed;
 }
@@ -165,8 +185,11 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
   // session a rekey replaced counts differently), and only while both counts grow.
   if (peer_packets && local_index == p.session->local_index) {
     const PeerPackets& was = p.peer_packets.value_or(PeerPackets{});
-    if (p.peer_packets && peer_packets->received >= was.received && peer_packets->expected >= was.expected)
-      p.stats.on_packets(peer_packets->received - was.received, peer_packets->expected - was.expected, now_ns);
+    if (congested(p)) p.congested_ns = now_ns;
+    const bool calm = p.congested_ns < 0 || now_ns - p.congested_ns > kCongestedNs;
+    if (p.peer_packets && peer_packets->received >= was.received && peer_packets->expected >= was.expected &&
+        p.stats.on_packets(peer_packets->received - was.received, peer_packets->expected - was.expected, now_ns))
+      p.loss_streak = p.stats.last_packet_loss() >= kLossyEnter && calm ? p.loss_streak + 1 : 0;
     p.peer_packets = peer_packets;
   }
   p.health.on_success();

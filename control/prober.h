@@ -96,19 +96,28 @@ class Prober {
     std::uint64_t delivered_before = 0;  // the peer's received-bytes counts of those sessions
     std::optional<PeerPackets> peer_packets;  // the counts of the current session's last Pong
     bool lossy = false;  // UplinkView::lossy
+    unsigned loss_streak = 0;  // loss samples in a row at kLossyEnter or more, with no full queue
+    std::int64_t congested_ns = -1;  // when a Pong last showed a full queue
     std::int64_t lossy_until_ns = 0;  // left at least until then
     std::int64_t lossy_hold_ns = 0;   // the last hold (0: none lately)
     std::int64_t lossy_left_ns = -1;  // when it was last tried again
     double packet_loss = 0;  // as of the last Pong or tick
   };
-  // Striping leaves an uplink whose packet loss reached kLossyEnter while its RTT showed
-  // no queue (a loss of the path itself, not congestion), until the loss fades below
-  // kLossyExit, and for at least a hold: kLossyHoldNs the first time, doubled each time
+  // Striping leaves an uplink whose packet loss reached kLossyEnter while its queue on the
+  // way out was short or well below the largest seen (a loss of the path itself, not a
+  // full buffer's), until the loss fades below
+  // kLossyExit. It takes kLossyStreak such samples in a row, none within kCongestedNs of
+  // a Pong that showed a full queue: a burst of tail drops also drops the probes that
+  // would show its queue (a flow's start overshooting). It is
+  // left for at least a hold: kLossyHoldNs the first time, doubled each time
   // it turns lossy again within kLossyMemoryNs of being tried again (a path that keeps
   // losing costs the flows a loss event per try), up to kLossyMaxHoldNs.
   static constexpr double kLossyEnter = 0.01, kLossyExit = 0.005;
+  static constexpr unsigned kLossyStreak = 3;
+  static constexpr std::int64_t kCongestedNs = 1'000'000'000;
   static constexpr std::int64_t kLossyHoldNs = 2'000'000'000, kLossyMaxHoldNs = 32'000'000'000,
                                 kLossyMemoryNs = 30'000'000'000;
+  static bool congested(const Path& p);
   static bool update_lossy(Path& p, std::int64_t now_ns);
   static dp::UplinkView view_of(const Path& p);
   static std::uint64_t total_tx(const Path& p);

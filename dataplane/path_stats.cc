@@ -68,14 +68,16 @@ void PathStats::on_delivered(std::uint64_t bytes, double dt_s, std::uint64_t sen
   ema_rate(delivered_bps_, has_delivered_, bytes, dt_s);
 }
 
-void PathStats::on_packets(std::uint64_t received, std::uint64_t expected, std::int64_t now_ns) noexcept {
+bool PathStats::on_packets(std::uint64_t received, std::uint64_t expected, std::int64_t now_ns) noexcept {
   loss_received_ += std::min(received, expected);  // a reordered packet may arrive after a later one counted
   loss_expected_ += expected;
-  if (loss_expected_ < kMinLossPackets) return;
+  if (loss_expected_ < kMinLossPackets) return false;
   const double sample = 1.0 - static_cast<double>(loss_received_) / static_cast<double>(loss_expected_);
   packet_loss_ = kPacketLossAlpha * sample + (1 - kPacketLossAlpha) * packet_loss(now_ns);
   packet_loss_ns_ = now_ns;
+  last_packet_loss_ = sample;
   loss_received_ = loss_expected_ = 0;
+  return true;
 }
 
 double PathStats::packet_loss(std::int64_t now_ns) const noexcept {
@@ -85,12 +87,14 @@ double PathStats::packet_loss(std::int64_t now_ns) const noexcept {
 
 void PathStats::on_owd_sample(std::int64_t d) noexcept {
   if (owd_n_ == 0 || d < owd_cur_) owd_cur_ = d;
-  if (++owd_n_ == kBaseWindow) {
-    owd_prev_ = owd_cur_;
-    owd_n_ = 0;
-  }
   const std::int64_t base = std::min(owd_prev_, owd_cur_);
   const double q = static_cast<double>(d - base) / 1e6;
+  qmax_cur_ = owd_n_ == 0 ? q : std::max(qmax_cur_, q);
+  if (++owd_n_ == kBaseWindow) {
+    owd_prev_ = owd_cur_;
+    qmax_prev_ = qmax_cur_;
+    owd_n_ = 0;
+  }
   out_queue_ms_ = has_owd_ ? 0.75 * out_queue_ms_ + 0.25 * q : q;
   has_owd_ = true;
 }

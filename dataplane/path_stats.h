@@ -3,6 +3,7 @@
 // an exponential moving average (alpha = 0.2) of observed bytes. Pure: times are passed in.
 #pragma once
 
+#include <algorithm>
 #include <bitset>
 #include <climits>
 #include <cstdint>
@@ -35,7 +36,9 @@ class PathStats {
   // loss once kMinLossPackets were sent (smaller intervals add up first), into an EMA
   // with alpha kPacketLossAlpha. Unlike loss(), which counts unanswered probes, this
   // sees every packet, so a path that drops 2 % shows it within one busy probe interval.
-  void on_packets(std::uint64_t received, std::uint64_t expected, std::int64_t now_ns) noexcept;
+  // True when this made a sample (last_packet_loss()).
+  bool on_packets(std::uint64_t received, std::uint64_t expected, std::int64_t now_ns) noexcept;
+  double last_packet_loss() const noexcept { return last_packet_loss_; }
   static constexpr std::uint64_t kMinLossPackets = 64;
   static constexpr double kPacketLossAlpha = 0.5;
   // That EMA, halved for every kPacketLossHalfLifeNs since its last sample: a path
@@ -52,6 +55,9 @@ class PathStats {
   void on_owd_sample(std::int64_t offset_owd_ns) noexcept;
   bool has_out_queue() const noexcept { return has_owd_; }
   double out_queue_ms() const noexcept { return out_queue_ms_; }
+  // The largest queue a sample showed over the same windows: about the path's buffer
+  // once it has been full (a queue near it drops what comes; one well below it does not).
+  double max_out_queue_ms() const noexcept { return std::max(qmax_prev_, qmax_cur_); }
 
   bool has_rtt() const noexcept { return has_rtt_; }
   // The least RTT of the last kBaseWindow to 2 kBaseWindow samples: the path without
@@ -91,12 +97,13 @@ class PathStats {
   double app_limited_s_ = 0;  // how long lower app-limited samples have been left out
   double recent_[kRecentSamples] = {};
   std::uint64_t loss_received_ = 0, loss_expected_ = 0;  // counts not yet sampled
-  double packet_loss_ = 0;
+  double packet_loss_ = 0, last_packet_loss_ = 0;
   std::int64_t packet_loss_ns_ = 0;  // when packet_loss_ was last sampled
   bool has_owd_ = false;
   std::int64_t owd_cur_ = 0, owd_prev_ = INT64_MAX;
   unsigned owd_n_ = 0;
   double out_queue_ms_ = 0;
+  double qmax_cur_ = 0, qmax_prev_ = 0;
   unsigned recent_next_ = 0;
 };
 

@@ -6,7 +6,9 @@ way, the server striping the return traffic; (3) an uplink taken down in the mid
 an upload: the transfer goes on over the other one and completes intact, without a
 reset; (4) the other uplink silently blackholed in the middle of an upload: it is left
 within a probe timeout, the transfer completes intact, and the longest pause of the
-receiver is printed (the target is 300 ms; the bound asserted is generous).
+receiver is printed (the target is 300 ms; the bound asserted is generous); (5) uplink B
+dropping 5 % of its packets at random in the middle of an upload: the client marks it
+lossy (its Pongs' packet counts show the loss), the transfer completes intact.
 
 usage: test_striping.py /path/to/triglav; root; exit 0/1/77
 """
@@ -121,10 +123,45 @@ def body(lab, checks):
                     ["add", "rule", "inet", "tgt", "out", "oifname", ifs[0], "udp", "dport", "7443", "drop"]):
             run(tglib.ns_cmd(ns_c, ["nft", *cmd]))
     got = transfer(lab, "blackhole", ns_c, ns_s, SERVER_TUN_IP, 5504, 48 << 20, during=blackhole)
+    offset = client.stderr_size()
     run(tglib.ns_cmd(ns_c, ["nft", "delete", "table", "inet", "tgt"]))
     check(got["max_gap"] < 2.0, f"blackhole: the receiver paused {got['max_gap'] * 1000:.0f} ms")
     checks.append(f"uplink A blackholed 1.5 s into a 48 MiB upload: completed intact in {got['seconds']:.1f} s; "
                   f"longest receive pause {got['max_gap'] * 1000:.0f} ms (target 300 ms)")
+
+    # (5) A back; B loses 5 % of its packets at random: the client sees it in the
+    # server's Pongs
+    client.wait_for(rf"uplink 0 \({ifs[0]}\): \S+ -> healthy", timeout=15, after=offset)
+    time.sleep(1.0)
+    seen = {}
+
+    def watch():
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "loss" not in seen:
+            r = run(tglib.ns_cmd(ns_c, [lab.binary, "status", "--json", "--socket", control_socket(lab, "client")]))
+            for u in json.loads(r.stdout).get("uplinks", []):
+                if u["id"] == 1:
+                    seen["max"] = max(seen.get("max", 0.0), u.get("packet_loss", 0.0))
+                    if u.get("lossy"):
+                        seen["loss"] = u["packet_loss"]
+            time.sleep(0.1)
+    watcher = threading.Thread(target=watch)
+
+    def lossy():
+        for cmd in (["add", "table", "inet", "tgl"],
+                    ["add", "chain", "inet", "tgl", "out", "{ type filter hook output priority 0 ; }"],
+                    ["add", "rule", "inet", "tgl", "out", "oifname", ifs[1], "udp", "dport", "7443",
+                     "numgen", "random", "mod", "100", "<", "5", "drop"]):
+            run(tglib.ns_cmd(ns_c, ["nft", *cmd]))
+        watcher.start()
+    got = transfer(lab, "lossy", ns_c, ns_s, SERVER_TUN_IP, 5505, 64 << 20, during=lossy)
+    if watcher.ident is not None:  # started (the transfer outlasted 1.5 s)
+        watcher.join(timeout=20)
+    run(tglib.ns_cmd(ns_c, ["nft", "delete", "table", "inet", "tgl"]))
+    check("loss" in seen, f"uplink B dropping 5 % of its packets was never marked lossy (its packet loss "
+                          f"measured at most {seen.get('max', 0) * 100:.1f} %)")
+    checks.append(f"uplink B dropping 5 % at random 1.5 s into a 64 MiB upload: marked lossy (measured "
+                  f"{seen['loss'] * 100:.1f} %), completed intact in {got['seconds']:.1f} s")
 
 
 if __name__ == "__main__":
