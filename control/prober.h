@@ -36,6 +36,18 @@ class Prober {
  public:
   explicit Prober(const ProbeConfig& cfg = {}) : cfg_(cfg) {}
 
+  // Striping leaves an uplink whose packet loss reached kLossyEnter while its queue on the
+  // way out was short or well below the largest seen (a loss of the path itself, not a
+  // full buffer's), until the loss fades below kLossyExit. It takes kLossyStreak such
+  // samples in a row, none within kCongestedNs of a Pong that showed a full queue: a
+  // burst of tail drops also drops the probes that would show its queue (a flow's start
+  // overshooting). It is left for at least a hold: kLossyHoldNs the first time, doubled
+  // each time it turns lossy again within kLossyMemoryNs of being tried again (a path
+  // that keeps losing costs the flows a loss event per try), up to kLossyMaxHoldNs.
+  static constexpr double kLossyEnter = 0.01, kLossyExit = 0.005;
+  static constexpr unsigned kLossyStreak = 3;
+  static constexpr std::int64_t kCongestedNs = 1'000'000'000;
+
   // A new path: its first probe after first_probe_ns (default: a short delay, so that
   // the peer has installed its end of the session first).
   void add(dp::Session* s, std::int64_t now_ns, std::int64_t first_probe_ns = -1);
@@ -50,7 +62,8 @@ class Prober {
   void rekey(const dp::Session* old, dp::Session* next, std::int64_t now_ns);
 
   // Sends due probes through `send(session, body)`, times out unanswered ones and samples
-  // throughput. Returns true if some uplink changed health state.
+  // throughput. Returns true if some uplink changed health state, turned suspect, or
+  // turned lossy or back.
   bool tick(std::int64_t now_ns, const std::function<void(dp::Session&, std::uint64_t)>& send);
   // A Pong for the session with this receiver index, with the Data bytes the peer has
   // received on it when the Pong carries them. True if its state changed.
@@ -103,18 +116,6 @@ class Prober {
     std::int64_t lossy_left_ns = -1;  // when it was last tried again
     double packet_loss = 0;  // as of the last Pong or tick
   };
-  // Striping leaves an uplink whose packet loss reached kLossyEnter while its queue on the
-  // way out was short or well below the largest seen (a loss of the path itself, not a
-  // full buffer's), until the loss fades below
-  // kLossyExit. It takes kLossyStreak such samples in a row, none within kCongestedNs of
-  // a Pong that showed a full queue: a burst of tail drops also drops the probes that
-  // would show its queue (a flow's start overshooting). It is
-  // left for at least a hold: kLossyHoldNs the first time, doubled each time
-  // it turns lossy again within kLossyMemoryNs of being tried again (a path that keeps
-  // losing costs the flows a loss event per try), up to kLossyMaxHoldNs.
-  static constexpr double kLossyEnter = 0.01, kLossyExit = 0.005;
-  static constexpr unsigned kLossyStreak = 3;
-  static constexpr std::int64_t kCongestedNs = 1'000'000'000;
   static constexpr std::int64_t kLossyHoldNs = 2'000'000'000, kLossyMaxHoldNs = 32'000'000'000,
                                 kLossyMemoryNs = 30'000'000'000;
   static bool congested(const Path& p);

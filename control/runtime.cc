@@ -408,7 +408,8 @@ dp::CounterTotals Runtime::totals() const noexcept {
 }
 
 void Runtime::tell_striping(const dp::GroupRoute& route, StripeTold& last, std::int64_t now_ns) {
-  if (last.any && last.mask == route.striped && now_ns - last.at_ns < 1'000'000'000) return;
+  const bool same = last.any && last.mask == route.striped;
+  if (same && now_ns - last.at_ns < last.again_ns) return;
   const std::uint8_t body[3] = {static_cast<std::uint8_t>(dp::ControlKind::StripeUplinks),
                                 static_cast<std::uint8_t>(route.striped), static_cast<std::uint8_t>(route.striped >> 8)};
   bool sent = false;
@@ -419,7 +420,7 @@ void Runtime::tell_striping(const dp::GroupRoute& route, StripeTold& last, std::
       continue;
     sent |= send_transport(*s, dp::PacketType::Control, s->peer_copy(), body);
   }
-  if (sent) last = {route.striped, now_ns, true};
+  if (sent) last = {route.striped, now_ns, same ? std::min(2 * last.again_ns, std::int64_t{32'000'000'000}) : 1'000'000'000, true};
 }
 
 bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,

@@ -184,12 +184,15 @@ class Runtime {
   bool send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
                       std::span<const std::uint8_t> body = {});
   // Strategy aggregate: tells the peer which uplinks this side stripes over
-  // (route.striped, ControlKind::StripeUplinks) when that changed since `last`, and at
-  // least every second (a lost message is repeated), over each of the route's sessions
-  // that is confirmed, not Down, and whose peer takes striped Data.
+  // (route.striped, ControlKind::StripeUplinks) when that changed since `last`, then
+  // again after 1, 2, 4 ... up to 32 s while it stays the same (a lost message is
+  // repeated; a server of many idle clients does not send each a message a second),
+  // over each of the route's sessions that is confirmed, not Down, and whose peer takes
+  // striped Data.
   struct StripeTold {
     dp::UplinkMask mask = 0;
     std::int64_t at_ns = 0;
+    std::int64_t again_ns = 0;  // the wait before the next repeat
     bool any = false;
   };
   void tell_striping(const dp::GroupRoute& route, StripeTold& last, std::int64_t now_ns);

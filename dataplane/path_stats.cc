@@ -69,10 +69,13 @@ void PathStats::on_delivered(std::uint64_t bytes, double dt_s, std::uint64_t sen
 }
 
 bool PathStats::on_packets(std::uint64_t received, std::uint64_t expected, std::int64_t now_ns) noexcept {
-  loss_received_ += std::min(received, expected);  // a reordered packet may arrive after a later one counted
+  loss_received_ += received;
   loss_expected_ += expected;
   if (loss_expected_ < kMinLossPackets) return false;
-  const double sample = 1.0 - static_cast<double>(loss_received_) / static_cast<double>(loss_expected_);
+  // A reordered packet may arrive after an interval that counted a later one: the next
+  // sample has one more received than sent. Never below 0.
+  const double sample =
+      std::max(0.0, 1.0 - static_cast<double>(loss_received_) / static_cast<double>(loss_expected_));
   packet_loss_ = kPacketLossAlpha * sample + (1 - kPacketLossAlpha) * packet_loss(now_ns);
   packet_loss_ns_ = now_ns;
   last_packet_loss_ = sample;

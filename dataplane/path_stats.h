@@ -39,7 +39,7 @@ class PathStats {
   // True when this made a sample (last_packet_loss()).
   bool on_packets(std::uint64_t received, std::uint64_t expected, std::int64_t now_ns) noexcept;
   double last_packet_loss() const noexcept { return last_packet_loss_; }
-  static constexpr std::uint64_t kMinLossPackets = 64;
+  static constexpr std::uint64_t kMinLossPackets = 256;  // one loss in a sample: 0.4 %
   static constexpr double kPacketLossAlpha = 0.5;
   // That EMA, halved for every kPacketLossHalfLifeNs since its last sample: a path
   // left alone for its loss carries no packets to measure, so its figure fades and the

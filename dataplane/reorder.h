@@ -9,7 +9,8 @@
 //     packets that follow it without a gap;
 //   - a packet after a gap is held (copied into a slot of the worker's pool);
 //   - a gap is LOST, and what is held behind it released, as soon as every uplink that
-//     may carry this sender's packets (the group's live uplinks, and any that delivered
+//     may carry this sender's packets (the group's live uplinks that the peer says it
+//     stripes over, Group::peer_striped, and any that delivered
 //     lately) has delivered one sent after the gap within the last uplink_active_ns (an
 //     uplink delivers in order, so the missing packet is on none of them), or when the
 //     gap has waited its wait time, whichever comes first. A live uplink not heard from

@@ -62,11 +62,11 @@ class ReplayWindow {
   // Counters this far behind the highest one seen are still accepted once.
   static constexpr std::uint64_t kWindow = (kWords - 1) * 32;  // 4064 >= 2048
 
-  // True if counter is new (and records it); false for a duplicate or a counter that
-  // fell out of the window.
   // The highest counter accepted so far (0 before any).
   std::uint64_t top() const noexcept { return top_.load(std::memory_order_relaxed); }
 
+  // True if counter is new (and records it); false for a duplicate or a counter that
+  // fell out of the window.
   [[nodiscard]] bool check_and_update(std::uint64_t counter) noexcept {
     std::uint64_t top = top_.load(std::memory_order_relaxed);
     if (counter <= top && top - counter >= kWindow) return false;

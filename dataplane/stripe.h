@@ -18,9 +18,10 @@
 // An uplink whose latest probe went unanswered (UplinkView::suspect) takes nothing while
 // another allowed one answers: a path that went silent stops receiving new packets as
 // soon as the control thread publishes the timeout, not after the three failures that
-// make it Degraded. Likewise an uplink that loses packets while its RTT shows no queue
-// (UplinkView::lossy: the path's own loss, which a TCP flow striped over it would take
-// for congestion), while another allowed one does not.
+// make it Degraded. Likewise an uplink that keeps losing packets while its outbound queue
+// is not near full (UplinkView::lossy, decided by the Prober: the path's own loss, which
+// a TCP flow striped over it would take for congestion), while another allowed one does
+// not.
 //
 // One Striper per (client, worker), like the Scheduler. Pure and single-threaded.
 #pragma once

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "control/prober.h"
+#include "dataplane/wire.h"
 
 namespace triglav::ctl {
 namespace {
@@ -188,9 +189,46 @@ TEST(Prober, CongestionLossIsNotLossy) {
   c.answer(0, 0);
   for (int i = 0; i < 20; ++i) c.answer(1'000, 1'000, 40);  // a queue builds: 40 ms against 1
   ASSERT_GT(h.p.view(&h.s).srtt_ms, 20.0);
-  EXPECT_FALSE(c.answer(1'000, 900, 40));
-  EXPECT_FALSE(h.p.view(&h.s).lossy);
+  for (unsigned i = 0; i < 2 * Prober::kLossyStreak; ++i) {  // more samples in a row than the streak
+    EXPECT_FALSE(c.answer(1'000, 900, 40)) << i;
+    EXPECT_FALSE(h.p.view(&h.s).lossy) << i;
+  }
   EXPECT_GT(h.p.view(&h.s).packet_loss, 0.04);
+}
+
+// With the peer's clock (a Pong of 40 bytes): the queue on the way out alone. Answers
+// 1 ms after the probe, the peer's clock 1 ms ahead of ours plus the queue: the least
+// offset is the empty path; a later 30 ms more is a 30 ms queue (smoothed). Loss while
+// that queue is near the largest seen is congestion, not the path's own loss.
+TEST(Prober, PeerClockGivesTheOutboundQueue) {
+  Harness h;
+  h.run(0, 1'050, false);
+  std::int64_t t = 1'050;
+  std::uint64_t received = 0, expected = 0;
+  auto answer = [&](std::int64_t queue_ms, std::uint64_t sent, std::uint64_t got) {
+    std::uint64_t body = 0;
+    for (int i = 0; i < 1'000 && body == 0; ++i, t += 10)
+      h.p.tick(t * kMs, [&](dp::Session&, std::uint64_t b) { body = b; });
+    received += got;
+    expected += sent;
+    std::uint8_t pong[40];
+    dp::store_le64(pong, body);
+    dp::store_le64(pong + 8, 0);
+    dp::store_le64(pong + 16, received);
+    dp::store_le64(pong + 24, expected);
+    dp::store_le64(pong + 32, body + static_cast<std::uint64_t>((1 + queue_ms) * kMs) + 5'000'000'000ull);
+    return h.p.on_pong(7, std::span<const std::uint8_t>(pong, sizeof pong), static_cast<std::int64_t>(body) + kMs);
+  };
+  for (int i = 0; i < 4; ++i) answer(0, 0, 0);
+  EXPECT_NEAR(h.p.view(&h.s).out_queue_ms, 0.0, 1e-9);
+  EXPECT_FALSE(dp::queueing(h.p.view(&h.s)));
+  for (int i = 0; i < 12; ++i) answer(30, 1'000, 1'000);
+  EXPECT_NEAR(h.p.view(&h.s).out_queue_ms, 30.0, 1.0);  // the RTT saw none of it
+  EXPECT_LT(h.p.view(&h.s).srtt_ms, 2.0);
+  EXPECT_TRUE(dp::queueing(h.p.view(&h.s)));
+  for (unsigned i = 0; i < 2 * Prober::kLossyStreak; ++i) answer(30, 1'000, 950);
+  EXPECT_FALSE(h.p.view(&h.s).lossy);
+  EXPECT_GT(h.p.view(&h.s).packet_loss, 0.03);
 }
 
 TEST(Prober, RekeyKeepsMeasurementsAndTakesLatePongs) {

@@ -173,19 +173,20 @@ TEST(PathStats, PacketLossFromThePeersCounts) {
   constexpr std::int64_t kS = 1'000'000'000;
   PathStats s;
   EXPECT_DOUBLE_EQ(s.packet_loss(0), 0.0);
-  s.on_packets(30, 32, 1 * kS);  // too few: waits
+  EXPECT_FALSE(s.on_packets(120, 128, 1 * kS));  // too few: waits
   EXPECT_DOUBLE_EQ(s.packet_loss(1 * kS), 0.0);
-  s.on_packets(30, 32, 1 * kS);  // 64 sent, 60 arrived
-  EXPECT_DOUBLE_EQ(s.packet_loss(1 * kS), PathStats::kPacketLossAlpha * (4.0 / 64));
+  EXPECT_TRUE(s.on_packets(120, 128, 1 * kS));  // 256 sent, 240 arrived
+  EXPECT_DOUBLE_EQ(s.last_packet_loss(), 16.0 / 256);
+  EXPECT_DOUBLE_EQ(s.packet_loss(1 * kS), PathStats::kPacketLossAlpha * (16.0 / 256));
   const double first = s.packet_loss(1 * kS);
-  s.on_packets(100, 100, 1 * kS);  // a clean interval
+  s.on_packets(300, 300, 1 * kS);  // a clean interval
   EXPECT_DOUBLE_EQ(s.packet_loss(1 * kS), (1 - PathStats::kPacketLossAlpha) * first);
   const double now = s.packet_loss(1 * kS);
   EXPECT_DOUBLE_EQ(s.packet_loss(1 * kS + PathStats::kPacketLossHalfLifeNs), now / 2);
   EXPECT_DOUBLE_EQ(s.packet_loss(1 * kS + 2 * PathStats::kPacketLossHalfLifeNs), now / 4);
   // A reordered packet counted after the interval that expected it: never below 0 loss.
   PathStats r;
-  r.on_packets(70, 64, 0);
+  r.on_packets(260, 256, 0);
   EXPECT_DOUBLE_EQ(r.packet_loss(0), 0.0);
 }
 
