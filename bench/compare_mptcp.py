@@ -110,6 +110,19 @@ def mptcp_iperf3(lab, ns_c, ns_s, dst, port, seconds):
     return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
+def missing(script, anchor=True):
+    """Why this benchmark cannot run here (a SKIP line for exit 77), or None: root, the
+    anchor script (when the run needs it), mptcpize, iperf3 and tc."""
+    if os.geteuid() != 0:
+        return f"SKIP: {script} needs root"
+    if anchor and not os.path.exists(MPTCP):
+        return f"SKIP: anchor script {MPTCP} not found (../shared/lab absent)"
+    for tool in ("mptcpize", "iperf3", "tc"):
+        if shutil.which(tool) is None:
+            return f"SKIP: {tool} is not installed (apt-get install mptcpd iperf3 iproute2)"
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("binary", nargs="?", default=os.path.join(ROOT, "build", "triglav"))
@@ -122,16 +135,10 @@ def main():
                     help="also measure triglav over the faster path alone (the best single uplink)")
     ap.add_argument("--link-mtu", type=int, default=1500, help="MTU of both paths (default 1500)")
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: compare_mptcp.py needs root", file=sys.stderr)
+    why = missing("compare_mptcp.py")
+    if why:
+        print(why, file=sys.stderr)
         return 77
-    if not os.path.exists(MPTCP):
-        print(f"SKIP: anchor script {MPTCP} not found (../shared/lab absent)", file=sys.stderr)
-        return 77
-    for tool in ("mptcpize", "iperf3", "tc"):
-        if shutil.which(tool) is None:
-            print(f"SKIP: {tool} is not installed (apt-get install mptcpd iperf3 iproute2)", file=sys.stderr)
-            return 77
     binary = os.path.abspath(a.binary)
     alone_col = f"  {'faster path alone':>18}" if a.alone else ""
     print(f"{'paths (Mbit/s)':>15}  {f'triglav {a.streams} streams':>18}  {'MPTCP 1 conn':>13}{alone_col}"

@@ -32,7 +32,6 @@ when the anchor script or tools are absent.
 """
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -195,17 +194,10 @@ def main():
         if r not in ROWS:
             print(f"compare_single_flow.py: error: unknown row '{r}' (rows: {', '.join(ROWS)})", file=sys.stderr)
             return 2
-    if os.geteuid() != 0:
-        print("SKIP: compare_single_flow.py needs root", file=sys.stderr)
+    why = compare_mptcp.missing("compare_single_flow.py", anchor=any(ROWS[r][0] == "tbf" for r in rows))
+    if why:
+        print(why, file=sys.stderr)
         return 77
-    if "tbf-50-30" in rows or "tbf-400-300" in rows:
-        if not os.path.exists(compare_mptcp.MPTCP):
-            print(f"SKIP: anchor script {compare_mptcp.MPTCP} not found (../shared/lab absent)", file=sys.stderr)
-            return 77
-    for tool in ("mptcpize", "iperf3", "tc"):
-        if shutil.which(tool) is None:
-            print(f"SKIP: {tool} is not installed (apt-get install mptcpd iperf3 iproute2)", file=sys.stderr)
-            return 77
     if not os.path.exists(os.path.join(ROOT, "build", "tools", "triglav-linkem")):
         print("SKIP: build/tools/triglav-linkem is not built (tools/build)", file=sys.stderr)
         return 77

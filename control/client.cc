@@ -173,8 +173,8 @@ void Client::on_message(const dp::ControlMessage& m) {
     return;
   }
   if (m.kind == dp::ControlMessage::Kind::Control) {  // the server tells which uplinks it stripes over
-    if (m.len >= 3 && m.data[0] == static_cast<std::uint8_t>(dp::ControlKind::StripeUplinks))
-      group_->peer_striped.store(static_cast<dp::UplinkMask>(m.data[1] | m.data[2] << 8), std::memory_order_relaxed);
+    if (std::uint16_t mask = 0; dp::decode_stripe_uplinks(m.data.data(), m.len, mask))
+      group_->peer_striped.store(mask, std::memory_order_relaxed);
     return;
   }
   if (m.kind == dp::ControlMessage::Kind::Close) {

@@ -410,8 +410,8 @@ dp::CounterTotals Runtime::totals() const noexcept {
 void Runtime::tell_striping(const dp::GroupRoute& route, StripeTold& last, std::int64_t now_ns) {
   const bool same = last.any && last.mask == route.striped;
   if (same && now_ns - last.at_ns < last.again_ns) return;
-  const std::uint8_t body[3] = {static_cast<std::uint8_t>(dp::ControlKind::StripeUplinks),
-                                static_cast<std::uint8_t>(route.striped), static_cast<std::uint8_t>(route.striped >> 8)};
+  std::uint8_t body[dp::kStripeUplinksLen];
+  dp::encode_stripe_uplinks(static_cast<std::uint16_t>(route.striped), body);
   bool sent = false;
   for (std::size_t i = 0; i < route.n_views; ++i) {
     dp::Session* s = route.uplinks[i];

@@ -202,8 +202,8 @@ void Server::on_control(const dp::ControlMessage& m) {
   auto it = sessions_.find(m.session_index);
   if (it == sessions_.end() || m.len < 1) return;
   Client& c = clients_.at(it->second->group->client_id);
-  if (m.data[0] == static_cast<std::uint8_t>(dp::ControlKind::StripeUplinks) && m.len >= 3) {
-    c.group->peer_striped.store(static_cast<dp::UplinkMask>(m.data[1] | m.data[2] << 8), std::memory_order_relaxed);
+  if (std::uint16_t mask = 0; dp::decode_stripe_uplinks(m.data.data(), m.len, mask)) {
+    c.group->peer_striped.store(mask, std::memory_order_relaxed);
     return;
   }
   if (m.data[0] == static_cast<std::uint8_t>(dp::ControlKind::UplinkDown) && m.len >= 2 &&

@@ -40,6 +40,13 @@ namespace triglav::dp {
 inline constexpr unsigned kMaxUplinks = 16;  // uplinks per client (uplink ids 0-15)
 using UplinkMask = std::uint64_t;  // bit i = uplink i
 
+// m without the uplinks of `avoid`, unless that leaves none (then m): how striping
+// leaves suspect, then lossy uplinks while another remains (Striper::pick,
+// striped_uplinks).
+constexpr UplinkMask prefer_without(UplinkMask m, UplinkMask avoid) noexcept {
+  return (m & ~avoid) != 0 ? m & ~avoid : m;
+}
+
 enum class Strategy : std::uint8_t {
   Adaptive,
   LowestLatency,

@@ -34,9 +34,7 @@ UplinkMask striped_uplinks(std::span<const UplinkView> views) noexcept {
     if (views[i].suspect) suspect |= UplinkMask{1} << i;
     if (views[i].lossy) lossy |= UplinkMask{1} << i;
   }
-  if ((m & ~suspect) != 0) m &= ~suspect;  // as Striper::pick leaves them
-  if ((m & ~lossy) != 0) m &= ~lossy;
-  return m;
+  return prefer_without(prefer_without(m, suspect), lossy);  // as Striper::pick leaves them
 }
 
 UplinkMask live_uplinks(std::span<const UplinkView> views) noexcept {

@@ -50,8 +50,7 @@ double Striper::arrival_ns(unsigned u, std::size_t bytes, std::int64_t now_ns) n
 }
 
 int Striper::pick(UplinkMask allowed, std::size_t bytes, std::int64_t now_ns) noexcept {
-  if ((allowed & ~suspect_) != 0) allowed &= ~suspect_;
-  if ((allowed & ~lossy_) != 0) allowed &= ~lossy_;
+  allowed = prefer_without(prefer_without(allowed, suspect_), lossy_);
   int best = -1;
   bool best_within = false;
   double best_t = std::numeric_limits<double>::infinity();

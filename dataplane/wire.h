@@ -253,6 +253,19 @@ enum class ControlKind : std::uint8_t {
   StripeUplinks = 2,
 };
 inline constexpr std::size_t kControlBodyMax = 32;
+inline constexpr std::size_t kStripeUplinksLen = 3;  // kind, mask (2 bytes, little-endian)
+
+// A StripeUplinks message's body, and its mask read back (false: not one, or too short).
+inline void encode_stripe_uplinks(std::uint16_t mask, std::uint8_t* out) noexcept {
+  out[0] = static_cast<std::uint8_t>(ControlKind::StripeUplinks);
+  out[1] = static_cast<std::uint8_t>(mask);
+  out[2] = static_cast<std::uint8_t>(mask >> 8);
+}
+inline bool decode_stripe_uplinks(const std::uint8_t* body, std::size_t len, std::uint16_t& mask) noexcept {
+  if (len < kStripeUplinksLen || body[0] != static_cast<std::uint8_t>(ControlKind::StripeUplinks)) return false;
+  mask = static_cast<std::uint16_t>(body[1] | body[2] << 8);
+  return true;
+}
 
 // Minimal checks of an inner IP packet: version, header length, total length within
 // len. Returns the packet's own length (trailing bytes beyond it are ignored) or 0.
