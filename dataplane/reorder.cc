@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <bit>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "dataplane/mix.h"
 
@@ -20,14 +22,17 @@ constexpr unsigned kProbe = 8;  // table slots searched per lookup
 }  // namespace
 
 Reorder::Reorder(const ReorderConfig& cfg) : cfg_(cfg) {
-  if (!power_of_two(cfg_.per_flow)) cfg_.per_flow = 1024;
+  if (!power_of_two(cfg_.per_flow)) cfg_.per_flow = 4096;
   if (!power_of_two(cfg_.flows)) cfg_.flows = 256;
   if (!power_of_two(cfg_.senders)) cfg_.senders = 256;
   senders_.resize(cfg_.senders);
   flows_.resize(cfg_.flows);
-  window_.assign(static_cast<std::size_t>(cfg_.flows) * cfg_.per_flow, kNone);
+  // Both from calloc/malloc, untouched: pages are taken as packets are held, so the
+  // bounds cost memory only when traffic needs them.
+  window_.reset(static_cast<std::uint32_t*>(std::calloc(std::size_t{cfg_.flows} * cfg_.per_flow, sizeof(std::uint32_t))));
+  pool_.reset(static_cast<std::uint8_t*>(std::malloc(std::size_t{cfg_.slots} * cfg_.slot_bytes)));
+  if (!window_ || !pool_) throw std::bad_alloc();
   slots_.resize(cfg_.slots);
-  pool_.resize(static_cast<std::size_t>(cfg_.slots) * cfg_.slot_bytes);
   free_.reserve(cfg_.slots);
   for (std::uint32_t i = cfg_.slots; i-- > 0;) free_.push_back(i);
   waiting_.reserve(cfg_.flows);
@@ -117,7 +122,7 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     if (d > -static_cast<std::int32_t>(cfg_.per_flow)) note_fill(*s, 1.5 * static_cast<double>(f->wait_ns), now);
   } else if (d == 0) {
     ++stats_.in_order;
-    if (f->held > 0) note_fill(*s, static_cast<double>(now - slots_[cell(*f, f->first)].arrived_ns), now);
+    if (f->held > 0) note_fill(*s, static_cast<double>(now - slots_[at(*f, f->first)].arrived_ns), now);
     ++f->next;
     release_run(*f, now);
   } else if (static_cast<std::uint32_t>(d) >= cfg_.per_flow || free_.empty() ||
@@ -130,11 +135,11 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     v = ready_.empty() ? Verdict::Deliver : Verdict::DrainFirst;
   } else {
     std::uint32_t& c = cell(*f, p.flow_seq);
-    if (c != kNone) return Verdict::Duplicate;
+    if (c != 0) return Verdict::Duplicate;
     const std::uint32_t slot = take_slot();
-    std::memcpy(pool_.data() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, p.data, p.len);
+    std::memcpy(pool_.get() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, p.data, p.len);
     slots_[slot] = Slot{now, p.send_seq, p.flow_seq, p.len, p.partial};
-    c = slot;
+    c = slot + 1;
     ++held_total_;
     ++stats_.held;
     if (f->held++ == 0) {
@@ -170,14 +175,14 @@ std::int64_t Reorder::wait_for(const Sender& s, std::int64_t group_wait, std::in
 
 void Reorder::emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept {
   std::uint32_t& c = cell(f, seq);
-  const std::uint32_t slot = c;
-  c = kNone;
+  const std::uint32_t slot = c - 1;
+  c = 0;
   --f.held;
   --held_total_;
   const Slot& s = slots_[slot];
   const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (now - s.arrived_ns) / 1'000'000));
   ++stats_.residence[std::min<int>(std::bit_width(ms), ReorderStats::kResidenceBuckets - 1)];
-  ready_.push_back({slot, pool_.data() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, s.len,
+  ready_.push_back({slot, pool_.get() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, s.len,
                     s.partial});
   if (f.held == 0) {  // leaves waiting_
     const std::uint32_t pos = f.wait_pos;
@@ -188,17 +193,17 @@ void Reorder::emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept {
 }
 
 void Reorder::release_run(Flow& f, std::int64_t now) noexcept {
-  while (f.held > 0 && cell(f, f.next) != kNone) {
+  while (f.held > 0 && at(f, f.next) != kNone) {
     emit(f, f.next, now);
     ++f.next;
   }
   if (f.held > 0 && diff(f.first, f.next) < 0) f.first = first_held(f);  // once per advance
-  if (f.held > 0) f.deadline_ns = slots_[cell(f, f.first)].arrived_ns + f.wait_ns;
+  if (f.held > 0) f.deadline_ns = slots_[at(f, f.first)].arrived_ns + f.wait_ns;
 }
 
 std::uint32_t Reorder::first_held(const Flow& f) noexcept {
   std::uint32_t seq = f.next;
-  for (std::uint32_t i = 0; i < cfg_.per_flow && cell(f, seq) == kNone; ++i) ++seq;
+  for (std::uint32_t i = 0; i < cfg_.per_flow && at(f, seq) == kNone; ++i) ++seq;
   return seq;
 }
 
@@ -210,7 +215,7 @@ void Reorder::skip_gap(Flow& f, std::int64_t now) noexcept {
 void Reorder::settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept {
   const Sender& s = senders_[f.sender];
   while (f.held > 0) {
-    const std::uint32_t sent = slots_[cell(f, f.first)].send_seq;  // the gap was sent before this
+    const std::uint32_t sent = slots_[at(f, f.first)].send_seq;  // the gap was sent before this
     for (UplinkMask m = candidates | s.seen; m != 0; m &= m - 1) {
       const auto u = static_cast<unsigned>(__builtin_ctzll(m));
       const bool heard = (s.seen >> u & 1) && now - s.seen_ns[u] <= cfg_.uplink_active_ns;
