@@ -8,6 +8,7 @@ namespace triglav::dp {
 void Striper::update(std::span<const UplinkView> views) noexcept {
   double known_owd = 0;
   suspect_ = lossy_ = 0;
+  clear_ = ~UplinkMask{0};
   for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i) {
     if (views[i].suspect) suspect_ |= UplinkMask{1} << i;
     if (views[i].lossy) lossy_ |= UplinkMask{1} << i;
@@ -30,7 +31,23 @@ void Striper::update(std::span<const UplinkView> views) noexcept {
     // going the other way) says nothing of its capacity. Without a queue, it is credited
     // at least kDefaultRateBps, so a trickle stays on the uplink of the shortest delay.
     const double floor = queueing ? kMinRateBps : kDefaultRateBps;
-    const double bps = measured > 0 ? std::max(measured * gain, floor) : kDefaultRateBps;
+    double bps = measured > 0 ? std::max(measured * gain, floor) : kDefaultRateBps;
+    // What it delivered while holding a queue is what it carries: remembered, it is the
+    // credit of the uplink when it shows no queue (a new flow's first packets are not
+    // spilled onto slower uplinks because the idle uplink's measured rate is low). A
+    // lossy or silent uplink forgets it: readmitted, it starts again from what it
+    // delivers, not at its old share.
+    if (v.lossy || v.suspect) {
+      l.capacity_bps = 0;
+      l.loaded_reports = 0;
+    }
+    if (queueing && measured > 0) l.capacity_bps = measured;
+    // Loaded and still no queue after a few reports (a sender that paces at the rate it
+    // measured keeps the queue short): what it delivers counts as its capacity too.
+    if (!queueing && measured > kDefaultRateBps && l.capacity_bps == 0 && ++l.loaded_reports >= kClearReports)
+      l.capacity_bps = measured;
+    if (queueing) clear_ &= ~(UplinkMask{1} << i);
+    else bps = std::max(bps, l.capacity_bps);
     l.bytes_per_ns = bps / 8e9;
     l.budget = l.bytes_per_ns * (2 * l.owd_ns + static_cast<double>(kBudgetMarginNs));
   }
@@ -49,8 +66,41 @@ double Striper::arrival_ns(unsigned u, std::size_t bytes, std::int64_t now_ns) n
   return l.owd_ns + (l.queued + static_cast<double>(bytes)) / l.bytes_per_ns;
 }
 
+// No allowed uplink shows a queue, and the one of the shortest one-way delay has never
+// shown one: what it carries is not known (its rate was measured under a light load),
+// and a flow starting now (a slow start outruns the delivery reports) would be spilled
+// onto slower uplinks by an underestimated rate. The packet takes that uplink, as a flow
+// over it alone would, until a report shows a queue there. Its modelled queue is kept
+// within the budget meanwhile, so no backlog invented from the underestimate outlasts
+// this. -1 when the uplink's capacity is known: the model decides.
+int Striper::pick_clear(UplinkMask allowed, std::size_t bytes, std::int64_t now_ns) noexcept {
+  int best = -1;
+  double best_owd = 0;
+  double second_owd = std::numeric_limits<double>::infinity();
+  for (unsigned u = 0; u < kMaxUplinks; ++u) {
+    if (!(allowed >> u & 1)) continue;
+    if (best < 0 || lanes_[u].owd_ns < best_owd) {
+      second_owd = best < 0 ? second_owd : best_owd;
+      best = static_cast<int>(u);
+      best_owd = lanes_[u].owd_ns;
+    } else {
+      second_owd = std::min(second_owd, lanes_[u].owd_ns);
+    }
+  }
+  Lane& l = lanes_[static_cast<unsigned>(best)];
+  // Spilling costs little where the delays are alike (the spilt packets arrive as soon).
+  if (l.capacity_bps > 0 || second_owd - best_owd < kClearGapNs) return -1;
+  drain(l, now_ns);
+  l.queued = std::min(l.queued + static_cast<double>(bytes), std::max(l.budget, static_cast<double>(bytes)));
+  return best;
+}
+
 int Striper::pick(UplinkMask allowed, std::size_t bytes, std::int64_t now_ns) noexcept {
   allowed = prefer_without(prefer_without(allowed, suspect_), lossy_);
+  if (allowed != 0 && (allowed & ~clear_) == 0) {
+    const int u = pick_clear(allowed, bytes, now_ns);
+    if (u >= 0) return u;
+  }
   int best = -1;
   bool best_within = false;
   double best_t = std::numeric_limits<double>::infinity();

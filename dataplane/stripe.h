@@ -11,9 +11,15 @@
 // average and the highest of the last few reports, so an increase counts at once). An
 // uplink without an outbound queue (dp::queueing) may carry more than it was given so
 // far, so its rate counts kProbeGain times and at least kDefaultRateBps, and as it is
-// given more its measured rate grows; once a queue builds, its rate counts as measured. An uplink whose modelled queue exceeds its budget,
-// about one bandwidth-delay product plus kBudgetMarginNs of its rate, takes nothing while
-// another is within its own.
+// given more its measured rate grows; once a queue builds, its rate counts as measured.
+// What an uplink delivered while it held a queue is remembered as its capacity, and it
+// is credited at least that while it shows none. While no allowed uplink shows a queue
+// and the one of the shortest delay (by kClearGapNs or more) never has (its capacity
+// unknown: a flow's slow start outruns the reports), each packet takes that one, as it
+// would alone, until a report shows a queue there.
+//
+// An uplink whose modelled queue exceeds its budget, about one bandwidth-delay product
+// plus kBudgetMarginNs of its rate, takes nothing while another is within its own.
 //
 // An uplink whose latest probe went unanswered (UplinkView::suspect) takes nothing while
 // another allowed one answers: a path that went silent stops receiving new packets as
@@ -41,6 +47,11 @@ class Striper {
   static constexpr double kDefaultRateBps = 10e6;  // an uplink whose rate is not known yet
   static constexpr double kMinRateBps = 1e6;
   static constexpr std::int64_t kBudgetMarginNs = 20'000'000;
+  // The fastest uplink takes a starting flow alone only this much ahead of the others.
+  static constexpr double kClearGapNs = 5'000'000;
+  // Updates with a load (above kDefaultRateBps) and no queue before the delivered rate
+  // counts as the capacity anyway.
+  static constexpr int kClearReports = 4;
 
   // The uplinks' latest measurements (index = uplink id).
   void update(std::span<const UplinkView> views) noexcept;
@@ -56,13 +67,17 @@ class Striper {
     double owd_ns = 0;
     double bytes_per_ns = kDefaultRateBps / 8e9;
     double budget = 0;   // bytes
+    double capacity_bps = 0;  // delivered while it last held a queue; 0: never seen
+    int loaded_reports = 0;   // updates with a load and no queue, while capacity_bps is 0
     double queued = 0;   // bytes, as of at_ns
     std::int64_t at_ns = 0;
   };
   void drain(Lane& l, std::int64_t now_ns) noexcept;
+  int pick_clear(UplinkMask allowed, std::size_t bytes, std::int64_t now_ns) noexcept;
   std::array<Lane, kMaxUplinks> lanes_{};
   UplinkMask suspect_ = 0;
   UplinkMask lossy_ = 0;
+  UplinkMask clear_ = 0;  // uplinks showing no queue (dp::queueing false)
 };
 
 }  // namespace triglav::dp

@@ -46,18 +46,58 @@ TEST(Striper, SharesFollowTheDeliveryRates) {
 }
 
 // Light load: every packet takes the uplink with the shorter delay; as load grows past
-// what it carries, the other takes the rest.
+// what it carries (a queue shows on it), the other takes the rest.
 TEST(Striper, ShorterDelayFirstThenTheOther) {
   Striper s;
-  const std::array<UplinkView, 2> v{view(0, 40, 50), view(1, 10, 50)};
+  std::array<UplinkView, 2> v{view(0, 40, 50), view(1, 10, 50)};
   s.update(v);
   auto n = run(s, 2000, 5);
   EXPECT_EQ(n[1], 2000);
+  v = {view(0, 46, 50, 40), view(1, 16, 50, 10)};  // both queueing: rates as delivered
   Striper busy;
   busy.update(v);
-  n = run(busy, 20000, 200);
+  n = run(busy, 20000, 90);  // a little below what both carry
   EXPECT_GT(n[0], 4000);
   EXPECT_GT(n[1], n[0]);
+}
+
+// A flow starting while no uplink shows a queue stays on the uplink of the clearly
+// shortest delay, whatever its measured (light-load) rate, until a queue shows there;
+// from then on the rates share it, and the rate it delivered with a queue is its credit
+// when the queue is gone.
+TEST(Striper, StartingFlowStaysOnTheFastestUntilItQueues) {
+  Striper s;
+  std::array<UplinkView, 2> v{view(0, 80, 0.5), view(1, 16, 0.5)};  // both idle, no queue
+  s.update(v);
+  auto n = run(s, 20000, 300);  // a burst far above what either delivered so far
+  EXPECT_EQ(n[1], 20000);
+  v[1] = view(1, 40, 300, 16);  // now queueing at 300 Mbit/s
+  v[0] = view(0, 80, 0.5, 80);
+  s.update(v);
+  n = run(s, 20000, 330);
+  EXPECT_GT(n[0], 0);
+  EXPECT_GT(n[1], 10 * n[0]);
+  // The queue drained, the load went: the credit stays at what it carried.
+  v[1] = view(1, 16, 2, 16);
+  s.update(v);
+  EXPECT_NEAR(s.arrival_ns(1, 0, 20'000 * kMs), 8 * kMs, 1000);  // the model's queue drained
+  EXPECT_LT(s.arrival_ns(1, 300'000, 20'000 * kMs), 8 * kMs + 300'000 * 8 / 300e6 * 1e9 * 1.01);
+  // Delays alike: spilling costs nothing, the model decides from the start.
+  Striper alike;
+  const std::array<UplinkView, 2> w{view(0, 12, 0.5), view(1, 10, 0.5)};
+  alike.update(w);
+  n = run(alike, 20000, 300);
+  EXPECT_GT(n[0], 5000);
+}
+
+// Loaded for a few reports without a queue (a sender pacing at what it measured): the
+// delivered rate counts as its capacity, and the model shares the load again.
+TEST(Striper, LoadWithoutQueueBecomesTheCapacity) {
+  Striper s;
+  const std::array<UplinkView, 2> v{view(0, 80, 0.5), view(1, 16, 40)};
+  for (int i = 0; i < Striper::kClearReports; ++i) s.update(v);
+  const auto n = run(s, 20000, 200);  // far above 40 Mbit/s x kProbeGain
+  EXPECT_GT(n[0], 1000);
 }
 
 // The predicted arrival adds the queue ahead at the uplink's rate.
@@ -126,6 +166,7 @@ TEST(Striper, LossyUplinkIsLeft) {
   for (int i = 0; i < 200; ++i) EXPECT_EQ(s.pick(0b11, 1400, i * kMs), 0);
   EXPECT_EQ(s.pick(0b10, 1400, 0), 1);
   v[0].lossy = true;
+  v[1].srtt_ms = 20;  // queueing: the model shares the load
   s.update(v);
   const auto n = run(s, 1000, 150);  // more than either carries
   EXPECT_GT(n[0], 0);
