@@ -164,10 +164,10 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
   if (!p.outstanding || body != p.sent_ns) return false;  // late answer to a probe that timed out
   const dp::HealthState before = p.health.state();
   p.outstanding = false;
-  p.stats.on_rtt_sample(static_cast<double>(now_ns - static_cast<std::int64_t>(body)) / 1e6);
+  p.stats.on_rtt_sample(static_cast<double>(now_ns - static_cast<std::int64_t>(body)) / 1e6, now_ns);
   p.stats.on_probe_result(true);
   // The way out alone: the peer's clock as it answered minus ours as we sent.
-  if (peer_answer_ns) p.stats.on_owd_sample(*peer_answer_ns - static_cast<std::int64_t>(body));
+  if (peer_answer_ns) p.stats.on_owd_sample(*peer_answer_ns - static_cast<std::int64_t>(body), now_ns);
   // What the path delivered to the peer since the last report: the throughput that
   // counts (what we send into a congested path is more than it carries).
   // An interval in which we sent no Data says nothing about the path: no sample, so an

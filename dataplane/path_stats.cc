@@ -5,11 +5,12 @@
 
 namespace triglav::dp {
 
-void PathStats::on_rtt_sample(double r) noexcept {
+void PathStats::on_rtt_sample(double r, std::int64_t now_ns) noexcept {
   if (!(r >= 0)) return;
-  // The base RTT: the least of this window of kBaseWindow samples and the last one.
+  // The base RTT: the least of this window and the last one.
+  if (base_n_ == 0) base_start_ns_ = now_ns;
   if (base_n_ == 0 || r < base_cur_) base_cur_ = r;
-  if (++base_n_ == kBaseWindow) {
+  if (++base_n_ >= kBaseWindow && now_ns - base_start_ns_ >= kBaseWindowNs) {
     base_prev_ = base_cur_;
     base_n_ = 0;
   }
@@ -88,12 +89,13 @@ double PathStats::packet_loss(std::int64_t now_ns) const noexcept {
   return packet_loss_ * std::exp2(-static_cast<double>(now_ns - packet_loss_ns_) / kPacketLossHalfLifeNs);
 }
 
-void PathStats::on_owd_sample(std::int64_t d) noexcept {
+void PathStats::on_owd_sample(std::int64_t d, std::int64_t now_ns) noexcept {
+  if (owd_n_ == 0) owd_start_ns_ = now_ns;
   if (owd_n_ == 0 || d < owd_cur_) owd_cur_ = d;
   const std::int64_t base = std::min(owd_prev_, owd_cur_);
   const double q = static_cast<double>(d - base) / 1e6;
   qmax_cur_ = owd_n_ == 0 ? q : std::max(qmax_cur_, q);
-  if (++owd_n_ == kBaseWindow) {
+  if (++owd_n_ >= kBaseWindow && now_ns - owd_start_ns_ >= kBaseWindowNs) {
     owd_prev_ = owd_cur_;
     qmax_prev_ = qmax_cur_;
     owd_n_ = 0;

@@ -16,8 +16,9 @@ class PathStats {
   static constexpr double kThroughputAlpha = 0.2;
 
   // RFC 6298 section 2: the first sample sets SRTT = R, RTTVAR = R/2; later ones
-  // RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|, SRTT = 7/8 SRTT + 1/8 R.
-  void on_rtt_sample(double rtt_ms) noexcept;
+  // RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|, SRTT = 7/8 SRTT + 1/8 R. now_ns: when the
+  // sample was taken (for the base RTT's window).
+  void on_rtt_sample(double rtt_ms, std::int64_t now_ns) noexcept;
   // One probe outcome into the loss window.
   void on_probe_result(bool answered) noexcept;
   // Bytes observed over an interval of dt_s seconds.
@@ -48,11 +49,12 @@ class PathStats {
   static constexpr std::int64_t kPacketLossHalfLifeNs = 2'000'000'000;
 
   // The peer's clock when it answered a probe minus ours when we sent it: the one-way
-  // delay plus an unknown, constant clock offset. Its least value over the last
-  // kBaseWindow to 2 kBaseWindow samples is the empty path; what a sample exceeds it by
-  // is the queue on the way out alone (smoothed, alpha 1/4), which the round trip mixes
-  // up with the queue on the way back.
-  void on_owd_sample(std::int64_t offset_owd_ns) noexcept;
+  // delay plus an unknown, constant clock offset. Its least value over the last one to
+  // two windows (a window: at least kBaseWindow samples and kBaseWindowNs) is the empty
+  // path; what a sample exceeds it by is the queue on the way out alone (smoothed, alpha
+  // 1/4), which the round trip mixes up with the queue on the way back. now_ns: when
+  // the sample was taken.
+  void on_owd_sample(std::int64_t offset_owd_ns, std::int64_t now_ns) noexcept;
   bool has_out_queue() const noexcept { return has_owd_; }
   double out_queue_ms() const noexcept { return out_queue_ms_; }
   // The largest queue a sample showed over the same windows: about the path's buffer
@@ -60,9 +62,13 @@ class PathStats {
   double max_out_queue_ms() const noexcept { return std::max(qmax_prev_, qmax_cur_); }
 
   bool has_rtt() const noexcept { return has_rtt_; }
-  // The least RTT of the last kBaseWindow to 2 kBaseWindow samples: the path without
-  // queueing (what srtt exceeds it by is the queue the path holds now).
+  // The least RTT of the last one to two windows: the path without queueing (what srtt
+  // exceeds it by is the queue the path holds now). A window is at least kBaseWindow
+  // samples and at least kBaseWindowNs, so a standing queue of a long transfer (busy
+  // uplinks are probed every 100-250 ms) is not taken for the empty path after a few
+  // seconds.
   static constexpr unsigned kBaseWindow = 32;
+  static constexpr std::int64_t kBaseWindowNs = 10'000'000'000;
   double base_rtt_ms() const noexcept { return base_n_ == 0 || base_prev_ < base_cur_ ? base_prev_ : base_cur_; }
   double srtt_ms() const noexcept { return srtt_; }
   double rttvar_ms() const noexcept { return rttvar_; }
@@ -102,6 +108,8 @@ class PathStats {
   bool has_owd_ = false;
   std::int64_t owd_cur_ = 0, owd_prev_ = INT64_MAX;
   unsigned owd_n_ = 0;
+  std::int64_t owd_start_ns_ = 0;   // when the current window began
+  std::int64_t base_start_ns_ = 0;
   double out_queue_ms_ = 0;
   double qmax_cur_ = 0, qmax_prev_ = 0;
   unsigned recent_next_ = 0;

@@ -107,17 +107,43 @@ TEST(PathStats, JacobsonKarels) {
   PathStats s;
   EXPECT_FALSE(s.has_rtt());
   EXPECT_DOUBLE_EQ(s.rto_ms(), 1000);
-  s.on_rtt_sample(100);
+  s.on_rtt_sample(100, 0);
   EXPECT_DOUBLE_EQ(s.srtt_ms(), 100);
   EXPECT_DOUBLE_EQ(s.rttvar_ms(), 50);
   EXPECT_DOUBLE_EQ(s.rto_ms(), 300);
-  s.on_rtt_sample(200);
+  s.on_rtt_sample(200, 0);
   EXPECT_DOUBLE_EQ(s.rttvar_ms(), 0.75 * 50 + 0.25 * 100);
   EXPECT_DOUBLE_EQ(s.srtt_ms(), 0.875 * 100 + 0.125 * 200);
-  for (int i = 0; i < 200; ++i) s.on_rtt_sample(40);
+  for (int i = 0; i < 200; ++i) s.on_rtt_sample(40, i * 100'000'000LL);
   EXPECT_NEAR(s.srtt_ms(), 40, 0.01);
   EXPECT_NEAR(s.rttvar_ms(), 0, 0.01);
   EXPECT_DOUBLE_EQ(s.rto_ms(), 200);  // clamped to the floor
+}
+
+// A standing queue of a long transfer, probed every 100 ms: for the first 10 s of it the
+// base RTT and the outbound queue still see the empty path (a window is 32 samples AND
+// 10 s, not 32 samples alone, which would be 3.2 s); after two windows of nothing but
+// the queue it is the path.
+TEST(PathStats, BaseWindowsLastTenSeconds) {
+  PathStats s;
+  constexpr std::int64_t kTick = 100'000'000;
+  std::int64_t t = 0;
+  for (int i = 0; i < 40; ++i, t += kTick) {  // idle: 20 ms, one way 10 ms (+ 5 s offset)
+    s.on_rtt_sample(20, t);
+    s.on_owd_sample(5'010'000'000, t);
+  }
+  for (int i = 0; i < 95; ++i, t += kTick) {  // 9.5 s of a 30 ms queue on the way out
+    s.on_rtt_sample(50, t);
+    s.on_owd_sample(5'040'000'000, t);
+  }
+  EXPECT_DOUBLE_EQ(s.base_rtt_ms(), 20);
+  EXPECT_NEAR(s.out_queue_ms(), 30, 0.01);
+  for (int i = 0; i < 300; ++i, t += kTick) {
+    s.on_rtt_sample(50, t);
+    s.on_owd_sample(5'040'000'000, t);
+  }
+  EXPECT_DOUBLE_EQ(s.base_rtt_ms(), 50);
+  EXPECT_NEAR(s.out_queue_ms(), 0, 0.01);
 }
 
 TEST(PathStats, LossOverTheLastWindow) {
