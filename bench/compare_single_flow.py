@@ -5,7 +5,7 @@ in one sitting, alternating, medians of --rounds. Each as a fraction of the summ
 rates, with the reorder delay the receiving triglav added (p50, p99) and each row's target.
 
   sudo bench/compare_single_flow.py [path/to/triglav] [--rows NAME,...] [-t SECONDS] [--rounds N]
-                                    [--cc ALGORITHM]
+                                    [--cc ALGORITHM] [--split-cpus]
 
 Rows (--rows, default all, in this order):
   tbf-50-30      tbf 50 + 30 Mbit/s on veth, same RTT (MPTCP: ../shared/lab/netns-mptcp.sh)
@@ -26,6 +26,15 @@ Prometheus's histogram_quantile does), over the packets that waited behind a gap
 TCP's congestion control is the machine's default (printed), or --cc for the run (the
 default namespace's net.ipv4.tcp_congestion_control, which new namespaces take, is set
 for the run and put back after).
+
+Both ends of the tunnel run on this one machine. By default each triglav process has
+every CPU and pins one worker to each; the worker that sends the flow (the client's, by
+the kernel's hash of the flow onto a TUN queue) and the one that receives it (the
+server's, by the receiver index it chose) then share a CPU in about half the runs, and
+where the machine has few CPUs that costs the CPU-bound rows much. --split-cpus runs
+the client on the first allowed CPU and the server on the last (taskset: one worker
+each), as two machines would keep them apart; the kernel's work, iperf3 and MPTCP keep
+every CPU.
 
 Needs root, iperf3, mptcpd (mptcpize), the built triglav-linkem. Exits 77 with a message
 when the anchor script or tools are absent.
@@ -134,20 +143,29 @@ def tbf_paths(lab, paths):
     return compare_mptcp.make_paths(lab, paths[0][0], paths[1][0], 1500)
 
 
-def triglav(binary, kind, paths, seconds, alone=False):
+def split_cpus():
+    """(client's, server's) CPU for --split-cpus: the first and the last this process may
+    use; None where there is only one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (str(cpus[0]), str(cpus[-1])) if len(cpus) > 1 else None
+
+
+def triglav(binary, kind, paths, seconds, alone=False, cpus=None):
     """One iperf3 TCP flow through triglav (aggregate) over both paths, or over the faster
-    alone. Returns (Mbit/s, the server's reorder histogram counts)."""
+    alone; cpus: (client's, server's) CPU list, or None for every CPU. Returns (Mbit/s,
+    the server's reorder histogram counts)."""
     lab = lablib.Lab(binary, tmp_prefix="tgsf-")
     try:
         if kind == "linkem":
             nc, ns, ifs = NS_C, NS_S, routed_paths(lab, paths)
         else:
             nc, ns, ifs = compare_mptcp.NS_C, compare_mptcp.NS_S, tbf_paths(lab, paths)
-        server, key = lab.triglav_server(ns, "--strategy", "aggregate", "--mtu", "1420")
+        server, key = lab.triglav_server(ns, "--strategy", "aggregate", "--mtu", "1420",
+                                         cpus=cpus[1] if cpus else None)
         faster = 0 if paths[0][0] >= paths[1][0] else 1
         uplinks = ["-i", ifs[faster]] if alone else ["-i", ifs[0], "-i", ifs[1]]
         client, _ = lab.triglav_client(nc, key, *uplinks, "--strategy", "aggregate", "--mtu", "1420",
-                                       "--handshake-timeout", "20", timeout=20)
+                                       "--handshake-timeout", "20", timeout=20, cpus=cpus[0] if cpus else None)
         if not alone:
             client.wait_for(r"handshake complete .* on uplink 1 ", timeout=20)
         time.sleep(1.5)  # a few probe rounds
@@ -188,6 +206,8 @@ def main():
     ap.add_argument("-t", "--time", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cc", help="TCP congestion control for the run (e.g. cubic, bbr)")
+    ap.add_argument("--split-cpus", action="store_true",
+                    help="the client's triglav on the first CPU, the server's on the last")
     a = ap.parse_args()
     rows = a.rows.split(",")
     for r in rows:
@@ -202,6 +222,10 @@ def main():
         print("SKIP: build/tools/triglav-linkem is not built (tools/build)", file=sys.stderr)
         return 77
     binary = os.path.abspath(a.binary)
+    a.cpus = split_cpus() if a.split_cpus else None
+    if a.split_cpus and a.cpus is None:
+        print("compare_single_flow.py: error: --split-cpus needs at least two CPUs", file=sys.stderr)
+        return 2
     cc_path = "/proc/sys/net/ipv4/tcp_congestion_control"
     with open(cc_path) as f:
         cc_before = f.read().strip()
@@ -221,7 +245,8 @@ def main():
 
 
 def measure(a, rows, binary, cc):
-    print(f"one TCP flow ({cc}), medians of {a.rounds}, alternating; Mbit/s (fraction of the summed rates)",
+    where = f", triglav's client on CPU {a.cpus[0]} and server on CPU {a.cpus[1]}" if a.cpus else ""
+    print(f"one TCP flow ({cc}{where}), medians of {a.rounds}, alternating; Mbit/s (fraction of the summed rates)",
           flush=True)
     print(f"{'row':>12}  {'triglav aggregate':>17}  {'MPTCP 1 conn':>15}  {'faster path alone':>17}  "
           f"{'reorder p50/p99 ms':>18}  {'ours/MPTCP':>10}  target", flush=True)
@@ -230,11 +255,11 @@ def measure(a, rows, binary, cc):
         total = paths[0][0] + paths[1][0]
         ours, theirs, single, hist = [], [], [], [0] * len(WAIT_BUCKETS)
         for _ in range(a.rounds):
-            mbit, h = triglav(binary, kind, paths, a.time)
+            mbit, h = triglav(binary, kind, paths, a.time, cpus=a.cpus)
             ours.append(mbit)
             hist = [x + y for x, y in zip(hist, h)]
             theirs.append(mptcp(kind, paths, a.time))
-            single.append(triglav(binary, kind, paths, a.time, alone=True)[0])
+            single.append(triglav(binary, kind, paths, a.time, alone=True, cpus=a.cpus)[0])
         o, t, s = statistics.median(ours), statistics.median(theirs), statistics.median(single)
         p50, p99 = quantile(hist, 0.5), quantile(hist, 0.99)
         reorder = "-" if p50 is None else f"{p50:.1f} / {p99:.1f}"

@@ -15,6 +15,11 @@ from .proc import Proc
 SERVER_PORT = 7443
 
 
+def taskset(cpus):
+    """The argv prefix that runs a command on the CPUs `cpus` (a list such as "0" or "2-3")."""
+    return ["taskset", "-c", str(cpus)] if cpus is not None else []
+
+
 class Lab:
     def __init__(self, binary=None, tmp_prefix="tglab-", signals=True, check_counters=True):
         """check_counters: a counters line must name every counter `binary counters
@@ -73,19 +78,21 @@ class Lab:
             self._counter_names = counter_names(self.binary)
         return self._counter_names
 
-    def triglav_server(self, ns, *extra, label="server", listen=f"0.0.0.0:{SERVER_PORT}", wait=True):
-        """triglav server --generate-key in ns. Returns (proc, authkey) once it listens."""
-        p = self.start(label, [self.binary, "server", "--generate-key", "--listen", listen, *extra], ns)
+    def triglav_server(self, ns, *extra, label="server", listen=f"0.0.0.0:{SERVER_PORT}", wait=True, cpus=None):
+        """triglav server --generate-key in ns. Returns (proc, authkey) once it listens.
+        cpus: a CPU list for taskset (the process then runs, and sizes its workers, on those)."""
+        p = self.start(label, [*taskset(cpus), self.binary, "server", "--generate-key", "--listen", listen, *extra], ns)
         if not wait:
             return p, None
         m = p.wait_for(r"^(tg1_[A-Za-z0-9_-]+)$", timeout=10, stream="stdout")
         p.wait_for(r" info server listening on ", timeout=10)
         return p, m.group(1)
 
-    def triglav_client(self, ns, authkey, *extra, label="client", wait=True, timeout=10):
+    def triglav_client(self, ns, authkey, *extra, label="client", wait=True, timeout=10, cpus=None):
         """triglav tun in ns. Returns (proc, match of its handshake line) once the first
-        handshake completed: groups 1 server, 2 milliseconds, 3 TUN, 4 address, 5 server's."""
-        p = self.start(label, [self.binary, "tun", authkey, *extra], ns)
+        handshake completed: groups 1 server, 2 milliseconds, 3 TUN, 4 address, 5 server's.
+        cpus: as for triglav_server."""
+        p = self.start(label, [*taskset(cpus), self.binary, "tun", authkey, *extra], ns)
         if not wait:
             return p, None
         m = p.wait_for(r"info handshake complete with (\S+) in ([\d.]+) ms; tunnel (\S+) (\S+) "
