@@ -35,8 +35,9 @@ bool read_value(const Setting& k, const toml::node& n, Settings& s, std::string&
     case Kind::Text: {
       auto v = n.value_exact<std::string>();
       if (k.choices != nullptr) {
+        const std::string full = v ? full_choice(k, *v) : std::string();
         for (const auto& c : split_choices(k.choices))
-          if (v && *v == c) return s.*k.text = *v, true;
+          if (v && full == c) return s.*k.text = full, true;
         return why = std::string("one of ") + k.choices, false;
       }
       if (!v) return why = "a string", false;
@@ -228,6 +229,7 @@ std::string doc_of(const Setting& k) {
     text += ".";
   }
   if (k.choices != nullptr) text += std::string(text.empty() ? "" : " ") + "One of: " + k.choices + ".";
+  if (k.aliases != nullptr) text += std::string(" Short names: ") + k.aliases + ".";
   return text;
 }
 

@@ -315,10 +315,49 @@ std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen) {
   return out;
 }
 
+// The AuthKey clients use: the server's public key and where to reach it (--address, else
+// the key file's addresses, else where it listens); `adv` gets those addresses.
+crypto::AuthKey authkey_of(const ServerOptions& opt, const ServerKeyFile& kf, std::vector<io::Endpoint>& adv) {
+  crypto::AuthKey ak;
+  ak.server_key = kf.key.pub;
+  adv = opt.advertise;
+  if (adv.empty()) {
+    for (const auto& a : kf.addresses) {
+      std::string err;
+      auto e = io::parse_endpoint(a, err);
+      if (!e) throw std::runtime_error("key file " + opt.key_file + ": " + err);
+      adv.push_back(*e);
+    }
+  }
+  if (adv.empty())  // neither given nor in the key file: where we listen (each address once)
+    for (const auto& l : opt.listen)
+      for (const auto& e : l.is_unspecified() ? local_addresses(l) : std::vector<io::Endpoint>{l})
+        if (std::find(adv.begin(), adv.end(), e) == adv.end()) adv.push_back(e);
+  for (const auto& e : adv) ak.addresses.push_back(to_authkey_address(e));
+  return ak;
+}
+
+// An IPv6 listening address serves IPv6 alone when an IPv4 one has its port (so both
+// bind: "0.0.0.0:7443" with "[::]:7443"); alone, "[::]:7443" serves both families.
+bool v6only(const io::Endpoint& e, const std::vector<io::Endpoint>& listen) {
+  return e.family() == AF_INET6 && std::any_of(listen.begin(), listen.end(), [&e](const io::Endpoint& o) {
+           return o.family() == AF_INET && o.port() == e.port();
+         });
+}
+
+// A key made by --generate-key, saved to --key FILE (with the addresses clients use).
+void save_new_key(const ServerOptions& opt, ServerKeyFile& kf, const std::vector<io::Endpoint>& adv) {
+  std::vector<std::string> texts;
+  for (const auto& e : adv) texts.push_back(e.to_string());
+  kf.addresses = texts;
+  save_key_file(opt.key_file, kf);
+  spdlog::info("new key saved to {}", opt.key_file);
+}
+
 }  // namespace
 
 int run_server(const ServerOptions& opt) {
-  if (!io::has_net_admin())
+  if (!opt.print_key && !io::has_net_admin())
     throw std::runtime_error("triglav server needs root (CAP_NET_ADMIN) to create its TUN device");
   if (!opt.user.empty()) io::lookup_user(opt.user);  // a wrong name before anything is set up
   ServerKeyFile kf;
@@ -330,6 +369,13 @@ int run_server(const ServerOptions& opt) {
     throw std::runtime_error("the server needs a key: --key FILE or --generate-key");
   }
   if (!have_key) kf.key = crypto::KeyPair::generate();
+  if (opt.print_key) {  // nothing set up, nothing served
+    std::vector<io::Endpoint> adv;
+    const crypto::AuthKey ak = authkey_of(opt, kf, adv);
+    if (!have_key && !opt.key_file.empty()) save_new_key(opt, kf, adv);
+    std::printf("%s\n", crypto::encode_authkey(ak).c_str());
+    return 0;
+  }
 
   if (opt.listen.empty() || opt.listen.size() > dp::kMaxUplinks)
     throw std::runtime_error("listen on 1 to " + std::to_string(dp::kMaxUplinks) + " addresses");
@@ -344,34 +390,14 @@ int run_server(const ServerOptions& opt) {
   }
   std::vector<std::vector<io::UdpSocket>> socks;  // per address, one per worker: SO_REUSEPORT
   for (const auto& e : opt.listen) {                // steered: dp::steering_program
-    socks.push_back(io::UdpSocket::bind_group(e, tun.workers, {}, opt.socket_buffer));
+    socks.push_back(io::UdpSocket::bind_group(e, tun.workers, {}, opt.socket_buffer, v6only(e, opt.listen)));
     for (auto& s : socks.back()) s.attach_filter(dp::server_socket_filter());
     if (tun.workers > 1) socks.back().front().attach_reuseport_program(dp::steering_program(tun.workers));
   }
 
-  crypto::AuthKey ak;
-  ak.server_key = kf.key.pub;
-  std::vector<io::Endpoint> adv = opt.advertise;
-  if (adv.empty()) {
-    for (const auto& a : kf.addresses) {
-      std::string err;
-      auto e = io::parse_endpoint(a, err);
-      if (!e) throw std::runtime_error("key file " + opt.key_file + ": " + err);
-      adv.push_back(*e);
-    }
-  }
-  if (adv.empty())  // neither given nor in the key file: where we listen
-    for (const auto& l : opt.listen)
-      for (const auto& e : l.is_unspecified() ? local_addresses(l) : std::vector<io::Endpoint>{l}) adv.push_back(e);
-  for (const auto& e : adv) ak.addresses.push_back(to_authkey_address(e));
-
-  if (opt.generate_key && !have_key && !opt.key_file.empty()) {
-    std::vector<std::string> texts;
-    for (const auto& e : adv) texts.push_back(e.to_string());
-    kf.addresses = texts;
-    save_key_file(opt.key_file, kf);
-    spdlog::info("new key saved to {}", opt.key_file);
-  }
+  std::vector<io::Endpoint> adv;
+  const crypto::AuthKey ak = authkey_of(opt, kf, adv);
+  if (opt.generate_key && !have_key && !opt.key_file.empty()) save_new_key(opt, kf, adv);
 
   // tcp_fallback: a TCP listener beside each UDP one, relaying to it from loopback.
   // Declared first, so it outlives the relay that writes it and the workers that read it.
@@ -393,9 +419,10 @@ int run_server(const ServerOptions& opt) {
       return n > 0 && (d[0] & 0x0f) != static_cast<unsigned>(dp::PacketType::Error);
     };
     relay.emplace(lim);
-    for (const auto& group : socks) {
-      const io::Endpoint at = group.front().local();
-      relay->listen(at, at.is_unspecified() ? io::Endpoint::loopback(at.family(), at.port()) : at);  // this host
+    for (std::size_t i = 0; i < socks.size(); ++i) {
+      const io::Endpoint at = socks[i].front().local();
+      relay->listen(at, at.is_unspecified() ? io::Endpoint::loopback(at.family(), at.port()) : at,  // this host
+                    v6only(opt.listen[i], opt.listen));
     }
     spdlog::info("tcp fallback: accepting clients over TCP on the same ports");
   }

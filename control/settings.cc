@@ -113,6 +113,10 @@ bool apply_port_range(const std::string& v, Settings& s) {
 constexpr const char* kStrategies =
     "adaptive, lowest_latency, lowest_loss, weighted_round_robin, bandwidth_proportional, redundant, "
     "primary_backup, ecmp_aware, aggregate";
+// The short names the first README used ("--strategy latency").
+constexpr const char* kStrategyAliases =
+    "latency=lowest_latency, loss=lowest_loss, round_robin=weighted_round_robin, "
+    "bandwidth=bandwidth_proportional, backup=primary_backup, ecmp=ecmp_aware";
 constexpr const char* kCiphers = "auto, chacha20-poly1305, aes-256-gcm";
 constexpr const char* kLevels = "trace, debug, info, warn, error, off";
 
@@ -371,7 +375,8 @@ const Setting kSettings[] = {
     // [multipath.scheduler]
     {.section = "multipath.scheduler", .key = "strategy", .flag = "--strategy", .file = kBoth,
      .cli = kBoth | kOnBench, .kind = K::Text, .text = &S::strategy, .choices = kStrategies,
-     .help = "how packets spread over uplinks",
+     .aliases = kStrategyAliases, .help = "how packets spread over uplinks (short names: latency, loss, round_robin, "
+                                          "bandwidth, backup, ecmp)",
      .doc = "How packets spread over the uplinks (on the server: a client's return traffic over that "
             "client's uplinks)."},
     {.section = "multipath.scheduler", .key = "weights", .flag = "--weights", .file = kOnClient,
@@ -435,6 +440,15 @@ std::vector<std::string> split_choices(const char* choices) {
   }
   if (!cur.empty()) out.push_back(cur);
   return out;
+}
+
+std::string full_choice(const Setting& k, const std::string& value) {
+  if (k.aliases == nullptr) return value;
+  for (const auto& pair : split_choices(k.aliases)) {
+    const auto eq = pair.find('=');
+    if (eq != std::string::npos && pair.compare(0, eq, value) == 0 && eq == value.size()) return pair.substr(eq + 1);
+  }
+  return value;
 }
 
 }  // namespace triglav::ctl

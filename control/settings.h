@@ -61,6 +61,8 @@ struct Setting {
   std::vector<double> Settings::*numbers = nullptr;
   double lo = 0, hi = 0;         // Int, Number, Duration
   const char* choices = nullptr;  // Text: the values allowed, ", "-separated
+  // Text with choices: short names also taken, "short=full, ...", stored as the full name
+  const char* aliases = nullptr;
   TextCheck check = nullptr;      // Text, Texts
   Apply apply = nullptr;          // Custom
   const char* expect = nullptr;   // Custom: what it accepts (completes "expected ...")
@@ -83,5 +85,8 @@ std::span<const SectionDoc> config_sections();
 
 // "a, b, c" as {"a", "b", "c"}.
 std::vector<std::string> split_choices(const char* choices);
+
+// The full name a short one (k.aliases) stands for; any other value as it is.
+std::string full_choice(const Setting& k, const std::string& value);
 
 }  // namespace triglav::ctl

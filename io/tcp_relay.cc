@@ -394,12 +394,12 @@ TcpRelay::~TcpRelay() {
   ::close(impl_->ep);
 }
 
-void TcpRelay::listen(const Endpoint& at, const Endpoint& target) {
+void TcpRelay::listen(const Endpoint& at, const Endpoint& target, bool v6only) {
   const int fd = socket(at.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(errno_text("tcp socket"));
-  const int one = 1, off = 0;
+  const int one = 1, only = v6only ? 1 : 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // restarts despite TIME_WAIT
-  if (at.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  if (at.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
   if (bind(fd, at.sa(), at.len) != 0 || ::listen(fd, 128) != 0) {
     const std::string e = errno_text(("cannot listen on TCP " + at.to_string()).c_str());
     ::close(fd);

@@ -82,8 +82,9 @@ class TcpRelay {
 
   // Server: accepts TCP at `at` and relays each connection's datagrams to `target` (the
   // UDP listening socket's address; `at` itself when it is a specific address). Throws
-  // std::runtime_error with a one-line reason (a port in use, no permission).
-  void listen(const Endpoint& at, const Endpoint& target);
+  // std::runtime_error with a one-line reason (a port in use, no permission). An IPv6
+  // `at` takes IPv4 too unless v6only, as for UdpSocket::bind.
+  void listen(const Endpoint& at, const Endpoint& target, bool v6only = false);
 
   // Client: opens link `id` to `server` from `device` (empty: any) with SO_MARK `mark`
   // (0: none). local: the address for the link's UDP socket (port 0). Returns the

@@ -14,6 +14,7 @@
 #include "control/settings.h"
 #include "dataplane/wire.h"
 #include "io/units.h"
+#include "triglav_version.h"
 
 namespace triglav::cli {
 namespace {
@@ -55,6 +56,7 @@ void add_settings(CLI::App* c, Args& a, std::uint8_t cmd) {
           break;
         }
         o = c->add_option(k.flag, a.*k.text, k.help);
+        if (k.aliases != nullptr) o->transform([&k](std::string v) { return ctl::full_choice(k, v); });
         if (k.choices != nullptr) o->check(CLI::IsMember(ctl::split_choices(k.choices)));
         if (!(a.*k.text).empty()) o->capture_default_str();
         break;
@@ -109,6 +111,7 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   app->require_subcommand(1);
   app->set_help_all_flag("--help-all", "help for every subcommand");
   app->add_flag("-v,--verbose", a.verbose, "more log output (-v debug, -vv trace)");
+  app->set_version_flag("-V,--version", std::string("triglav ") + TRIGLAV_VERSION, "print the version and exit");
   add_settings(app.get(), a, ctl::kOnMain);
 
   app->add_subcommand("version", "print the version");
@@ -130,6 +133,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   auto* server = app->add_subcommand("server", "run a server (concentrator)");
   server->add_option("--config", a.config, "config file (see `triglav config --server`); flags override it");
   server->add_flag("--generate-key", a.generate_key, "generate a key (saved to --key FILE if given and missing)");
+  server->add_flag("--print-key", a.print_key,
+                   "print the AuthKey (of --key FILE, or of the key --generate-key makes) and exit without serving");
   add_settings(server, a, ctl::kOnServer);
   add_ops_options(server, a);
 

@@ -25,6 +25,7 @@ struct Args : ctl::Settings {
   std::string config;     // --config FILE
   std::string output;     // keygen, config
   bool generate_key = false;
+  bool print_key = false;  // server --print-key
   bool server_config = false, client_config = false;  // triglav config --server|--client
   ctl::StatusQuery query;  // status, uplink
   ctl::DiagnoseOptions diag;

@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
     return app->exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app->exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app->exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "triglav: error: %s (see triglav --help)\n", e.what());
     return 1;

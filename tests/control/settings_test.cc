@@ -83,6 +83,16 @@ TEST(Settings, EveryRowIsComplete) {
       const auto c = ctl::split_choices(k.choices);
       EXPECT_NE(std::find(c.begin(), c.end(), d.*k.text), c.end()) << d.*k.text;
     }
+    if (k.aliases != nullptr) {  // each short name stands for a full one, and is not one itself
+      ASSERT_NE(k.choices, nullptr);
+      const auto c = ctl::split_choices(k.choices);
+      for (const auto& pair : ctl::split_choices(k.aliases)) {
+        const auto eq = pair.find('=');
+        ASSERT_NE(eq, std::string::npos) << pair;
+        EXPECT_EQ(std::find(c.begin(), c.end(), pair.substr(0, eq)), c.end()) << pair;
+        EXPECT_NE(std::find(c.begin(), c.end(), pair.substr(eq + 1)), c.end()) << pair;
+      }
+    }
     std::string why;
     if (k.check != nullptr && k.kind == Kind::Text) {
       EXPECT_TRUE(k.check(d.*k.text, why)) << why;
@@ -203,6 +213,37 @@ TEST(SettingsCli, RangesAndChoicesFromTheTable) {
   EXPECT_EQ(b.log_level, "debug");
   EXPECT_EQ(b.weights, (std::vector<double>{3, 1}));
   EXPECT_EQ(b.strategy, "redundant");
+}
+
+// The strategy's short names (the first README's `--strategy latency`) stand for the full
+// ones, on the command line and in the file; anything else is still refused.
+TEST(SettingsCli, ShortStrategyNames) {
+  const std::pair<const char*, const char*> names[] = {
+      {"latency", "lowest_latency"}, {"loss", "lowest_loss"},  {"round_robin", "weighted_round_robin"},
+      {"bandwidth", "bandwidth_proportional"}, {"backup", "primary_backup"}, {"ecmp", "ecmp_aware"},
+      {"aggregate", "aggregate"}};
+  for (const auto& [brief, full] : names) {
+    SCOPED_TRACE(brief);
+    cli::Args a;
+    parse(a, {"tun", "tg1_x", "--strategy", brief});
+    EXPECT_EQ(a.strategy, full);
+    cli::Args b;
+    ctl::parse_config(std::string("[multipath.scheduler]\nstrategy = \"") + brief + "\"\n", "t.toml",
+                      ctl::Role::Server, b);
+    EXPECT_EQ(b.strategy, full);
+  }
+  cli::Args c;
+  EXPECT_THROW(parse(c, {"server", "--strategy", "lat"}), CLI::ParseError);
+  EXPECT_THROW(parse(c, {"server", "--strategy", "latency=lowest_latency"}), CLI::ParseError);
+  EXPECT_THROW(ctl::parse_config("[multipath.scheduler]\nstrategy = \"fast\"\n", "t.toml", ctl::Role::Server, c),
+               std::runtime_error);
+}
+
+TEST(SettingsCli, VersionFlag) {
+  for (const char* flag : {"--version", "-V"}) {
+    cli::Args a;
+    EXPECT_THROW(parse(a, {flag}), CLI::CallForVersion) << flag;
+  }
 }
 
 TEST(SettingsCli, FlagsOverrideTheFile) {

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """The command line around the daemon: `triglav completions bash|zsh|fish` produce
 scripts the shells accept, and the bash one completes subcommands, nested subcommands
-and options; `--help` lists every subcommand.
+and options; `--help` lists every subcommand; `--version`, `-V` and `triglav version`
+print the same line; `triglav server --generate-key --print-key` prints an AuthKey and
+exits without serving (saving the key with --key FILE, which --print-key then reads),
+and is refused with --daemon.
 
 usage: test_cli.py /path/to/triglav; exit 0/1/77
 """
@@ -37,6 +40,32 @@ def main():
 
     h = run([binary, "--help"])
     check(h.returncode == 0 and all(s in h.stdout for s in SUBCOMMANDS), f"--help lacks subcommands:\n{h.stdout}")
+    versions = [run([binary, *argv]) for argv in (["--version"], ["-V"], ["version"])]
+    check(all(v.returncode == 0 and v.stdout.startswith("triglav ") and v.stdout == versions[0].stdout
+              for v in versions), "--version, -V and version differ or fail:\n"
+          + "\n".join(f"{v.returncode} {v.stdout!r} {v.stderr!r}" for v in versions))
+    checks.append(f"--version, -V and `triglav version` print {versions[0].stdout.strip()!r}")
+
+    with tempfile.TemporaryDirectory() as d:
+        key = os.path.join(d, "server.key")
+        made = run([binary, "server", "--generate-key", "--print-key", "--key", key, "--address", "192.0.2.7:7443"])
+        lines = made.stdout.split()
+        check(made.returncode == 0 and len(lines) == 1 and lines[0].startswith("tg1_") and os.path.exists(key),
+              f"server --generate-key --print-key --key: {made.returncode} {made.stdout!r} {made.stderr!r}")
+        again = run([binary, "server", "--print-key", "--key", key])
+        check(again.returncode == 0 and again.stdout == made.stdout,
+              f"server --print-key --key (saved): {again.returncode} {again.stdout!r} vs {made.stdout!r} {again.stderr!r}")
+        one_off = run([binary, "server", "--generate-key", "--print-key", "--listen", "127.0.0.1:7443"])
+        check(one_off.returncode == 0 and one_off.stdout.startswith("tg1_") and one_off.stdout != made.stdout,
+              f"server --generate-key --print-key: {one_off.returncode} {one_off.stdout!r} {one_off.stderr!r}")
+        bg = run([binary, "server", "--generate-key", "--print-key", "--daemon"])
+        check(bg.returncode == 1 and bg.stderr.startswith("triglav: error: --print-key") and bg.stdout == "",
+              f"--print-key --daemon: {bg.returncode} {bg.stdout!r} {bg.stderr!r}")
+        nokey = run([binary, "server", "--print-key"])
+        check(nokey.returncode == 1 and "needs a key" in nokey.stderr, f"--print-key without a key: {nokey.stderr!r}")
+        checks.append("server --generate-key --print-key prints one AuthKey and exits (saved with --key, read "
+                      "back by --print-key --key); refused with --daemon and without a key")
+
     with tempfile.TemporaryDirectory() as d:
         scripts = {}
         for shell in ("bash", "zsh", "fish"):
