@@ -291,16 +291,25 @@ crypto::AuthKeyAddress to_authkey_address(const io::Endpoint& e) {
   return a;
 }
 
+// An IPv6 listening address serves IPv6 alone when an IPv4 one has its port (so both
+// bind: "0.0.0.0:7443" with "[::]:7443"); alone, "[::]:7443" serves both families.
+bool v6only(const io::Endpoint& e, const std::vector<io::Endpoint>& listen) {
+  return e.family() == AF_INET6 && std::any_of(listen.begin(), listen.end(), [&e](const io::Endpoint& o) {
+           return o.family() == AF_INET && o.port() == e.port();
+         });
+}
+
 // Addresses a client can reach us on when we listen on a wildcard address: every
-// address of every interface that is up, except loopback and link-local ones.
-std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen) {
+// address of every interface that is up, except loopback and link-local ones (IPv4 ones
+// not for an IPv6-only socket).
+std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen, bool v6_only) {
   std::vector<io::Endpoint> out;
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return out;
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) continue;
     const int fam = i->ifa_addr->sa_family;
-    if (fam == AF_INET) {
+    if (fam == AF_INET && !v6_only) {
       const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
       const std::uint32_t h = ntohl(sin->sin_addr.s_addr);
       if ((h >> 16) == 0xa9fe) continue;  // 169.254/16
@@ -316,8 +325,10 @@ std::vector<io::Endpoint> local_addresses(const io::Endpoint& listen) {
 }
 
 // The AuthKey clients use: the server's public key and where to reach it (--address, else
-// the key file's addresses, else where it listens); `adv` gets those addresses.
-crypto::AuthKey authkey_of(const ServerOptions& opt, const ServerKeyFile& kf, std::vector<io::Endpoint>& adv) {
+// the key file's addresses, else where it listens: `bound`, the listening sockets' own
+// addresses, whose ports are real where --listen said port 0); `adv` gets those addresses.
+crypto::AuthKey authkey_of(const ServerOptions& opt, const ServerKeyFile& kf, const std::vector<io::Endpoint>& bound,
+                           std::vector<io::Endpoint>& adv) {
   crypto::AuthKey ak;
   ak.server_key = kf.key.pub;
   adv = opt.advertise;
@@ -330,19 +341,14 @@ crypto::AuthKey authkey_of(const ServerOptions& opt, const ServerKeyFile& kf, st
     }
   }
   if (adv.empty())  // neither given nor in the key file: where we listen (each address once)
-    for (const auto& l : opt.listen)
-      for (const auto& e : l.is_unspecified() ? local_addresses(l) : std::vector<io::Endpoint>{l})
+    for (const auto& l : bound)
+      for (const auto& e : l.is_unspecified() ? local_addresses(l, v6only(l, bound)) : std::vector<io::Endpoint>{l})
         if (std::find(adv.begin(), adv.end(), e) == adv.end()) adv.push_back(e);
-  for (const auto& e : adv) ak.addresses.push_back(to_authkey_address(e));
+  for (const auto& e : adv) {
+    if (e.port() == 0) throw std::runtime_error("no port to give clients for " + e.to_string() + ": use --address");
+    ak.addresses.push_back(to_authkey_address(e));
+  }
   return ak;
-}
-
-// An IPv6 listening address serves IPv6 alone when an IPv4 one has its port (so both
-// bind: "0.0.0.0:7443" with "[::]:7443"); alone, "[::]:7443" serves both families.
-bool v6only(const io::Endpoint& e, const std::vector<io::Endpoint>& listen) {
-  return e.family() == AF_INET6 && std::any_of(listen.begin(), listen.end(), [&e](const io::Endpoint& o) {
-           return o.family() == AF_INET && o.port() == e.port();
-         });
 }
 
 // A key made by --generate-key, saved to --key FILE (with the addresses clients use).
@@ -357,7 +363,11 @@ void save_new_key(const ServerOptions& opt, ServerKeyFile& kf, const std::vector
 }  // namespace
 
 int run_server(const ServerOptions& opt) {
-  if (!opt.print_key && !io::has_net_admin())
+  // --print-key with a key file: print its AuthKey and return. Without one (a one-off
+  // --generate-key), a key printed and dropped would serve nothing: the server runs, and
+  // prints it as always.
+  const bool print_only = opt.print_key && !opt.key_file.empty();
+  if (!print_only && !io::has_net_admin())
     throw std::runtime_error("triglav server needs root (CAP_NET_ADMIN) to create its TUN device");
   if (!opt.user.empty()) io::lookup_user(opt.user);  // a wrong name before anything is set up
   ServerKeyFile kf;
@@ -369,10 +379,10 @@ int run_server(const ServerOptions& opt) {
     throw std::runtime_error("the server needs a key: --key FILE or --generate-key");
   }
   if (!have_key) kf.key = crypto::KeyPair::generate();
-  if (opt.print_key) {  // nothing set up, nothing served
+  if (print_only) {  // nothing set up, nothing served
     std::vector<io::Endpoint> adv;
-    const crypto::AuthKey ak = authkey_of(opt, kf, adv);
-    if (!have_key && !opt.key_file.empty()) save_new_key(opt, kf, adv);
+    const crypto::AuthKey ak = authkey_of(opt, kf, opt.listen, adv);
+    if (!have_key) save_new_key(opt, kf, adv);
     std::printf("%s\n", crypto::encode_authkey(ak).c_str());
     return 0;
   }
@@ -395,8 +405,10 @@ int run_server(const ServerOptions& opt) {
     if (tun.workers > 1) socks.back().front().attach_reuseport_program(dp::steering_program(tun.workers));
   }
 
+  std::vector<io::Endpoint> bound;
+  for (const auto& group : socks) bound.push_back(group.front().local());
   std::vector<io::Endpoint> adv;
-  const crypto::AuthKey ak = authkey_of(opt, kf, adv);
+  const crypto::AuthKey ak = authkey_of(opt, kf, bound, adv);
   if (opt.generate_key && !have_key && !opt.key_file.empty()) save_new_key(opt, kf, adv);
 
   // tcp_fallback: a TCP listener beside each UDP one, relaying to it from loopback.

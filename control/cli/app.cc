@@ -134,7 +134,8 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   server->add_option("--config", a.config, "config file (see `triglav config --server`); flags override it");
   server->add_flag("--generate-key", a.generate_key, "generate a key (saved to --key FILE if given and missing)");
   server->add_flag("--print-key", a.print_key,
-                   "print the AuthKey (of --key FILE, or of the key --generate-key makes) and exit without serving");
+                   "with --key FILE: print its AuthKey (making the key first with --generate-key) and exit "
+                   "without serving");
   add_settings(server, a, ctl::kOnServer);
   add_ops_options(server, a);
 

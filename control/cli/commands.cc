@@ -327,7 +327,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.probe = probe_config(a);
   o.reload = std::move(reload);
   o.status = status_config(a, "server");
-  if (a.print_key) {  // prints and returns: nothing to run in the background
+  if (a.print_key && !a.key_file.empty()) {  // prints and returns: nothing to run in the background
     if (a.daemon || !a.pid_file.empty()) fail("--print-key prints the AuthKey and exits: not with --daemon or --pid-file");
     return ctl::run_server(o);
   }

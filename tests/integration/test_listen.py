@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """A server listening on IPv4 and IPv6, both ways a config file may say it:
 
-- `--listen 0.0.0.0:7443 --listen [::]:7443`: both bind (the IPv6 socket then serves
-  IPv6 alone); a client that reaches the server's IPv4 address and one that reaches its
-  IPv6 address both handshake and ping through the tunnel.
+- `--listen 0.0.0.0:7443 --listen [::]:7443`, with --tcp-fallback (a TCP listener
+  beside each): all bind (the IPv6 sockets then serve IPv6 alone); a client that
+  reaches the server's IPv4 address and one that reaches its IPv6 address both
+  handshake and ping through the tunnel.
 - `--listen [::]:7443` alone: the same two clients (IPv4 arrives on the IPv6 socket).
 
 Each client's AuthKey names one family's address: `triglav server --print-key` on the
 server's key file with that family's --address, which prints it without serving.
+`--generate-key --print-key` without a key file (the README's one-off form) serves its
+key, printed as always: a client connects with it.
 
 usage: test_listen.py [/path/to/triglav]; root; exit 0 pass, 1 fail, 77 skip
 """
@@ -43,7 +46,7 @@ def body(lab, checks):
 
     for form, listens in (("0.0.0.0:7443 with [::]:7443", ["0.0.0.0:7443", "[::]:7443"]),
                           ("[::]:7443 alone", ["[::]:7443"])):
-        extra = ["--key", keyfile]
+        extra = ["--key", keyfile] + (["--tcp-fallback"] if len(listens) > 1 else [])
         for addr in listens[1:]:
             extra += ["--listen", addr]
         server, _ = lab.triglav_server(ns_s, *extra, label=f"server {form}", listen=listens[0])
@@ -58,7 +61,14 @@ def body(lab, checks):
             rc, _ = p.stop(signal.SIGTERM, timeout=5)
             check(rc == 0, f"{p.label} exited {rc} after SIGTERM\n{p.describe()}")
         lab.wait_gone(ns_s, f"server {form}", grace=2.0)
-        checks.append(f"--listen {form}: an IPv4 and an IPv6 client handshake and ping through the tunnel")
+        checks.append(f"--listen {form}{' (and TCP beside each)' if len(listens) > 1 else ''}: an IPv4 and an "
+                      "IPv6 client handshake and ping through the tunnel")
+
+    server, key = lab.triglav_server(ns_s, "--print-key", label="server one-off", listen=f"{ip4}:7443")
+    client, _ = lab.start_client(ns_4, key, "--handshake-timeout", "10", label="client one-off", timeout=15)
+    _, rx, _, out = lab.ping(ns_4, SERVER_TUN_IP, count=5)
+    check(rx >= 4, f"the one-off server's key: {rx} of 5 pings\n{out}")
+    checks.append("server --generate-key --print-key without a key file serves the key it printed")
 
 
 if __name__ == "__main__":
