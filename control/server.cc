@@ -363,11 +363,7 @@ void save_new_key(const ServerOptions& opt, ServerKeyFile& kf, const std::vector
 }  // namespace
 
 int run_server(const ServerOptions& opt) {
-  // --print-key with a key file: print its AuthKey and return. Without one (a one-off
-  // --generate-key), a key printed and dropped would serve nothing: the server runs, and
-  // prints it as always.
-  const bool print_only = opt.print_key && !opt.key_file.empty();
-  if (!print_only && !io::has_net_admin())
+  if (!opt.print_key && !io::has_net_admin())
     throw std::runtime_error("triglav server needs root (CAP_NET_ADMIN) to create its TUN device");
   if (!opt.user.empty()) io::lookup_user(opt.user);  // a wrong name before anything is set up
   ServerKeyFile kf;
@@ -379,7 +375,7 @@ int run_server(const ServerOptions& opt) {
     throw std::runtime_error("the server needs a key: --key FILE or --generate-key");
   }
   if (!have_key) kf.key = crypto::KeyPair::generate();
-  if (print_only) {  // nothing set up, nothing served
+  if (opt.print_key) {  // nothing set up, nothing served
     std::vector<io::Endpoint> adv;
     const crypto::AuthKey ak = authkey_of(opt, kf, opt.listen, adv);
     if (!have_key) save_new_key(opt, kf, adv);

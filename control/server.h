@@ -19,7 +19,7 @@ namespace triglav::ctl {
 struct ServerOptions {
   std::string key_file;        // load (or, with generate_key and missing, create)
   bool generate_key = false;   // a new key; saved to key_file if one is given
-  bool print_key = false;      // with key_file: print the AuthKey and return, serving nothing
+  bool print_key = false;      // print the AuthKey and return, serving nothing (needs key_file)
   std::vector<io::Endpoint> listen;  // one UDP socket each; default 0.0.0.0:7443
   std::vector<io::Endpoint> advertise;  // AuthKey addresses; default: derived
   TunSetup tun;                // default tg0, 10.0.85.1/24

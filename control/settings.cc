@@ -375,8 +375,7 @@ const Setting kSettings[] = {
     // [multipath.scheduler]
     {.section = "multipath.scheduler", .key = "strategy", .flag = "--strategy", .file = kBoth,
      .cli = kBoth | kOnBench, .kind = K::Text, .text = &S::strategy, .choices = kStrategies,
-     .aliases = kStrategyAliases, .help = "how packets spread over uplinks (short names: latency, loss, round_robin, "
-                                          "bandwidth, backup, ecmp)",
+     .aliases = kStrategyAliases, .help = "how packets spread over uplinks",
      .doc = "How packets spread over the uplinks (on the server: a client's return traffic over that "
             "client's uplinks)."},
     {.section = "multipath.scheduler", .key = "weights", .flag = "--weights", .file = kOnClient,

@@ -56,7 +56,10 @@ void add_settings(CLI::App* c, Args& a, std::uint8_t cmd) {
           break;
         }
         o = c->add_option(k.flag, a.*k.text, k.help);
-        if (k.aliases != nullptr) o->transform([&k](std::string v) { return ctl::full_choice(k, v); });
+        if (k.aliases != nullptr) {
+          o->transform([&k](std::string v) { return ctl::full_choice(k, v); });
+          o->description(std::string(k.help) + " (short names: " + k.aliases + ")");
+        }
         if (k.choices != nullptr) o->check(CLI::IsMember(ctl::split_choices(k.choices)));
         if (!(a.*k.text).empty()) o->capture_default_str();
         break;

@@ -271,7 +271,10 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.aes256gcm = select_aead(a);
   o.key_file = a.key_file;
   o.generate_key = a.generate_key;
-  o.print_key = a.print_key;
+  // --print-key prints and exits only with a key file: a one-off --generate-key key
+  // printed and dropped would serve nothing, so without one the server runs (and prints
+  // it, as always).
+  o.print_key = a.print_key && !a.key_file.empty();
   for (const auto& t : a.listen) o.listen.push_back(endpoint_or_fail(t, "--listen"));
   for (const auto& t : a.addresses) o.advertise.push_back(endpoint_or_fail(t, "--address"));
   o.tun.name = a.tun_name;
@@ -327,7 +330,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.probe = probe_config(a);
   o.reload = std::move(reload);
   o.status = status_config(a, "server");
-  if (a.print_key && !a.key_file.empty()) {  // prints and returns: nothing to run in the background
+  if (o.print_key) {  // prints and returns: nothing to run in the background
     if (a.daemon || !a.pid_file.empty()) fail("--print-key prints the AuthKey and exits: not with --daemon or --pid-file");
     return ctl::run_server(o);
   }
