@@ -37,7 +37,7 @@ std::vector<io::UdpSocket> uplink_sockets(const ClientOptions& opt, unsigned wor
   const std::uint8_t any6[16] = {};
   const bool v6 = opt.endpoints.front().family() == AF_INET6;
   std::vector<io::UdpSocket> s = io::UdpSocket::bind_group(
-      v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), workers, device, opt.socket_buffer);
+      v6 ? io::Endpoint::from_ipv6(any6, 0) : io::Endpoint::from_ipv4(0, 0), workers, device, opt.socket_buffers);
   // One sending worker of the server reaches one of ours on every uplink (the receiver
   // indices share their low byte): dp::steering_program.
   if (workers > 1) s.front().attach_reuseport_program(dp::steering_program(workers));
@@ -345,15 +345,15 @@ void check_uplink_options(const ClientOptions& opt) {
     throw std::runtime_error("the AuthKey holds no server address; give one with --endpoint IP:PORT");
   if (opt.interfaces.size() > static_cast<std::size_t>(opt.max_uplinks))
     throw std::runtime_error("at most " + std::to_string(opt.max_uplinks) + " uplinks (-i; max_uplinks)");
-  if (opt.auto_discover && !opt.interfaces.empty())
-    throw std::runtime_error("use either -i or --auto-discover, not both");
 }
 
 // The sockets of the uplinks known at start (by -i, or the one default uplink), one
-// per worker each.
+// per worker each. With auto-discovery none: the first scan adds what is there (of the
+// -i names only, when some are given).
 std::vector<std::vector<io::UdpSocket>> start_uplinks(const ClientOptions& opt, unsigned workers) {
   std::vector<std::vector<io::UdpSocket>> socks;
-  if (opt.interfaces.empty() && !opt.auto_discover) socks.push_back(uplink_sockets(opt, workers, {}));
+  if (opt.auto_discover) return socks;
+  if (opt.interfaces.empty()) socks.push_back(uplink_sockets(opt, workers, {}));
   for (const auto& i : opt.interfaces) socks.push_back(uplink_sockets(opt, workers, i));
   return socks;
 }

@@ -38,7 +38,9 @@ struct ClientOptions {
   std::optional<crypto::ClientKey> client_key;  // for servers that authorise clients (NKpsk2)
   std::int64_t rekey_after_ms = 120'000;   // a new handshake per uplink this often
   std::int64_t reject_after_ms = 180'000;  // a session not rekeyed by then is dropped
-  int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per uplink socket
+  io::SocketBuffers socket_buffers;  // per uplink socket
+  bool tcp_nodelay = true;           // tcp_fallback connections: TCP_NODELAY
+  int tcp_keepalive_s = 30;          // ... and their keepalive idle time
   bool aes256gcm = false;  // offer AES-256-GCM for transport (used when the server agrees)
   ReloadFn reload;                // SIGHUP; empty without a config file
   StatusServerConfig status;      // control socket and metrics

@@ -93,7 +93,12 @@ class Client final : public ControlLoop {
       if (i < opt.interfaces.size()) ups_[i].ifindex = static_cast<int>(if_nametoindex(ups_[i].name.c_str()));
     }
     if (opt.bench.enabled) bench_.emplace(opt.bench);
-    if (opt.tcp_fallback) relay_.emplace(io::TcpRelay::Limits{});
+    if (opt.tcp_fallback) {
+      io::TcpRelay::Limits lim;
+      lim.nodelay = opt.tcp_nodelay;
+      lim.keepalive_s = opt.tcp_keepalive_s;
+      relay_.emplace(lim);
+    }
   }
 
   // The uplink ids in use, without copying anything. (A hand-written filter: clang 14,

@@ -141,6 +141,9 @@ void Client::rescan() {
       if (!(f & IFF_UP) || !(f & IFF_RUNNING) || (f & IFF_LOOPBACK) || (f & IFF_POINTOPOINT)) continue;
       const std::string n = i->ifa_name;
       if (n == rt_.tun_name() || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
+      // -i with --auto-discover: only these names, followed as they come and go
+      if (!opt_.interfaces.empty() && std::find(opt_.interfaces.begin(), opt_.interfaces.end(), n) == opt_.interfaces.end())
+        continue;
       if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
     }
     freeifaddrs(list);
@@ -222,7 +225,12 @@ std::string Client::error_text(dp::ErrorCode code) const {
       return "the server could not decrypt it (this AuthKey does not hold the server's key)";
     case dp::ErrorCode::AddressRejected:
       return address_.addr_be == 0 ? "the server has no free address in its pool"
-                                   : "the server refused tunnel address " + address_.to_string();
+                                   : "the server refused tunnel address " + address_.to_string() +
+                                         " (taken by another client, or outside the server's tunnel prefix)";
+    case dp::ErrorCode::AddressIsServers:
+      return "tunnel address " + io::ipv4_to_string(address_.addr_be) +
+             " is the server's own: give ipv4_addr (--ipv4) another address of the server's tunnel prefix, or leave "
+             "it out to be assigned one";
     case dp::ErrorCode::ServerFull: return "the server is full (its max_connections)";
     case dp::ErrorCode::BadVersion: return "protocol version mismatch";
     case dp::ErrorCode::ClientKeyRequired:

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string_view>
 #include <toml++/toml.h>
@@ -137,30 +139,60 @@ std::string allowed_keys(const std::string& section, Role role) {
   return out;
 }
 
-// Errors name the file and the line of the value at fault.
+std::string text_of(const toml::node& n) {
+  std::ostringstream os;
+  n.visit([&os](const auto& v) { os << v; });
+  return os.str();
+}
+
+// Every mistake, each naming the file and the line of the value at fault. The table
+// iterates keys in name order: the problems are sorted by line at the end.
 struct Reader {
   std::string src;
   Role role;
+  std::vector<ConfigProblem> problems;
+  std::map<std::string, std::pair<int, std::string>> given;  // "section.key" -> line, value as TOML
 
-  [[noreturn]] void fail(const toml::node& n, const std::string& msg) const {
-    throw std::runtime_error("config " + src + " line " + std::to_string(n.source().begin.line) + ": " + msg);
+  void problem(const toml::node& n, const std::string& msg) {
+    const int line = static_cast<int>(n.source().begin.line);
+    problems.push_back({line, "config " + src + " line " + std::to_string(line) + ": " + msg});
   }
 
-  void section(const std::string& name, const toml::table& t, Settings& s) const {
+  void section(const std::string& name, const toml::table& t, Settings& s) {
     for (const auto& [key_name, v] : t) {
       const std::string key(key_name.str());
       if (v.is_table() && has_section(name + "." + key, role)) continue;  // [multipath.scheduler]
       const Setting* found = nullptr;
       for (const auto& k : settings())
         if (in_file(k, role) && name == k.section && key == k.key) found = &k;
-      if (found == nullptr)
-        fail(v, "unknown key '" + key + "' in [" + name + "] (allowed: " + allowed_keys(name, role) + ")");
+      if (found == nullptr) {
+        problem(v, "unknown key '" + key + "' in [" + name + "] (allowed: " + allowed_keys(name, role) + ")");
+        continue;
+      }
       std::string why;
-      if (!read_value(*found, v, s, why)) fail(v, "[" + name + "] " + key + ": expected " + why);
+      if (!read_value(*found, v, s, why)) problem(v, "[" + name + "] " + key + ": expected " + why);
+      given[name + "." + key] = {static_cast<int>(v.source().begin.line), text_of(v)};
     }
     for (const auto& [key_name, v] : t)
       if (v.is_table() && has_section(name + "." + std::string(key_name.str()), role))
         section(name + "." + std::string(key_name.str()), *v.as_table(), s);
+  }
+
+  // A key of the first README given with the one it stands for: one value, or a mistake.
+  void same_settings() {
+    for (const auto& k : settings()) {
+      if (k.same_as == nullptr || !in_file(k, role)) continue;
+      const std::string name = std::string(k.section) + "." + k.key;
+      const auto alias = given.find(name), target = given.find(k.same_as);
+      if (alias == given.end() || target == given.end() || alias->second.second == target->second.second) continue;
+      const std::string other(k.same_as);
+      const auto dot = other.rfind('.');
+      const int line = alias->second.first;
+      problems.push_back({line, "config " + src + " line " + std::to_string(line) + ": [" + k.section + "] " +
+                                    k.key + " is another name for [" + other.substr(0, dot) + "] " +
+                                    other.substr(dot + 1) + " (line " + std::to_string(target->second.first) +
+                                    "), which says otherwise: give one of them"});
+    }
   }
 };
 
@@ -235,40 +267,85 @@ std::string doc_of(const Setting& k) {
 
 }  // namespace
 
-void parse_config(const std::string& text, const std::string& source, Role role, Settings& s) {
+std::vector<ConfigProblem> read_config(const std::string& text, const std::string& source, Role role, Settings& s,
+                                       ConfigSource* where) {
   toml::table root;
   try {
     root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    throw std::runtime_error("config " + source + " line " + std::to_string(e.source().begin.line) + ": " +
-                             std::string(e.description()));
+  } catch (const toml::parse_error& e) {  // the parser stops at its first mistake
+    const int line = static_cast<int>(e.source().begin.line);
+    return {{line, "config " + source + " line " + std::to_string(line) + ": " + std::string(e.description())}};
   }
-  const Reader r{source, role};
+  Reader r{source, role, {}, {}};
   for (const auto& [k, v] : root) {
     const std::string name(k.str());
     if (!v.is_table() || !has_section(name, role)) {
       const char* other = role == Role::Server ? "client" : "server";
       if (name == other)
-        r.fail(v, "[" + name + "] belongs in a " + other + " config (this is a " +
-                      (role == Role::Server ? "server" : "client") + " config)");
-      r.fail(v, "unknown section or key '" + name + "' (allowed: " + allowed_sections(role) + ")");
+        r.problem(v, "[" + name + "] belongs in a " + other + " config (this is a " +
+                         (role == Role::Server ? "server" : "client") + " config)");
+      else
+        r.problem(v, "unknown section or key '" + name + "' (allowed: " + allowed_sections(role) + ")");
+      continue;
     }
     r.section(name, *v.as_table(), s);
   }
+  r.same_settings();
+  std::stable_sort(r.problems.begin(), r.problems.end(),
+                   [](const ConfigProblem& a, const ConfigProblem& b) { return a.line < b.line; });
+  if (where != nullptr) {
+    where->path = source;
+    where->parsed = true;
+    for (const auto& [key, at] : r.given) where->lines[key] = at.first;
+  }
+  return r.problems;
+}
+
+namespace {
+bool read_file(const std::string& path, std::string& text, std::string& err) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return err = "cannot read config " + path + ": " + std::strerror(errno), false;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+  const bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad) return err = "cannot read config " + path, false;
+  return true;
+}
+}  // namespace
+
+std::vector<ConfigProblem> read_config_file(const std::string& path, Role role, Settings& s, ConfigSource* where) {
+  std::string text, err;
+  if (!read_file(path, text, err)) return {{0, err}};
+  return read_config(text, path, role, s, where);
+}
+
+std::string joined(const std::vector<ConfigProblem>& problems) {
+  std::string out;
+  for (const auto& p : problems) out += (out.empty() ? "" : "\n") + p.message;
+  return out;
+}
+
+void parse_config(const std::string& text, const std::string& source, Role role, Settings& s) {
+  const auto problems = read_config(text, source, role, s);
+  if (!problems.empty()) throw std::runtime_error(joined(problems));
 }
 
 void load_config(const std::string& path, Role role, Settings& s) {
-  std::string text;
-  {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) throw std::runtime_error("cannot read config " + path + ": " + std::strerror(errno));
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
-    const bool bad = std::ferror(f) != 0;
-    std::fclose(f);
-    if (bad) throw std::runtime_error("cannot read config " + path);
+  const auto problems = read_config_file(path, role, s);
+  if (!problems.empty()) throw std::runtime_error(joined(problems));
+}
+
+std::optional<Role> role_of_config(const std::string& path) {
+  std::string text, err;
+  if (!read_file(path, text, err)) return std::nullopt;
+  try {
+    const toml::table root = toml::parse(text, path);
+    const bool server = root.contains("server"), client = root.contains("client");
+    if (server != client) return server ? Role::Server : Role::Client;
+  } catch (const toml::parse_error&) {
   }
-  parse_config(text, path, role, s);
+  return std::nullopt;
 }
 
 std::string default_config(Role role) {
@@ -283,7 +360,7 @@ std::string default_config(Role role) {
     if ((sec.file & role_bit(role)) == 0) continue;
     o += "\n[" + std::string(sec.name) + "]\n" + comment(sec.doc);
     for (const auto& k : settings()) {
-      if (!in_file(k, role) || std::string_view(k.section) != sec.name) continue;
+      if (!in_file(k, role) || std::string_view(k.section) != sec.name || k.same_as != nullptr) continue;
       o += comment(doc_of(k));
       o += std::string(k.key) + " = " + shown(k, d) + "\n";
     }

@@ -6,10 +6,14 @@
 // the settings table (control/settings.h).
 //
 // A file is checked strictly: an unknown section or key, a value of the wrong type or
-// out of range is an error naming the file, the line, the key and what is allowed.
+// out of range is an error naming the file, the line, the key and what is allowed; every
+// such error is found, not only the first. check_settings then applies the rules that
+// involve several settings or other files (control/config_check.cc).
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +54,10 @@ struct Settings {
   double reject_after_s = 180;  // a session this old (not rekeyed in time) is dropped
   double max_clock_skew_s = 120;  // server: initiations further from its clock are refused
   int socket_buffer = 8 << 20;  // bytes: each UDP socket's receive and send buffer
+  int recv_buffer = 0, send_buffer = 0;  // bytes, one direction; 0: socket_buffer
+  double tcp_connect_timeout_s = 10;  // server: a TCP connection the tunnel never answered
+  bool tcp_nodelay = true;            // TCP fallback connections: TCP_NODELAY
+  double tcp_keepalive_s = 30;        // TCP fallback connections: idle time before keepalives
   std::string cipher = "auto";  // transport cipher: auto, chacha20-poly1305, aes-256-gcm
   int workers = 0;  // dataplane workers, each pinned to a CPU; 0: one per CPU
   std::string user;  // [server]/[client] user: run as this user after set-up
@@ -86,10 +94,44 @@ struct Settings {
   bool prefer_healthy = true;
 };
 
-// Reads `path` into s (only the keys present change s). Throws std::runtime_error with
-// "config PATH line N: ..." on any mistake.
+// One mistake: "config PATH line N: ..." (line 0: of the file as a whole, or of the
+// command line).
+struct ConfigProblem {
+  int line = 0;
+  std::string message;
+};
+
+// Where the keys of a file stand, for messages about them: "section.key" -> line.
+struct ConfigSource {
+  std::string path;  // empty: no file
+  bool parsed = false;  // the text was TOML (else the one problem says where it was not)
+  std::map<std::string, int> lines;
+};
+
+// Reads a config file's text (or the file) into s, only the keys present changing it.
+// Returns every mistake, in file order; `where` (may be null) learns the keys' lines.
+std::vector<ConfigProblem> read_config(const std::string& text, const std::string& source, Role role, Settings& s,
+                                       ConfigSource* where = nullptr);
+std::vector<ConfigProblem> read_config_file(const std::string& path, Role role, Settings& s,
+                                            ConfigSource* where = nullptr);
+
+// The same, throwing std::runtime_error with the mistakes, one per line.
 void load_config(const std::string& path, Role role, Settings& s);
 void parse_config(const std::string& text, const std::string& source, Role role, Settings& s);
+
+// The rules between settings, and (with kCheckFiles) the files they name: the key file,
+// the client key and authorized_clients must read and decode (kKeyMayBeMade: a missing
+// key file is made at start, --generate-key). Each problem names the key, with its line
+// when `where` has it, else its flag; in file order, then the rest.
+inline constexpr unsigned kCheckFiles = 1, kKeyMayBeMade = 2;
+std::vector<ConfigProblem> check_settings(const Settings& s, Role role, const ConfigSource& where, unsigned how);
+
+// The messages, one per line.
+std::string joined(const std::vector<ConfigProblem>& problems);
+
+// Which role a file is for, from its [server] or [client] section; nullopt: neither
+// or both.
+std::optional<Role> role_of_config(const std::string& path);
 
 // A complete, commented config file for the role with the default values.
 std::string default_config(Role role);

@@ -396,7 +396,7 @@ int run_server(const ServerOptions& opt) {
   }
   std::vector<std::vector<io::UdpSocket>> socks;  // per address, one per worker: SO_REUSEPORT
   for (const auto& e : opt.listen) {                // steered: dp::steering_program
-    socks.push_back(io::UdpSocket::bind_group(e, tun.workers, {}, opt.socket_buffer, v6only(e, opt.listen)));
+    socks.push_back(io::UdpSocket::bind_group(e, tun.workers, {}, opt.socket_buffers, v6only(e, opt.listen)));
     for (auto& s : socks.back()) s.attach_filter(dp::server_socket_filter());
     if (tun.workers > 1) socks.back().front().attach_reuseport_program(dp::steering_program(tun.workers));
   }
@@ -422,6 +422,9 @@ int run_server(const ServerOptions& opt) {
     lim.max_connections =
         static_cast<unsigned>(std::clamp<long>(std::min<long>(4L * opt.max_connections, (fds - 256) / 2), 16, 65536));
     lim.idle_timeout_s = opt.idle_timeout_s;
+    lim.unanswered_timeout_s = opt.tcp_connect_timeout_s;
+    lim.nodelay = opt.tcp_nodelay;
+    lim.keepalive_s = opt.tcp_keepalive_s;
     // Errors answer anyone (a wrong key): only other packets show someone who holds the key.
     lim.is_answer = [](const std::uint8_t* d, std::size_t n) {
       return n > 0 && (d[0] & 0x0f) != static_cast<unsigned>(dp::PacketType::Error);

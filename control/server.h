@@ -40,7 +40,10 @@ struct ServerOptions {
   // Initiations whose timestamp is further than this from the server's clock are
   // refused: a captured one goes stale, even across restarts.
   int max_clock_skew_s = 120;
-  int socket_buffer = io::UdpSocket::kDefaultBuffer;  // bytes, per UDP socket
+  io::SocketBuffers socket_buffers;  // per UDP socket
+  bool tcp_nodelay = true;           // tcp_fallback connections: TCP_NODELAY
+  int tcp_keepalive_s = 30;          // ... and their keepalive idle time
+  int tcp_connect_timeout_s = 10;    // ... closed when the tunnel has not answered by then
   bool aes256gcm = false;      // agree to AES-256-GCM with clients that offer it
   dp::SchedulerConfig sched;   // how return traffic spreads over a client's uplinks
   ProbeConfig probe;           // the server probes each client uplink too

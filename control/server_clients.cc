@@ -12,7 +12,10 @@ bool Server::admissible(const dp::InitPayload& in, std::uint32_t addr, std::uint
                  opt_.tun.address.to_string());
     return false;
   }
-  if (!address_allowed(addr)) return false;
+  if (!address_allowed(addr)) {
+    if (addr == opt_.tun.address.addr_be) refuse = dp::ErrorCode::AddressIsServers;
+    return false;
+  }
   if (uplink >= dp::kMaxUplinks) {
     spdlog::warn("client {} uses uplink id {} (at most {} uplinks)", io::ipv4_to_string(addr),
                  uplink, dp::kMaxUplinks);
@@ -113,6 +116,7 @@ void Server::on_initiation(const dp::ControlMessage& m) {
                       : reject == HandshakeReject::Refused
                           ? (refuse == dp::ErrorCode::ServerFull         ? "the server is full"
                              : refuse == dp::ErrorCode::BenchmarkRefused ? "a benchmark session (not enabled here)"
+                             : refuse == dp::ErrorCode::AddressIsServers ? "it asked for the server's own tunnel address"
                              : refuse == dp::ErrorCode::StaleTimestamp
                                  ? "stale timestamp (a replayed initiation, or the client's clock is off)"
                                  : "tunnel address refused")

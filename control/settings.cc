@@ -110,6 +110,19 @@ bool apply_port_range(const std::string& v, Settings& s) {
   return true;
 }
 
+// [transport] recv_buffer_size / send_buffer_size: bytes, or 0 for socket_buffer's.
+bool buffer_size(const std::string& v, int& out) {
+  unsigned long n = 0;
+  int used = 0;
+  if (std::sscanf(v.c_str(), "%10lu%n", &n, &used) != 1 || static_cast<std::size_t>(used) != v.size()) return false;
+  if (n != 0 && (n < 65536 || n > (1UL << 30))) return false;
+  out = static_cast<int>(n);
+  return true;
+}
+bool apply_recv_buffer(const std::string& v, Settings& s) { return buffer_size(v, s.recv_buffer); }
+bool apply_send_buffer(const std::string& v, Settings& s) { return buffer_size(v, s.send_buffer); }
+constexpr const char* kBufferExpect = "a size in bytes from 65536 to 1073741824, or 0 (socket_buffer's)";
+
 constexpr const char* kStrategies =
     "adaptive, lowest_latency, lowest_loss, weighted_round_robin, bandwidth_proportional, redundant, "
     "primary_backup, ecmp_aware, aggregate";
@@ -215,8 +228,10 @@ const Setting kSettings[] = {
             "(or every usable interface with auto_discover)."},
     {.section = "client", .key = "auto_discover", .flag = "--auto-discover", .file = kOnClient,
      .cli = kOnClient | kOnBench, .kind = K::Bool, .boolean = &S::auto_discover,
-     .help = "use every interface that is up with an IPv4 address as an uplink, and follow them",
-     .doc = "Use every interface that is up with an IPv4 address, and follow them."},
+     .help = "use every interface that is up with an IPv4 address as an uplink, and follow them (with -i: only "
+             "those names)",
+     .doc = "Use every interface that is up with an IPv4 address, and follow them as they come and go; with "
+            "uplinks, only the interfaces it names."},
     {.section = "client", .key = "handshake_timeout", .flag = "--handshake-timeout", .file = kOnClient,
      .cli = kOnClient | kOnBench, .kind = K::Duration, .number = &S::handshake_timeout_s, .lo = 0.1, .hi = 3600,
      .help = "how long to wait for the server",
@@ -260,6 +275,26 @@ const Setting kSettings[] = {
      .kind = K::Int, .integer = &S::socket_buffer, .lo = 65536, .hi = 1 << 30,
      .help = "bytes of receive and send buffer of each UDP socket",
      .doc = "Receive and send buffer of each UDP socket, in bytes (bursts wait here)."},
+    {.section = "transport", .key = "recv_buffer_size", .file = kBoth, .kind = K::Custom, .apply = apply_recv_buffer,
+     .expect = kBufferExpect, .show = [](const Settings&) { return std::string("0"); },
+     .doc = "The receive buffer alone, in bytes; 0: socket_buffer."},
+    {.section = "transport", .key = "send_buffer_size", .file = kBoth, .kind = K::Custom, .apply = apply_send_buffer,
+     .expect = kBufferExpect, .show = [](const Settings&) { return std::string("0"); },
+     .doc = "The send buffer alone, in bytes; 0: socket_buffer."},
+    {.section = "transport", .key = "connect_timeout", .file = kOnServer, .kind = K::Duration,
+     .number = &S::tcp_connect_timeout_s, .lo = 1, .hi = 600,
+     .doc = "tcp_fallback: a TCP connection the tunnel has not answered within this long (no valid "
+            "handshake) is closed."},
+    {.section = "transport", .key = "connect_timeout", .file = kOnClient, .kind = K::Duration,
+     .number = &S::handshake_timeout_s, .lo = 0.1, .hi = 3600, .doc = "",
+     .same_as = "client.handshake_timeout"},
+    {.section = "transport", .key = "tcp_nodelay", .file = kBoth, .kind = K::Bool, .boolean = &S::tcp_nodelay,
+     .doc = "tcp_fallback connections: send each datagram at once (TCP_NODELAY); false lets the kernel "
+            "gather small ones."},
+    {.section = "transport", .key = "tcp_keepalive", .file = kBoth, .kind = K::Duration,
+     .number = &S::tcp_keepalive_s, .lo = 1, .hi = 7200,
+     .doc = "tcp_fallback connections: TCP keepalives after this long without traffic, then every third "
+            "of it; three unanswered close the connection (the tunnel's probes usually keep it busy)."},
     {.section = "transport", .key = "workers", .flag = "--workers", .file = kBoth, .cli = kBoth | kOnBench,
      .kind = K::Int, .integer = &S::workers, .lo = 0, .hi = dp::kMaxWorkers,
      .help = "dataplane worker threads, each with its own TUN queue and sockets, pinned to a CPU (0: one per CPU)",
@@ -349,6 +384,13 @@ const Setting kSettings[] = {
        return v;
      },
      .doc = "The source ports mappings use."},
+    {.section = "nat", .key = "port_range_start", .file = kBoth, .kind = K::Int, .integer = &S::nat_port_min,
+     .lo = 1024, .hi = 65535, .doc = "", .same_as = "nat.port_range"},
+    {.section = "nat", .key = "port_range_end", .file = kBoth, .kind = K::Int, .integer = &S::nat_port_max,
+     .lo = 1024, .hi = 65535, .doc = "", .same_as = "nat.port_range"},
+    {.section = "nat", .key = "tunnel_ipv4", .file = kBoth, .kind = K::Custom, .apply = apply_ipv4_addr,
+     .expect = "an IPv4 address such as \"10.0.85.2\"", .show = [](const Settings&) { return std::string("\"\""); },
+     .doc = "", .same_as = "tun.ipv4_addr"},
     // [multipath]
     {.section = "multipath", .key = "max_uplinks", .flag = "--max-uplinks", .file = kOnClient, .cli = kOnClient,
      .kind = K::Int, .integer = &S::max_uplinks, .lo = 1, .hi = dp::kMaxUplinks, .help = "uplinks at most",
@@ -391,6 +433,8 @@ const Setting kSettings[] = {
      .number = &S::bandwidth_weight, .lo = 0, .hi = 1, .doc = ""},
     {.section = "multipath.scheduler", .key = "nat_weight", .file = kBoth, .kind = K::Number,
      .number = &S::nat_weight, .lo = 0, .hi = 1, .doc = ""},
+    {.section = "multipath.scheduler", .key = "nat_penalty_weight", .file = kBoth, .kind = K::Number,
+     .number = &S::nat_weight, .lo = 0, .hi = 1, .doc = "", .same_as = "multipath.scheduler.nat_weight"},
     {.section = "multipath.scheduler", .key = "primary", .file = kBoth, .kind = K::Int, .integer = &S::primary,
      .lo = 0, .hi = dp::kMaxUplinks - 1,
      .doc = "primary_backup: the primary uplink (its index), and how long it must be Healthy again before "

@@ -230,6 +230,7 @@ enum class ErrorCode : std::uint8_t {
   ClientKeyRejected = 6,  // the server does not know (or no longer accepts) this client key
   BenchmarkRefused = 7,   // a benchmark session, and the server does not accept them
   StaleTimestamp = 8,     // not newer than one seen from this key, or beyond max_clock_skew
+  AddressIsServers = 9,   // the requested tunnel address is the server's own
 };
 
 // The datagrams of a receive buffer of `total` bytes that the kernel coalesced (UDP GRO)

@@ -62,10 +62,14 @@ int udp_pair_socket(const Endpoint& local, const Endpoint& peer, std::uint16_t& 
   return fd;
 }
 
-void tcp_options(int fd) {
+void tcp_options(int fd, const TcpRelay::Limits& l) {
   const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // each datagram goes at once
+  if (l.nodelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  const int idle = std::max(1, l.keepalive_s), interval = std::max(1, l.keepalive_s / 3), count = 3;
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
 }  // namespace
@@ -293,7 +297,7 @@ struct TcpRelay::Impl {
         ++st.refused;
         continue;
       }
-      tcp_options(fd);
+      tcp_options(fd, limits);
       auto c = std::make_unique<Conn>(limits.max_frame);
       c->tcp = fd;
       c->state = State::Connected;
@@ -425,7 +429,7 @@ Endpoint TcpRelay::connect(unsigned id, const Endpoint& server, const std::strin
     throw std::runtime_error(errno_text(("tcp socket on " + device).c_str()));
   if (mark != 0 && setsockopt(c->tcp, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0)
     throw std::runtime_error(errno_text("tcp socket mark (SO_MARK)"));
-  tcp_options(c->tcp);
+  tcp_options(c->tcp, impl_->limits);
   if (::connect(c->tcp, server.sa(), server.len) != 0 && errno != EINPROGRESS)
     throw std::runtime_error(errno_text(("tcp connect to " + server.to_string()).c_str()));
   std::lock_guard<std::mutex> lk(impl_->mu);

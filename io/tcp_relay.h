@@ -60,6 +60,8 @@ class TcpRelay {
     int idle_timeout_s = 180;         // server: a connection that relayed no datagram either way
     int unanswered_timeout_s = 10;    // server: a connection the tunnel never answered
     std::size_t queue_bytes = 512 * 1024;  // per connection, waiting for TCP to take it
+    bool nodelay = true;   // TCP_NODELAY: each datagram goes at once
+    int keepalive_s = 30;  // idle seconds before TCP keepalives (then every third of it, 3 lost: closed)
     unsigned per_source = 256;            // server: open connections from one address (a NAT) or IPv6 /64 at most
     // The largest datagram a frame may carry: longer lengths end the connection (the
     // tunnel never sends one; a receive buffer holds at most one frame).

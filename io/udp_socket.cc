@@ -20,7 +20,7 @@ void set_buffer(int fd, int opt_force, int opt, int bytes) {
 
 // The socket stays blocking: io_uring then waits for readiness itself instead of
 // completing sends with EAGAIN. The control path sends with MSG_DONTWAIT.
-UdpSocket UdpSocket::open(const Endpoint& local, const std::string& device, int buffer_bytes, bool reuse_port,
+UdpSocket UdpSocket::open(const Endpoint& local, const std::string& device, SocketBuffers buffers, bool reuse_port,
                           bool v6only) {
   const int fd = socket(local.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -30,8 +30,8 @@ UdpSocket UdpSocket::open(const Endpoint& local, const std::string& device, int 
     const int only = v6only ? 1 : 0;  // else dual-stack when listening on ::
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
   }
-  set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, buffer_bytes);
-  set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, buffer_bytes);
+  set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, buffers.recv);
+  set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, buffers.send);
   if (!device.empty() &&
       setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
                  static_cast<socklen_t>(device.size())) != 0) {
@@ -49,15 +49,15 @@ UdpSocket UdpSocket::open(const Endpoint& local, const std::string& device, int 
   return s;
 }
 
-UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device, int buffer_bytes, bool v6only) {
-  return open(local, device, buffer_bytes, false, v6only);
+UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device, SocketBuffers buffers, bool v6only) {
+  return open(local, device, buffers, false, v6only);
 }
 
 std::vector<UdpSocket> UdpSocket::bind_group(const Endpoint& local, unsigned count, const std::string& device,
-                                             int buffer_bytes, bool v6only) {
+                                             SocketBuffers buffers, bool v6only) {
   std::vector<UdpSocket> out;
   if (count <= 1) {
-    out.push_back(bind(local, device, buffer_bytes, v6only));
+    out.push_back(bind(local, device, buffers, v6only));
     return out;
   }
   for (int attempt = 0;; ++attempt) {
@@ -65,13 +65,13 @@ std::vector<UdpSocket> UdpSocket::bind_group(const Endpoint& local, unsigned cou
     // Port 0: the kernel's choice for a plain socket, which no SO_REUSEPORT group of
     // another process holds either (a reuseport socket on port 0 may be given such a
     // group's port, and join it).
-    if (local.port() == 0) at = bind(local, device, 0, v6only).local();
+    if (local.port() == 0) at = bind(local, device, {0, 0}, v6only).local();
     try {
       // A port that another process holds with SO_REUSEPORT of its own would take our
       // sockets into its group: a plain bind first says whether the port is free.
-      bind(at, device, 0, v6only);
+      bind(at, device, {0, 0}, v6only);
       out.clear();
-      for (unsigned i = 0; i < count; ++i) out.push_back(open(at, device, buffer_bytes, true, v6only));
+      for (unsigned i = 0; i < count; ++i) out.push_back(open(at, device, buffers, true, v6only));
       return out;
     } catch (const std::runtime_error&) {
       if (local.port() != 0 || attempt >= 7) throw;  // port 0: taken in between, choose again

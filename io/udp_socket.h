@@ -12,22 +12,27 @@
 
 namespace triglav::io {
 
+// A socket's kernel buffers, in bytes (SO_RCVBUF, SO_SNDBUF).
+struct SocketBuffers {
+  int recv = 8 << 20;
+  int send = 8 << 20;
+};
+
 class UdpSocket {
  public:
   UdpSocket() = default;
   // Binds to local (port 0 = any). device, if not empty, pins the socket to that
   // interface (SO_BINDTODEVICE). Throws std::runtime_error with a one-line reason.
-  // buffer_bytes: SO_RCVBUF and SO_SNDBUF (beyond net.core.*mem_max for root). An IPv6
+  // buffers: SO_RCVBUF and SO_SNDBUF (beyond net.core.*mem_max for root). An IPv6
   // socket takes IPv4 too (on ::, dual-stack) unless v6only, for a server that listens on
   // an IPv4 address of the same port as well.
-  static constexpr int kDefaultBuffer = 8 << 20;
-  static UdpSocket bind(const Endpoint& local, const std::string& device = {}, int buffer_bytes = kDefaultBuffer,
+  static UdpSocket bind(const Endpoint& local, const std::string& device = {}, SocketBuffers buffers = {},
                         bool v6only = false);
   // `count` sockets on one local endpoint (SO_REUSEPORT), one per worker: the kernel
   // gives each remote address and port to one of them, always the same one. Like bind
   // (just one socket) when count is 1; a port already in use is refused all the same.
   static std::vector<UdpSocket> bind_group(const Endpoint& local, unsigned count, const std::string& device = {},
-                                           int buffer_bytes = kDefaultBuffer, bool v6only = false);
+                                           SocketBuffers buffers = {}, bool v6only = false);
   ~UdpSocket();
   UdpSocket(UdpSocket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
   UdpSocket& operator=(UdpSocket&& o) noexcept;
@@ -51,7 +56,7 @@ class UdpSocket {
 
  private:
   explicit UdpSocket(int fd) : fd_(fd) {}
-  static UdpSocket open(const Endpoint& local, const std::string& device, int buffer_bytes, bool reuse_port,
+  static UdpSocket open(const Endpoint& local, const std::string& device, SocketBuffers buffers, bool reuse_port,
                         bool v6only);
   int fd_ = -1;
 };

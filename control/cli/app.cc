@@ -139,14 +139,24 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   server->add_flag("--print-key", a.print_key,
                    "with --key FILE: print its AuthKey (making the key first with --generate-key) and exit "
                    "without serving");
+  server->add_flag("--check", a.check, "check the config and the flags (and the files they name), then exit: 0 if "
+                                      "all is well, else 1 with every mistake");
   add_settings(server, a, ctl::kOnServer);
   add_ops_options(server, a);
 
   auto* tun = app->add_subcommand("tun", "run a client: bring up a TUN device and connect");
   tun->add_option("--config", a.config, "config file (see `triglav config --client`); flags override it");
   tun->add_option("authkey", a.authkey, "the server's AuthKey (tg1_...); or auth_key in the config");
+  tun->add_flag("--check", a.check, "check the config and the flags (and the files they name), then exit: 0 if all "
+                                   "is well, else 1 with every mistake");
   add_settings(tun, a, ctl::kOnClient);
   add_ops_options(tun, a);
+
+  auto* check = app->add_subcommand("check", "check a config file: every mistake, in file order, with its line; "
+                                              "exits 0 if there is none, else 1");
+  check->add_option("--config", a.config, "the config file")->required();
+  check->add_flag("--server", a.server_config, "a server config (default: told by its [server] section)");
+  check->add_flag("--client", a.client_config, "a client config (default: told by its [client] section)");
 
   auto* bench = app->add_subcommand(
       "benchmark", "measure the encrypted multipath transport to a server (--allow-benchmark there): no TUN, no root");
@@ -199,10 +209,22 @@ std::optional<ctl::Role> role_in(int argc, char** argv) {
     if (v == "server") return ctl::Role::Server;
     if (v == "tun") return ctl::Role::Client;
     if (v == "keygen" || v == "config" || v == "version" || v == "status" || v == "uplink" || v == "diagnose" ||
-        v == "completions" || v == "benchmark" || v == "counters")
+        v == "completions" || v == "benchmark" || v == "counters" || v == "check")
       return std::nullopt;
   }
   return std::nullopt;
+}
+
+void forget_flags_given(CLI::App& app, Args& a, ctl::Role role) {
+  const CLI::App* sub = app.get_subcommand(role == ctl::Role::Server ? "server" : "tun");
+  for (const auto& k : ctl::settings()) {
+    if (*k.section == '\0' || (k.cli & ctl::role_bit(role)) == 0 || (k.file & ctl::role_bit(role)) == 0) continue;
+    std::string flag = k.flag;
+    flag = flag.substr(flag.rfind(',') + 1);
+    if (!flag.empty() && flag[0] == '!') flag.erase(0, 1);
+    const CLI::Option* o = sub->get_option_no_throw(flag);
+    if (o != nullptr && o->count() > 0) a.config_source.lines.erase(std::string(k.section) + "." + k.key);
+  }
 }
 
 std::string config_in(int argc, char** argv) {

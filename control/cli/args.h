@@ -26,6 +26,8 @@ struct Args : ctl::Settings {
   std::string output;     // keygen, config
   bool generate_key = false;
   bool print_key = false;  // server --print-key
+  bool check = false;      // server/tun --check: check, then exit
+  ctl::ConfigSource config_source;  // where --config's keys stand (main.cc)
   bool server_config = false, client_config = false;  // triglav config --server|--client
   ctl::StatusQuery query;  // status, uplink
   ctl::DiagnoseOptions diag;
@@ -46,6 +48,8 @@ std::unique_ptr<CLI::App> make_app(Args& a);
 // be read first and the flags parsed over it.
 std::optional<ctl::Role> role_in(int argc, char** argv);
 std::string config_in(int argc, char** argv);
+// After parsing: the keys whose flag was given no longer stand where the file has them.
+void forget_flags_given(CLI::App& app, Args& a, ctl::Role role);
 
 // commands.cc. Each returns the process's exit code, or throws std::runtime_error with
 // the one-line reason.
@@ -54,6 +58,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload);
 int cmd_tun(const Args& a, ctl::ReloadFn reload);
 int cmd_benchmark(const Args& a);
 int cmd_config(const Args& a);
+int cmd_check(const Args& a);  // triglav check --config FILE
 void setup_logging(const Args& a);
 // What a SIGHUP may change: the log level, the scheduler, the weights and the metrics.
 ctl::Reloadable reloadable(const Args& a, ctl::Role role);

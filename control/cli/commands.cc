@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -132,6 +133,18 @@ spdlog::level::level_enum log_level_or_fail(const Args& a) {
   return level;
 }
 
+// The rules between the settings (ctl::check_settings), with every mistake at once.
+void settings_or_fail(const Args& a, ctl::Role role, unsigned how) {
+  const auto problems = ctl::check_settings(a, role, a.config_source, how);
+  if (!problems.empty()) fail(ctl::joined(problems));
+}
+
+// --check: everything the command would start with was read and is consistent.
+int checked(const Args& a) {
+  std::printf("%s: no mistakes found\n", a.config.empty() ? "the command line" : ("config " + a.config).c_str());
+  return 0;
+}
+
 // keygen --client: a client key file, and how to authorise it on the server.
 int cmd_keygen_client(const Args& a) {
   if (a.output.empty()) fail("keygen --client needs --output FILE for the client key");
@@ -187,6 +200,11 @@ int run_maybe_daemon(const Args& a, Options& o, Run run) {
   }
 }
 
+// socket_buffer for both directions, unless recv_buffer_size / send_buffer_size say.
+io::SocketBuffers socket_buffers(const ctl::Settings& a) {
+  return {a.recv_buffer > 0 ? a.recv_buffer : a.socket_buffer, a.send_buffer > 0 ? a.send_buffer : a.socket_buffer};
+}
+
 ctl::NatSettings nat_settings(const ctl::Settings& a) {
   ctl::NatSettings n;
   n.tcp_timeout_s = static_cast<int>(a.nat_tcp_timeout_s);
@@ -214,10 +232,9 @@ void client_common(const Args& a, ctl::ClientOptions& o) {
   if (!a.client_key_file.empty()) o.client_key = ctl::load_client_key(a.client_key_file);
   o.rekey_after_ms = static_cast<std::int64_t>(a.rekey_after_s * 1000);
   o.reject_after_ms = static_cast<std::int64_t>(a.reject_after_s * 1000);
-  o.socket_buffer = a.socket_buffer;
-  if (o.reject_after_ms <= o.rekey_after_ms)
-    fail("reject_after (" + std::to_string(a.reject_after_s) + " s) must exceed rekey_after (" +
-         std::to_string(a.rekey_after_s) + " s)");
+  o.socket_buffers = socket_buffers(a);
+  o.tcp_nodelay = a.tcp_nodelay;
+  o.tcp_keepalive_s = static_cast<int>(a.tcp_keepalive_s);
   o.interfaces = a.interfaces;
   o.auto_discover = a.auto_discover;
   o.weights = a.weights;
@@ -267,6 +284,7 @@ int cmd_keygen(const Args& a) {
 
 
 int cmd_server(const Args& a, ctl::ReloadFn reload) {
+  settings_or_fail(a, ctl::Role::Server, a.check ? ctl::kCheckFiles | (a.generate_key ? ctl::kKeyMayBeMade : 0u) : 0u);
   ctl::ServerOptions o;
   o.aes256gcm = select_aead(a);
   o.key_file = a.key_file;
@@ -286,50 +304,29 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
   o.allow_benchmark = a.allow_benchmark;
   o.ipv6_prefix = a.ipv6_prefix;
   o.tcp_fallback = a.tcp_fallback;
-  for (const auto& r : a.routes) {
-    if (r.find(':') != std::string::npos)
-      fail("--route " + r + ": the server routes IPv6 to its clients by their /64 addresses; IPv6 prefixes are "
-           "for clients");
-    o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
-  }
+  for (const auto& r : a.routes) o.tun.routes.push_back(prefix_or_fail(r, 32, "--route"));
   o.idle_timeout_s = static_cast<int>(a.idle_timeout_s);
   o.max_connections = a.max_connections;
   o.nat_outbound = a.nat_outbound;
   o.nat = nat_settings(a);
   o.authorized_clients = a.authorized_clients;
-  for (const auto& r : a.client_routes) {
+  for (const auto& r : a.client_routes) {  // checked by settings_or_fail
     const auto eq = r.find('=');
-    if (eq == std::string::npos || eq == 0) fail("--client-route " + r + ": give NAME=PREFIX");
     const io::Ipv4Prefix p = prefix_or_fail(r.substr(eq + 1), 32, "--client-route");
     o.client_routes.emplace_back(r.substr(0, eq), io::Ipv4Prefix{p.network_be(), p.len});
-  }
-  if (!o.client_routes.empty() && o.authorized_clients.empty())
-    fail("--client-route needs --authorized-clients: a route belongs to a client key");
-  for (std::size_t i = 0; i < o.client_routes.size(); ++i) {
-    const std::string& name = o.client_routes[i].first;  // (clang 14 cannot capture a structured binding)
-    const io::Ipv4Prefix& p = o.client_routes[i].second;
-    auto overlaps = [](const io::Ipv4Prefix& x, const io::Ipv4Prefix& y) {
-      const std::uint32_t m = io::Ipv4Prefix{0, std::min(x.len, y.len)}.mask_be();
-      return (x.addr_be & m) == (y.addr_be & m);
-    };
-    if (overlaps(p, o.tun.address))
-      fail("--client-route " + name + "=" + p.to_string() + " overlaps the tunnel prefix " + o.tun.address.to_string());
-    for (std::size_t j = 0; j < i; ++j)
-      if (overlaps(p, o.client_routes[j].second))
-        fail("--client-route " + name + "=" + p.to_string() + " overlaps " + o.client_routes[j].first + "=" +
-             o.client_routes[j].second.to_string());
-    if (std::count_if(o.client_routes.begin(), o.client_routes.begin() + static_cast<long>(i) + 1,
-                      [&](const auto& c) { return c.first == name; }) > static_cast<long>(dp::kMaxClientSubnets))
-      fail("--client-route: at most " + std::to_string(dp::kMaxClientSubnets) + " networks per client key");
-    o.tun.routes.push_back(p);
+    o.tun.routes.push_back(o.client_routes.back().second);
   }
   o.reject_after_s = static_cast<int>(a.reject_after_s);
   o.max_clock_skew_s = static_cast<int>(a.max_clock_skew_s);
-  o.socket_buffer = a.socket_buffer;
+  o.socket_buffers = socket_buffers(a);
+  o.tcp_nodelay = a.tcp_nodelay;
+  o.tcp_keepalive_s = static_cast<int>(a.tcp_keepalive_s);
+  o.tcp_connect_timeout_s = static_cast<int>(a.tcp_connect_timeout_s);
   o.sched = scheduler_or_fail(a);
   o.probe = probe_config(a);
   o.reload = std::move(reload);
   o.status = status_config(a, "server");
+  if (a.check) return checked(a);
   if (o.print_key) {  // prints and returns: nothing to run in the background
     if (a.daemon || !a.pid_file.empty()) fail("--print-key prints the AuthKey and exits: not with --daemon or --pid-file");
     return ctl::run_server(o);
@@ -338,8 +335,8 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
 }
 
 int cmd_tun(const Args& a, ctl::ReloadFn reload) {
+  settings_or_fail(a, ctl::Role::Client, a.check ? ctl::kCheckFiles : 0u);
   ctl::ClientOptions o;
-  if (a.authkey.empty()) fail("the client needs the server's AuthKey: as the argument, or auth_key in [client]");
   client_common(a, o);
   o.tun.name = a.tun_name;
   if (!a.ipv4.empty() && a.ipv4.front() != '/') o.tun.address = tunnel_address(a, "10.0.85.2");
@@ -355,26 +352,15 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
     if (r.find(':') != std::string::npos) o.tun.exclude6.push_back(prefix6_or_fail(r, "--exclude"));
     else o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
   }
-  const bool excluded = !o.tun.exclude.empty() || !o.tun.exclude6.empty();
-  if (excluded && !o.tun.full_tunnel) fail("--exclude only applies with --full-tunnel");
-  if (o.tun.exclude.size() > 30 || o.tun.exclude6.size() > 30) fail("--exclude: at most 30 prefixes of each family");
-  for (const auto& d : a.dns) {
-    if (d.find('/') != std::string::npos) fail("--dns " + d + ": an address, not a prefix");
-    o.dns.push_back(prefix_or_fail(d, 32, "--dns"));
-  }
-  if (o.dns.size() > 3) fail("--dns: at most 3 servers (the resolver reads no more)");
+  for (const auto& d : a.dns) o.dns.push_back(prefix_or_fail(d, 32, "--dns"));
   o.gateway = a.gateway;
   o.gateway_nat = a.gateway_nat;
   o.tcp_fallback = a.tcp_fallback;
   o.tcp_fallback_after_ms = static_cast<int>(a.tcp_fallback_after_s * 1000);
-  if (o.tcp_fallback && o.tcp_fallback_after_ms >= o.handshake_timeout_ms)
-    fail("--tcp-fallback-after must be shorter than --handshake-timeout, or TCP is never tried at start");
-  if (!o.gateway_nat && !o.gateway) fail("--no-gateway-nat only applies with --gateway");
   o.nat = nat_settings(a);
-  if (o.gateway && o.tun.full_tunnel && !excluded)
-    fail("--gateway with --full-tunnel: give the LAN as --exclude PREFIX, or its answers would go into the tunnel");
   o.reload = std::move(reload);
   o.status = status_config(a, "client");
+  if (a.check) return checked(a);
   return run_maybe_daemon(a, o, ctl::run_client);
 }
 
@@ -409,6 +395,33 @@ int cmd_config(const Args& a) {
     fail("cannot create " + a.output + ": " + std::strerror(errno) + (errno == EEXIST ? " (refusing to overwrite)" : ""));
   const bool ok = std::fputs(text.c_str(), f) >= 0;
   if (std::fclose(f) != 0 || !ok) fail("cannot write " + a.output);
+  return 0;
+}
+
+int cmd_check(const Args& a) {
+  if (a.server_config && a.client_config) fail("check: --server or --client, not both");
+  std::optional<ctl::Role> role;
+  if (a.server_config) role = ctl::Role::Server;
+  if (a.client_config) role = ctl::Role::Client;
+  if (!role) role = ctl::role_of_config(a.config);
+  ctl::Settings s;
+  ctl::ConfigSource where;
+  if (!role) {  // unreadable, or no [server] / [client] to tell by
+    const auto unread = ctl::read_config_file(a.config, ctl::Role::Client, s, &where);
+    if (!unread.empty() && unread.front().line == 0) fail(unread.front().message);
+    fail("config " + a.config + ": neither a [server] nor a [client] section says which it is: give --server or --client");
+  }
+  auto problems = ctl::read_config_file(a.config, *role, s, &where);
+  if (where.parsed) {  // the file was TOML: the rules between keys too
+    auto more = ctl::check_settings(s, *role, where, ctl::kCheckFiles);
+    problems.insert(problems.end(), more.begin(), more.end());
+    std::stable_sort(problems.begin(), problems.end(), [](const ctl::ConfigProblem& x, const ctl::ConfigProblem& y) {
+      return (x.line == 0 ? INT_MAX : x.line) < (y.line == 0 ? INT_MAX : y.line);
+    });
+  }
+  if (!problems.empty()) fail(ctl::joined(problems));
+  std::printf("config %s: no mistakes found (a %s config)\n", a.config.c_str(),
+              *role == ctl::Role::Server ? "server" : "client");
   return 0;
 }
 

@@ -21,15 +21,28 @@
 using namespace triglav;
 using namespace triglav::cli;
 
+namespace {
+// Each line of a message (config files report every mistake) as an error line.
+void print_error(const std::string& what) {
+  std::size_t at = 0;
+  do {
+    const std::size_t end = what.find('\n', at);
+    std::fprintf(stderr, "triglav: error: %s\n", what.substr(at, end == std::string::npos ? end : end - at).c_str());
+    at = end == std::string::npos ? end : end + 1;
+  } while (at != std::string::npos);
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   Args a;
   const auto role = role_in(argc, argv);
   const std::string config = role ? config_in(argc, argv) : std::string();
-  try {
-    if (!config.empty()) ctl::load_config(config, *role, a);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "triglav: error: %s\n", e.what());
-    return 1;
+  if (!config.empty()) {
+    const auto problems = ctl::read_config_file(config, *role, a, &a.config_source);
+    if (!problems.empty()) {
+      print_error(ctl::joined(problems));
+      return 1;
+    }
   }
   auto app = make_app(a);
   try {
@@ -44,6 +57,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "triglav: error: %s (see triglav --help)\n", e.what());
     return 1;
   }
+  if (role) forget_flags_given(*app, a, *role);
   // SIGHUP: the file again, the same flags over it; what may change at run time.
   ctl::ReloadFn reload;
   if (!config.empty())
@@ -67,6 +81,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (app->got_subcommand("config")) return cmd_config(a);
+    if (app->got_subcommand("check")) return cmd_check(a);
     if (app->got_subcommand("status")) return ctl::run_status(a.query);
     if (app->got_subcommand("diagnose")) return ctl::run_diagnose(a.diag);
     if (app->got_subcommand("completions")) {
@@ -83,7 +98,7 @@ int main(int argc, char** argv) {
     if (app->got_subcommand("tun")) return cmd_tun(a, std::move(reload));
     if (app->got_subcommand("benchmark")) return cmd_benchmark(a);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "triglav: error: %s\n", e.what());
+    print_error(e.what());
     return 1;
   }
   return 1;

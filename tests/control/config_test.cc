@@ -2,7 +2,9 @@
 // and each class of mistake names the line and the key.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 #include "control/config.h"
 
@@ -193,6 +195,113 @@ TEST(Config, EveryMistakeNamesTheLineAndTheKey) {
     EXPECT_NE(e.find(c.expect), std::string::npos) << "config:\n" << c.text << "error: " << e;
     EXPECT_EQ(e.rfind("config test.toml line ", 0), 0u) << e;
   }
+}
+
+// The first README's keys: each means what its name says, mapped onto today's settings.
+TEST(Config, FirstReadmeKeys) {
+  Settings s = parse(R"([transport]
+send_buffer_size = 2097152
+recv_buffer_size = 1048576
+connect_timeout = "20s"
+tcp_nodelay = false
+tcp_keepalive = "45s"
+)", Role::Server);
+  EXPECT_EQ(s.send_buffer, 2097152);
+  EXPECT_EQ(s.recv_buffer, 1048576);
+  EXPECT_DOUBLE_EQ(s.tcp_connect_timeout_s, 20);
+  EXPECT_FALSE(s.tcp_nodelay);
+  EXPECT_DOUBLE_EQ(s.tcp_keepalive_s, 45);
+  s = parse(R"([transport]
+connect_timeout = "4s"
+[nat]
+tunnel_ipv4 = "10.0.85.9"
+port_range_start = 40000
+port_range_end = 50000
+[multipath.scheduler]
+nat_penalty_weight = 0.25
+)");
+  EXPECT_DOUBLE_EQ(s.handshake_timeout_s, 4);  // the client's connect: its first handshake
+  EXPECT_EQ(s.ipv4, "10.0.85.9");
+  EXPECT_EQ(s.nat_port_min, 40000);
+  EXPECT_EQ(s.nat_port_max, 50000);
+  EXPECT_DOUBLE_EQ(s.nat_weight, 0.25);
+  // Both names with one value: fine; with two: a mistake naming both lines.
+  EXPECT_EQ(error_of("[tun]\nipv4_addr = \"10.0.85.9\"\n[nat]\ntunnel_ipv4 = \"10.0.85.9\"\n"), "");
+  EXPECT_EQ(error_of("[tun]\nipv4_addr = \"10.0.85.9\"\n[nat]\ntunnel_ipv4 = \"10.0.85.8\"\n"),
+            "config test.toml line 4: [nat] tunnel_ipv4 is another name for [tun] ipv4_addr (line 2), which says "
+            "otherwise: give one of them");
+  EXPECT_NE(error_of("[nat]\nport_range = \"40000-50000\"\nport_range_end = 50000\n").find("give one of them"),
+            std::string::npos);
+  EXPECT_NE(error_of("[transport]\nsend_buffer_size = 1000\n", Role::Server).find("expected a size in bytes"),
+            std::string::npos);
+  EXPECT_EQ(parse("[transport]\nsend_buffer_size = 0\n").send_buffer, 0);
+}
+
+// Every mistake of a file is reported, in the file's order (the reader meets keys in
+// name order), the rules between keys among them.
+TEST(Config, EveryMistakeInFileOrder) {
+  const std::string text = R"([multipath.scheduler]
+rtt_weight = 0
+loss_weight = 0
+bandwidth_weight = 0
+nat_weight = 0
+strategy = "fastest"
+[routing]
+gateway_nat = false
+dns_servers = ["1.1.1.1", "nowhere"]
+[client]
+zeta = 1
+auth_key = "tg1_x"
+alpha = 2
+)";
+  Settings s;
+  ConfigSource where;
+  auto problems = read_config(text, "t.toml", Role::Client, s, &where);
+  auto more = check_settings(s, Role::Client, where, 0);
+  problems.insert(problems.end(), more.begin(), more.end());
+  std::stable_sort(problems.begin(), problems.end(), [](const auto& a, const auto& b) { return a.line < b.line; });
+  std::vector<int> lines;
+  for (const auto& p : problems) lines.push_back(p.line);
+  EXPECT_EQ(lines, (std::vector<int>{2, 6, 8, 9, 11, 12, 13})) << joined(problems);
+  EXPECT_NE(problems[0].message.find("t.toml line 2: [multipath.scheduler] rtt_weight: "), std::string::npos);
+  EXPECT_NE(problems[2].message.find("[routing] gateway_nat: false only applies with gateway"), std::string::npos);
+  EXPECT_NE(problems[5].message.find("[client] auth_key: AuthKey "), std::string::npos) << problems[5].message;
+  EXPECT_EQ(where.lines.at("client.auth_key"), 12);
+}
+
+// Rules between settings given on the command line name the flag.
+TEST(Config, RulesNameTheFlagWithoutAFile) {
+  Settings s;
+  s.authkey = "tg1_x";
+  s.exclude = {"10.0.0.0/8"};
+  s.reject_after_s = 60;
+  s.rekey_after_s = 120;
+  const auto problems = check_settings(s, Role::Client, ConfigSource{}, 0);
+  ASSERT_EQ(problems.size(), 3u) << joined(problems);
+  EXPECT_EQ(problems[0].message.rfind("bad AuthKey: AuthKey ", 0), 0u) << problems[0].message;
+  EXPECT_EQ(problems[1].message.rfind("--reject-after: must exceed rekey_after", 0), 0u) << problems[1].message;
+  EXPECT_EQ(problems[2].message.rfind("--exclude: only applies with full_tunnel", 0), 0u) << problems[2].message;
+}
+
+TEST(Config, ServerRulesAndFiles) {
+  Settings s;
+  s.client_routes = {"office=10.0.85.0/26", "home=192.168.1.0/24", "lab=192.168.0.0/16"};
+  s.routes = {"fd00::/64"};
+  auto problems = check_settings(s, Role::Server, ConfigSource{}, kCheckFiles);
+  std::string all = joined(problems);
+  EXPECT_NE(all.find("needs authorized_clients"), std::string::npos) << all;
+  EXPECT_NE(all.find("overlaps the tunnel prefix 10.0.85.1/24"), std::string::npos) << all;
+  EXPECT_NE(all.find("lab=192.168.0.0/16 overlaps home=192.168.1.0/24"), std::string::npos) << all;
+  EXPECT_NE(all.find("IPv6 prefixes are for clients"), std::string::npos) << all;
+  EXPECT_NE(all.find("no key file"), std::string::npos) << all;
+  problems = check_settings(s, Role::Server, ConfigSource{}, kCheckFiles | kKeyMayBeMade);
+  EXPECT_EQ(joined(problems).find("no key file"), std::string::npos);
+  s = Settings{};
+  s.key_file = "/nonexistent/server.key";
+  problems = check_settings(s, Role::Server, ConfigSource{}, kCheckFiles);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].message.find("/nonexistent/server.key"), std::string::npos) << problems[0].message;
+  EXPECT_TRUE(check_settings(s, Role::Server, ConfigSource{}, 0).empty());
 }
 
 TEST(Config, MissingFileIsAnError) {

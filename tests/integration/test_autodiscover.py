@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """--auto-discover: the client uses every interface that is up with an IPv4 address (not
 loopback, not its own TUN) as an uplink, picks up an interface created while it runs
-within 2 s, and drops one that is deleted, while traffic carries on.
+within 2 s, and drops one that is deleted, while traffic carries on. With -i as well
+(the README's `uplinks` beside `auto_discover = true`), only the named interfaces are
+followed: one created later is added, one that was there all along is not.
 
 usage: test_autodiscover.py /path/to/triglav; root; exit 0/1/77
 """
@@ -54,6 +56,23 @@ def body(lab, checks):
     client.wait_for(r"uplink \d+ \(\S+\) added", timeout=5, after=offset)
     client.wait_for(r"handshake complete .* on uplink 1 ", timeout=10, after=offset)
     checks.append("a new interface afterwards is picked up again")
+    rc, _ = client.stop(signal.SIGTERM, timeout=5)
+    check(rc == 0, f"client exited {rc}\n{client.describe()}")
+
+    # -i NAME with --auto-discover: that name only, though it does not exist yet.
+    named = f"v{lab.pid}{lab._veth_count + 1}"[:12] + "c"  # the client end of the next veth
+    client = lab.start("client named", [lab.binary, "tun", authkey, "--auto-discover", "-i", named], ns_c)
+    time.sleep(0.3)  # a scan or more with only the unnamed interfaces present
+    _, made, _, _ = lab.veth(ns_s, ns_c, subnet=34)
+    check(made == named, f"the veth is {made}, the test expected {named}")
+    client.wait_for(rf"uplink 0 \({named}\) added", timeout=5)
+    client.wait_for(r"handshake complete .* on uplink 0 ", timeout=10)
+    _, rx, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=5, interval=0.02)
+    check(rx == 5, f"ping over the named uplink: {rx}/5\n{out}")
+    log = client.stderr()
+    others = [m for m in re.findall(r"uplink \d+ \((\S+)\) added", log) if m != named]
+    check(not others, f"with -i {named} the client also took {others}:\n{log}")
+    checks.append(f"--auto-discover -i {named}: the named interface, created later, became the only uplink")
     for p in (client, server):
         rc, _ = p.stop(signal.SIGTERM, timeout=5)
         check(rc == 0, f"{p.label} exited {rc}\n{p.describe()}")
