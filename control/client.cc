@@ -128,7 +128,6 @@ Status Client::status() const {
     if (u.session) {
       st.state = "connected";
       prober_.fill(us, *u.session);
-      us.rx_bytes = u.session->rx_bytes.load(std::memory_order_relaxed);
       us.behind_nat = u.behind_nat;
     }
     if (u.tcp) {

@@ -22,6 +22,12 @@ std::uint64_t tx_bytes(const dp::Session& s) {
   for (const auto& t : s.tx) n += t.bytes.load(std::memory_order_relaxed);
   return n;
 }
+
+std::uint64_t tx_packets(const dp::Session& s, bool copies) {
+  std::uint64_t n = 0;
+  for (const auto& t : s.tx) n += (copies ? t.copies : t.packets).load(std::memory_order_relaxed);
+  return n;
+}
 }  // namespace
 
 void Prober::add(dp::Session* s, std::int64_t now_ns, std::int64_t first_probe_ns) {
@@ -50,6 +56,9 @@ void Prober::rekey(const dp::Session* old, dp::Session* next, std::int64_t now_n
   Path p = it->second;
   paths_.erase(it);
   p.bytes_before += tx_bytes(*old);
+  p.packets_before += tx_packets(*old, false);
+  p.copies_before += tx_packets(*old, true);
+  p.rx_before += old->rx_bytes.load(std::memory_order_relaxed);
   p.session = next;
   p.delivered_before += p.peer_rx;
   p.peer_rx = 0;
@@ -234,6 +243,10 @@ void Prober::fill(UplinkStatus& out, const dp::Session& s) const {
   auto it = paths_.find(s.local_index);
   out.rttvar_ms = it == paths_.end() ? 0.0 : it->second.stats.rttvar_ms();
   out.tx_bytes = it == paths_.end() ? tx_bytes(s) : total_tx(it->second);
+  const bool known = it != paths_.end();
+  out.tx_packets = (known ? it->second.packets_before : 0) + tx_packets(s, false);
+  out.tx_copies = (known ? it->second.copies_before : 0) + tx_packets(s, true);
+  out.rx_bytes = (known ? it->second.rx_before : 0) + s.rx_bytes.load(std::memory_order_relaxed);
   out.delivered_bytes = it == paths_.end() ? 0 : it->second.delivered_before + it->second.peer_rx;
   out.peer = s.peer_copy().to_string();
 }

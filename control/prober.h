@@ -106,6 +106,7 @@ class Prober {
     bool busy = false;              // Data was sent between the last two probes
     std::int64_t last_bytes_ns = 0;
     std::uint64_t bytes_before = 0;  // Data bytes sent on the path's earlier sessions (rekeys)
+    std::uint64_t packets_before = 0, copies_before = 0, rx_before = 0;  // and the same of these
     std::uint64_t delivered_before = 0;  // the peer's received-bytes counts of those sessions
     std::optional<PeerPackets> peer_packets;  // the counts of the current session's last Pong
     bool lossy = false;  // UplinkView::lossy

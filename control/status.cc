@@ -19,6 +19,8 @@ nlohmann::json uplink_json(const UplinkStatus& u) {
           {"throughput_bps", u.throughput_bps},
           {"tx_bytes", u.tx_bytes},
           {"delivered_bytes", u.delivered_bytes},
+          {"tx_packets", u.tx_packets},
+          {"tx_copies", u.tx_copies},
           {"rx_bytes", u.rx_bytes},
           {"handshakes", u.handshakes},
           {"peer", u.peer},
@@ -175,12 +177,22 @@ std::string to_prometheus(const Status& s) {
   for (const auto& l : ups) e.sample("triglav_uplink_sent_bytes_total", l.labels, static_cast<double>(l.u->tx_bytes));
 
   // Every total with a family of its own (dataplane/counters.h), and delivered packets
-  // once more under the TUN's name for them.
+  // once more under the TUN's name for them. Four of them also per uplink, as the first
+  // README showed them; their sample without labels is the process's total, kept for
+  // the dashboards that read it (deprecated: sum the labelled samples instead).
   for (std::size_t i = 0; i < dp::kCounters; ++i) {
-    const dp::CounterInfo& info = dp::counter_info(static_cast<Counter>(i));
+    const auto c = static_cast<Counter>(i);
+    const dp::CounterInfo& info = dp::counter_info(c);
     if (info.kind != dp::CounterKind::Total || info.metric[0] == '\0') continue;
     e.family(info.metric, "counter", info.help);
     e.sample(info.metric, "", static_cast<double>(s.counters.v[i]));
+    std::uint64_t UplinkStatus::*per = c == Counter::TxBytes            ? &UplinkStatus::tx_bytes
+                                       : c == Counter::TxPackets         ? &UplinkStatus::tx_packets
+                                       : c == Counter::RxBytes           ? &UplinkStatus::rx_bytes
+                                       : c == Counter::TxRedundantCopies ? &UplinkStatus::tx_copies
+                                                                         : nullptr;
+    if (per != nullptr)
+      for (const auto& l : ups) e.sample(info.metric, l.labels, static_cast<double>(l.u->*per));
   }
   e.family("triglav_tun_packets_written_total", "counter", "Inner packets written to the TUN device.");
   e.sample("triglav_tun_packets_written_total", "", static_cast<double>(s.counters.get(Counter::RxPackets)));

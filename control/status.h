@@ -25,7 +25,10 @@ struct UplinkStatus {
   double throughput_bps = 0;
   std::uint64_t tx_bytes = 0;  // Data bytes sent on this uplink
   std::uint64_t delivered_bytes = 0;  // of those, what the peer reported received (in Pongs)
-  std::uint64_t rx_bytes = 0;  // Data bytes received on this uplink (its current session)
+  std::uint64_t tx_packets = 0;  // Data packets sent on this uplink
+  std::uint64_t tx_copies = 0;   // of those, redundant copies (the redundant strategy)
+  std::uint64_t rx_bytes = 0;  // Data bytes received on this uplink
+
   std::uint64_t handshakes = 0;
   std::string peer;        // the other end's address
   bool behind_nat = false; // client: NAT between the uplink and the server

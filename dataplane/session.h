@@ -26,6 +26,8 @@ struct alignas(64) SenderState {
   // thread reads it to rekey in time.
   std::atomic<std::uint64_t> next_counter{0};
   std::atomic<std::uint64_t> bytes{0};   // Data bytes sent; the control thread samples it
+  std::atomic<std::uint64_t> packets{0};  // Data packets sent
+  std::atomic<std::uint64_t> copies{0};   // of those, redundant copies of a packet sent on another uplink too
 };
 
 struct Group;

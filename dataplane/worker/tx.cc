@@ -36,6 +36,14 @@ bool link_local(const std::uint8_t* inner) noexcept {
   return dst[0] == 0xff || (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80);
 }
 
+// A Data packet of n inner bytes sent on a session, for the control thread's per-uplink
+// figures. Only this worker writes its SenderState: a plain add, no atomic read-modify-write.
+void count_sent(SenderState& t, std::size_t n, bool copy) noexcept {
+  t.bytes.store(t.bytes.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  t.packets.store(t.packets.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (copy) t.copies.store(t.copies.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 }  // namespace
 
 std::size_t max_packet_for(int mtu) noexcept {
@@ -246,8 +254,7 @@ void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8
       cur = next;
       continue;
     }
-    auto& sent = s->tx[cfg_.id].bytes;
-    sent.store(sent.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    count_sent(s->tx[cfg_.id], n, any);
     c_.add(Counter::TxPackets);
     c_.add(Counter::TxBytes, n);
     if (any) c_.add(Counter::TxRedundantCopies);
@@ -289,8 +296,7 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
   }
   const auto aux = static_cast<std::uint8_t>(kDataStriped | (partial ? kDataChecksumPartial : 0));
   if (!emit(s, to, PacketType::Data, slot, buf, kSeqLen + n + kFlowSeqLen, aux)) return true;
-  auto& sent = s->tx[cfg_.id].bytes;
-  sent.store(sent.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  count_sent(s->tx[cfg_.id], n, false);
   c_.add(Counter::TxPackets);
   c_.add(Counter::TxBytes, n);
   c_.add(Counter::TxStriped);

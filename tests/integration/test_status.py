@@ -143,6 +143,15 @@ def body(lab, checks):
         if role == "client":
             check(all(f'uplink="{n}"' in " ".join(lbl for lbl, _ in m["triglav_uplink_rtt_seconds"]) for n in ifs),
                   f"rtt labels {m['triglav_uplink_rtt_seconds']}")
+        # The README's per-uplink traffic counters, beside the total without labels.
+        for fam in ("triglav_bytes_sent_total", "triglav_packets_sent_total", "triglav_bytes_received_total",
+                    "triglav_packets_retransmitted_total"):
+            total = [v for lbl, v in m[fam] if lbl == ""]
+            per = [v for lbl, v in m[fam] if 'id="' in lbl]
+            check(len(total) == 1 and len(per) == 2, f"{role} {fam}: {m[fam]}")
+            if fam == "triglav_packets_sent_total":
+                check(0.9 * total[0] <= sum(per) <= total[0],
+                      f"{role} {fam}: the uplinks' samples {per} against the total {total[0]}")
     # Every metric the shipped Grafana dashboard queries exists.
     seen = set()
     for ns, port in ((ns_c, 9091), (ns_s, 9090)):
