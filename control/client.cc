@@ -232,6 +232,7 @@ void Client::on_message(const dp::ControlMessage& m) {
       address_ = a;
       spdlog::info("tunnel address {} assigned by the server", address_.to_string());
     }
+    if (resolver_ != nullptr && resolver_->waiting()) (void)resolver_->point_at(est->response.server_ipv4_be);
     if (!v6_tried_ && !opt_.bench.enabled && est->response.ipv6_prefix != std::array<std::uint8_t, 8>{}) {
       v6_tried_ = true;  // once: the prefix goes with the server's key
       std::array<std::uint8_t, 16> a6{};
@@ -370,6 +371,7 @@ int run_client(const ClientOptions& opt) {
   // --dns: the servers are reached through the tunnel (in split mode by a route each).
   if (!tun.full_tunnel)
     for (const auto& d : opt.dns) {
+      if (d.addr_be == 0) continue;  // the server's tunnel address: on the TUN's own prefix
       const io::Ipv4Prefix host{d.addr_be, 32};
       const bool covered = (tun.address.addr_be != 0 &&
                             io::Ipv4Prefix{d.addr_be, tun.address.len}.network_be() == tun.address.network_be()) ||
@@ -386,7 +388,7 @@ int run_client(const ClientOptions& opt) {
   if (opt.gateway)
     nat.emplace(opt.gateway_nat ? KernelNat::Kind::Gateway : KernelNat::Kind::Routed, tun.name, tun.address, opt.nat);
   StatusServer ops(opt.status);  // after the TUN: a taken name is the error to report first
-  Client c(opt, rt, n, ops, nat ? &*nat : nullptr);
+  Client c(opt, rt, n, ops, nat ? &*nat : nullptr, resolver ? &*resolver : nullptr);
   if (!opt.user.empty()) drop_root(opt.user, {{ops.socket_path(), opt.pid_file}, resolver ? tun.name : ""});
   if (opt.on_ready) opt.on_ready("");
   return c.run();
@@ -403,7 +405,7 @@ int run_benchmark(const ClientOptions& opt) {
   const std::size_t n = socks.size();
   Runtime rt(std::move(socks), tun);
   StatusServer ops(StatusServerConfig{});  // no control socket, no metrics
-  Client c(opt, rt, n, ops, nullptr);
+  Client c(opt, rt, n, ops, nullptr, nullptr);
   return c.run();
 }
 

@@ -47,7 +47,7 @@ struct ClientOptions {
   BenchOptions bench;    // triglav benchmark (then tun.none: no TUN, synthetic traffic)
   std::string user;      // --user: run as this user after set-up (empty: stay root)
   std::string pid_file;  // --pid-file (removed on exit: checked against --user)
-  std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3)
+  std::vector<io::Ipv4Prefix> dns;  // --dns: resolver servers while running (1-3); 0: the server's tunnel address
   bool gateway = false;  // --gateway: masquerade what is forwarded into the TUN (a LAN behind us)
   bool gateway_nat = true;  // false: forward it unchanged (the server routes the LAN to us)
   NatSettings nat;       // [nat]: its timeouts and ports

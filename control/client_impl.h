@@ -81,8 +81,9 @@ class Client final : public ControlLoop {
  public:
   // Probes measure each uplink and double as keepalives (NAT bindings stay open); an
   // uplink whose probes go unanswered until it is Down handshakes again.
-  Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks, StatusServer& ops, const KernelNat* nat)
-      : opt_(opt), rt_(rt), ops_(ops), nat_(nat), prober_(opt.probe) {
+  Client(const ClientOptions& opt, Runtime& rt, std::size_t uplinks, StatusServer& ops, const KernelNat* nat,
+         ResolverOverride* resolver)
+      : opt_(opt), rt_(rt), ops_(ops), nat_(nat), resolver_(resolver), prober_(opt.probe) {
     group_ = std::make_unique<dp::Group>();
     group_->client_id = crypto::random_u64();
     group_->sink = opt.bench.enabled;  // a benchmark: what the server sends is counted, not delivered
@@ -342,6 +343,7 @@ class Client final : public ControlLoop {
   Runtime& rt_;
   StatusServer& ops_;
   const KernelNat* nat_;  // --gateway, for its entry count
+  ResolverOverride* resolver_;  // --dns (null without); may wait for the server's address
   std::uint64_t handshakes_ = 0;
   std::uint64_t last_timestamp_ = 0;  // the newest initiation timestamp sent (send_initiation)
   // The low byte of every receiver index we choose (1-255: an index is never 0).

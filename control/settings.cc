@@ -57,6 +57,12 @@ bool check_ipv4(const std::string& v, std::string& why) {
   return false;
 }
 
+bool check_dns(const std::string& v, std::string& why) {
+  if (v == "server" || check_ipv4(v, why)) return true;
+  why = "IPv4 addresses such as \"10.0.85.1\", or \"server\" (the server's tunnel address)";
+  return false;
+}
+
 bool check_client_route(const std::string& v, std::string& why) {
   const auto eq = v.find('=');
   std::string err;
@@ -354,11 +360,14 @@ const Setting kSettings[] = {
      .help = "with --full-tunnel: a prefix that bypasses the tunnel, e.g. the LAN (repeatable)",
      .doc = "Prefixes that bypass the tunnel in full_tunnel mode, e.g. the local LAN."},
     {.section = "routing", .key = "dns_servers", .flag = "--dns", .file = kOnClient, .cli = kOnClient,
-     .kind = K::Texts, .texts = &S::dns, .check = check_ipv4,
-     .help = "DNS server to use through the tunnel while connected (repeatable, up to 3); /etc/resolv.conf "
-             "is restored on exit",
-     .doc = "DNS servers (1-3) to use through the tunnel while it runs; /etc/resolv.conf is restored on "
-            "exit. Empty: the resolver is left alone."},
+     .kind = K::Texts, .texts = &S::dns, .check = check_dns,
+     .help = "DNS server to use through the tunnel while connected (repeatable, up to 3; without a value, or "
+             "'server': the server's tunnel address, the tunnel's own resolver); /etc/resolv.conf is restored "
+             "on exit",
+     .doc = "DNS servers (1-3) to use through the tunnel while it runs; \"server\": the server's tunnel "
+            "address (a resolver there). /etc/resolv.conf is restored on exit. Empty: the resolver is left "
+            "alone.",
+     .bare = "server"},
     {.section = "routing", .key = "gateway", .flag = "--gateway", .file = kOnClient, .cli = kOnClient,
      .kind = K::Bool, .boolean = &S::gateway,
      .help = "bond a LAN behind this host: forward its traffic into the tunnel, masqueraded to the tunnel "

@@ -70,6 +70,8 @@ struct Setting {
   bool Settings::*implies = nullptr;  // set true when the flag is given (--metrics-listen)
   const char* help = "";          // the flag's help, a lowercase phrase
   const char* doc = nullptr;      // the generated file's comment; nullptr: the help; "": none
+  // Texts: the value of the flag given without one ("--dns" alone); nullptr: it needs one
+  const char* bare = nullptr;
   // Another name for the setting of this "section.key" (the first README's spelling),
   // accepted in files and left out of the generated one. Both given: one value.
   const char* same_as = nullptr;

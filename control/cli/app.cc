@@ -63,7 +63,10 @@ void add_settings(CLI::App* c, Args& a, std::uint8_t cmd) {
         if (k.choices != nullptr) o->check(CLI::IsMember(ctl::split_choices(k.choices)));
         if (!(a.*k.text).empty()) o->capture_default_str();
         break;
-      case Kind::Texts: o = c->add_option(k.flag, a.*k.texts, k.help); break;
+      case Kind::Texts:
+        o = c->add_option(k.flag, a.*k.texts, k.help);
+        if (k.bare != nullptr) o->expected(0, 1)->default_str(k.bare);  // "--dns" alone
+        break;
       case Kind::Bool: o = c->add_flag(k.flag, a.*k.boolean, k.help); break;
       case Kind::Int:
         o = c->add_option(k.flag, a.*k.integer, k.help)

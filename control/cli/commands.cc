@@ -352,7 +352,7 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
     if (r.find(':') != std::string::npos) o.tun.exclude6.push_back(prefix6_or_fail(r, "--exclude"));
     else o.tun.exclude.push_back(prefix_or_fail(r, 32, "--exclude"));
   }
-  for (const auto& d : a.dns) o.dns.push_back(prefix_or_fail(d, 32, "--dns"));
+  for (const auto& d : a.dns) o.dns.push_back(d == "server" ? io::Ipv4Prefix{0, 32} : prefix_or_fail(d, 32, "--dns"));
   o.gateway = a.gateway;
   o.gateway_nat = a.gateway_nat;
   o.tcp_fallback = a.tcp_fallback;

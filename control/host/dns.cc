@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -75,7 +76,7 @@ std::string backup_path(const std::string& tun) {
 
 ResolverOverride::ResolverOverride(const std::vector<io::Ipv4Prefix>& servers, const std::string& tun,
                                    std::string path)
-    : path_(std::move(path)), backup_(backup_path(tun)) {
+    : path_(std::move(path)), tun_(tun), servers_(servers), backup_(backup_path(tun)) {
   if (servers.empty() || servers.size() > 3)
     throw std::runtime_error("--dns: give 1 to 3 servers (the resolver reads at most 3)");
   if (!read_file(path_, previous_))
@@ -83,19 +84,41 @@ ResolverOverride::ResolverOverride(const std::vector<io::Ipv4Prefix>& servers, c
   mkdir("/run/triglav", 0755);
   if (!write_in_place(backup_, previous_, 0600))
     throw std::runtime_error("--dns: cannot save a copy of " + path_ + " in " + backup_ + ": " + std::strerror(errno));
-  ours_ = std::string(kMarker) + "DNS through " + tun + "; the previous file is restored when triglav exits\n";
-  for (const auto& s : servers) ours_ += "nameserver " + io::ipv4_to_string(s.addr_be) + "\n";
   fd_ = open(path_.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd_ < 0 || !write_fd(fd_, ours_)) {
+  if (fd_ < 0) {
     const int e = errno;
-    if (fd_ >= 0) close(fd_);
     unlink(backup_.c_str());
     throw std::runtime_error("--dns: cannot write " + path_ + ": " + std::strerror(e));
   }
+  for (const auto& s : servers)
+    if (s.addr_be == 0) return;  // the server's address: after the handshake
+  if (!point_at(0)) {
+    const int e = errno;
+    close(fd_);
+    unlink(backup_.c_str());
+    throw std::runtime_error("--dns: cannot write " + path_ + ": " + std::strerror(e));
+  }
+}
+
+bool ResolverOverride::point_at(std::uint32_t server_be) {
+  std::string text =
+      std::string(kMarker) + "DNS through " + tun_ + "; the previous file is restored when triglav exits\n";
+  for (const auto& s : servers_) text += "nameserver " + io::ipv4_to_string(s.addr_be != 0 ? s.addr_be : server_be) + "\n";
+  if (!write_fd(fd_, text)) {
+    spdlog::error("DNS: cannot write {}: {}", path_, std::strerror(errno));
+    return false;
+  }
+  ours_ = std::move(text);
   spdlog::info("DNS: {} now points at the tunnel's servers", path_);
+  return true;
 }
 
 ResolverOverride::~ResolverOverride() {
+  if (ours_.empty()) {  // never written: nothing to restore
+    close(fd_);
+    unlink(backup_.c_str());
+    return;
+  }
   std::string now;
   if (read_fd(fd_, now) && now != ours_) {
     // Someone (DHCP, an administrator) wrote the file since: theirs is newer than ours.

@@ -6,6 +6,7 @@
 // (--user).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,16 @@ namespace triglav::ctl {
 
 class ResolverOverride {
  public:
-  // Throws std::runtime_error with a one-line reason (nothing is changed then).
+  // Throws std::runtime_error with a one-line reason (nothing is changed then). An
+  // address 0 among the servers stands for the server's tunnel address, known after the
+  // first handshake: the file is then left alone until point_at.
   ResolverOverride(const std::vector<io::Ipv4Prefix>& servers, const std::string& tun,
                    std::string path = "/etc/resolv.conf");
+  // Whether the file waits for the server's tunnel address.
+  bool waiting() const noexcept { return ours_.empty(); }
+  // Writes the file with the servers, an address 0 replaced by `server_be`. False (and
+  // an error logged) when it cannot; works after root was dropped.
+  bool point_at(std::uint32_t server_be);
   ~ResolverOverride();
   ResolverOverride(const ResolverOverride&) = delete;
   ResolverOverride& operator=(const ResolverOverride&) = delete;
@@ -28,6 +36,8 @@ class ResolverOverride {
 
  private:
   std::string path_;
+  std::string tun_;
+  std::vector<io::Ipv4Prefix> servers_;
   std::string backup_;    // file in /run/triglav with the previous content
   std::string previous_;  // the content we replaced
   std::string ours_;      // what we wrote

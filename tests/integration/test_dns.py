@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""--dns: the client's resolver file points at the tunnel's DNS server while it runs, a
+"""--dns: the client's resolver file points at the tunnel's DNS server while it runs (given
+without a value: the server's tunnel address, from the handshake), a
 query to that server travels through the tunnel, and the previous file comes back byte
 for byte on exit, and after a SIGKILL at the next start.
 
@@ -74,7 +75,8 @@ def body(lab, checks):
                 except OSError:
                     continue
                 srv.sendto(data[:2] + b"\x81\x80" + data[4:], peer)
-        client, _ = lab.start_client(ns_c, authkey, "--dns", SERVER_TUN_IP)
+        # --dns without a value: the server's tunnel address, learnt in the handshake.
+        client, _ = lab.start_client(ns_c, authkey, "--dns")
         srv.bind((SERVER_TUN_IP, 53))
         t = threading.Thread(target=respond, daemon=True)
         t.start()
@@ -82,8 +84,8 @@ def body(lab, checks):
         check(f"nameserver {SERVER_TUN_IP}\n" in now and "192.0.2.53" not in now, f"resolver while running:\n{now}")
         out, err = ask_dns(ns_c)
         check(out.startswith(f"{SERVER_TUN_IP} 1234818000010000"), f"DNS query through the tunnel: {out!r} {err}")
-        checks.append(f"--dns {SERVER_TUN_IP}: resolv.conf names only it, and a query got its answer "
-                      "through the tunnel")
+        checks.append(f"--dns without a value: resolv.conf names only the server's tunnel address "
+                      f"{SERVER_TUN_IP}, and a query got its answer through the tunnel")
 
         check(client.stop(signal.SIGTERM)[0] == 0, "client did not exit 0")
         check(resolv_in(ns_c) == ORIGINAL, f"not restored on exit:\n{resolv_in(ns_c)}")
