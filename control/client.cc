@@ -118,6 +118,7 @@ Status Client::status() const {
   Status st = rt_.status_header("client", address_.addr_be != 0 ? address_.to_string() : "(not assigned yet)",
                                 sched_.strategy);
   st.state = "connecting";
+  st.authkey = crypto::encode_authkey(opt_.key);
   for (const Uplink& u : ups_) {
     if (!u.active) continue;
     UplinkStatus us;

@@ -53,6 +53,7 @@ struct Status {
   std::string aead;     // the ChaCha20-Poly1305 implementation in use
   unsigned workers = 0;  // dataplane worker threads
   std::string state;    // client: "connected" or "connecting"; server: "serving"
+  std::string authkey;  // client: the server's AuthKey it uses (the control socket is root's)
   std::vector<UplinkStatus> uplinks;  // client
   std::vector<ClientStatus> clients;  // server
   dp::CounterTotals counters;

@@ -189,7 +189,11 @@ std::unique_ptr<CLI::App> make_app(Args& a) {
   diagnose->add_option("--mtu", a.diag.mtu, "tunnel MTU the uplinks must carry")->capture_default_str()->check(CLI::Range(dp::kMinMtu, dp::kMaxMtu));
   diagnose->add_flag("--full", a.diag.full, "also forwarding and IPv6");
   diagnose->add_flag("--connectivity", a.diag.connectivity, "send a handshake to the server through each uplink");
-  diagnose->add_option("authkey", a.diag.authkey, "the server's AuthKey (for --connectivity)");
+  diagnose->add_option("authkey", a.diag.authkey,
+                       "the server's AuthKey (for --connectivity; default: --config's, else the running client's)");
+  diagnose->add_option("--config", a.diag.config, "with --connectivity: take the AuthKey from this client config");
+  diagnose->add_option("--socket", a.diag.socket,
+                       "with --connectivity: the running client to take the AuthKey from (default: the only one)");
 
   auto* completions = app->add_subcommand("completions", "print a shell completion script");
   completions->add_option("shell", a.shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));

@@ -18,7 +18,9 @@
 #include <optional>
 #include <stdexcept>
 
+#include "control/cli/status_cli.h"
 #include "control/client.h"
+#include "control/config.h"
 #include "control/handshake.h"
 #include "crypto/key.h"
 #include "crypto/authkey.h"
@@ -336,8 +338,26 @@ int run_diagnose(const DiagnoseOptions& o) {
   check_clock(r);
   if (o.full) check_full(r);
   if (o.connectivity) {
-    if (o.authkey.empty()) r.fail("connectivity", "--connectivity needs the server's AuthKey", "triglav diagnose --connectivity tg1_...");
-    else check_connectivity(r, o.authkey, ups, o.mtu);
+    std::string authkey = o.authkey, why;
+    if (authkey.empty() && !o.config.empty()) {  // the client config's auth_key
+      Settings s;
+      const auto problems = read_config_file(o.config, Role::Client, s);
+      if (!problems.empty()) why = problems.front().message;
+      else if (s.authkey.empty()) why = "config " + o.config + " has no [client] auth_key";
+      else r.ok("connectivity", "AuthKey from " + o.config), authkey = s.authkey;
+    } else if (authkey.empty()) {  // the running client's
+      try {
+        authkey = running_client_authkey(o.socket);
+        r.ok("connectivity", "AuthKey of the running client");
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+    }
+    if (authkey.empty())
+      r.fail("connectivity", "no AuthKey: " + why,
+             "triglav diagnose --connectivity tg1_..., or --config CLIENT.toml, or run it beside the client");
+    else
+      check_connectivity(r, authkey, ups, o.mtu);
   }
   std::printf("%s\n", r.failures() == 0 ? "no problems found" : (std::to_string(r.failures()) + " problem(s) found").c_str());
   return r.failures() == 0 ? 0 : 1;

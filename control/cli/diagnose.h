@@ -15,6 +15,10 @@ struct DiagnoseOptions {
   bool full = false;                    // also forwarding, IPv6, the default control socket
   std::string authkey;                  // --connectivity: the server to try
   bool connectivity = false;
+  // Without the AuthKey: a client config file's auth_key, else the running client's
+  // (its control socket: this path, or the only client socket in /run/triglav).
+  std::string config;
+  std::string socket;
 };
 
 // Prints the report to stdout; returns 0 when nothing FAILed, else 1.

@@ -230,6 +230,25 @@ void print_once(const json& j, const StatusQuery& q) {
 
 }  // namespace
 
+std::string running_client_authkey(const std::string& socket) {
+  std::string path = socket;
+  if (path.empty()) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/run/triglav", ec))
+      if (e.path().extension() == ".sock" && e.path().filename().string().rfind("client-", 0) == 0)
+        found.push_back(e.path().string());
+    if (found.size() != 1)
+      throw std::runtime_error(found.empty() ? "no running client (no client socket in /run/triglav)"
+                                             : "several running clients: choose one with --socket PATH");
+    path = found.front();
+  }
+  const json j = ask(path);
+  if (j.value("role", "") != "client" || !j.contains("authkey"))
+    throw std::runtime_error(path + " is not a client's control socket");
+  return j["authkey"].get<std::string>();
+}
+
 int run_status(const StatusQuery& q) {
   const std::string path = find_socket(q.socket);
   for (int n = 1;; ++n) {

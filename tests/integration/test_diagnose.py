@@ -62,6 +62,25 @@ def body(lab, checks):
                   f"fix --mtu {m.group(3)}")
     other = run([lab.binary, "keygen", "--output", os.path.join(lab.tmp, "other.key"), "--address",
                  f"{ip_s}:7443"]).stdout.strip()
+    # Without the AuthKey: the running client's (its control socket), or a config file's.
+    sock = os.path.join(lab.tmp, "client.sock")
+    client, _ = lab.start_client(ns_c, authkey, "--control-socket", sock)
+    r = diagnose(lab, ns_c, "--full", "--connectivity", "-i", c_if, "--socket", sock)
+    check(re.search(r"^ok\s+connectivity\s+AuthKey of the running client", r.stdout, re.M) and
+          re.search(rf"^ok\s+server {re.escape(ip_s)}:7443 via {c_if}\s+answers in [\d.]+ ms; the key is right",
+                    r.stdout, re.M), f"--full --connectivity beside a running client:\n{r.stdout}{r.stderr}")
+    check(client.stop(signal.SIGTERM)[0] == 0, "client did not exit 0")
+    cfg = os.path.join(lab.tmp, "client.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[client]\nauth_key = "{authkey}"\n')
+    r = diagnose(lab, ns_c, "--connectivity", "-i", c_if, "--config", cfg)
+    check(r.returncode == 0 and re.search(rf"^ok\s+connectivity\s+AuthKey from {re.escape(cfg)}", r.stdout, re.M) and
+          "the key is right" in r.stdout, f"--connectivity --config:\n{r.stdout}{r.stderr}")
+    r = diagnose(lab, ns_c, "--connectivity", "-i", c_if, "--socket", sock)
+    check(r.returncode == 1 and re.search(r"^FAIL\s+connectivity\s+no AuthKey: cannot connect", r.stdout, re.M),
+          f"--connectivity without a key or a client:\n{r.stdout}{r.stderr}")
+    checks.append("--full --connectivity without a key: the running client's AuthKey, or --config's; neither: "
+                  "a FAIL saying how to give one")
     r = diagnose(lab, ns_c, "-i", c_if, "--connectivity", other)
     check(r.returncode == 1 and "holds another key" in r.stdout, f"wrong key:\n{r.stdout}")
     check(server.stop(signal.SIGTERM)[0] == 0, "server did not exit 0")
