@@ -27,7 +27,7 @@ struct ClientOptions {
   int handshake_timeout_ms = 10'000;
   ProbeConfig probe;  // uplink probes, which are also the keepalives
   std::vector<std::string> interfaces;  // -i: one uplink per interface; none = one unbound uplink
-  bool auto_discover = false;           // uplinks follow the interfaces that are up
+  bool auto_discover = false;           // uplinks follow the interfaces that are up (usable_interfaces)
   std::vector<double> weights;          // per uplink, for weighted_round_robin
   dp::SchedulerConfig sched;
   int max_uplinks = 16;           // at most dp::kMaxUplinks
@@ -63,5 +63,10 @@ int run_benchmark(const ClientOptions& opt);
 
 // The AuthKey's addresses as endpoints.
 std::vector<io::Endpoint> authkey_endpoints(const crypto::AuthKey& key);
+
+// The interfaces auto-discovery takes: up and running with an IPv4 address, not
+// loopback, a tunnel (but PPP links) or a TUN/TAP device (nor `tun`); of `only` when not
+// empty.
+std::vector<std::string> usable_interfaces(const std::string& tun, const std::vector<std::string>& only);
 
 }  // namespace triglav::ctl

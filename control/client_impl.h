@@ -77,6 +77,7 @@ struct Uplink {
 // so they keep to the main table.
 std::vector<io::UdpSocket> uplink_sockets(const ClientOptions& opt, unsigned workers, const std::string& device);
 
+
 class Client final : public ControlLoop {
  public:
   // Probes measure each uplink and double as keepalives (NAT bindings stay open); an
@@ -288,6 +289,7 @@ class Client final : public ControlLoop {
   // loopback, point-to-point links (tunnels), TUN/TAP devices (ours and others) becomes an
   // uplink; one that vanishes is removed, one that goes down or loses its address is Down.
   void rescan();
+  bool scanned_ = false;  // the first scan is done
 
   void add_uplink(const std::string& name);
 

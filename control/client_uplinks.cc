@@ -3,6 +3,44 @@
 // (auto-discovery, link events).
 #include "control/client_impl.h"
 
+#include <net/if_arp.h>
+
+#include <cstdio>
+
+namespace triglav::ctl {
+namespace {
+// A PPP link (ARPHRD_PPP): point-to-point, yet an uplink (PPPoE, LTE modems over PPP).
+bool is_ppp(const std::string& name) {
+  FILE* f = std::fopen(("/sys/class/net/" + name + "/type").c_str(), "r");
+  if (f == nullptr) return false;
+  int type = 0;
+  const bool ok = std::fscanf(f, "%d", &type) == 1;
+  std::fclose(f);
+  return ok && type == ARPHRD_PPP;
+}
+}  // namespace
+
+std::vector<std::string> usable_interfaces(const std::string& tun, const std::vector<std::string>& only) {
+  std::vector<std::string> names;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return names;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    const unsigned f = i->ifa_flags;
+    if (!(f & IFF_UP) || !(f & IFF_RUNNING) || (f & IFF_LOOPBACK)) continue;
+    const std::string n = i->ifa_name;
+    if ((f & IFF_POINTOPOINT) && !is_ppp(n)) continue;  // a tunnel, not a link (PPPoE, LTE over PPP are)
+    if (n == tun || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
+    // -i with --auto-discover: only these names, followed as they come and go
+    if (!only.empty() && std::find(only.begin(), only.end(), n) == only.end()) continue;
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  freeifaddrs(list);
+  return names;
+}
+
+}  // namespace triglav::ctl
+
 namespace triglav::ctl::client_detail {
 
 void Client::keep_keys_fresh(Uplink& u, Clock::time_point now) {
@@ -132,22 +170,7 @@ io::Endpoint Client::relay_side(const Uplink& u) const {
 
 void Client::rescan() {
   rescan_at_ = Clock::now() + std::chrono::seconds(1);
-  std::vector<std::string> names;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) == 0) {
-    for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-      if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
-      const unsigned f = i->ifa_flags;
-      if (!(f & IFF_UP) || !(f & IFF_RUNNING) || (f & IFF_LOOPBACK) || (f & IFF_POINTOPOINT)) continue;
-      const std::string n = i->ifa_name;
-      if (n == rt_.tun_name() || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
-      // -i with --auto-discover: only these names, followed as they come and go
-      if (!opt_.interfaces.empty() && std::find(opt_.interfaces.begin(), opt_.interfaces.end(), n) == opt_.interfaces.end())
-        continue;
-      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
-    }
-    freeifaddrs(list);
-  }
+  const std::vector<std::string> names = usable_interfaces(rt_.tun_name(), opt_.interfaces);
   for (Uplink& u : active_uplinks()) {
     if (!u.discovered) continue;
     const bool present = std::find(names.begin(), names.end(), u.name) != names.end();
@@ -164,6 +187,7 @@ void Client::rescan() {
     for (Uplink& u : active_uplinks()) known |= u.name == n;
     if (!known) add_uplink(n);
   }
+  scanned_ = true;
 }
 
 void Client::add_uplink(const std::string& name) {
@@ -195,7 +219,8 @@ void Client::add_uplink(const std::string& name) {
   u.hs.reset();
   u.logged = dp::HealthState::Down;
   u.next_try = Clock::now();
-  spdlog::info("uplink {} ({}) added", u.id, u.name);
+  // Those of the first scan are the start's: the handshake line names them.
+  spdlog::log(scanned_ ? spdlog::level::info : spdlog::level::debug, "uplink {} ({}) added", u.id, u.name);
 }
 
 void Client::remove_uplink(Uplink& u) {
@@ -209,7 +234,8 @@ void Client::remove_uplink(Uplink& u) {
 
 [[noreturn]] void Client::fail() {
   if (active_uplinks().empty())
-    throw std::runtime_error("no uplink: no interface is up with an IPv4 address (--auto-discover)");
+    throw std::runtime_error("no uplink: no interface is up with an IPv4 address (auto-discovery; name one with -i, "
+                             "or --no-auto-discover for the one the routing table chooses)");
   std::string where;
   for (const auto& e : opt_.endpoints) where += (where.empty() ? "" : ", ") + e.to_string();
   const std::string secs = std::to_string(opt_.handshake_timeout_ms / 1000.0).substr(0, 4);

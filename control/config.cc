@@ -109,6 +109,7 @@ bool read_value(const Setting& k, const toml::node& n, Settings& s, std::string&
     case Kind::Custom: {
       std::optional<std::string> v = n.value_exact<std::string>();
       if (auto i = n.as_integer()) v = std::to_string(i->get());
+      if (auto b = n.value_exact<bool>()) v = *b ? "true" : "false";
       if (v && k.apply(*v, s)) return true;
       return why = k.expect, false;
     }

@@ -44,7 +44,11 @@ struct Settings {
   std::string authkey;
   std::string endpoint;
   std::vector<std::string> interfaces;  // uplinks
+  // Uplinks found and followed: on when asked (auto_discover = true, --auto-discover),
+  // else when no uplinks are named unless turned off (auto_discover = false,
+  // --no-auto-discover). `triglav benchmark` only when asked.
   bool auto_discover = false;
+  bool no_auto_discover = false;
   double handshake_timeout_s = 10;
   std::string client_key_file;  // tgc1_ key for servers that authorise clients
   bool tcp_fallback = false;  // server: accept TCP too; client: fall back to it when UDP is blocked

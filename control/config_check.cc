@@ -142,6 +142,8 @@ struct Checker {
     const std::size_t uplinks = std::max<std::size_t>(1, s.interfaces.size());
     if (!s.weights.empty() && s.weights.size() != uplinks)
       add("multipath.scheduler.weights", "one weight per uplink (" + std::to_string(uplinks) + "), in uplinks order");
+    if (s.auto_discover && s.no_auto_discover)
+      add("client.auto_discover", "--auto-discover and --no-auto-discover: give one");
     if (static_cast<int>(s.interfaces.size()) > s.max_uplinks)
       add("client.uplinks", std::to_string(s.interfaces.size()) + " interfaces, more than max_uplinks (" +
                                 std::to_string(s.max_uplinks) + ")");

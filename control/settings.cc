@@ -129,6 +129,15 @@ bool apply_recv_buffer(const std::string& v, Settings& s) { return buffer_size(v
 bool apply_send_buffer(const std::string& v, Settings& s) { return buffer_size(v, s.send_buffer); }
 constexpr const char* kBufferExpect = "a size in bytes from 65536 to 1073741824, or 0 (socket_buffer's)";
 
+// [client] auto_discover: true or false, each said explicitly (left out, it depends on
+// whether uplinks are named).
+bool apply_auto_discover(const std::string& v, Settings& s) {
+  if (v != "true" && v != "false") return false;
+  s.auto_discover = v == "true";
+  s.no_auto_discover = v == "false";
+  return true;
+}
+
 constexpr const char* kStrategies =
     "adaptive, lowest_latency, lowest_loss, weighted_round_robin, bandwidth_proportional, redundant, "
     "primary_backup, ecmp_aware, aggregate";
@@ -232,12 +241,16 @@ const Setting kSettings[] = {
              "needs CAP_NET_RAW)",
      .doc = "Uplink interfaces, e.g. [\"eth1\", \"wwan0\"]; empty: one uplink chosen by the routing table "
             "(or every usable interface with auto_discover)."},
-    {.section = "client", .key = "auto_discover", .flag = "--auto-discover", .file = kOnClient,
-     .cli = kOnClient | kOnBench, .kind = K::Bool, .boolean = &S::auto_discover,
-     .help = "use every interface that is up with an IPv4 address as an uplink, and follow them (with -i: only "
-             "those names)",
-     .doc = "Use every interface that is up with an IPv4 address, and follow them as they come and go; with "
-            "uplinks, only the interfaces it names."},
+    {.flag = "--auto-discover", .cli = kOnClient | kOnBench, .kind = K::Bool, .boolean = &S::auto_discover,
+     .help = "use every interface that is up with an IPv4 address as an uplink, and follow them (the default "
+             "of tun without -i; with -i: only those names, followed as they come and go)"},
+    {.flag = "--no-auto-discover", .cli = kOnClient, .kind = K::Bool, .boolean = &S::no_auto_discover,
+     .help = "without -i: one uplink, the one the routing table chooses, instead of every usable interface"},
+    {.section = "client", .key = "auto_discover", .file = kOnClient, .kind = K::Custom, .apply = apply_auto_discover,
+     .expect = "true or false", .show = [](const Settings&) { return std::string("true"); },
+     .doc = "Use every interface that is up with an IPv4 address (or a PPP link), and follow them as they come "
+            "and go; with uplinks, only the interfaces it names. false: the uplinks named, or without any, one "
+            "uplink the routing table chooses. Left out: on without uplinks."},
     {.section = "client", .key = "handshake_timeout", .flag = "--handshake-timeout", .file = kOnClient,
      .cli = kOnClient | kOnBench, .kind = K::Duration, .number = &S::handshake_timeout_s, .lo = 0.1, .hi = 3600,
      .help = "how long to wait for the server",

@@ -216,7 +216,7 @@ ctl::NatSettings nat_settings(const ctl::Settings& a) {
 
 // What `tun` and `benchmark` take the same way: the server, the uplinks, keys and
 // timers, the strategy.
-void client_common(const Args& a, ctl::ClientOptions& o) {
+void client_common(const Args& a, ctl::ClientOptions& o, bool bench) {
   o.aes256gcm = select_aead(a);
   std::string err;
   if (!crypto::decode_authkey(a.authkey, o.key, err)) fail("bad AuthKey: " + err);
@@ -236,7 +236,15 @@ void client_common(const Args& a, ctl::ClientOptions& o) {
   o.tcp_nodelay = a.tcp_nodelay;
   o.tcp_keepalive_s = static_cast<int>(a.tcp_keepalive_s);
   o.interfaces = a.interfaces;
+  // tun without uplinks follows every usable interface unless told not to; a benchmark
+  // (no root, so no binding to interfaces) only when asked.
   o.auto_discover = a.auto_discover;
+  if (!bench && !a.auto_discover && a.interfaces.empty() && !a.no_auto_discover) {
+    // Not asked for, so not where there is nothing to find (a server on this host, reached
+    // over loopback): then one uplink wherever the routing table sends packets.
+    o.auto_discover = !ctl::usable_interfaces(a.tun_name, {}).empty();
+    if (!o.auto_discover) spdlog::debug("no interface to discover: one uplink by the routing table");
+  }
   o.weights = a.weights;
   o.sched = scheduler_or_fail(a);
   check_weights(a);
@@ -337,7 +345,7 @@ int cmd_server(const Args& a, ctl::ReloadFn reload) {
 int cmd_tun(const Args& a, ctl::ReloadFn reload) {
   settings_or_fail(a, ctl::Role::Client, a.check ? ctl::kCheckFiles : 0u);
   ctl::ClientOptions o;
-  client_common(a, o);
+  client_common(a, o, false);
   o.tun.name = a.tun_name;
   if (!a.ipv4.empty() && a.ipv4.front() != '/') o.tun.address = tunnel_address(a, "10.0.85.2");
   // else: the server assigns one from its pool (address 0 in the initiation)
@@ -368,7 +376,7 @@ int cmd_tun(const Args& a, ctl::ReloadFn reload) {
 // streams; the report goes to stdout.
 int cmd_benchmark(const Args& a) {
   ctl::ClientOptions o;
-  client_common(a, o);
+  client_common(a, o, true);
   o.tun.none = true;
   // Every uplink is busy from the start: probed at the busy rate from the start, so that
   // the server's received counts (in the answers) follow closely.

@@ -68,7 +68,7 @@ def body(lab, checks):
     checks.append(f"client handshake complete in {hs.group(2)} ms, tunnel {hs.group(3)} {hs.group(4)}")
     check(hs.group(5) == SERVER_TUN_IP, f"client reports server tunnel address {hs.group(5)}")
     up = t["server"].wait_for(rf"session up: client {CLIENT_TUN_IP} from {t['ip_c']}:\d+ .*\) (\S+)$", timeout=3)
-    mine = t["client"].wait_for(r"handshake complete .* on uplink 0 \(default\), (\S+)$", timeout=3)
+    mine = t["client"].wait_for(r"handshake complete .* on uplink 0 \(\S+\), (\S+)$", timeout=3)
     check(up.group(1) == mine.group(1) and up.group(1) in ("ChaCha20-Poly1305", "AES-256-GCM"),
           f"transport cipher: server {up.group(1)}, client {mine.group(1)}")
     checks.append(f"server logged the session from {t['ip_c']}; both ends use {up.group(1)} (auto: the faster here)")

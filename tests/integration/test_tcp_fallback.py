@@ -114,7 +114,7 @@ def body(lab, checks):
     server, authkey = lab.start_server(ns_s, "--tcp-fallback", label="server2")
     client, _ = lab.start_client(ns_c, authkey, "--tcp-fallback", "--tcp-fallback-after", "0.5", label="client2",
                                  timeout=15)
-    client.wait_for(r"uplink 0 \(default\): no answer over UDP for 0\.5 s; trying TCP", timeout=1)
+    client.wait_for(r"uplink 0 \(\S+\): no answer over UDP for 0\.5 s; trying TCP", timeout=1)
     _, rx, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=10)
     check(rx == 10, f"ping through the TCP fallback of an unbound uplink: {rx}/10\n{out}")
     checks.append("an unbound uplink fell back after 0.5 s: 10/10 pings")
@@ -125,7 +125,7 @@ def body(lab, checks):
     server, authkey = lab.start_server(ns_s, label="server3")
     client, _ = lab.start_client(ns_c, authkey, "--tcp-fallback", "--tcp-fallback-after", "0.5",
                                  "--handshake-timeout", "3", label="client3", wait=False)
-    client.wait_for(r"warning uplink 0 \(default\): tcp connect: Connection refused over TCP to .*; trying UDP "
+    client.wait_for(r"warning uplink 0 \(\S+\): tcp connect: Connection refused over TCP to .*; trying UDP "
                     r"again", timeout=5)
     rc = client.wait_exit(timeout=8)
     check(rc == 1 and "failed: no valid answer within 3.00 s" in client.stderr() and
