@@ -131,6 +131,8 @@ Status Client::status() const {
       prober_.fill(us, *u.session);
       us.behind_nat = u.behind_nat;
     }
+    if (u.pmtu.result() != 0)  // the UDP payload and the IP and UDP headers
+      us.path_mtu = static_cast<unsigned>(u.pmtu.result()) + (opt_.endpoints.front().family() == AF_INET6 ? 48 : 28);
     if (u.tcp) {
       us.transport = "tcp";
       us.peer = u.server.to_string();
@@ -165,6 +167,8 @@ void Client::on_message(const dp::ControlMessage& m) {
     return;
   }
   if (m.kind == dp::ControlMessage::Kind::Pong) {
+    if (m.len >= 8 && (dp::load_le64(m.data.data()) & kPathMtuTag) != 0)
+      return path_mtu_answer(m.session_index, dp::load_le64(m.data.data()), monotonic_ns());
     // aggregate places each packet by the uplinks' latest RTT and rate: every answer
     // goes to the workers at once (one client: a publish is cheap).
     if (prober_.on_pong(m.session_index, {m.data.data(), m.len}, monotonic_ns()) ||
@@ -264,6 +268,7 @@ void Client::probe(std::int64_t now) {
     dp::store_le64(b, body);
     rt_.send_transport(s, dp::PacketType::Ping, s.peer_copy(), b);
   });
+  for (Uplink& u : active_uplinks()) search_path_mtu(u, now);
   for (Uplink& u : active_uplinks()) {
     if (u.session && prober_.state(u.session.get()) == dp::HealthState::Down) {
       spdlog::warn("uplink {} ({}) is down: no answer from the server; handshaking again", u.id, u.name);
@@ -274,6 +279,47 @@ void Client::probe(std::int64_t now) {
   }
   log_health();
   if (changed || now - last_publish_ >= 1'000'000'000) publish();
+}
+
+void Client::search_path_mtu(Uplink& u, std::int64_t now) {
+  // Over TCP any size goes; a benchmark has no TUN to clamp for.
+  if (!u.session || u.tcp || opt_.bench.enabled) return;
+  const dp::HealthState st = prober_.state(u.session.get());
+  if (st != dp::HealthState::Healthy && st != dp::HealthState::Degraded) return;
+  u.pmtu.start(path_mtu_need(), now);
+  if (u.pmtu.tick(now)) path_mtu_changed(u);
+  while (const std::size_t size = u.pmtu.due(now)) {
+    const std::uint64_t body = kPathMtuTag | std::uint64_t{u.id} << 32 | size;
+    (void)rt_.send_padded_ping(*u.session, u.session->peer_copy(), body, size);
+  }
+}
+
+void Client::path_mtu_answer(std::uint32_t session_index, std::uint64_t body, std::int64_t now) {
+  const unsigned id = static_cast<unsigned>(body >> 32) & 0xffu;
+  if (id >= ups_.size()) return;
+  Uplink& u = ups_[id];
+  const bool ours = (u.session && u.session->local_index == session_index) ||
+                    (u.previous && u.previous->local_index == session_index);
+  if (u.active && ours && u.pmtu.answered(body & 0xffffffffu, now)) path_mtu_changed(u);
+}
+
+void Client::path_mtu_changed(Uplink& u) {
+  const std::size_t need = path_mtu_need(), got = u.pmtu.result();
+  if (got == 0)
+    spdlog::info("uplink {} ({}): path MTU unknown (no padded probe answered: the server may predate them)", u.id,
+                 u.name);
+  else if (got < need)
+    spdlog::warn("uplink {} ({}): path MTU: datagrams of {} bytes arrive, the tunnel MTU needs {}; TCP is clamped to "
+                 "fit, larger packets of other protocols are lost on it (a --mtu of {} fits)",
+                 u.id, u.name, got, need, got - dp::kMaxDataOverhead);
+  else
+    spdlog::debug("uplink {} ({}): path MTU carries the tunnel's {}-byte datagrams", u.id, u.name, need);
+  std::size_t fit = 0;  // the largest inner packet every measured uplink carries
+  for (const Uplink& o : active_uplinks()) {
+    const std::size_t r = o.pmtu.result();
+    if (r != 0 && r < need) fit = fit == 0 ? r - dp::kMaxDataOverhead : std::min(fit, r - dp::kMaxDataOverhead);
+  }
+  group_->mss_clamp_packet.store(static_cast<std::uint16_t>(fit), std::memory_order_relaxed);
 }
 
 void Client::log_health() {

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 #include "control/host/dns.h"
+#include "control/path_mtu.h"
 #include "control/handshake.h"
 #include "io/clock.h"
 #include "control/prober.h"
@@ -69,6 +70,7 @@ struct Uplink {
   Clock::time_point unanswered_since{};
   unsigned tcp_tries = 0;
   int retries = 0;  // handshakes without an answer since the last session, answer or link event
+  PathMtuSearch pmtu;  // what the uplink's path carries (UDP only)
 };
 
 // An uplink's sockets, one per worker on one port (so the server sees one address
@@ -76,6 +78,10 @@ struct Uplink {
 // interface (if one) so its packets really leave there, and marked in full-tunnel mode
 // so they keep to the main table.
 std::vector<io::UdpSocket> uplink_sockets(const ClientOptions& opt, unsigned workers, const std::string& device);
+
+// The top bit of a Ping's body marks a path-MTU probe (the prober's bodies are send
+// times): uplink id in bits 32-39, the datagram's size in the low 32 bits.
+inline constexpr std::uint64_t kPathMtuTag = std::uint64_t{1} << 63;
 
 
 class Client final : public ControlLoop {
@@ -289,6 +295,12 @@ class Client final : public ControlLoop {
   // loopback, point-to-point links (tunnels), TUN/TAP devices (ours and others) becomes an
   // uplink; one that vanishes is removed, one that goes down or loses its address is Down.
   void rescan();
+  // Path MTU: each uplink's search moves on (probe), answers come back (on_message), and
+  // the largest inner packet every uplink carries becomes the group's MSS clamp.
+  void search_path_mtu(Uplink& u, std::int64_t now);
+  void path_mtu_answer(std::uint32_t session_index, std::uint64_t body, std::int64_t now);
+  void path_mtu_changed(Uplink& u);
+  std::size_t path_mtu_need() const noexcept { return static_cast<std::size_t>(opt_.tun.mtu) + dp::kMaxDataOverhead; }
   bool scanned_ = false;  // the first scan is done
 
   void add_uplink(const std::string& name);

@@ -423,6 +423,17 @@ void Runtime::tell_striping(const dp::GroupRoute& route, StripeTold& last, std::
   if (sent) last = {route.striped, now_ns, same ? std::min(2 * last.again_ns, std::int64_t{32'000'000'000}) : 1'000'000'000, true};
 }
 
+bool Runtime::send_padded_ping(dp::Session& s, const io::Endpoint& to, std::uint64_t body, std::size_t datagram) {
+  if (datagram < dp::kHeaderLen + 8 + dp::kTagLen || datagram > 65000 || s.socket >= uplinks_.size() ||
+      uplinks_[s.socket].empty())
+    return false;
+  padded_.assign(datagram, 0);
+  dp::store_le64(padded_.data() + dp::kHeaderLen, body);
+  const std::size_t len =
+      dp::seal_transport(s, dp::kControlSender, dp::PacketType::Ping, padded_.data(), datagram - dp::kHeaderLen - dp::kTagLen);
+  return len != 0 && uplinks_[s.socket].front().send_to(padded_.data(), len, to);
+}
+
 bool Runtime::send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
                              std::span<const std::uint8_t> body) {
   std::uint8_t pkt[dp::kHeaderLen + 64 + dp::kTagLen];

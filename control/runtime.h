@@ -181,6 +181,9 @@ class Runtime {
   // Seals and sends a transport packet from the control thread (sender kControlSender)
   // to the session's peer. Only while the session's worker cannot write `peer`, or for
   // a peer that does not move (the client's server).
+  // A Ping of `datagram` bytes in all (its 8-byte body, then zeros), for the path-MTU
+  // search (PathMtuSearch). False when it could not be sealed or sent.
+  bool send_padded_ping(dp::Session& s, const io::Endpoint& to, std::uint64_t body, std::size_t datagram);
   bool send_transport(dp::Session& s, dp::PacketType type, const io::Endpoint& to,
                       std::span<const std::uint8_t> body = {});
   // Strategy aggregate: tells the peer which uplinks this side stripes over
@@ -205,6 +208,7 @@ class Runtime {
   std::array<unsigned, dp::kMaxUplinks> released_{};  // UplinkReleased answers since release_uplink
   io::UdpSocket no_socket_;
   std::unique_ptr<io::TunDevice> tun_;
+  std::vector<std::uint8_t> padded_;  // send_padded_ping's datagram
   std::vector<int> no_tun_;  // TunSetup::none: per worker a socketpair standing in for its queue
   std::int64_t started_ns_ = 0;
   std::unique_ptr<io::Netlink> nl_;

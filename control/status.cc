@@ -25,7 +25,8 @@ nlohmann::json uplink_json(const UplinkStatus& u) {
           {"handshakes", u.handshakes},
           {"peer", u.peer},
           {"behind_nat", u.behind_nat},
-          {"transport", u.transport}};
+          {"transport", u.transport},
+          {"path_mtu", u.path_mtu}};
 }
 
 // A label value in the exposition format: backslash, quote and newline escaped.

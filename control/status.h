@@ -33,6 +33,7 @@ struct UplinkStatus {
   std::string peer;        // the other end's address
   bool behind_nat = false; // client: NAT between the uplink and the server
   std::string transport = "udp";  // client: "tcp" when the uplink fell back to TCP
+  unsigned path_mtu = 0;  // client: the largest IP packet known to reach the server (0: not measured)
 };
 
 struct ClientStatus {  // one client of a server

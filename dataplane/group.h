@@ -53,6 +53,10 @@ struct Group {
   // Until the address moves to it (the control thread clears this), its sessions only
   // confirm themselves: their Data is dropped as drop_bad_source.
   std::atomic<bool> contending{false};
+  // Client side: the largest inner packet every usable uplink's path carries, when some
+  // path carries less than the tunnel MTU (its path MTU, probed by the control thread);
+  // 0 when all carry it. TCP SYNs both ways get their MSS clamped to fit it.
+  std::atomic<std::uint16_t> mss_clamp_packet{0};
   // How long a gap in a striped flow from this client may wait at the receiver
   // (dataplane/reorder.h): the uplinks' one-way-delay spread plus a jitter allowance,
   // set by the control thread with each route it publishes (make_route).

@@ -8,7 +8,7 @@ namespace triglav::dp {
 namespace {
 
 constexpr std::uint8_t kProtoTcp = 6, kProtoUdp = 17;
-constexpr std::uint8_t kTcpFin = 0x01, kTcpPsh = 0x08, kTcpCwr = 0x80;
+constexpr std::uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpPsh = 0x08, kTcpCwr = 0x80;
 
 std::uint16_t be16(const std::uint8_t* p) noexcept { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
 void put_be16(std::uint8_t* p, std::uint16_t v) noexcept {
@@ -125,6 +125,44 @@ std::uint16_t l4_checksum(const std::uint8_t* ip, std::size_t l4_off, std::size_
   s = csum_add(s, ip + l4_off, field - l4_off);
   s = csum_add(s, ip + field + 2, len - field - 2);
   return finish_checksum(s, proto);
+}
+
+bool clamp_tcp_mss(std::uint8_t* pkt, std::size_t len, std::size_t max_packet, bool partial) noexcept {
+  std::size_t l4 = 0, ip_hdrs = 0;
+  if (len >= 20 && (pkt[0] >> 4) == 4) {
+    l4 = std::size_t{pkt[0] & 0x0fu} * 4;
+    const bool fragment = (be16(pkt + 6) & 0x3fff) != 0;  // MF or an offset: no TCP header here
+    if (pkt[9] != kProtoTcp || l4 < 20 || fragment || be16(pkt + 2) != len) return false;
+    ip_hdrs = 40;
+  } else if (len >= 40 && (pkt[0] >> 4) == 6) {
+    if (pkt[6] != kProtoTcp || std::size_t{be16(pkt + 4)} + 40 != len) return false;  // extension headers: left alone
+    l4 = 40;
+    ip_hdrs = 60;
+  } else {
+    return false;
+  }
+  if (len < l4 + 20 || max_packet <= ip_hdrs) return false;
+  std::uint8_t* tcp = pkt + l4;
+  const std::size_t doff = static_cast<std::size_t>(tcp[12] >> 4) * 4;
+  if ((tcp[13] & kTcpSyn) == 0 || doff < 20 || l4 + doff > len) return false;
+  const std::size_t want = std::min<std::size_t>(max_packet - ip_hdrs, 0xffff);
+  for (std::size_t o = 20; o < doff;) {
+    const std::uint8_t kind = tcp[o];
+    if (kind == 0) break;  // end of options
+    if (kind == 1) {       // no-op
+      ++o;
+      continue;
+    }
+    if (o + 1 >= doff || tcp[o + 1] < 2 || o + tcp[o + 1] > doff) break;  // malformed: leave it
+    if (kind == 2 && tcp[o + 1] == 4) {
+      if (be16(tcp + o + 2) <= want) return false;
+      put_be16(tcp + o + 2, static_cast<std::uint16_t>(want));
+      if (!partial) put_be16(tcp + 16, l4_checksum(pkt, l4, len, kProtoTcp));
+      return true;
+    }
+    o += tcp[o + 1];
+  }
+  return false;
 }
 
 TunPacket classify_tun_packet(const VnetHdr& h, std::uint8_t* pkt, std::size_t len, GsoPlan& plan) noexcept {

@@ -78,6 +78,13 @@ bool partial_checksum_hdr(const std::uint8_t* pkt, std::size_t len, VnetHdr& h) 
 // The same packet completed in place, for a TUN without offloads.
 void complete_partial_checksum(std::uint8_t* pkt, std::size_t len) noexcept;
 
+// A TCP SYN (or SYN-ACK) in an IPv4 or IPv6 packet of len bytes whose MSS option asks
+// for segments that would make packets above `max_packet` bytes: the option lowered to
+// max_packet less the IP and TCP headers (40 bytes, 60 for IPv6), the checksum fixed
+// (unless `partial`: then it covers the pseudo header only, and stays). Anything else,
+// malformed or not, is left alone. True when it changed the packet.
+bool clamp_tcp_mss(std::uint8_t* pkt, std::size_t len, std::size_t max_packet, bool partial) noexcept;
+
 // Userspace GRO: a run of received TCP segments of one flow, in order, that one TUN
 // write can carry as a super-packet: the first segment's headers (rewritten by
 // gro_finish for the whole run) followed by every segment's payload. The segments stay

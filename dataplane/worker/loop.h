@@ -88,7 +88,7 @@ class Worker::Loop final : private SendSink {
   Step open(Session& s, const Header& h, std::uint8_t* pkt, std::size_t len, const io::Endpoint& from) noexcept;
   Step to_control(Session& s, unsigned uplink, const Header& h, const std::uint8_t* body, std::size_t n,
                   const io::Endpoint& from) noexcept;
-  Step accept(Session& s, const Header& h, const std::uint8_t* body, std::size_t n, std::size_t& inner_len) noexcept;
+  Step accept(Session& s, const Header& h, std::uint8_t* body, std::size_t n, std::size_t& inner_len) noexcept;
   bool reorder(const Session& s, const Header& h, std::uint16_t bid, std::uint8_t* body, std::size_t n,
                std::size_t inner_len) noexcept;
   bool source_allowed(const Group& g, const std::uint8_t* inner, std::size_t n) const noexcept;

@@ -184,18 +184,20 @@ Worker::Loop::Step Worker::Loop::to_control(Session& s, unsigned uplink, const H
 }
 
 // A Data packet's inner packet: its length, once it passed every check.
-Worker::Loop::Step Worker::Loop::accept(Session& s, const Header& h, const std::uint8_t* body, std::size_t n,
+Worker::Loop::Step Worker::Loop::accept(Session& s, const Header& h, std::uint8_t* body, std::size_t n,
                                         std::size_t& inner_len) noexcept {
   if (h.type != PacketType::Data) return drop(Counter::DropUnexpected);
   const std::size_t trailer = (h.aux & kDataStriped) != 0 ? kFlowSeqLen : 0;  // the flow sequence
   if (n < kSeqLen + trailer) return drop(Counter::DropMalformed);
-  const std::uint8_t* inner = body + kSeqLen;
+  std::uint8_t* inner = body + kSeqLen;
   inner_len = inner_packet_length(inner, n - kSeqLen - trailer);
   if (inner_len == 0) return drop(Counter::DropBadInner);
   Group& g = *s.group;
   // Server: a run whose address is still another run's only confirms its sessions.
   if (g.contending.load(std::memory_order_relaxed)) return drop(Counter::DropBadSource);
   if (!source_allowed(g, inner, inner_len)) return drop(Counter::DropBadSource);
+  if (const std::uint16_t fit = g.mss_clamp_packet.load(std::memory_order_relaxed); fit != 0)
+    (void)clamp_tcp_mss(inner, inner_len, fit, (h.aux & kDataChecksumPartial) != 0);  // a SYN-ACK to us
   s.rx_bytes.fetch_add(inner_len, std::memory_order_relaxed);  // one worker, or two while it roams
   // Copies of a packet sent on several uplinks share its sequence number: deliver once.
   const auto sender = static_cast<unsigned>(h.counter >> kSenderShift);

@@ -224,6 +224,8 @@ void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8
     gw.stripe.update({r.views.data(), r.n_views});
     gw.views_version = r.version;
   }
+  if (const std::uint16_t fit = r.group->mss_clamp_packet.load(std::memory_order_relaxed); fit != 0)
+    (void)clamp_tcp_mss(buf + kPayloadOffset, n, fit, partial);  // a SYN from us
   if (r.sched.strategy == Strategy::Aggregate && send_striped(r, gw, slot, buf, n, partial)) return;
   UplinkMask m = tx_.flows.route(flow_hash(buf + kPayloadOffset, n), now_, gw.sched);
   std::uint16_t cur = slot;
@@ -308,8 +310,9 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
 // delivers), the packets received and the packets sent up to the last one received (the
 // peer measures what its path loses), and this side's clock as the Ping is answered (the
 // peer measures the queue on its way here apart from the way back).
+// A Ping may be padded (path-MTU probes): the padding is not echoed.
 Worker::Loop::Step Worker::Loop::send_pong(Session& s, const std::uint8_t* body, std::size_t n) noexcept {
-  if (n != 8) return drop(Counter::DropMalformed);
+  if (n < 8) return drop(Counter::DropMalformed);
   if (tx_.free.empty() || fds_[s.socket] < 0) return drop(Counter::DropTxNoRoom);
   const std::uint16_t slot = take_slot();
   std::uint8_t* buf = slot_mem(slot);

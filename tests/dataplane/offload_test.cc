@@ -490,3 +490,85 @@ TEST(Offload, VnetHeaderRoundTrips) {
 
 }  // namespace
 }  // namespace triglav::dp
+
+namespace triglav::dp {
+namespace {
+
+// A SYN with the options given (padded to a multiple of 4 with end-of-options), its
+// checksums valid.
+std::vector<std::uint8_t> syn(bool v6, std::vector<std::uint8_t> opts, std::uint8_t flags = 0x02) {
+  while (opts.size() % 4 != 0) opts.push_back(0);
+  std::vector<std::uint8_t> p = tcp_packet(v6, 0, flags, opts.size());
+  const std::size_t l4 = v6 ? 40 : 20;
+  std::copy(opts.begin(), opts.end(), p.begin() + static_cast<long>(l4 + 20));
+  if (v6) {
+    const std::uint16_t c = l4_checksum(p.data(), 40, p.size(), 6);
+    p[56] = static_cast<std::uint8_t>(c >> 8);
+    p[57] = static_cast<std::uint8_t>(c);
+  } else {
+    fix_checksums(p);
+  }
+  return p;
+}
+
+unsigned mss_of(const std::vector<std::uint8_t>& p, std::size_t at) { return unsigned{p[at]} << 8 | p[at + 1]; }
+
+TEST(MssClamp, LowersTheMssOfSynsAndKeepsTheChecksumValid) {
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    const std::size_t l4 = v6 ? 40 : 20;
+    // MSS 1460 right at the start, and after a no-op (odd offset: the value straddles words).
+    for (std::vector<std::uint8_t> opts : {std::vector<std::uint8_t>{2, 4, 0x05, 0xb4, 4, 2, 1, 1},
+                                           std::vector<std::uint8_t>{1, 2, 4, 0x05, 0xb4, 4, 2}}) {
+      for (std::uint8_t flags : {std::uint8_t{0x02}, std::uint8_t{0x12}}) {  // SYN, SYN-ACK
+        auto p = syn(v6, opts, flags);
+        const std::size_t at = l4 + 20 + (opts[0] == 1 ? 3 : 2);
+        ASSERT_EQ(mss_of(p, at), 1460u);
+        EXPECT_TRUE(clamp_tcp_mss(p.data(), p.size(), 1240, false));
+        EXPECT_EQ(mss_of(p, at), v6 ? 1180u : 1200u);
+        EXPECT_TRUE(l4_valid(p, l4, 6));
+        EXPECT_FALSE(clamp_tcp_mss(p.data(), p.size(), 1240, false));  // already small enough
+        EXPECT_FALSE(clamp_tcp_mss(p.data(), p.size(), 1500, false));  // never raised
+      }
+    }
+  }
+}
+
+TEST(MssClamp, PartialChecksumsStayAsTheyAre) {
+  auto p = syn(false, {2, 4, 0x05, 0xb4});
+  p[36] = 0x12, p[37] = 0x34;  // a pseudo header's sum: the options are not in it
+  EXPECT_TRUE(clamp_tcp_mss(p.data(), p.size(), 1240, true));
+  EXPECT_EQ(mss_of(p, 42), 1200u);
+  EXPECT_EQ(p[36], 0x12);
+  EXPECT_EQ(p[37], 0x34);
+}
+
+TEST(MssClamp, LeavesEverythingElseAlone) {
+  auto ack = syn(false, {2, 4, 0x05, 0xb4}, 0x10);  // not a SYN
+  auto before = ack;
+  EXPECT_FALSE(clamp_tcp_mss(ack.data(), ack.size(), 1240, false));
+  EXPECT_EQ(ack, before);
+  auto none = syn(false, {4, 2, 1, 1});  // no MSS option
+  EXPECT_FALSE(clamp_tcp_mss(none.data(), none.size(), 1240, false));
+  auto bad = syn(false, {2, 9, 0x05, 0xb4});  // an option longer than the header
+  before = bad;
+  EXPECT_FALSE(clamp_tcp_mss(bad.data(), bad.size(), 1240, false));
+  EXPECT_EQ(bad, before);
+  auto zero = syn(false, {3, 0, 2, 4, 0x05, 0xb4});  // length 0 would loop forever
+  EXPECT_FALSE(clamp_tcp_mss(zero.data(), zero.size(), 1240, false));
+  auto udp = syn(false, {2, 4, 0x05, 0xb4});
+  udp[9] = 17;
+  EXPECT_FALSE(clamp_tcp_mss(udp.data(), udp.size(), 1240, false));
+  auto frag = syn(false, {2, 4, 0x05, 0xb4});
+  frag[7] = 8;  // a later fragment
+  EXPECT_FALSE(clamp_tcp_mss(frag.data(), frag.size(), 1240, false));
+  auto p = syn(true, {2, 4, 0x05, 0xb4});
+  for (std::size_t n = 0; n < p.size(); ++n) {  // every truncation: no read past n
+    std::vector<std::uint8_t> cut(p.begin(), p.begin() + static_cast<long>(n));
+    EXPECT_FALSE(clamp_tcp_mss(cut.data(), cut.size(), 1240, false)) << n;
+  }
+  EXPECT_FALSE(clamp_tcp_mss(p.data(), p.size(), 50, false));  // no room for any segment
+}
+
+}  // namespace
+}  // namespace triglav::dp

@@ -1,0 +1,91 @@
+// The path-MTU search: against paths that carry datagrams up to a limit, it finds the
+// limit within its resolution, with few probes, and says "unknown" for a peer that
+// answers nothing.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+
+#include "control/path_mtu.h"
+
+namespace triglav::ctl {
+namespace {
+
+constexpr std::int64_t kMs = 1'000'000;
+
+// Runs a search over a path that delivers datagrams of up to `limit` bytes (0: none)
+// and answers after 20 ms. Returns the probes sent.
+unsigned run(PathMtuSearch& s, std::size_t need, std::size_t limit, std::int64_t& now) {
+  s.start(need, now, true);
+  unsigned probes = 0;
+  for (int step = 0; step < 10'000 && s.searching(); ++step) {
+    while (std::size_t size = s.due(now)) {
+      ++probes;
+      if (size <= limit) {
+        now += 20 * kMs;
+        s.answered(size, now);
+        s.answered(size, now);  // the second copy's answer changes nothing
+      }
+    }
+    now += 50 * kMs;
+    s.tick(now);
+  }
+  EXPECT_FALSE(s.searching());
+  return probes;
+}
+
+TEST(PathMtu, AFullPathTakesOneAnswer) {
+  PathMtuSearch s;
+  std::int64_t now = 0;
+  EXPECT_LE(run(s, 1460, 1472, now), 2u);
+  EXPECT_EQ(s.result(), 1460u);
+}
+
+TEST(PathMtu, FindsASmallerHopWithinItsResolution) {
+  for (std::size_t limit : {1252u, 1300u, 1464u, 600u, 548u}) {
+    SCOPED_TRACE(limit);
+    PathMtuSearch s;
+    std::int64_t now = 0;
+    const unsigned probes = run(s, 1460, limit, now);
+    EXPECT_LE(s.result(), limit);
+    EXPECT_GE(s.result() + PathMtuSearch::kResolution, limit);
+    EXPECT_LE(probes, 2u * 10);  // the need, the floor and about 7 halvings, twice each
+  }
+}
+
+TEST(PathMtu, NoAnswerAtAllIsUnknown) {
+  PathMtuSearch s;
+  std::int64_t now = 0;
+  run(s, 1460, 0, now);
+  EXPECT_EQ(s.result(), 0u);
+}
+
+TEST(PathMtu, RepeatsOnlyAfterItsInterval) {
+  PathMtuSearch s;
+  std::int64_t now = 0;
+  run(s, 1460, 1300, now);
+  s.start(1460, now);  // a new session soon after: the result stands
+  EXPECT_FALSE(s.searching());
+  s.start(1500, now);  // another need: searched again
+  EXPECT_TRUE(s.searching());
+  run(s, 1460, 1300, now);
+  s.tick(now + PathMtuSearch::kRepeatNs);
+  EXPECT_TRUE(s.searching());
+}
+
+TEST(PathMtu, LateAnswersDoNotCount) {
+  PathMtuSearch s;
+  std::int64_t now = 0;
+  s.start(1460, now, true);
+  EXPECT_EQ(s.due(now), 1460u);
+  EXPECT_EQ(s.due(now), 1460u);
+  EXPECT_EQ(s.due(now), 0u);
+  now += PathMtuSearch::kWaitNs;
+  s.tick(now);                       // 1460 lost: the floor next
+  EXPECT_FALSE(s.answered(1460, now));  // its answer, late: another size is in flight
+  EXPECT_EQ(s.due(now), PathMtuSearch::kFloor);
+  EXPECT_FALSE(s.answered(999, now));  // never sent
+  EXPECT_TRUE(s.searching());
+}
+
+}  // namespace
+}  // namespace triglav::ctl

@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""A path whose MTU is below what the tunnel needs, with no ICMP to say so:
+
+    client --(uplink A, 1500)-- router --(1280-byte link)-- server
+    client --(uplink B, 1500)---------------------------------- server
+
+The router drops the ICMP "fragmentation needed" it would send, so the kernel never
+learns of the 1280-byte hop. The client finds it with padded probes (about 1280 on A,
+all of the tunnel's 1460-byte datagrams on B), reports it in `status --json`, and clamps
+the MSS of TCP SYNs both ways, so that one TCP flow striped over both uplinks
+(strategy aggregate) carries 64 MiB intact, with both uplinks taking a share of it.
+
+usage: test_path_mtu.py [/path/to/triglav]; root; exit 0 pass, 1 fail, 77 skip
+"""
+import json
+import os
+import re
+import signal
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tglib  # noqa: E402
+from tglib import SERVER_TUN_IP, check, run  # noqa: E402
+
+TOTAL = 64 << 20
+SEED = 20261207
+PORT = 5301
+SERVER_IP = "10.9.9.1"  # on the server's loopback: reached over either uplink
+
+
+def body(lab, checks):
+    ns_c, ns_r, ns_s = lab.netns("c"), lab.netns("r"), lab.netns("s")
+    pid = lab.pid
+    c_a, r_a, r_s, s_r, c_b, s_b = (f"p{pid}{x}"[:15] for x in ("ca", "ra", "rs", "sr", "cb", "sb"))
+    lablib_veth = super(tglib.Lab, lab).veth
+    lablib_veth(ns_c, c_a, ns_r, r_a, "10.201.81.2/24", "10.201.81.1/24")
+    lablib_veth(ns_r, r_s, ns_s, s_r, "10.201.82.1/24", "10.201.82.2/24", mtu=1280)
+    lablib_veth(ns_c, c_b, ns_s, s_b, "10.201.83.2/24", "10.201.83.1/24")
+    run(["ip", "-n", ns_s, "addr", "add", f"{SERVER_IP}/32", "dev", "lo"])
+    run(tglib.ns_cmd(ns_r, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+    run(["ip", "-n", ns_r, "route", "add", f"{SERVER_IP}/32", "via", "10.201.82.2"])
+    run(["ip", "-n", ns_s, "route", "add", "10.201.81.0/24", "via", "10.201.82.1"])
+    # Each uplink's own way to the server (its socket is bound to its interface).
+    run(["ip", "-n", ns_c, "route", "add", f"{SERVER_IP}/32", "via", "10.201.81.1", "dev", c_a, "metric", "10"])
+    run(["ip", "-n", ns_c, "route", "add", f"{SERVER_IP}/32", "via", "10.201.83.1", "dev", c_b, "metric", "20"])
+    # No "fragmentation needed" leaves the router: the hop drops big packets silently.
+    run(tglib.ns_cmd(ns_r, ["nft", "-f", "-"]), input_bytes=(
+        "table inet blackhole {\n  chain out {\n    type filter hook output priority filter; policy accept;\n"
+        "    icmp type destination-unreachable drop\n  }\n}\n").encode())
+    checks.append("uplink A through a router whose 1280-byte link drops big packets without ICMP; uplink B direct")
+
+    server, authkey = lab.triglav_server(ns_s, listen=f"{SERVER_IP}:7443")
+    sock = os.path.join(lab.tmp, "client.sock")
+    client = lab.start("client", [lab.binary, "tun", authkey, "-i", c_a, "-i", c_b, "--strategy", "aggregate",
+                                  "--control-socket", sock], ns_c)
+    client.wait_for(r"handshake complete .* on uplink 1 ", timeout=10)
+    m = client.wait_for(r"uplink 0 \(\S+\): path MTU: datagrams of (\d+) bytes arrive, the tunnel MTU needs (\d+); "
+                        r"TCP is clamped", timeout=15)
+    got, need = int(m.group(1)), int(m.group(2))
+    check(1244 <= got <= 1252 and need == 1460, f"uplink A's path: {got} of {need} bytes")
+    status = json.loads(run(tglib.ns_cmd(ns_c, [lab.binary, "status", "--json", "--socket", sock])).stdout)
+    mtus = {u["name"]: u["path_mtu"] for u in status["uplinks"]}
+    check(1272 <= mtus.get(c_a, 0) <= 1280, f"status path_mtu of {c_a}: {mtus}")
+    check(mtus.get(c_b, 0) == need + 28, f"status path_mtu of {c_b}: {mtus}")
+    checks.append(f"padded probes found uplink A's path: {got}-byte datagrams arrive (path MTU {mtus[c_a]}), "
+                  f"uplink B carries the tunnel's {need}; the log and status --json say so")
+
+    before = {u["name"]: u["tx_bytes"] for u in status["uplinks"]}
+    sink = lab.helper("tcp-sink", ns_s, "tcp-sink", SERVER_TUN_IP, str(PORT), "30")
+    sink.wait_for(r"^listening$", timeout=10, stream="stdout")
+    source = lab.helper("tcp-source", ns_c, "tcp-source", SERVER_TUN_IP, str(PORT), str(TOTAL), str(SEED), "30")
+    expected = tglib.pattern_sha256(TOTAL, SEED)
+    check(source.wait_exit(timeout=90) == 0, f"sender failed\n{source.describe()}")
+    check(sink.wait_exit(timeout=10) == 0, f"receiver failed\n{sink.describe()}")
+    got_sink = json.loads(sink.stdout().strip().splitlines()[-1])
+    check(got_sink["bytes"] == TOTAL and got_sink["sha256"] == expected, f"transfer damaged: {got_sink}")
+    status = json.loads(run(tglib.ns_cmd(ns_c, [lab.binary, "status", "--json", "--socket", sock])).stdout)
+    sent = {u["name"]: u["tx_bytes"] - before.get(u["name"], 0) for u in status["uplinks"]}
+    total = sum(sent.values())
+    shares = {n: v / total for n, v in sent.items()} if total else {}
+    check(total >= TOTAL and all(s >= 0.05 for s in shares.values()) and len(shares) == 2,
+          f"both uplinks should carry the flow: {sent}")
+    checks.append(f"{TOTAL >> 20} MiB over one TCP flow striped on both uplinks, sha256 identical; shares "
+                  + ", ".join(f"{n} {s:.0%}" for n, s in sorted(shares.items())))
+    for p in (client, server):
+        rc, _ = p.stop(signal.SIGTERM, timeout=5)
+        check(rc == 0, f"{p.label} exited {rc}\n{p.describe()}")
+
+
+if __name__ == "__main__":
+    tglib.main("pathmtu", body, "a 1280-byte hop without ICMP: found by probes, TCP clamped to fit")
