@@ -247,7 +247,7 @@ void Server::publish() {
     }
     snap->by_inner_ipv4.emplace(c.group->inner_ipv4_be, route.get());
     if (c.subnets_claimed)
-      for (std::uint8_t i = 0; i < c.group->n_subnets; ++i) snap->by_subnet.emplace_back(c.group->subnets[i], route.get());
+      for (std::uint8_t i = 0; i < c.group->n_subnets; ++i) snap->by_subnet.add(c.group->subnets[i], route.get());
     snap->routes.push_back(std::move(route));
   }
   if (v6_) {

@@ -1,8 +1,17 @@
 #include "dataplane/snapshot.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace triglav::dp {
+
+void SubnetTable::add(const Subnet& s, const GroupRoute* route) {
+  const int len = std::popcount(s.mask_be);
+  auto at = levels_.begin();
+  while (at != levels_.end() && at->len > len) ++at;
+  if (at == levels_.end() || at->len != len) at = levels_.insert(at, Level{len, s.mask_be, {}});
+  at->nets.emplace(s.net_be & s.mask_be, route);
+}
 
 std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMaxUplinks>& uplinks,
                                        const std::array<UplinkView, kMaxUplinks>& views,

@@ -46,10 +46,33 @@ struct GroupRoute {
   UplinkMask striped = 0;   // the uplinks striping uses with these views (striped_uplinks)
 };
 
+// Longest-prefix match of IPv4 addresses onto routes (the server's client_routes): a
+// hash table per prefix length in use, tried from the longest. A lookup costs one probe
+// per length in use (a few), however many prefixes there are.
+class SubnetTable {
+ public:
+  // A prefix given twice keeps its first route.
+  void add(const Subnet& s, const GroupRoute* route);
+  const GroupRoute* find(std::uint32_t addr_be) const noexcept {
+    for (const Level& l : levels_)
+      if (auto it = l.nets.find(addr_be & l.mask_be); it != l.nets.end()) return it->second;
+    return nullptr;
+  }
+  bool empty() const noexcept { return levels_.empty(); }
+
+ private:
+  struct Level {
+    int len = 0;
+    std::uint32_t mask_be = 0;
+    std::unordered_map<std::uint32_t, const GroupRoute*> nets;  // network (masked) -> route
+  };
+  std::vector<Level> levels_;  // longest prefix first
+};
+
 struct Snapshot {
   std::unordered_map<std::uint32_t, Session*> by_index;
   std::unordered_map<std::uint32_t, const GroupRoute*> by_inner_ipv4;  // server routes
-  std::vector<std::pair<Subnet, const GroupRoute*>> by_subnet;         // server: client_routes
+  SubnetTable by_subnet;                                              // server: client_routes
   const GroupRoute* default_route = nullptr;                          // client: the server
   std::vector<const GroupRoute*> generate;  // routes with benchmark traffic to send (gen)
   // Server: the tunnel's IPv6 /64 (prefix::A.B.C.D is the client with IPv4 A.B.C.D).
@@ -78,9 +101,7 @@ struct Snapshot {
     if (default_route != nullptr) return default_route;
     auto it = by_inner_ipv4.find(dst_be);
     if (it != by_inner_ipv4.end()) return it->second;
-    for (const auto& [net, route] : by_subnet)  // a handful at most; disjoint by configuration
-      if (net.contains(dst_be)) return route;
-    return nullptr;
+    return by_subnet.find(dst_be);
   }
 };
 

@@ -85,5 +85,48 @@ TEST(Snapshot, ClientDefaultRouteCatchesEveryDestination) {
 // Benchmark packets: whole IPv4 UDP packets the receiver's checks accept, with a valid
 // header checksum, one UDP flow per stream, and no bytes left over from the buffer.
 
+// The server's client_routes: the longest prefix that holds the address wins, whatever
+// the order they were added in and however many there are.
+Subnet subnet(std::uint32_t net_host, int len) {
+  const std::uint32_t mask = len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
+  return {__builtin_bswap32(net_host & mask), __builtin_bswap32(mask)};
+}
+
+std::uint32_t be(std::uint32_t host) { return __builtin_bswap32(host); }
+
+TEST(SubnetTable, LongestPrefixWins) {
+  GroupRoute a, b, c, d;
+  SubnetTable t;
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.find(be(0xc0a80101)), nullptr);
+  t.add(subnet(0xc0a80000, 16), &a);  // 192.168.0.0/16
+  t.add(subnet(0xc0a80100, 24), &b);  // 192.168.1.0/24
+  t.add(subnet(0xc0a80180, 25), &c);  // 192.168.1.128/25
+  t.add(subnet(0xc0a80101, 32), &d);  // 192.168.1.1/32
+  t.add(subnet(0xc0a80100, 24), &a);  // the same prefix again: the first stays
+  EXPECT_EQ(t.find(be(0xc0a80101)), &d);
+  EXPECT_EQ(t.find(be(0xc0a80102)), &b);
+  EXPECT_EQ(t.find(be(0xc0a801ff)), &c);
+  EXPECT_EQ(t.find(be(0xc0a80201)), &a);
+  EXPECT_EQ(t.find(be(0xc0a90101)), nullptr);
+  t.add(subnet(0, 0), &b);  // a default route: anything else
+  EXPECT_EQ(t.find(be(0x0a000001)), &b);
+  EXPECT_EQ(t.find(be(0xc0a80101)), &d);
+}
+
+TEST(SubnetTable, ManyPrefixesOneProbePerLength) {
+  std::vector<GroupRoute> routes(20'000);
+  SubnetTable t;
+  for (std::uint32_t i = 0; i < 10'000; ++i) {  // 10.x.y.0/24 and 172.16.x.y/32 for 10,000 clients
+    t.add(subnet(0x0a000000 | i << 8, 24), &routes[i]);
+    t.add(subnet(0xac100000 | i, 32), &routes[10'000 + i]);
+  }
+  for (std::uint32_t i = 0; i < 10'000; i += 997) {
+    EXPECT_EQ(t.find(be(0x0a000000 | i << 8 | 77)), &routes[i]);
+    EXPECT_EQ(t.find(be(0xac100000 | i)), &routes[10'000 + i]);
+  }
+  EXPECT_EQ(t.find(be(0x0b000001)), nullptr);
+}
+
 }  // namespace
 }  // namespace triglav::dp
