@@ -269,6 +269,7 @@ void Client::probe(std::int64_t now) {
     rt_.send_transport(s, dp::PacketType::Ping, s.peer_copy(), b);
   });
   for (Uplink& u : active_uplinks()) search_path_mtu(u, now);
+  update_mss_clamp();
   for (Uplink& u : active_uplinks()) {
     if (u.session && prober_.state(u.session.get()) == dp::HealthState::Down) {
       spdlog::warn("uplink {} ({}) is down: no answer from the server; handshaking again", u.id, u.name);
@@ -287,10 +288,14 @@ void Client::search_path_mtu(Uplink& u, std::int64_t now) {
   const dp::HealthState st = prober_.state(u.session.get());
   if (st != dp::HealthState::Healthy && st != dp::HealthState::Degraded) return;
   u.pmtu.start(path_mtu_need(), now);
-  if (u.pmtu.tick(now)) path_mtu_changed(u);
+  // An answer takes a round trip and a queue: on a slow path more than the search's own wait.
+  const dp::UplinkView v = prober_.view(u.session.get());
+  const auto wait_ns = static_cast<std::int64_t>(std::max(0.0, v.srtt_ms) * 2e6) + 100'000'000;
+  if (u.pmtu.tick(now, wait_ns)) path_mtu_changed(u);
+  if (const unsigned lost = u.pmtu.take_lost()) prober_.excuse_lost(u.session.get(), lost);
   while (const std::size_t size = u.pmtu.due(now)) {
     const std::uint64_t body = kPathMtuTag | std::uint64_t{u.id} << 32 | size;
-    (void)rt_.send_padded_ping(*u.session, u.session->peer_copy(), body, size);
+    (void)rt_.send_padded_ping(*u.session, u.session->peer_copy(), body, size);  // a failed send: as if lost
   }
 }
 
@@ -314,10 +319,17 @@ void Client::path_mtu_changed(Uplink& u) {
                  u.id, u.name, got, need, got - dp::kMaxDataOverhead);
   else
     spdlog::debug("uplink {} ({}): path MTU carries the tunnel's {}-byte datagrams", u.id, u.name, need);
-  std::size_t fit = 0;  // the largest inner packet every measured uplink carries
-  for (const Uplink& o : active_uplinks()) {
-    const std::size_t r = o.pmtu.result();
-    if (r != 0 && r < need) fit = fit == 0 ? r - dp::kMaxDataOverhead : std::min(fit, r - dp::kMaxDataOverhead);
+  update_mss_clamp();
+}
+
+void Client::update_mss_clamp() {
+  const std::size_t need = path_mtu_need();
+  std::size_t fit = 0;  // the largest inner packet every usable UDP uplink carries, where one carries less
+  for (Uplink& u : active_uplinks()) {
+    const std::size_t r = u.pmtu.result();
+    if (r == 0 || r >= need || !u.session || u.tcp || prober_.state(u.session.get()) == dp::HealthState::Down)
+      continue;
+    fit = fit == 0 ? r - dp::kMaxDataOverhead : std::min(fit, r - dp::kMaxDataOverhead);
   }
   group_->mss_clamp_packet.store(static_cast<std::uint16_t>(fit), std::memory_order_relaxed);
 }

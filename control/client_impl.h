@@ -300,6 +300,7 @@ class Client final : public ControlLoop {
   void search_path_mtu(Uplink& u, std::int64_t now);
   void path_mtu_answer(std::uint32_t session_index, std::uint64_t body, std::int64_t now);
   void path_mtu_changed(Uplink& u);
+  void update_mss_clamp();  // Group::mss_clamp_packet from the uplinks' results
   std::size_t path_mtu_need() const noexcept { return static_cast<std::size_t>(opt_.tun.mtu) + dp::kMaxDataOverhead; }
   bool scanned_ = false;  // the first scan is done
 

@@ -29,10 +29,14 @@ std::vector<std::string> usable_interfaces(const std::string& tun, const std::ve
     const unsigned f = i->ifa_flags;
     if (!(f & IFF_UP) || !(f & IFF_RUNNING) || (f & IFF_LOOPBACK)) continue;
     const std::string n = i->ifa_name;
-    if ((f & IFF_POINTOPOINT) && !is_ppp(n)) continue;  // a tunnel, not a link (PPPoE, LTE over PPP are)
-    if (n == tun || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
-    // -i with --auto-discover: only these names, followed as they come and go
-    if (!only.empty() && std::find(only.begin(), only.end(), n) == only.end()) continue;
+    // -i with --auto-discover: only these names, followed as they come and go, whatever
+    // their type (the user chose them)
+    if (!only.empty()) {
+      if (std::find(only.begin(), only.end(), n) == only.end()) continue;
+    } else {
+      if ((f & IFF_POINTOPOINT) && !is_ppp(n)) continue;  // a tunnel, not a link (PPPoE, LTE over PPP are)
+      if (n == tun || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
+    }
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   }
   freeifaddrs(list);
@@ -146,6 +150,7 @@ void Client::choose_transport(Uplink& u, Clock::time_point now) {
   }
   if (opt_.endpoints.front().family() == AF_INET6) u.relay = v4_mapped(u.relay);
   u.tcp = true;
+  u.pmtu = PathMtuSearch{};  // a stream carries any size
   u.unanswered_since = now;
   u.hs.reset();
   spdlog::info("uplink {} ({}): no answer over UDP for {:.1f} s; trying TCP to {}", u.id, u.name,
@@ -155,6 +160,7 @@ void Client::choose_transport(Uplink& u, Clock::time_point now) {
 void Client::use_udp(Uplink& u, Clock::time_point now) {
   if (relay_) relay_->close(u.id);
   u.tcp = false;
+  u.pmtu = PathMtuSearch{};
   u.unanswered_since = now;
   u.hs.reset();
 }
@@ -192,11 +198,15 @@ void Client::rescan() {
 
 void Client::add_uplink(const std::string& name) {
   Uplink* free = nullptr;
+  // A named interface (-i with auto-discovery) takes the id of its place in -i, so that
+  // weights and primary mean what they say; others the first free id.
+  const auto named = std::find(opt_.interfaces.begin(), opt_.interfaces.end(), name);
+  if (named != opt_.interfaces.end()) {
+    Uplink& at = ups_[static_cast<std::size_t>(named - opt_.interfaces.begin())];
+    if (!at.active && rt_.uplink(at.id).fd() < 0) free = &at;
+  }
   for (Uplink& u : ups_)
-    if (!u.active && rt_.uplink(u.id).fd() < 0) {
-      free = &u;
-      break;
-    }
+    if (free == nullptr && !u.active && rt_.uplink(u.id).fd() < 0) free = &u;
   if (free == nullptr) return;  // all 16 ids in use
   if (active_uplinks().size() >= opt_.max_uplinks) {
     if (!warned_max_) spdlog::info("not adding {} as an uplink: max_uplinks ({}) reached", name, opt_.max_uplinks);
@@ -219,6 +229,7 @@ void Client::add_uplink(const std::string& name) {
   u.hs.reset();
   u.logged = dp::HealthState::Down;
   u.next_try = Clock::now();
+  u.pmtu = PathMtuSearch{};  // another interface's path
   // Those of the first scan are the start's: the handshake line names them.
   spdlog::log(scanned_ ? spdlog::level::info : spdlog::level::debug, "uplink {} ({}) added", u.id, u.name);
 }
@@ -228,6 +239,7 @@ void Client::remove_uplink(Uplink& u) {
   drop_session(u);
   use_udp(u, Clock::now());
   u.active = false;
+  u.pmtu = PathMtuSearch{};
   u.hs.reset();
   rt_.release_uplink(u.id);  // the socket closes when the workers let go of it
 }
@@ -345,6 +357,7 @@ void Client::install(Uplink& u, ClientHandshake::Established& est, const io::End
 }
 
 void Client::drop_session(Uplink& u, bool keep_receiving) {
+  u.pmtu = PathMtuSearch{};  // the path may be another when a session comes back
   if (keep_receiving && u.session) {
     prober_.remove(u.session.get());
     retire(std::move(u.previous));

@@ -191,8 +191,8 @@ struct Reader {
       const int line = alias->second.first;
       problems.push_back({line, "config " + src + " line " + std::to_string(line) + ": [" + k.section + "] " +
                                     k.key + " is another name for [" + other.substr(0, dot) + "] " +
-                                    other.substr(dot + 1) + " (line " + std::to_string(target->second.first) +
-                                    "), which says otherwise: give one of them"});
+                                    other.substr(dot + 1) + ", given too (line " +
+                                    std::to_string(target->second.first) + ") and written otherwise: give one of them"});
     }
   }
 };

@@ -73,7 +73,7 @@ struct Checker {
     weights();
     nat();
     const auto tun = tunnel("10.0.85.1");
-    if (tun && tun->len > 30)
+    if (tun && tun->len > 31)
       add("tun.ipv4_netmask", "the tunnel prefix /" + std::to_string(tun->len) + " leaves no address for clients");
     for (const auto& r : s.routes)
       if (r.find(':') != std::string::npos)
@@ -85,8 +85,11 @@ struct Checker {
     for (const auto& r : s.client_routes) {
       const auto eq = r.find('=');
       std::string err;
-      const auto p = eq == std::string::npos ? std::nullopt : io::parse_ipv4_prefix(r.substr(eq + 1), 32, err);
-      if (!p) continue;  // the key's own check said so
+      const auto p = eq == std::string::npos || eq == 0 ? std::nullopt : io::parse_ipv4_prefix(r.substr(eq + 1), 32, err);
+      if (!p) {
+        add("server.client_routes", "'" + r + "': give NAME=PREFIX, such as office=192.168.50.0/24");
+        continue;
+      }
       const io::Ipv4Prefix net{p->network_be(), p->len};
       const std::string name = r.substr(0, eq);
       auto overlaps = [](const io::Ipv4Prefix& x, const io::Ipv4Prefix& y) {

@@ -12,11 +12,12 @@ void PathMtuSearch::start(std::size_t need, std::int64_t now_ns, bool force) {
   state_ = State::Trying;
   good_ = bad_ = 0;
   trying_ = need;
-  sent_ = 0;
+  sent_ = rounds_ = 0;
+  last_tick_ns_ = now_ns;
 }
 
 std::size_t PathMtuSearch::due(std::int64_t now_ns) {
-  if (state_ != State::Trying || sent_ >= 2) return 0;
+  if (state_ != State::Trying || sent_ >= 2 || (sent_ == 1 && now_ns - sent_ns_ < kSpacingNs)) return 0;
   ++sent_;
   sent_ns_ = now_ns;
   return trying_;
@@ -28,9 +29,22 @@ bool PathMtuSearch::answered(std::size_t size, std::int64_t now_ns) {
   return settle(now_ns);
 }
 
-bool PathMtuSearch::tick(std::int64_t now_ns) {
+bool PathMtuSearch::tick(std::int64_t now_ns, std::int64_t wait_ns) {
+  const std::int64_t wait = std::max(kWaitNs, wait_ns);
+  const bool resumed = now_ns - last_tick_ns_ > wait;
+  last_tick_ns_ = now_ns;
   if (state_ == State::Done && now_ns - done_ns_ >= kRepeatNs) start(need_, now_ns, true);
-  if (state_ != State::Trying || sent_ < 2 || now_ns - sent_ns_ < kWaitNs) return false;
+  if (state_ != State::Trying || sent_ == 0) return false;
+  if (resumed) {  // not watched meanwhile: an answer may have come unseen
+    sent_ = 0;
+    return false;
+  }
+  if (sent_ < 2 || now_ns - sent_ns_ < wait) return false;
+  lost_ += sent_;
+  if (trying_ == need_ && ++rounds_ < 2) {  // the size that matters most: once more
+    sent_ = 0;
+    return false;
+  }
   bad_ = bad_ == 0 ? trying_ : std::min(bad_, trying_);
   return settle(now_ns);
 }

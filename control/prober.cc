@@ -47,6 +47,10 @@ void Prober::remove(const dp::Session* s) {
   std::erase_if(aliases_, [s](const auto& a) { return a.second == s->local_index; });
 }
 
+void Prober::excuse_lost(const dp::Session* s, std::uint64_t n) {
+  if (Path* p = find(s->local_index)) p->excused += n;
+}
+
 void Prober::rekey(const dp::Session* old, dp::Session* next, std::int64_t now_ns) {
   auto it = paths_.find(old->local_index);
   if (it == paths_.end()) {
@@ -196,9 +200,15 @@ bool Prober::on_pong(std::uint32_t local_index, std::uint64_t body, std::int64_t
     const PeerPackets& was = p.peer_packets.value_or(PeerPackets{});
     if (congested(p)) p.congested_ns = now_ns;
     const bool calm = p.congested_ns < 0 || now_ns - p.congested_ns > kCongestedNs;
-    if (p.peer_packets && peer_packets->received >= was.received && peer_packets->expected >= was.expected &&
-        p.stats.on_packets(peer_packets->received - was.received, peer_packets->expected - was.expected, now_ns))
-      p.loss_streak = p.stats.last_packet_loss() >= kLossyEnter && calm ? p.loss_streak + 1 : 0;
+    if (p.peer_packets && peer_packets->received >= was.received && peer_packets->expected >= was.expected) {
+      std::uint64_t got = peer_packets->received - was.received;
+      const std::uint64_t sent = peer_packets->expected - was.expected;
+      const std::uint64_t excuse = std::min(p.excused, sent - std::min(got, sent));
+      got += excuse;
+      p.excused -= excuse;
+      if (p.stats.on_packets(got, sent, now_ns))
+        p.loss_streak = p.stats.last_packet_loss() >= kLossyEnter && calm ? p.loss_streak + 1 : 0;
+    }
     p.peer_packets = peer_packets;
   }
   p.health.on_success();

@@ -52,6 +52,10 @@ class Prober {
   // the peer has installed its end of the session first).
   void add(dp::Session* s, std::int64_t now_ns, std::int64_t first_probe_ns = -1);
   void remove(const dp::Session* s);
+  // n packets sent on the session are known lost for reasons of our own (path-MTU
+  // probes of a size too big): the next packet counts from the peer do not count them
+  // as the path's loss.
+  void excuse_lost(const dp::Session* s, std::uint64_t n);
   void clear() {
     paths_.clear();
     aliases_.clear();
@@ -109,6 +113,7 @@ class Prober {
     std::uint64_t packets_before = 0, copies_before = 0, rx_before = 0;  // and the same of these
     std::uint64_t delivered_before = 0;  // the peer's received-bytes counts of those sessions
     std::optional<PeerPackets> peer_packets;  // the counts of the current session's last Pong
+    std::uint64_t excused = 0;  // lost packets not to count against the path (excuse_lost)
     bool lossy = false;  // UplinkView::lossy
     unsigned loss_streak = 0;  // loss samples in a row at kLossyEnter or more, with no full queue
     std::int64_t congested_ns = -1;  // when a Pong last showed a full queue

@@ -237,10 +237,10 @@ const Setting kSettings[] = {
      .doc = "Server IP:PORT, instead of the AuthKey's addresses; empty: the AuthKey's."},
     {.section = "client", .key = "uplinks", .flag = "-i,--interface", .file = kOnClient,
      .cli = kOnClient | kOnBench, .kind = K::Texts, .texts = &S::interfaces, .check = check_interfaces,
-     .help = "uplink interface (repeatable; default: one uplink chosen by the routing table; binding one "
+     .help = "uplink interface (repeatable; default: every usable interface, auto-discovered; binding one "
              "needs CAP_NET_RAW)",
-     .doc = "Uplink interfaces, e.g. [\"eth1\", \"wwan0\"]; empty: one uplink chosen by the routing table "
-            "(or every usable interface with auto_discover)."},
+     .doc = "Uplink interfaces, e.g. [\"eth1\", \"wwan0\"]; empty: every usable interface (auto_discover), or "
+            "with auto_discover = false one uplink chosen by the routing table."},
     {.flag = "--auto-discover", .cli = kOnClient | kOnBench, .kind = K::Bool, .boolean = &S::auto_discover,
      .help = "use every interface that is up with an IPv4 address as an uplink, and follow them (the default "
              "of tun without -i; with -i: only those names, followed as they come and go)"},

@@ -26,7 +26,7 @@ namespace triglav::dp {
   X(RxPackets, "rx_packets", Total, Rx, "triglav_packets_received_total",                                      \
     "Data packets received, authenticated and delivered (to the TUN, or counted for a benchmark).")            \
   X(RxBytes, "rx_bytes", Total, Rx, "triglav_bytes_received_total",                                          \
-    "Inner bytes received, authenticated and delivered.")                                                     \
+    "Inner bytes received, authenticated and delivered (per uplink: arrived on it, duplicates included).")   \
   X(TxPackets, "tx_packets", Total, Tx, "triglav_packets_sent_total", "Data packets sent to the peer (each copy counted).") \
   X(TxBytes, "tx_bytes", Total, Tx, "triglav_bytes_sent_total", "Inner bytes sent to the peer (each redundant copy counted).") \
   X(HandshakePackets, "handshake_packets", Total, Control, "",                                                 \

@@ -66,6 +66,13 @@ void add_settings(CLI::App* c, Args& a, std::uint8_t cmd) {
       case Kind::Texts:
         o = c->add_option(k.flag, a.*k.texts, k.help);
         if (k.bare != nullptr) o->expected(0, 1)->default_str(k.bare);  // "--dns" alone
+        if (k.check != nullptr)  // each value as a file's would be checked
+          o->check(CLI::Validator(
+              [&k](std::string& v) {
+                std::string why;
+                return k.check(v, why) ? std::string() : "expected " + why;
+              },
+              "", ""));
         break;
       case Kind::Bool: o = c->add_flag(k.flag, a.*k.boolean, k.help); break;
       case Kind::Int:
@@ -231,6 +238,15 @@ void forget_flags_given(CLI::App& app, Args& a, ctl::Role role) {
     if (!flag.empty() && flag[0] == '!') flag.erase(0, 1);
     const CLI::Option* o = sub->get_option_no_throw(flag);
     if (o != nullptr && o->count() > 0) a.config_source.lines.erase(std::string(k.section) + "." + k.key);
+  }
+  // auto_discover has a flag each way: the one given overrides the file's value.
+  if (role == ctl::Role::Client) {
+    const bool on = sub->count("--auto-discover") > 0, off = sub->count("--no-auto-discover") > 0;
+    if (on != off) {
+      a.auto_discover = on;
+      a.no_auto_discover = off;
+      a.config_source.lines.erase("client.auto_discover");
+    }
   }
 }
 

@@ -414,10 +414,11 @@ int cmd_check(const Args& a) {
   if (!role) role = ctl::role_of_config(a.config);
   ctl::Settings s;
   ctl::ConfigSource where;
-  if (!role) {  // unreadable, or no [server] / [client] to tell by
+  if (!role) {  // unreadable, not TOML, or no single [server] / [client] to tell by
     const auto unread = ctl::read_config_file(a.config, ctl::Role::Client, s, &where);
-    if (!unread.empty() && unread.front().line == 0) fail(unread.front().message);
-    fail("config " + a.config + ": neither a [server] nor a [client] section says which it is: give --server or --client");
+    if (!where.parsed && !unread.empty()) fail(unread.front().message);
+    fail("config " + a.config + ": give --server or --client (a [server] or a [client] section, not both, says "
+         "which a file is)");
   }
   auto problems = ctl::read_config_file(a.config, *role, s, &where);
   if (where.parsed) {  // the file was TOML: the rules between keys too

@@ -105,7 +105,10 @@ bool ResolverOverride::point_at(std::uint32_t server_be) {
       std::string(kMarker) + "DNS through " + tun_ + "; the previous file is restored when triglav exits\n";
   for (const auto& s : servers_) text += "nameserver " + io::ipv4_to_string(s.addr_be != 0 ? s.addr_be : server_be) + "\n";
   if (!write_fd(fd_, text)) {
-    spdlog::error("DNS: cannot write {}: {}", path_, std::strerror(errno));
+    const int e = errno;
+    (void)write_fd(fd_, previous_);  // truncated or half written: put the old one back
+    spdlog::error("DNS: cannot write {}: {}", path_, std::strerror(e));
+    errno = e;
     return false;
   }
   ours_ = std::move(text);

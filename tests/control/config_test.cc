@@ -228,8 +228,8 @@ nat_penalty_weight = 0.25
   // Both names with one value: fine; with two: a mistake naming both lines.
   EXPECT_EQ(error_of("[tun]\nipv4_addr = \"10.0.85.9\"\n[nat]\ntunnel_ipv4 = \"10.0.85.9\"\n"), "");
   EXPECT_EQ(error_of("[tun]\nipv4_addr = \"10.0.85.9\"\n[nat]\ntunnel_ipv4 = \"10.0.85.8\"\n"),
-            "config test.toml line 4: [nat] tunnel_ipv4 is another name for [tun] ipv4_addr (line 2), which says "
-            "otherwise: give one of them");
+            "config test.toml line 4: [nat] tunnel_ipv4 is another name for [tun] ipv4_addr, given too (line 2) and "
+            "written otherwise: give one of them");
   EXPECT_NE(error_of("[nat]\nport_range = \"40000-50000\"\nport_range_end = 50000\n").find("give one of them"),
             std::string::npos);
   EXPECT_NE(error_of("[transport]\nsend_buffer_size = 1000\n", Role::Server).find("expected a size in bytes"),

@@ -12,25 +12,34 @@ namespace {
 
 constexpr std::int64_t kMs = 1'000'000;
 
-// Runs a search over a path that delivers datagrams of up to `limit` bytes (0: none)
-// and answers after 20 ms. Returns the probes sent.
-unsigned run(PathMtuSearch& s, std::size_t need, std::size_t limit, std::int64_t& now) {
+// Runs a search over a path that delivers datagrams of up to `limit` bytes (0: none),
+// losing the first `drop` probes whatever their size, and answers after 20 ms. Returns
+// the probes sent.
+unsigned run(PathMtuSearch& s, std::size_t need, std::size_t limit, std::int64_t& now, unsigned drop = 0) {
   s.start(need, now, true);
   unsigned probes = 0;
   for (int step = 0; step < 10'000 && s.searching(); ++step) {
     while (std::size_t size = s.due(now)) {
-      ++probes;
-      if (size <= limit) {
+      if (++probes > drop && size <= limit) {
         now += 20 * kMs;
         s.answered(size, now);
-        s.answered(size, now);  // the second copy's answer changes nothing
+        s.answered(size, now);  // a late duplicate answer changes nothing
       }
     }
-    now += 50 * kMs;
+    now += 25 * kMs;
     s.tick(now);
   }
   EXPECT_FALSE(s.searching());
   return probes;
+}
+
+TEST(PathMtu, ALostRoundOfTheNeedIsTriedAgain) {
+  PathMtuSearch s;
+  std::int64_t now = 0;
+  EXPECT_EQ(run(s, 1460, 1472, now, 2), 3u);  // both copies of the first round lost
+  EXPECT_EQ(s.result(), 1460u);
+  EXPECT_EQ(s.take_lost(), 2u);
+  EXPECT_EQ(s.take_lost(), 0u);
 }
 
 TEST(PathMtu, AFullPathTakesOneAnswer) {
@@ -48,7 +57,7 @@ TEST(PathMtu, FindsASmallerHopWithinItsResolution) {
     const unsigned probes = run(s, 1460, limit, now);
     EXPECT_LE(s.result(), limit);
     EXPECT_GE(s.result() + PathMtuSearch::kResolution, limit);
-    EXPECT_LE(probes, 2u * 10);  // the need, the floor and about 7 halvings, twice each
+    EXPECT_LE(probes, 2u * 11);  // the need twice, the floor and about 7 halvings, two copies each
   }
 }
 
@@ -76,15 +85,30 @@ TEST(PathMtu, LateAnswersDoNotCount) {
   PathMtuSearch s;
   std::int64_t now = 0;
   s.start(1460, now, true);
-  EXPECT_EQ(s.due(now), 1460u);
-  EXPECT_EQ(s.due(now), 1460u);
-  EXPECT_EQ(s.due(now), 0u);
-  now += PathMtuSearch::kWaitNs;
-  s.tick(now);                       // 1460 lost: the floor next
-  EXPECT_FALSE(s.answered(1460, now));  // its answer, late: another size is in flight
+  for (int round = 0; round < 2; ++round) {  // the need: two rounds of two copies, spaced
+    EXPECT_EQ(s.due(now), 1460u);
+    EXPECT_EQ(s.due(now), 0u);
+    now += PathMtuSearch::kSpacingNs;
+    EXPECT_EQ(s.due(now), 1460u);
+    EXPECT_EQ(s.due(now), 0u);
+    for (int i = 0; i < 4; ++i) s.tick(now += PathMtuSearch::kWaitNs / 4);
+  }
+  EXPECT_FALSE(s.answered(1460, now));  // its answer, late: the floor is in flight now
   EXPECT_EQ(s.due(now), PathMtuSearch::kFloor);
   EXPECT_FALSE(s.answered(999, now));  // never sent
   EXPECT_TRUE(s.searching());
+  EXPECT_EQ(s.take_lost(), 4u);
+}
+
+TEST(PathMtu, ASearchLeftAloneAsksAgainRatherThanJudging) {
+  PathMtuSearch s;
+  std::int64_t now = 0;
+  s.start(1460, now, true);
+  EXPECT_EQ(s.due(now), 1460u);
+  now += 10 * PathMtuSearch::kWaitNs;  // the uplink was not Healthy meanwhile
+  EXPECT_FALSE(s.tick(now));
+  EXPECT_EQ(s.due(now), 1460u);  // the same size again, nothing counted lost
+  EXPECT_EQ(s.take_lost(), 0u);
 }
 
 }  // namespace

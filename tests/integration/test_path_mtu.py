@@ -8,7 +8,8 @@ The router drops the ICMP "fragmentation needed" it would send, so the kernel ne
 learns of the 1280-byte hop. The client finds it with padded probes (about 1280 on A,
 all of the tunnel's 1460-byte datagrams on B), reports it in `status --json`, and clamps
 the MSS of TCP SYNs both ways, so that one TCP flow striped over both uplinks
-(strategy aggregate) carries 64 MiB intact, with both uplinks taking a share of it.
+(strategy aggregate; each uplink shaped to 150 Mbit/s) carries 64 MiB intact, with both
+uplinks taking a share of it.
 
 usage: test_path_mtu.py [/path/to/triglav]; root; exit 0 pass, 1 fail, 77 skip
 """
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -38,6 +40,10 @@ def body(lab, checks):
     lablib_veth(ns_r, r_s, ns_s, s_r, "10.201.82.1/24", "10.201.82.2/24", mtu=1280)
     lablib_veth(ns_c, c_b, ns_s, s_b, "10.201.83.2/24", "10.201.83.1/24")
     run(["ip", "-n", ns_s, "addr", "add", f"{SERVER_IP}/32", "dev", "lo"])
+    # 150 Mbit/s each way out of the client: one flow needs both uplinks to go faster.
+    for dev in (c_a, c_b):
+        run(["tc", "-n", ns_c, "qdisc", "add", "dev", dev, "root", "tbf", "rate", "150mbit", "burst", "64kb",
+             "latency", "50ms"])
     run(tglib.ns_cmd(ns_r, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
     run(["ip", "-n", ns_r, "route", "add", f"{SERVER_IP}/32", "via", "10.201.82.2"])
     run(["ip", "-n", ns_s, "route", "add", "10.201.81.0/24", "via", "10.201.82.1"])
@@ -65,6 +71,25 @@ def body(lab, checks):
     check(mtus.get(c_b, 0) == need + 28, f"status path_mtu of {c_b}: {mtus}")
     checks.append(f"padded probes found uplink A's path: {got}-byte datagrams arrive (path MTU {mtus[c_a]}), "
                   f"uplink B carries the tunnel's {need}; the log and status --json say so")
+
+    # A TCP connection both ways agrees on segments that fit uplink A: the client's SYN was
+    # clamped on its way into the tunnel, the server's SYN-ACK on its way out of it.
+    fit = got - 40  # the largest inner packet: the datagram less the tunnel's 40 bytes
+    listener = lab.socket(ns_s, socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((SERVER_TUN_IP, PORT + 1))
+    listener.listen(1)
+    conn = lab.socket(ns_c, socket.AF_INET, socket.SOCK_STREAM)
+    conn.settimeout(5)
+    conn.connect((SERVER_TUN_IP, PORT + 1))
+    listener.settimeout(5)
+    accepted, _ = listener.accept()
+    lab.sockets.append(accepted)
+    mss_c = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    mss_s = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    check(0 < mss_c <= fit - 40 and 0 < mss_s <= fit - 40,
+          f"MSS client {mss_c}, server {mss_s}: both should be at most {fit - 40} (unclamped: 1380)")
+    checks.append(f"a TCP connection's MSS: {mss_c} at the client, {mss_s} at the server (at most {fit - 40}; "
+                  "1380 unclamped)")
 
     before = {u["name"]: u["tx_bytes"] for u in status["uplinks"]}
     sink = lab.helper("tcp-sink", ns_s, "tcp-sink", SERVER_TUN_IP, str(PORT), "30")
