@@ -288,6 +288,14 @@ void Client::search_path_mtu(Uplink& u, std::int64_t now) {
   const dp::HealthState st = prober_.state(u.session.get());
   if (st != dp::HealthState::Healthy && st != dp::HealthState::Degraded) return;
   u.pmtu.start(path_mtu_need(), now);
+  if (now - u.route_mtu_ns >= 1'000'000'000) {  // what ICMP told the kernel, once a second
+    u.route_mtu_ns = now;
+    const io::Endpoint peer = u.session->peer_copy();
+    const int mtu = io::UdpSocket::route_mtu(peer, u.ifindex != 0 ? u.name : std::string(),
+                                             opt_.tun.full_tunnel ? kUplinkMark : 0);
+    const int headers = peer.family() == AF_INET6 ? 48 : 28;
+    if (mtu > headers && u.pmtu.limit(static_cast<std::size_t>(mtu - headers), now)) path_mtu_changed(u);
+  }
   // An answer takes a round trip and a queue: on a slow path more than the search's own wait.
   const dp::UplinkView v = prober_.view(u.session.get());
   const auto wait_ns = static_cast<std::int64_t>(std::max(0.0, v.srtt_ms) * 2e6) + 100'000'000;

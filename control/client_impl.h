@@ -71,6 +71,7 @@ struct Uplink {
   unsigned tcp_tries = 0;
   int retries = 0;  // handshakes without an answer since the last session, answer or link event
   PathMtuSearch pmtu;  // what the uplink's path carries (UDP only)
+  std::int64_t route_mtu_ns = 0;  // when the kernel's path MTU to the server was last read
 };
 
 // An uplink's sockets, one per worker on one port (so the server sees one address

@@ -49,6 +49,15 @@ bool PathMtuSearch::tick(std::int64_t now_ns, std::int64_t wait_ns) {
   return settle(now_ns);
 }
 
+bool PathMtuSearch::limit(std::size_t max_datagram, std::int64_t now_ns) {
+  kernel_ = need_ != 0 && max_datagram < need_ && max_datagram >= kFloor ? max_datagram : 0;
+  if (kernel_ == 0 || (result_ != 0 && result_ <= kernel_)) return false;  // nothing the result does not say
+  state_ = State::Done;
+  done_ns_ = now_ns;
+  result_ = kernel_;
+  return true;
+}
+
 bool PathMtuSearch::settle(std::int64_t now_ns) {
   std::size_t next = 0;
   if (good_ == need_) {
@@ -66,7 +75,7 @@ bool PathMtuSearch::settle(std::int64_t now_ns) {
   state_ = State::Done;
   done_ns_ = now_ns;
   const std::size_t before = result_;
-  result_ = good_;
+  result_ = kernel_ != 0 && (good_ == 0 || good_ > kernel_) ? kernel_ : good_;
   return result_ != before;
 }
 

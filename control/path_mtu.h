@@ -43,6 +43,11 @@ class PathMtuSearch {
   // Probes taken as lost since the last call (their loss is the search's, not the path's).
   unsigned take_lost() noexcept { return std::exchange(lost_, 0u); }
 
+  // The kernel knows the path carries at most `max_datagram` (an ICMP message lowered
+  // its path MTU): that bounds the result at once, whatever probes said (they may have
+  // arrived in fragments the kernel made). True when the result changed.
+  bool limit(std::size_t max_datagram, std::int64_t now_ns);
+
   bool searching() const noexcept { return state_ == State::Trying; }
   // The largest datagram known to arrive: `need` when the path carries the tunnel's
   // packets, less when a hop takes less; 0 while unknown.
@@ -63,6 +68,7 @@ class PathMtuSearch {
   std::int64_t sent_ns_ = 0;        // when the last of them went
   std::int64_t done_ns_ = 0;
   std::size_t result_ = 0;
+  std::size_t kernel_ = 0;  // the kernel's bound when below the need (limit), else 0
 };
 
 }  // namespace triglav::ctl

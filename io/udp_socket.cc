@@ -49,6 +49,22 @@ UdpSocket UdpSocket::open(const Endpoint& local, const std::string& device, Sock
   return s;
 }
 
+int UdpSocket::route_mtu(const Endpoint& to, const std::string& device, std::uint32_t mark) noexcept {
+  const int fd = socket(to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  int mtu = 0;
+  socklen_t len = sizeof mtu;
+  const bool v6 = to.family() == AF_INET6;
+  const bool ok =
+      (device.empty() ||
+       setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device.c_str(), static_cast<socklen_t>(device.size())) == 0) &&
+      (mark == 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) == 0) &&
+      connect(fd, to.sa(), to.len) == 0 &&  // a route lookup, nothing sent
+      getsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0;
+  ::close(fd);
+  return ok ? mtu : 0;
+}
+
 UdpSocket UdpSocket::bind(const Endpoint& local, const std::string& device, SocketBuffers buffers, bool v6only) {
   return open(local, device, buffers, false, v6only);
 }

@@ -33,6 +33,10 @@ class UdpSocket {
   // (just one socket) when count is 1; a port already in use is refused all the same.
   static std::vector<UdpSocket> bind_group(const Endpoint& local, unsigned count, const std::string& device = {},
                                            SocketBuffers buffers = {}, bool v6only = false);
+  // The path MTU the kernel knows to `to` through `device` (empty: any) with SO_MARK
+  // `mark` (0: none): the route's MTU, lowered by any ICMP "fragmentation needed" (or
+  // "packet too big") heard since. 0 when it cannot tell.
+  static int route_mtu(const Endpoint& to, const std::string& device, std::uint32_t mark) noexcept;
   ~UdpSocket();
   UdpSocket(UdpSocket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
   UdpSocket& operator=(UdpSocket&& o) noexcept;

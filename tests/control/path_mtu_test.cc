@@ -81,6 +81,26 @@ TEST(PathMtu, RepeatsOnlyAfterItsInterval) {
   EXPECT_TRUE(s.searching());
 }
 
+// An ICMP message told the kernel of a smaller path: that bounds the result, also when
+// probes "arrived" in fragments the kernel made, until the kernel forgets it.
+TEST(PathMtu, TheKernelsBoundHolds) {
+  PathMtuSearch s;
+  std::int64_t now = 0;
+  run(s, 1460, 1472, now);
+  ASSERT_EQ(s.result(), 1460u);
+  EXPECT_TRUE(s.limit(1252, now));
+  EXPECT_EQ(s.result(), 1252u);
+  EXPECT_FALSE(s.limit(1252, now));
+  EXPECT_FALSE(s.limit(1300, now));  // what the probes will say next decides upwards
+  EXPECT_TRUE(s.limit(1200, now));
+  run(s, 1460, 1472, now);  // a later search through fragments
+  EXPECT_EQ(s.result(), 1200u);
+  EXPECT_FALSE(s.limit(1500, now));  // the kernel forgot: the next search says
+  run(s, 1460, 1472, now);
+  EXPECT_EQ(s.result(), 1460u);
+  EXPECT_FALSE(s.limit(100, now));  // below anything usable: not believed
+}
+
 TEST(PathMtu, LateAnswersDoNotCount) {
   PathMtuSearch s;
   std::int64_t now = 0;

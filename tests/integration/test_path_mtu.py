@@ -9,7 +9,8 @@ learns of the 1280-byte hop. The client finds it with padded probes (about 1280 
 all of the tunnel's 1460-byte datagrams on B), reports it in `status --json`, and clamps
 the MSS of TCP SYNs both ways, so that one TCP flow striped over both uplinks
 (strategy aggregate; each uplink shaped to 150 Mbit/s) carries 64 MiB intact, with both
-uplinks taking a share of it.
+uplinks taking a share of it. With the router's ICMP let through, the client takes the
+path MTU the kernel learnt from it.
 
 usage: test_path_mtu.py [/path/to/triglav]; root; exit 0 pass, 1 fail, 77 skip
 """
@@ -108,6 +109,20 @@ def body(lab, checks):
           f"both uplinks should carry the flow: {sent}")
     checks.append(f"{TOTAL >> 20} MiB over one TCP flow striped on both uplinks, sha256 identical; shares "
                   + ", ".join(f"{n} {s:.0%}" for n, s in sorted(shares.items())))
+    rc, _ = client.stop(signal.SIGTERM, timeout=5)
+    check(rc == 0, f"client exited {rc}\n{client.describe()}")
+
+    # With the router's ICMP let through, the kernel hears of the 1280-byte hop at the
+    # first big probe (and would cut later ones into fragments): the client takes the
+    # kernel's figure and clamps all the same.
+    run(tglib.ns_cmd(ns_r, ["nft", "delete", "table", "inet", "blackhole"]))
+    run(["ip", "-n", ns_c, "route", "flush", "cache"])
+    client = lab.start("client icmp", [lab.binary, "tun", authkey, "-i", c_a, "-i", c_b, "--strategy", "aggregate",
+                                       "--control-socket", sock], ns_c)
+    client.wait_for(r"handshake complete .* on uplink 1 ", timeout=10)
+    m = client.wait_for(r"uplink 0 \(\S+\): path MTU: datagrams of (\d+) bytes arrive", timeout=15)
+    check(int(m.group(1)) == 1252, f"with ICMP: {m.group(1)} bytes, the kernel's 1280 less 28 expected")
+    checks.append("with ICMP let through: the kernel's path MTU (1280) is taken, 1252-byte datagrams, TCP clamped")
     for p in (client, server):
         rc, _ = p.stop(signal.SIGTERM, timeout=5)
         check(rc == 0, f"{p.label} exited {rc}\n{p.describe()}")
