@@ -65,8 +65,8 @@ int run_benchmark(const ClientOptions& opt);
 std::vector<io::Endpoint> authkey_endpoints(const crypto::AuthKey& key);
 
 // The interfaces auto-discovery takes: up and running with an IPv4 address, not
-// loopback, a tunnel (but PPP links) or a TUN/TAP device (nor `tun`); of `only` when not
-// empty.
+// loopback, a tunnel (but PPP links), a TUN/TAP device (nor `tun`) or a bridge; of
+// `only` (whatever their type) when not empty.
 std::vector<std::string> usable_interfaces(const std::string& tun, const std::vector<std::string>& only);
 
 }  // namespace triglav::ctl

@@ -36,6 +36,8 @@ std::vector<std::string> usable_interfaces(const std::string& tun, const std::ve
     } else {
       if ((f & IFF_POINTOPOINT) && !is_ppp(n)) continue;  // a tunnel, not a link (PPPoE, LTE over PPP are)
       if (n == tun || access(("/sys/class/net/" + n + "/tun_flags").c_str(), F_OK) == 0) continue;
+      // A bridge is a LAN (docker0, virbr0, a gateway's br-lan), not a way out: named only.
+      if (access(("/sys/class/net/" + n + "/bridge").c_str(), F_OK) == 0) continue;
     }
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   }

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """--auto-discover: the client uses every interface that is up with an IPv4 address (not
-loopback, not its own TUN) as an uplink, picks up an interface created while it runs
+loopback, not its own TUN, not a bridge) as an uplink, picks up an interface created while it runs
 within 2 s, and drops one that is deleted, while traffic carries on. With -i as well
 (the README's `uplinks` beside `auto_discover = true`), only the named interfaces are
 followed: one created later is added, one that was there all along is not.
@@ -23,14 +23,22 @@ def body(lab, checks):
     ns_s = lab.netns("s")
     ns_c = lab.netns("c")
     _, c_a, _, _ = lab.veth(ns_s, ns_c, subnet=31)
+    # A LAN bridge with an address and a port that is up (so it runs): never an uplink.
+    bridge = f"br{lab.pid}"[:15]
+    run(["ip", "-n", ns_c, "link", "add", bridge, "type", "bridge"])
+    run(["ip", "-n", ns_c, "link", "add", f"bp{lab.pid}a"[:15], "type", "veth", "peer", "name", f"bp{lab.pid}b"[:15]])
+    run(["ip", "-n", ns_c, "link", "set", f"bp{lab.pid}a"[:15], "master", bridge])
+    for dev in (f"bp{lab.pid}a"[:15], f"bp{lab.pid}b"[:15], bridge):
+        run(["ip", "-n", ns_c, "link", "set", dev, "up"])
+    run(["ip", "-n", ns_c, "addr", "add", "10.77.0.1/24", "dev", bridge])
     server, authkey = lab.start_server(ns_s)
     # -v: the first scan's uplinks are logged at debug level (the handshake line names them)
     client = lab.start("client", [lab.binary, "-v", "tun", authkey, "--auto-discover"], ns_c)
     client.wait_for(rf"uplink 0 \({c_a}\) added", timeout=5)
     client.wait_for(r"handshake complete .* on uplink 0 ", timeout=10)
     log = client.stderr()
-    check(not re.search(r"\((lo|tg0)\) added", log), f"loopback or the TUN became an uplink:\n{log}")
-    checks.append(f"started with one interface: uplink 0 ({c_a}); lo and tg0 ignored")
+    check(not re.search(rf"\((lo|tg0|{bridge})\) added", log), f"loopback, the TUN or the bridge became an uplink:\n{log}")
+    checks.append(f"started with one interface: uplink 0 ({c_a}); lo, tg0 and the LAN bridge {bridge} ignored")
 
     offset = client.stderr_size()
     t0 = time.monotonic()
@@ -57,6 +65,10 @@ def body(lab, checks):
     client.wait_for(r"uplink \d+ \(\S+\) added", timeout=5, after=offset)
     client.wait_for(r"handshake complete .* on uplink 1 ", timeout=10, after=offset)
     checks.append("a new interface afterwards is picked up again")
+    # By now the bridge has been up and running through several scans.
+    link = run(["ip", "-n", ns_c, "link", "show", bridge]).stdout
+    check("LOWER_UP" in link, f"the bridge never ran: {link}")
+    check(f"({bridge}) added" not in client.stderr(), f"the bridge became an uplink:\n{client.stderr()}")
     rc, _ = client.stop(signal.SIGTERM, timeout=5)
     check(rc == 0, f"client exited {rc}\n{client.describe()}")
 
