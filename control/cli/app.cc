@@ -241,6 +241,7 @@ void forget_flags_given(CLI::App& app, Args& a, ctl::Role role) {
   }
   // auto_discover has a flag each way: the one given overrides the file's value.
   if (role == ctl::Role::Client) {
+    if (sub->count("authkey") > 0) a.config_source.lines.erase("client.auth_key");  // the argument
     const bool on = sub->count("--auto-discover") > 0, off = sub->count("--no-auto-discover") > 0;
     if (on != off) {
       a.auto_discover = on;
