@@ -241,7 +241,6 @@ void Client::remove_uplink(Uplink& u) {
   drop_session(u);
   use_udp(u, Clock::now());
   u.active = false;
-  u.pmtu = PathMtuSearch{};
   u.hs.reset();
   rt_.release_uplink(u.id);  // the socket closes when the workers let go of it
 }

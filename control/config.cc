@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -292,8 +293,7 @@ std::vector<ConfigProblem> read_config(const std::string& text, const std::strin
     r.section(name, *v.as_table(), s);
   }
   r.same_settings();
-  std::stable_sort(r.problems.begin(), r.problems.end(),
-                   [](const ConfigProblem& a, const ConfigProblem& b) { return a.line < b.line; });
+  in_file_order(r.problems);
   if (where != nullptr) {
     where->path = source;
     where->parsed = true;
@@ -325,6 +325,17 @@ std::string joined(const std::vector<ConfigProblem>& problems) {
   std::string out;
   for (const auto& p : problems) out += (out.empty() ? "" : "\n") + p.message;
   return out;
+}
+
+void in_file_order(std::vector<ConfigProblem>& problems) {
+  std::stable_sort(problems.begin(), problems.end(), [](const ConfigProblem& a, const ConfigProblem& b) {
+    return (a.line == 0 ? INT_MAX : a.line) < (b.line == 0 ? INT_MAX : b.line);
+  });
+}
+
+std::string tunnel_address_text(const Settings& s, const char* default_addr) {
+  if (s.ipv4.empty()) return std::string(default_addr) + "/24";
+  return s.ipv4.front() == '/' ? default_addr + s.ipv4 : s.ipv4;  // only ipv4_netmask: the default address
 }
 
 void parse_config(const std::string& text, const std::string& source, Role role, Settings& s) {

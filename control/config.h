@@ -132,6 +132,12 @@ std::vector<ConfigProblem> check_settings(const Settings& s, Role role, const Co
 
 // The messages, one per line.
 std::string joined(const std::vector<ConfigProblem>& problems);
+// Sorted by line, those of no line (0) last, each group in the order found.
+void in_file_order(std::vector<ConfigProblem>& problems);
+
+// The tunnel address as "ADDR/LEN": ipv4_addr and ipv4_netmask (or --ipv4), else
+// `default_addr` with the netmask given or 24.
+std::string tunnel_address_text(const Settings& s, const char* default_addr);
 
 // Which role a file is for, from its [server] or [client] section; nullopt: neither
 // or both.

@@ -2,7 +2,6 @@
 // range can say, and the files the settings name. `triglav check`, `--check` and every
 // start of `server` and `tun` run them, so a mistake is found before anything is set up.
 #include <algorithm>
-#include <climits>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -37,11 +36,8 @@ struct Checker {
     }
     std::string flag;
     for (const auto& k : settings())
-      if ((k.file & role_bit(role)) != 0 && section == k.section && name == k.key && *k.flag != '\0') {
-        flag = k.flag;
-        flag = flag.substr(flag.rfind(',') + 1);
-        if (!flag.empty() && flag[0] == '!') flag.erase(0, 1);
-      }
+      if ((k.file & role_bit(role)) != 0 && section == k.section && name == k.key && *k.flag != '\0')
+        flag = long_flag(k);
     if (flag.empty()) flag = key == "client.auth_key" ? "bad AuthKey" : "[" + section + "] " + name;
     out.push_back({0, flag + ": " + msg});
   }
@@ -61,10 +57,8 @@ struct Checker {
 
   // The tunnel prefix: ipv4_addr and ipv4_netmask, or the role's default.
   std::optional<io::Ipv4Prefix> tunnel(const char* default_addr) {
-    std::string text = s.ipv4;
-    if (text.empty() || text.front() == '/') text = default_addr + (text.empty() ? "/24" : text);
     std::string err;
-    auto p = io::parse_ipv4_prefix(text, 24, err);
+    auto p = io::parse_ipv4_prefix(tunnel_address_text(s, default_addr), 24, err);
     if (!p) add("tun.ipv4_addr", err);
     return p;
   }
@@ -178,9 +172,7 @@ std::vector<ConfigProblem> check_settings(const Settings& s, Role role, const Co
   Checker c{s, role, where, {}};
   if (role == Role::Server) c.server(how);
   else c.client(how);
-  std::stable_sort(c.out.begin(), c.out.end(), [](const ConfigProblem& a, const ConfigProblem& b) {
-    return (a.line == 0 ? INT_MAX : a.line) < (b.line == 0 ? INT_MAX : b.line);
-  });
+  in_file_order(c.out);
   return c.out;
 }
 

@@ -507,6 +507,13 @@ std::vector<std::string> split_choices(const char* choices) {
   return out;
 }
 
+std::string long_flag(const Setting& k) {
+  std::string flag = k.flag;
+  flag = flag.substr(flag.rfind(',') + 1);
+  if (!flag.empty() && flag[0] == '!') flag.erase(0, 1);
+  return flag;
+}
+
 std::string full_choice(const Setting& k, const std::string& value) {
   if (k.aliases == nullptr) return value;
   for (const auto& pair : split_choices(k.aliases)) {

@@ -91,6 +91,10 @@ std::span<const SectionDoc> config_sections();
 // "a, b, c" as {"a", "b", "c"}.
 std::vector<std::string> split_choices(const char* choices);
 
+// The long name of a setting's flag ("-i,--interface": "--interface"; "!--no-tun-offload":
+// "--no-tun-offload"); "" without one.
+std::string long_flag(const Setting& k);
+
 // The full name a short one (k.aliases) stands for; any other value as it is.
 std::string full_choice(const Setting& k, const std::string& value);
 

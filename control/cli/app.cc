@@ -233,10 +233,7 @@ void forget_flags_given(CLI::App& app, Args& a, ctl::Role role) {
   const CLI::App* sub = app.get_subcommand(role == ctl::Role::Server ? "server" : "tun");
   for (const auto& k : ctl::settings()) {
     if (*k.section == '\0' || (k.cli & ctl::role_bit(role)) == 0 || (k.file & ctl::role_bit(role)) == 0) continue;
-    std::string flag = k.flag;
-    flag = flag.substr(flag.rfind(',') + 1);
-    if (!flag.empty() && flag[0] == '!') flag.erase(0, 1);
-    const CLI::Option* o = sub->get_option_no_throw(flag);
+    const CLI::Option* o = sub->get_option_no_throw(ctl::long_flag(k));
     if (o != nullptr && o->count() > 0) a.config_source.lines.erase(std::string(k.section) + "." + k.key);
   }
   // auto_discover has a flag each way: the one given overrides the file's value.

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -118,10 +117,7 @@ dp::SchedulerConfig scheduler_or_fail(const ctl::Settings& a) {
 
 // The tunnel address: --ipv4 / ipv4_addr and ipv4_netmask, else the role's default.
 io::Ipv4Prefix tunnel_address(const ctl::Settings& a, const char* default_addr) {
-  std::string text = a.ipv4;
-  if (text.empty()) text = std::string(default_addr) + "/24";
-  else if (text.front() == '/') text = default_addr + text;  // only ipv4_netmask in the file
-  return prefix_or_fail(text, 24, "--ipv4");
+  return prefix_or_fail(ctl::tunnel_address_text(a, default_addr), 24, "--ipv4");
 }
 
 spdlog::level::level_enum log_level_or_fail(const Args& a) {
@@ -424,9 +420,7 @@ int cmd_check(const Args& a) {
   if (where.parsed) {  // the file was TOML: the rules between keys too
     auto more = ctl::check_settings(s, *role, where, ctl::kCheckFiles);
     problems.insert(problems.end(), more.begin(), more.end());
-    std::stable_sort(problems.begin(), problems.end(), [](const ctl::ConfigProblem& x, const ctl::ConfigProblem& y) {
-      return (x.line == 0 ? INT_MAX : x.line) < (y.line == 0 ? INT_MAX : y.line);
-    });
+    ctl::in_file_order(problems);
   }
   if (!problems.empty()) fail(ctl::joined(problems));
   std::printf("config %s: no mistakes found (a %s config)\n", a.config.c_str(),
