@@ -269,7 +269,7 @@ void Client::probe(std::int64_t now) {
     rt_.send_transport(s, dp::PacketType::Ping, s.peer_copy(), b);
   });
   for (Uplink& u : active_uplinks()) search_path_mtu(u, now);
-  update_mss_clamp();
+  update_path_limits(now);
   for (Uplink& u : active_uplinks()) {
     if (u.session && prober_.state(u.session.get()) == dp::HealthState::Down) {
       spdlog::warn("uplink {} ({}) is down: no answer from the server; handshaking again", u.id, u.name);
@@ -323,20 +323,32 @@ void Client::path_mtu_changed(Uplink& u) {
                  u.name);
   else if (got < need)
     spdlog::warn("uplink {} ({}): path MTU: datagrams of {} bytes arrive, the tunnel MTU needs {}; TCP is clamped to "
-                 "fit, larger packets of other protocols are lost on it (a --mtu of {} fits)",
+                 "fit, larger packets go on it in fragments (a --mtu of {} fits)",
                  u.id, u.name, got, need, got - dp::kMaxDataOverhead);
   else
     spdlog::debug("uplink {} ({}): path MTU carries the tunnel's {}-byte datagrams", u.id, u.name, need);
-  update_mss_clamp();
+  update_path_limits(monotonic_ns());
 }
 
-void Client::update_mss_clamp() {
+void Client::update_path_limits(std::int64_t now) {
   const std::size_t need = path_mtu_need();
   std::size_t fit = 0;  // the largest inner packet every usable UDP uplink carries, where one carries less
-  for (Uplink& u : active_uplinks()) {
-    const std::size_t r = u.pmtu.result();
-    if (r == 0 || r >= need || !u.session || u.tcp || prober_.state(u.session.get()) == dp::HealthState::Down)
-      continue;
+  for (Uplink& u : ups_) {
+    const std::size_t r = u.active && u.session && !u.tcp ? u.pmtu.result() : 0;
+    const auto limit = static_cast<std::uint16_t>(r != 0 && r < need ? r : 0);  // 0: whole packets go
+    group_->max_datagram[u.id].store(limit, std::memory_order_relaxed);
+    if (r == 0) continue;
+    // The server fragments what it sends here to fit, as told: when it changes and every
+    // 30 s (a Control message may be lost, and a server restart forgets).
+    if (limit != u.told_limit || now - u.told_ns >= 30'000'000'000) {
+      std::uint8_t body[dp::kPathMtuLen];
+      dp::encode_path_mtu(static_cast<std::uint8_t>(u.id), limit, body);
+      if (rt_.send_transport(*u.session, dp::PacketType::Control, u.session->peer_copy(), body)) {
+        u.told_limit = limit;
+        u.told_ns = now;
+      }
+    }
+    if (limit == 0 || prober_.state(u.session.get()) == dp::HealthState::Down) continue;
     fit = fit == 0 ? r - dp::kMaxDataOverhead : std::min(fit, r - dp::kMaxDataOverhead);
   }
   group_->mss_clamp_packet.store(static_cast<std::uint16_t>(fit), std::memory_order_relaxed);

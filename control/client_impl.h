@@ -72,6 +72,8 @@ struct Uplink {
   int retries = 0;  // handshakes without an answer since the last session, answer or link event
   PathMtuSearch pmtu;  // what the uplink's path carries (UDP only)
   std::int64_t route_mtu_ns = 0;  // when the kernel's path MTU to the server was last read
+  std::uint16_t told_limit = 0;   // the path's datagram limit as last told to the server
+  std::int64_t told_ns = 0;       // when (0: never)
 };
 
 // An uplink's sockets, one per worker on one port (so the server sees one address
@@ -301,7 +303,9 @@ class Client final : public ControlLoop {
   void search_path_mtu(Uplink& u, std::int64_t now);
   void path_mtu_answer(std::uint32_t session_index, std::uint64_t body, std::int64_t now);
   void path_mtu_changed(Uplink& u);
-  void update_mss_clamp();  // Group::mss_clamp_packet from the uplinks' results
+  // Group::mss_clamp_packet and max_datagram from the uplinks' results, and the server
+  // told each uplink's (ControlKind::PathMtu).
+  void update_path_limits(std::int64_t now);
   std::size_t path_mtu_need() const noexcept { return static_cast<std::size_t>(opt_.tun.mtu) + dp::kMaxDataOverhead; }
   bool scanned_ = false;  // the first scan is done
 

@@ -96,7 +96,8 @@ void Client::send_initiation(Uplink& u, Clock::time_point now) {
   last_timestamp_ = std::max(last_timestamp_ + 1, static_cast<std::uint64_t>(io::realtime_ns()));
   p.timestamp_ns = last_timestamp_;
   p.client_id = group_->client_id;
-  p.ciphers = (opt_.aes256gcm ? dp::kOfferAes256Gcm : 0) | dp::kOfferChecksumPartial | dp::kOfferStriped;
+  p.ciphers = (opt_.aes256gcm ? dp::kOfferAes256Gcm : 0) | dp::kOfferChecksumPartial | dp::kOfferStriped |
+              dp::kOfferFragments;
   if (opt_.bench.enabled)
     p.mode = static_cast<std::uint8_t>(
         dp::kModeBenchmark |
@@ -330,6 +331,7 @@ void Client::install(Uplink& u, ClientHandshake::Established& est, const io::End
   s->rx_key = crypto::TransportKey(std::move(est.keys.recv), cipher);
   s->peer_takes_partial = est.response.checksum_partial;
   s->peer_takes_striped = est.response.striped;
+  s->peer_takes_fragments = est.response.fragments;
   s->set_peer(from);
   s->last_rx_ns.store(io::coarse_ns());
   s->confirmed.store(true, std::memory_order_relaxed);  // the response proved the server holds its key

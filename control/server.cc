@@ -206,6 +206,17 @@ void Server::on_control(const dp::ControlMessage& m) {
     c.group->peer_striped.store(mask, std::memory_order_relaxed);
     return;
   }
+  std::uint8_t id = 0;
+  if (std::uint16_t size = 0; dp::decode_path_mtu(m.data.data(), m.len, id, size)) {
+    // A limit below any IPv4 path's (576) is not one a search finds: ignored.
+    if (id < dp::kMaxUplinks && (size == 0 || size >= 512)) {
+      if (c.group->max_datagram[id].exchange(size, std::memory_order_relaxed) != size)
+        spdlog::info("client {}: uplink {} {}", io::ipv4_to_string(c.group->inner_ipv4_be), id,
+                     size == 0 ? std::string("carries whole tunnel packets")
+                               : fmt::format("carries datagrams of {} bytes: larger packets go in fragments", size));
+    }
+    return;
+  }
   if (m.data[0] == static_cast<std::uint8_t>(dp::ControlKind::UplinkDown) && m.len >= 2 &&
       m.data[1] < dp::kMaxUplinks && c.index[m.data[1]] != 0) {
     dp::Session* s = sessions_.at(c.index[m.data[1]]).get();

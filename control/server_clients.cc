@@ -97,6 +97,7 @@ void Server::on_initiation(const dp::ControlMessage& m) {
         out.benchmark = (in.mode & dp::kModeBenchmark) != 0;
         out.checksum_partial = (in.ciphers & dp::kOfferChecksumPartial) != 0;
         out.striped = (in.ciphers & dp::kOfferStriped) != 0;
+        out.fragments = (in.ciphers & dp::kOfferFragments) != 0;
         if (v6_) out.ipv6_prefix = *v6_;
         out.server_ipv4_be = opt_.tun.address.addr_be;
         out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
@@ -191,6 +192,7 @@ void Server::on_initiation(const dp::ControlMessage& m) {
   s->rx_key = crypto::TransportKey(std::move(r->keys.recv), cipher);
   s->peer_takes_partial = r->answer.checksum_partial;  // the client offered it
   s->peer_takes_striped = r->answer.striped;
+  s->peer_takes_fragments = r->answer.fragments;
   s->set_peer(m.from);
   s->last_rx_ns.store(io::coarse_ns());
   s->established_ns = monotonic_ns();

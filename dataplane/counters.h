@@ -56,6 +56,13 @@ namespace triglav::dp {
     "Striped packets delivered unordered: the reorder buffer's flow table had no room for their flow.")      \
   X(RxReorderOtherWorker, "rx_reorder_other_worker", Total, Rx, "triglav_reorder_other_worker_total",          \
     "Striped packets that reached a worker other than their peer's: delivered as they came, not reordered.") \
+  X(TxFragmented, "tx_fragmented", Total, Tx, "triglav_fragmented_packets_sent_total",                        \
+    "Inner packets larger than their uplink's path carries, sent as tunnel fragments.")                      \
+  X(TxFragments, "tx_fragments", Total, Tx, "triglav_fragments_sent_total", "Tunnel fragments sent.")          \
+  X(RxFragments, "rx_fragments", Total, Rx, "triglav_fragments_received_total",                               \
+    "Tunnel fragments received and kept for their packet.")                                                   \
+  X(RxReassembled, "rx_reassembled", Total, Rx, "triglav_reassembled_packets_total",                          \
+    "Inner packets put back together from tunnel fragments.")                                                 \
   X(RxReorderWait1ms, "rx_reorder_wait_under_1ms", Total, Rx, "triglav_reorder_wait_under_1ms_total",            \
     "Reordered packets that waited less than 1 ms.")                                                             \
   X(RxReorderWait2ms, "rx_reorder_wait_1_2ms", Total, Rx, "triglav_reorder_wait_1_2ms_total",                    \
@@ -110,7 +117,7 @@ namespace triglav::dp {
   X(DropTunTooBig, "drop_tun_too_big", Drop, Tx, "", "A TUN packet or segment larger than the tunnel MTU allows.") \
   X(DropQueueFull, "drop_queue_full", Drop, Control, "", "The control thread's queue was full.")               \
   X(DropTxNoRoom, "drop_tx_no_room", Drop, Tx, "",                                                             \
-    "A Pong not sent: no free transmit slot, or the uplink's socket is gone.")                                \
+    "A Pong, or a packet's fragments, not sent: too few free transmit slots, or the uplink's socket is gone.")                                \
   X(DropUnexpected, "drop_unexpected", Drop, Rx, "", "A valid packet of a type this side does not take.")      \
   X(DropKeysUsedUp, "drop_keys_used_up", Drop, Tx, "",                                                         \
     "The session's keys sealed their last allowed message (rekey overdue).")                                  \
@@ -123,7 +130,13 @@ namespace triglav::dp {
   X(DropSealFailed, "drop_seal_failed", Drop, Tx, "",                                                          \
     "The cipher library failed to seal a packet (never sent half-sealed).")                                   \
   X(DropStrayHandshake, "drop_stray_handshake", Drop, Control, "",                                             \
-    "Client: a handshake or Error packet for no handshake in progress.")
+    "Client: a handshake or Error packet for no handshake in progress.")                                      \
+  X(DropBadFragment, "drop_bad_fragment", Drop, Rx, "",                                                        \
+    "A tunnel fragment off the 8-byte grid, overlapping another or past its packet's end: its packet given up.") \
+  X(DropFragmentTimeout, "drop_fragment_timeout", Drop, Rx, "",                                                \
+    "Packets given up in reassembly: not all their fragments came within a second.")                          \
+  X(DropFragmentOverflow, "drop_fragment_overflow", Drop, Rx, "",                                              \
+    "Packets given up in reassembly, or fragments dropped, for want of room (32 packets per worker at once).")
 
 enum class Counter : std::uint8_t {
 #define TRIGLAV_COUNTER_ENUM(e, name, kind, where, metric, help) e,

@@ -57,6 +57,11 @@ struct Group {
   // path carries less than the tunnel MTU (its path MTU, probed by the control thread);
   // 0 when all carry it. TCP SYNs both ways get their MSS clamped to fit it.
   std::atomic<std::uint16_t> mss_clamp_packet{0};
+  // The largest datagram each uplink's path carries (by uplink id), where it carries less
+  // than full tunnel packets need; 0: it carries them, or nothing is known. Set by the
+  // control thread (client: its path-MTU search; server: what the client reports, as
+  // ControlKind::PathMtu). Bigger packets go on it as tunnel fragments.
+  std::array<std::atomic<std::uint16_t>, kMaxUplinks> max_datagram{};
   // How long a gap in a striped flow from this client may wait at the receiver
   // (dataplane/reorder.h): the uplinks' one-way-delay spread plus a jitter allowance,
   // set by the control thread with each route it publishes (make_route).

@@ -3,11 +3,11 @@
 namespace triglav::dp {
 
 std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
-                           std::size_t body, std::uint8_t aux) noexcept {
+                           std::size_t body, std::uint8_t aux, std::uint8_t flags) noexcept {
   Header h;
   h.type = type;
   h.aux = aux;
-  h.flags = flag::kEncrypted;
+  h.flags = static_cast<std::uint8_t>(flag::kEncrypted | flags);
   h.uplink = s.uplink;
   h.receiver = s.remote_index;
   auto& next = s.tx[sender].next_counter;

@@ -44,6 +44,8 @@ struct Session {
   bool peer_takes_partial = false;
   // The peer takes striped Data (kDataStriped), agreed the same way.
   bool peer_takes_striped = false;
+  // The peer takes tunnel fragments (flag::kFragment), agreed the same way.
+  bool peer_takes_fragments = false;
   PeerAddress peer;  // where packets go; follows the peer's authenticated source
   std::array<SenderState, kMaxSenders> tx;
   std::array<ReplayWindow, kMaxSenders> rx_windows{};
@@ -81,9 +83,9 @@ std::uint64_t rx_expected(const Session& s) noexcept;
 // owns tx[sender] may call it. Returns the datagram's length, or 0 once the sender has
 // used the keys for kRejectAfterMessages messages (keys_used_up) or when the cipher
 // failed (the buffer is wiped: nothing of it may be sent). aux goes into the header
-// (Data: kDataChecksumPartial).
+// (Data: kDataChecksumPartial), and flags besides ENCRYPTED (a fragment's).
 std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::uint8_t* buf,
-                           std::size_t body, std::uint8_t aux = 0) noexcept;
+                           std::size_t body, std::uint8_t aux = 0, std::uint8_t flags = 0) noexcept;
 // Whether `sender` has sealed its last allowed message under the session's keys.
 bool keys_used_up(const Session& s, unsigned sender) noexcept;
 

@@ -132,7 +132,7 @@ void encode_response_payload(const ResponsePayload& p,
   out[8] = p.prefix_len;
   out[9] = static_cast<std::uint8_t>(p.cipher | (p.benchmark ? kResponseBenchmark : 0) |
                                      (p.checksum_partial ? kResponseChecksumPartial : 0) |
-                                     (p.striped ? kResponseStriped : 0));
+                                     (p.striped ? kResponseStriped : 0) | (p.fragments ? kResponseFragments : 0));
   out[10] = static_cast<std::uint8_t>(p.mtu);
   out[11] = static_cast<std::uint8_t>(p.mtu >> 8);
   out[12] = static_cast<std::uint8_t>(p.observed_port);
@@ -148,10 +148,12 @@ bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& 
   out.sender_index = load_le32(in.data());
   std::memcpy(&out.server_ipv4_be, in.data() + 4, 4);
   out.prefix_len = in[8];
-  out.cipher = in[9] & static_cast<std::uint8_t>(~(kResponseBenchmark | kResponseChecksumPartial | kResponseStriped));
+  out.cipher = in[9] & static_cast<std::uint8_t>(
+                           ~(kResponseBenchmark | kResponseChecksumPartial | kResponseStriped | kResponseFragments));
   out.benchmark = (in[9] & kResponseBenchmark) != 0;
   out.checksum_partial = (in[9] & kResponseChecksumPartial) != 0;
   out.striped = (in[9] & kResponseStriped) != 0;
+  out.fragments = (in[9] & kResponseFragments) != 0;
   out.mtu = static_cast<std::uint16_t>(in[10] | in[11] << 8);
   out.observed_port = static_cast<std::uint16_t>(in[12] | in[13] << 8);
   std::memcpy(out.observed_digest.data(), in.data() + 14, kAddressDigestLen);

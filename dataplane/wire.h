@@ -103,6 +103,20 @@ inline constexpr std::size_t kFlowSeqLen = 4;
 // The most a Data packet adds to its inner packet: a striped one's (the path must carry
 // this much more than the tunnel MTU).
 inline constexpr std::size_t kMaxDataOverhead = kDataOverhead + kFlowSeqLen;
+// Tunnel fragments (flag::kFragment on every piece, flag::kLastFragment on the last too):
+// an inner packet larger than its uplink's path carries goes as pieces on one session,
+// each body the packet's sequence number, the piece's byte offset in the inner packet
+// (2 bytes, little-endian, a multiple of kFragmentGrain) and the piece. Only to a peer
+// that agreed in the handshake (kOfferFragments). dataplane/reassembly.h puts them back.
+inline constexpr std::size_t kFragmentOffsetLen = 2;
+inline constexpr std::size_t kFragmentGrain = 8;
+// A fragment's bytes beyond its piece: header, sequence number, offset and tag.
+inline constexpr std::size_t kFragmentOverhead = kDataOverhead + kFragmentOffsetLen;
+// The piece of an inner packet each fragment carries on a path that carries datagrams
+// of at most `max_datagram` bytes (a multiple of the grain; 0 if none fits).
+constexpr std::size_t fragment_piece(std::size_t max_datagram) noexcept {
+  return max_datagram > kFragmentOverhead ? (max_datagram - kFragmentOverhead) / kFragmentGrain * kFragmentGrain : 0;
+}
 
 // Handshake messages (aux = message number) and their Noise payloads.
 inline constexpr std::uint8_t kHandshakeInit = 1;
@@ -155,6 +169,10 @@ inline constexpr std::uint8_t kOfferChecksumPartial = 0x02;
 // The client takes striped Data (kDataStriped) and reorders it; the server's answer
 // (ResponsePayload::striped) says it does too. Either end stripes only when both do.
 inline constexpr std::uint8_t kOfferStriped = 0x04;
+// The client takes tunnel fragments (flag::kFragment) and puts them back together; the
+// server's answer (ResponsePayload::fragments) says it does too. Either end fragments
+// only towards a peer that does.
+inline constexpr std::uint8_t kOfferFragments = 0x08;
 // InitPayload::mode: a benchmark session (`triglav benchmark`): no TUN on either side,
 // synthetic traffic counted and dropped by the receiver. kModeDownload: the server sends
 // too, on the number of streams in the top six bits (streams - 1).
@@ -169,6 +187,8 @@ inline constexpr std::uint8_t kResponseBenchmark = 0x80;
 inline constexpr std::uint8_t kResponseChecksumPartial = 0x40;
 // And: the server takes and sends striped Data (only when it was offered).
 inline constexpr std::uint8_t kResponseStriped = 0x20;
+// And: the server takes and sends tunnel fragments (only when they were offered).
+inline constexpr std::uint8_t kResponseFragments = 0x10;
 
 struct ResponsePayload {
   std::uint32_t sender_index = 0;
@@ -176,6 +196,7 @@ struct ResponsePayload {
   bool benchmark = false;   // the session is a benchmark session, as the initiation asked
   bool checksum_partial = false;  // the server takes kDataChecksumPartial, as the client offered
   bool striped = false;           // the server takes kDataStriped, as the client offered
+  bool fragments = false;         // the server takes tunnel fragments, as the client offered
   std::uint32_t server_ipv4_be = 0;  // the server's tunnel address
   std::uint8_t prefix_len = 0;
   std::uint16_t mtu = 0;
@@ -252,9 +273,14 @@ enum class ControlKind : std::uint8_t {
   // [mask, 2 bytes little-endian, bit i = uplink id i]: the uplinks the sender stripes
   // over now (strategy aggregate); the receiver's reorder buffer waits for no other.
   StripeUplinks = 2,
+  // [uplink id, size (2 bytes little-endian)]: the client's uplink carries datagrams of
+  // at most this size both ways (its path-MTU search), less than full tunnel packets
+  // need; 0: it carries them. The server fragments what it sends on it to fit.
+  PathMtu = 3,
 };
 inline constexpr std::size_t kControlBodyMax = 32;
 inline constexpr std::size_t kStripeUplinksLen = 3;  // kind, mask (2 bytes, little-endian)
+inline constexpr std::size_t kPathMtuLen = 4;        // kind, uplink id, size (2 bytes, little-endian)
 
 // A StripeUplinks message's body, and its mask read back (false: not one, or too short).
 inline void encode_stripe_uplinks(std::uint16_t mask, std::uint8_t* out) noexcept {
@@ -265,6 +291,21 @@ inline void encode_stripe_uplinks(std::uint16_t mask, std::uint8_t* out) noexcep
 inline bool decode_stripe_uplinks(const std::uint8_t* body, std::size_t len, std::uint16_t& mask) noexcept {
   if (len < kStripeUplinksLen || body[0] != static_cast<std::uint8_t>(ControlKind::StripeUplinks)) return false;
   mask = static_cast<std::uint16_t>(body[1] | body[2] << 8);
+  return true;
+}
+
+// A PathMtu message's body, and its fields read back (false: not one, or too short).
+inline void encode_path_mtu(std::uint8_t uplink, std::uint16_t size, std::uint8_t* out) noexcept {
+  out[0] = static_cast<std::uint8_t>(ControlKind::PathMtu);
+  out[1] = uplink;
+  out[2] = static_cast<std::uint8_t>(size);
+  out[3] = static_cast<std::uint8_t>(size >> 8);
+}
+inline bool decode_path_mtu(const std::uint8_t* body, std::size_t len, std::uint8_t& uplink,
+                            std::uint16_t& size) noexcept {
+  if (len < kPathMtuLen || body[0] != static_cast<std::uint8_t>(ControlKind::PathMtu)) return false;
+  uplink = body[1];
+  size = static_cast<std::uint16_t>(body[2] | body[3] << 8);
   return true;
 }
 

@@ -89,6 +89,10 @@ void Worker::Loop::run() noexcept {
     sender_.flush();
     if (unreleased_ != 0) report_releases();
     count_reorder();
+    if (tw_.frags) {  // packets whose fragments stopped coming: given up, counted
+      tw_.frags->expire(now_);
+      count_reassembly();
+    }
     snap_ = nullptr;
     q.quiescent(cfg_.id);
     crypto::forget_retired_keys();  // a freed session's key waits in no OpenSSL context
@@ -191,6 +195,11 @@ void Worker::Loop::complete(const io_uring_cqe* cqe) noexcept {
       --tw_.in_flight;
       if (cqe->res < 0) c_.add(Counter::TunWriteErrors);
       tw_.reorder->free_slot(static_cast<std::uint32_t>(idx));
+      break;
+    case kOpTunFragWrite:
+      --tw_.in_flight;
+      if (cqe->res < 0) c_.add(Counter::TunWriteErrors);
+      tw_.frags->release(static_cast<std::uint32_t>(idx));
       break;
     case kOpSend:
       sender_.completed(static_cast<std::uint16_t>(idx), cqe->res, tx_.free);

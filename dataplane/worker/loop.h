@@ -12,6 +12,7 @@
 
 #include "dataplane/flow.h"
 #include "dataplane/offload.h"
+#include "dataplane/reassembly.h"
 #include "dataplane/reorder.h"
 #include "dataplane/worker/udp_send.h"
 #include "dataplane/worker/worker.h"
@@ -30,6 +31,7 @@ enum Op : std::uint64_t {
   kOpCommand,
   kOpTunGroWrite,
   kOpTunHeldWrite,  // a packet the reorder buffer held (index: its slot)
+  kOpTunFragWrite,  // a packet put back together from fragments (index: its entry)
 };
 inline constexpr int kOpShift = 56;
 constexpr std::uint64_t ud(Op op, std::uint64_t idx) noexcept { return std::uint64_t{op} << kOpShift | idx; }
@@ -89,6 +91,9 @@ class Worker::Loop final : private SendSink {
   Step to_control(Session& s, unsigned uplink, const Header& h, const std::uint8_t* body, std::size_t n,
                   const io::Endpoint& from) noexcept;
   Step accept(Session& s, const Header& h, std::uint8_t* body, std::size_t n, std::size_t& inner_len) noexcept;
+  Step admit(Session& s, unsigned sender, std::uint32_t seq, std::uint8_t* inner, std::size_t avail, bool partial,
+             std::size_t& inner_len) noexcept;
+  Step reassemble(Session& s, const Header& h, const std::uint8_t* body, std::size_t n) noexcept;
   bool reorder(const Session& s, const Header& h, std::uint16_t bid, std::uint8_t* body, std::size_t n,
                std::size_t inner_len) noexcept;
   bool source_allowed(const Group& g, const std::uint8_t* inner, std::size_t n) const noexcept;
@@ -103,6 +108,7 @@ class Worker::Loop final : private SendSink {
   void write_held() noexcept;
   void expire_held() noexcept;
   void count_reorder() noexcept;
+  void count_reassembly() noexcept;
   void release_buffer(std::uint16_t bid, unsigned writes) noexcept;
 
   // tx.cc
@@ -120,9 +126,12 @@ class Worker::Loop final : private SendSink {
                  bool partial = false) noexcept;
   bool send_striped(const GroupRoute& r, GroupWorkerState& gw, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
                     bool partial) noexcept;
+  std::size_t fragment_limit(const GroupRoute& r, const Session& s) const noexcept;
+  bool send_fragments(Session& s, const io::Endpoint& to, const std::uint8_t* buf, std::size_t n,
+                      std::size_t max_datagram) noexcept;
   Step send_pong(Session& s, const std::uint8_t* body, std::size_t n) noexcept;
   bool emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
-            std::size_t body, std::uint8_t aux = 0) noexcept;
+            std::size_t body, std::uint8_t aux = 0, std::uint8_t flags = 0) noexcept;
   // The inner packet a slot holds at most: its size less header, sequence number, a
   // striped packet's flow sequence number and tag.
   std::size_t slot_room() const noexcept { return cfg_.max_packet - kPayloadOffset - kFlowSeqLen - kTagLen; }
@@ -173,6 +182,10 @@ class Worker::Loop final : private SendSink {
     // statistics as last added to the counters.
     std::optional<Reorder> reorder;
     ReorderStats counted;
+    // Tunnel fragments put back together (made with the first fragment), and its
+    // statistics as last added to the counters.
+    std::optional<Reassembly> frags;
+    ReassemblyStats frags_counted;
   } tw_;
 
   struct Tx {  // TUN and benchmark generator -> uplinks

@@ -16,8 +16,12 @@
 //      answered with a Pong from here (tx.cc).
 //   6. accept: a Data packet's inner packet must be IP and come from an address the
 //      client owns; copies from other uplinks are dropped (dedup by sequence number).
+//      A tunnel fragment (flag FRAGMENT) is copied into the worker's reassembly table
+//      first (reassemble); the packet it completes takes this step from there.
 //   7. deliver (tun_write.cc): an io_uring write of the inner packet, pointing into the
 //      receive buffer; the buffer returns to the BufRing when its last write completes.
+//      A reassembled packet is written from its table entry, which is free again when
+//      the write completes.
 #include <netinet/udp.h>
 #include <sys/socket.h>
 
@@ -86,6 +90,8 @@ bool Worker::Loop::receive(unsigned uplink, std::uint16_t bid, std::uint8_t* pkt
   if (st.kind == Step::Next) st = open(*s, h, pkt, len, from);
   const std::size_t body = len - kHeaderLen - kTagLen;  // used only once open() passed
   if (st.kind == Step::Next) st = to_control(*s, uplink, h, pkt + kHeaderLen, body, from);
+  if (st.kind == Step::Next && h.type == PacketType::Data && (h.flags & flag::kFragment) != 0)
+    st = reassemble(*s, h, pkt + kHeaderLen, body);
   if (st.kind == Step::Next) st = accept(*s, h, pkt + kHeaderLen, body, inner_len);
   if (st.kind == Step::Next && (h.aux & kDataStriped) != 0) return reorder(*s, h, bid, pkt + kHeaderLen, body, inner_len);
   if (st.kind == Step::Next) {
@@ -189,23 +195,68 @@ Worker::Loop::Step Worker::Loop::accept(Session& s, const Header& h, std::uint8_
   if (h.type != PacketType::Data) return drop(Counter::DropUnexpected);
   const std::size_t trailer = (h.aux & kDataStriped) != 0 ? kFlowSeqLen : 0;  // the flow sequence
   if (n < kSeqLen + trailer) return drop(Counter::DropMalformed);
-  std::uint8_t* inner = body + kSeqLen;
-  inner_len = inner_packet_length(inner, n - kSeqLen - trailer);
+  return admit(s, static_cast<unsigned>(h.counter >> kSenderShift), load_le32(body), body + kSeqLen,
+               n - kSeqLen - trailer, (h.aux & kDataChecksumPartial) != 0, inner_len);
+}
+
+// An inner packet (of avail bytes at most) with its sender's sequence number: its
+// length, once it passed every check and is the first copy of its number.
+Worker::Loop::Step Worker::Loop::admit(Session& s, unsigned sender, std::uint32_t seq, std::uint8_t* inner,
+                                       std::size_t avail, bool partial, std::size_t& inner_len) noexcept {
+  inner_len = inner_packet_length(inner, avail);
   if (inner_len == 0) return drop(Counter::DropBadInner);
   Group& g = *s.group;
   // Server: a run whose address is still another run's only confirms its sessions.
   if (g.contending.load(std::memory_order_relaxed)) return drop(Counter::DropBadSource);
   if (!source_allowed(g, inner, inner_len)) return drop(Counter::DropBadSource);
   if (const std::uint16_t fit = g.mss_clamp_packet.load(std::memory_order_relaxed); fit != 0)
-    (void)clamp_tcp_mss(inner, inner_len, fit, (h.aux & kDataChecksumPartial) != 0);  // a SYN-ACK to us
+    (void)clamp_tcp_mss(inner, inner_len, fit, partial);  // a SYN-ACK to us
   s.rx_bytes.fetch_add(inner_len, std::memory_order_relaxed);  // one worker, or two while it roams
   // Copies of a packet sent on several uplinks share its sequence number: deliver once.
-  const auto sender = static_cast<unsigned>(h.counter >> kSenderShift);
-  if (!g.dedup[sender].check_and_update(load_le32(body))) return drop(Counter::DropDuplicate);
+  if (!g.dedup[sender].check_and_update(seq)) return drop(Counter::DropDuplicate);
   c_.add(Counter::RxPackets);
   c_.add(Counter::RxBytes, inner_len);
   if (g.sink) return done();  // a benchmark session: counted, and that is all
   return next();
+}
+
+// A tunnel fragment: its piece into the reassembly table; the packet it completes (its
+// pieces came on this session from one sender) goes through admit() and is written from
+// the table. Pieces are not deduplicated (each is its own sealed packet, so the replay
+// window already dropped repeats); the whole packet is, like any other. A striped flow's
+// packet that was fragmented skips the reorder buffer (its sender sent it unstriped).
+Worker::Loop::Step Worker::Loop::reassemble(Session& s, const Header& h, const std::uint8_t* body,
+                                            std::size_t n) noexcept {
+  if (n < kSeqLen + kFragmentOffsetLen) return drop(Counter::DropMalformed);
+  if (!tw_.frags) {
+    ReassemblyConfig rc;
+    rc.headroom = kVnetHdrLen;
+    rc.max_packet = static_cast<std::uint32_t>(slot_room());
+    tw_.frags.emplace(rc);
+  }
+  const auto sender = static_cast<unsigned>(h.counter >> kSenderShift);
+  Reassembly::Piece p;
+  p.key = {s.local_index, load_le32(body), static_cast<std::uint8_t>(sender)};
+  p.offset = static_cast<std::uint32_t>(body[kSeqLen] | body[kSeqLen + 1] << 8);
+  p.data = body + kSeqLen + kFragmentOffsetLen;
+  p.len = static_cast<std::uint32_t>(n - kSeqLen - kFragmentOffsetLen);
+  p.last = (h.flags & flag::kLastFragment) != 0;
+  Reassembly::Done d;
+  const Reassembly::Verdict v = tw_.frags->offer(p, now_, d);
+  count_reassembly();  // pieces, packets and what was given up
+  if (v != Reassembly::Verdict::Complete) return done();
+  std::size_t len = 0;
+  const Step st = admit(s, sender, p.key.seq, d.data, d.len, false, len);
+  if (st.kind != Step::Next) {
+    tw_.frags->release(d.entry);
+    return st;
+  }
+  std::uint8_t* w = frame_alone(d.data, len, false);
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_write(sqe, cfg_.tun_fd, w, static_cast<unsigned>(len), 0);
+  io_uring_sqe_set_data64(sqe, ud(kOpTunFragWrite, d.entry));
+  ++tw_.in_flight;
+  return done();
 }
 
 // A striped packet (strategy aggregate) through its flow's reorder buffer: written now

@@ -143,6 +143,21 @@ void Worker::Loop::count_reorder() noexcept {
   for (int i = 0; i < ReorderStats::kResidenceBuckets; ++i) add(wait[i], s.residence[i], c.residence[i]);
 }
 
+// The reassembly table's statistics into the counters (what changed since the last call).
+void Worker::Loop::count_reassembly() noexcept {
+  const ReassemblyStats& s = tw_.frags->stats();
+  ReassemblyStats& c = tw_.frags_counted;
+  const auto add = [this](Counter k, std::uint64_t now, std::uint64_t& before) {
+    if (now != before) c_.add(k, now - before);
+    before = now;
+  };
+  add(Counter::RxFragments, s.pieces, c.pieces);
+  add(Counter::RxReassembled, s.packets, c.packets);
+  add(Counter::DropBadFragment, s.bad, c.bad);
+  add(Counter::DropFragmentTimeout, s.timeouts, c.timeouts);
+  add(Counter::DropFragmentOverflow, s.overflows, c.overflows);
+}
+
 // A receive buffer whose datagrams are all handled: back to the ring now, or once its
 // `writes` TUN writes completed.
 void Worker::Loop::release_buffer(std::uint16_t bid, unsigned writes) noexcept {

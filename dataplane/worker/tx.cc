@@ -19,6 +19,7 @@
 // and Pongs (answers to the peer's Pings, rx.cc) at step 4.
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -241,9 +242,21 @@ void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8
     const io::Endpoint to = s->peer_copy();
     if (to.len == 0) continue;
     std::uint8_t* b = slot_mem(cur);
-    if (partial && !s->peer_takes_partial) {  // this and any later copy: whole checksums
+    const std::size_t limit = fragment_limit(r, *s);
+    const bool whole = limit == 0 || kDataOverhead + n <= limit;
+    if (partial && (!s->peer_takes_partial || !whole)) {  // this and any later copy: whole checksums
       complete_partial_checksum(b + kPayloadOffset, n);
       partial = false;
+    }
+    if (!whole) {  // pieces copied out of the slot, which stays for the next copy
+      if (send_fragments(*s, to, b, n, limit)) {
+        count_sent(s->tx[cfg_.id], n, any);
+        c_.add(Counter::TxPackets);
+        c_.add(Counter::TxBytes, n);
+        if (any) c_.add(Counter::TxRedundantCopies);
+        any = true;
+      }
+      continue;
     }
     std::uint16_t next = 0;
     const bool more = m != 0 && !tx_.free.empty();
@@ -291,6 +304,18 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
     return true;
   }
   store_le32(buf + kHeaderLen, gw.next_seq++);
+  if (const std::size_t limit = fragment_limit(r, *s); limit != 0 && kDataOverhead + kFlowSeqLen + n > limit) {
+    // Too big for its uplink's path: in fragments, outside the flow's order (the
+    // receiver puts it back together and delivers it as it comes).
+    if (partial) complete_partial_checksum(buf + kPayloadOffset, n);
+    if (send_fragments(*s, to, buf, n, limit)) {
+      count_sent(s->tx[cfg_.id], n, false);
+      c_.add(Counter::TxPackets);
+      c_.add(Counter::TxBytes, n);
+    }
+    tx_.free.push_back(slot);
+    return true;
+  }
   store_le32(buf + kPayloadOffset + n, tx_.flows.next_seq(flow_hash(buf + kPayloadOffset, n), now_));
   if (partial && !s->peer_takes_partial) {
     complete_partial_checksum(buf + kPayloadOffset, n);
@@ -305,23 +330,61 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
   return true;
 }
 
+// The largest datagram session s's path carries, where that is less than full tunnel
+// packets need and the peer takes fragments; else 0: everything goes whole.
+std::size_t Worker::Loop::fragment_limit(const GroupRoute& r, const Session& s) const noexcept {
+  if (!s.peer_takes_fragments || s.uplink >= kMaxUplinks) return 0;
+  return r.group->max_datagram[s.uplink].load(std::memory_order_relaxed);
+}
+
+// Inner packet buf[kPayloadOffset, + n), its sequence number in front, as tunnel
+// fragments on session s, each datagram at most max_datagram bytes: pieces on the
+// 8-byte grid, in order, each in a slot of its own (docs/PROTOCOL.md, "Fragments").
+// False when nothing, or not all of it, was sent (counted).
+bool Worker::Loop::send_fragments(Session& s, const io::Endpoint& to, const std::uint8_t* buf, std::size_t n,
+                                  std::size_t max_datagram) noexcept {
+  const std::size_t piece = fragment_piece(max_datagram);
+  if (piece == 0 || tx_.free.size() < (n + piece - 1) / piece) {
+    c_.add(Counter::DropTxNoRoom);
+    return false;
+  }
+  for (std::size_t off = 0; off < n; off += piece) {
+    const std::size_t len = std::min(piece, n - off);
+    const std::uint16_t slot = take_slot();
+    std::uint8_t* f = slot_mem(slot);
+    std::memcpy(f + kHeaderLen, buf + kHeaderLen, kSeqLen);
+    f[kPayloadOffset] = static_cast<std::uint8_t>(off);
+    f[kPayloadOffset + 1] = static_cast<std::uint8_t>(off >> 8);
+    std::memcpy(f + kPayloadOffset + kFragmentOffsetLen, buf + kPayloadOffset + off, len);
+    const bool last = off + len == n;
+    const auto flags = static_cast<std::uint8_t>(flag::kFragment | (last ? flag::kLastFragment : 0));
+    if (!emit(&s, to, PacketType::Data, slot, f, kSeqLen + kFragmentOffsetLen + len, 0, flags)) return false;
+    c_.add(Counter::TxFragments);
+  }
+  c_.add(Counter::TxFragmented);
+  return true;
+}
+
 // A Ping's first 8 bytes come back in the Pong (the prober matches and times them),
 // followed by the Data bytes this session has received (the peer measures what its path
 // delivers), the packets received and the packets sent up to the last one received (the
 // peer measures what its path loses), and this side's clock as the Ping is answered (the
 // peer measures the queue on its way here apart from the way back).
-// A Ping may be padded (path-MTU probes): the padding is not echoed.
+// A Ping may be padded (path-MTU probes): the Pong is padded to the same size (as far
+// as a slot holds), so that its answer says the path carries that size both ways.
 Worker::Loop::Step Worker::Loop::send_pong(Session& s, const std::uint8_t* body, std::size_t n) noexcept {
   if (n < 8) return drop(Counter::DropMalformed);
   if (tx_.free.empty() || fds_[s.socket] < 0) return drop(Counter::DropTxNoRoom);
   const std::uint16_t slot = take_slot();
   std::uint8_t* buf = slot_mem(slot);
+  const std::size_t len = std::clamp(n, kPongBody, cfg_.max_packet - kHeaderLen - kTagLen);
+  if (len > kPongBody) std::memset(buf + kHeaderLen + kPongBody, 0, len - kPongBody);
   std::memcpy(buf + kHeaderLen, body, 8);
   store_le64(buf + kHeaderLen + 8, s.rx_bytes.load(std::memory_order_relaxed));
   store_le64(buf + kHeaderLen + 16, s.rx_packets.load(std::memory_order_relaxed));
   store_le64(buf + kHeaderLen + 24, rx_expected(s));
   store_le64(buf + kHeaderLen + 32, static_cast<std::uint64_t>(io::monotonic_ns()));
-  emit(&s, s.peer_copy(), PacketType::Pong, slot, buf, kPongBody);
+  emit(&s, s.peer_copy(), PacketType::Pong, slot, buf, len);
   return done();
 }
 
@@ -332,8 +395,8 @@ Worker::Loop::Step Worker::Loop::send_pong(Session& s, const std::uint8_t* body,
 // completion. False (slot freed, drop counted) when the session's keys are used up or the
 // cipher failed.
 bool Worker::Loop::emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
-                        std::size_t body, std::uint8_t aux) noexcept {
-  const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body, aux);
+                        std::size_t body, std::uint8_t aux, std::uint8_t flags) noexcept {
+  const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body, aux, flags);
   if (len == 0) {
     c_.add(keys_used_up(*s, cfg_.id) ? Counter::DropKeysUsedUp : Counter::DropSealFailed);
     tx_.free.push_back(slot);

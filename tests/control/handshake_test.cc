@@ -143,6 +143,7 @@ TEST_F(Fixture, PartialChecksumsAreOfferedAndAgreed) {
   // agreed without an offer: invalid
   EXPECT_FALSE(unoffered_response_taken([](dp::ResponsePayload& out) { out.checksum_partial = true; }));
   EXPECT_FALSE(unoffered_response_taken([](dp::ResponsePayload& out) { out.striped = true; }));
+  EXPECT_FALSE(unoffered_response_taken([](dp::ResponsePayload& out) { out.fragments = true; }));
   EXPECT_TRUE(unoffered_response_taken([](dp::ResponsePayload&) {})) << "the same response without it is taken";
 }
 

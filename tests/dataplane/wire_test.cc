@@ -145,14 +145,16 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_FALSE(back.benchmark);
   EXPECT_FALSE(back.checksum_partial);
   EXPECT_FALSE(back.striped);
+  EXPECT_FALSE(back.fragments);
   // The flags beside the cipher in byte 9: bit 7 benchmark, bit 6 checksum_partial, bit 5
-  // striped.
+  // striped, bit 4 fragments.
   const struct {
     bool ResponsePayload::*flag;
     std::uint8_t byte9;
   } flags[] = {{&ResponsePayload::benchmark, 0x81},
                {&ResponsePayload::checksum_partial, 0xc1},
-               {&ResponsePayload::striped, 0xe1}};
+               {&ResponsePayload::striped, 0xe1},
+               {&ResponsePayload::fragments, 0xf1}};
   for (const auto& f : flags) {
     p.*f.flag = true;
     encode_response_payload(p, b);
@@ -168,6 +170,25 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   b[8] = 33;
   EXPECT_FALSE(decode_response_payload(b, back));
   EXPECT_FALSE(decode_response_payload({b, kResponsePayloadLen - 1}, back));
+}
+
+TEST(Wire, PathMtuMessage) {
+  std::uint8_t b[kPathMtuLen];
+  encode_path_mtu(3, 1246, b);
+  EXPECT_EQ(b[0], 3);  // ControlKind::PathMtu
+  EXPECT_EQ(b[1], 3);
+  EXPECT_EQ(b[2], 1246 & 0xff);  // little-endian
+  EXPECT_EQ(b[3], 1246 >> 8);
+  std::uint8_t id = 0;
+  std::uint16_t size = 0;
+  ASSERT_TRUE(decode_path_mtu(b, sizeof b, id, size));
+  EXPECT_EQ(id, 3);
+  EXPECT_EQ(size, 1246);
+  EXPECT_FALSE(decode_path_mtu(b, sizeof b - 1, id, size));
+  std::uint16_t mask = 0;
+  EXPECT_FALSE(decode_stripe_uplinks(b, sizeof b, mask)) << "another kind";
+  b[0] = static_cast<std::uint8_t>(ControlKind::StripeUplinks);
+  EXPECT_FALSE(decode_path_mtu(b, sizeof b, id, size));
 }
 
 // An IPv4 packet claiming `total` bytes in a buffer of `buffer`.

@@ -9,17 +9,21 @@ learns of the 1280-byte hop. The client finds it with padded probes (about 1280 
 all of the tunnel's 1460-byte datagrams on B), reports it in `status --json`, and clamps
 the MSS of TCP SYNs both ways, so that one TCP flow striped over both uplinks
 (strategy aggregate; each uplink shaped to 150 Mbit/s) carries 64 MiB intact, with both
-uplinks taking a share of it. With the router's ICMP let through, the client takes the
-path MTU the kernel learnt from it.
+uplinks taking a share of it. With uplink B's link down, UDP datagrams of 1400 bytes
+and more (larger than A carries whole) cross A both ways in tunnel fragments, intact.
+With the router's ICMP let through, the client takes the path MTU the kernel learnt
+from it.
 
 usage: test_path_mtu.py [/path/to/triglav]; root; exit 0 pass, 1 fail, 77 skip
 """
 import json
 import os
+import random
 import re
 import signal
 import socket
 import sys
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +34,45 @@ TOTAL = 64 << 20
 SEED = 20261207
 PORT = 5301
 SERVER_IP = "10.9.9.1"  # on the server's loopback: reached over either uplink
+# UDP payloads: inner packets of 1400 and 1420 bytes (the tunnel MTU), and one the
+# sender's kernel cuts into IP fragments inside the tunnel, the first of 1420 bytes.
+UDP_SIZES = (1372, 1392, 1400)
+UDP_COUNT = 60  # of each size, each way
+
+
+def udp_across(lab, ns_from, ns_to, dst, port):
+    """UDP_COUNT datagrams of each UDP_SIZES from ns_from to dst:port (bound in ns_to),
+    2 ms apart. Returns how many arrived byte for byte, and how many were sent."""
+    rng = random.Random(port)
+    want = {}
+    for i in range(UDP_COUNT * len(UDP_SIZES)):
+        size = UDP_SIZES[i % len(UDP_SIZES)]
+        want[i] = i.to_bytes(4, "big") + rng.randbytes(size - 4)
+    rx = lab.socket(ns_to)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    rx.bind(("0.0.0.0", port))
+    tx = lab.socket(ns_from)
+    for data in want.values():
+        tx.sendto(data, (dst, port))
+        time.sleep(0.002)
+    sent, got = len(want), 0
+    deadline = time.monotonic() + 5
+    rx.settimeout(0.5)
+    while want and time.monotonic() < deadline:
+        try:
+            data = rx.recv(65535)
+        except socket.timeout:
+            continue
+        i = int.from_bytes(data[:4], "big")
+        if want.get(i) == data:
+            got += 1
+            del want[i]
+    return got, sent
+
+
+def counters(lab, ns, sock):
+    r = run(tglib.ns_cmd(ns, [lab.binary, "status", "--json", "--detailed", "--socket", sock]))
+    return json.loads(r.stdout)["counters"]
 
 
 def body(lab, checks):
@@ -57,7 +100,8 @@ def body(lab, checks):
         "    icmp type destination-unreachable drop\n  }\n}\n").encode())
     checks.append("uplink A through a router whose 1280-byte link drops big packets without ICMP; uplink B direct")
 
-    server, authkey = lab.triglav_server(ns_s, listen=f"{SERVER_IP}:7443")
+    server_sock = os.path.join(lab.tmp, "server.sock")
+    server, authkey = lab.triglav_server(ns_s, "--control-socket", server_sock, listen=f"{SERVER_IP}:7443")
     sock = os.path.join(lab.tmp, "client.sock")
     client = lab.start("client", [lab.binary, "tun", authkey, "-i", c_a, "-i", c_b, "--strategy", "aggregate",
                                   "--control-socket", sock], ns_c)
@@ -109,6 +153,30 @@ def body(lab, checks):
           f"both uplinks should carry the flow: {sent}")
     checks.append(f"{TOTAL >> 20} MiB over one TCP flow striped on both uplinks, sha256 identical; shares "
                   + ", ".join(f"{n} {s:.0%}" for n, s in sorted(shares.items())))
+
+    # Uplink B down: everything crosses A, and what A cannot carry whole goes in fragments.
+    run(["ip", "-n", ns_c, "link", "set", c_b, "down"])
+    client.wait_for(r"uplink 1 \(\S+\) is down", timeout=10)
+    _, received, _, out = lab.ping(ns_c, SERVER_TUN_IP, count=5)
+    check(received > 0, f"no ping over uplink A alone\n{out}")
+    client_ip = status["address"].split("/")[0]
+    c0, s0 = counters(lab, ns_c, sock), counters(lab, ns_s, server_sock)
+    up = udp_across(lab, ns_c, ns_s, SERVER_TUN_IP, PORT + 2)
+    down = udp_across(lab, ns_s, ns_c, client_ip, PORT + 3)
+    c1, s1 = counters(lab, ns_c, sock), counters(lab, ns_s, server_sock)
+    d = {k: c1[k] - c0[k] for k in ("tx_fragmented", "rx_reassembled", "drop_bad_fragment")}
+    d.update({"server_" + k: s1[k] - s0[k] for k in ("tx_fragmented", "rx_reassembled", "drop_bad_fragment")})
+    check(up[0] == up[1] and down[0] == down[1],
+          f"UDP over uplink A: {up[0]} of {up[1]} up, {down[0]} of {down[1]} down arrived intact; counters {d}")
+    check(d["tx_fragmented"] >= up[1] and d["server_rx_reassembled"] >= up[1] and
+          d["server_tx_fragmented"] >= down[1] and d["rx_reassembled"] >= down[1] and
+          d["drop_bad_fragment"] == 0 and d["server_drop_bad_fragment"] == 0,
+          f"every datagram should have crossed in fragments: {d}")
+    checks.append(f"uplink B down: UDP payloads of {', '.join(map(str, UDP_SIZES))} bytes over uplink A, "
+                  f"{up[0]}/{up[1]} up and {down[0]}/{down[1]} down intact, in tunnel fragments "
+                  f"(client sent {d['tx_fragmented']} packets in fragments, server {d['server_tx_fragmented']})")
+    run(["ip", "-n", ns_c, "link", "set", c_b, "up"])
+    run(["ip", "-n", ns_c, "route", "replace", f"{SERVER_IP}/32", "via", "10.201.83.1", "dev", c_b, "metric", "20"])
     rc, _ = client.stop(signal.SIGTERM, timeout=5)
     check(rc == 0, f"client exited {rc}\n{client.describe()}")
 
