@@ -119,6 +119,7 @@ Status Client::status() const {
                                 sched_.strategy);
   st.state = "connecting";
   st.authkey = crypto::encode_authkey(opt_.key);
+  if (!opt_.endpoints.empty() && opt_.endpoints != authkey_endpoints(opt_.key)) st.endpoint = opt_.endpoints.front().to_string();
   for (const Uplink& u : ups_) {
     if (!u.active) continue;
     UplinkStatus us;

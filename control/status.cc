@@ -111,6 +111,7 @@ std::string to_json(const Status& s) {
                       {"cookie_replies", s.cookie_replies},
                       {"handshakes_rate_limited", s.handshakes_rate_limited}};
   if (!s.authkey.empty()) j["authkey"] = s.authkey;
+  if (!s.endpoint.empty()) j["endpoint"] = s.endpoint;
   if (s.nat) j["nat_entries"] = s.nat_entries ? nlohmann::json(*s.nat_entries) : nlohmann::json(nullptr);
   if (s.tcp_connections) j["tcp_connections"] = *s.tcp_connections;
   nlohmann::json ups = nlohmann::json::array();

@@ -55,6 +55,7 @@ struct Status {
   unsigned workers = 0;  // dataplane worker threads
   std::string state;    // client: "connected" or "connecting"; server: "serving"
   std::string authkey;  // client: the server's AuthKey it uses (the control socket is root's)
+  std::string endpoint;  // client: the server address it was given (--endpoint); empty: the AuthKey's
   std::vector<UplinkStatus> uplinks;  // client
   std::vector<ClientStatus> clients;  // server
   dp::CounterTotals counters;

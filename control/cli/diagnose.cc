@@ -248,18 +248,27 @@ void check_path_mtu(Report& r, const std::string& what, const std::string& up, c
            "--mtu " + std::to_string(fits) + " (on client and server)");
 }
 
-// Sends an initiation through the uplink to each of the AuthKey's addresses and waits for
-// the answer. It asks for tunnel address 0.0.0.0, which no server grants: a server that
-// holds the key answers "address refused", one that does not "handshake failed".
-void check_connectivity(Report& r, const std::string& authkey, const std::vector<std::string>& uplinks,
-                        int tunnel_mtu) {
+// Sends an initiation through the uplink to each of the AuthKey's addresses (or to
+// `endpoint`, the address the client is given instead) and waits for the answer. It asks
+// for tunnel address 0.0.0.0, which no server grants: a server that holds the key
+// answers "address refused", one that does not "handshake failed".
+void check_connectivity(Report& r, const std::string& authkey, const std::string& endpoint,
+                        const std::vector<std::string>& uplinks, int tunnel_mtu) {
   crypto::AuthKey key;
   std::string err;
   if (!crypto::decode_authkey(authkey, key, err)) {
     r.fail("connectivity", "bad AuthKey: " + err, "copy it again from the server");
     return;
   }
-  const auto endpoints = authkey_endpoints(key);
+  std::vector<io::Endpoint> endpoints = authkey_endpoints(key);
+  if (!endpoint.empty()) {
+    const auto given = io::parse_endpoint(endpoint, err);
+    if (!given) {
+      r.fail("connectivity", "bad endpoint " + endpoint + ": " + err, "give the server as ADDRESS:PORT");
+      return;
+    }
+    endpoints = {*given};
+  }
   if (endpoints.empty()) {
     r.fail("connectivity", "the AuthKey holds no server address", "use the server's AuthKey with --address");
     return;
@@ -338,16 +347,18 @@ int run_diagnose(const DiagnoseOptions& o) {
   check_clock(r);
   if (o.full) check_full(r);
   if (o.connectivity) {
-    std::string authkey = o.authkey, why;
-    if (authkey.empty() && !o.config.empty()) {  // the client config's auth_key
+    std::string authkey = o.authkey, endpoint, why;
+    if (authkey.empty() && !o.config.empty()) {  // the client config's auth_key (and endpoint)
       Settings s;
       const auto problems = read_config_file(o.config, Role::Client, s);
       if (!problems.empty()) why = problems.front().message;
       else if (s.authkey.empty()) why = "config " + o.config + " has no [client] auth_key";
-      else r.ok("connectivity", "AuthKey from " + o.config), authkey = s.authkey;
-    } else if (authkey.empty()) {  // the running client's
+      else r.ok("connectivity", "AuthKey from " + o.config), authkey = s.authkey, endpoint = s.endpoint;
+    } else if (authkey.empty()) {  // the running client's (and its --endpoint)
       try {
-        authkey = running_client_authkey(o.socket);
+        const RunningClient c = running_client(o.socket);
+        authkey = c.authkey;
+        endpoint = c.endpoint;
         r.ok("connectivity", "AuthKey of the running client");
       } catch (const std::exception& e) {
         why = e.what();
@@ -357,7 +368,7 @@ int run_diagnose(const DiagnoseOptions& o) {
       r.fail("connectivity", "no AuthKey: " + why,
              "triglav diagnose --connectivity tg1_..., or --config CLIENT.toml, or run it beside the client");
     else
-      check_connectivity(r, authkey, ups, o.mtu);
+      check_connectivity(r, authkey, endpoint, ups, o.mtu);
   }
   std::printf("%s\n", r.failures() == 0 ? "no problems found" : (std::to_string(r.failures()) + " problem(s) found").c_str());
   return r.failures() == 0 ? 0 : 1;

@@ -230,7 +230,7 @@ void print_once(const json& j, const StatusQuery& q) {
 
 }  // namespace
 
-std::string running_client_authkey(const std::string& socket) {
+RunningClient running_client(const std::string& socket) {
   std::string path = socket;
   if (path.empty()) {
     std::vector<std::string> found;
@@ -246,7 +246,7 @@ std::string running_client_authkey(const std::string& socket) {
   const json j = ask(path);
   if (j.value("role", "") != "client" || !j.contains("authkey"))
     throw std::runtime_error(path + " is not a client's control socket");
-  return j["authkey"].get<std::string>();
+  return {j["authkey"].get<std::string>(), j.value("endpoint", "")};
 }
 
 int run_status(const StatusQuery& q) {

@@ -20,8 +20,12 @@ struct StatusQuery {
 // Returns the exit code; throws std::runtime_error with a one-line reason.
 int run_status(const StatusQuery& q);
 
-// The AuthKey a running client uses, asked over its control socket (`socket`, or the
-// only client socket in /run/triglav). Throws std::runtime_error with a one-line reason.
-std::string running_client_authkey(const std::string& socket);
+// The AuthKey a running client uses, and the server address it was given instead of the
+// key's (--endpoint; empty: none), asked over its control socket (`socket`, or the only
+// client socket in /run/triglav). Throws std::runtime_error with a one-line reason.
+struct RunningClient {
+  std::string authkey, endpoint;
+};
+RunningClient running_client(const std::string& socket);
 
 }  // namespace triglav::ctl

@@ -88,6 +88,19 @@ def body(lab, checks):
     check(r.returncode == 1 and "no answer within 2 s" in r.stdout, f"server gone:\n{r.stdout}")
     checks.append("--connectivity: the right key answered, a wrong key is named as such, a stopped server "
                   "does not answer")
+    # A client told the server's address with --endpoint (its AuthKey names one nobody
+    # can reach): diagnose beside it tries the address the client uses.
+    second, far_key = lab.triglav_server(ns_s, "--address", "192.0.2.1:7443", label="server far",
+                                         listen="0.0.0.0:7443")
+    client, _ = lab.start_client(ns_c, far_key, "--endpoint", f"{ip_s}:7443", "--control-socket", sock)
+    r = diagnose(lab, ns_c, "--connectivity", "-i", c_if, "--socket", sock)
+    check(r.returncode == 0 and re.search(rf"^ok\s+server {re.escape(ip_s)}:7443 via {c_if}\s+answers in [\d.]+ ms; "
+                                          r"the key is right", r.stdout, re.M) and "192.0.2.1" not in r.stdout,
+          f"beside a client with --endpoint:\n{r.stdout}{r.stderr}")
+    for p in (client, second):
+        check(p.stop(signal.SIGTERM)[0] == 0, f"{p.label} did not exit 0")
+    checks.append("beside a client given the server with --endpoint (its AuthKey names an address nobody "
+                  "reaches): diagnose tries the client's address, and the key is right")
 
 
 if __name__ == "__main__":
