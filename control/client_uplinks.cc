@@ -58,7 +58,9 @@ void Client::keep_keys_fresh(Uplink& u, Clock::time_point now) {
     return;
   }
   bool used = false;
-  for (const auto& t : u.session->tx) used |= t.next_counter.load(std::memory_order_relaxed) >= dp::kRekeyAfterMessages;
+  u.session->tx.for_each([&used](const dp::SenderState& t) {
+    used |= t.next_counter.load(std::memory_order_relaxed) >= dp::kRekeyAfterMessages;
+  });
   if ((age >= std::chrono::milliseconds(opt_.rekey_after_ms) || used) && now >= u.next_try) send_initiation(u, now);
 }
 

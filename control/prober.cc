@@ -19,13 +19,13 @@ double loss_for_health(const dp::PathStats& s) {
 
 std::uint64_t tx_bytes(const dp::Session& s) {
   std::uint64_t n = 0;
-  for (const auto& t : s.tx) n += t.bytes.load(std::memory_order_relaxed);
+  s.tx.for_each([&n](const dp::SenderState& t) { n += t.bytes.load(std::memory_order_relaxed); });
   return n;
 }
 
 std::uint64_t tx_packets(const dp::Session& s, bool copies) {
   std::uint64_t n = 0;
-  for (const auto& t : s.tx) n += (copies ? t.copies : t.packets).load(std::memory_order_relaxed);
+  s.tx.for_each([&](const dp::SenderState& t) { n += (copies ? t.copies : t.packets).load(std::memory_order_relaxed); });
   return n;
 }
 }  // namespace

@@ -136,7 +136,9 @@ namespace triglav::dp {
   X(DropFragmentTimeout, "drop_fragment_timeout", Drop, Rx, "",                                                \
     "Packets given up in reassembly: not all their fragments came within a second.")                          \
   X(DropFragmentOverflow, "drop_fragment_overflow", Drop, Rx, "",                                              \
-    "Packets given up in reassembly, or fragments dropped, for want of room (32 packets per worker at once).")
+    "Packets given up in reassembly, or fragments dropped, for want of room (32 packets per worker at once).") \
+  X(DropNoMemory, "drop_no_memory", Drop, Rx, "",                                                              \
+    "No memory for the state a packet's sender or worker needed first (a replay or duplicate window, a scheduler).")
 
 enum class Counter : std::uint8_t {
 #define TRIGLAV_COUNTER_ENUM(e, name, kind, where, metric, help) e,

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "dataplane/lazy_slots.h"
 #include "dataplane/replay_window.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/stripe.h"
@@ -72,8 +73,11 @@ struct Group {
   // The uplinks the peer says it stripes over (ControlKind::StripeUplinks; all until it
   // says): of the live ones, the only ones a gap's packet may still be on.
   std::atomic<UplinkMask> peer_striped{~UplinkMask{0}};
-  std::array<GroupWorkerState, kMaxWorkers> workers{};
-  std::array<DedupWindow, kMaxSenders> dedup{};  // by the peer's sender id
+  // Made by each worker when it first sends to this client, and by the receiving worker
+  // for each peer sender whose Data first arrives: a client holds state only for the
+  // workers and senders that exist.
+  LazySlots<GroupWorkerState, kMaxWorkers> workers;
+  LazySlots<DedupWindow, kMaxSenders> dedup;  // by the peer's sender id
 };
 
 }  // namespace triglav::dp

@@ -10,7 +10,9 @@ std::size_t seal_transport(Session& s, unsigned sender, PacketType type, std::ui
   h.flags = static_cast<std::uint8_t>(flag::kEncrypted | flags);
   h.uplink = s.uplink;
   h.receiver = s.remote_index;
-  auto& next = s.tx[sender].next_counter;
+  SenderState* t = s.tx.get(sender);
+  if (t == nullptr) return 0;  // no memory for its state: nothing sealed
+  auto& next = t->next_counter;
   const std::uint64_t n = next.load(std::memory_order_relaxed);
   if (n >= kRejectAfterMessages) return 0;  // never reuse a nonce
   next.store(n + 1, std::memory_order_relaxed);
@@ -24,12 +26,14 @@ std::uint64_t rx_expected(const Session& s) noexcept {
   const std::uint32_t senders = s.rx_senders.load(std::memory_order_relaxed);
   std::uint64_t n = 0;
   for (unsigned i = 0; i < kMaxSenders; ++i)
-    if (senders >> i & 1) n += (s.rx_windows[i].top() & kCounterMask) + 1;
+    if (const ReplayWindow* w = s.rx_windows.find(i); w != nullptr && (senders >> i & 1))
+      n += (w->top() & kCounterMask) + 1;
   return n;
 }
 
 bool keys_used_up(const Session& s, unsigned sender) noexcept {
-  return s.tx[sender].next_counter.load(std::memory_order_relaxed) >= kRejectAfterMessages;
+  const SenderState* t = s.tx.find(sender);
+  return t != nullptr && t->next_counter.load(std::memory_order_relaxed) >= kRejectAfterMessages;
 }
 
 }  // namespace triglav::dp

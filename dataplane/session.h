@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "crypto/aead.h"
+#include "dataplane/lazy_slots.h"
 #include "dataplane/peer_address.h"
 #include "dataplane/replay_window.h"
 #include "dataplane/wire.h"
@@ -47,8 +48,10 @@ struct Session {
   // The peer takes tunnel fragments (flag::kFragment), agreed the same way.
   bool peer_takes_fragments = false;
   PeerAddress peer;  // where packets go; follows the peer's authenticated source
-  std::array<SenderState, kMaxSenders> tx;
-  std::array<ReplayWindow, kMaxSenders> rx_windows{};
+  // Per sender of ours (a worker, or the control thread): made when it first seals.
+  LazySlots<SenderState, kMaxSenders> tx;
+  // One replay window per peer sender, made when its first authenticated packet comes.
+  LazySlots<ReplayWindow, kMaxSenders> rx_windows;
   std::atomic<std::int64_t> last_rx_ns{0};  // written by workers, read by control
   // Whether the peer has proven it holds the keys, from the address the session sends to.
   // A server's session: set by the receiving worker on the first authenticated packet;

@@ -10,10 +10,11 @@
 // count.
 //
 // Mutable per-packet state is split by owner: Session::tx[w] and Group::workers[w]
-// belong to worker w. What several workers may touch at once is lock-free:
-// Session::rx_windows[s] and Group::dedup[s] (one client's uplinks may arrive at
-// different workers, replay_window.h), Session::peer (PeerAddress) and the counters of
-// received bytes.
+// belong to worker w (which makes its Group::workers slot when it first sends to the
+// client). What several workers may touch at once is lock-free: Session::rx_windows[s]
+// and Group::dedup[s] (one client's uplinks may arrive at different workers,
+// replay_window.h; each made by the first worker to receive from sender s,
+// lazy_slots.h), Session::peer (PeerAddress) and the counters of received bytes.
 #pragma once
 
 #include <array>

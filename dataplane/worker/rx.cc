@@ -150,7 +150,9 @@ Worker::Loop::Step Worker::Loop::open(Session& s, const Header& h, std::uint8_t*
   const auto sender = static_cast<unsigned>(h.counter >> kSenderShift);
   if (!s.rx_key.open(h.counter, {pkt, kHeaderLen}, pkt + kHeaderLen, len - kHeaderLen))
     return drop(Counter::DropAuth);
-  if (!s.rx_windows[sender].check_and_update(h.counter)) return drop(Counter::DropReplay);
+  ReplayWindow* window = s.rx_windows.get(sender);
+  if (window == nullptr) return drop(Counter::DropNoMemory);
+  if (!window->check_and_update(h.counter)) return drop(Counter::DropReplay);
   s.rx_packets.fetch_add(1, std::memory_order_relaxed);  // what the path delivered, for the peer's loss figure
   if ((s.rx_senders.load(std::memory_order_relaxed) >> sender & 1) == 0)
     s.rx_senders.fetch_or(std::uint32_t{1} << sender, std::memory_order_relaxed);
@@ -213,7 +215,9 @@ Worker::Loop::Step Worker::Loop::admit(Session& s, unsigned sender, std::uint32_
     (void)clamp_tcp_mss(inner, inner_len, fit, partial);  // a SYN-ACK to us
   s.rx_bytes.fetch_add(inner_len, std::memory_order_relaxed);  // one worker, or two while it roams
   // Copies of a packet sent on several uplinks share its sequence number: deliver once.
-  if (!g.dedup[sender].check_and_update(seq)) return drop(Counter::DropDuplicate);
+  DedupWindow* dedup = g.dedup.get(sender);
+  if (dedup == nullptr) return drop(Counter::DropNoMemory);
+  if (!dedup->check_and_update(seq)) return drop(Counter::DropDuplicate);
   c_.add(Counter::RxPackets);
   c_.add(Counter::RxBytes, inner_len);
   if (g.sink) return done();  // a benchmark session: counted, and that is all

@@ -218,7 +218,13 @@ void Worker::Loop::generate() noexcept {
 // completed in place before the copy for a peer that did not agree to take it so.
 void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
                              bool partial) noexcept {
-  GroupWorkerState& gw = r.group->workers[cfg_.id];
+  GroupWorkerState* state = r.group->workers.get(cfg_.id);
+  if (state == nullptr) {
+    c_.add(Counter::DropNoMemory);
+    tx_.free.push_back(slot);
+    return;
+  }
+  GroupWorkerState& gw = *state;
   if (gw.views_version != r.version) {
     gw.sched.set_config(r.sched);
     gw.sched.update({r.views.data(), r.n_views}, now_);
@@ -250,7 +256,7 @@ void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8
     }
     if (!whole) {  // pieces copied out of the slot, which stays for the next copy
       if (send_fragments(*s, to, b, n, limit)) {
-        count_sent(s->tx[cfg_.id], n, any);
+        count_sent(*s->tx.find(cfg_.id), n, any);
         c_.add(Counter::TxPackets);
         c_.add(Counter::TxBytes, n);
         if (any) c_.add(Counter::TxRedundantCopies);
@@ -269,7 +275,7 @@ void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8
       cur = next;
       continue;
     }
-    count_sent(s->tx[cfg_.id], n, any);
+    count_sent(*s->tx.find(cfg_.id), n, any);
     c_.add(Counter::TxPackets);
     c_.add(Counter::TxBytes, n);
     if (any) c_.add(Counter::TxRedundantCopies);
@@ -309,7 +315,7 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
     // receiver puts it back together and delivers it as it comes).
     if (partial) complete_partial_checksum(buf + kPayloadOffset, n);
     if (send_fragments(*s, to, buf, n, limit)) {
-      count_sent(s->tx[cfg_.id], n, false);
+      count_sent(*s->tx.find(cfg_.id), n, false);
       c_.add(Counter::TxPackets);
       c_.add(Counter::TxBytes, n);
     }
@@ -323,7 +329,7 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
   }
   const auto aux = static_cast<std::uint8_t>(kDataStriped | (partial ? kDataChecksumPartial : 0));
   if (!emit(s, to, PacketType::Data, slot, buf, kSeqLen + n + kFlowSeqLen, aux)) return true;
-  count_sent(s->tx[cfg_.id], n, false);
+  count_sent(*s->tx.find(cfg_.id), n, false);
   c_.add(Counter::TxPackets);
   c_.add(Counter::TxBytes, n);
   c_.add(Counter::TxStriped);
@@ -396,6 +402,11 @@ Worker::Loop::Step Worker::Loop::send_pong(Session& s, const std::uint8_t* body,
 // cipher failed.
 bool Worker::Loop::emit(Session* s, const io::Endpoint& to, PacketType type, std::uint16_t slot, std::uint8_t* buf,
                         std::size_t body, std::uint8_t aux, std::uint8_t flags) noexcept {
+  if (s->tx.get(cfg_.id) == nullptr) {  // this worker's first packet on the session
+    c_.add(Counter::DropNoMemory);
+    tx_.free.push_back(slot);
+    return false;
+  }
   const std::size_t len = seal_transport(*s, cfg_.id, type, buf, body, aux, flags);
   if (len == 0) {
     c_.add(keys_used_up(*s, cfg_.id) ? Counter::DropKeysUsedUp : Counter::DropSealFailed);

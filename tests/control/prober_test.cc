@@ -33,7 +33,7 @@ struct Harness {
         p.on_pong(7, pending, pending_at);
         pending_at = -1;
       }
-      if (data) s.tx[0].bytes.fetch_add(1200);
+      if (data) s.tx.get(0)->bytes.fetch_add(1200);
       p.tick(t * kMs, [&](dp::Session&, std::uint64_t body) {
         sent.push_back(t);
         if (answer) {
@@ -252,7 +252,7 @@ TEST(Prober, RekeyKeepsMeasurementsAndTakesLatePongs) {
   // The Pong of that probe arrives on the old index: it still counts.
   h.p.on_pong(7, body, 2'105 * kMs);  // a 5 ms sample where the others were 1 ms
   EXPECT_GT(h.p.view(&next).srtt_ms, before.srtt_ms);
-  next.tx[0].bytes.fetch_add(100);
+  next.tx.get(0)->bytes.fetch_add(100);
   UplinkStatus st2;
   h.p.fill(st2, next);
   EXPECT_EQ(st2.tx_bytes, bytes + 100);  // byte counts do not restart

@@ -227,7 +227,7 @@ class Sim {
     if (u < 0) return;
     if (s.flow_seq.size() < s.app.size()) s.flow_seq.resize(s.app.size());
     dp::Session* ss = s.sess[static_cast<std::size_t>(u)].get();
-    ss->tx[0].bytes.fetch_add(cfg_.payload, std::memory_order_relaxed);
+    ss->tx.get(0)->bytes.fetch_add(cfg_.payload, std::memory_order_relaxed);
     r_.data_bytes += cfg_.payload;
     transmit(e.side, static_cast<std::size_t>(u), wire,
              {.kind = Kind::Data, .flow = e.flow, .to_index = ss->remote_index, .seq = seq, .k = k,
@@ -241,7 +241,7 @@ class Sim {
       m &= m - 1;
       dp::Session* ss = u < n_ ? s.sess[u].get() : nullptr;
       if (ss == nullptr) continue;
-      ss->tx[0].bytes.fetch_add(cfg_.payload, std::memory_order_relaxed);
+      ss->tx.get(0)->bytes.fetch_add(cfg_.payload, std::memory_order_relaxed);
       r_.data_bytes += cfg_.payload;
       transmit(e.side, u, cfg_.payload + dp::kDataOverhead + kIpUdp,
                {.kind = Kind::Data, .flow = e.flow, .to_index = ss->remote_index, .seq = seq, .k = k});
