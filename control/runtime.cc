@@ -367,6 +367,7 @@ bool Runtime::turn(ControlLoop& loop, StatusServer& ops, int timeout_ms) {
   if (w.reload) loop.reload();
   dp::ControlMessage m;
   while (pop(m)) loop.on_message(m);
+  loop.after_messages();
   ops.poll([&loop] { return loop.status(); });
   return w.stop;
 }

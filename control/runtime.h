@@ -104,6 +104,8 @@ class ControlLoop {
   virtual void reload() = 0;                                   // SIGHUP
   virtual void on_message(const dp::ControlMessage& m) = 0;    // from a worker
   virtual Status status() const = 0;                           // the control socket, metrics
+  // Once the turn's worker messages are all handled (e.g. one publish for many changes).
+  virtual void after_messages() {}
 
  protected:
   ~ControlLoop() = default;

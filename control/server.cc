@@ -173,7 +173,8 @@ void Server::on_message(const dp::ControlMessage& m) {
     const bool changed = prober_.on_pong(m.session_index, {m.data.data(), m.len}, now);
     // aggregate places each packet by the uplinks' latest RTT and rate: fresher views,
     // at most kStripePublishNs apart (a publish costs O(clients)).
-    if (changed || (sched_.strategy == dp::Strategy::Aggregate && now - last_publish_ >= kStripePublishNs)) publish();
+    if (changed || (sched_.strategy == dp::Strategy::Aggregate && now - last_publish_ >= kStripePublishNs))
+      publish_soon();
     return;
   }
   if (m.kind == dp::ControlMessage::Kind::Control) {
@@ -228,7 +229,14 @@ void Server::on_control(const dp::ControlMessage& m) {
   }
 }
 
+void Server::flush_answers() {
+  if (publish_due_) publish();
+  for (const Answer& a : answers_) rt_.uplink(a.socket).send_to(a.bytes.data(), a.bytes.size(), a.to);
+  answers_.clear();
+}
+
 void Server::publish() {
+  publish_due_ = false;
   auto snap = std::make_unique<dp::Snapshot>();
   ++version_;
   for (auto& [cid, c] : clients_) {

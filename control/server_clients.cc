@@ -205,8 +205,11 @@ void Server::on_initiation(const dp::ControlMessage& m) {
   ++c.handshakes[r->uplink];
   ++handshakes_;
   if (replaced != 0) remove(replaced, /*publish=*/false, /*notify=*/false);
-  publish();
-  rt_.uplink(m.uplink).send_to(r->response.data(), r->response.size(), m.from);
+  // Answered once the session is published: with the turn's other handshakes, in one
+  // rebuild (a join storm would otherwise rebuild the whole table for each client).
+  publish_soon();
+  answers_.push_back({m.uplink, r->response, m.from});
+  if (answers_.size() >= kAnswerBatch) flush_answers();
   if (rekey)
     spdlog::debug("rekey: client {} uplink {} from {} (index {:08x})", io::ipv4_to_string(addr), r->uplink,
                   m.from.to_string(), index);

@@ -198,6 +198,13 @@ class Server final : public ControlLoop {
   void remove_client(std::uint64_t cid, bool notify);
 
   void publish();
+  // A publish that may wait for the end of the turn's messages (or the next batch of
+  // handshake answers), so that a storm of events costs one rebuild, not one each.
+  void publish_soon() noexcept { publish_due_ = true; }
+  void after_messages() override { flush_answers(); }
+  // Publishes what is due, then sends the handshake answers held for it (a client's
+  // first packet on a session must find it published).
+  void flush_answers();
 
   // Probes every client uplink (return traffic needs to know which ones work); health
   // changes are published at once, measurements at least every second.
@@ -219,6 +226,15 @@ class Server final : public ControlLoop {
   std::uint64_t version_ = 0;
   Prober prober_{opt_.probe};
   std::int64_t last_publish_ = 0;
+  bool publish_due_ = false;
+  // Handshake responses waiting for the publish of their sessions: at most kAnswerBatch.
+  struct Answer {
+    unsigned socket;
+    std::array<std::uint8_t, dp::kResponseLen> bytes;
+    io::Endpoint to;
+  };
+  std::vector<Answer> answers_;
+  static constexpr std::size_t kAnswerBatch = 64;
   static constexpr std::int64_t kStripePublishNs = 250'000'000;
   std::uint64_t rejects_ = 0;
   int tokens_ = kErrorTokens;
