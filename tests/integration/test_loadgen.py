@@ -4,7 +4,7 @@ virtual clients (2,000 of 2 uplinks each, all at once, from 128 source addresses
 every uplink rekeying every 10 s and probing every second for 60 s. Every session must
 be held to the end, none lost or closed, the server must count every client, and its
 memory must stay bounded. Under the sanitizers (tools/sanitized-tests), 500 clients for
-30 s.
+30 s, and no memory bound (the sanitizer's quarantine and shadow dominate it).
 
 usage: test_loadgen.py /path/to/triglav [linkem] [flood] [/path/to/triglav-loadgen];
 root; exit 0 pass, 1 fail, 77 skip
@@ -64,8 +64,11 @@ def body(lab, checks):
     status = json.loads(run(tglib.ns_cmd(ns_s, [lab.binary, "status", "--json", "--socket", sock])).stdout)
     check(len(status["clients"]) == CLIENTS, f"the server counts {len(status['clients'])} clients, not {CLIENTS}")
     grown = j["server_rss_kb_after"] - j["server_rss_kb_before"]
-    check(0 < grown * 1024 <= MAX_RSS_PER_CLIENT * CLIENTS,
-          f"server memory grew {grown} kB for {CLIENTS} clients (at most {MAX_RSS_PER_CLIENT * CLIENTS >> 10} kB)")
+    # Under AddressSanitizer freed memory waits in its quarantine (256 MB) and every
+    # byte has shadow: resident memory says nothing of the server's own there.
+    if not SANITIZED:
+        check(0 < grown * 1024 <= MAX_RSS_PER_CLIENT * CLIENTS,
+              f"server memory grew {grown} kB for {CLIENTS} clients (at most {MAX_RSS_PER_CLIENT * CLIENTS >> 10} kB)")
     checks.append(f"{CLIENTS} clients x {UPLINKS} uplinks joined at once and held {SECONDS} s with rekeys every "
                   f"{REKEY} s: {j['handshakes_completed']} handshakes (p50 {j['handshake_p50_ms']:.0f} ms, p99 "
                   f"{j['handshake_p99_ms']:.0f} ms), every session held, none lost; the server counts every client; "
