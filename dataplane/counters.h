@@ -138,7 +138,7 @@ namespace triglav::dp {
   X(DropFragmentOverflow, "drop_fragment_overflow", Drop, Rx, "",                                              \
     "Packets given up in reassembly, or fragments dropped, for want of room (32 packets per worker at once).") \
   X(DropNoMemory, "drop_no_memory", Drop, Rx, "",                                                              \
-    "No memory for the state a packet's sender or worker needed first (a replay or duplicate window, a scheduler).")
+    "No memory for the state a packet's sender or worker needed first (a replay or duplicate window, a scheduler; either direction).")
 
 enum class Counter : std::uint8_t {
 #define TRIGLAV_COUNTER_ENUM(e, name, kind, where, metric, help) e,

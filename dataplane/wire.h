@@ -109,6 +109,7 @@ inline constexpr std::size_t kMaxDataOverhead = kDataOverhead + kFlowSeqLen;
 // (2 bytes, little-endian, a multiple of kFragmentGrain) and the piece. Only to a peer
 // that agreed in the handshake (kOfferFragments). dataplane/reassembly.h puts them back.
 inline constexpr std::size_t kFragmentOffsetLen = 2;
+static_assert(kMaxMtu < 65536, "a fragment's offset has 16 bits");
 inline constexpr std::size_t kFragmentGrain = 8;
 // A fragment's bytes beyond its piece: header, sequence number, offset and tag.
 inline constexpr std::size_t kFragmentOverhead = kDataOverhead + kFragmentOffsetLen;

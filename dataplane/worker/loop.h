@@ -93,7 +93,7 @@ class Worker::Loop final : private SendSink {
   Step accept(Session& s, const Header& h, std::uint8_t* body, std::size_t n, std::size_t& inner_len) noexcept;
   Step admit(Session& s, unsigned sender, std::uint32_t seq, std::uint8_t* inner, std::size_t avail, bool partial,
              std::size_t& inner_len) noexcept;
-  Step reassemble(Session& s, const Header& h, const std::uint8_t* body, std::size_t n) noexcept;
+  Step reassemble(Session& s, const Header& h, std::uint16_t bid, const std::uint8_t* body, std::size_t n) noexcept;
   bool reorder(const Session& s, const Header& h, std::uint16_t bid, std::uint8_t* body, std::size_t n,
                std::size_t inner_len) noexcept;
   bool source_allowed(const Group& g, const std::uint8_t* inner, std::size_t n) const noexcept;

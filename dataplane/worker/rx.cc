@@ -91,7 +91,7 @@ bool Worker::Loop::receive(unsigned uplink, std::uint16_t bid, std::uint8_t* pkt
   const std::size_t body = len - kHeaderLen - kTagLen;  // used only once open() passed
   if (st.kind == Step::Next) st = to_control(*s, uplink, h, pkt + kHeaderLen, body, from);
   if (st.kind == Step::Next && h.type == PacketType::Data && (h.flags & flag::kFragment) != 0)
-    st = reassemble(*s, h, pkt + kHeaderLen, body);
+    st = reassemble(*s, h, bid, pkt + kHeaderLen, body);
   if (st.kind == Step::Next) st = accept(*s, h, pkt + kHeaderLen, body, inner_len);
   if (st.kind == Step::Next && (h.aux & kDataStriped) != 0) return reorder(*s, h, bid, pkt + kHeaderLen, body, inner_len);
   if (st.kind == Step::Next) {
@@ -229,8 +229,8 @@ Worker::Loop::Step Worker::Loop::admit(Session& s, unsigned sender, std::uint32_
 // the table. Pieces are not deduplicated (each is its own sealed packet, so the replay
 // window already dropped repeats); the whole packet is, like any other. A striped flow's
 // packet that was fragmented skips the reorder buffer (its sender sent it unstriped).
-Worker::Loop::Step Worker::Loop::reassemble(Session& s, const Header& h, const std::uint8_t* body,
-                                            std::size_t n) noexcept {
+Worker::Loop::Step Worker::Loop::reassemble(Session& s, const Header& h, std::uint16_t bid,
+                                            const std::uint8_t* body, std::size_t n) noexcept {
   if (n < kSeqLen + kFragmentOffsetLen) return drop(Counter::DropMalformed);
   if (!tw_.frags) {
     ReassemblyConfig rc;
@@ -255,6 +255,7 @@ Worker::Loop::Step Worker::Loop::reassemble(Session& s, const Header& h, const s
     tw_.frags->release(d.entry);
     return st;
   }
+  flush_run(bid);  // after what this buffer delivered before it
   std::uint8_t* w = frame_alone(d.data, len, false);
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_write(sqe, cfg_.tun_fd, w, static_cast<unsigned>(len), 0);

@@ -53,10 +53,8 @@ std::size_t max_packet_for(int mtu) noexcept {
 }
 
 // Whether the transmit side can go on: a TUN read (or a pending one) has the slots for a
-// packet and all its copies.
-bool Worker::Loop::tx_room() const noexcept {
-  return tx_.free.size() >= (cfg_.tun_vnet_hdr || tx_.generating ? kMaxUplinks : 1);
-}
+// packet and its copies or fragments.
+bool Worker::Loop::tx_room() const noexcept { return tx_.free.size() >= kMaxUplinks; }
 
 bool Worker::Loop::tx_work() const noexcept {
   return (tx_.tun_ready || tx_.pending.active || tx_.generating) && tx_room();

@@ -16,7 +16,8 @@
 //
 // It prints a line a second to stderr and, at the end, one JSON object: handshakes
 // started, completed and their latency (p50, p99), cookie replies and errors, the
-// sessions held (an uplink is held when its last Pong came within 3 s) and those lost
+// sessions held (an uplink is held when the server's last packet on it, a Pong most
+// often, came within 3 s) and those lost
 // (a session that went silent or was closed after it was up), and with --server-pid the
 // server's resident memory and CPU time before the clients came and at the end.
 #include <CLI/CLI.hpp>
@@ -78,6 +79,7 @@ struct Uplink {
   std::int64_t prev_until = 0;
   bool up = false;  // a session answered at least once
   std::int64_t last_rx_ns = 0, next_ping_ns = 0, next_rekey_ns = 0;
+  std::int64_t tick_ns = -1;  // when its one queued timer is due (-1: none queued)
 };
 
 struct Client {
@@ -175,7 +177,7 @@ class Load {
         ups_[i].socket = static_cast<unsigned>(i % socks_.size());
         // All at once, or --ramp clients a second.
         const auto at = o_.ramp > 0 ? start + static_cast<std::int64_t>(c / o_.ramp * 1e9) : start;
-        timers_.push({at, static_cast<std::uint32_t>(i)});
+        schedule(static_cast<std::uint32_t>(i), at);
       }
     }
     const std::int64_t end = start + static_cast<std::int64_t>(o_.duration_s * 1e9);
@@ -185,8 +187,10 @@ class Load {
       const std::int64_t now = io::monotonic_ns();
       if (now >= end) break;
       while (!timers_.empty() && timers_.top().first <= now) {
-        const auto i = timers_.top().second;
+        const auto [at, i] = timers_.top();
         timers_.pop();
+        if (at != ups_[i].tick_ns) continue;  // superseded by an earlier one
+        ups_[i].tick_ns = -1;
         tick(i, now);
       }
       if (o_.garbage_pps > 0 && now >= next_garbage) {
@@ -202,7 +206,8 @@ class Load {
       std::int64_t wake = std::min(end, next_report);
       if (!timers_.empty()) wake = std::min(wake, timers_.top().first);
       if (o_.garbage_pps > 0) wake = std::min(wake, next_garbage);
-      const int ms = static_cast<int>(std::clamp<std::int64_t>((wake - now) / 1'000'000, 0, 100));
+      // Rounded up: a wait under a millisecond would otherwise poll without sleeping.
+      const int ms = static_cast<int>(std::clamp<std::int64_t>((wake - now + 999'999) / 1'000'000, 0, 100));
       const int n = epoll_wait(epoll_, evs.data(), static_cast<int>(evs.size()), ms);
       for (int k = 0; k < n; ++k) drain(evs[static_cast<std::size_t>(k)].data.u32);
     }
@@ -284,7 +289,16 @@ class Load {
     if (u.cur) next = std::min(next, u.next_ping_ns);
     if (u.cur && o_.rekey_s > 0 && !u.hs) next = std::min(next, u.next_rekey_ns);
     if (o_.data_pps > 0 && u.id == 0) next = std::min(next, std::max(c.next_data_ns, now + 1'000'000));
-    timers_.push({std::max(next, now + 1), i});
+    schedule(i, std::max(next, now + 1));
+  }
+
+  // Uplink i's next tick at `at`, unless one is queued for earlier: one live timer an
+  // uplink, however many events ask for one.
+  void schedule(std::uint32_t i, std::int64_t at) {
+    Uplink& u = ups_[i];
+    if (u.tick_ns >= 0 && u.tick_ns <= at) return;
+    u.tick_ns = at;
+    timers_.push({at, i});
   }
 
   void initiate(std::uint32_t i, std::int64_t now) {
@@ -420,7 +434,7 @@ class Load {
         break;
       case dp::PacketType::Close:
         ++st_.closed;
-        if (k == &*u.cur) drop_session(u);
+        if (u.cur && k == &*u.cur) drop_session(u);
         break;
       default:
         break;
@@ -465,7 +479,7 @@ class Load {
     const double first = u.prev ? 1.0 : std::uniform_real_distribution<double>(0.2, 1.0)(rng_);
     u.next_rekey_ns = now + static_cast<std::int64_t>(o_.rekey_s * first * 1e9);
     u.next_ping_ns = now;  // at once: the server routes the session once a packet came on it
-    timers_.push({now, i});
+    schedule(i, now);
   }
 
   const Options& o_;
@@ -501,11 +515,14 @@ int main(int argc, char** argv) {
   app.add_option("--source", o.source, "first IPv4 source address (default: the routed one)");
   app.add_option("--sources", o.sources, "consecutive source addresses from --source")->check(CLI::Range(1u, 65536u));
   app.add_option("--duration", o.duration_s, "seconds")->check(CLI::Range(1.0, 86400.0));
-  app.add_option("--rekey", o.rekey_s, "seconds between an uplink's handshakes (0: no rekey)");
+  app.add_option("--rekey", o.rekey_s, "seconds between an uplink's handshakes (0: no rekey)")
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--ping", o.ping_s, "seconds between an uplink's Pings")->check(CLI::Range(0.05, 60.0));
-  app.add_option("--ramp", o.ramp, "clients started a second (0: all at once, a join storm)");
-  app.add_option("--data-pps", o.data_pps, "Data packets a second per client (0: none)");
-  app.add_option("--garbage", o.garbage_pps, "random datagrams a second at the server (0: none)");
+  app.add_option("--ramp", o.ramp, "clients started a second (0: all at once, a join storm)")
+      ->check(CLI::Range(0.0, 1e7));
+  app.add_option("--data-pps", o.data_pps, "Data packets a second per client (0: none)")->check(CLI::Range(0.0, 1e6));
+  app.add_option("--garbage", o.garbage_pps, "random datagrams a second at the server (0: none)")
+      ->check(CLI::Range(0.0, 1e7));
   app.add_option("--server-pid", o.server_pid, "read the server's memory and CPU time from /proc");
   CLI11_PARSE(app, argc, argv);
   try {
