@@ -109,6 +109,7 @@ class Worker::Loop final : private SendSink {
   void expire_held() noexcept;
   void count_reorder() noexcept;
   void count_reassembly() noexcept;
+  void count_since(Counter k, std::uint64_t now, std::uint64_t& before) noexcept;
   void release_buffer(std::uint16_t bid, unsigned writes) noexcept;
 
   // tx.cc

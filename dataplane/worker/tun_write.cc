@@ -126,36 +126,34 @@ void Worker::Loop::count_reorder() noexcept {
   if (!tw_.reorder) return;
   const ReorderStats& s = tw_.reorder->stats();
   ReorderStats& c = tw_.counted;
-  const auto add = [this](Counter k, std::uint64_t now, std::uint64_t& before) {
-    if (now != before) c_.add(k, now - before);
-    before = now;
-  };
-  add(Counter::RxReordered, s.held, c.held);
-  add(Counter::RxReorderLate, s.late, c.late);
-  add(Counter::RxReorderLostGaps, s.lost_gaps, c.lost_gaps);
-  add(Counter::RxReorderTimeoutGaps, s.timeout_gaps, c.timeout_gaps);
-  add(Counter::RxReorderOverflows, s.overflows, c.overflows);
-  add(Counter::RxReorderUntracked, s.untracked, c.untracked);
+  count_since(Counter::RxReordered, s.held, c.held);
+  count_since(Counter::RxReorderLate, s.late, c.late);
+  count_since(Counter::RxReorderLostGaps, s.lost_gaps, c.lost_gaps);
+  count_since(Counter::RxReorderTimeoutGaps, s.timeout_gaps, c.timeout_gaps);
+  count_since(Counter::RxReorderOverflows, s.overflows, c.overflows);
+  count_since(Counter::RxReorderUntracked, s.untracked, c.untracked);
   const Counter wait[ReorderStats::kResidenceBuckets] = {
       Counter::RxReorderWait1ms,  Counter::RxReorderWait2ms,  Counter::RxReorderWait4ms,
       Counter::RxReorderWait8ms,  Counter::RxReorderWait16ms, Counter::RxReorderWait32ms,
       Counter::RxReorderWait64ms, Counter::RxReorderWait128ms, Counter::RxReorderWaitLong};
-  for (int i = 0; i < ReorderStats::kResidenceBuckets; ++i) add(wait[i], s.residence[i], c.residence[i]);
+  for (int i = 0; i < ReorderStats::kResidenceBuckets; ++i) count_since(wait[i], s.residence[i], c.residence[i]);
 }
 
 // The reassembly table's statistics into the counters (what changed since the last call).
 void Worker::Loop::count_reassembly() noexcept {
   const ReassemblyStats& s = tw_.frags->stats();
   ReassemblyStats& c = tw_.frags_counted;
-  const auto add = [this](Counter k, std::uint64_t now, std::uint64_t& before) {
-    if (now != before) c_.add(k, now - before);
-    before = now;
-  };
-  add(Counter::RxFragments, s.pieces, c.pieces);
-  add(Counter::RxReassembled, s.packets, c.packets);
-  add(Counter::DropBadFragment, s.bad, c.bad);
-  add(Counter::DropFragmentTimeout, s.timeouts, c.timeouts);
-  add(Counter::DropFragmentOverflow, s.overflows, c.overflows);
+  count_since(Counter::RxFragments, s.pieces, c.pieces);
+  count_since(Counter::RxReassembled, s.packets, c.packets);
+  count_since(Counter::DropBadFragment, s.bad, c.bad);
+  count_since(Counter::DropFragmentTimeout, s.timeouts, c.timeouts);
+  count_since(Counter::DropFragmentOverflow, s.overflows, c.overflows);
+}
+
+// Adds to counter k what a statistic grew by since `before`, which then catches up.
+void Worker::Loop::count_since(Counter k, std::uint64_t now, std::uint64_t& before) noexcept {
+  if (now != before) c_.add(k, now - before);
+  before = now;
 }
 
 // A receive buffer whose datagrams are all handled: back to the ring now, or once its

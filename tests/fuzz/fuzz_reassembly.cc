@@ -10,24 +10,12 @@
 #include <vector>
 
 #include "dataplane/reassembly.h"
+#include "tests/fuzz/fuzz_input.h"
 
 using namespace triglav;
+using fuzz::Reader;
 
 namespace {
-
-struct Reader {
-  const std::uint8_t* p;
-  std::size_t n;
-  template <typename T>
-  T take() {
-    T v{};
-    const std::size_t k = n < sizeof v ? n : sizeof v;
-    std::memcpy(&v, p, k);
-    p += k;
-    n -= k;
-    return v;
-  }
-};
 
 std::uint8_t pattern(std::uint32_t seq, std::uint32_t session, std::uint32_t at) {
   return static_cast<std::uint8_t>(seq * 31 + session * 17 + at * 7 + (at >> 8));

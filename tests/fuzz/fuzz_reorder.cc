@@ -9,26 +9,10 @@
 #include <vector>
 
 #include "dataplane/reorder.h"
+#include "tests/fuzz/fuzz_input.h"
 
 using namespace triglav;
-
-namespace {
-
-struct Reader {
-  const std::uint8_t* p;
-  std::size_t n;
-  template <typename T>
-  T take() {
-    T v{};
-    const std::size_t k = n < sizeof v ? n : sizeof v;
-    std::memcpy(&v, p, k);
-    p += k;
-    n -= k;
-    return v;
-  }
-};
-
-}  // namespace
+using fuzz::Reader;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   dp::ReorderConfig cfg;

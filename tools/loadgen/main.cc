@@ -41,9 +41,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "control/client.h"
 #include "control/handshake.h"
 #include "crypto/aead.h"
 #include "crypto/authkey.h"
+#include "dataplane/generator.h"
 #include "dataplane/handshake_guard.h"
 #include "dataplane/wire.h"
 #include "io/clock.h"
@@ -344,35 +346,17 @@ class Load {
     send_to_server(u.socket, buf, dp::kHeaderLen + n + dp::kTagLen);
   }
 
-  // A small UDP datagram from the client's tunnel address to the server's (port 9).
+  // A small UDP datagram from the client's tunnel address to the server's.
   void send_data(Client& c, std::int64_t now) {
     Uplink& u = ups_[static_cast<std::size_t>(&c - clients_.data()) * o_.uplinks];
     c.next_data_ns = std::max(c.next_data_ns, now - kSecond) + static_cast<std::int64_t>(1e9 / o_.data_pps);
     if (!u.cur || c.server_be == 0) return;
-    std::uint8_t body[dp::kSeqLen + 28 + 32] = {};
-    std::uint8_t* ip = body + dp::kSeqLen;
+    // The benchmark generator's packet: IPv4 UDP, 60 bytes, one stream.
+    std::uint8_t body[dp::kSeqLen + 60];
     dp::store_le32(body, data_seq_++);
-    ip[0] = 0x45;
-    const std::uint16_t total = 28 + 32;
-    ip[2] = static_cast<std::uint8_t>(total >> 8);
-    ip[3] = static_cast<std::uint8_t>(total);
-    ip[4] = static_cast<std::uint8_t>(c.data_id >> 8);
-    ip[5] = static_cast<std::uint8_t>(c.data_id++);
-    ip[8] = 64;
-    ip[9] = 17;
-    std::memcpy(ip + 12, &c.addr_be, 4);
-    std::memcpy(ip + 16, &c.server_be, 4);
-    std::uint32_t sum = 0;
-    for (int k = 0; k < 20; k += 2) sum += static_cast<std::uint32_t>(ip[k] << 8 | ip[k + 1]);
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    ip[10] = static_cast<std::uint8_t>(~sum >> 8);
-    ip[11] = static_cast<std::uint8_t>(~sum);
-    ip[20] = 0x9c;  // source port 40000
-    ip[21] = 0x40;
-    ip[23] = 9;  // discard
-    ip[24] = 0;
-    ip[25] = 8 + 32;  // UDP length; checksum 0: none
-    send_transport(u, *u.cur, dp::PacketType::Data, body, sizeof body);
+    const std::size_t n = dp::write_generated(body + dp::kSeqLen, sizeof body - dp::kSeqLen,
+                                              {1, c.addr_be, c.server_be, 60}, c.data_id++);
+    send_transport(u, *u.cur, dp::PacketType::Data, body, dp::kSeqLen + n);
     ++st_.data_sent;
   }
 
@@ -534,11 +518,9 @@ int main(int argc, char** argv) {
       server = io::parse_endpoint(o.server, err);
       if (!server) throw std::runtime_error("--server: " + err);
     } else {
-      for (const auto& a : key.addresses) {
-        if (a.v6) continue;
-        std::uint32_t v4;
-        std::memcpy(&v4, a.ip.data(), 4);
-        server = io::Endpoint::from_ipv4(v4, a.port);
+      for (const io::Endpoint& e : ctl::authkey_endpoints(key)) {
+        if (e.family() != AF_INET) continue;
+        server = e;
         break;
       }
       if (!server) throw std::runtime_error("the AuthKey holds no IPv4 address: give --server");
