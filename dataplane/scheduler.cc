@@ -17,11 +17,12 @@ double rtt_key(const UplinkView& u) noexcept {
 
 }  // namespace
 
-bool queueing(const UplinkView& v) noexcept {
+double queue_fill(const UplinkView& v) noexcept {
   const double base = v.base_rtt_ms >= 0 ? v.base_rtt_ms : 0;
   const double slack = std::max(5.0, 0.25 * base);
-  if (v.out_queue_ms >= 0) return v.out_queue_ms > slack;
-  return v.base_rtt_ms >= 0 && v.srtt_ms > base + slack;
+  if (v.out_queue_ms >= 0) return v.out_queue_ms / slack;
+  if (v.base_rtt_ms < 0 || v.srtt_ms < 0) return 0;
+  return std::max(0.0, v.srtt_ms - base) / slack;
 }
 
 std::optional<Strategy> parse_strategy(std::string_view n) noexcept {

@@ -79,10 +79,12 @@ struct UplinkView {
   std::int64_t healthy_since_ns = -1;  // when it last became Healthy (-1: not Healthy, or not known)
 };
 
-// Whether the uplink holds a queue on the way out: its outbound queue (or, when the peer
-// does not report its clock, its RTT above the base RTT) above 5 ms or a quarter of the
-// base RTT. False while nothing is measured.
-bool queueing(const UplinkView& v) noexcept;
+// The uplink's queue on the way out (or, when the peer does not report its clock, its
+// RTT above the base RTT) as a fraction of the larger of 5 ms and a quarter of the base
+// RTT; 0 while nothing is measured.
+double queue_fill(const UplinkView& v) noexcept;
+// Whether the uplink holds a queue on the way out: queue_fill above 1.
+inline bool queueing(const UplinkView& v) noexcept { return queue_fill(v) > 1; }
 
 struct AdaptiveWeights {
   double rtt = 0.35, loss = 0.35, bandwidth = 0.20, nat = 0.10;

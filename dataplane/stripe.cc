@@ -24,8 +24,13 @@ void Striper::update(std::span<const UplinkView> views) noexcept {
     l.owd_ns = v.srtt_ms < 0 ? known_owd
                : v.out_queue_ms >= 0 && v.base_rtt_ms >= 0 ? (v.base_rtt_ms / 2 + v.out_queue_ms) * 1e6
                                                            : v.srtt_ms * 1e6 / 2;
-    const bool queueing = dp::queueing(v);
-    const double gain = queueing ? 1.0 : kProbeGain;
+    const double fill = queue_fill(v);
+    const bool queueing = fill > 1;
+    // The less queue it shows, the more it may carry beyond what it delivered: the gain
+    // falls from kProbeGain at an empty queue to none where the queue counts. (A step
+    // at that point made two saturated uplinks take turns: each was fed a quarter more
+    // than it carried until its lagging measurement crossed the step, then the other.)
+    const double gain = 1 + (kProbeGain - 1) * std::max(0.0, 1 - fill);
     const double measured = std::max(v.throughput_bps, v.recent_bps);
     // What an uplink delivered is what it was given: a light load (the ACKs of a flow
     // going the other way) says nothing of its capacity. Without a queue, it is credited

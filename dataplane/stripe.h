@@ -10,8 +10,9 @@
 // peer reported as delivered on that uplink (Pong byte counts: the larger of their
 // average and the highest of the last few reports, so an increase counts at once). An
 // uplink without an outbound queue (dp::queueing) may carry more than it was given so
-// far, so its rate counts kProbeGain times and at least kDefaultRateBps, and as it is
-// given more its measured rate grows; once a queue builds, its rate counts as measured.
+// far, so its rate counts up to kProbeGain times (the full gain at an empty queue, less
+// as its queue grows: dp::queue_fill) and at least kDefaultRateBps, and as it is given
+// more its measured rate grows; once a queue builds, its rate counts as measured.
 // What an uplink delivered while it held a queue is remembered as its capacity, and it
 // is credited at least that while it shows none. While no allowed uplink shows a queue
 // and the one of the shortest delay (by kClearGapNs or more) never has (its capacity

@@ -122,9 +122,10 @@ TEST(Striper, BudgetCapsWhatAnUplinkHolds) {
   for (int i = 0; i < 5000 && first_on_1 < 0; ++i)
     if (s.pick(0b11, 1400, 0) == 1) first_on_1 = i;  // a burst at one instant
   ASSERT_GE(first_on_1, 0);
-  // Uplink 0's budget: its rate (100 Mbit/s, credited kProbeGain more: no queue) x
+  // Uplink 0's budget: its rate (100 Mbit/s, credited more: its queue, 1 ms of RTT above
+  // the base, is a fifth of what counts as queueing, so 4/5 of the probing gain) x
   // (2 ms + 20 ms), which it had filled.
-  const double budget0 = 100e6 * Striper::kProbeGain / 8 * 0.022;
+  const double budget0 = 100e6 * (1 + (Striper::kProbeGain - 1) * 0.8) / 8 * 0.022;
   EXPECT_GT(s.queued(0), budget0 - 1400);
   EXPECT_LE(s.queued(0), budget0 + 1400);
   EXPECT_LT(s.arrival_ns(0, 1400, 0), s.arrival_ns(1, 1400, 0) - 1400) << "uplink 0 would still have been first";
@@ -186,6 +187,29 @@ TEST(Striper, IdleCapacityIsProbed) {
   s.update(v);
   const auto n = run(s, 20000, 200);
   EXPECT_GT(n[0], n[1]);  // equal measured rates, but uplink 0 shows no queue
+}
+
+
+// The probing credit falls with the queue an uplink shows, not at a step: two uplinks
+// delivering the same, one with an empty queue (the full kProbeGain), one halfway to
+// what counts as queueing (half of it), share in proportion to 1.25 : 1.125.
+TEST(Striper, ProbingCreditFallsWithTheQueue) {
+  Striper s;
+  std::array<UplinkView, 2> v{view(0, 10, 40, 10), view(1, 12.5, 40, 10)};
+  v[0].out_queue_ms = 0;
+  v[1].out_queue_ms = 2.5;  // of 5 ms
+  EXPECT_DOUBLE_EQ(queue_fill(v[1]), 0.5);
+  EXPECT_FALSE(queueing(v[1]));
+  s.update(v);
+  const auto n = run(s, 20000, 200);
+  const double g0 = Striper::kProbeGain, g1 = 1 + (Striper::kProbeGain - 1) / 2;
+  EXPECT_NEAR(n[0] / 20000.0, g0 / (g0 + g1), 0.02) << n[0] << " / " << n[1];
+  v[1].out_queue_ms = 6;  // queueing: as delivered
+  EXPECT_TRUE(queueing(v[1]));
+  Striper t;
+  t.update(v);
+  const auto m = run(t, 20000, 200);
+  EXPECT_NEAR(m[0] / 20000.0, g0 / (g0 + 1), 0.02) << m[0] << " / " << m[1];
 }
 
 }  // namespace
