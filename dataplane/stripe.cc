@@ -24,6 +24,7 @@ void Striper::update(std::span<const UplinkView> views) noexcept {
     l.owd_ns = v.srtt_ms < 0 ? known_owd
                : v.out_queue_ms >= 0 && v.base_rtt_ms >= 0 ? (v.base_rtt_ms / 2 + v.out_queue_ms) * 1e6
                                                            : v.srtt_ms * 1e6 / 2;
+    l.loss_ns = std::clamp(v.packet_loss, 0.0, 1.0) * kLossPenaltyNs;
     const double fill = queue_fill(v);
     const bool queueing = fill > 1;
     // The less queue it shows, the more it may carry beyond what it delivered: the gain
@@ -68,7 +69,7 @@ void Striper::drain(Lane& l, std::int64_t now_ns) noexcept {
 double Striper::arrival_ns(unsigned u, std::size_t bytes, std::int64_t now_ns) noexcept {
   Lane& l = lanes_[u];
   drain(l, now_ns);
-  return l.owd_ns + (l.queued + static_cast<double>(bytes)) / l.bytes_per_ns;
+  return l.owd_ns + l.loss_ns + (l.queued + static_cast<double>(bytes)) / l.bytes_per_ns;
 }
 
 // No allowed uplink shows a queue, and the one of the shortest one-way delay has never

@@ -3,7 +3,7 @@
 // it drain at its delivery rate, so a packet sent now arrives after the one-way delay
 // plus the time the queue ahead of it needs:
 //
-//   arrival(u) = owd(u) + (queued(u) + bytes) / rate(u)
+//   arrival(u) = owd(u) + loss(u) x kLossPenaltyNs + (queued(u) + bytes) / rate(u)
 //
 // owd is half the base RTT plus the queue on the way out that the peer's clock shows
 // (UplinkView::out_queue_ms; without it, half the smoothed RTT), rate what the
@@ -13,6 +13,12 @@
 // far, so its rate counts up to kProbeGain times (the full gain at an empty queue, less
 // as its queue grows: dp::queue_fill) and at least kDefaultRateBps, and as it is given
 // more its measured rate grows; once a queue builds, its rate counts as measured.
+// A packet lost costs the flow about an RTT and a retransmission (a CUBIC flow halves
+// too), so an uplink's packet loss (UplinkView::packet_loss, from the Pong counts) adds
+// its expected cost, loss x kLossPenaltyNs: between two idle uplinks of one delay the
+// lossless one takes every packet, and one losing 2 % takes a packet only once the other
+// holds 4 ms more queue. This acts from the first loss sample, long before the loss
+// counts as lossy (below).
 // What an uplink delivered while it held a queue is remembered as its capacity, and it
 // is credited at least that while it shows none. While no allowed uplink shows a queue
 // and the one of the shortest delay (by kClearGapNs or more) never has (its capacity
@@ -53,6 +59,8 @@ class Striper {
   // Updates with a load (above kDefaultRateBps) and no queue before the delivered rate
   // counts as the capacity anyway.
   static constexpr int kClearReports = 4;
+  // What losing a packet costs, counted into its expected arrival (see above).
+  static constexpr double kLossPenaltyNs = 200e6;
 
   // The uplinks' latest measurements (index = uplink id).
   void update(std::span<const UplinkView> views) noexcept;
@@ -66,6 +74,7 @@ class Striper {
  private:
   struct Lane {
     double owd_ns = 0;
+    double loss_ns = 0;  // what its packet loss costs a packet, on average
     double bytes_per_ns = kDefaultRateBps / 8e9;
     double budget = 0;   // bytes
     double capacity_bps = 0;  // delivered while it last held a queue; 0: never seen

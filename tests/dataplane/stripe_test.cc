@@ -212,5 +212,27 @@ TEST(Striper, ProbingCreditFallsWithTheQueue) {
   EXPECT_NEAR(m[0] / 20000.0, g0 / (g0 + 1), 0.02) << m[0] << " / " << m[1];
 }
 
+// A lossy uplink costs its expected loss: at a light load every packet takes the
+// lossless one of two alike; under load the lossy one takes a packet once the other's
+// queue is loss x kLossPenaltyNs longer (2 % of 200 ms: 4 ms, 25 kB at 50 Mbit/s).
+TEST(Striper, PacketLossCountsAsDelay) {
+  Striper s;
+  std::array<UplinkView, 2> v{view(0, 10, 50, 10), view(1, 10, 50, 10)};
+  v[0].out_queue_ms = v[1].out_queue_ms = 0;
+  v[1].packet_loss = 0.02;
+  s.update(v);
+  EXPECT_NEAR(s.arrival_ns(1, 0, 0) - s.arrival_ns(0, 0, 0), 0.02 * Striper::kLossPenaltyNs, 1);
+  auto n = run(s, 2000, 5);
+  EXPECT_EQ(n[1], 0);
+  Striper busy;
+  busy.update(v);
+  int first_on_1 = -1;
+  for (int i = 0; i < 1000 && first_on_1 < 0; ++i)
+    if (busy.pick(0b11, 1400, 0) == 1) first_on_1 = i;  // a burst at one instant
+  const double rate0 = 50e6 * Striper::kProbeGain / 8;  // bytes/s: no queue, the full credit
+  EXPECT_NEAR(busy.queued(0), rate0 * 0.004, 1400);
+  EXPECT_GT(first_on_1, 0);
+}
+
 }  // namespace
 }  // namespace triglav::dp
