@@ -10,11 +10,12 @@
 //   - a packet after a gap is held (copied into a slot of the worker's pool);
 //   - a gap is LOST, and what is held behind it released, as soon as every uplink that
 //     may carry this sender's packets (the group's live uplinks that the peer says it
-//     stripes over, Group::peer_striped, and any that delivered
-//     lately) has delivered one sent after the gap within the last uplink_active_ns (an
-//     uplink delivers in order, so the missing packet is on none of them), or when the
-//     gap has waited its wait time, whichever comes first. A live uplink not heard from
-//     lately keeps the gap open: nothing says it moved past. The wait is the larger of the
+//     stripes over, Group::peer_striped, heard from within the last uplink_active_ns;
+//     any other only within a wait of its last packet, what was in flight on it when it
+//     was left) has delivered one sent after the gap (an uplink delivers in order, so
+//     the missing packet is on none of them), or when the gap has waited its wait
+//     time, whichever comes first. A live uplink not heard from lately keeps the gap
+//     open: nothing says it moved past. The wait is the larger of the
 //     group's (the uplinks' one-way-delay spread plus a jitter allowance, from the
 //     control thread's measurements) and what this sender's gaps needed lately: how
 //     long filled gaps had waited, with a quarter more, raised at once when a packet

@@ -221,6 +221,30 @@ TEST(Reorder, LiveButQuietUplinkKeepsTheGapOpen) {
   EXPECT_EQ(g.r.stats().lost_gaps, 1u);
 }
 
+// An uplink the peer no longer stripes over (here: left for its losses) holds a gap
+// only for about a wait after its last packet, what was in flight on it; a live one
+// the peer stripes over holds it for uplink_active_ns.
+TEST(Reorder, LeftUplinkHoldsGapsOnlyForAWait) {
+  Harness h;
+  h.offer(1, 1, 0, 0, 0, 0, 0b11);           // uplink 1 striped, then left
+  h.offer(1, 0, 1, 1, kMs, 0, 0b01);         // the peer stripes over uplink 0 alone
+  h.offer(1, 0, 3, 3, 2 * kMs, 0, 0b01);     // 2 missing: uplink 1 may still bring it
+  EXPECT_EQ(h.r.stats().lost_gaps, 0u);
+  EXPECT_EQ(h.r.held(), 1u);
+  h.offer(1, 0, 5, 5, kWait + kMs, 0, 0b01);  // a wait after uplink 1's last: it is out
+  EXPECT_EQ(h.r.stats().lost_gaps, 2u);
+  EXPECT_EQ(h.r.stats().timeout_gaps, 0u);
+  EXPECT_EQ(h.out[1], (std::vector<std::uint32_t>{0, 1, 3, 5}));
+  // Still striped over: the same silence keeps the gap open until its wait runs out.
+  Harness g;
+  g.offer(1, 1, 0, 0, 0, 0, 0b11);
+  g.offer(1, 0, 1, 1, kMs, 0, 0b11);
+  g.offer(1, 0, 3, 3, 2 * kMs, 0, 0b11);
+  g.offer(1, 0, 5, 5, kWait + kMs, 0, 0b11);
+  EXPECT_EQ(g.r.stats().lost_gaps, 0u);
+  EXPECT_EQ(g.r.held(), 2u);
+}
+
 // The sender counts anew (it restarted): its uplinks' old newest numbers are forgotten
 // after a silence, and a flow far behind where it was is followed from there.
 TEST(Reorder, SenderThatCountsAnewIsFollowed) {
