@@ -1,7 +1,9 @@
-// Clocks, in nanoseconds. coarse_ns() is the cheap tick-resolution clock the packet path
-// stamps sessions with (and the control thread compares against); monotonic_ns() is the
-// precise one for RTT samples and emulation; realtime_ns() is wall-clock time for the
-// handshake timestamps.
+// Clocks, in nanoseconds. coarse_ns() is the cheap tick-resolution clock (4 ms at
+// HZ=250) the control thread stamps and compares session activity with; monotonic_ns()
+// is the precise one (a vDSO read, tens of ns) for RTT samples, emulation and each turn
+// of a worker's loop, whose reorder waits and striping model need better than a tick;
+// realtime_ns() is wall-clock time for the handshake timestamps. Both monotonic clocks
+// count from the same origin, so their stamps compare (within a tick).
 #pragma once
 
 #include <time.h>

@@ -73,7 +73,7 @@ void Worker::Loop::run() noexcept {
       }
       q.online(cfg_.id);
     }
-    now_ = io::coarse_ns();
+    now_ = io::monotonic_ns();
     snap_ = cfg_.snapshots->load();
     tx_.generating = false;
     for (const GroupRoute* r : snap_->generate) tx_.generating |= owned_streams(*r) > 0;
