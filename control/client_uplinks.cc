@@ -336,7 +336,7 @@ void Client::install(Uplink& u, ClientHandshake::Established& est, const io::End
   s->peer_takes_fragments = est.response.fragments;
   u.told_ns = 0;  // a new session may be a new server run, which knows no path limit yet
   s->set_peer(from);
-  s->last_rx_ns.store(io::coarse_ns());
+  s->last_rx_ns.store(io::monotonic_ns());
   s->confirmed.store(true, std::memory_order_relaxed);  // the response proved the server holds its key
   const bool nat = behind_nat(u, est.response);
   if (nat && !u.behind_nat)

@@ -169,10 +169,10 @@ class Server final : public ControlLoop {
   // Nothing heard from any of the client's sessions for kSilentProbes probe intervals:
   // what an address or a key's networks wait for before they leave a run.
   bool silent(const Client& c) const {
-    return last_heard(c) < io::coarse_ns() - kSilentProbes * opt_.probe.interval_ns;
+    return last_heard(c) < io::monotonic_ns() - kSilentProbes * opt_.probe.interval_ns;
   }
 
-  // When anything last came from any of a client's sessions (io::coarse_ns).
+  // When anything last came from any of a client's sessions (io::monotonic_ns).
   std::int64_t last_heard(const Client& c) const;
 
   // An address for a client that asks for one: the one it already has (another of its

@@ -24,7 +24,7 @@ void Striper::update(std::span<const UplinkView> views) noexcept {
     l.owd_ns = v.srtt_ms < 0 ? known_owd
                : v.out_queue_ms >= 0 && v.base_rtt_ms >= 0 ? (v.base_rtt_ms / 2 + v.out_queue_ms) * 1e6
                                                            : v.srtt_ms * 1e6 / 2;
-    l.loss_ns = std::clamp(v.packet_loss, 0.0, 1.0) * kLossPenaltyNs;
+    l.loss_ns = (v.packet_loss > 0 ? std::min(v.packet_loss, 1.0) : 0.0) * kLossPenaltyNs;  // NaN: none
     const double fill = queue_fill(v);
     const bool queueing = fill > 1;
     // The less queue it shows, the more it may carry beyond what it delivered: the gain
@@ -36,6 +36,9 @@ void Striper::update(std::span<const UplinkView> views) noexcept {
     // What an uplink delivered is what it was given: a light load (the ACKs of a flow
     // going the other way) says nothing of its capacity. Without a queue, it is credited
     // at least kDefaultRateBps, so a trickle stays on the uplink of the shortest delay.
+    // (The floor and the remembered capacity below still switch where the queue counts:
+    // both only matter to an uplink that carries little, where the probing credit is
+    // what moves its share.)
     const double floor = queueing ? kMinRateBps : kDefaultRateBps;
     double bps = measured > 0 ? std::max(measured * gain, floor) : kDefaultRateBps;
     // What it delivered while holding a queue is what it carries: remembered, it is the
@@ -85,12 +88,13 @@ int Striper::pick_clear(UplinkMask allowed, std::size_t bytes, std::int64_t now_
   double second_owd = std::numeric_limits<double>::infinity();
   for (unsigned u = 0; u < kMaxUplinks; ++u) {
     if (!(allowed >> u & 1)) continue;
-    if (best < 0 || lanes_[u].owd_ns < best_owd) {
+    const double owd = lanes_[u].owd_ns + lanes_[u].loss_ns;  // a lossy one is as far as its losses cost
+    if (best < 0 || owd < best_owd) {
       second_owd = best < 0 ? second_owd : best_owd;
       best = static_cast<int>(u);
-      best_owd = lanes_[u].owd_ns;
+      best_owd = owd;
     } else {
-      second_owd = std::min(second_owd, lanes_[u].owd_ns);
+      second_owd = std::min(second_owd, owd);
     }
   }
   Lane& l = lanes_[static_cast<unsigned>(best)];

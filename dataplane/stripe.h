@@ -21,7 +21,8 @@
 // counts as lossy (below).
 // What an uplink delivered while it held a queue is remembered as its capacity, and it
 // is credited at least that while it shows none. While no allowed uplink shows a queue
-// and the one of the shortest delay (by kClearGapNs or more) never has (its capacity
+// and the one of the shortest delay, its loss cost included (by kClearGapNs or more),
+// never has (its capacity
 // unknown: a flow's slow start outruns the reports), each packet takes that one, as it
 // would alone, until a report shows a queue there.
 //

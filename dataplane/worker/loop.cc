@@ -64,7 +64,9 @@ void Worker::Loop::run() noexcept {
       crypto::forget_thread_keys();  // idle: no session key waits in OpenSSL's context
       q.offline(cfg_.id);
       if (tw_.reorder && tw_.reorder->held() > 0) {  // wake for the first gap's deadline
-        const std::int64_t wait = std::clamp<std::int64_t>(tw_.reorder->next_deadline() - now_, 1'000'000, 999'999'999);
+        // From now, not from the start of this turn (now_), which may be a while ago.
+        const std::int64_t wait =
+            std::clamp<std::int64_t>(tw_.reorder->next_deadline() - io::monotonic_ns(), 1'000'000, 999'999'999);
         __kernel_timespec ts{0, static_cast<long long>(wait)};
         io_uring_cqe* cqe = nullptr;
         io_uring_submit_and_wait_timeout(ring_.get(), &cqe, 1, &ts, nullptr);

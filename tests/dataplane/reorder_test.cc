@@ -142,14 +142,16 @@ TEST(Reorder, GapWaitsWhileAnUplinkMayStillBringIt) {
   EXPECT_EQ(h.r.next_deadline(), INT64_MAX);
 }
 
-// An uplink silent for longer than uplink_active_ns no longer holds gaps open.
+// An uplink silent for longer than uplink_active_ns no longer holds gaps open (here
+// one the peer does not name, so the wait, 40 ms, would hold it otherwise: the shorter
+// of the two decides).
 TEST(Reorder, SilentUplinkStopsCounting) {
   ReorderConfig cfg;
-  cfg.uplink_active_ns = 100 * kMs;
+  cfg.uplink_active_ns = 20 * kMs;
   Harness h(cfg);
-  h.offer(1, 1, 0, 0, 0);           // uplink 1, then silence
-  h.offer(1, 0, 1, 1, 200 * kMs);   // uplink 0
-  h.offer(1, 0, 3, 3, 201 * kMs);   // 2 missing: only uplink 0 counts, and it moved past
+  h.offer(1, 1, 0, 0, 0);          // uplink 1, then silence
+  h.offer(1, 0, 1, 1, 29 * kMs);   // uplink 0
+  h.offer(1, 0, 3, 3, 30 * kMs);   // 2 missing: only uplink 0 counts, and it moved past
   EXPECT_EQ(h.r.stats().lost_gaps, 1u);
   EXPECT_EQ(h.out[1], (std::vector<std::uint32_t>{0, 1, 3}));
 }
@@ -222,8 +224,8 @@ TEST(Reorder, LiveButQuietUplinkKeepsTheGapOpen) {
 }
 
 // An uplink the peer no longer stripes over (here: left for its losses) holds a gap
-// only for about a wait after its last packet, what was in flight on it; a live one
-// the peer stripes over holds it for uplink_active_ns.
+// only for about a wait after its last packet, what was in flight on it; one the peer
+// stripes over holds it until the gap's own wait runs out.
 TEST(Reorder, LeftUplinkHoldsGapsOnlyForAWait) {
   Harness h;
   h.offer(1, 1, 0, 0, 0, 0, 0b11);           // uplink 1 striped, then left
@@ -243,6 +245,14 @@ TEST(Reorder, LeftUplinkHoldsGapsOnlyForAWait) {
   g.offer(1, 0, 5, 5, kWait + kMs, 0, 0b11);
   EXPECT_EQ(g.r.stats().lost_gaps, 0u);
   EXPECT_EQ(g.r.held(), 2u);
+  // Left and silent for more than a wait before the gap: the gap is lost at once.
+  Harness k;
+  k.offer(1, 1, 0, 0, 0, 0, 0b11);
+  k.offer(1, 0, 1, 1, 50 * kMs, 0, 0b01);
+  k.offer(1, 0, 3, 3, 51 * kMs, 0, 0b01);
+  EXPECT_EQ(k.r.stats().lost_gaps, 1u);
+  EXPECT_EQ(k.r.held(), 0u);
+  EXPECT_EQ(k.out[1], (std::vector<std::uint32_t>{0, 1, 3}));
 }
 
 // The sender counts anew (it restarted): its uplinks' old newest numbers are forgotten
