@@ -194,8 +194,8 @@ void Server::on_initiation(const dp::ControlMessage& m) {
   s->peer_takes_striped = r->answer.striped;
   s->peer_takes_fragments = r->answer.fragments;
   s->set_peer(m.from);
-  s->last_rx_ns.store(io::monotonic_ns());
   s->established_ns = monotonic_ns();
+  s->last_rx_ns.store(s->established_ns);
   // Routed, probed and fed only once an authenticated packet came on it: until then the
   // source address has proven nothing (an initiation can be replayed from anywhere), and
   // all it gets is the response below. A rekey's old session carries on meanwhile.
@@ -391,11 +391,12 @@ std::uint32_t Server::new_index(std::uint64_t client_id) {
 }
 
 void Server::sweep() {
-  const std::int64_t limit = io::monotonic_ns() - std::int64_t{opt_.idle_timeout_s} * 1'000'000'000;
+  // Workers stamp last_rx_ns with the same clock (io/clock.h).
+  const std::int64_t now = monotonic_ns();
+  const std::int64_t limit = now - std::int64_t{opt_.idle_timeout_s} * 1'000'000'000;
   // A benchmark that sends to a client that went away would load its paths for nothing:
   // such a session goes after kBenchIdleS without a packet (its client probes far more often).
-  const std::int64_t bench_limit = io::monotonic_ns() - std::int64_t{std::min(opt_.idle_timeout_s, kBenchIdleS)} * 1'000'000'000;
-  const std::int64_t now = monotonic_ns();
+  const std::int64_t bench_limit = now - std::int64_t{std::min(opt_.idle_timeout_s, kBenchIdleS)} * 1'000'000'000;
   const std::int64_t too_old = now - std::int64_t{opt_.reject_after_s} * 1'000'000'000;
   std::vector<std::uint32_t> idle, old, done;
   for (const auto& [cid, c] : clients_) {

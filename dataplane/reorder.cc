@@ -214,16 +214,17 @@ void Reorder::skip_gap(Flow& f, std::int64_t now) noexcept {
 
 void Reorder::settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept {
   const Sender& s = senders_[f.sender];
+  // An uplink the peer no longer stripes over (or no longer live) brings only what was
+  // in flight on it when it was left: that arrives within a wait of its last packet, so
+  // it counts only that long after it (it was left for its losses, and holding every gap
+  // of the next second for it cost each its whole wait).
+  const std::int64_t left_window = std::min(cfg_.uplink_active_ns, f.wait_ns);
   while (f.held > 0) {
     const std::uint32_t sent = slots_[at(f, f.first)].send_seq;  // the gap was sent before this
     for (UplinkMask m = candidates | s.seen; m != 0; m &= m - 1) {
       const auto u = static_cast<unsigned>(__builtin_ctzll(m));
       const bool candidate = (candidates >> u & 1) != 0;
-      // One the peer no longer stripes over (or no longer live) brings only what was in
-      // flight on it when it was left: that arrives within a wait of its last packet,
-      // so it counts only that long after it (it was left for its losses, and holding
-      // every gap of the next second for it cost each its whole wait).
-      const std::int64_t window = candidate ? cfg_.uplink_active_ns : std::min(cfg_.uplink_active_ns, f.wait_ns);
+      const std::int64_t window = candidate ? cfg_.uplink_active_ns : left_window;
       const bool heard = (s.seen >> u & 1) && now - s.seen_ns[u] <= window;
       // A live uplink not heard from lately may carry it (nothing says it moved past);
       // one heard from lately has moved past once it delivered something sent after.
