@@ -172,6 +172,12 @@ def triglav(binary, kind, paths, seconds, alone=False, cpus=None):
         lab.iperf3_server(ns, 5207)
         mbit = lablib.iperf3(nc, "10.0.85.1", 5207, seconds)["mbit_s"]
         c = server.dump_counters()
+        cc = client.dump_counters()
+        if not alone:
+            print("    sender: " + ", ".join(f"{k} {cc.get(k, 0)}" for k in ("rx_repair_requests", "tx_repairs", "tx_repair_unavailable")))
+            print("    receiver: " + ", ".join(f"{k.replace('rx_reorder_', '')} {c.get(k, 0)}" for k in (
+                "rx_reorder_lost_gaps", "rx_reorder_timeout_gaps", "rx_reorder_repair_asked",
+                "rx_reorder_repaired", "rx_reorder_late")), flush=True)
         return mbit, [c.get(name, 0) for name, _ in WAIT_BUCKETS]
     finally:
         lab.cleanup()

@@ -99,7 +99,7 @@ void Client::send_initiation(Uplink& u, Clock::time_point now) {
   p.timestamp_ns = last_timestamp_;
   p.client_id = group_->client_id;
   p.ciphers = (opt_.aes256gcm ? dp::kOfferAes256Gcm : 0) | dp::kOfferChecksumPartial | dp::kOfferStriped |
-              dp::kOfferFragments;
+              dp::kOfferFragments | dp::kOfferRepair;
   if (opt_.bench.enabled)
     p.mode = static_cast<std::uint8_t>(
         dp::kModeBenchmark |
@@ -334,6 +334,7 @@ void Client::install(Uplink& u, ClientHandshake::Established& est, const io::End
   s->peer_takes_partial = est.response.checksum_partial;
   s->peer_takes_striped = est.response.striped;
   s->peer_takes_fragments = est.response.fragments;
+  s->peer_takes_repair = est.response.repair;
   u.told_ns = 0;  // a new session may be a new server run, which knows no path limit yet
   s->set_peer(from);
   s->last_rx_ns.store(io::monotonic_ns());

@@ -59,7 +59,8 @@ std::optional<ClientHandshake::Established> ClientHandshake::finish(
       (e.response.cipher == 1 && (ciphers_ & dp::kOfferAes256Gcm) == 0) ||  // a cipher we never offered
       (e.response.checksum_partial && (ciphers_ & dp::kOfferChecksumPartial) == 0) ||
       (e.response.striped && (ciphers_ & dp::kOfferStriped) == 0) ||
-      (e.response.fragments && (ciphers_ & dp::kOfferFragments) == 0)) {
+      (e.response.fragments && (ciphers_ & dp::kOfferFragments) == 0) ||
+      (e.response.repair && (ciphers_ & dp::kOfferRepair) == 0)) {
     return std::nullopt;
   }
   e.keys = noise_.split();

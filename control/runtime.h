@@ -232,6 +232,9 @@ class Runtime {
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::LinkMonitor> links_;
   std::function<void(int, bool)> on_link_;
+  // What each worker striped, kept for loss repair (declared before the workers, which
+  // use it until they stop).
+  std::unique_ptr<dp::RepairStores> repair_;
   std::vector<std::unique_ptr<dp::Worker>> workers_;
 };
 

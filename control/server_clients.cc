@@ -98,6 +98,7 @@ void Server::on_initiation(const dp::ControlMessage& m) {
         out.checksum_partial = (in.ciphers & dp::kOfferChecksumPartial) != 0;
         out.striped = (in.ciphers & dp::kOfferStriped) != 0;
         out.fragments = (in.ciphers & dp::kOfferFragments) != 0;
+        out.repair = (in.ciphers & dp::kOfferRepair) != 0;
         if (v6_) out.ipv6_prefix = *v6_;
         out.server_ipv4_be = opt_.tun.address.addr_be;
         out.prefix_len = static_cast<std::uint8_t>(opt_.tun.address.len);
@@ -193,6 +194,7 @@ void Server::on_initiation(const dp::ControlMessage& m) {
   s->peer_takes_partial = r->answer.checksum_partial;  // the client offered it
   s->peer_takes_striped = r->answer.striped;
   s->peer_takes_fragments = r->answer.fragments;
+  s->peer_takes_repair = r->answer.repair;
   s->set_peer(m.from);
   s->established_ns = monotonic_ns();
   s->last_rx_ns.store(s->established_ns);

@@ -56,6 +56,18 @@ namespace triglav::dp {
     "Striped packets delivered unordered: the reorder buffer's flow table had no room for their flow.")      \
   X(RxReorderOtherWorker, "rx_reorder_other_worker", Total, Rx, "triglav_reorder_other_worker_total",          \
     "Striped packets that reached a worker other than their peer's: delivered as they came, not reordered.") \
+  X(RxReorderRepairAsked, "rx_reorder_repair_asked", Total, Rx, "triglav_reorder_repair_asked_total",        \
+    "Gaps in striped flows declared lost and asked of the peer again (loss repair).")                        \
+  X(RxReorderRepaired, "rx_reorder_repaired", Total, Rx, "triglav_reorder_repaired_total",                   \
+    "Striped packets sent again by the peer that arrived in time to be put in order.")                       \
+  X(TxRepairRequests, "tx_repair_requests", Total, Rx, "triglav_repair_requests_sent_total",                  \
+    "Nacks sent: lost striped packets asked of the peer again.")                                              \
+  X(RxRepairRequests, "rx_repair_requests", Total, Tx, "triglav_repair_requests_received_total",              \
+    "Nacks received: the peer asked for striped packets again.")                                              \
+  X(TxRepairs, "tx_repairs", Total, Tx, "triglav_repairs_sent_total",                                         \
+    "Striped packets sent again because the peer asked.")                                                     \
+  X(TxRepairUnavailable, "tx_repair_unavailable", Total, Tx, "triglav_repair_unavailable_total",              \
+    "Packets the peer asked for again that were no longer kept, or already sent again.")                     \
   X(TxFragmented, "tx_fragmented", Total, Tx, "triglav_fragmented_packets_sent_total",                        \
     "Inner packets larger than their uplink's path carries, sent as tunnel fragments.")                      \
   X(TxFragments, "tx_fragments", Total, Tx, "triglav_fragments_sent_total", "Tunnel fragments sent.")          \

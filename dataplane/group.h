@@ -32,7 +32,13 @@ struct Subnet {
 inline constexpr std::size_t kMaxClientSubnets = 8;
 inline constexpr std::int64_t kDefaultReorderWaitNs = 50'000'000;
 
+// A Group's serial: unique for the life of the process (never reused, unlike its
+// address), so that a stored packet (dataplane/repair.h) only ever goes back to the
+// client it was sent to.
+std::uint64_t next_group_serial() noexcept;
+
 struct Group {
+  const std::uint64_t serial = next_group_serial();
   std::uint64_t client_id = 0;
   std::uint64_t epoch = 0;          // server side: sent in handshake responses (ResponsePayload)
   std::uint32_t inner_ipv4_be = 0;  // server side: the client's tunnel address
@@ -67,6 +73,10 @@ struct Group {
   // (dataplane/reorder.h): the uplinks' one-way-delay spread plus a jitter allowance,
   // set by the control thread with each route it publishes (make_route).
   std::atomic<std::int64_t> reorder_wait_ns{kDefaultReorderWaitNs};
+  // How long a gap declared lost waits for the packet sent again (dataplane/repair.h):
+  // about the round trip of the fastest uplink; 0 when no session of the group's peer
+  // takes repairs (the gap is given up at once). Set with reorder_wait_ns.
+  std::atomic<std::int64_t> repair_wait_ns{0};
   // The uplinks with a session that is not Down, as this side's control thread sees
   // them (make_route): the uplinks a gap's packet may still be on.
   std::atomic<UplinkMask> live_uplinks{0};

@@ -37,6 +37,7 @@ Reorder::Reorder(const ReorderConfig& cfg) : cfg_(cfg) {
   for (std::uint32_t i = cfg_.slots; i-- > 0;) free_.push_back(i);
   waiting_.reserve(cfg_.flows);
   ready_.reserve(cfg_.slots);
+  asks_.reserve(kMaxAsks);
 }
 
 Reorder::Sender* Reorder::sender_for(std::uint64_t client, std::uint8_t sender, std::int64_t now) noexcept {
@@ -51,6 +52,8 @@ Reorder::Sender* Reorder::sender_for(std::uint64_t client, std::uint8_t sender, 
   if (spare == nullptr) return nullptr;
   *spare = Sender{};
   spare->key = key;
+  spare->client = client;
+  spare->id = sender;
   return spare;
 }
 
@@ -73,6 +76,7 @@ Reorder::Flow* Reorder::flow_for(std::uint64_t key, std::uint32_t sender, std::u
   spare->key = key;
   spare->sender = sender;
   spare->next = flow_seq;
+  spare->scan = flow_seq;
   return spare;
 }
 
@@ -90,13 +94,15 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     return Verdict::Deliver;
   }
   s->last_ns = now;
-  std::uint32_t& top = s->max_seq[p.uplink];
-  // After a silence the sender may count anew (it restarted, or lost its state for us):
-  // what this uplink delivered before says nothing now.
-  const bool fresh = !(s->seen >> p.uplink & 1) || now - s->seen_ns[p.uplink] > cfg_.uplink_active_ns;
-  if (fresh || diff(p.send_seq, top) > 0) top = p.send_seq;
-  s->seen |= UplinkMask{1} << p.uplink;
-  s->seen_ns[p.uplink] = now;
+  if (!p.resent) {  // a packet sent again says nothing of what its uplink moved past
+    std::uint32_t& top = s->max_seq[p.uplink];
+    // After a silence the sender may count anew (it restarted, or lost its state for us):
+    // what this uplink delivered before says nothing now.
+    const bool fresh = !(s->seen >> p.uplink & 1) || now - s->seen_ns[p.uplink] > cfg_.uplink_active_ns;
+    if (fresh || diff(p.send_seq, top) > 0) top = p.send_seq;
+    s->seen |= UplinkMask{1} << p.uplink;
+    s->seen_ns[p.uplink] = now;
+  }
   const auto sender_index = static_cast<std::uint32_t>(s - senders_.data());
   const std::uint64_t key = mix64(p.flow ^ s->key * 0xc2b2ae3d27d4eb4full) | 1;
   Flow* f = flow_for(key, sender_index, p.flow_seq, now);
@@ -104,7 +110,8 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     ++stats_.untracked;
     return Verdict::Deliver;
   }
-  f->wait_ns = wait_for(*s, wait_ns, now);
+  f->wait_ns = s->fill.wait(wait_ns, now);
+  f->repair_ns = std::min(p.repair_ns, kMaxWaitNs);
   f->last_ns = now;
   std::int32_t d = diff(p.flow_seq, f->next);
   Verdict v = Verdict::Deliver;
@@ -118,11 +125,20 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
   }
   if (d < 0) {
     ++stats_.late;
-    // Its gap was given up too soon (or a wait was not yet learnt): wait longer.
-    if (d > -static_cast<std::int32_t>(cfg_.per_flow)) note_fill(*s, 1.5 * static_cast<double>(f->wait_ns), now);
+    // Its gap was given up too soon (or a wait was not yet learnt): wait longer. (A packet
+    // sent again came after its repair's wait, which grows instead.)
+    if (d > -static_cast<std::int32_t>(cfg_.per_flow)) {
+      // (With repair, a gap is given up when its repair is overdue, not for want of a
+      // longer wait; a repair that comes late changes nothing either: waiting longer for
+      // repairs holds the flow's packets longer, which costs a flow more than the few
+      // that come late.)
+      if (!p.resent && f->repair_ns == 0) s->fill.note(1.5 * static_cast<double>(f->wait_ns), now);
+    }
   } else if (d == 0) {
     ++stats_.in_order;
-    if (f->held > 0) note_fill(*s, static_cast<double>(now - slots_[at(*f, f->first)].arrived_ns), now);
+    if (f->held > 0 && !p.resent) s->fill.note(static_cast<double>(now - slots_[at(*f, f->first)].arrived_ns), now);
+    if (p.resent) ++stats_.repaired;
+    f->last_send = p.send_seq;
     ++f->next;
     release_run(*f, now);
   } else if (static_cast<std::uint32_t>(d) >= cfg_.per_flow || free_.empty() ||
@@ -132,23 +148,28 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     ++stats_.overflows;
     while (f->held > 0) skip_gap(*f, now);
     f->next = p.flow_seq + 1;
+    f->last_send = p.send_seq;
     v = ready_.empty() ? Verdict::Deliver : Verdict::DrainFirst;
   } else {
     std::uint32_t& c = cell(*f, p.flow_seq);
     if (c != 0) return Verdict::Duplicate;
     const std::uint32_t slot = take_slot();
     std::memcpy(pool_.get() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, p.data, p.len);
-    slots_[slot] = Slot{now, p.send_seq, p.flow_seq, p.len, p.partial};
+    slots_[slot] = Slot{now, 0, p.send_seq, p.flow_seq, p.len, p.partial};
     c = slot + 1;
     ++held_total_;
     ++stats_.held;
+    if (p.resent) ++stats_.repaired;
     if (f->held++ == 0) {
       f->wait_pos = static_cast<std::uint32_t>(waiting_.size());
       waiting_.push_back(static_cast<std::uint32_t>(f - flows_.data()));
       f->deadline_ns = now + f->wait_ns;
-      f->first = p.flow_seq;
+      f->first = f->last = p.flow_seq;
+      f->scan = f->next;
     } else if (diff(p.flow_seq, f->first) < 0) {
       f->first = p.flow_seq;
+    } else if (diff(p.flow_seq, f->last) > 0) {
+      f->last = p.flow_seq;
     }
     v = Verdict::Held;
   }
@@ -161,16 +182,16 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
   return v;
 }
 
-void Reorder::note_fill(Sender& s, double took, std::int64_t now) noexcept {
-  const double kept = s.fill_ns * std::max(0.0, 1.0 - static_cast<double>(now - s.fill_at_ns) / kFillMemoryNs);
-  s.fill_ns = std::min(std::max(kept, took), static_cast<double>(kMaxWaitNs));
-  s.fill_at_ns = now;
+void Reorder::Learnt::note(double took, std::int64_t now) noexcept {
+  const double kept = ns * std::max(0.0, 1.0 - static_cast<double>(now - at_ns) / kFillMemoryNs);
+  ns = std::min(std::max(kept, took), static_cast<double>(kMaxWaitNs));
+  at_ns = now;
 }
 
-std::int64_t Reorder::wait_for(const Sender& s, std::int64_t group_wait, std::int64_t now) noexcept {
-  const double kept = s.fill_ns * std::max(0.0, 1.0 - static_cast<double>(now - s.fill_at_ns) / kFillMemoryNs);
+std::int64_t Reorder::Learnt::wait(std::int64_t floor, std::int64_t now) const noexcept {
+  const double kept = ns * std::max(0.0, 1.0 - static_cast<double>(now - at_ns) / kFillMemoryNs);
   const auto learnt = static_cast<std::int64_t>(kept * 1.25) + 2'000'000;
-  return std::min(std::max(group_wait, learnt), kMaxWaitNs);
+  return std::min(std::max(floor, learnt), kMaxWaitNs);
 }
 
 void Reorder::emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept {
@@ -180,6 +201,7 @@ void Reorder::emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept {
   --f.held;
   --held_total_;
   const Slot& s = slots_[slot];
+  f.last_send = s.send_seq;
   const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (now - s.arrived_ns) / 1'000'000));
   ++stats_.residence[std::min<int>(std::bit_width(ms), ReorderStats::kResidenceBuckets - 1)];
   ready_.push_back({slot, pool_.get() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, s.len,
@@ -198,7 +220,16 @@ void Reorder::release_run(Flow& f, std::int64_t now) noexcept {
     ++f.next;
   }
   if (f.held > 0 && diff(f.first, f.next) < 0) f.first = first_held(f);  // once per advance
-  if (f.held > 0) f.deadline_ns = slots_[at(f, f.first)].arrived_ns + f.wait_ns;
+  if (f.held > 0) f.deadline_ns = deadline_of(f);
+}
+
+std::int64_t Reorder::deadline_of(const Flow& f) noexcept {
+  const Slot& s = slots_[at(f, f.first)];
+  // A gap asked for waits for its repair, from when it was asked (the latest ask when a
+  // packet sent again was held in front of the one that asked).
+  if (s.asked_ns != 0) return s.asked_ns + f.repair_ns;
+  if (f.repair_ns > 0 && diff(f.first, f.scan) < 0) return f.asked_ns + f.repair_ns;
+  return s.arrived_ns + f.wait_ns;
 }
 
 std::uint32_t Reorder::first_held(const Flow& f) noexcept {
@@ -212,6 +243,22 @@ void Reorder::skip_gap(Flow& f, std::int64_t now) noexcept {
   release_run(f, now);
 }
 
+bool Reorder::moved_past(const Sender& s, UplinkMask candidates, std::uint32_t sent, std::int64_t left_window,
+                         std::int64_t now, std::int64_t quiet_ns) const noexcept {
+  for (UplinkMask m = candidates | s.seen; m != 0; m &= m - 1) {
+    const auto u = static_cast<unsigned>(__builtin_ctzll(m));
+    const bool candidate = (candidates >> u & 1) != 0;
+    const std::int64_t window = candidate ? cfg_.uplink_active_ns : left_window;
+    const std::int64_t silent = now - s.seen_ns[u];
+    const bool heard = (s.seen >> u & 1) && silent <= window;
+    // A live uplink not heard from lately may carry it (nothing says it moved past);
+    // one heard from lately has moved past once it delivered something sent after (or,
+    // with quiet_ns, once it has been quiet that long: it carries nothing now).
+    if (heard ? diff(s.max_seq[u], sent) < 0 && silent <= quiet_ns : candidate) return false;
+  }
+  return true;
+}
+
 void Reorder::settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept {
   const Sender& s = senders_[f.sender];
   // An uplink the peer no longer stripes over (or no longer live) brings only what was
@@ -219,27 +266,58 @@ void Reorder::settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept 
   // it counts only that long after it (it was left for its losses, and holding every gap
   // of the next second for it cost each its whole wait).
   const std::int64_t left_window = std::min(cfg_.uplink_active_ns, f.wait_ns);
+  if (f.repair_ns > 0) ask_lost(f, s, candidates, left_window, now);
   while (f.held > 0) {
-    const std::uint32_t sent = slots_[at(f, f.first)].send_seq;  // the gap was sent before this
-    for (UplinkMask m = candidates | s.seen; m != 0; m &= m - 1) {
-      const auto u = static_cast<unsigned>(__builtin_ctzll(m));
-      const bool candidate = (candidates >> u & 1) != 0;
-      const std::int64_t window = candidate ? cfg_.uplink_active_ns : left_window;
-      const bool heard = (s.seen >> u & 1) && now - s.seen_ns[u] <= window;
-      // A live uplink not heard from lately may carry it (nothing says it moved past);
-      // one heard from lately has moved past once it delivered something sent after.
-      if (heard ? diff(s.max_seq[u], sent) < 0 : candidate) return;
-    }
+    // The gap was sent before the first held packet.
+    if (!moved_past(s, candidates, slots_[at(f, f.first)].send_seq, left_window, now)) return;
+    // Lost, and asked for: it waits for its repair until its deadline (expire()).
+    if (f.repair_ns > 0 && diff(f.first, f.scan) < 0 && now < f.deadline_ns) return;
     ++stats_.lost_gaps;
     skip_gap(f, now);
   }
+}
+
+void Reorder::ask_lost(Flow& f, const Sender& s, UplinkMask candidates, std::int64_t left_window,
+                       std::int64_t now) noexcept {
+  std::uint32_t seq = f.next, prev = f.last_send;
+  if (diff(f.scan, f.next) > 0) {
+    seq = f.scan;
+    prev = f.scan_prev;
+  }
+  // Send sequences grow with flow sequences (one sender numbers both as it sends), so the
+  // gaps after one not known lost are not known lost either: the walk stops there and
+  // goes on from there next time.
+  while (diff(seq, f.last) < 0) {
+    if (const std::uint32_t held = at(f, seq); held != kNone) {
+      prev = slots_[held].send_seq;
+      ++seq;
+      continue;
+    }
+    std::uint32_t b = seq + 1;
+    while (at(f, b) == kNone) ++b;  // stops at f.last at the latest
+    Slot& after = slots_[at(f, b)];
+    // An uplink gone quiet counts as past it: the sender may have stopped using it after
+    // losing the gap's packet there, and nothing else would say so before the wait ran
+    // out. (Asking for a packet still on its way costs a copy that the duplicate window
+    // drops.)
+    if (asks_.size() >= kMaxAsks || !moved_past(s, candidates, after.send_seq, left_window, now, kQuietNs)) break;
+    after.asked_ns = f.asked_ns = now;
+    asks_.push_back({s.client, s.id, prev, after.send_seq});
+    ++stats_.repair_asked;
+    if (b == f.first) f.deadline_ns = now + f.repair_ns;
+    prev = after.send_seq;
+    seq = b + 1;
+  }
+  f.scan = seq;
+  f.scan_prev = prev;
 }
 
 void Reorder::expire(std::int64_t now) noexcept {
   for (std::size_t i = 0; i < waiting_.size();) {
     Flow& f = flows_[waiting_[i]];
     while (f.held > 0 && f.deadline_ns <= now) {
-      ++stats_.timeout_gaps;
+      // A gap asked for and not repaired in time was lost; any other ran out of wait.
+      ++(f.repair_ns > 0 && diff(f.first, f.scan) < 0 ? stats_.lost_gaps : stats_.timeout_gaps);
       skip_gap(f, now);
     }
     if (f.held > 0) ++i;  // else it left waiting_ and another took place i

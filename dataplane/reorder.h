@@ -22,6 +22,15 @@
 //     comes late, relaxing over about kFillMemoryNs; at most kMaxWaitNs;
 //   - a packet older than next (its gap was given up) is delivered at once: the inner
 //     TCP receiver would rather have it late than retransmitted.
+// Loss repair (when the sender's peer agreed to it: Packet::repair_ns > 0): a gap
+// declared lost is not given up at once but asked for (an Ask, which the worker turns
+// into a Nack naming the sequence numbers between the packets on either side of the
+// gap that never arrived), and waits repair_ns for the packet sent again
+// (Packet::resent); then it is given up as lost. (A fixed wait of about the fastest
+// uplink's RTT: holding a flow longer for the repairs that come later cost one BBR flow
+// more than it gained.) Every lost gap of a flow is asked for
+// once, as soon as it is known lost, not only the first. A packet sent again moves no
+// uplink past anything and teaches no wait.
 // Memory is fixed at construction: a pool of slots shared by all flows, at most
 // `per_flow` held per flow, `flows` flows and `senders` senders tracked. When a bound is
 // hit the oldest gap is given up (counted), never more memory.
@@ -31,6 +40,7 @@
 #pragma once
 
 #include <cstddef>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -60,6 +70,8 @@ struct ReorderStats {
   std::uint64_t timeout_gaps = 0;  // gaps given up when their wait ran out
   std::uint64_t overflows = 0;    // gaps given up because a bound (pool, flow, window) was hit
   std::uint64_t untracked = 0;    // packets of a flow that found no room in the table: not reordered
+  std::uint64_t repair_asked = 0;  // lost gaps asked for again (repair)
+  std::uint64_t repaired = 0;      // packets sent again that arrived in time to be put in order
   // Residence of held packets, from arrival to release, in doubling buckets:
   // < 1, 1-2, 2-4, 4-8, 8-16, 16-32, 32-64, 64-128, >= 128 ms.
   static constexpr int kResidenceBuckets = 9;
@@ -70,6 +82,8 @@ class Reorder {
  public:
   static constexpr std::int64_t kMaxWaitNs = 250'000'000;
   static constexpr std::int64_t kFillMemoryNs = 10'000'000'000;
+  // Repair: an uplink silent this long while a gap waits counts as past it when asking.
+  static constexpr std::int64_t kQuietNs = 10'000'000;
 
   explicit Reorder(const ReorderConfig& cfg = {});
 
@@ -89,6 +103,10 @@ class Reorder {
     // the receiver's control thread sees them): one of them not heard from lately keeps
     // a gap open until its wait runs out.
     UplinkMask uplinks = 0;
+    // > 0: the peer sends lost packets again when asked; a gap asked for waits this long
+    // for its repair. 0: a lost gap is given up at once.
+    std::int64_t repair_ns = 0;
+    bool resent = false;  // a packet sent again (kDataResent)
   };
   enum class Verdict : std::uint8_t {
     Deliver,     // write p.data now (in order, late, or not reordered), then drain()
@@ -112,6 +130,24 @@ class Reorder {
     for (std::size_t i = 0; i < ready_.size(); ++i) fn(ready_[i]);
     ready_.clear();
   }
+  // A lost gap to ask the peer for: the sequence numbers of sender `sender` of client
+  // `client` after `after` and before `before` (the packets on either side of the gap;
+  // the missing ones are among those in between that never arrived).
+  struct Ask {
+    std::uint64_t client;
+    std::uint8_t sender;
+    std::uint32_t after;
+    std::uint32_t before;
+  };
+  // Calls fn(Ask) for every gap asked for since the last call (after offer()).
+  template <typename F>
+  void drain_asks(F&& fn) {
+    for (std::size_t i = 0; i < asks_.size(); ++i) fn(asks_[i]);
+    asks_.clear();
+  }
+  static constexpr std::size_t kMaxAsks = 64;  // asked at once; more wait for the next offer
+  bool asking() const noexcept { return !asks_.empty(); }
+
   // Gives up the gaps whose wait ran out by now_ns; their packets become ready.
   void expire(std::int64_t now_ns) noexcept;
   // The earliest moment a gap's wait runs out; INT64_MAX when nothing waits.
@@ -124,14 +160,25 @@ class Reorder {
   std::size_t free_slots() const noexcept { return free_.size(); }
 
  private:
+  // A wait learnt from what gaps needed lately: the longest, relaxing linearly to nothing
+  // over kFillMemoryNs.
+  struct Learnt {
+    double ns = 0;
+    std::int64_t at_ns = 0;
+    void note(double took, std::int64_t now) noexcept;
+    // The larger of `floor` and what was learnt with a quarter more and 2 ms; at most
+    // kMaxWaitNs.
+    std::int64_t wait(std::int64_t floor, std::int64_t now) const noexcept;
+  };
   struct Sender {
     std::uint64_t key = 0;  // 0: empty
+    std::uint64_t client = 0;
+    std::uint8_t id = 0;
     std::int64_t last_ns = 0;
     UplinkMask seen = 0;                      // uplinks that delivered any
     std::uint32_t max_seq[kMaxUplinks] = {};  // highest send sequence seen per uplink
     std::int64_t seen_ns[kMaxUplinks] = {};   // when
-    double fill_ns = 0;                       // how long gaps needed to fill, lately
-    std::int64_t fill_at_ns = 0;
+    Learnt fill;  // how long gaps needed to fill, lately
   };
   struct Flow {
     std::uint64_t key = 0;  // 0: empty
@@ -143,9 +190,18 @@ class Reorder {
     std::int64_t wait_ns = 0;
     std::uint32_t wait_pos = 0;  // index in waiting_ (held > 0)
     std::uint32_t first = 0;     // the lowest sequence held (held > 0)
+    std::uint32_t last = 0;      // the highest sequence held (held > 0)
+    std::uint32_t last_send = 0;  // the send sequence of the packet before next
+    std::int64_t repair_ns = 0;  // see Packet::repair_ns
+    std::int64_t asked_ns = 0;   // the latest ask
+    // Repair: the gaps before scan were asked for (or were no gaps); scan_prev is the
+    // send sequence of the packet before scan (when scan is after next).
+    std::uint32_t scan = 0;
+    std::uint32_t scan_prev = 0;
   };
   struct Slot {
     std::int64_t arrived_ns = 0;
+    std::int64_t asked_ns = 0;  // the gap in front of it was asked for then (0: not)
     std::uint32_t send_seq = 0;
     std::uint32_t flow_seq = 0;
     std::uint32_t len = 0;
@@ -168,12 +224,18 @@ class Reorder {
   void skip_gap(Flow& f, std::int64_t now) noexcept;
   // The first held packet's sequence (f.held > 0).
   std::uint32_t first_held(const Flow& f) noexcept;
-  // Gives up gaps while every recently active uplink has moved past them.
+  // Gives up gaps while every recently active uplink has moved past them (with repair:
+  // asks for them first, and gives them up once their repair is overdue).
   void settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept;
+  // Whether every uplink that may carry the sender's packets delivered one sent at or
+  // after `sent` (so none still carries one sent before it).
+  bool moved_past(const Sender& s, UplinkMask candidates, std::uint32_t sent, std::int64_t left_window,
+                  std::int64_t now, std::int64_t quiet_ns = INT64_MAX) const noexcept;
+  // Asks for the flow's lost gaps from f.scan on, stopping at the first not known lost.
+  void ask_lost(Flow& f, const Sender& s, UplinkMask candidates, std::int64_t left_window, std::int64_t now) noexcept;
+  // When the first gap's wait (or its repair's) runs out.
+  std::int64_t deadline_of(const Flow& f) noexcept;
   void emit(Flow& f, std::uint32_t seq, std::int64_t now) noexcept;
-  // A gap that took `took` ns to fill (or, late, at least that): the sender's estimate.
-  static void note_fill(Sender& s, double took, std::int64_t now) noexcept;
-  static std::int64_t wait_for(const Sender& s, std::int64_t group_wait, std::int64_t now) noexcept;
   void drop_flow(Flow& f, std::int64_t now) noexcept;
 
   ReorderConfig cfg_;
@@ -188,6 +250,7 @@ class Reorder {
   std::vector<std::uint32_t> free_;
   std::vector<std::uint32_t> waiting_;  // flows holding packets
   std::vector<Ready> ready_;
+  std::vector<Ask> asks_;
   std::size_t held_total_ = 0;
   ReorderStats stats_;
 };

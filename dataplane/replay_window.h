@@ -51,6 +51,17 @@ class BlockBitmap {
     }
   }
 
+  // Whether `number` was seen, as far as the bits still tell: false when its word stands
+  // for an older block (or none), true when it stands for a newer one (too old to tell).
+  [[nodiscard]] bool test(std::uint64_t number, std::uint64_t block_mask) const noexcept {
+    const std::uint64_t block = (number >> 5) & block_mask;
+    const std::uint64_t cur = words_[(number >> 5) % kWords].load(std::memory_order_relaxed);
+    if ((cur & kUsed) == 0) return false;
+    const std::uint64_t held = (cur >> 32) & 0x7fffffff;
+    if (held == block) return (cur & std::uint64_t{1} << (number & 31)) != 0;
+    return ((held - block) & block_mask) <= (block_mask >> 1);
+  }
+
  private:
   static constexpr std::uint64_t kUsed = std::uint64_t{1} << 63;
   std::array<std::atomic<std::uint64_t>, kWords> words_{};
@@ -102,6 +113,16 @@ class DedupWindow {
            !top_.compare_exchange_weak(top, kStarted | seq, std::memory_order_relaxed)) {
     }
     return true;
+  }
+
+  // Whether seq was seen (a number too far behind, or before any, counts as seen: there
+  // is nothing to ask for). Loss repair asks only for the numbers not seen.
+  [[nodiscard]] bool seen(std::uint32_t seq) const noexcept {
+    const std::uint64_t top = top_.load(std::memory_order_relaxed);
+    if (top == 0) return true;
+    const std::uint32_t behind = static_cast<std::uint32_t>(top) - seq;
+    if (behind < 0x80000000u && behind >= kWindow) return true;
+    return bits_.test(seq, 0x7ffffff);
   }
 
  private:

@@ -47,6 +47,9 @@ struct Session {
   bool peer_takes_striped = false;
   // The peer takes tunnel fragments (flag::kFragment), agreed the same way.
   bool peer_takes_fragments = false;
+  // The peer asks for lost striped packets (Nack) and sends them again when asked
+  // (kDataResent), agreed the same way.
+  bool peer_takes_repair = false;
   PeerAddress peer;  // where packets go; follows the peer's authenticated source
   // Per sender of ours (a worker, or the control thread): made when it first seals.
   LazySlots<SenderState, kMaxSenders> tx;

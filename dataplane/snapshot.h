@@ -45,6 +45,7 @@ struct GroupRoute {
   std::uint64_t version = 0;
   Generator gen;            // benchmark traffic to send (Snapshot::generate lists the route)
   UplinkMask striped = 0;   // the uplinks striping uses with these views (striped_uplinks)
+  std::int64_t repair_ns = 0;  // the peer takes repairs: what a loss costs (repair_wait_ns); else 0
 };
 
 // Longest-prefix match of IPv4 addresses onto routes (the server's client_routes): a
@@ -119,14 +120,22 @@ std::unique_ptr<GroupRoute> make_route(Group* g, const std::array<Session*, kMax
 inline constexpr double kReorderJitterMs = 10;
 inline constexpr double kMaxReorderWaitMs = 250;
 std::int64_t reorder_wait_ns(const std::array<UplinkView, kMaxUplinks>& views) noexcept;
+// How long a gap declared lost waits for its repair: the Nack's way there and the
+// packet's way back, about the least smoothed RTT of the live uplinks (each includes
+// the queue on the way to this side, which the packet sent again waits in), with a
+// quarter more and kRepairSlackMs; kReorderJitterMs while no RTT is known, at most
+// kMaxReorderWaitMs. make_route stores it in the Group when the peer takes repairs.
+inline constexpr double kRepairSlackMs = 5;
+std::int64_t repair_wait_ns(const std::array<UplinkView, kMaxUplinks>& views) noexcept;
 // The uplinks (index = id) whose view is not Down: a route's views are Down where there is
 // no session. make_route stores them in the Group (Group::live_uplinks).
 UplinkMask live_uplinks(std::span<const UplinkView> views) noexcept;
 // Of those, the uplinks striping sends on: without the suspect ones and then without the
-// lossy ones, each while another remains (as Striper::pick leaves them). The control
+// lossy ones (avoid_lossy: with repair, only those losing kRepairLossLimit or more), each
+// while another remains (as Striper::pick leaves them). The control
 // thread tells the peer (ControlKind::StripeUplinks), whose reorder buffer then waits
 // for no other uplink.
-UplinkMask striped_uplinks(std::span<const UplinkView> views) noexcept;
+UplinkMask striped_uplinks(std::span<const UplinkView> views, bool repair = false) noexcept;
 
 // The published pointer, owned by the control thread.
 class SnapshotHolder {

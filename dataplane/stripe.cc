@@ -5,13 +5,15 @@
 
 namespace triglav::dp {
 
-void Striper::update(std::span<const UplinkView> views) noexcept {
+void Striper::update(std::span<const UplinkView> views, std::int64_t repair_ns) noexcept {
   double known_owd = 0;
   suspect_ = lossy_ = 0;
   clear_ = ~UplinkMask{0};
+  const bool repair = repair_ns > 0;
+  const double loss_cost = repair ? static_cast<double>(repair_ns) : kLossPenaltyNs;
   for (std::size_t i = 0; i < views.size() && i < kMaxUplinks; ++i) {
     if (views[i].suspect) suspect_ |= UplinkMask{1} << i;
-    if (views[i].lossy) lossy_ |= UplinkMask{1} << i;
+    if (avoid_lossy(views[i], repair)) lossy_ |= UplinkMask{1} << i;
   }
   for (const UplinkView& v : views)
     if (v.srtt_ms >= 0) known_owd = std::max(known_owd, v.srtt_ms * 1e6 / 2);
@@ -24,7 +26,7 @@ void Striper::update(std::span<const UplinkView> views) noexcept {
     l.owd_ns = v.srtt_ms < 0 ? known_owd
                : v.out_queue_ms >= 0 && v.base_rtt_ms >= 0 ? (v.base_rtt_ms / 2 + v.out_queue_ms) * 1e6
                                                            : v.srtt_ms * 1e6 / 2;
-    l.loss_ns = (v.packet_loss > 0 ? std::min(v.packet_loss, 1.0) : 0.0) * kLossPenaltyNs;  // NaN: none
+    l.loss_ns = (v.packet_loss > 0 ? std::min(v.packet_loss, 1.0) : 0.0) * loss_cost;  // NaN: none
     const double fill = queue_fill(v);
     const bool queueing = fill > 1;
     // The less queue it shows, the more it may carry beyond what it delivered: the gain
@@ -46,7 +48,7 @@ void Striper::update(std::span<const UplinkView> views) noexcept {
     // spilled onto slower uplinks because the idle uplink's measured rate is low). A
     // lossy or silent uplink forgets it: readmitted, it starts again from what it
     // delivers, not at its old share.
-    if (v.lossy || v.suspect) {
+    if (avoid_lossy(v, repair) || v.suspect) {
       l.capacity_bps = 0;
       l.loaded_reports = 0;
     }

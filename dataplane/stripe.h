@@ -35,7 +35,8 @@
 // make it Degraded. Likewise an uplink that keeps losing packets while its outbound queue
 // is not near full (UplinkView::lossy, decided by the Prober: the path's own loss, which
 // a TCP flow striped over it would take for congestion), while another allowed one does
-// not.
+// not; with loss repair, only while it loses kRepairLossLimit or more (the repair hides
+// the rest from the flow), and a loss then costs the repair's wait, not kLossPenaltyNs.
 //
 // One Striper per (client, worker), like the Scheduler. Pure and single-threaded.
 #pragma once
@@ -48,6 +49,13 @@
 #include "dataplane/scheduler.h"
 
 namespace triglav::dp {
+
+// With loss repair, an uplink marked lossy still takes striped packets while it loses
+// less than this: each loss then costs a wait for its repair, not the flow's rate.
+inline constexpr double kRepairLossLimit = 0.15;
+inline bool avoid_lossy(const UplinkView& v, bool repair) noexcept {
+  return v.lossy && (!repair || !(v.packet_loss < kRepairLossLimit));
+}
 
 class Striper {
  public:
@@ -63,8 +71,11 @@ class Striper {
   // What losing a packet costs, counted into its expected arrival (see above).
   static constexpr double kLossPenaltyNs = 200e6;
 
-  // The uplinks' latest measurements (index = uplink id).
-  void update(std::span<const UplinkView> views) noexcept;
+  // The uplinks' latest measurements (index = uplink id). repair_ns > 0: the peer asks
+  // for lost packets and gets them again (dataplane/repair.h), so a loss costs the flow
+  // that wait instead of kLossPenaltyNs, and a lossy uplink is avoided only when it loses
+  // kRepairLossLimit or more (avoid_lossy).
+  void update(std::span<const UplinkView> views, std::int64_t repair_ns = 0) noexcept;
   // The uplink (of `allowed`) where a packet of `bytes` arrives first, accounted as
   // queued there; -1 if none is allowed.
   int pick(UplinkMask allowed, std::size_t bytes, std::int64_t now_ns) noexcept;

@@ -132,7 +132,8 @@ void encode_response_payload(const ResponsePayload& p,
   out[8] = p.prefix_len;
   out[9] = static_cast<std::uint8_t>(p.cipher | (p.benchmark ? kResponseBenchmark : 0) |
                                      (p.checksum_partial ? kResponseChecksumPartial : 0) |
-                                     (p.striped ? kResponseStriped : 0) | (p.fragments ? kResponseFragments : 0));
+                                     (p.striped ? kResponseStriped : 0) | (p.fragments ? kResponseFragments : 0) |
+                                     (p.repair ? kResponseRepair : 0));
   out[10] = static_cast<std::uint8_t>(p.mtu);
   out[11] = static_cast<std::uint8_t>(p.mtu >> 8);
   out[12] = static_cast<std::uint8_t>(p.observed_port);
@@ -149,11 +150,13 @@ bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& 
   std::memcpy(&out.server_ipv4_be, in.data() + 4, 4);
   out.prefix_len = in[8];
   out.cipher = in[9] & static_cast<std::uint8_t>(
-                           ~(kResponseBenchmark | kResponseChecksumPartial | kResponseStriped | kResponseFragments));
+                           ~(kResponseBenchmark | kResponseChecksumPartial | kResponseStriped | kResponseFragments |
+                             kResponseRepair));
   out.benchmark = (in[9] & kResponseBenchmark) != 0;
   out.checksum_partial = (in[9] & kResponseChecksumPartial) != 0;
   out.striped = (in[9] & kResponseStriped) != 0;
   out.fragments = (in[9] & kResponseFragments) != 0;
+  out.repair = (in[9] & kResponseRepair) != 0;
   out.mtu = static_cast<std::uint16_t>(in[10] | in[11] << 8);
   out.observed_port = static_cast<std::uint16_t>(in[12] | in[13] << 8);
   std::memcpy(out.observed_digest.data(), in.data() + 14, kAddressDigestLen);
@@ -161,6 +164,20 @@ bool decode_response_payload(std::span<const std::uint8_t> in, ResponsePayload& 
   out.group_epoch = load_le64(in.data() + 26);
   std::memcpy(out.ipv6_prefix.data(), in.data() + 34, 8);
   return out.prefix_len <= 32 && out.cipher <= 1;
+}
+
+void encode_nack(const Nack& n, std::uint8_t out[kNackLen]) noexcept {
+  out[0] = n.origin;
+  store_le32(out + 1, n.base);
+  store_le64(out + 5, n.bits);
+}
+
+bool decode_nack(const std::uint8_t* body, std::size_t len, Nack& out) noexcept {
+  if (len < kNackLen) return false;
+  out.origin = body[0];
+  out.base = load_le32(body + 1);
+  out.bits = load_le64(body + 5);
+  return true;
 }
 
 std::size_t inner_packet_length(const std::uint8_t* p, std::size_t len) noexcept {

@@ -100,6 +100,22 @@ inline constexpr std::uint8_t kDataChecksumPartial = 0x01;
 // the handshake (kOfferStriped).
 inline constexpr std::uint8_t kDataStriped = 0x02;
 inline constexpr std::size_t kFlowSeqLen = 4;
+// Data aux bit, with kDataStriped: a striped packet sent again because the receiver asked
+// (a Nack below). Its body is the original's (its sequence number, the inner packet,
+// its flow sequence number); the top four bits of aux name the sender that first sent
+// it (kDataOriginShift), whose numbers these are, since the worker that sends it again
+// may be another one. The receiver neither counts it as its uplink's progress nor
+// learns waits from it. Only to a peer that agreed in the handshake (kOfferRepair).
+inline constexpr std::uint8_t kDataResent = 0x04;
+inline constexpr unsigned kDataOriginShift = 4;
+static_assert(kMaxSenders <= 16, "a packet sent again names its first sender in four bits");
+// The sender whose numbers a Data packet carries: its counter's, or for a packet sent
+// again the one that first sent it.
+constexpr unsigned data_sender(const Header& h) noexcept {
+  return (h.aux & (kDataStriped | kDataResent)) == (kDataStriped | kDataResent)
+             ? static_cast<unsigned>(h.aux >> kDataOriginShift)
+             : static_cast<unsigned>(h.counter >> kSenderShift);
+}
 // The most a Data packet adds to its inner packet: a striped one's (the path must carry
 // this much more than the tunnel MTU).
 inline constexpr std::size_t kMaxDataOverhead = kDataOverhead + kFlowSeqLen;
@@ -174,6 +190,10 @@ inline constexpr std::uint8_t kOfferStriped = 0x04;
 // server's answer (ResponsePayload::fragments) says it does too. Either end fragments
 // only towards a peer that does.
 inline constexpr std::uint8_t kOfferFragments = 0x08;
+// The client asks for striped packets its reorder buffer declared lost (Nack) and sends
+// them again when asked (kDataResent); the server's answer (ResponsePayload::repair)
+// says it does too. Either end asks only a peer that agreed.
+inline constexpr std::uint8_t kOfferRepair = 0x10;
 // InitPayload::mode: a benchmark session (`triglav benchmark`): no TUN on either side,
 // synthetic traffic counted and dropped by the receiver. kModeDownload: the server sends
 // too, on the number of streams in the top six bits (streams - 1).
@@ -190,6 +210,8 @@ inline constexpr std::uint8_t kResponseChecksumPartial = 0x40;
 inline constexpr std::uint8_t kResponseStriped = 0x20;
 // And: the server takes and sends tunnel fragments (only when they were offered).
 inline constexpr std::uint8_t kResponseFragments = 0x10;
+// And: the server asks for and sends repairs (only when they were offered).
+inline constexpr std::uint8_t kResponseRepair = 0x08;
 
 struct ResponsePayload {
   std::uint32_t sender_index = 0;
@@ -198,6 +220,7 @@ struct ResponsePayload {
   bool checksum_partial = false;  // the server takes kDataChecksumPartial, as the client offered
   bool striped = false;           // the server takes kDataStriped, as the client offered
   bool fragments = false;         // the server takes tunnel fragments, as the client offered
+  bool repair = false;            // the server asks for and sends repairs, as the client offered
   std::uint32_t server_ipv4_be = 0;  // the server's tunnel address
   std::uint8_t prefix_len = 0;
   std::uint16_t mtu = 0;
@@ -309,6 +332,19 @@ inline bool decode_path_mtu(const std::uint8_t* body, std::size_t len, std::uint
   size = static_cast<std::uint16_t>(body[2] | body[3] << 8);
   return true;
 }
+
+// A Nack (type 4, transport) asks the peer to send striped packets again: the sender
+// whose numbers they are (1 byte), a base sequence number (4 bytes, little-endian) and a
+// bitmap (8 bytes, little-endian): bit i asks for base + i. The receiver sends one when
+// its reorder buffer declares a gap lost (every uplink delivered something sent after it).
+inline constexpr std::size_t kNackLen = 13;
+struct Nack {
+  std::uint8_t origin = 0;
+  std::uint32_t base = 0;
+  std::uint64_t bits = 0;
+};
+void encode_nack(const Nack& n, std::uint8_t out[kNackLen]) noexcept;
+[[nodiscard]] bool decode_nack(const std::uint8_t* body, std::size_t len, Nack& out) noexcept;
 
 // Minimal checks of an inner IP packet: version, header length, total length within
 // len. Returns the packet's own length (trailing bytes beyond it are ignored) or 0.

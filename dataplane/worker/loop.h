@@ -97,6 +97,7 @@ class Worker::Loop final : private SendSink {
   bool reorder(const Session& s, const Header& h, std::uint16_t bid, std::uint8_t* body, std::size_t n,
                std::size_t inner_len) noexcept;
   bool source_allowed(const Group& g, const std::uint8_t* inner, std::size_t n) const noexcept;
+  void ask_repairs(Group& g) noexcept;
 
   // tun_write.cc
   void deliver(std::uint16_t bid, std::uint8_t* inner, std::size_t len, bool partial) noexcept;
@@ -127,6 +128,12 @@ class Worker::Loop final : private SendSink {
                  bool partial = false) noexcept;
   bool send_striped(const GroupRoute& r, GroupWorkerState& gw, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
                     bool partial) noexcept;
+  GroupWorkerState* worker_state(const GroupRoute& r) noexcept;
+  bool stripe_allowed(const GroupRoute& r, const GroupWorkerState& gw, UplinkMask& allowed) const noexcept;
+  const GroupRoute* route_of(const Group& g) const noexcept;
+  Step answer_nack(Session& s, const std::uint8_t* body, std::size_t n) noexcept;
+  void resend(const GroupRoute& r, GroupWorkerState& gw, UplinkMask allowed, std::uint16_t slot, std::uint8_t* buf,
+              unsigned origin, std::uint32_t seq, const RepairStore::Found& f) noexcept;
   std::size_t fragment_limit(const GroupRoute& r, const Session& s) const noexcept;
   bool send_fragments(Session& s, const io::Endpoint& to, const std::uint8_t* buf, std::size_t n,
                       std::size_t max_datagram) noexcept;

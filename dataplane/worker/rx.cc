@@ -186,6 +186,8 @@ Worker::Loop::Step Worker::Loop::to_control(Session& s, unsigned uplink, const H
       hand_to_control(ControlMessage::Kind::Control, uplink, s.local_index, body,
                       std::min<std::size_t>(n, kControlBodyMax), &from);
       return done();
+    case PacketType::Nack:  // the peer asks for striped packets again (tx.cc)
+      return answer_nack(s, body, n);
     default:
       return next();
   }
@@ -197,8 +199,8 @@ Worker::Loop::Step Worker::Loop::accept(Session& s, const Header& h, std::uint8_
   if (h.type != PacketType::Data) return drop(Counter::DropUnexpected);
   const std::size_t trailer = (h.aux & kDataStriped) != 0 ? kFlowSeqLen : 0;  // the flow sequence
   if (n < kSeqLen + trailer) return drop(Counter::DropMalformed);
-  return admit(s, static_cast<unsigned>(h.counter >> kSenderShift), load_le32(body), body + kSeqLen,
-               n - kSeqLen - trailer, (h.aux & kDataChecksumPartial) != 0, inner_len);
+  return admit(s, data_sender(h), load_le32(body), body + kSeqLen, n - kSeqLen - trailer,
+               (h.aux & kDataChecksumPartial) != 0, inner_len);
 }
 
 // An inner packet (of avail bytes at most) with its sender's sequence number: its
@@ -279,7 +281,9 @@ bool Worker::Loop::reorder(const Session& s, const Header& h, std::uint16_t bid,
   const bool partial = (h.aux & kDataChecksumPartial) != 0;
   Reorder::Packet p;
   p.client = s.group->client_id;
-  p.sender = static_cast<std::uint8_t>(h.counter >> kSenderShift);
+  p.sender = static_cast<std::uint8_t>(data_sender(h));
+  p.resent = (h.aux & kDataResent) != 0;
+  p.repair_ns = s.peer_takes_repair ? s.group->repair_wait_ns.load(std::memory_order_relaxed) : 0;
   p.uplink = h.uplink;
   p.send_seq = load_le32(body);
   p.flow_seq = load_le32(body + n - kFlowSeqLen);
@@ -299,6 +303,7 @@ bool Worker::Loop::reorder(const Session& s, const Header& h, std::uint16_t bid,
     return true;
   }
   const auto v = tw_.reorder->offer(p, s.group->reorder_wait_ns.load(std::memory_order_relaxed), now_);
+  if (tw_.reorder->asking()) ask_repairs(*s.group);
   switch (v) {
     case Reorder::Verdict::Deliver:
       deliver(bid, inner, inner_len, partial);
@@ -323,6 +328,48 @@ bool Worker::Loop::reorder(const Session& s, const Header& h, std::uint16_t bid,
   }
   c_.add(Counter::DropDuplicate);
   return false;
+}
+
+// The reorder buffer declared gaps lost: each is asked of the peer in a Nack naming the
+// numbers between the packets on either side of it that never arrived (at most the 64
+// just before the later one), on the live uplink of the least RTT.
+void Worker::Loop::ask_repairs(Group& g) noexcept {
+  Session* best = nullptr;
+  if (const GroupRoute* r = route_of(g); r != nullptr) {
+    double best_rtt = 0;
+    for (std::size_t i = 0; i < r->n_views; ++i) {
+      Session* s = r->uplinks[i];
+      if (s == nullptr || !s->peer_takes_repair || fds_[s->socket] < 0 || r->views[i].state == HealthState::Down ||
+          !s->confirmed.load(std::memory_order_relaxed))
+        continue;
+      const double rtt = r->views[i].srtt_ms < 0 ? 1e9 : r->views[i].srtt_ms;
+      if (best == nullptr || rtt < best_rtt) {
+        best = s;
+        best_rtt = rtt;
+      }
+    }
+  }
+  tw_.reorder->drain_asks([&](const Reorder::Ask& a) {
+    const DedupWindow* dedup = g.dedup.find(a.sender);
+    if (best == nullptr || a.client != g.client_id || dedup == nullptr ||
+        static_cast<std::int32_t>(a.before - a.after) <= 1)
+      return;
+    Nack k;
+    k.origin = a.sender;
+    k.base = a.before - a.after - 1 > 64 ? a.before - 64 : a.after + 1;
+    for (std::uint32_t i = 0; k.base + i != a.before; ++i)
+      if (!dedup->seen(k.base + i)) k.bits |= std::uint64_t{1} << i;
+    if (k.bits == 0) return;
+    const io::Endpoint to = best->peer_copy();
+    if (tx_.free.empty() || to.len == 0) {
+      c_.add(Counter::DropTxNoRoom);
+      return;
+    }
+    const std::uint16_t slot = take_slot();
+    std::uint8_t* buf = slot_mem(slot);
+    encode_nack(k, buf + kHeaderLen);
+    if (emit(best, to, PacketType::Nack, slot, buf, kNackLen)) c_.add(Counter::TxRepairRequests);
+  });
 }
 
 // Server: a client may only send from its own addresses. IPv4: its tunnel address or a

@@ -132,6 +132,8 @@ void Worker::Loop::count_reorder() noexcept {
   count_since(Counter::RxReorderTimeoutGaps, s.timeout_gaps, c.timeout_gaps);
   count_since(Counter::RxReorderOverflows, s.overflows, c.overflows);
   count_since(Counter::RxReorderUntracked, s.untracked, c.untracked);
+  count_since(Counter::RxReorderRepairAsked, s.repair_asked, c.repair_asked);
+  count_since(Counter::RxReorderRepaired, s.repaired, c.repaired);
   const Counter wait[ReorderStats::kResidenceBuckets] = {
       Counter::RxReorderWait1ms,  Counter::RxReorderWait2ms,  Counter::RxReorderWait4ms,
       Counter::RxReorderWait8ms,  Counter::RxReorderWait16ms, Counter::RxReorderWait32ms,

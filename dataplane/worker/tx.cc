@@ -216,19 +216,13 @@ void Worker::Loop::generate() noexcept {
 // completed in place before the copy for a peer that did not agree to take it so.
 void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
                              bool partial) noexcept {
-  GroupWorkerState* state = r.group->workers.get(cfg_.id);
+  GroupWorkerState* state = worker_state(r);
   if (state == nullptr) {
     c_.add(Counter::DropNoMemory);
     tx_.free.push_back(slot);
     return;
   }
   GroupWorkerState& gw = *state;
-  if (gw.views_version != r.version) {
-    gw.sched.set_config(r.sched);
-    gw.sched.update({r.views.data(), r.n_views}, now_);
-    gw.stripe.update({r.views.data(), r.n_views});
-    gw.views_version = r.version;
-  }
   if (const std::uint16_t fit = r.group->mss_clamp_packet.load(std::memory_order_relaxed); fit != 0)
     (void)clamp_tcp_mss(buf + kPayloadOffset, n, fit, partial);  // a SYN from us
   if (r.sched.strategy == Strategy::Aggregate && send_striped(r, gw, slot, buf, n, partial)) return;
@@ -292,13 +286,7 @@ void Worker::Loop::send_data(const GroupRoute& r, std::uint16_t slot, std::uint8
 bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::uint16_t slot, std::uint8_t* buf,
                                 std::size_t n, bool partial) noexcept {
   UplinkMask allowed = 0;
-  for (UplinkMask m = gw.sched.usable_mask(); m != 0; m &= m - 1) {
-    const auto id = static_cast<unsigned>(std::countr_zero(m));
-    const Session* s = r.uplinks[id];
-    if (s == nullptr) continue;
-    if (!s->peer_takes_striped) return false;
-    if (fds_[s->socket] >= 0 && s->confirmed.load(std::memory_order_relaxed)) allowed |= UplinkMask{1} << id;
-  }
+  if (!stripe_allowed(r, gw, allowed)) return false;
   const int u = gw.stripe.pick(allowed, n + kDataOverhead + kFlowSeqLen, now_);
   Session* s = u < 0 ? nullptr : r.uplinks[static_cast<unsigned>(u)];
   const io::Endpoint to = s != nullptr ? s->peer_copy() : io::Endpoint{};
@@ -307,7 +295,8 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
     tx_.free.push_back(slot);
     return true;
   }
-  store_le32(buf + kHeaderLen, gw.next_seq++);
+  const std::uint32_t seq = gw.next_seq++;
+  store_le32(buf + kHeaderLen, seq);
   if (const std::size_t limit = fragment_limit(r, *s); limit != 0 && kDataOverhead + kFlowSeqLen + n > limit) {
     // Too big for its uplink's path: in fragments, outside the flow's order (the
     // receiver puts it back together and delivers it as it comes).
@@ -320,11 +309,15 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
     tx_.free.push_back(slot);
     return true;
   }
-  store_le32(buf + kPayloadOffset + n, tx_.flows.next_seq(flow_hash(buf + kPayloadOffset, n), now_));
+  const std::uint32_t flow_seq = tx_.flows.next_seq(flow_hash(buf + kPayloadOffset, n), now_);
+  store_le32(buf + kPayloadOffset + n, flow_seq);
   if (partial && !s->peer_takes_partial) {
     complete_partial_checksum(buf + kPayloadOffset, n);
     partial = false;
   }
+  // Kept (before sealing) in case the peer asks for it again.
+  if (cfg_.repair != nullptr && s->peer_takes_repair)
+    cfg_.repair->stores[cfg_.id]->put(r.group->serial, seq, flow_seq, partial, buf + kPayloadOffset, n, now_);
   const auto aux = static_cast<std::uint8_t>(kDataStriped | (partial ? kDataChecksumPartial : 0));
   if (!emit(s, to, PacketType::Data, slot, buf, kSeqLen + n + kFlowSeqLen, aux)) return true;
   count_sent(*s->tx.find(cfg_.id), n, false);
@@ -332,6 +325,113 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
   c_.add(Counter::TxBytes, n);
   c_.add(Counter::TxStriped);
   return true;
+}
+
+// This worker's state for the client of route r, brought up to the route's views (made
+// when it first sends to the client; null if that failed).
+GroupWorkerState* Worker::Loop::worker_state(const GroupRoute& r) noexcept {
+  GroupWorkerState* gw = r.group->workers.get(cfg_.id);
+  if (gw != nullptr && gw->views_version != r.version) {
+    gw->sched.set_config(r.sched);
+    gw->sched.update({r.views.data(), r.n_views}, now_);
+    gw->stripe.update({r.views.data(), r.n_views}, cfg_.repair != nullptr ? r.repair_ns : 0);
+    gw->views_version = r.version;
+  }
+  return gw;
+}
+
+// The uplinks a striped packet may take: the scheduler's usable ones whose session is
+// confirmed and has a socket. False when one of them cannot be striped (its peer does
+// not reorder).
+bool Worker::Loop::stripe_allowed(const GroupRoute& r, const GroupWorkerState& gw, UplinkMask& allowed) const noexcept {
+  allowed = 0;
+  for (UplinkMask m = gw.sched.usable_mask(); m != 0; m &= m - 1) {
+    const auto id = static_cast<unsigned>(std::countr_zero(m));
+    const Session* s = r.uplinks[id];
+    if (s == nullptr) continue;
+    if (!s->peer_takes_striped) return false;
+    if (fds_[s->socket] >= 0 && s->confirmed.load(std::memory_order_relaxed)) allowed |= UplinkMask{1} << id;
+  }
+  return true;
+}
+
+// The route of a client's Group in the current snapshot (client: the server's; server:
+// by the client's tunnel address); null when it has none.
+const GroupRoute* Worker::Loop::route_of(const Group& g) const noexcept {
+  const GroupRoute* r = snap_->default_route;
+  if (r == nullptr) {
+    auto it = snap_->by_inner_ipv4.find(g.inner_ipv4_be);
+    r = it == snap_->by_inner_ipv4.end() ? nullptr : it->second;
+  }
+  return r != nullptr && r->group == &g ? r : nullptr;
+}
+
+// A Nack: the peer's reorder buffer declared striped packets lost. Each one asked for
+// that is still kept (by whichever worker sent it: its RepairStore) goes again, once,
+// on the uplink where it now arrives first, with its first sender's numbers.
+Worker::Loop::Step Worker::Loop::answer_nack(Session& s, const std::uint8_t* body, std::size_t n) noexcept {
+  Nack k;
+  if (!decode_nack(body, n, k)) return drop(Counter::DropMalformed);
+  if (cfg_.repair == nullptr || !s.peer_takes_repair || k.origin >= cfg_.repair->stores.size())
+    return drop(Counter::DropUnexpected);
+  c_.add(Counter::RxRepairRequests);
+  const GroupRoute* r = route_of(*s.group);
+  GroupWorkerState* gw = r != nullptr ? worker_state(*r) : nullptr;
+  UplinkMask allowed = 0;
+  if (gw == nullptr || !stripe_allowed(*r, *gw, allowed) || allowed == 0) {
+    c_.add(Counter::TxRepairUnavailable, static_cast<std::uint64_t>(std::popcount(k.bits)));
+    return done();
+  }
+  RepairStore& store = *cfg_.repair->stores[k.origin];
+  for (std::uint64_t bits = k.bits; bits != 0; bits &= bits - 1) {
+    if (tx_.free.empty()) {
+      c_.add(Counter::DropTxNoRoom);
+      break;
+    }
+    const std::uint32_t seq = k.base + static_cast<std::uint32_t>(std::countr_zero(bits));
+    const std::uint16_t slot = take_slot();
+    std::uint8_t* buf = slot_mem(slot);
+    RepairStore::Found f;
+    if (!store.take(s.group->serial, seq, now_, buf + kPayloadOffset, slot_room(), f)) {
+      tx_.free.push_back(slot);
+      c_.add(Counter::TxRepairUnavailable);
+      continue;
+    }
+    resend(*r, *gw, allowed, slot, buf, k.origin, seq, f);
+  }
+  return done();
+}
+
+// A kept packet (its inner bytes in slot at kPayloadOffset) sent again, sealed anew: its
+// first sender's sequence number, its flow sequence number, and that sender in aux, on
+// the uplink where it arrives first.
+void Worker::Loop::resend(const GroupRoute& r, GroupWorkerState& gw, UplinkMask allowed, std::uint16_t slot,
+                          std::uint8_t* buf, unsigned origin, std::uint32_t seq,
+                          const RepairStore::Found& f) noexcept {
+  const std::size_t n = f.len;
+  const int u = gw.stripe.pick(allowed, n + kDataOverhead + kFlowSeqLen, now_);
+  Session* s = u < 0 ? nullptr : r.uplinks[static_cast<unsigned>(u)];
+  const io::Endpoint to = s != nullptr ? s->peer_copy() : io::Endpoint{};
+  const std::size_t limit = s != nullptr ? fragment_limit(r, *s) : 0;
+  if (to.len == 0 || (limit != 0 && kDataOverhead + kFlowSeqLen + n > limit)) {  // not as fragments: rare, and late
+    c_.add(Counter::TxRepairUnavailable);
+    tx_.free.push_back(slot);
+    return;
+  }
+  store_le32(buf + kHeaderLen, seq);
+  store_le32(buf + kPayloadOffset + n, f.flow_seq);
+  bool partial = f.partial;
+  if (partial && !s->peer_takes_partial) {
+    complete_partial_checksum(buf + kPayloadOffset, n);
+    partial = false;
+  }
+  const auto aux = static_cast<std::uint8_t>(kDataStriped | kDataResent | (partial ? kDataChecksumPartial : 0) |
+                                             origin << kDataOriginShift);
+  if (!emit(s, to, PacketType::Data, slot, buf, kSeqLen + n + kFlowSeqLen, aux)) return;
+  count_sent(*s->tx.find(cfg_.id), n, false);
+  c_.add(Counter::TxPackets);
+  c_.add(Counter::TxBytes, n);
+  c_.add(Counter::TxRepairs);
 }
 
 // The largest datagram session s's path carries, where that is less than full tunnel

@@ -15,6 +15,7 @@
 
 #include "dataplane/counters.h"
 #include "dataplane/handshake_guard.h"
+#include "dataplane/repair.h"
 #include "dataplane/snapshot.h"
 #include "io/endpoint.h"
 #include "io/spsc_ring.h"
@@ -81,6 +82,9 @@ struct WorkerConfig {
   std::optional<HandshakeMacKeys> handshake_keys;  // server: see Worker::guard_handshakes
   GuardLoad* guard_load = nullptr;                 // server: the load all workers see
   const io::RelaySources* relay_sources = nullptr; // server with tcp_fallback
+  // Loss repair: every worker's store of the packets it striped (this worker writes
+  // stores[id], and reads any when the peer asks); null: no repair.
+  RepairStores* repair = nullptr;
 };
 
 class Worker {

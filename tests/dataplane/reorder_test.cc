@@ -38,6 +38,8 @@ struct Harness {
     p.data = bytes;
     p.len = sizeof bytes;
     p.uplinks = live;
+    p.repair_ns = repair_ns;
+    p.resent = resent;
     const auto v = r.offer(p, kWait, now);
     switch (v) {
       case Reorder::Verdict::Deliver:
@@ -71,9 +73,26 @@ struct Harness {
     out[flow].push_back(seq);
   }
 
+  // What the buffer asked the peer for since the last call.
+  std::vector<Reorder::Ask> asks() {
+    std::vector<Reorder::Ask> v;
+    r.drain_asks([&](const Reorder::Ask& a) { v.push_back(a); });
+    return v;
+  }
+  // Offers a packet sent again (kDataResent).
+  Reorder::Verdict offer_resent(std::uint64_t flow, std::uint8_t uplink, std::uint32_t send_seq,
+                                std::uint32_t flow_seq, std::int64_t now, UplinkMask live = 0) {
+    resent = true;
+    const auto v = offer(flow, uplink, send_seq, flow_seq, now, 0, live);
+    resent = false;
+    return v;
+  }
+
   Reorder r;
   std::map<std::uint32_t, std::vector<std::uint32_t>> out;  // flow -> sequences delivered
   int duplicates = 0;
+  std::int64_t repair_ns = 0;  // > 0: the peer takes repairs
+  bool resent = false;
 };
 
 std::vector<std::uint32_t> range(std::uint32_t from, std::uint32_t to) {
@@ -377,6 +396,161 @@ TEST(Reorder, AdversarialSequencesStayWithinBounds) {
   EXPECT_EQ(h.r.held(), 0u);
   EXPECT_EQ(h.r.free_slots(), 64u);
   EXPECT_GT(h.r.stats().untracked, 0u);
+}
+
+// --- loss repair ---------------------------------------------------------------------
+
+constexpr std::int64_t kRepair = 20 * kMs;
+
+// The loss of GapLostOnceEveryUplinkMovedPastIt with repair: the gap is asked for (the
+// numbers between the packets on either side of it) rather than given up, and the
+// packet sent again puts the flow back in order.
+TEST(ReorderRepair, LostGapIsAskedForAndFilled) {
+  Harness h;
+  h.repair_ns = kRepair;
+  h.offer(1, 0, 0, 0, 0);
+  h.offer(9, 1, 1, 0, kMs / 10);
+  h.offer(1, 0, 3, 2, kMs);
+  h.offer(1, 1, 4, 3, 2 * kMs);
+  const auto asks = h.asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].client, 7u);
+  EXPECT_EQ(asks[0].sender, 0u);
+  EXPECT_EQ(asks[0].after, 0u);
+  EXPECT_EQ(asks[0].before, 3u);
+  EXPECT_EQ(h.r.stats().repair_asked, 1u);
+  EXPECT_EQ(h.r.stats().lost_gaps, 0u);
+  EXPECT_EQ(h.r.held(), 2u);
+  EXPECT_EQ(h.r.next_deadline(), 2 * kMs + kRepair);
+  h.offer(1, 1, 5, 4, 3 * kMs);  // more traffic asks nothing again
+  EXPECT_TRUE(h.asks().empty());
+  EXPECT_EQ(h.offer_resent(1, 0, 2, 1, 12 * kMs), Reorder::Verdict::Deliver);
+  EXPECT_EQ(h.out[1], range(0, 5));
+  EXPECT_EQ(h.r.stats().repaired, 1u);
+  EXPECT_EQ(h.r.stats().lost_gaps + h.r.stats().timeout_gaps, 0u);
+  EXPECT_EQ(h.r.held(), 0u);
+}
+
+// No repair by its deadline: the gap is given up as lost (not as a timeout), and the
+// packet sent again, coming after, is delivered late.
+TEST(ReorderRepair, OverdueRepairGivesTheGapUp) {
+  Harness h;
+  h.repair_ns = kRepair;
+  h.offer(1, 0, 0, 0, 0);
+  h.offer(9, 1, 1, 0, 0);
+  h.offer(1, 0, 3, 2, kMs);
+  h.offer(1, 1, 4, 3, 2 * kMs);
+  ASSERT_EQ(h.asks().size(), 1u);
+  h.expire(2 * kMs + kRepair - 1);
+  EXPECT_EQ(h.r.held(), 2u);
+  h.expire(2 * kMs + kRepair);
+  EXPECT_EQ(h.r.stats().lost_gaps, 1u);
+  EXPECT_EQ(h.r.stats().timeout_gaps, 0u);
+  EXPECT_EQ(h.out[1], (std::vector<std::uint32_t>{0, 2, 3}));
+  EXPECT_EQ(h.offer_resent(1, 0, 2, 1, 30 * kMs), Reorder::Verdict::Deliver);
+  EXPECT_EQ(h.r.stats().late, 1u);
+  EXPECT_EQ(h.out[1], (std::vector<std::uint32_t>{0, 2, 3, 1}));
+}
+
+// Two gaps known lost by the same packet are both asked for at once, each with the
+// numbers on either side of it.
+TEST(ReorderRepair, EveryLostGapIsAskedAtOnce) {
+  Harness h;
+  h.repair_ns = kRepair;
+  h.offer(9, 1, 0, 0, 0);    // uplink 1, before the gaps
+  h.offer(1, 0, 1, 0, 0);
+  h.offer(1, 0, 3, 2, kMs);  // 1 (sent as 2) lost on uplink 1
+  h.offer(1, 0, 5, 4, kMs);  // 3 (sent as 4) lost too
+  EXPECT_TRUE(h.asks().empty());  // uplink 1 has not moved past them
+  h.offer(1, 1, 6, 5, 2 * kMs);
+  const auto asks = h.asks();
+  ASSERT_EQ(asks.size(), 2u);
+  EXPECT_EQ(asks[0].after, 1u);
+  EXPECT_EQ(asks[0].before, 3u);
+  EXPECT_EQ(asks[1].after, 3u);
+  EXPECT_EQ(asks[1].before, 5u);
+  h.offer_resent(1, 1, 4, 3, 3 * kMs);  // the second comes first: held
+  EXPECT_EQ(h.out[1], (std::vector<std::uint32_t>{0}));
+  h.offer_resent(1, 0, 2, 1, 4 * kMs);
+  EXPECT_EQ(h.out[1], range(0, 6));
+  EXPECT_EQ(h.r.stats().repaired, 2u);
+  EXPECT_EQ(h.r.held(), 0u);
+}
+
+// A live uplink that has gone quiet (the sender stopped using it after losing the gap's
+// packet there) counts as past the gap for asking, not for giving it up.
+TEST(ReorderRepair, QuietUplinkIsAskedPast) {
+  Harness h;
+  h.repair_ns = kRepair;
+  const UplinkMask both = 0b11;
+  h.offer(1, 0, 0, 0, 0, 0, both);
+  h.offer(9, 1, 1, 0, 0, 0, both);  // uplink 1's last packet, sent before the gap
+  h.offer(1, 0, 3, 2, kMs, 0, both);
+  EXPECT_TRUE(h.asks().empty());
+  h.offer(1, 0, 4, 3, Reorder::kQuietNs, 0, both);
+  EXPECT_TRUE(h.asks().empty());  // quiet for just kQuietNs: it may still bring it
+  h.offer(1, 0, 5, 4, Reorder::kQuietNs + kMs, 0, both);
+  const auto asks = h.asks();
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].after, 0u);
+  EXPECT_EQ(asks[0].before, 3u);
+  EXPECT_EQ(h.r.stats().lost_gaps, 0u);
+  h.offer_resent(1, 0, 2, 1, Reorder::kQuietNs + 5 * kMs, both);
+  EXPECT_EQ(h.out[1], range(0, 5));
+}
+
+// A packet sent again says nothing about its uplink: a high number on it does not make
+// a gap look lost.
+TEST(ReorderRepair, PacketSentAgainMovesNoUplinkPast) {
+  Harness h;
+  h.repair_ns = kRepair;
+  h.offer(1, 0, 0, 0, 0);
+  h.offer(9, 1, 1, 0, 0);
+  h.offer(1, 0, 3, 2, kMs);
+  h.offer_resent(5, 1, 10, 0, 2 * kMs);
+  EXPECT_TRUE(h.asks().empty());
+  EXPECT_EQ(h.r.stats().lost_gaps, 0u);
+  EXPECT_EQ(h.r.held(), 1u);
+}
+
+// A repair's wait is the one given (about the fastest uplink's RTT): repairs that come
+// after their gap was given up lengthen neither it nor the wait of gaps that fill.
+// Without repair, nothing is asked.
+TEST(ReorderRepair, LateRepairsLengthenNoWait) {
+  Harness h;
+  h.repair_ns = kRepair;
+  std::uint32_t send = 0;
+  std::int64_t t = 0;
+  h.offer(9, 1, send++, 0, t);
+  t = 2 * Reorder::kQuietNs;  // uplink 1 quiet from here on between its packets
+  for (std::uint32_t round = 0; round < 20; ++round) {
+    const std::uint32_t base = round * 3;
+    const std::uint32_t lost = send + 1;
+    h.offer(1, 0, send, base, t += kMs);
+    h.offer(1, 0, send + 2, base + 2, t += kMs);  // base + 1 lost on uplink 1, quiet since
+    ASSERT_EQ(h.asks().size(), 1u) << round;
+    EXPECT_EQ(h.r.next_deadline() - t, kRepair) << round;
+    h.offer(9, 1, send + 3, round + 1, t += kMs);
+    h.expire(t - kMs + kRepair);                                // overdue
+    h.offer_resent(1, 0, lost, base + 1, t += kRepair + kMs);  // and then it comes
+    send += 4;
+  }
+  EXPECT_EQ(h.r.stats().late, 20u);
+  EXPECT_EQ(h.r.stats().lost_gaps, 20u);
+  // A gap that is not (yet) known lost still waits the group's wait, unlearnt.
+  h.offer(9, 1, send, 21, t += kMs);  // uplink 1 heard, before the gap
+  h.offer(1, 0, send + 1, 60, t += kMs);
+  h.offer(1, 0, send + 3, 62, t += kMs);
+  EXPECT_TRUE(h.asks().empty());
+  EXPECT_EQ(h.r.next_deadline() - t, kWait);
+
+  Harness plain;  // no repair: given up at once
+  plain.offer(1, 0, 0, 0, 0);
+  plain.offer(9, 1, 1, 0, 0);
+  plain.offer(1, 0, 3, 2, kMs);
+  plain.offer(1, 1, 4, 3, 2 * kMs);
+  EXPECT_TRUE(plain.asks().empty());
+  EXPECT_EQ(plain.r.stats().lost_gaps, 1u);
 }
 
 }  // namespace

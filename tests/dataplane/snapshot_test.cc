@@ -73,6 +73,46 @@ TEST(Snapshot, StripedUplinksLeaveSuspectThenLossy) {
   EXPECT_EQ(striped_uplinks(v), 0b0001u);
   v[0].lossy = true;
   EXPECT_EQ(striped_uplinks(v), 0b1011u);
+  // With repair, a lossy uplink stays while it loses less than kRepairLossLimit.
+  v[0].suspect = v[1].suspect = v[3].suspect = false;
+  v[0].packet_loss = 0.02;
+  v[1].packet_loss = v[3].packet_loss = kRepairLossLimit;
+  EXPECT_EQ(striped_uplinks(v, true), 0b0001u);
+  EXPECT_EQ(striped_uplinks(v, false), 0b1011u);
+}
+
+// The wait for a repair: about the least smoothed RTT, with a quarter more and the
+// slack; within the reorder bounds.
+TEST(Snapshot, RepairWaitFollowsTheLeastRtt) {
+  std::array<UplinkView, kMaxUplinks> v{};
+  for (auto& x : v) x.state = HealthState::Down;
+  EXPECT_EQ(repair_wait_ns(v), static_cast<std::int64_t>(kReorderJitterMs * 1e6));  // nothing known
+  v[0].state = v[1].state = HealthState::Healthy;
+  v[0].srtt_ms = 40;
+  v[1].srtt_ms = 12;
+  EXPECT_EQ(repair_wait_ns(v), static_cast<std::int64_t>((12 * 1.25 + kRepairSlackMs) * 1e6));
+  v[1].state = HealthState::Down;
+  EXPECT_EQ(repair_wait_ns(v), static_cast<std::int64_t>((40 * 1.25 + kRepairSlackMs) * 1e6));
+  v[0].srtt_ms = 1000;
+  EXPECT_EQ(repair_wait_ns(v), static_cast<std::int64_t>(kMaxReorderWaitMs * 1e6));
+}
+
+// A route asks for repairs when its peer takes them: the Group's wait is set, else 0.
+TEST(Snapshot, RouteSetsTheRepairWaitWhenThePeerTakesRepairs) {
+  Group g;
+  Session a;
+  std::array<Session*, kMaxUplinks> ups{};
+  ups[0] = &a;
+  std::array<UplinkView, kMaxUplinks> views{};
+  views[0].srtt_ms = 8;
+  auto r = make_route(&g, ups, views, SchedulerConfig{}, 1);
+  EXPECT_EQ(r->repair_ns, 0);
+  EXPECT_EQ(g.repair_wait_ns.load(), 0);
+  a.peer_takes_repair = true;
+  r = make_route(&g, ups, views, SchedulerConfig{}, 2);
+  EXPECT_EQ(r->repair_ns, repair_wait_ns(r->views));
+  EXPECT_EQ(g.repair_wait_ns.load(), r->repair_ns);
+  EXPECT_GT(r->repair_ns, 0);
 }
 
 TEST(Snapshot, ClientDefaultRouteCatchesEveryDestination) {

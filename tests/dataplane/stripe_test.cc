@@ -243,5 +243,27 @@ TEST(Striper, PacketLossCountsAsDelay) {
   EXPECT_GT(first_on_1, 0);
 }
 
+// With loss repair, a loss costs the repair's wait rather than kLossPenaltyNs, and an
+// uplink marked lossy keeps its share while it loses less than kRepairLossLimit.
+TEST(Striper, RepairMakesALossCheapAndKeepsALossyUplink) {
+  Striper s;
+  std::array<UplinkView, 2> v{view(0, 10, 20), view(1, 10, 80)};
+  v[1].lossy = true;
+  v[1].packet_loss = 0.02;
+  const std::int64_t repair = 30 * kMs;
+  s.update(v, repair);
+  EXPECT_NEAR(s.arrival_ns(1, 0, 0) - s.arrival_ns(0, 0, 0), 0.02 * static_cast<double>(repair), 1);
+  const auto n = run(s, 1000, 150);
+  EXPECT_GT(n[1], n[0]);  // the faster one, lossy or not
+  v[1].packet_loss = kRepairLossLimit;
+  s.update(v, repair);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(s.pick(0b11, 1400, (5000 + i) * kMs), 0);
+  EXPECT_FALSE(avoid_lossy(v[0], true));
+  EXPECT_TRUE(avoid_lossy(v[1], true));
+  v[1].packet_loss = kRepairLossLimit / 2;
+  EXPECT_FALSE(avoid_lossy(v[1], true));
+  EXPECT_TRUE(avoid_lossy(v[1], false));
+}
+
 }  // namespace
 }  // namespace triglav::dp

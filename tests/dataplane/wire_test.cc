@@ -146,15 +146,17 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   EXPECT_FALSE(back.checksum_partial);
   EXPECT_FALSE(back.striped);
   EXPECT_FALSE(back.fragments);
+  EXPECT_FALSE(back.repair);
   // The flags beside the cipher in byte 9: bit 7 benchmark, bit 6 checksum_partial, bit 5
-  // striped, bit 4 fragments.
+  // striped, bit 4 fragments, bit 3 repair.
   const struct {
     bool ResponsePayload::*flag;
     std::uint8_t byte9;
   } flags[] = {{&ResponsePayload::benchmark, 0x81},
                {&ResponsePayload::checksum_partial, 0xc1},
                {&ResponsePayload::striped, 0xe1},
-               {&ResponsePayload::fragments, 0xf1}};
+               {&ResponsePayload::fragments, 0xf1},
+               {&ResponsePayload::repair, 0xf9}};
   for (const auto& f : flags) {
     p.*f.flag = true;
     encode_response_payload(p, b);
@@ -170,6 +172,34 @@ TEST(Payloads, ResponseRoundTripAndBounds) {
   b[8] = 33;
   EXPECT_FALSE(decode_response_payload(b, back));
   EXPECT_FALSE(decode_response_payload({b, kResponsePayloadLen - 1}, back));
+}
+
+TEST(Wire, NackBody) {
+  std::uint8_t b[kNackLen];
+  encode_nack({.origin = 3, .base = 0x01020304, .bits = 0x8000000000000005ull}, b);
+  EXPECT_EQ(b[0], 3);
+  EXPECT_EQ(b[1], 0x04);  // little-endian
+  EXPECT_EQ(b[5], 0x05);
+  EXPECT_EQ(b[12], 0x80);
+  Nack n;
+  ASSERT_TRUE(decode_nack(b, sizeof b, n));
+  EXPECT_EQ(n.origin, 3);
+  EXPECT_EQ(n.base, 0x01020304u);
+  EXPECT_EQ(n.bits, 0x8000000000000005ull);
+  EXPECT_FALSE(decode_nack(b, sizeof b - 1, n));
+}
+
+// A packet sent again carries its first sender's numbers: that sender, in the top four
+// bits of aux, names them; any other Data packet's are its counter's sender's.
+TEST(Wire, DataSenderOfAPacketSentAgain) {
+  Header h;
+  h.counter = std::uint64_t{2} << kSenderShift | 99;
+  h.aux = kDataStriped;
+  EXPECT_EQ(data_sender(h), 2u);
+  h.aux = kDataStriped | kDataResent | 5 << kDataOriginShift;
+  EXPECT_EQ(data_sender(h), 5u);
+  h.aux = kDataResent | 5 << kDataOriginShift;  // not striped: not a repair
+  EXPECT_EQ(data_sender(h), 2u);
 }
 
 TEST(Wire, PathMtuMessage) {

@@ -1,8 +1,10 @@
 // The reorder buffer under any sequence of striped packets: each input is a script of
 // offers (flow, uplink, sender, sequence numbers moving by any amount, time by any step)
-// and expiries. Whatever the script, the buffer never holds more than its pool, every
-// slot it hands out comes back, nothing it releases is longer than what came in, and a
-// final expiry releases everything.
+// and expiries, with loss repair on or off and packets sent again among them. Whatever
+// the script, the buffer never holds more than its pool, every slot it hands out comes
+// back, nothing it releases is longer than what came in, it asks for no more than
+// kMaxAsks gaps at once and only of senders that sent, and a final expiry releases
+// everything.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -53,7 +55,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       p.data = payload;
       p.len = in.take<std::uint8_t>() % 80;  // some longer than a slot
       p.uplinks = in.take<std::uint16_t>();
+      const auto extra = in.take<std::uint8_t>();
+      p.resent = (extra & 1) != 0;
+      p.repair_ns = (extra >> 1) * 2'000'000LL;  // some beyond kMaxWaitNs
       r.offer(p, in.take<std::uint8_t>() * 1'000'000LL, now);
+      std::size_t asks = 0;
+      r.drain_asks([&](const dp::Reorder::Ask& a) {
+        if (a.client > 1 || a.sender > 3 || ++asks > dp::Reorder::kMaxAsks) __builtin_trap();
+      });
     }
     drain();
     if (r.held() > cfg.slots || r.held() + r.free_slots() + out.size() != cfg.slots) __builtin_trap();

@@ -8,7 +8,9 @@ reset; (4) the other uplink silently blackholed in the middle of an upload: it i
 within a probe timeout, the transfer completes intact, and the longest pause of the
 receiver is printed (the target is 300 ms; the bound asserted is generous); (5) uplink B
 dropping 5 % of its packets at random in the middle of an upload: the client marks it
-lossy (its Pongs' packet counts show the loss), the transfer completes intact.
+lossy (its Pongs' packet counts show the loss), the server's reorder buffer asks for the
+lost packets and the client sends them again (loss repair), the transfer completes
+intact.
 
 usage: test_striping.py /path/to/triglav; root; exit 0/1/77
 """
@@ -149,6 +151,7 @@ def body(lab, checks):
                         seen["loss"] = u["packet_loss"]
             time.sleep(0.1)
     watcher = threading.Thread(target=watch)
+    srv_before, cli_before = counters(lab, ns_s, "server"), counters(lab, ns_c, "client")
 
     def lossy():
         for cmd in (["add", "table", "inet", "tgl"],
@@ -163,8 +166,17 @@ def body(lab, checks):
     run(tglib.ns_cmd(ns_c, ["nft", "delete", "table", "inet", "tgl"]))
     check("loss" in seen, f"uplink B dropping 5 % of its packets was never marked lossy (its packet loss "
                           f"measured at most {seen.get('max', 0) * 100:.1f} %)")
+    srv, cli = counters(lab, ns_s, "server"), counters(lab, ns_c, "client")
+    delta = lambda now, before, k: now.get(k, 0) - before.get(k, 0)  # noqa: E731
+    asked, repaired = delta(srv, srv_before, "rx_reorder_repair_asked"), delta(srv, srv_before, "rx_reorder_repaired")
+    requests, resent = delta(cli, cli_before, "rx_repair_requests"), delta(cli, cli_before, "tx_repairs")
+    check(asked > 0 and requests > 0 and resent > 0,
+          f"lossy: no loss repair (server asked {asked}, client got {requests} requests, sent {resent} again)")
+    check(delta(srv, srv_before, "tx_repair_requests") >= requests,
+          "lossy: the client got more repair requests than the server sent")
     checks.append(f"uplink B dropping 5 % at random 1.5 s into a 64 MiB upload: marked lossy (measured "
-                  f"{seen['loss'] * 100:.1f} %), completed intact in {got['seconds']:.1f} s")
+                  f"{seen['loss'] * 100:.1f} %), completed intact in {got['seconds']:.1f} s; the server asked "
+                  f"for {asked} lost gaps, the client sent {resent} packets again, {repaired} arrived in time")
 
 
 if __name__ == "__main__":
