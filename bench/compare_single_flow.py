@@ -21,7 +21,9 @@ crosses the same routers: one connection on the first path, a subflow on the sec
 
 The reorder delay is read from the server's rx_reorder_wait_* histogram after the
 upload (doubling buckets; a quantile is placed linearly inside its bucket, as
-Prometheus's histogram_quantile does), over the packets that waited behind a gap.
+Prometheus's histogram_quantile does), over the packets that waited behind a gap. Each
+striped run also prints what the receiver did with its gaps: given up as lost or on
+timeout, asked for again (loss repair), repaired in time, and packets that came late.
 
 TCP's congestion control is the machine's default (printed), or --cc for the run (the
 default namespace's net.ipv4.tcp_congestion_control, which new namespaces take, is set
@@ -172,10 +174,8 @@ def triglav(binary, kind, paths, seconds, alone=False, cpus=None):
         lab.iperf3_server(ns, 5207)
         mbit = lablib.iperf3(nc, "10.0.85.1", 5207, seconds)["mbit_s"]
         c = server.dump_counters()
-        cc = client.dump_counters()
-        if not alone:
-            print("    sender: " + ", ".join(f"{k} {cc.get(k, 0)}" for k in ("rx_repair_requests", "tx_repairs", "tx_repair_unavailable")))
-            print("    receiver: " + ", ".join(f"{k.replace('rx_reorder_', '')} {c.get(k, 0)}" for k in (
+        if not alone:  # what the receiver's reorder buffer did with this run's gaps
+            print(f"    {mbit:.1f} Mbit/s; gaps: " + ", ".join(f"{k.replace('rx_reorder_', '')} {c.get(k, 0)}" for k in (
                 "rx_reorder_lost_gaps", "rx_reorder_timeout_gaps", "rx_reorder_repair_asked",
                 "rx_reorder_repaired", "rx_reorder_late")), flush=True)
         return mbit, [c.get(name, 0) for name, _ in WAIT_BUCKETS]
