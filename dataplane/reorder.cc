@@ -125,8 +125,7 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
   }
   if (d < 0) {
     ++stats_.late;
-    // Its gap was given up too soon (or a wait was not yet learnt): wait longer. (A packet
-    // sent again came after its repair's wait, which grows instead.)
+    // Its gap was given up too soon (or a wait was not yet learnt): wait longer.
     if (d > -static_cast<std::int32_t>(cfg_.per_flow)) {
       // (With repair, a gap is given up when its repair is overdue, not for want of a
       // longer wait; a repair that comes late changes nothing either: waiting longer for
@@ -155,7 +154,7 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     if (c != 0) return Verdict::Duplicate;
     const std::uint32_t slot = take_slot();
     std::memcpy(pool_.get() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, p.data, p.len);
-    slots_[slot] = Slot{now, 0, p.send_seq, p.flow_seq, p.len, p.partial};
+    slots_[slot] = Slot{now, 0, p.send_seq, p.flow_seq, p.len, p.partial, false};
     c = slot + 1;
     ++held_total_;
     ++stats_.held;
@@ -226,9 +225,11 @@ void Reorder::release_run(Flow& f, std::int64_t now) noexcept {
 std::int64_t Reorder::deadline_of(const Flow& f) noexcept {
   const Slot& s = slots_[at(f, f.first)];
   // A gap asked for waits for its repair, from when it was asked (the latest ask when a
-  // packet sent again was held in front of the one that asked).
-  if (s.asked_ns != 0) return s.asked_ns + f.repair_ns;
-  if (f.repair_ns > 0 && diff(f.first, f.scan) < 0) return f.asked_ns + f.repair_ns;
+  // packet sent again was held in front of the one that asked). One asked only because an
+  // uplink went quiet is not known lost: it also waits as long as it would have without.
+  if (s.asked_ns != 0 && s.asked_lost) return s.asked_ns + f.repair_ns;
+  if (s.asked_ns != 0) return std::max(s.asked_ns + f.repair_ns, s.arrived_ns + f.wait_ns);
+  if (f.repair_ns > 0 && diff(f.first, f.scan) < 0) return std::max(f.asked_ns + f.repair_ns, s.arrived_ns + f.wait_ns);
   return s.arrived_ns + f.wait_ns;
 }
 
@@ -249,12 +250,12 @@ bool Reorder::moved_past(const Sender& s, UplinkMask candidates, std::uint32_t s
     const auto u = static_cast<unsigned>(__builtin_ctzll(m));
     const bool candidate = (candidates >> u & 1) != 0;
     const std::int64_t window = candidate ? cfg_.uplink_active_ns : left_window;
-    const std::int64_t silent = now - s.seen_ns[u];
-    const bool heard = (s.seen >> u & 1) && silent <= window;
+    const std::int64_t silent = (s.seen >> u & 1) ? now - s.seen_ns[u] : INT64_MAX;
+    if (silent > quiet_ns) continue;  // with quiet_ns: it carries nothing now
+    const bool heard = silent <= window;
     // A live uplink not heard from lately may carry it (nothing says it moved past);
-    // one heard from lately has moved past once it delivered something sent after (or,
-    // with quiet_ns, once it has been quiet that long: it carries nothing now).
-    if (heard ? diff(s.max_seq[u], sent) < 0 && silent <= quiet_ns : candidate) return false;
+    // one heard from lately has moved past once it delivered something sent after.
+    if (heard ? diff(s.max_seq[u], sent) < 0 : candidate) return false;
   }
   return true;
 }
@@ -269,7 +270,12 @@ void Reorder::settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept 
   if (f.repair_ns > 0) ask_lost(f, s, candidates, left_window, now);
   while (f.held > 0) {
     // The gap was sent before the first held packet.
-    if (!moved_past(s, candidates, slots_[at(f, f.first)].send_seq, left_window, now)) return;
+    Slot& first = slots_[at(f, f.first)];
+    if (!moved_past(s, candidates, first.send_seq, left_window, now)) return;
+    if (first.asked_ns != 0 && !first.asked_lost) {  // asked for a quiet uplink, now known lost
+      first.asked_lost = true;
+      f.deadline_ns = deadline_of(f);
+    }
     // Lost, and asked for: it waits for its repair until its deadline (expire()).
     if (f.repair_ns > 0 && diff(f.first, f.scan) < 0 && now < f.deadline_ns) return;
     ++stats_.lost_gaps;
@@ -302,9 +308,10 @@ void Reorder::ask_lost(Flow& f, const Sender& s, UplinkMask candidates, std::int
     // drops.)
     if (asks_.size() >= kMaxAsks || !moved_past(s, candidates, after.send_seq, left_window, now, kQuietNs)) break;
     after.asked_ns = f.asked_ns = now;
+    after.asked_lost = moved_past(s, candidates, after.send_seq, left_window, now);
     asks_.push_back({s.client, s.id, prev, after.send_seq});
     ++stats_.repair_asked;
-    if (b == f.first) f.deadline_ns = now + f.repair_ns;
+    if (b == f.first) f.deadline_ns = deadline_of(f);
     prev = after.send_seq;
     seq = b + 1;
   }
@@ -316,8 +323,9 @@ void Reorder::expire(std::int64_t now) noexcept {
   for (std::size_t i = 0; i < waiting_.size();) {
     Flow& f = flows_[waiting_[i]];
     while (f.held > 0 && f.deadline_ns <= now) {
-      // A gap asked for and not repaired in time was lost; any other ran out of wait.
-      ++(f.repair_ns > 0 && diff(f.first, f.scan) < 0 ? stats_.lost_gaps : stats_.timeout_gaps);
+      // A gap known lost and not repaired in time was lost; any other ran out of wait.
+      const Slot& first = slots_[at(f, f.first)];
+      ++(first.asked_ns != 0 && first.asked_lost ? stats_.lost_gaps : stats_.timeout_gaps);
       skip_gap(f, now);
     }
     if (f.held > 0) ++i;  // else it left waiting_ and another took place i

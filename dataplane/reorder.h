@@ -19,7 +19,7 @@
 //     group's (the uplinks' one-way-delay spread plus a jitter allowance, from the
 //     control thread's measurements) and what this sender's gaps needed lately: how
 //     long filled gaps had waited, with a quarter more, raised at once when a packet
-//     comes late, relaxing over about kFillMemoryNs; at most kMaxWaitNs;
+//     comes late (not with repair: see below), relaxing over about kFillMemoryNs; at most kMaxWaitNs;
 //   - a packet older than next (its gap was given up) is delivered at once: the inner
 //     TCP receiver would rather have it late than retransmitted.
 // Loss repair (when the sender's peer agreed to it: Packet::repair_ns > 0): a gap
@@ -206,6 +206,7 @@ class Reorder {
     std::uint32_t flow_seq = 0;
     std::uint32_t len = 0;
     bool partial = false;
+    bool asked_lost = false;  // asked for when known lost (not only for a quiet uplink)
   };
   static constexpr std::uint32_t kNone = 0xffffffffu;
 
@@ -228,7 +229,8 @@ class Reorder {
   // asks for them first, and gives them up once their repair is overdue).
   void settle(Flow& f, UplinkMask candidates, std::int64_t now) noexcept;
   // Whether every uplink that may carry the sender's packets delivered one sent at or
-  // after `sent` (so none still carries one sent before it).
+  // after `sent` (so none still carries one sent before it). With quiet_ns, an uplink
+  // silent longer than that (or never heard) counts as past too: it carries nothing now.
   bool moved_past(const Sender& s, UplinkMask candidates, std::uint32_t sent, std::int64_t left_window,
                   std::int64_t now, std::int64_t quiet_ns = INT64_MAX) const noexcept;
   // Asks for the flow's lost gaps from f.scan on, stopping at the first not known lost.

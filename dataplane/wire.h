@@ -109,10 +109,15 @@ inline constexpr std::size_t kFlowSeqLen = 4;
 inline constexpr std::uint8_t kDataResent = 0x04;
 inline constexpr unsigned kDataOriginShift = 4;
 static_assert(kMaxSenders <= 16, "a packet sent again names its first sender in four bits");
+// Whether a Data packet is one sent again, on a session that agreed to repair (from any
+// other peer the bit means nothing).
+constexpr bool is_resent(const Header& h, bool repair) noexcept {
+  return repair && (h.aux & (kDataStriped | kDataResent)) == (kDataStriped | kDataResent);
+}
 // The sender whose numbers a Data packet carries: its counter's, or for a packet sent
 // again the one that first sent it.
-constexpr unsigned data_sender(const Header& h) noexcept {
-  return (h.aux & (kDataStriped | kDataResent)) == (kDataStriped | kDataResent)
+constexpr unsigned data_sender(const Header& h, bool repair) noexcept {
+  return is_resent(h, repair)
              ? static_cast<unsigned>(h.aux >> kDataOriginShift)
              : static_cast<unsigned>(h.counter >> kSenderShift);
 }

@@ -199,7 +199,7 @@ Worker::Loop::Step Worker::Loop::accept(Session& s, const Header& h, std::uint8_
   if (h.type != PacketType::Data) return drop(Counter::DropUnexpected);
   const std::size_t trailer = (h.aux & kDataStriped) != 0 ? kFlowSeqLen : 0;  // the flow sequence
   if (n < kSeqLen + trailer) return drop(Counter::DropMalformed);
-  return admit(s, data_sender(h), load_le32(body), body + kSeqLen, n - kSeqLen - trailer,
+  return admit(s, data_sender(h, s.peer_takes_repair), load_le32(body), body + kSeqLen, n - kSeqLen - trailer,
                (h.aux & kDataChecksumPartial) != 0, inner_len);
 }
 
@@ -281,8 +281,8 @@ bool Worker::Loop::reorder(const Session& s, const Header& h, std::uint16_t bid,
   const bool partial = (h.aux & kDataChecksumPartial) != 0;
   Reorder::Packet p;
   p.client = s.group->client_id;
-  p.sender = static_cast<std::uint8_t>(data_sender(h));
-  p.resent = (h.aux & kDataResent) != 0;
+  p.sender = static_cast<std::uint8_t>(data_sender(h, s.peer_takes_repair));
+  p.resent = is_resent(h, s.peer_takes_repair);
   p.repair_ns = s.peer_takes_repair ? s.group->repair_wait_ns.load(std::memory_order_relaxed) : 0;
   p.uplink = h.uplink;
   p.send_seq = load_le32(body);

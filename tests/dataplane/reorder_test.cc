@@ -482,7 +482,7 @@ TEST(ReorderRepair, EveryLostGapIsAskedAtOnce) {
 TEST(ReorderRepair, QuietUplinkIsAskedPast) {
   Harness h;
   h.repair_ns = kRepair;
-  const UplinkMask both = 0b11;
+  const UplinkMask both = 0b111;  // and uplink 2, live but never heard: quiet too
   h.offer(1, 0, 0, 0, 0, 0, both);
   h.offer(9, 1, 1, 0, 0, 0, both);  // uplink 1's last packet, sent before the gap
   h.offer(1, 0, 3, 2, kMs, 0, both);
@@ -495,8 +495,23 @@ TEST(ReorderRepair, QuietUplinkIsAskedPast) {
   EXPECT_EQ(asks[0].after, 0u);
   EXPECT_EQ(asks[0].before, 3u);
   EXPECT_EQ(h.r.stats().lost_gaps, 0u);
+  // Not known lost: it is not given up before the wait it had without repair.
+  EXPECT_EQ(h.r.next_deadline(), kMs + kWait);
   h.offer_resent(1, 0, 2, 1, Reorder::kQuietNs + 5 * kMs, both);
   EXPECT_EQ(h.out[1], range(0, 5));
+  // Again, with no repair coming: a timeout at that wait, not a loss.
+  Harness h2;
+  h2.repair_ns = kRepair;
+  h2.offer(1, 0, 0, 0, 0, 0, both);
+  h2.offer(9, 1, 1, 0, 0, 0, both);
+  h2.offer(1, 0, 3, 2, 0, 0, both);  // 1 (sent as 2) missing
+  h2.offer(1, 0, 4, 3, Reorder::kQuietNs + kMs, 0, both);
+  ASSERT_EQ(h2.asks().size(), 1u);
+  h2.expire(kWait - 1);
+  EXPECT_EQ(h2.r.held(), 2u);
+  h2.expire(kWait);
+  EXPECT_EQ(h2.r.stats().timeout_gaps, 1u);
+  EXPECT_EQ(h2.r.stats().lost_gaps, 0u);
 }
 
 // A packet sent again says nothing about its uplink: a high number on it does not make
@@ -529,9 +544,11 @@ TEST(ReorderRepair, LateRepairsLengthenNoWait) {
     h.offer(1, 0, send, base, t += kMs);
     h.offer(1, 0, send + 2, base + 2, t += kMs);  // base + 1 lost on uplink 1, quiet since
     ASSERT_EQ(h.asks().size(), 1u) << round;
-    EXPECT_EQ(h.r.next_deadline() - t, kRepair) << round;
-    h.offer(9, 1, send + 3, round + 1, t += kMs);
-    h.expire(t - kMs + kRepair);                                // overdue
+    const std::int64_t asked = t;
+    EXPECT_EQ(h.r.next_deadline() - asked, kWait) << round;  // not known lost yet
+    h.offer(9, 1, send + 3, round + 1, t += kMs);           // now it is
+    EXPECT_EQ(h.r.next_deadline() - asked, kRepair) << round;
+    h.expire(asked + kRepair);                                  // overdue
     h.offer_resent(1, 0, lost, base + 1, t += kRepair + kMs);  // and then it comes
     send += 4;
   }

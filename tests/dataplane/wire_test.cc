@@ -195,11 +195,14 @@ TEST(Wire, DataSenderOfAPacketSentAgain) {
   Header h;
   h.counter = std::uint64_t{2} << kSenderShift | 99;
   h.aux = kDataStriped;
-  EXPECT_EQ(data_sender(h), 2u);
+  EXPECT_EQ(data_sender(h, true), 2u);
   h.aux = kDataStriped | kDataResent | 5 << kDataOriginShift;
-  EXPECT_EQ(data_sender(h), 5u);
+  EXPECT_EQ(data_sender(h, true), 5u);
+  EXPECT_TRUE(is_resent(h, true));
+  EXPECT_EQ(data_sender(h, false), 2u) << "from a peer that did not agree to repair, the bit means nothing";
+  EXPECT_FALSE(is_resent(h, false));
   h.aux = kDataResent | 5 << kDataOriginShift;  // not striped: not a repair
-  EXPECT_EQ(data_sender(h), 2u);
+  EXPECT_EQ(data_sender(h, true), 2u);
 }
 
 TEST(Wire, PathMtuMessage) {

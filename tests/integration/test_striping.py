@@ -151,7 +151,7 @@ def body(lab, checks):
                         seen["loss"] = u["packet_loss"]
             time.sleep(0.1)
     watcher = threading.Thread(target=watch)
-    srv_before, cli_before = counters(lab, ns_s, "server"), counters(lab, ns_c, "client")
+    cli_before, srv_before = counters(lab, ns_c, "client"), counters(lab, ns_s, "server")
 
     def lossy():
         for cmd in (["add", "table", "inet", "tgl"],
@@ -166,7 +166,8 @@ def body(lab, checks):
     run(tglib.ns_cmd(ns_c, ["nft", "delete", "table", "inet", "tgl"]))
     check("loss" in seen, f"uplink B dropping 5 % of its packets was never marked lossy (its packet loss "
                           f"measured at most {seen.get('max', 0) * 100:.1f} %)")
-    srv, cli = counters(lab, ns_s, "server"), counters(lab, ns_c, "client")
+    cli = counters(lab, ns_c, "client")  # first: what the server asked later only adds
+    srv = counters(lab, ns_s, "server")
     delta = lambda now, before, k: now.get(k, 0) - before.get(k, 0)  # noqa: E731
     asked, repaired = delta(srv, srv_before, "rx_reorder_repair_asked"), delta(srv, srv_before, "rx_reorder_repaired")
     requests, resent = delta(cli, cli_before, "rx_repair_requests"), delta(cli, cli_before, "tx_repairs")
