@@ -154,8 +154,19 @@ Reorder::Verdict Reorder::offer(const Packet& p, std::int64_t wait_ns, std::int6
     if (c != 0) return Verdict::Duplicate;
     const std::uint32_t slot = take_slot();
     std::memcpy(pool_.get() + static_cast<std::size_t>(slot) * cfg_.slot_bytes + cfg_.headroom, p.data, p.len);
-    slots_[slot] = Slot{now, 0, p.send_seq, p.flow_seq, p.len, p.partial, false};
+    slots_[slot] = Slot{now, 0, p.send_seq, p.flow_seq, p.len, p.partial, false, now};
     c = slot + 1;
+    if (f->held > 0 && diff(p.flow_seq, f->scan) < 0) {
+      // Inside a gap already asked for (a packet sent again, or a straggler): it waits as
+      // the held packet that asked does, should it come to stand first.
+      std::uint32_t b = p.flow_seq + 1;
+      for (std::uint32_t i = 0; i < cfg_.per_flow && at(*f, b) == kNone; ++i) ++b;
+      if (const std::uint32_t asker = at(*f, b); asker != kNone) {
+        slots_[slot].asked_ns = slots_[asker].asked_ns;
+        slots_[slot].asked_lost = slots_[asker].asked_lost;
+        slots_[slot].since_ns = slots_[asker].since_ns;
+      }
+    }
     ++held_total_;
     ++stats_.held;
     if (p.resent) ++stats_.repaired;
@@ -224,13 +235,12 @@ void Reorder::release_run(Flow& f, std::int64_t now) noexcept {
 
 std::int64_t Reorder::deadline_of(const Flow& f) noexcept {
   const Slot& s = slots_[at(f, f.first)];
-  // A gap asked for waits for its repair, from when it was asked (the latest ask when a
-  // packet sent again was held in front of the one that asked). One asked only because an
-  // uplink went quiet is not known lost: it also waits as long as it would have without.
+  // A gap asked for when known lost waits for its repair, from when it was asked. One
+  // asked only because an uplink went quiet is not known lost: it also waits as long as
+  // it would have without repair.
   if (s.asked_ns != 0 && s.asked_lost) return s.asked_ns + f.repair_ns;
-  if (s.asked_ns != 0) return std::max(s.asked_ns + f.repair_ns, s.arrived_ns + f.wait_ns);
-  if (f.repair_ns > 0 && diff(f.first, f.scan) < 0) return std::max(f.asked_ns + f.repair_ns, s.arrived_ns + f.wait_ns);
-  return s.arrived_ns + f.wait_ns;
+  if (s.asked_ns != 0) return std::max(s.asked_ns + f.repair_ns, s.since_ns + f.wait_ns);
+  return s.since_ns + f.wait_ns;
 }
 
 std::uint32_t Reorder::first_held(const Flow& f) noexcept {
@@ -307,7 +317,7 @@ void Reorder::ask_lost(Flow& f, const Sender& s, UplinkMask candidates, std::int
     // out. (Asking for a packet still on its way costs a copy that the duplicate window
     // drops.)
     if (asks_.size() >= kMaxAsks || !moved_past(s, candidates, after.send_seq, left_window, now, kQuietNs)) break;
-    after.asked_ns = f.asked_ns = now;
+    after.asked_ns = now;
     after.asked_lost = moved_past(s, candidates, after.send_seq, left_window, now);
     asks_.push_back({s.client, s.id, prev, after.send_seq});
     ++stats_.repair_asked;

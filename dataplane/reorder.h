@@ -19,18 +19,28 @@
 //     group's (the uplinks' one-way-delay spread plus a jitter allowance, from the
 //     control thread's measurements) and what this sender's gaps needed lately: how
 //     long filled gaps had waited, with a quarter more, raised at once when a packet
-//     comes late (not with repair: see below), relaxing over about kFillMemoryNs; at most kMaxWaitNs;
+//     comes late (without repair only), relaxing over about kFillMemoryNs; at most
+//     kMaxWaitNs;
 //   - a packet older than next (its gap was given up) is delivered at once: the inner
 //     TCP receiver would rather have it late than retransmitted.
-// Loss repair (when the sender's peer agreed to it: Packet::repair_ns > 0): a gap
-// declared lost is not given up at once but asked for (an Ask, which the worker turns
-// into a Nack naming the sequence numbers between the packets on either side of the
-// gap that never arrived), and waits repair_ns for the packet sent again
-// (Packet::resent); then it is given up as lost. (A fixed wait of about the fastest
-// uplink's RTT: holding a flow longer for the repairs that come later cost one BBR flow
-// more than it gained.) Every lost gap of a flow is asked for
-// once, as soon as it is known lost, not only the first. A packet sent again moves no
-// uplink past anything and teaches no wait.
+// Loss repair (when the sender's peer agreed to it: Packet::repair_ns > 0):
+//   - a gap declared lost is not given up at once but asked for (an Ask, which the
+//     worker turns into a Nack naming the sequence numbers between the packets on
+//     either side of the gap that never arrived), and waits repair_ns from then for the
+//     packet sent again (Packet::resent); then it is given up as lost. (A fixed wait of
+//     about the fastest uplink's RTT: holding a flow longer for the repairs that come
+//     later cost one BBR flow more than it gained.);
+//   - for asking, an uplink silent for kQuietNs (or never heard) counts as past the
+//     gap too: the sender may have left it right after losing the gap's packet there.
+//     Such a gap is not known lost: it waits the larger of repair_ns from the ask and
+//     its ordinary wait, and is given up as a timeout, unless the uplinks later show it
+//     lost (then as above);
+//   - every lost gap of a flow is asked for once, as soon as it is known lost, not only
+//     the first; a packet held inside a gap already asked for waits as the packet that
+//     asked does;
+//   - a packet sent again moves no uplink past anything and teaches no wait, and late
+//     packets no longer lengthen the wait (a gap is given up for a lost packet, not for
+//     want of waiting). A loss with nothing sent after it is not asked for.
 // Memory is fixed at construction: a pool of slots shared by all flows, at most
 // `per_flow` held per flow, `flows` flows and `senders` senders tracked. When a bound is
 // hit the oldest gap is given up (counted), never more memory.
@@ -193,7 +203,6 @@ class Reorder {
     std::uint32_t last = 0;      // the highest sequence held (held > 0)
     std::uint32_t last_send = 0;  // the send sequence of the packet before next
     std::int64_t repair_ns = 0;  // see Packet::repair_ns
-    std::int64_t asked_ns = 0;   // the latest ask
     // Repair: the gaps before scan were asked for (or were no gaps); scan_prev is the
     // send sequence of the packet before scan (when scan is after next).
     std::uint32_t scan = 0;
@@ -207,6 +216,9 @@ class Reorder {
     std::uint32_t len = 0;
     bool partial = false;
     bool asked_lost = false;  // asked for when known lost (not only for a quiet uplink)
+    // When the wait for the gap in front of it started: its arrival, or for a packet held
+    // inside a gap already asked for, that of the packet that asked.
+    std::int64_t since_ns = 0;
   };
   static constexpr std::uint32_t kNone = 0xffffffffu;
 

@@ -514,6 +514,26 @@ TEST(ReorderRepair, QuietUplinkIsAskedPast) {
   EXPECT_EQ(h2.r.stats().lost_gaps, 0u);
 }
 
+// Two packets lost in a row, asked for together: the second one's repair comes first
+// and is held in front of the packet that asked; the gap still waits for its repair
+// only, and is given up as lost (not as a timeout) when the first never comes.
+TEST(ReorderRepair, PacketHeldInsideAnAskedGapWaitsAsItsAsker) {
+  Harness h;
+  h.repair_ns = kRepair;
+  h.offer(1, 0, 0, 0, 0);
+  h.offer(9, 1, 1, 0, 0);
+  h.offer(1, 0, 4, 3, kMs);      // 1 and 2 (sent as 2 and 3) lost on uplink 1
+  h.offer(1, 1, 5, 4, 2 * kMs);  // known lost now
+  ASSERT_EQ(h.asks().size(), 1u);
+  EXPECT_EQ(h.r.next_deadline(), 2 * kMs + kRepair);
+  h.offer_resent(1, 0, 3, 2, 10 * kMs);  // held in front; its arrival starts no wait
+  EXPECT_EQ(h.r.next_deadline(), 2 * kMs + kRepair);
+  h.expire(2 * kMs + kRepair);
+  EXPECT_EQ(h.r.stats().lost_gaps, 1u);
+  EXPECT_EQ(h.r.stats().timeout_gaps, 0u);
+  EXPECT_EQ(h.out[1], (std::vector<std::uint32_t>{0, 2, 3, 4}));
+}
+
 // A packet sent again says nothing about its uplink: a high number on it does not make
 // a gap look lost.
 TEST(ReorderRepair, PacketSentAgainMovesNoUplinkPast) {
