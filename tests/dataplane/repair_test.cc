@@ -12,8 +12,6 @@
 namespace triglav::dp {
 namespace {
 
-constexpr std::int64_t kSec = 1'000'000'000;
-
 std::vector<std::uint8_t> bytes_of(std::uint32_t seq, std::size_t len) {
   std::vector<std::uint8_t> v(len);
   for (std::size_t i = 0; i < len; ++i) v[i] = static_cast<std::uint8_t>(seq * 31 + i);
