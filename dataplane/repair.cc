@@ -83,8 +83,15 @@ bool RepairStore::take(std::uint64_t group, std::uint32_t seq, std::int64_t now_
     }
     std::atomic_thread_fence(std::memory_order_acquire);
     if (load(e[kVersion]) != v) continue;  // rewritten meanwhile: the copy is torn
-    // Once per version: the first reader wins.
-    if (std::atomic_ref<std::uint64_t>(e[kTaken]).exchange(v, std::memory_order_relaxed) == v) continue;
+    // Once per version: the first reader wins. Versions only grow, so the mark only
+    // grows too: a reader that validated an older version and marks late must not lower
+    // it (the newer version would then be handed out twice).
+    std::atomic_ref<std::uint64_t> taken(e[kTaken]);
+    std::uint64_t mark = taken.load(std::memory_order_relaxed);
+    bool mine = false;
+    while (mark < v && !(mine = taken.compare_exchange_weak(mark, v, std::memory_order_relaxed))) {
+    }
+    if (!mine) continue;
     found.flow_seq = static_cast<std::uint32_t>(seqs >> 32);
     found.len = len;
     found.partial = (meta >> 32) != 0;

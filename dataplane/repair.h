@@ -15,8 +15,8 @@
 // makes its version odd, writes, and makes it even again; a reader copies and keeps the
 // copy only if the version was even and unchanged. Every byte is read and written
 // through 8-byte relaxed atomics, so a torn read is discarded rather than a data race.
-// An entry is handed out once (take): a hostile peer asking again gets nothing more
-// than one copy of what was sent to it.
+// An entry is handed out once (take: the highest version taken only grows): a hostile
+// peer asking again gets nothing more than one copy of what was sent to it.
 #pragma once
 
 #include <atomic>

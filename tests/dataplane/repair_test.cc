@@ -87,18 +87,21 @@ TEST(RepairStore, ConcurrentReadersNeverSeeATornPacket) {
   std::atomic<bool> stop{false};
   std::atomic<int> ready{0};
   std::atomic<std::uint32_t> written{0};
+  std::atomic<int> taken{0}, torn{0};
+  constexpr std::uint32_t kMost = 1'000'000;
   std::thread writer([&] {
     while (ready.load() < 2) std::this_thread::yield();  // both readers are running
-    for (std::uint32_t seq = 0; seq < 200000; ++seq) {
+    // 200,000 packets, and more (up to kMost) while the readers, on a busy machine, have
+    // not yet taken one.
+    for (std::uint32_t seq = 0; seq < kMost && (seq < 200000 || taken.load() == 0); ++seq) {
       const auto pkt = bytes_of(seq, 64 + seq % 448);
       store.put(9, seq, seq, false, pkt.data(), pkt.size(), seq);
       written.store(seq, std::memory_order_relaxed);
     }
     stop.store(true);
   });
-  std::atomic<int> taken{0}, torn{0};
   std::vector<std::thread> readers;
-  std::vector<std::vector<std::uint8_t>> seen(2, std::vector<std::uint8_t>(200000));
+  std::vector<std::vector<std::uint8_t>> seen(2, std::vector<std::uint8_t>(kMost));
   for (int r = 0; r < 2; ++r) {
     readers.emplace_back([&, r] {
       std::vector<std::uint8_t> out(512);
