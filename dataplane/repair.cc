@@ -71,9 +71,9 @@ bool RepairStore::take(std::uint64_t group, std::uint32_t seq, std::int64_t now_
     std::uint64_t* e = entry(b + k);
     const std::uint64_t v = load(e[kVersion], std::memory_order_acquire);
     if ((v & 1) != 0 || v == 0) continue;  // being written, or never written
-    if (load(e[kGroup]) != group || static_cast<std::uint32_t>(load(e[kSeqs])) != seq) continue;
-    const std::uint64_t meta = load(e[kMeta]);
     const std::uint64_t seqs = load(e[kSeqs]);
+    if (load(e[kGroup]) != group || static_cast<std::uint32_t>(seqs) != seq) continue;
+    const std::uint64_t meta = load(e[kMeta]);
     const auto stamp = static_cast<std::int64_t>(load(e[kStamp]));
     const auto len = static_cast<std::uint32_t>(meta);
     if (len > room || len > max_bytes_ || now_ns - stamp > kMaxAgeNs) continue;

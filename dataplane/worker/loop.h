@@ -134,6 +134,8 @@ class Worker::Loop final : private SendSink {
   Step answer_nack(Session& s, const std::uint8_t* body, std::size_t n) noexcept;
   void resend(const GroupRoute& r, GroupWorkerState& gw, UplinkMask allowed, std::uint16_t slot, std::uint8_t* buf,
               unsigned origin, std::uint32_t seq, const RepairStore::Found& f) noexcept;
+  bool emit_striped(Session* s, const io::Endpoint& to, std::uint16_t slot, std::uint8_t* buf, std::size_t n,
+                    bool partial, std::uint8_t aux) noexcept;
   std::size_t fragment_limit(const GroupRoute& r, const Session& s) const noexcept;
   bool send_fragments(Session& s, const io::Endpoint& to, const std::uint8_t* buf, std::size_t n,
                       std::size_t max_datagram) noexcept;

@@ -318,12 +318,7 @@ bool Worker::Loop::send_striped(const GroupRoute& r, GroupWorkerState& gw, std::
   // Kept (before sealing) in case the peer asks for it again.
   if (cfg_.repair != nullptr && s->peer_takes_repair)
     cfg_.repair->stores[cfg_.id]->put(r.group->serial, seq, flow_seq, partial, buf + kPayloadOffset, n, now_);
-  const auto aux = static_cast<std::uint8_t>(kDataStriped | (partial ? kDataChecksumPartial : 0));
-  if (!emit(s, to, PacketType::Data, slot, buf, kSeqLen + n + kFlowSeqLen, aux)) return true;
-  count_sent(*s->tx.find(cfg_.id), n, false);
-  c_.add(Counter::TxPackets);
-  c_.add(Counter::TxBytes, n);
-  c_.add(Counter::TxStriped);
+  if (emit_striped(s, to, slot, buf, n, partial, 0)) c_.add(Counter::TxStriped);
   return true;
 }
 
@@ -420,18 +415,25 @@ void Worker::Loop::resend(const GroupRoute& r, GroupWorkerState& gw, UplinkMask 
   }
   store_le32(buf + kHeaderLen, seq);
   store_le32(buf + kPayloadOffset + n, f.flow_seq);
-  bool partial = f.partial;
+  const auto resent = static_cast<std::uint8_t>(kDataResent | origin << kDataOriginShift);
+  if (emit_striped(s, to, slot, buf, n, f.partial, resent)) c_.add(Counter::TxRepairs);
+}
+
+// A striped packet (inner bytes at kPayloadOffset, its sequence and flow sequence numbers
+// in place) sealed and handed on to session s: its checksum completed first if the peer
+// does not take it partial; `aux` adds to kDataStriped. False when it was not sent.
+bool Worker::Loop::emit_striped(Session* s, const io::Endpoint& to, std::uint16_t slot, std::uint8_t* buf,
+                                std::size_t n, bool partial, std::uint8_t aux) noexcept {
   if (partial && !s->peer_takes_partial) {
     complete_partial_checksum(buf + kPayloadOffset, n);
     partial = false;
   }
-  const auto aux = static_cast<std::uint8_t>(kDataStriped | kDataResent | (partial ? kDataChecksumPartial : 0) |
-                                             origin << kDataOriginShift);
-  if (!emit(s, to, PacketType::Data, slot, buf, kSeqLen + n + kFlowSeqLen, aux)) return;
+  aux |= static_cast<std::uint8_t>(kDataStriped | (partial ? kDataChecksumPartial : 0));
+  if (!emit(s, to, PacketType::Data, slot, buf, kSeqLen + n + kFlowSeqLen, aux)) return false;
   count_sent(*s->tx.find(cfg_.id), n, false);
   c_.add(Counter::TxPackets);
   c_.add(Counter::TxBytes, n);
-  c_.add(Counter::TxRepairs);
+  return true;
 }
 
 // The largest datagram session s's path carries, where that is less than full tunnel
